@@ -1,0 +1,295 @@
+"""The reverse-mode engine: grad modes, the ``Function`` protocol and ``backward``.
+
+A graph node is a ``Function`` instance. ``Function.apply`` runs ``forward`` on raw arrays
+and, when some input requires a gradient and grad mode is on, records the node on its
+outputs (``Tensor._ctx``). ``backward`` walks the nodes in reverse topological order:
+
+    order  = reverse post-order of the graph under ``root``       (iterative DFS)
+    g[root] = seed gradient
+    for node in order:
+        grads_in = node.backward(*g[outputs of node])             (Tensors in, Tensors out)
+        g[input] += grads_in[input]   (summed down to the input's shape if broadcast)
+
+``backward`` of a Function is written with tinynet ops, so it builds a graph of its own
+when ``create_graph=True`` (double backward) and runs under ``no_grad`` otherwise.
+"""
+from __future__ import annotations
+
+import weakref
+
+from . import backend
+from contextlib import contextmanager
+
+__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad"]
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations record a graph."""
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that sets grad mode on or off inside its block."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with self.__class__(self.mode):
+                return fn(*args, **kwargs)
+        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+        return wrapped
+
+
+class no_grad(set_grad_enabled):
+    """Disables graph recording: ``with tinynet.no_grad(): ...``."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Re-enables graph recording inside a ``no_grad`` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class Function:
+    """One differentiable operation; an instance is a node of the graph.
+
+    Subclasses define ``forward(self, *args, **kwargs)`` on raw arrays and
+    ``backward(self, *grad_outputs)`` on Tensors, returning one gradient (or None) per
+    positional argument of ``forward``. During backward, ``self.inputs`` holds the
+    positional arguments as given (Tensors stay Tensors) and ``self.outputs`` the output
+    Tensors. Whatever forward stores on ``self`` lives until the node is released.
+    """
+
+    def __init__(self):
+        self.inputs = ()
+        self.needs_input_grad = ()
+        self._outputs = ()
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor
+        node = cls()
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        if backend._cupy is not None:  # only then can two devices meet
+            _check_one_device(cls, raw)
+        result = node.forward(*raw, **kwargs)
+        single = not isinstance(result, tuple)
+        results = (result,) if single else result
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = _grad_enabled and any(needs)
+        outputs = []
+        for i, r in enumerate(results):
+            t = Tensor(r)
+            if record and r.dtype.kind == "f":
+                t._ctx, t._output_index, t._requires_grad = node, i, True
+            outputs.append(t)
+        if record:
+            node.inputs = args
+            node.needs_input_grad = needs
+            node._outputs = tuple(weakref.ref(t) for t in outputs)
+            node._output_meta = tuple((r.shape, r.dtype) for r in results)
+        return outputs[0] if single else tuple(outputs)
+
+    @property
+    def outputs(self):
+        return tuple(ref() for ref in self._outputs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def release(self) -> None:
+        """Drops everything saved for backward; a later backward through it is an error."""
+        self.__dict__.clear()
+        self._released = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} node>"
+
+
+def _check_one_device(cls, arrays) -> None:
+    devices = {str(backend.device_of(a)) for a in arrays if hasattr(a, "dtype")}
+    if len(devices) > 1:
+        raise ValueError(f"{cls.__name__.lower()}: expected all tensors on one device, got "
+                         f"{' and '.join(sorted(devices))}; move them with .to(device)")
+
+
+def _topological_order(root_node):
+    """Nodes reachable from ``root_node``, each after all nodes that consume its outputs.
+
+    Iterative depth-first post-order (no recursion, so a 10,000-step chain is fine),
+    reversed. Also returns the intermediate Tensors seen, kept alive for the walk.
+    """
+    order, visited, keep_alive = [], {id(root_node)}, []
+    stack = [(root_node, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if getattr(node, "_released", False):
+            raise RuntimeError(
+                "backward: trying to backward through the graph a second time (or directly "
+                "access saved tensors after they have already been freed); pass "
+                "retain_graph=True to the first backward call if you need to do this")
+        stack.append((node, True))
+        for t in node.inputs:
+            ctx = getattr(t, "_ctx", None)
+            if ctx is not None and id(ctx) not in visited:
+                visited.add(id(ctx))
+                keep_alive.append(t)
+                stack.append((ctx, False))
+    order.reverse()
+    return order, keep_alive
+
+
+def _seed(root, gradient, op):
+    from .tensor import Tensor
+    if not root.requires_grad:
+        raise RuntimeError(f"{op}: the tensor does not require grad and has no grad_fn "
+                           "(was it computed under no_grad, or from tensors without requires_grad?)")
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"{op}: grad can be implicitly created only for scalar outputs; "
+                               f"this tensor has shape {tuple(root.shape)}, pass `gradient`")
+        return Tensor(root.xp.ones_like(root.data))
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(root.xp.asarray(gradient, dtype=root.dtype))
+    if tuple(gradient.shape) != tuple(root.shape):
+        raise ValueError(f"{op}: gradient has shape {tuple(gradient.shape)} but the tensor "
+                         f"has shape {tuple(root.shape)}")
+    return gradient
+
+
+def backward(root, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
+    """Accumulates d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``retain_graph`` defaults to ``create_graph`` (as in PyTorch): a graph built for a
+    higher-order gradient still needs the forward graph it refers to.
+    """
+    gradient = _seed(root, gradient, "backward")
+    retain = create_graph if retain_graph is None else retain_graph
+    _run(root, gradient, retain, create_graph, _accumulate_leaf)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused: bool = False):
+    """d(outputs)/d(inputs) as a tuple, without touching any ``.grad`` (``torch.autograd.grad``).
+
+    ``outputs``/``grad_outputs`` may be one Tensor or sequences; an input that the outputs do
+    not depend on is an error unless ``allow_unused`` (then its gradient is None).
+    """
+    from .tensor import Tensor
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    captured = {id(t): None for t in inputs}
+
+    def capture(leaf, g, create_graph):
+        if id(leaf) in captured:
+            prev = captured[id(leaf)]
+            if not create_graph and g._ctx is not None:
+                g = Tensor(g.data)
+            captured[id(leaf)] = g if prev is None else prev + g
+
+    retain = create_graph if retain_graph is None else retain_graph
+    # Several outputs: one backward from their weighted sum keeps one traversal.
+    from .functional.reduction import sum as _sum
+    with set_grad_enabled(True):
+        terms = [(_sum(o * _seed(o, g, "grad")) if o.data.size != 1 or g is not None else _sum(o))
+                 for o, g in zip(outputs, grad_outputs)]
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+    _run(total, _seed(total, None, "grad"), retain, create_graph, capture, capture_nonleaf=inputs)
+    result = []
+    for t in inputs:
+        g = captured[id(t)]
+        if g is None and not allow_unused:
+            raise RuntimeError("grad: one of the differentiated tensors was not used in the graph; "
+                               "set allow_unused=True if this is intended")
+        result.append(g)
+    return tuple(result)
+
+
+def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()):
+    """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf gradient;
+    tensors in ``capture_nonleaf`` that are not leaves are delivered once complete."""
+    from .tensor import Tensor
+    from .functional.reduction import sum_to
+    if root._ctx is None:  # a leaf
+        deliver(root, gradient, create_graph)
+        return
+    watched = {(id(t._ctx), t._output_index): t for t in capture_nonleaf if t._ctx is not None}
+    order, _keep_alive = _topological_order(root._ctx)
+    grads = {(id(root._ctx), root._output_index): gradient}
+    with set_grad_enabled(create_graph):
+        for node in order:
+            outs = []
+            for i, (shape, dtype) in enumerate(node._output_meta):
+                g = grads.pop((id(node), i), None)
+                if watched and (id(node), i) in watched and g is not None:
+                    deliver(watched[(id(node), i)], g, create_graph)
+                if g is None:
+                    g = Tensor(_xp_of(node).zeros(shape, dtype=dtype))
+                outs.append(g)
+            in_grads = node.backward(*outs)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if len(in_grads) != len(node.inputs):
+                raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} "
+                                   f"gradients for {len(node.inputs)} inputs")
+            for inp, g, needed in zip(node.inputs, in_grads, node.needs_input_grad):
+                if not needed or g is None:
+                    continue
+                if g.shape != inp.shape:
+                    g = sum_to(g, inp.shape)
+                if inp._ctx is None:
+                    deliver(inp, g, create_graph)
+                else:
+                    key = (id(inp._ctx), inp._output_index)
+                    prev = grads.get(key)
+                    grads[key] = g if prev is None else prev + g
+            if not retain_graph:
+                node.release()
+
+
+def _xp_of(node):
+    for t in node.inputs:
+        if hasattr(t, "xp"):
+            return t.xp
+    from .backend import numpy
+    return numpy
+
+
+def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
+    from .tensor import Tensor
+    if not create_graph:
+        g = Tensor(g.data) if g._ctx is not None else g
+    if g.dtype != leaf.dtype:
+        g = Tensor(g.data.astype(leaf.dtype))
+    if leaf.grad is None:
+        # Never alias a gradient buffer that may belong to someone else (e.g. the seed).
+        leaf.grad = g if create_graph else Tensor(g.data.copy())
+    else:
+        leaf.grad = leaf.grad + g

@@ -1,0 +1,143 @@
+"""Activations. Each is stable for large |x|:
+
+* sigmoid(x) = 0.5·tanh(0.5·x) + 0.5      (no exp overflow)
+* softmax(x) = exp(x - max x) / Σ exp(x - max x)
+* log_softmax(x) = (x - max x) - log Σ exp(x - max x)
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from .. import backend
+from ..tensor import Tensor
+from ._operands import check_tensor, check_floating, normalize_dim
+from .elementwise import where, exp, mul
+from .reduction import sum as _sum
+
+__all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, g):
+        return g * Tensor(self.mask.astype(g.dtype))
+
+
+class LeakyReLU(Function):
+    def forward(self, x, slope=0.01):
+        xp = backend.get_array_module(x)
+        self.scale = xp.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
+        return x * self.scale
+
+    def backward(self, g):
+        return g * Tensor(self.scale)
+
+
+class ELU(Function):
+    """y = x (x > 0), alpha·(exp(x) - 1) (x <= 0);  dy/dx = 1 or y + alpha."""
+
+    def forward(self, x, alpha=1.0):
+        xp = backend.get_array_module(x)
+        self.alpha = alpha
+        self.positive = x > 0
+        return xp.where(self.positive, x, alpha * xp.expm1(xp.minimum(x, 0)))
+
+    def backward(self, g):
+        (y,) = self.outputs
+        # Written through the output so that the second derivative flows: d(y + alpha) = dy.
+        return where(Tensor(self.positive), g, g * (y + self.alpha))
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        y = xp.tanh(x * 0.5)
+        y *= 0.5
+        y += 0.5
+        return y
+
+    def backward(self, g):
+        (y,) = self.outputs
+        return g * y * (1.0 - y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return backend.get_array_module(x).tanh(x)
+
+    def backward(self, g):
+        (y,) = self.outputs
+        return g * (1.0 - y * y)
+
+
+class Softmax(Function):
+    """dx = y ⊙ (g - Σ_dim g⊙y)."""
+
+    def forward(self, x, dim=-1):
+        xp = backend.get_array_module(x)
+        self.dim = dim
+        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        e /= e.sum(axis=dim, keepdims=True)
+        return e
+
+    def backward(self, g):
+        (y,) = self.outputs
+        return y * (g - _sum(g * y, self.dim, keepdim=True))
+
+
+class LogSoftmax(Function):
+    """dx = g - softmax(x) ⊙ Σ_dim g,  with softmax(x) = exp(y)."""
+
+    def forward(self, x, dim=-1):
+        xp = backend.get_array_module(x)
+        self.dim = dim
+        shifted = x - x.max(axis=dim, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+    def backward(self, g):
+        (y,) = self.outputs
+        return g - exp(y) * _sum(g, self.dim, keepdim=True)
+
+
+def _activation_input(x, op):
+    check_tensor(x, op)
+    check_floating(x, op)
+    return x
+
+
+def relu(input) -> Tensor:
+    """max(x, 0); gradient 0 at x == 0 (PyTorch)."""
+    return ReLU.apply(_activation_input(input, "relu"))
+
+
+def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope·x otherwise."""
+    return LeakyReLU.apply(_activation_input(input, "leaky_relu"), slope=float(negative_slope))
+
+
+def elu(input, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha·(exp(x) - 1) otherwise."""
+    return ELU.apply(_activation_input(input, "elu"), alpha=float(alpha))
+
+
+def sigmoid(input) -> Tensor:
+    """1 / (1 + exp(-x)), computed as 0.5·tanh(0.5·x) + 0.5."""
+    return Sigmoid.apply(_activation_input(input, "sigmoid"))
+
+
+def tanh(input) -> Tensor:
+    return Tanh.apply(_activation_input(input, "tanh"))
+
+
+def softmax(input, dim: int = -1) -> Tensor:
+    """exp(x) / Σ_dim exp(x), shifted by the max for stability."""
+    _activation_input(input, "softmax")
+    return Softmax.apply(input, dim=normalize_dim(dim, input.ndim, "softmax") if input.ndim else None)
+
+
+def log_softmax(input, dim: int = -1) -> Tensor:
+    """log(softmax(x)) without overflow or log(0)."""
+    _activation_input(input, "log_softmax")
+    return LogSoftmax.apply(input, dim=normalize_dim(dim, input.ndim, "log_softmax") if input.ndim else None)

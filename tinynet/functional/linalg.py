@@ -1,0 +1,97 @@
+"""Matrix products.
+
+matmul (NumPy semantics, batched and broadcasting):  C = A @ B
+    dA = dC @ Bᵀ,  dB = Aᵀ @ dC   (batch dims that were broadcast are summed by the engine)
+linear:  y = x @ Wᵀ + b,  x (..., in), W (out, in), b (out,)
+    dx = dy @ W,  dW = dyᵀ @ x (over all leading dims),  db = Σ dy
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._operands import check_tensor, check_same_device, binary_operands
+from .shape import reshape, transpose, unsqueeze, squeeze
+from .reduction import sum as _sum
+
+__all__ = ["matmul", "linear"]
+
+
+class MatMul(Function):
+    """Both operands have at least 2 dims here; 1-D cases are reshaped by ``matmul``."""
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = g @ transpose(b, -1, -2) if self.needs_input_grad[0] else None
+        gb = transpose(a, -1, -2) @ g if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Linear(Function):
+    def forward(self, x, w, b=None):
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, g):
+        x, w, b = self.inputs
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = g @ w
+        if self.needs_input_grad[1]:
+            g2 = reshape(g, -1, g.shape[-1])
+            gw = transpose(g2, 0, 1) @ reshape(x, -1, x.shape[-1])
+        if b is not None and self.needs_input_grad[2]:
+            gb = _sum(g, tuple(range(g.ndim - 1)))
+        return gx, gw, gb
+
+
+def matmul(input, other) -> Tensor:
+    """Matrix product with NumPy's rules for 1-D operands and broadcast batch dims."""
+    a, b = binary_operands(input, other, "matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: both arguments need at least 1 dimension, got shapes "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+                         f"multiplied ({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
+    try:
+        a.xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} "
+                         "do not broadcast") from None
+    if a.ndim >= 2 and b.ndim >= 2:
+        return MatMul.apply(a, b)
+    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
+    b2 = unsqueeze(b, -1) if b.ndim == 1 else b
+    out = MatMul.apply(a2, b2)
+    if b.ndim == 1:
+        out = squeeze(out, -1)
+    if a.ndim == 1:
+        out = squeeze(out, -2 if b.ndim > 1 else -1)
+    return out
+
+
+def linear(input, weight, bias=None) -> Tensor:
+    """``input @ weight.T + bias``; input (..., in_features), weight (out, in)."""
+    check_tensor(input, "linear", "input", floating=True)
+    check_tensor(weight, "linear", "weight", ndim=2, floating=True)
+    if bias is not None:
+        check_tensor(bias, "linear", "bias", ndim=1, floating=True)
+    check_same_device("linear", input=input, weight=weight, bias=bias)
+    if input.ndim == 0:
+        raise ValueError("linear: input must have at least 1 dimension")
+    if input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {input.shape[-1]} features (last dim of shape "
+                         f"{tuple(input.shape)}) but weight expects {weight.shape[1]} "
+                         f"(weight shape {tuple(weight.shape)})")
+    if bias is not None and bias.shape[0] != weight.shape[0]:
+        raise ValueError(f"linear: bias has {bias.shape[0]} elements but weight has "
+                         f"{weight.shape[0]} output features")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != input.dtype:
+            raise TypeError(f"linear: input is {input.dtype} but {name} is {t.dtype}")
+    return Linear.apply(input, weight, bias)

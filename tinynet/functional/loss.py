@@ -1,0 +1,209 @@
+"""Loss functions, all with ``reduction`` in {'none', 'mean', 'sum'} (PyTorch semantics).
+
+Most are compositions of differentiable ops, so their gradients of every order follow.
+``binary_cross_entropy_with_logits`` is its own op so that its gradient is exactly
+σ(x)·(1 + (p - 1)·t) - p·t even at x = 0, where a composition through |x| would pick a
+one-sided subgradient.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from .. import backend
+from ..tensor import Tensor
+from ._operands import check_tensor, check_same_device, check_floating
+from .elementwise import log, clamp, where
+from .activation import log_softmax, sigmoid
+from .reduction import sum as _sum
+from .shape import reshape, permute, getitem
+
+__all__ = ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+           "cross_entropy", "nll_loss"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _check_reduction(reduction, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_pair(input, target, op):
+    check_tensor(input, op, "input", floating=True)
+    check_tensor(target, op, "target")
+    check_same_device(op, input=input, target=target)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"{op}: target shape {tuple(target.shape)} must equal input shape "
+                         f"{tuple(input.shape)}")
+    if target.dtype != input.dtype:
+        target = target.to(input.dtype)
+    return target
+
+
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+    """(input - target)²."""
+    _check_reduction(reduction, "mse_loss")
+    target = _check_pair(input, target, "mse_loss")
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
+    """-w·(t·log x + (1 - t)·log(1 - x)), each log clamped at -100 (as PyTorch)."""
+    _check_reduction(reduction, "binary_cross_entropy")
+    target = _check_pair(input, target, "binary_cross_entropy")
+    xp = input.xp
+    if input.data.size and (xp.any(input.data < 0) or xp.any(input.data > 1)):
+        raise ValueError("binary_cross_entropy: all elements of input must be probabilities in "
+                         "[0, 1]; use binary_cross_entropy_with_logits for raw scores")
+    loss = -(target * clamp(log(input), min=-100.0) + (1.0 - target) * clamp(log(1.0 - input), min=-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+class BCEWithLogits(Function):
+    """ℓ = (1 - t)·x + (1 + (p - 1)·t)·(log(1 + e^{-|x|}) + max(-x, 0));
+    dℓ/dx = σ(x)·(1 + (p - 1)·t) - p·t.  The target receives no gradient."""
+
+    def forward(self, x, t, pos_weight=None):
+        xp = backend.get_array_module(x)
+        softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
+        if pos_weight is None:
+            return (1 - t) * x + softplus_neg
+        return (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus_neg
+
+    def backward(self, g):
+        x, t, pw = self.inputs
+        s = sigmoid(x)
+        gx = g * (s - t) if pw is None else g * (s * (1.0 + (pw - 1.0) * t) - pw * t)
+        return gx, None, None
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None) -> Tensor:
+    """BCE on raw scores, stable for large |x|; ``pos_weight`` scales positive targets."""
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    target = _check_pair(input, target, "binary_cross_entropy_with_logits")
+    if pos_weight is not None:
+        check_tensor(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
+        pos_weight = pos_weight.to(input.dtype)
+    loss = BCEWithLogits.apply(input, target.detach(), pos_weight)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _class_last(input: Tensor) -> Tensor:
+    """(N, C, d1, ...) -> (N·d1·..., C); (N, C) and (C,) pass through as 2-D."""
+    if input.ndim == 1:
+        return reshape(input, 1, -1)
+    if input.ndim == 2:
+        return input
+    dims = (0,) + tuple(range(2, input.ndim)) + (1,)
+    return reshape(permute(input, dims), -1, input.shape[1])
+
+
+def _check_class_target(input, target, op, ignore_index):
+    check_tensor(input, op, "input", floating=True)
+    check_tensor(target, op, "target")
+    check_same_device(op, input=input, target=target)
+    if input.ndim == 0:
+        raise ValueError(f"{op}: input must have a class dimension, got a 0-d tensor")
+    expected = (input.shape[0],) + input.shape[2:] if input.ndim > 1 else ()
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: class-index target must be an integer tensor, got {target.dtype} "
+                        "(for class probabilities pass a float target shaped like input)")
+    if tuple(target.shape) != expected:
+        raise ValueError(f"{op}: target shape {tuple(target.shape)} does not match input shape "
+                         f"{tuple(input.shape)}; expected target shape {expected}")
+    C = input.shape[1] if input.ndim > 1 else input.shape[0]
+    t = target.data
+    bad = (t != ignore_index) & ((t < 0) | (t >= C))
+    if t.size and bool(bad.any()):
+        first = int(t[bad].reshape(-1)[0])
+        raise ValueError(f"{op}: target contains class {first} but input has {C} classes "
+                         f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
+    return C
+
+
+def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """-w[t]·input[t] for log-probabilities ``input`` (N, C, ...) and class indices ``target``.
+
+    'mean' divides by Σ w[t] over non-ignored targets (PyTorch's weighted mean).
+    """
+    _check_reduction(reduction, "nll_loss")
+    C = _check_class_target(input, target, "nll_loss", ignore_index)
+    xp = input.xp
+    logp = _class_last(input)
+    t = target.data.reshape(-1)
+    keep = t != ignore_index
+    safe_t = xp.where(keep, t, 0)
+    picked = getitem(logp, (xp.arange(logp.shape[0]), safe_t))
+    if weight is not None:
+        check_tensor(weight, "nll_loss", "weight", ndim=1)
+        if weight.shape[0] != C:
+            raise ValueError(f"nll_loss: weight has {weight.shape[0]} entries but input has {C} classes")
+        w = Tensor(weight.data[safe_t].astype(input.dtype) * keep)
+    else:
+        w = Tensor(keep.astype(input.dtype))
+    losses = -picked * w
+    if reduction == "none":
+        return reshape(losses, target.shape)
+    total = _sum(losses)
+    if reduction == "sum":
+        return total
+    return total / _sum(w)
+
+
+def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax over dim 1 then nll_loss; class-index or class-probability targets.
+
+    Input (N, C), (N, C, d1, ...) or (C,); index target (N,), (N, d1, ...) or ();
+    probability target shaped like input. ``label_smoothing`` ε mixes the one-hot target
+    with the uniform distribution: (1 - ε)·nll + ε·mean_c(-w_c·log p_c) (PyTorch's rule).
+    """
+    _check_reduction(reduction, "cross_entropy")
+    check_tensor(input, "cross_entropy", "input", floating=True)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_dim = 1 if input.ndim > 1 else 0
+    logp = log_softmax(input, class_dim)
+    C = input.shape[class_dim] if input.ndim else 0
+    wshape = [1] * input.ndim
+    if input.ndim:
+        wshape[class_dim] = C
+    w_b = reshape(weight.to(input.dtype), wshape) if weight is not None else None
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        target = _check_pair(input, target, "cross_entropy")
+        if label_smoothing:
+            target = target * (1.0 - label_smoothing) + label_smoothing / C
+        per = logp * target if w_b is None else logp * target * w_b
+        losses = -_sum(per, class_dim)
+        if reduction == "mean":
+            n = losses.data.size
+            return _sum(losses) / float(n)
+        return _reduce(losses, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return nll
+    keep = Tensor((target.data != ignore_index).astype(input.dtype))
+    smooth = -_sum(logp if w_b is None else logp * w_b, class_dim) * keep
+    if reduction == "mean":
+        if weight is not None:
+            t = input.xp.where(target.data != ignore_index, target.data, 0)
+            denom = Tensor(weight.data[t].astype(input.dtype) * keep.data).sum()
+        else:
+            denom = keep.sum()
+        smooth = _sum(smooth) / denom
+    elif reduction == "sum":
+        smooth = _sum(smooth)
+    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / C)
