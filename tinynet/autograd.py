@@ -15,6 +15,7 @@ when ``create_graph=True`` (double backward) and runs under ``no_grad`` otherwis
 """
 from __future__ import annotations
 
+import functools
 import weakref
 
 from . import backend
@@ -24,14 +25,21 @@ __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_en
 
 _grad_enabled = True
 
+# The Tensor class, bound by ``tinynet.tensor`` right after it defines it (that module
+# imports this one first, so a top-level import here would be circular). A module global
+# keeps ``apply`` and the backward loop free of per-call imports.
+Tensor = None
+_numpy_scalar = backend.numpy.generic
+
 
 def is_grad_enabled() -> bool:
     """Whether operations record a graph."""
     return _grad_enabled
 
 
-class set_grad_enabled:
-    """Context manager (and decorator) that sets grad mode on or off inside its block."""
+class _GradMode:
+    """Sets grad mode to ``mode`` inside a ``with`` block (restoring the previous mode on
+    exit, also on an exception); used as a decorator, around each call of the function."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -45,25 +53,46 @@ class set_grad_enabled:
         _grad_enabled = self.prev
 
     def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            with self.__class__(self.mode):
+            with _GradMode(mode):   # a fresh one per call: calls may nest or recurse
                 return fn(*args, **kwargs)
-        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
         return wrapped
 
 
-class no_grad(set_grad_enabled):
-    """Disables graph recording: ``with tinynet.no_grad(): ...``."""
+class no_grad(_GradMode):
+    """Disables graph recording: ``with tinynet.no_grad(): ...`` or ``@tinynet.no_grad()``."""
 
     def __init__(self):
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     """Re-enables graph recording inside a ``no_grad`` block."""
 
     def __init__(self):
         super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):
+    """Sets grad mode from a bool. As in PyTorch it takes effect at once, so it works as a
+    plain call (``tinynet.set_grad_enabled(False)``) as well as a ``with`` block (which
+    restores the previous mode on exit) or a decorator."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        super().__init__(mode)
+        self.prev, _grad_enabled = _grad_enabled, self.mode
+
+    def __enter__(self):
+        pass  # already in effect since __init__
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self.prev  # decorating a function must not change the mode now
+        return super().__call__(fn)
 
 
 class Function:
@@ -83,28 +112,42 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor
+        # This runs for every op, so it is written for speed: one pass over the
+        # arguments, and no graph bookkeeping at all when nothing will be recorded.
         node = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         if backend._cupy is not None:  # only then can two devices meet
             _check_one_device(cls, raw)
         result = node.forward(*raw, **kwargs)
-        single = not isinstance(result, tuple)
-        results = (result,) if single else result
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _grad_enabled and any(needs)
+        if _grad_enabled:
+            needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+            record = True in needs
+        else:
+            record = False
+        if not isinstance(result, tuple):          # the common case: one output
+            if isinstance(result, _numpy_scalar):  # NumPy reductions return scalars, not 0-d arrays
+                result = backend.numpy.asarray(result)
+            out = Tensor(result)
+            if record:
+                if result.dtype.kind == "f":
+                    out._ctx, out._requires_grad = node, True
+                node.inputs, node.needs_input_grad = args, needs
+                node._outputs = (weakref.ref(out),)
+                node._output_meta = ((result.shape, result.dtype),)
+            return out
         outputs = []
-        for i, r in enumerate(results):
+        for i, r in enumerate(result):
+            if isinstance(r, _numpy_scalar):
+                r = backend.numpy.asarray(r)
             t = Tensor(r)
             if record and r.dtype.kind == "f":
                 t._ctx, t._output_index, t._requires_grad = node, i, True
             outputs.append(t)
         if record:
-            node.inputs = args
-            node.needs_input_grad = needs
+            node.inputs, node.needs_input_grad = args, needs
             node._outputs = tuple(weakref.ref(t) for t in outputs)
-            node._output_meta = tuple((r.shape, r.dtype) for r in results)
-        return outputs[0] if single else tuple(outputs)
+            node._output_meta = tuple((r.shape, r.dtype) for r in result)
+        return tuple(outputs)
 
     @property
     def outputs(self):
@@ -138,13 +181,18 @@ def _topological_order(root_node):
     Iterative depth-first post-order (no recursion, so a 10,000-step chain is fine),
     reversed. Also returns the intermediate Tensors seen, kept alive for the walk.
     """
-    order, visited, keep_alive = [], {id(root_node)}, []
+    order, visited, keep_alive = [], set(), []
     stack = [(root_node, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
-            order.append(node)
+            order.append(node)      # every node it feeds from is already in ``order``
             continue
+        # Marked when expanded, not when pushed: a node reached again through a second
+        # consumer must still come after that consumer in the reversed order.
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if getattr(node, "_released", False):
             raise RuntimeError(
                 "backward: trying to backward through the graph a second time (or directly "
@@ -154,7 +202,6 @@ def _topological_order(root_node):
         for t in node.inputs:
             ctx = getattr(t, "_ctx", None)
             if ctx is not None and id(ctx) not in visited:
-                visited.add(id(ctx))
                 keep_alive.append(t)
                 stack.append((ctx, False))
     order.reverse()
@@ -162,7 +209,6 @@ def _topological_order(root_node):
 
 
 def _seed(root, gradient, op):
-    from .tensor import Tensor
     if not root.requires_grad:
         raise RuntimeError(f"{op}: the tensor does not require grad and has no grad_fn "
                            "(was it computed under no_grad, or from tensors without requires_grad?)")
@@ -197,7 +243,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     ``outputs``/``grad_outputs`` may be one Tensor or sequences; an input that the outputs do
     not depend on is an error unless ``allow_unused`` (then its gradient is None).
     """
-    from .tensor import Tensor
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -235,12 +280,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()):
     """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf gradient;
     tensors in ``capture_nonleaf`` that are not leaves are delivered once complete."""
-    from .tensor import Tensor
-    from .functional.reduction import sum_to
     if root._ctx is None:  # a leaf
         deliver(root, gradient, create_graph)
         return
-    watched = {(id(t._ctx), t._output_index): t for t in capture_nonleaf if t._ctx is not None}
+    watched = {(id(t._ctx), t._output_index): t for t in capture_nonleaf if t._ctx is not None} \
+        if capture_nonleaf else None
     order, _keep_alive = _topological_order(root._ctx)
     grads = {(id(root._ctx), root._output_index): gradient}
     with set_grad_enabled(create_graph):
@@ -262,8 +306,8 @@ def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()
             for inp, g, needed in zip(node.inputs, in_grads, node.needs_input_grad):
                 if not needed or g is None:
                     continue
-                if g.shape != inp.shape:
-                    g = sum_to(g, inp.shape)
+                if g.shape != inp.shape:     # a broadcast input: sum back to its shape
+                    g = _sum_to_node().apply(g, shape=inp.shape)
                 if inp._ctx is None:
                     deliver(inp, g, create_graph)
                 else:
@@ -272,6 +316,18 @@ def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()
                     grads[key] = g if prev is None else prev + g
             if not retain_graph:
                 node.release()
+
+
+_SumTo = None
+
+
+def _sum_to_node():
+    """The ``SumTo`` Function (functional imports this module, so it is looked up late)."""
+    global _SumTo
+    if _SumTo is None:
+        from .functional.reduction import SumTo
+        _SumTo = SumTo
+    return _SumTo
 
 
 def _xp_of(node):
@@ -283,7 +339,6 @@ def _xp_of(node):
 
 
 def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
-    from .tensor import Tensor
     if not create_graph:
         g = Tensor(g.data) if g._ctx is not None else g
     if g.dtype != leaf.dtype:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import backend
 from .backend import numpy as np
+from . import autograd as _autograd
 from .autograd import backward as _run_backward
 
 __all__ = ["Tensor", "tensor", "float32", "float64", "int64", "int32", "bool_"]
@@ -232,6 +233,9 @@ class Tensor:
     def min(self, dim=None, keepdim=False): return F.min(self, dim, keepdim)
     def expand(self, *sizes): return F.expand(self, *sizes)
     def permute(self, *dims): return F.permute(self, *dims)
+
+
+_autograd.Tensor = Tensor   # the engine builds its output Tensors with this class
 
 
 def backend_grad_enabled() -> bool:

@@ -13,7 +13,7 @@ from .. import backend
 from ..backend import numpy as np
 from ..tensor import Tensor, DEFAULT_FLOAT
 
-__all__ = ["as_tensor", "binary_operands", "promote", "check_tensor", "check_same_device",
+__all__ = ["as_tensor", "binary_operands", "check_broadcastable", "promote", "check_tensor", "check_same_device",
            "check_floating", "normalize_dim", "normalize_dims"]
 
 
@@ -48,8 +48,12 @@ def as_tensor(value, op: str, arg: str, like: Tensor | None = None) -> Tensor:
     raise TypeError(f"{op}: argument '{arg}' must be a Tensor or a number, got {type(value).__name__}")
 
 
-def binary_operands(a, b, op: str):
-    """(a, b) as Tensors of one dtype on one device, ready for an elementwise op."""
+def binary_operands(a, b, op: str, broadcast: bool = True):
+    """(a, b) as Tensors of one dtype on one device, ready for an elementwise op.
+
+    With ``broadcast`` (elementwise ops) the shapes must broadcast, else a ValueError
+    naming ``op``; matmul passes False and checks its own shape rules.
+    """
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
             raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and "
@@ -57,6 +61,8 @@ def binary_operands(a, b, op: str):
         a = as_tensor(a, op, "input", like=b)
     else:
         b = as_tensor(b, op, "other", like=a)
+    if broadcast and a.data.shape != b.data.shape:
+        check_broadcastable(a.data.shape, b.data.shape, op)
     if a.data.dtype != b.data.dtype:
         dt = promote(a.data.dtype, b.data.dtype)
         if a.data.dtype != dt:
@@ -64,6 +70,14 @@ def binary_operands(a, b, op: str):
         if b.data.dtype != dt:
             b = to_dtype(b, dt)
     return a, b
+
+
+def check_broadcastable(shape_a, shape_b, op: str) -> None:
+    """ValueError naming ``op`` unless the two shapes broadcast (NumPy rules)."""
+    for m, n in zip(reversed(shape_a), reversed(shape_b)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"{op}: shapes {tuple(shape_a)} and {tuple(shape_b)} do not broadcast "
+                             f"(sizes {m} and {n} differ and neither is 1)")
 
 
 def to_dtype(x: Tensor, dtype) -> Tensor:
@@ -121,7 +135,14 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
     """``None`` (all dims), an int or a sequence of ints -> a sorted tuple of unique dims."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if isinstance(dim, (int, np.integer)):
+        dims = (dim,)
+    else:
+        try:
+            dims = tuple(dim)
+        except TypeError:
+            raise TypeError(f"{op}: dim must be an int, a tuple of ints or None, "
+                            f"got {type(dim).__name__}") from None
     out = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
     if len(out) != len(dims):
         raise ValueError(f"{op}: dim {dim} names a dimension twice")

@@ -107,6 +107,12 @@ def _activation_input(x, op):
     return x
 
 
+def _number(value, op, arg):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: '{arg}' must be a number, got {type(value).__name__}")
+    return float(value)
+
+
 def relu(input) -> Tensor:
     """max(x, 0); gradient 0 at x == 0 (PyTorch)."""
     return ReLU.apply(_activation_input(input, "relu"))
@@ -114,12 +120,12 @@ def relu(input) -> Tensor:
 
 def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope·x otherwise."""
-    return LeakyReLU.apply(_activation_input(input, "leaky_relu"), slope=float(negative_slope))
+    return LeakyReLU.apply(_activation_input(input, "leaky_relu"), slope=_number(negative_slope, "leaky_relu", "negative_slope"))
 
 
 def elu(input, alpha: float = 1.0) -> Tensor:
     """x for x > 0, alpha·(exp(x) - 1) otherwise."""
-    return ELU.apply(_activation_input(input, "elu"), alpha=float(alpha))
+    return ELU.apply(_activation_input(input, "elu"), alpha=_number(alpha, "elu", "alpha"))
 
 
 def sigmoid(input) -> Tensor:

@@ -1,2 +1,431 @@
-"""(being written)"""
-__all__ = []
+"""2-D convolution and transposed convolution, with a closed algebra of gradients.
+
+Shapes (PyTorch's): ``conv2d`` x (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw)
+-> (N, C_out, Ho, Wo); ``conv_transpose2d`` x (N, C_in, H, W), weight
+(C_in, C_out/groups, kh, kw) -> (N, C_out, Ho, Wo). Sizes: see
+:mod:`tinynet.kernels.im2col`.
+
+Forward, as matrices (per group g, batch folded into the columns)::
+
+    conv2d:            Y = W @ im2col(x)                  (+ bias)
+    conv_transpose2d:  y = col2im(Wᵀ @ X)                 (+ bias)
+    conv2d_weight:    dW = dY @ im2col(x)ᵀ
+
+Since col2im is the adjoint of im2col, the three ops are each other's derivatives:
+
+    conv2d(x, W):           dx = conv_transpose2d(dy, W)     dW = conv2d_weight(x, dy)
+    conv_transpose2d(x, W): dx = conv2d(dy, W)               dW = conv2d_weight(dy, x)
+    conv2d_weight(x, dy):   dx = conv_transpose2d(dy, gW)    d(dy) = conv2d(x, gW)
+
+Every backward is written with these ops, so derivatives of any order exist. The
+internal ops take the spatial output size explicitly: a transposed conv with
+``output_padding`` (or a conv whose last rows fit no window) has an input gradient one or
+more rows shorter than the "natural" size, and the explicit size crops it.
+
+Speed (see docs/kernels/convolution.md): one GEMM per group over the whole batch (or a
+batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`); bias added in the
+same pass that transposes the result back to NCHW; a GEMM plus a reshape for
+non-overlapping transposed convs (kernel == stride, the U-Net up-convolution).
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Function
+from ..kernels import im2col as K
+from ..tensor import Tensor
+from ._operands import check_same_device, check_tensor
+from .reduction import sum as _sum
+from .shape import pad as _pad
+
+__all__ = ["conv2d", "conv_transpose2d", "conv2d_weight"]
+
+
+# --------------------------------------------------------------------------- array code
+def _groups_matmul(a, b, groups):
+    """``a`` (G·M, K) times ``b`` (G·K, L) block by block -> (G·M, L); a plain GEMM when G == 1."""
+    if groups == 1:
+        return a @ b
+    M, L = a.shape[0] // groups, b.shape[1]
+    out = a.reshape(groups, M, -1) @ b.reshape(groups, -1, L)
+    return out.reshape(groups * M, L)
+
+
+def _to_nchw(y, out, bias):
+    """Writes ``y`` (C, n, Ho, Wo) into ``out`` (n, C, Ho, Wo), adding ``bias`` in the same pass."""
+    xp = backend.get_array_module(y)
+    y = y.transpose(1, 0, 2, 3)
+    if bias is None:
+        out[...] = y
+    else:
+        xp.add(y, bias.reshape(-1, 1, 1), out=out)
+
+
+def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+    """Row-strip GEMMs beat one im2col GEMM for stride-1 convs with >= 16 input and output
+    channels on maps large enough that the padded grid wastes little (measured, see the docs)."""
+    N, C, H, W = x_shape
+    C_out, _, kh, kw = w_shape
+    if stride != (1, 1) or groups != 1 or min(C, C_out) < 16 or kh * kw == 1:
+        return False
+    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+    Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
+    return (Ho, Wo) == tuple(output_size) and Hp * Wp <= 1.3 * Ho * Wo
+
+
+def _conv2d_row_strips(x, w, b, padding, dilation):
+    """Stride-1 conv as kh GEMMs over :func:`row_strips` (no kh·kw im2col copy)."""
+    xp = backend.get_array_module(x)
+    N, C, H, W = x.shape
+    C_out, _, kh, kw = w.shape
+    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+    Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
+    out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
+    w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, C_out, C * kw)
+    reach = (kh - 1) * dilation[0]
+    chunk = K.batch_chunk(N, C * kw * Hp * Wp * x.itemsize)
+    for n0 in range(0, N, chunk):
+        xs = x[n0:n0 + chunk]
+        n = xs.shape[0]
+        strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
+        T = n * Hp * Wp
+        y = w_rows[0] @ strips[:, :T]
+        for i in range(1, kh):
+            offset = i * dilation[0] * Wp
+            y += w_rows[i] @ strips[:, offset:offset + T]
+        _to_nchw(y.reshape(C_out, n, Hp, Wp)[:, :, :Ho, :Wo], out[n0:n0 + n], b)
+    return out
+
+
+def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
+    """Stride-1 weight gradient: kernel row i is ``dY_grid @ strips[:, shifted by i]ᵀ``."""
+    xp = backend.get_array_module(x)
+    N, C, H, W = x.shape
+    C_out, _, kh, kw = weight_shape
+    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+    Ho, Wo = dy.shape[2:]
+    dw = xp.zeros((C_out, C, kh, kw), dtype=x.dtype)
+    reach = (kh - 1) * dilation[0]
+    chunk = K.batch_chunk(N, C * kw * Hp * Wp * x.itemsize)
+    for n0 in range(0, N, chunk):
+        xs = x[n0:n0 + chunk]
+        n = xs.shape[0]
+        strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
+        T = n * Hp * Wp
+        grid = xp.zeros((C_out, n, Hp, Wp), dtype=x.dtype)
+        grid[:, :, :Ho, :Wo] = dy[n0:n0 + n].transpose(1, 0, 2, 3)
+        grid = grid.reshape(C_out, T)
+        for i in range(kh):
+            offset = i * dilation[0] * Wp
+            dw[:, :, i, :] += (grid @ strips[:, offset:offset + T].T).reshape(C_out, C, kw)
+    return dw
+
+
+def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
+    """x (N, C, H, W), w (C_out, C/G, kh, kw) -> (N, C_out, Ho, Wo) = W @ im2col(x) + b."""
+    xp = backend.get_array_module(x)
+    if _use_row_strips(x.shape, w.shape, stride, padding, dilation, groups, output_size):
+        return _conv2d_row_strips(x, w, b, padding, dilation)
+    N, C, H, W = x.shape
+    C_out, _, kh, kw = w.shape
+    Ho, Wo = output_size
+    out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
+    w2 = w.reshape(C_out, -1)
+    chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
+    for n0 in range(0, N, chunk):
+        xs = x[n0:n0 + chunk]
+        n = xs.shape[0]
+        col = K.im2col(xs, (kh, kw), stride, padding, dilation, output_size)
+        y = _groups_matmul(w2, col.reshape(C * kh * kw, n * Ho * Wo), groups)
+        _to_nchw(y.reshape(C_out, n, Ho, Wo), out[n0:n0 + n], b)
+    return out
+
+
+def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_size):
+    """x (N, C_in, H, W), w (C_in, C_out/G, kh, kw) -> (N, C_out, Ho, Wo) = col2im(Wᵀ X) + b."""
+    xp = backend.get_array_module(x)
+    N, C_in, H, W = x.shape
+    _, C_out_g, kh, kw = w.shape
+    C_out = C_out_g * groups
+    # Stride 1: the transposed conv is a conv with the flipped kernel and padding
+    # d(k-1) - p, which can take the row-strip path.
+    flipped_padding = tuple(dilation[a] * ((kh, kw)[a] - 1) - padding[a] for a in range(2))
+    if (stride == (1, 1) and groups == 1 and min(flipped_padding) >= 0
+            and _use_row_strips(x.shape, (C_out, C_in, kh, kw), stride, flipped_padding,
+                                dilation, groups, output_size)):
+        w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return _conv2d_row_strips(x, w_flipped, b, flipped_padding, dilation)
+    out = None
+    # Wᵀ per group: (G, C_out/G·kh·kw, C_in/G) stacked to (C_out·kh·kw, C_in/G)
+    wt = w.reshape(groups, C_in // groups, C_out_g * kh * kw).transpose(0, 2, 1)
+    wt = xp.ascontiguousarray(wt).reshape(groups * C_out_g * kh * kw, C_in // groups)
+    chunk = K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize)
+    for n0 in range(0, N, chunk):
+        xs = x[n0:n0 + chunk]
+        n = xs.shape[0]
+        x_mat = xp.ascontiguousarray(xs.transpose(1, 0, 2, 3)).reshape(C_in, n * H * W)
+        col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, n, H, W)
+        y = K.col2im(col, output_size, stride, padding, dilation)   # a fresh array
+        if b is not None:
+            y += b.reshape(-1, 1, 1)
+        if n == N:
+            return y
+        if out is None:
+            out = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
+        out[n0:n0 + n] = y
+    return out
+
+
+def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups):
+    """dW (C_out, C/G, kh, kw) = dY @ im2col(x)ᵀ, summed over batch chunks."""
+    xp = backend.get_array_module(x)
+    N, C, H, W = x.shape
+    C_out, C_g, kh, kw = weight_shape
+    Ho, Wo = dy.shape[2:]
+    if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
+        return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
+    dw = None
+    chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
+    for n0 in range(0, N, chunk):
+        xs = x[n0:n0 + chunk]
+        n = xs.shape[0]
+        col = K.im2col(xs, (kh, kw), stride, padding, dilation, (Ho, Wo))
+        col = col.reshape(groups, C_g * kh * kw, n * Ho * Wo).transpose(0, 2, 1)
+        dy_mat = xp.ascontiguousarray(dy[n0:n0 + n].transpose(1, 0, 2, 3))
+        part = dy_mat.reshape(groups, C_out // groups, n * Ho * Wo) @ col
+        dw = part if dw is None else dw + part
+    return dw.reshape(weight_shape)
+
+
+# --------------------------------------------------------------------------- Functions
+class _Geometry(Function):
+    """Stores the normalised (stride, padding, dilation, groups, output_size) kwargs."""
+
+    def _keep(self, stride, padding, dilation, groups):
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups)
+
+
+class Conv2d(_Geometry):
+    def forward(self, x, w, b, *, stride, padding, dilation, groups, output_size):
+        self._keep(stride, padding, dilation, groups)
+        return _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size)
+
+    def backward(self, gy):
+        x, w, b = self.inputs
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = ConvTranspose2d.apply(gy, w, None, output_size=x.shape[2:], **self._geometry())
+        if self.needs_input_grad[1]:
+            gw = Conv2dWeight.apply(x, gy, weight_shape=w.shape, **self._geometry())
+        if b is not None and self.needs_input_grad[2]:
+            gb = _sum(gy, (0, 2, 3))
+        return gx, gw, gb
+
+
+class ConvTranspose2d(_Geometry):
+    def forward(self, x, w, b, *, stride, padding, dilation, groups, output_size):
+        self._keep(stride, padding, dilation, groups)
+        return _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_size)
+
+    def backward(self, gy):
+        x, w, b = self.inputs
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = Conv2d.apply(gy, w, None, output_size=x.shape[2:], **self._geometry())
+        if self.needs_input_grad[1]:
+            gw = Conv2dWeight.apply(gy, x, weight_shape=w.shape, **self._geometry())
+        if b is not None and self.needs_input_grad[2]:
+            gb = _sum(gy, (0, 2, 3))
+        return gx, gw, gb
+
+
+class Conv2dWeight(_Geometry):
+    """The weight gradient of conv2d as an op of its own: bilinear in (x, dy)."""
+
+    def forward(self, x, dy, *, weight_shape, stride, padding, dilation, groups):
+        self._keep(stride, padding, dilation, groups)
+        return _conv2d_weight_array(x, dy, tuple(weight_shape), stride, padding, dilation, groups)
+
+    def backward(self, gw):
+        x, dy = self.inputs
+        gx = gdy = None
+        if self.needs_input_grad[0]:
+            gx = ConvTranspose2d.apply(dy, gw, None, output_size=x.shape[2:], **self._geometry())
+        if self.needs_input_grad[1]:
+            gdy = Conv2d.apply(x, gw, None, output_size=dy.shape[2:], **self._geometry())
+        return gx, gdy
+
+
+# --------------------------------------------------------------------------- checks
+def _positive_pair(value, name, op):
+    pair = K.pair(value, name, op)
+    if min(pair) <= 0:
+        raise ValueError(f"{op}: {name} must be positive, got {value!r}")
+    return pair
+
+
+def _nonnegative_pair(value, name, op):
+    pair = K.pair(value, name, op)
+    if min(pair) < 0:
+        raise ValueError(f"{op}: {name} must be non-negative, got {value!r}")
+    return pair
+
+
+def _check_operands(op, x, weight, bias, groups):
+    check_tensor(x, op, "input", ndim=4, floating=True)
+    check_tensor(weight, op, "weight", ndim=4, floating=True)
+    check_same_device(op, input=x, weight=weight, bias=bias)
+    if weight.dtype != x.dtype:
+        raise TypeError(f"{op}: input has dtype {x.dtype} but weight has dtype {weight.dtype}")
+    if bias is not None:
+        check_tensor(bias, op, "bias", ndim=1, floating=True)
+        if bias.dtype != x.dtype:
+            raise TypeError(f"{op}: input has dtype {x.dtype} but bias has dtype {bias.dtype}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if min(weight.shape[2:]) <= 0:
+        raise ValueError(f"{op}: kernel size must be positive, got weight of shape {tuple(weight.shape)}")
+
+
+def _check_window(op, x, kernel, padding, dilation):
+    H, W = x.shape[2:]
+    for axis, size in enumerate((H, W)):
+        reach = dilation[axis] * (kernel[axis] - 1) + 1
+        if size + 2 * padding[axis] < reach:
+            raise ValueError(
+                f"{op}: kernel size {tuple(kernel)} (dilation {tuple(dilation)}) is larger than the "
+                f"padded input {H + 2 * padding[0]}x{W + 2 * padding[1]}")
+
+
+def _same_padding(x, weight, stride, dilation):
+    """PyTorch's ``padding='same'``: pads d·(k-1) in total, the odd one on the bottom/right."""
+    if stride != (1, 1):
+        raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
+    total = [dilation[a] * (weight.shape[2 + a] - 1) for a in range(2)]
+    before = (total[0] // 2, total[1] // 2)
+    extra = (total[0] - 2 * before[0], total[1] - 2 * before[1])
+    if any(extra):
+        x = _pad(x, (0, extra[1], 0, extra[0]))
+    return x, before
+
+
+# --------------------------------------------------------------------------- public ops
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation over an (N, C_in, H, W) input, PyTorch's ``conv2d``.
+
+    ``y[n, o, ho, wo] = b[o] + sum over c, i, j of
+    w[o, c, i, j] · x_pad[n, g·C_in/G + c, ho·sh + i·dh, wo·sw + j·dw]`` (g = o's group);
+    ``Ho = floor((H + 2p - d(kh-1) - 1) / s) + 1``. ``padding`` may also be ``'valid'`` or
+    ``'same'`` (stride 1).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.conv2d(tn.ones(1, 1, 3, 3), tn.ones(1, 1, 2, 2)).numpy().ravel().tolist()
+    [4.0, 4.0, 4.0, 4.0]
+    """
+    op = "conv2d"
+    _check_operands(op, input, weight, bias, groups)
+    stride = _positive_pair(stride, "stride", op)
+    dilation = _positive_pair(dilation, "dilation", op)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            input, padding = _same_padding(input, weight, stride, dilation)
+        else:
+            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    padding = _nonnegative_pair(padding, "padding", op)
+    C_out, C_g, kh, kw = weight.shape
+    C = input.shape[1]
+    if C_g * groups != C:
+        raise ValueError(f"{op}: weight has {C_g} input channels per group but input has {C} "
+                         f"(groups={groups}); expected weight.shape[1] * groups == {C}")
+    if C_out % groups:
+        raise ValueError(f"{op}: {C_out} output channels (weight.shape[0]) are not divisible "
+                         f"by groups={groups}")
+    if bias is not None and bias.shape[0] != C_out:
+        raise ValueError(f"{op}: bias has {bias.shape[0]} elements but weight has {C_out} output channels")
+    _check_window(op, input, (kh, kw), padding, dilation)
+    size = tuple(K.conv_output_size(input.shape[2 + a], (kh, kw)[a], stride[a], padding[a],
+                                    dilation[a]) for a in range(2))
+    return Conv2d.apply(input, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups, output_size=size)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 2-D convolution (the input-gradient of ``conv2d``), PyTorch's layout.
+
+    weight (C_in, C_out/groups, kh, kw); ``Ho = (H-1)·s - 2p + d(kh-1) + output_padding + 1``.
+    ``output_padding`` (< stride or < dilation) picks one of the several output sizes a
+    strided conv maps to the same input size; it adds rows at the bottom/right.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.conv_transpose2d(tn.ones(1, 1, 2, 2), tn.ones(1, 1, 2, 2), stride=2).shape
+    (1, 1, 4, 4)
+    """
+    op = "conv_transpose2d"
+    _check_operands(op, input, weight, bias, groups)
+    stride = _positive_pair(stride, "stride", op)
+    dilation = _positive_pair(dilation, "dilation", op)
+    padding = _nonnegative_pair(padding, "padding", op)
+    output_padding = _nonnegative_pair(output_padding, "output_padding", op)
+    C_in, C_out_g, kh, kw = weight.shape
+    if input.shape[1] != C_in:
+        raise ValueError(f"{op}: weight has {C_in} input channels (weight.shape[0]) but input "
+                         f"has {input.shape[1]}")
+    if C_in % groups:
+        raise ValueError(f"{op}: {C_in} input channels are not divisible by groups={groups}")
+    C_out = C_out_g * groups
+    if bias is not None and bias.shape[0] != C_out:
+        raise ValueError(f"{op}: bias has {bias.shape[0]} elements but the output has {C_out} channels")
+    for a in range(2):
+        if output_padding[a] >= stride[a] and output_padding[a] >= dilation[a]:
+            raise ValueError(f"{op}: output_padding {tuple(output_padding)} must be smaller than "
+                             f"either stride {tuple(stride)} or dilation {tuple(dilation)}")
+    size = tuple(K.conv_transpose_output_size(input.shape[2 + a], (kh, kw)[a], stride[a],
+                                              padding[a], output_padding[a], dilation[a])
+                 for a in range(2))
+    if min(size) <= 0:
+        raise ValueError(f"{op}: output size {size} is not positive (input "
+                         f"{tuple(input.shape[2:])}, kernel {(kh, kw)}, stride {stride}, "
+                         f"padding {padding}, dilation {dilation})")
+    return ConvTranspose2d.apply(input, weight, bias, stride=stride, padding=padding,
+                                 dilation=dilation, groups=groups, output_size=size)
+
+
+def conv2d_weight(input: Tensor, grad_output: Tensor, weight_shape, stride=1, padding=0,
+                  dilation=1, groups: int = 1) -> Tensor:
+    """Gradient of ``conv2d`` with respect to its weight: ``dY @ im2col(x)ᵀ`` per group.
+
+    Differentiable in both ``input`` and ``grad_output`` (a bilinear op).
+    """
+    op = "conv2d_weight"
+    check_tensor(input, op, "input", ndim=4, floating=True)
+    check_tensor(grad_output, op, "grad_output", ndim=4, floating=True)
+    check_same_device(op, input=input, grad_output=grad_output)
+    if input.dtype != grad_output.dtype:
+        raise TypeError(f"{op}: input has dtype {input.dtype} but grad_output has dtype {grad_output.dtype}")
+    stride = _positive_pair(stride, "stride", op)
+    dilation = _positive_pair(dilation, "dilation", op)
+    padding = _nonnegative_pair(padding, "padding", op)
+    weight_shape = tuple(int(s) for s in weight_shape)
+    C_out, C_g, kh, kw = weight_shape
+    if C_g * groups != input.shape[1] or grad_output.shape[1] != C_out or C_out % groups:
+        raise ValueError(f"{op}: weight_shape {weight_shape} does not fit input {tuple(input.shape)}, "
+                         f"grad_output {tuple(grad_output.shape)} and groups={groups}")
+    for a in range(2):
+        natural = K.conv_output_size(input.shape[2 + a], weight_shape[2 + a], stride[a],
+                                     padding[a], dilation[a])
+        if not 0 < grad_output.shape[2 + a] <= natural:
+            raise ValueError(f"{op}: grad_output spatial size {tuple(grad_output.shape[2:])} does "
+                             f"not fit the convolution output size of the input")
+    return Conv2dWeight.apply(input, grad_output, weight_shape=weight_shape, stride=stride,
+                              padding=padding, dilation=dilation, groups=groups)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..autograd import Function
 from .. import backend
 from ..tensor import Tensor, as_dtype
-from ._operands import binary_operands, as_tensor, check_tensor
+from ._operands import binary_operands, as_tensor, check_tensor, check_broadcastable
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "square", "abs",
            "sign", "clamp", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt", "ge",
@@ -282,6 +282,7 @@ def where(condition, input, other) -> Tensor:
         input = as_tensor(input, "where", "input", like=None)
         like = input
     a, b = binary_operands(as_tensor(input, "where", "input", like=like), other, "where")
+    check_broadcastable(condition.shape, backend.numpy.broadcast_shapes(a.shape, b.shape), "where")
     return Where.apply(condition, a, b)
 
 

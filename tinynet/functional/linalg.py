@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device, binary_operands
-from .shape import reshape, transpose, unsqueeze, squeeze
+from .shape import Permute, reshape, transpose, unsqueeze, squeeze
 from .reduction import sum as _sum
 
 __all__ = ["matmul", "linear"]
@@ -23,10 +23,19 @@ class MatMul(Function):
         return a @ b
 
     def backward(self, g):
+        # Straight to the nodes (shapes are valid by construction): this runs once per
+        # matmul in every backward, so it skips the public functions' argument checks.
         a, b = self.inputs
-        ga = g @ transpose(b, -1, -2) if self.needs_input_grad[0] else None
-        gb = transpose(a, -1, -2) @ g if self.needs_input_grad[1] else None
+        ga = MatMul.apply(g, _swap_last(b)) if self.needs_input_grad[0] else None
+        gb = MatMul.apply(_swap_last(a), g) if self.needs_input_grad[1] else None
         return ga, gb
+
+
+def _swap_last(x: Tensor) -> Tensor:
+    """``x`` with its last two dims swapped (x has at least 2 dims)."""
+    dims = list(range(x.ndim))
+    dims[-2], dims[-1] = dims[-1], dims[-2]
+    return Permute.apply(x, dims=tuple(dims))
 
 
 class Linear(Function):
@@ -51,18 +60,18 @@ class Linear(Function):
 
 def matmul(input, other) -> Tensor:
     """Matrix product with NumPy's rules for 1-D operands and broadcast batch dims."""
-    a, b = binary_operands(input, other, "matmul")
+    a, b = binary_operands(input, other, "matmul", broadcast=False)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: both arguments need at least 1 dimension, got shapes "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
                          f"multiplied ({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
-    try:
-        a.xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} "
-                         "do not broadcast") from None
+    if a.ndim > 2 and b.ndim > 2:
+        for m, n in zip(reversed(a.shape[:-2]), reversed(b.shape[:-2])):
+            if m != n and m != 1 and n != 1:
+                raise ValueError(f"matmul: batch dimensions of {tuple(a.shape)} and "
+                                 f"{tuple(b.shape)} do not broadcast")
     if a.ndim >= 2 and b.ndim >= 2:
         return MatMul.apply(a, b)
     a2 = unsqueeze(a, 0) if a.ndim == 1 else a

@@ -134,13 +134,23 @@ def _check_class_target(input, target, op, ignore_index):
     return C
 
 
+def _check_class_weight(weight, C, op):
+    check_tensor(weight, op, "weight", ndim=1)
+    if weight.shape[0] != C:
+        raise ValueError(f"{op}: weight has {weight.shape[0]} entries but input has {C} classes")
+
+
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-w[t]·input[t] for log-probabilities ``input`` (N, C, ...) and class indices ``target``.
 
     'mean' divides by Σ w[t] over non-ignored targets (PyTorch's weighted mean).
     """
-    _check_reduction(reduction, "nll_loss")
-    C = _check_class_target(input, target, "nll_loss", ignore_index)
+    return _nll_loss(input, target, weight, ignore_index, reduction, "nll_loss")
+
+
+def _nll_loss(input, target, weight, ignore_index, reduction, op):
+    _check_reduction(reduction, op)
+    C = _check_class_target(input, target, op, ignore_index)
     xp = input.xp
     logp = _class_last(input)
     t = target.data.reshape(-1)
@@ -148,9 +158,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     safe_t = xp.where(keep, t, 0)
     picked = getitem(logp, (xp.arange(logp.shape[0]), safe_t))
     if weight is not None:
-        check_tensor(weight, "nll_loss", "weight", ndim=1)
-        if weight.shape[0] != C:
-            raise ValueError(f"nll_loss: weight has {weight.shape[0]} entries but input has {C} classes")
+        _check_class_weight(weight, C, op)
         w = Tensor(weight.data[safe_t].astype(input.dtype) * keep)
     else:
         w = Tensor(keep.astype(input.dtype))
@@ -181,6 +189,8 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     wshape = [1] * input.ndim
     if input.ndim:
         wshape[class_dim] = C
+    if weight is not None:
+        _check_class_weight(weight, C, "cross_entropy")
     w_b = reshape(weight.to(input.dtype), wshape) if weight is not None else None
     if isinstance(target, Tensor) and target.dtype.kind == "f":
         target = _check_pair(input, target, "cross_entropy")
@@ -192,7 +202,8 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
             n = losses.data.size
             return _sum(losses) / float(n)
         return _reduce(losses, reduction)
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    check_tensor(target, "cross_entropy", "target")
+    nll = _nll_loss(logp, target, weight, ignore_index, reduction, "cross_entropy")
     if not label_smoothing:
         return nll
     keep = Tensor((target.data != ignore_index).astype(input.dtype))

@@ -1,2 +1,199 @@
-"""(being written)"""
-__all__ = []
+"""Batch and layer normalization.
+
+Batch norm over an input (N, C, *spatial) normalizes each channel c with the statistics of
+its M = N·prod(spatial) values:
+
+    μ = mean(x),  σ² = mean((x - μ)²)           (biased, used to normalize)
+    x̂ = (x - μ) / sqrt(σ² + eps),  y = γ·x̂ + β
+
+and its backward (g = dL/dy, sums over the M values of one channel):
+
+    dβ = Σ g,   dγ = Σ g·x̂,
+    dx = γ / sqrt(σ² + eps) · (g - Σg / M - x̂ · Σ g·x̂ / M)
+
+In training mode the running statistics are updated in place, as PyTorch does:
+``running = (1 - momentum)·running + momentum·batch``, with the *unbiased* variance
+σ²·M/(M - 1) for ``running_var``. In evaluation mode (or with ``training=False``) the
+running statistics normalize, and y is an affine function of x.
+"""
+from __future__ import annotations
+
+from ..autograd import Function, is_grad_enabled
+from .. import backend
+from ..tensor import Tensor
+from ._operands import check_tensor, check_same_device
+from .reduction import sum as _sum, mean as _mean
+from .shape import reshape
+
+__all__ = ["batch_norm", "layer_norm"]
+
+
+def _channel_shape(x_ndim: int, C: int) -> tuple:
+    """(1, C, 1, 1, ...): broadcasts a per-channel vector against (N, C, *spatial)."""
+    return (1, C) + (1,) * (x_ndim - 2)
+
+
+class BatchNormTrain(Function):
+    """Batch-statistics normalization, fused forward and analytic backward.
+
+    forward(x, weight, bias): weight and bias are (C,) arrays or None.
+    """
+
+    def forward(self, x, weight, bias, eps=1e-5, stats=None):
+        xp = backend.get_array_module(x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        cshape = _channel_shape(x.ndim, x.shape[1])
+        self.axes, self.cshape, self.eps = axes, cshape, eps
+        mean = x.mean(axis=axes, keepdims=True)
+        y = x - mean                                   # becomes the output, in place
+        square = y * y
+        var = square.mean(axis=axes, keepdims=True)
+        del square
+        invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        # Only (C,)-sized statistics are kept: backward recomputes x̂ from the input, which
+        # the graph holds anyway, instead of keeping a second activation-sized array.
+        self.mean, self.invstd = mean, invstd
+        if stats is not None:  # the caller updates its running statistics from these
+            stats["mean"], stats["var"] = mean.reshape(-1), var.reshape(-1)
+        y *= invstd if weight is None else invstd * weight.reshape(cshape)
+        if bias is not None:
+            y += bias.reshape(cshape)
+        return y
+
+    def backward(self, g):
+        x, weight, bias = self.inputs
+        if is_grad_enabled():
+            return self._backward_ops(g, x, weight, bias)
+        # First-order only (no graph requested): plain array arithmetic, two temporaries.
+        gd, axes = g.data, self.axes
+        M = gd.size // gd.shape[1]
+        xhat = x.data - self.mean
+        xhat *= self.invstd
+        work = gd * xhat
+        sum_gx = work.sum(axis=axes, keepdims=True)
+        sum_g = gd.sum(axis=axes, keepdims=True)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            scale = self.invstd if weight is None else self.invstd * weight.data.reshape(self.cshape)
+            xhat *= sum_gx / M
+            gx = backend.get_array_module(gd).subtract(gd, sum_g / M, out=work)
+            gx -= xhat
+            gx *= scale
+            gx = Tensor(gx.astype(gd.dtype, copy=False))
+        if weight is not None and self.needs_input_grad[1]:
+            gw = Tensor(sum_gx.reshape(-1))
+        if bias is not None and self.needs_input_grad[2]:
+            gb = Tensor(sum_g.reshape(-1))
+        return gx, gw, gb
+
+    def _backward_ops(self, g, x, weight, bias):
+        """The same formulas as tinynet ops, recomputing x̂ from x so that every derivative
+        order flows through μ and σ (double backward)."""
+        axes, cshape = self.axes, self.cshape
+        M = x.data.size // x.shape[1]
+        mu = _mean(x, axes, keepdim=True)
+        xc = x - mu
+        invstd = (_mean(xc * xc, axes, keepdim=True) + self.eps) ** -0.5
+        xhat = xc * invstd
+        sum_g = _sum(g, axes, keepdim=True)
+        sum_gx = _sum(g * xhat, axes, keepdim=True)
+        scale = invstd if weight is None else invstd * reshape(weight, cshape)
+        gx = scale * (g - sum_g / float(M) - xhat * (sum_gx / float(M)))
+        gw = reshape(sum_gx, (-1,)) if weight is not None else None
+        gb = reshape(sum_g, (-1,)) if bias is not None else None
+        return gx, gw, gb
+
+
+def _check_vector(v, name, C, x, op, allow_grad=True):
+    if v is None:
+        return None
+    check_tensor(v, op, name, ndim=1)
+    if v.shape[0] != C:
+        raise ValueError(f"{op}: {name} has {v.shape[0]} elements but input has {C} channels "
+                         f"(input shape {tuple(x.shape)})")
+    return v if v.dtype == x.dtype or not allow_grad else v.to(x.dtype)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float | None = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalization over (N, C), (N, C, L) or (N, C, H, W), PyTorch's ``batch_norm``.
+
+    ``training=True`` normalizes with the batch statistics and, when running statistics are
+    given, updates them in place with ``momentum`` (a number in [0, 1]; the cumulative
+    average of ``momentum=None`` needs a batch counter, which the ``BatchNorm`` modules keep).
+    ``training=False`` normalizes with the running statistics (or, when there are none,
+    with the batch statistics).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> y = F.batch_norm(tn.tensor([[1.0], [3.0]]), None, None, training=True)
+    >>> [round(v, 3) for v in y.numpy().ravel().tolist()]
+    [-1.0, 1.0]
+    """
+    op = "batch_norm"
+    check_tensor(input, op, "input", floating=True)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C) or (N, C, *spatial), got "
+                         f"shape {tuple(input.shape)}")
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    C = input.shape[1]
+    weight = _check_vector(weight, "weight", C, input, op)
+    bias = _check_vector(bias, "bias", C, input, op)
+    _check_vector(running_mean, "running_mean", C, input, op, allow_grad=False)
+    _check_vector(running_var, "running_var", C, input, op, allow_grad=False)
+    check_same_device(op, input=input, weight=weight, bias=bias, running_mean=running_mean,
+                      running_var=running_var)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    use_batch_stats = training or running_mean is None
+    if not use_batch_stats:
+        cshape = _channel_shape(input.ndim, C)
+        invstd = Tensor((1.0 / input.xp.sqrt(running_var.data.astype(input.dtype) + eps)))
+        scale = invstd if weight is None else weight * invstd
+        shift = -Tensor(running_mean.data.astype(input.dtype)) * scale
+        if bias is not None:
+            shift = shift + bias
+        return input * reshape(scale, cshape) + reshape(shift, cshape)
+    M = input.data.size // C if C else 0
+    if M <= 1:
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
+                         f"input shape {tuple(input.shape)}")
+    update = training and running_mean is not None
+    if update and (momentum is None or not 0.0 <= momentum <= 1.0):
+        raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")
+    stats = {} if update else None
+    out = BatchNormTrain.apply(input, weight, bias, eps=float(eps), stats=stats)
+    if update:
+        # PyTorch's rule: the running variance takes the unbiased batch variance.
+        rm, rv = running_mean.data, running_var.data
+        rm *= (1.0 - momentum)
+        rm += momentum * stats["mean"].astype(rm.dtype, copy=False)
+        rv *= (1.0 - momentum)
+        rv += (momentum * M / (M - 1)) * stats["var"].astype(rv.dtype, copy=False)
+    return out
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalizes over the trailing ``normalized_shape`` dims (biased variance), then γ·x̂ + β.
+
+    Composed of differentiable ops, so every derivative order follows.
+    """
+    op = "layer_norm"
+    check_tensor(input, op, "input", floating=True)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
+        raise ValueError(f"{op}: normalized_shape {shape} does not match the trailing dims of "
+                         f"input shape {tuple(input.shape)}")
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    mu = _mean(input, axes, keepdim=True)
+    xc = input - mu
+    y = xc * (_mean(xc * xc, axes, keepdim=True) + eps) ** -0.5
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y

@@ -1,2 +1,199 @@
-"""(being written)"""
-__all__ = []
+"""Max, average and adaptive average pooling, PyTorch semantics, differentiable to any order.
+
+The array work is in :mod:`tinynet.kernels.pool`. The gradient ops form closed pairs:
+
+    max_pool2d(x):              dx = scatter(dy, argmax)        (MaxPool2dBackward)
+    scatter(dy, argmax):    d(dy) = gather(g, argmax)           (MaxPool2dGather)
+    gather(v, argmax):         dv = scatter(g, argmax)
+    avg_pool2d(x) = A x:        dx = Aᵀ dy                      (AvgPool2dBackward)
+    Aᵀ dy:                  d(dy) = A g
+
+``argmax`` (the window offset of each maximum) is a constant of the graph: second
+derivatives of max pooling flow through the same positions as the first.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..kernels import im2col as K
+from ..kernels import pool as P
+from ..tensor import Tensor
+from ._operands import check_tensor
+from .linalg import matmul as _matmul
+from .reduction import mean as _mean
+from .shape import squeeze as _squeeze, unsqueeze as _unsqueeze
+
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+
+
+# --------------------------------------------------------------------------- Functions
+class MaxPool2d(Function):
+    def forward(self, x, *, geometry, return_indices):
+        self.geometry, self.input_size = geometry, x.shape[2:]
+        y, self.argmax = P.max_pool2d_forward(x, *geometry)
+        if return_indices:
+            return y, P.flat_indices(self.argmax, self.input_size, *geometry[:4])
+        return y
+
+    def backward(self, gy, *unused_index_grad):
+        return MaxPool2dBackward.apply(gy, Tensor(self.argmax), input_size=self.input_size,
+                                       geometry=self.geometry)
+
+
+class MaxPool2dBackward(Function):
+    """Scatter: ``dy`` written to each window's argmax (summed where windows overlap)."""
+
+    def forward(self, gy, argmax, *, input_size, geometry):
+        self.geometry = geometry
+        return P.max_pool2d_backward(gy, argmax, input_size, *geometry)
+
+    def backward(self, g):
+        return MaxPool2dGather.apply(g, self.inputs[1], geometry=self.geometry), None
+
+
+class MaxPool2dGather(Function):
+    """Gather: values read at each window's argmax; the adjoint of the scatter."""
+
+    def forward(self, values, argmax, *, geometry):
+        self.geometry, self.input_size = geometry, values.shape[2:]
+        return P.max_pool2d_gather(values, argmax, *geometry)
+
+    def backward(self, g):
+        return MaxPool2dBackward.apply(g, self.inputs[1], input_size=self.input_size,
+                                       geometry=self.geometry), None
+
+
+class AvgPool2d(Function):
+    def forward(self, x, *, geometry):
+        self.geometry, self.input_size = geometry, x.shape[2:]
+        return P.avg_pool2d_forward(x, *geometry)
+
+    def backward(self, gy):
+        return AvgPool2dBackward.apply(gy, input_size=self.input_size, geometry=self.geometry)
+
+
+class AvgPool2dBackward(Function):
+    def forward(self, gy, *, input_size, geometry):
+        self.geometry = geometry
+        return P.avg_pool2d_backward(gy, input_size, *geometry)
+
+    def backward(self, g):
+        return AvgPool2d.apply(g, geometry=self.geometry)
+
+
+# --------------------------------------------------------------------------- checks
+def _pool_args(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validates and normalises; returns (batched 4-D input, was_3d, geometry tuple)."""
+    check_tensor(x, op, "input", ndim=(3, 4), floating=True)
+    k = K.pair(kernel_size, "kernel_size", op)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
+        else K.pair(stride, "stride", op)
+    p, d = K.pair(padding, "padding", op), K.pair(dilation, "dilation", op)
+    for name, value in (("kernel_size", k), ("stride", s), ("dilation", d)):
+        if min(value) <= 0:
+            raise ValueError(f"{op}: {name} must be positive, got {value}")
+    if min(p) < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {p}")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{op}: padding {p} must be at most half of kernel_size {k}")
+    was_3d = x.ndim == 3
+    H, W = x.shape[-2:]
+    for a, size in enumerate((H, W)):
+        if size + 2 * p[a] < d[a] * (k[a] - 1) + 1:
+            raise ValueError(f"{op}: kernel_size {k} (dilation {d}) is larger than the padded "
+                             f"input {H + 2 * p[0]}x{W + 2 * p[1]}")
+        if K.pool_output_size(size, k[a], s[a], p[a], d[a], ceil_mode) <= 0:
+            raise ValueError(f"{op}: output size is not positive for input {(H, W)}")
+    return (_unsqueeze(x, 0) if was_3d else x), was_3d, (k, s, p, d, bool(ceil_mode))
+
+
+# --------------------------------------------------------------------------- public ops
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    """Max over each (dilated) window, ``-inf`` padding; PyTorch's ``max_pool2d``.
+
+    ``Ho = floor_or_ceil((H + 2p - d(k-1) - 1) / s) + 1`` (see ``pool_output_size``).
+    With ``return_indices`` also returns int64 indices ``h·W + w`` into each input plane.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> x = tn.tensor([[[[1., 2.], [4., 3.]]]])
+    >>> y, i = F.max_pool2d(x, 2, return_indices=True)
+    >>> y.item(), i.item()
+    (4.0, 2)
+    """
+    x, was_3d, geometry = _pool_args("max_pool2d", input, kernel_size, stride, padding,
+                                     dilation, ceil_mode)
+    out = MaxPool2d.apply(x, geometry=geometry, return_indices=bool(return_indices))
+    if was_3d:
+        out = tuple(_squeeze(t, 0) for t in out) if return_indices else _squeeze(out, 0)
+    return out
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over each window with zero padding; PyTorch's ``avg_pool2d``.
+
+    The divisor is the window's size clipped to the padded input (``count_include_pad``)
+    or to the real input (``count_include_pad=False``); ``ceil_mode`` windows that hang
+    past the padding are clipped in both cases.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.avg_pool2d(tn.tensor([[[[1., 2.], [4., 3.]]]]), 2).item()
+    2.5
+    """
+    x, was_3d, (k, s, p, _, ceil_mode) = _pool_args("avg_pool2d", input, kernel_size, stride,
+                                                    padding, 1, ceil_mode)
+    out = AvgPool2d.apply(x, geometry=(k, s, p, ceil_mode, bool(count_include_pad)))
+    return _squeeze(out, 0) if was_3d else out
+
+
+def _adaptive_bins(size, out, xp, dtype):
+    """(out, size) averaging matrix of PyTorch's bins [floor(i·size/out), ceil((i+1)·size/out))."""
+    i = xp.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    pos = xp.arange(size)
+    inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average pooling to a fixed output size (bins as PyTorch: start = floor(i·H/Ho),
+    end = ceil((i+1)·H/Ho)); ``None`` in ``output_size`` keeps that input size.
+
+    Divisible sizes (including ResNet's 1x1 head) use a plain mean/average pool;
+    other sizes are two small matrix products ``Ph @ x @ Pwᵀ``.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.adaptive_avg_pool2d(tn.ones(2, 3, 7, 7), 1).shape
+    (2, 3, 1, 1)
+    """
+    op = "adaptive_avg_pool2d"
+    check_tensor(input, op, "input", ndim=(3, 4), floating=True)
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+        sizes = list(output_size)
+    else:
+        sizes = [output_size, output_size]
+    H, W = input.shape[-2:]
+    sizes = [(H, W)[a] if sizes[a] is None else sizes[a] for a in range(2)]
+    for v in sizes:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{op}: output_size must be positive ints, got {output_size!r}")
+    Ho, Wo = sizes
+    if min(H, W) <= 0:
+        raise ValueError(f"{op}: input has an empty spatial size {(H, W)}")
+    if (Ho, Wo) == (1, 1):
+        return _mean(input, (-2, -1), keepdim=True)
+    if H % Ho == 0 and W % Wo == 0:
+        return avg_pool2d(input, (H // Ho, W // Wo))
+    xp, dtype = input.xp, input.dtype
+    rows = Tensor(_adaptive_bins(H, Ho, xp, dtype))                # (Ho, H)
+    cols = Tensor(_adaptive_bins(W, Wo, xp, dtype).T.copy())       # (W, Wo)
+    return _matmul(_matmul(rows, input), cols)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, as_dtype
 from ._operands import check_tensor, normalize_dims, normalize_dim
 
 __all__ = ["sum", "mean", "max", "min", "var", "std", "argmax", "argmin", "sum_to"]
@@ -59,13 +59,13 @@ class BroadcastTo(Function):
 class Extreme(Function):
     """max/min along dims; the gradient goes through a constant selection mask."""
 
-    def forward(self, x, dims=(), keepdim=False, largest=True):
+    def forward(self, x, dims=(), keepdim=False, largest=True, along_dim=False):
         from .. import backend
         xp = backend.get_array_module(x)
         self.kept, self.in_shape = _keepdim_shape(x.shape, dims), x.shape
         y = x.max(axis=dims, keepdims=True) if largest else x.min(axis=dims, keepdims=True)
         mask = (x == y)
-        if len(dims) == 1 and x.ndim:
+        if along_dim:
             # Along one dim: the first extreme position only, as the returned index.
             idx = (mask.argmax(axis=dims[0])).reshape(self.kept)
             mask = xp.arange(x.shape[dims[0]]).reshape(
@@ -85,7 +85,7 @@ def sum(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     check_tensor(input, "sum")
     dims = normalize_dims(dim, input.ndim, "sum")
     if dtype is not None:
-        input = input.to(dtype)
+        input = input.to(as_dtype(dtype, "sum"))
     elif input.dtype.kind in "bi":
         input = input.to("int64")
     return Sum.apply(input, dims=dims, keepdim=keepdim)
@@ -113,7 +113,7 @@ def _extreme(input, dim, keepdim, largest, name):
     d = normalize_dim(dim, input.ndim, name)
     if input.ndim == 0:
         return MaxMin(input, Tensor(input.xp.zeros((), dtype="int64")))
-    values = Extreme.apply(input, dims=(d,), keepdim=keepdim, largest=largest)
+    values = Extreme.apply(input, dims=(d,), keepdim=keepdim, largest=largest, along_dim=True)
     node = values._ctx
     if node is None:  # no graph recorded: recompute the index directly
         idx = (input.data.argmax if largest else input.data.argmin)(axis=d)
@@ -167,6 +167,9 @@ def var(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=No
 
 
 def std(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None) -> Tensor:
+    """Square root of :func:`var`."""
+    check_tensor(input, "std")
+    normalize_dims(dim, input.ndim, "std")
     return var(input, dim, keepdim, correction, unbiased) ** 0.5
 
 
@@ -175,6 +178,10 @@ def sum_to(input: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if tuple(input.shape) == shape:
         return input
+    lead = input.ndim - len(shape)
+    if lead < 0 or any(s != 1 and s != n for s, n in zip(shape, input.shape[lead:])):
+        raise ValueError(f"sum_to: shape {tuple(input.shape)} cannot be summed to {shape} "
+                         f"({shape} does not broadcast to it)")
     return SumTo.apply(input, shape=shape)
 
 

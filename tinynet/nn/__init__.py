@@ -1,2 +1,23 @@
 """Layers and containers (``tinynet.nn``), named and initialised as in PyTorch."""
-from .module import Module, Parameter
+from .module import Module, Parameter, RemovableHandle
+from .containers import Sequential, ModuleList, ModuleDict
+from .linear import Linear, Identity, Flatten, Lambda, Embedding
+from .conv import Conv2d, ConvTranspose2d
+from .pool import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .dropout import Dropout
+from .activation import ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
+from .loss import MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+from .rnn import LSTMCell, GRUCell, RNNCell, LSTM, GRU, RNN
+from .clip import clip_grad_norm_, clip_grad_value_
+from . import init
+
+__all__ = [
+    "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList", "ModuleDict",
+    "Linear", "Identity", "Flatten", "Lambda", "Embedding", "Conv2d", "ConvTranspose2d",
+    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "Dropout", "ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss",
+    "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN", "clip_grad_norm_", "clip_grad_value_",
+    "init",
+]

@@ -1,0 +1,105 @@
+"""Registry entries: conv2d, conv_transpose2d, conv2d_weight.
+
+The strategies draw every argument (groups, non-square kernels and inputs, per-axis
+stride / padding / dilation, output_padding, batch 1, bias or none) and pick input sizes
+with the output-size helpers of ``tinynet.kernels.im2col``, so every drawn call is valid
+and has a positive output size.
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+import tinynet.functional as F
+from tinynet.kernels.im2col import conv_output_size, conv_transpose_output_size
+from ..registry import OpInfo, Sample, register
+from .. import strategies as tst
+
+__all__ = ["conv_geometry", "conv2d_samples", "conv_transpose2d_samples",
+           "conv2d_weight_samples"]
+
+
+def _smallest(fits, start=1, limit=64):
+    """The smallest size >= start for which ``fits(size)`` holds."""
+    size = start
+    while not fits(size) and size < limit:
+        size += 1
+    return size
+
+
+@st.composite
+def conv_geometry(draw, max_kernel=3, max_stride=3, max_padding=2, max_dilation=2, extra=4):
+    """(kernel, stride, padding, dilation, groups, spatial input size) with output >= 1."""
+    k = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+    s = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
+    p = (draw(st.integers(0, max_padding)), draw(st.integers(0, max_padding)))
+    d = (draw(st.integers(1, max_dilation)), draw(st.integers(1, max_dilation)))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    size = []
+    for a in range(2):
+        low = _smallest(lambda n: conv_output_size(n, k[a], s[a], p[a], d[a]) >= 1)
+        size.append(draw(st.integers(low, low + extra)))
+    return k, s, p, d, groups, tuple(size)
+
+
+def _pair_or_int(draw, value):
+    """Passes a square pair as an int half of the time (both spellings must work)."""
+    return value[0] if value[0] == value[1] and draw(st.booleans()) else value
+
+
+@st.composite
+def conv2d_samples(draw):
+    k, s, p, d, groups, (H, W) = draw(conv_geometry())
+    N = draw(st.integers(1, 2))
+    C_in, C_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    x = draw(tst.arrays((N, C_in, H, W), -2, 2))
+    w = draw(tst.arrays((C_out, C_in // groups) + k, -1, 1))
+    b = draw(st.none() | tst.arrays((C_out,), -1, 1))
+    return Sample((x, w, b), dict(stride=_pair_or_int(draw, s), padding=_pair_or_int(draw, p),
+                                  dilation=_pair_or_int(draw, d), groups=groups))
+
+
+@st.composite
+def conv_transpose2d_samples(draw):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    # output_padding must be smaller than stride or dilation (PyTorch's rule)
+    op = tuple(draw(st.integers(0, max(s[a], d[a]) - 1)) for a in range(2))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    size = []
+    for a in range(2):
+        low = _smallest(lambda n: conv_transpose_output_size(n, k[a], s[a], p[a], op[a], d[a]) >= 1)
+        size.append(draw(st.integers(low, low + 3)))
+    N = draw(st.integers(1, 2))
+    C_in, C_out_g = groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    x = draw(tst.arrays((N, C_in) + tuple(size), -2, 2))
+    w = draw(tst.arrays((C_in, C_out_g) + k, -1, 1))
+    b = draw(st.none() | tst.arrays((C_out_g * groups,), -1, 1))
+    return Sample((x, w, b), dict(stride=s, padding=p, output_padding=op, groups=groups,
+                                  dilation=d))
+
+
+@st.composite
+def conv2d_weight_samples(draw):
+    k, s, p, d, groups, (H, W) = draw(conv_geometry())
+    N = draw(st.integers(1, 2))
+    C_in, C_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    Ho, Wo = conv_output_size(H, k[0], s[0], p[0], d[0]), conv_output_size(W, k[1], s[1], p[1], d[1])
+    x = draw(tst.arrays((N, C_in, H, W), -2, 2))
+    dy = draw(tst.arrays((N, C_out, Ho, Wo), -2, 2))
+    return Sample((x, dy, (C_out, C_in // groups) + k),
+                  dict(stride=s, padding=p, dilation=d, groups=groups))
+
+
+register(OpInfo(
+    "conv2d", F.conv2d, lambda: conv2d_samples(),
+    lambda torch, x, w, b, **kw: torch.nn.functional.conv2d(x, w, b, **kw), max_examples=40))
+register(OpInfo(
+    "conv_transpose2d", F.conv_transpose2d, lambda: conv_transpose2d_samples(),
+    lambda torch, x, w, b, **kw: torch.nn.functional.conv_transpose2d(x, w, b, **kw),
+    max_examples=40))
+register(OpInfo(
+    "conv2d_weight", F.conv2d_weight, lambda: conv2d_weight_samples(),
+    lambda torch, x, dy, shape, **kw: torch.nn.grad.conv2d_weight(x, shape, dy, **kw),
+    max_examples=30))

@@ -1,0 +1,136 @@
+"""Registry entries: losses, each with every ``reduction``.
+
+Targets that tinynet treats as constants (class indices, the target of
+``binary_cross_entropy_with_logits``, weights that PyTorch does not differentiate) are
+marked ``no_grad`` in the sample so that both libraries see the same leaves.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+import tinynet.functional as F
+from ..registry import OpInfo, Sample, register
+from .. import strategies as tst
+
+_reductions = st.sampled_from(["none", "mean", "sum"])
+
+
+def _tf(torch):
+    return torch.nn.functional
+
+
+def _mse_samples():
+    return tst.shapes().flatmap(lambda s: st.tuples(tst.arrays(s), tst.arrays(s), _reductions)).map(
+        lambda a: Sample((a[0], a[1]), {"reduction": a[2]}))
+
+
+register(OpInfo("mse_loss", F.mse_loss, _mse_samples,
+                lambda torch, x, t, reduction: _tf(torch).mse_loss(x, t, reduction=reduction)))
+
+
+@st.composite
+def _bce_samples(draw):
+    s = draw(tst.shapes())
+    x = draw(tst.arrays(s, 0.05, 0.95))
+    t = draw(tst.arrays(s, 0.0, 1.0))
+    w = draw(st.one_of(st.none(), tst.arrays(s, 0.1, 2.0)))
+    return Sample((x, t, w), {"reduction": draw(_reductions)}, no_grad=(2,))
+
+
+register(OpInfo("binary_cross_entropy", F.binary_cross_entropy, lambda: _bce_samples(),
+                lambda torch, x, t, w, reduction:
+                _tf(torch).binary_cross_entropy(x, t, w, reduction=reduction), atol=1e-9))
+
+
+@st.composite
+def _bce_logits_samples(draw):
+    s = draw(tst.shapes())
+    x = draw(tst.arrays(s, -4.0, 4.0))
+    t = draw(tst.arrays(s, 0.0, 1.0))
+    w = draw(st.one_of(st.none(), tst.arrays(s, 0.1, 2.0)))
+    pw_shape = draw(st.sampled_from([s, s[-1:]]))
+    pw = draw(st.one_of(st.none(), tst.arrays(pw_shape, 0.1, 3.0)))
+    return Sample((x, t, w), {"reduction": draw(_reductions), "pos_weight": pw}, no_grad=(1, 2))
+
+
+def _bce_logits(x, t, w, reduction, pos_weight):
+    import tinynet as tn
+    pw = None if pos_weight is None else tn.tensor(pos_weight.astype(x.dtype))
+    return F.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pw)
+
+
+def _bce_logits_torch(torch, x, t, w, reduction, pos_weight):
+    pw = None if pos_weight is None else torch.from_numpy(pos_weight)
+    return _tf(torch).binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pw)
+
+
+register(OpInfo("binary_cross_entropy_with_logits", _bce_logits, lambda: _bce_logits_samples(),
+                _bce_logits_torch, atol=1e-9))
+
+
+# ----------------------------------------------------------------- class-index losses
+@st.composite
+def _class_problem(draw, spatial=True, allow_ignore=True):
+    """Scores (N, C) or (N, C, H, W), integer targets (N,) / (N, H, W), optional weight and
+    ignore_index (never ignoring every target, so 'mean' stays defined)."""
+    n, c = draw(st.integers(1, 4)), draw(st.integers(2, 4))
+    extra = draw(st.sampled_from([(), (2, 3), (3,)])) if spatial else ()
+    x = draw(tst.arrays((n, c) + extra))
+    t = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n * int(np.prod(extra)),
+                               max_size=n * int(np.prod(extra)))), dtype=np.int64).reshape((n,) + extra)
+    ignore_index = -100
+    if allow_ignore and draw(st.booleans()):
+        ignore_index = int(t.reshape(-1)[0])
+        keep = draw(st.integers(0, t.size - 1))
+        others = [k for k in range(c) if k != ignore_index]
+        flat = t.reshape(-1)
+        if (flat == ignore_index).all():
+            flat[keep] = others[0]
+    w = draw(st.one_of(st.none(), tst.arrays((c,), 0.2, 2.0)))
+    return x, t, w, ignore_index
+
+
+def _cross_entropy_samples():
+    return st.tuples(_class_problem(), _reductions, st.sampled_from([0.0, 0.0, 0.1, 0.3])).map(
+        lambda p: Sample((p[0][0], p[0][1], p[0][2]),
+                         {"ignore_index": p[0][3], "reduction": p[1], "label_smoothing": p[2]},
+                         no_grad=(2,)))
+
+
+register(OpInfo("cross_entropy", F.cross_entropy, _cross_entropy_samples,
+                lambda torch, x, t, w, ignore_index, reduction, label_smoothing:
+                _tf(torch).cross_entropy(x, t, w, ignore_index=ignore_index, reduction=reduction,
+                                         label_smoothing=label_smoothing),
+                atol=1e-9, max_examples=20))
+
+
+@st.composite
+def _probability_samples(draw):
+    n, c = draw(st.integers(1, 4)), draw(st.integers(2, 4))
+    extra = draw(st.sampled_from([(), (2,)]))
+    x = draw(tst.arrays((n, c) + extra))
+    raw = draw(tst.arrays((n, c) + extra, 0.05, 1.0))
+    t = raw / raw.sum(axis=1, keepdims=True)
+    w = draw(st.one_of(st.none(), tst.arrays((c,), 0.2, 2.0)))
+    return Sample((x, t, w), {"reduction": draw(_reductions),
+                              "label_smoothing": draw(st.sampled_from([0.0, 0.2]))}, no_grad=(2,))
+
+
+register(OpInfo("cross_entropy_probabilities", F.cross_entropy, lambda: _probability_samples(),
+                lambda torch, x, t, w, reduction, label_smoothing:
+                _tf(torch).cross_entropy(x, t, w, reduction=reduction,
+                                         label_smoothing=label_smoothing),
+                atol=1e-9, max_examples=20))
+
+
+def _nll_samples():
+    return st.tuples(_class_problem(), _reductions).map(
+        lambda p: Sample((p[0][0], p[0][1], p[0][2]),
+                         {"ignore_index": p[0][3], "reduction": p[1]}, no_grad=(2,)))
+
+
+register(OpInfo("nll_loss", F.nll_loss, _nll_samples,
+                lambda torch, x, t, w, ignore_index, reduction:
+                _tf(torch).nll_loss(x, t, w, ignore_index=ignore_index, reduction=reduction),
+                atol=1e-9, max_examples=20))

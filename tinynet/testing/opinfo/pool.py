@@ -1,0 +1,84 @@
+"""Registry entries: max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+
+Strategies draw kernel, stride (or None), padding (at most half the kernel), dilation,
+ceil_mode, count_include_pad, return_indices and non-square inputs, with input sizes
+chosen through ``pool_output_size``; max pooling gets tie-free inputs (a finite
+difference across a tie is meaningless and PyTorch's choice at a tie is a convention).
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+import tinynet.functional as F
+from tinynet.kernels.im2col import pool_output_size
+from ..registry import OpInfo, Sample, register
+from .. import strategies as tst
+from .conv import _smallest
+
+__all__ = ["pool_geometry", "windows_see_input", "max_pool2d_samples", "avg_pool2d_samples",
+           "adaptive_avg_pool2d_samples"]
+
+
+def windows_see_input(size, k, s, p, d, ceil_mode):
+    """True when every window covers at least one real (non-padding) element; with dilation,
+    a window can otherwise fall entirely on padding (its max is -inf)."""
+    out = pool_output_size(size, k, s, p, d, ceil_mode)
+    return out >= 1 and all(any(0 <= o * s - p + j * d < size for j in range(k)) for o in range(out))
+
+
+@st.composite
+def pool_geometry(draw, max_kernel=3, dilation=True, extra=4):
+    """(kernel, stride or None, padding, dilation, ceil_mode, input size), all valid."""
+    k = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+    stride = draw(st.none() | st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    s = stride or k
+    p = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilation else (1, 1)
+    ceil_mode = draw(st.booleans())
+    size = []
+    for a in range(2):
+        reach = d[a] * (k[a] - 1) + 1
+        fits = lambda n: (n + 2 * p[a] >= reach  # noqa: E731
+                          and windows_see_input(n, k[a], s[a], p[a], d[a], ceil_mode))
+        low = _smallest(fits)
+        size.append(draw(st.integers(low, low + extra).filter(fits)))
+    return k, stride, p, d, ceil_mode, tuple(size)
+
+
+@st.composite
+def max_pool2d_samples(draw):
+    k, stride, p, d, ceil_mode, (H, W) = draw(pool_geometry())
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W)
+    x = draw(tst.tie_free(shape))
+    return Sample((x,), dict(kernel_size=k, stride=stride, padding=p, dilation=d,
+                             ceil_mode=ceil_mode, return_indices=draw(st.booleans())))
+
+
+@st.composite
+def avg_pool2d_samples(draw):
+    k, stride, p, _, ceil_mode, (H, W) = draw(pool_geometry(dilation=False))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W)
+    x = draw(tst.arrays(shape, -2, 2))
+    return Sample((x,), dict(kernel_size=k, stride=stride, padding=p, ceil_mode=ceil_mode,
+                             count_include_pad=draw(st.booleans())))
+
+
+@st.composite
+def adaptive_avg_pool2d_samples(draw):
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    x = draw(tst.arrays((draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W), -2, 2))
+    Ho = draw(st.integers(1, H + 2))          # larger than the input is allowed (bins overlap)
+    Wo = draw(st.none() | st.integers(1, W + 2))
+    size = Ho if Wo == Ho and draw(st.booleans()) else (Ho, Wo)
+    return Sample((x,), dict(output_size=size))
+
+
+register(OpInfo(
+    "max_pool2d", F.max_pool2d, lambda: max_pool2d_samples(),
+    lambda torch, x, **kw: torch.nn.functional.max_pool2d(x, **kw), max_examples=40))
+register(OpInfo(
+    "avg_pool2d", F.avg_pool2d, lambda: avg_pool2d_samples(),
+    lambda torch, x, **kw: torch.nn.functional.avg_pool2d(x, **kw), max_examples=40))
+register(OpInfo(
+    "adaptive_avg_pool2d", F.adaptive_avg_pool2d, lambda: adaptive_avg_pool2d_samples(),
+    lambda torch, x, **kw: torch.nn.functional.adaptive_avg_pool2d(x, **kw), max_examples=40))

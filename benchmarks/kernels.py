@@ -1,0 +1,153 @@
+"""Convolution and pooling kernels: tinynet against PyTorch, side by side (issue 4).
+
+Workloads (float32, forward and forward+backward, with input, weight and bias gradients):
+the convolutions of a ResNet / CNN / U-Net step, the U-Net's transposed convolutions and
+a 2x2 max pool. Timing follows ``common.py``: one process, the same thread count for both
+libraries (2 by default), warm-up, interleaved rounds with an idle gap, medians, the ratio
+tinynet / PyTorch, achieved GFLOP/s and the fraction of NumPy's float32 GEMM roofline
+measured in the same run.
+
+    python benchmarks/kernels.py                 # full run
+    python benchmarks/kernels.py --quick         # smoke run: small batches, one call each
+    python benchmarks/kernels.py --json out.json --threads 2 [--device cuda]
+
+``run(quick=False, device=None) -> list[dict]`` is what ``benchmarks/run.py`` calls.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402  (benchmark driver, not a kernel)
+
+import common  # noqa: E402
+import tinynet as tn  # noqa: E402
+import tinynet.functional as F  # noqa: E402
+
+# (name, op, N, C_in, C_out, H, W, kernel, stride, padding) as issue 4 specifies them
+WORKLOADS = [
+    ("conv1 N8 64->64 56x56 3x3 p1", "conv", 8, 64, 64, 56, 56, 3, 1, 1),
+    ("conv2 N32 3->16 32x32 3x3 p1", "conv", 32, 3, 16, 32, 32, 3, 1, 1),
+    ("conv3 N8 128->256 28x28 3x3 s2 p1", "conv", 8, 128, 256, 28, 28, 3, 2, 1),
+    ("conv4 N4 16->16 224x224 3x3 p1", "conv", 4, 16, 16, 224, 224, 3, 1, 1),
+    ("convT N8 128->64 14x14 k2 s2", "convT", 8, 128, 64, 14, 14, 2, 2, 0),
+    ("convT N8 128->64 14x14 k4 s2 p1", "convT", 8, 128, 64, 14, 14, 4, 2, 1),
+    ("maxpool N8 C64 112x112 2x2 s2", "maxpool", 8, 64, 64, 112, 112, 2, 2, 0),
+]
+
+
+def flops(op, N, C_in, C_out, H, W, k, s, p, backward):
+    """GEMM flops of the workload (backward = input-gradient + weight-gradient GEMMs)."""
+    if op == "maxpool":
+        return None
+    if op == "conv":
+        Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        forward = 2 * N * C_out * Ho * Wo * C_in * k * k
+    else:
+        forward = 2 * N * C_in * H * W * C_out * k * k
+    return forward * (3 if backward else 1)
+
+
+def make_cases(op, N, C_in, C_out, H, W, k, s, p, device="cpu"):
+    """``{library: (forward_fn, forward_backward_fn)}`` on the same float32 data."""
+    torch = common.torch_or_none()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C_in, H, W), dtype=np.float32)
+    w = b = None
+    if op != "maxpool":
+        w_shape = (C_out, C_in, k, k) if op == "conv" else (C_in, C_out, k, k)
+        w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
+        b = rng.standard_normal(C_out, dtype=np.float32)
+
+    def call(lib, x_, w_, b_):
+        if op == "maxpool":
+            return lib.max_pool2d(x_, k, s, p)
+        if op == "conv":
+            return lib.conv2d(x_, w_, b_, s, p)
+        return lib.conv_transpose2d(x_, w_, b_, s, p)
+
+    ours = [None if a is None else tn.tensor(a, device=device, requires_grad=True) for a in (x, w, b)]
+    with tn.no_grad():
+        gy_shape = call(F, *ours).shape
+    gy = rng.standard_normal(gy_shape, dtype=np.float32)
+    ours_gy = tn.tensor(gy, device=device)
+
+    def ours_forward():
+        with tn.no_grad():
+            call(F, *ours)
+
+    def ours_forward_backward():
+        for t in ours:
+            if t is not None:
+                t.grad = None
+        call(F, *ours).backward(ours_gy)
+
+    cases = {"tinynet": (ours_forward, ours_forward_backward)}
+    if torch is not None:
+        dev = common.torch_device(device)
+        theirs = [None if a is None else torch.tensor(a, device=dev, requires_grad=True)
+                  for a in (x, w, b)]
+        theirs_gy = torch.tensor(gy, device=dev)
+        TF = torch.nn.functional
+
+        def torch_forward():
+            with torch.no_grad():
+                call(TF, *theirs)
+
+        def torch_forward_backward():
+            for t in theirs:
+                if t is not None:
+                    t.grad = None
+            call(TF, *theirs).backward(theirs_gy)
+
+        cases["torch"] = (torch_forward, torch_forward_backward)
+    return cases
+
+
+def run(quick: bool = False, device: str | None = None) -> list[dict]:
+    """One row per (workload, pass); ``quick`` shrinks batches to 1 (a smoke run)."""
+    device = device or common.get_device()
+    roofline = common.gemm_gflops(device=device)
+    rows = []
+    for name, op, N, *shape in WORKLOADS:
+        if quick:
+            N = 1
+        cases = make_cases(op, N, *shape, device=device)
+        for index, pass_name in enumerate(("fwd", "fwd+bwd")):
+            timing = common.compare({lib: fns[index] for lib, fns in cases.items()},
+                                    rounds=2 if quick else 7, reps=2 if quick else 5,
+                                    device=device)
+            rows.append(common.make_row(name, timing, flops=flops(op, N, *shape, backward=index == 1),
+                                        roofline=roofline, **{"pass": pass_name}))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (figures mean nothing)")
+    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", help="also write the rows and machine info to this file")
+    args = parser.parse_args(argv)
+    common.set_threads(args.threads)
+    common.set_device(args.device)
+    common.set_smoke(args.quick)
+    rows = run(quick=args.quick, device=args.device)
+    info = common.machine_info(args.device)
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    print(common.format_table(rows))
+    print(f"NumPy float32 GEMM roofline: {common.gemm_gflops():.1f} GFLOP/s "
+          f"({common.get_threads()} threads)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

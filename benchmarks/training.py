@@ -1,0 +1,350 @@
+"""One training step (forward, backward, Adam) of whole models: tinynet against PyTorch (issue 6).
+
+Workloads (float32, the issue's):
+
+* U-Net, the default Keras configuration (1,941,122 parameters), batch 2, 3x128x128,
+  binary cross-entropy against 2-class masks (dropout on in both);
+* ResNet-18 with the CIFAR stem, batch 16, 3x32x32, cross-entropy over 10 classes;
+* SimpleCNN on digit-sized inputs, batch 64, 1x8x8, cross-entropy.
+
+The PyTorch models are the same architectures written with ``torch.nn`` and loaded with
+tinynet's initial weights. Both libraries run in this one process with the same thread
+count (2 by default), after a warm-up, in interleaved rounds with an idle gap between
+libraries (``common.compare``); medians and the ratio tinynet / PyTorch.
+
+Peak memory. NumPy reports its allocations to ``tracemalloc`` but PyTorch's CPU
+allocator does not, so one method is used for both: each library runs its steps in a
+fresh child process that samples its resident set size (``/proc/self/statm``) every
+0.5 ms; the figure is the peak RSS during 3 steps minus the RSS just before them (model,
+data and library already loaded). It therefore covers activations, gradients, optimizer
+state and temporaries. tinynet's exact NumPy peak from ``tracemalloc`` over the same steps
+is reported beside it as a cross-check.
+
+    python benchmarks/training.py              # full run (~2 minutes)
+    python benchmarks/training.py --quick      # smoke run, figures not meaningful
+    python benchmarks/training.py --profile    # also: where tinynet's step time goes
+
+``run(quick=False) -> list[dict]`` is the entry point for ``benchmarks/run.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+import numpy as np  # noqa: E402  (benchmark driver, not a kernel)
+
+import tinynet as tn  # noqa: E402
+import tinynet.functional as F  # noqa: E402
+from tinynet import optim  # noqa: E402
+from tinynet.models import SimpleCNN, UNet, resnet18  # noqa: E402
+from common import (compare, format_table, get_threads, machine_info, make_row,  # noqa: E402
+                    set_threads, torch_or_none)
+
+# name -> (label, batch shape, the issue's target ratio tinynet / PyTorch)
+WORKLOADS = {
+    "unet": ("U-Net step N2 3x128x128", (2, 3, 128, 128), 1.8),
+    "resnet18": ("ResNet-18 CIFAR step N16 3x32x32", (16, 3, 32, 32), 1.8),
+    "cnn": ("SimpleCNN step N64 1x8x8", (64, 1, 8, 8), 0.6),
+}
+QUICK_SHAPES = {"unet": (1, 3, 32, 32), "resnet18": (2, 3, 32, 32), "cnn": (8, 1, 8, 8)}
+QUICK_WIDTHS = {"unet": 4, "resnet18": 8, "cnn": None}
+
+
+# ----------------------------------------------------------------------------- models
+def tinynet_model(name, width=None):
+    tn.manual_seed(0)
+    if name == "unet":
+        return UNet(3, 2, base_width=width or 16)
+    if name == "resnet18":
+        return resnet18(num_classes=10, stem="cifar", width=width or 64)
+    return SimpleCNN()
+
+
+def torch_model(torch, name, width=None):
+    """The same architecture with torch.nn; module names match tinynet's state_dict keys."""
+    if name == "cnn":
+        return _TorchCNN(torch)
+    if name == "resnet18":
+        return _torch_resnet18(torch, width or 64)
+    return _torch_unet(torch, width or 16)
+
+
+def _TorchCNN(torch):
+    nn = torch.nn
+
+    class CNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+            self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+        def forward(self, x):
+            return self.classifier(self.features(x))
+    return CNN()
+
+
+def _torch_resnet18(torch, width):
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            idt = x if self.downsample is None else self.downsample(x)
+            out = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(out)) + idt)
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            cin = width
+            for i in range(4):
+                cout = width * 2 ** i
+                setattr(self, f"layer{i + 1}", nn.Sequential(Block(cin, cout, 1 if i == 0 else 2),
+                                                             Block(cout, cout, 1)))
+                cin = cout
+            self.fc = nn.Linear(8 * width, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.bn1(self.conv1(x)))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(x.mean((2, 3)))
+    return ResNet()
+
+
+def _torch_unet(torch, base):
+    nn = torch.nn
+    drop = (0.1, 0.1, 0.2, 0.2, 0.3)
+
+    class Block(nn.Module):
+        def __init__(self, a, b, p):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(a, b, 3, padding=1), nn.Conv2d(b, b, 3, padding=1)
+            self.dropout = nn.Dropout(p)
+
+        def forward(self, x):
+            return nn.functional.elu(self.conv2(self.dropout(nn.functional.elu(self.conv1(x)))))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = [base * 2 ** i for i in range(5)]
+            self.down = nn.ModuleList([Block(3 if i == 0 else w[i - 1], w[i], drop[i]) for i in range(5)])
+            self.upsample = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, 2) for i in range(3, -1, -1)])
+            self.up = nn.ModuleList([Block(2 * w[i], w[i], drop[i]) for i in range(3, -1, -1)])
+            self.head = nn.Conv2d(base, 2, 1)
+
+        def forward(self, x):
+            x = x / 255
+            skips = []
+            for i, b in enumerate(self.down):
+                x = b(x)
+                if i < 4:
+                    skips.append(x)
+                    x = nn.functional.max_pool2d(x, 2)
+            for u, b in zip(self.upsample, self.up):
+                x = b(torch.cat([u(x), skips.pop()], 1))
+            return torch.sigmoid(self.head(x))
+    return Net()
+
+
+def make_data(name, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    if name == "unet":
+        x = rng.uniform(0, 255, shape).astype(np.float32)
+        y = (rng.random((shape[0], 2) + shape[2:]) < 0.3).astype(np.float32)
+    else:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = rng.integers(0, 10, shape[0])
+    return x, y
+
+
+def tinynet_step_fn(name, shape, width=None):
+    model = tinynet_model(name, width)
+    x, y = make_data(name, shape)
+    tx, ty = tn.tensor(x), tn.tensor(y)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = F.binary_cross_entropy if name == "unet" else F.cross_entropy
+
+    def step():
+        loss = loss_fn(model(tx), ty)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return model, step
+
+
+def torch_step_fn(torch, name, shape, init_from=None, width=None):
+    model = torch_model(torch, name, width)
+    if init_from is not None:
+        state = {k: torch.from_numpy(v.numpy().copy()) for k, v in init_from.state_dict().items()}
+        model.load_state_dict(state, strict=False)
+    x, y = make_data(name, shape)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.functional.binary_cross_entropy if name == "unet" else torch.nn.functional.cross_entropy
+
+    def step():
+        loss = loss_fn(model(tx), ty)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return model, step
+
+
+# ----------------------------------------------------------------------------- memory
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_child(library: str, name: str, shape, steps: int = 3) -> dict:
+    """Runs in a fresh process: peak RSS over ``steps`` steps minus RSS before them."""
+    set_threads(int(os.environ.get("TINYNET_BENCH_THREADS", "2")))
+    if library == "tinynet":
+        _, step = tinynet_step_fn(name, shape)
+    else:
+        import torch
+        _, step = torch_step_fn(torch, name, shape)
+    baseline = _rss_bytes()
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0005)
+    sampler = threading.Thread(target=sample, daemon=True)
+    if library == "tinynet":
+        tracemalloc.start()
+    sampler.start()
+    for _ in range(steps):
+        step()
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], _rss_bytes())
+    traced = tracemalloc.get_traced_memory()[1] if library == "tinynet" else None
+    return {"rss_peak_mb": (peak[0] - baseline) / 2 ** 20,
+            "traced_peak_mb": None if traced is None else traced / 2 ** 20}
+
+
+def measure_memory(library: str, name: str, shape) -> dict | None:
+    env = dict(os.environ, TINYNET_BENCH_THREADS=str(get_threads()))
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", library, name,
+           ",".join(map(str, shape))]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError) as e:
+        print(f"memory measurement of {library} {name} failed: {e}", file=sys.stderr)
+        return None
+
+
+# ----------------------------------------------------------------------------- run
+def run(quick: bool = False, memory: bool | None = None) -> list[dict]:
+    """Rows for the three workloads; ``memory`` (default: not ``quick``) adds peak memory."""
+    torch = torch_or_none()
+    memory = not quick if memory is None else memory
+    rounds, reps = (2, 1) if quick else (7, 3)
+    rows = []
+    for name, (label, shape, target) in WORKLOADS.items():
+        width = None
+        if quick:
+            shape, width = QUICK_SHAPES[name], QUICK_WIDTHS[name]
+            label = f"{label} (quick: {'x'.join(map(str, shape))}, narrow)"
+        model, tn_step = tinynet_step_fn(name, shape, width)
+        fns = {"tinynet": tn_step}
+        if torch is not None:
+            fns["torch"] = torch_step_fn(torch, name, shape, init_from=model, width=width)[1]
+        timing = compare(fns, rounds=rounds, reps=reps, warmup=1 if quick else 2)
+        row = make_row(label, timing, target=target)
+        row["pass"] = row["ratio"] is not None and row["ratio"] <= target
+        if memory:
+            mem_tn = measure_memory("tinynet", name, shape)
+            mem_pt = measure_memory("torch", name, shape) if torch is not None else None
+            row["tinynet_peak_mb"] = mem_tn and mem_tn["rss_peak_mb"]
+            row["tinynet_traced_mb"] = mem_tn and mem_tn["traced_peak_mb"]
+            row["torch_peak_mb"] = mem_pt and mem_pt["rss_peak_mb"]
+            if row["tinynet_peak_mb"] and row["torch_peak_mb"]:
+                row["memory_ratio"] = row["tinynet_peak_mb"] / row["torch_peak_mb"]
+        rows.append(row)
+    return rows
+
+
+def profile(name: str, steps: int = 5, top: int = 15) -> None:
+    """Prints the functions where tinynet's training step spends its time."""
+    label, shape, _ = WORKLOADS[name]
+    _, step = tinynet_step_fn(name, shape)
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    print(f"\n--- tinynet {label}: top {top} by own time over {steps} steps")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (small shapes, few rounds)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for both libraries (default 2)")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure peak memory in child processes (default: on, off with --quick)")
+    parser.add_argument("--profile", action="store_true", help="also profile tinynet's steps")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--memory-child", nargs=3, metavar=("LIB", "MODEL", "SHAPE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        lib, name, shape = args.memory_child
+        print(json.dumps(_memory_child(lib, name, tuple(int(s) for s in shape.split(",")))))
+        return 0
+    threads = set_threads(args.threads)
+    info = machine_info()
+    print(f"machine: {info['cpu']} | {info['usable_cores']} usable cores | numpy {info['numpy']} | "
+          f"BLAS {'; '.join(info['blas'])} | torch {info['torch']}")
+    print(f"threads: {threads}")
+    rows = run(args.quick, memory=args.memory)
+    print(format_table(rows))
+    for r in rows:
+        if r.get("tinynet_peak_mb") is not None:
+            print(f"{r['workload']}: peak memory tinynet {r['tinynet_peak_mb']:.1f} MB "
+                  f"(NumPy traced {r['tinynet_traced_mb']:.1f} MB), PyTorch "
+                  + (f"{r['torch_peak_mb']:.1f} MB, ratio {r.get('memory_ratio', float('nan')):.2f}"
+                     if r.get("torch_peak_mb") is not None else "n/a"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "threads": threads, "rows": rows}, f, indent=1, default=str)
+    if args.profile:
+        for name in WORKLOADS:
+            profile(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""im2col / col2im and the output-size helpers (tinynet/kernels/im2col.py)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tinynet import backend
+from tinynet.kernels.im2col import (batch_chunk, col2im, conv_output_size,
+                                    conv_transpose_output_size, get_workspace_limit, im2col,
+                                    pool_output_size, set_workspace_limit)
+
+
+def dev(a):
+    """A host array moved to the test device (TINYNET_TEST_DEVICE)."""
+    return backend.to_device(np.asarray(a), backend.get_default_device())
+
+
+host = backend.asnumpy
+
+
+def test_im2col_3x3_kernel_2_known_columns():
+    # x = [[0 1 2], [3 4 5], [6 7 8]]; the four 2x2 windows, one per column.
+    x = dev(np.arange(9.0).reshape(1, 1, 3, 3))
+    col = host(im2col(x, 2)).reshape(4, 4)
+    expected = np.array([[0, 1, 3, 4],      # offset (0, 0) of windows at (0,0) (0,1) (1,0) (1,1)
+                         [1, 2, 4, 5],      # offset (0, 1)
+                         [3, 4, 6, 7],      # offset (1, 0)
+                         [4, 5, 7, 8]],     # offset (1, 1)
+                        dtype=float)
+    np.testing.assert_array_equal(col, expected)
+
+
+def test_im2col_4x4_stride_2_padding_1_known_columns():
+    x = dev(np.arange(16.0).reshape(1, 1, 4, 4))
+    col = host(im2col(x, 3, stride=2, padding=1))
+    assert col.shape == (1, 3, 3, 1, 2, 2)
+    # the window of output (0, 0) covers padded rows/cols -1..1: zeros on its top-left border
+    np.testing.assert_array_equal(col[0, :, :, 0, 0, 0], [[0, 0, 0], [0, 0, 1], [0, 4, 5]])
+    # output (1, 1) starts at padded (2, 2) = x[1, 1]: rows and columns 1..3, no padding
+    np.testing.assert_array_equal(col[0, :, :, 0, 1, 1], [[5, 6, 7], [9, 10, 11], [13, 14, 15]])
+
+
+def test_col2im_counts_how_often_each_pixel_is_read():
+    # col2im of all ones = number of windows covering each pixel (3x3 kernel on 4x4, pad 1)
+    counts = host(col2im(dev(np.ones((1, 3, 3, 1, 4, 4))), (4, 4), 1, 1))[0, 0]
+    np.testing.assert_array_equal(counts, [[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]])
+
+
+def test_output_size_formulas_known_values():
+    assert conv_output_size(32, 3, 1, 1) == 32
+    assert conv_output_size(28, 3, 2, 1) == 14
+    assert conv_output_size(7, 3, 1, 0, 2) == 3
+    assert conv_transpose_output_size(14, 2, 2) == 28
+    assert conv_transpose_output_size(14, 4, 2, 1) == 28
+    assert conv_transpose_output_size(7, 3, 2, 1, output_padding=1) == 14
+    assert pool_output_size(112, 2, 2) == 56
+    assert pool_output_size(5, 2, 2, ceil_mode=False) == 2
+    assert pool_output_size(5, 2, 2, ceil_mode=True) == 3
+    # ceil_mode: the window that would start in the right padding (at 6 >= 5 + 1) is dropped
+    assert pool_output_size(5, 2, 2, padding=1, ceil_mode=True) == 3
+
+
+geometry = st.tuples(st.integers(1, 12), st.integers(1, 4), st.integers(1, 3),
+                     st.integers(0, 2), st.integers(1, 3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(geometry, st.booleans())
+def test_pool_output_size_matches_pytorch(g, ceil_mode):
+    torch = pytest.importorskip("torch")
+    size, k, s, p, d = g
+    if 2 * p > k or size + 2 * p < d * (k - 1) + 1:
+        return
+    x = torch.zeros(1, 1, size, size)
+    expected = torch.nn.functional.max_pool2d(x, k, s, p, d, ceil_mode).shape[-1]
+    assert pool_output_size(size, k, s, p, d, ceil_mode) == expected
+
+
+@st.composite
+def conv_geometry(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    low_h, low_w = max(1, dh * (kh - 1) + 1 - 2 * ph), max(1, dw * (kw - 1) + 1 - 2 * pw)
+    H, W = draw(st.integers(low_h, low_h + 6)), draw(st.integers(low_w, low_w + 6))
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (N, C, H, W), (kh, kw), (sh, sw), (ph, pw), (dh, dw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(conv_geometry(), st.integers(0, 2**31 - 1))
+def test_col2im_is_the_adjoint_of_im2col(g, seed):
+    # <im2col(x), y> == <x, col2im(y)>: otherwise conv2d's input gradient is wrong
+    shape, k, s, p, d = g
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    col = host(im2col(dev(x), k, s, p, d))
+    y = rng.standard_normal(col.shape)
+    back = host(col2im(dev(y), shape[2:], s, p, d))
+    assert back.shape == shape
+    np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_geometry(), st.integers(0, 2**31 - 1))
+def test_im2col_and_col2im_match_pytorch_unfold_and_fold(g, seed):
+    torch = pytest.importorskip("torch")
+    shape, k, s, p, d = g
+    N, C, H, W = shape
+    x = np.random.default_rng(seed).standard_normal(shape)
+    col = host(im2col(dev(x), k, s, p, d))
+    _, kh, kw, _, Ho, Wo = col.shape
+    unfolded = torch.nn.functional.unfold(torch.tensor(x), k, d, p, s).numpy()
+    np.testing.assert_array_equal(col.reshape(C * kh * kw, N, Ho * Wo).transpose(1, 0, 2), unfolded)
+    folded = torch.nn.functional.fold(torch.tensor(unfolded), (H, W), k, d, p, s).numpy()
+    np.testing.assert_allclose(host(col2im(dev(col), (H, W), s, p, d)), folded, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 6, 8), 2), ((1, 2, 7, 5), 2), ((2, 1, 9, 9), (3, 2))])
+def test_non_overlapping_fast_path_equals_the_strided_loop(shape, k):
+    # kernel == stride, no padding: a single transposing copy instead of kh*kw slices
+    x = np.random.default_rng(0).standard_normal(shape)
+    fast = host(im2col(dev(x), k, stride=k))
+    # dilation 1 and a padded output (larger buffer) take the generic path; crop to compare
+    generic = host(im2col(dev(x), k, stride=k, output_size=fast.shape[-2:], padding=0, dilation=(1, 1)))
+    np.testing.assert_array_equal(fast, generic)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    ref = np.zeros_like(x)
+    Ho, Wo = fast.shape[-2:]
+    ref[:, :, :Ho * kh, :Wo * kw] = x[:, :, :Ho * kh, :Wo * kw]
+    np.testing.assert_array_equal(host(col2im(dev(fast), shape[2:], k)), ref)
+
+
+def test_workspace_limit_bounds_the_chunk():
+    old = get_workspace_limit()
+    try:
+        set_workspace_limit(1000)
+        assert batch_chunk(8, 300) == 3
+        assert batch_chunk(8, 5000) == 1      # at least one sample per chunk
+        assert batch_chunk(2, 10) == 2
+        with pytest.raises(ValueError, match="positive"):
+            set_workspace_limit(0)
+    finally:
+        set_workspace_limit(old)

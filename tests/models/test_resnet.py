@@ -1,0 +1,124 @@
+"""ResNet-18/34: torchvision's parameter count and key names, stems, and a forward pass
+that matches a PyTorch ResNet built here with torch.nn and loaded with the same weights."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.models import BasicBlock, ResNet, resnet18, resnet34
+
+
+def torchvision_like_resnet(torch, layers, num_classes, in_channels=3, stem="imagenet", width=64):
+    """torchvision's ResNet structure (BasicBlock), written with torch.nn for comparison."""
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU()
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            idt = x if self.downsample is None else self.downsample(x)
+            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + idt)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if stem == "imagenet":
+                self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+                self.maxpool = nn.MaxPool2d(3, 2, 1)
+            else:
+                self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+                self.maxpool = nn.Identity()
+            self.bn1 = nn.BatchNorm2d(width)
+            self.relu = nn.ReLU()
+            cin = width
+            for i, n in enumerate(layers):
+                cout = width * 2 ** i
+                blocks = [Block(cin, cout, 1 if i == 0 else 2)] + [Block(cout, cout, 1) for _ in range(n - 1)]
+                setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+                cin = cout
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, num_classes)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(self.avgpool(x).flatten(1))
+
+    return Net()
+
+
+def test_resnet18_has_torchvisions_parameter_count_and_keys():
+    torch = pytest.importorskip("torch")
+    model = resnet18()
+    assert sum(p.numel() for p in model.parameters()) == 11_689_512
+    ref = torchvision_like_resnet(torch, (2, 2, 2, 2), 1000)
+    assert sum(p.numel() for p in ref.parameters()) == 11_689_512
+    ours, theirs = model.state_dict(), ref.state_dict()
+    assert list(ours) == [k for k in theirs if not k.endswith("num_batches_tracked")] or \
+        list(ours) == list(theirs)
+    for k, v in ours.items():
+        assert tuple(v.shape) == tuple(theirs[k].shape), k
+    for k in ("conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+              "layer2.0.downsample.1.bias", "layer4.1.bn2.weight", "fc.bias"):
+        assert k in ours
+
+
+def test_resnet34_parameter_count():
+    assert sum(p.numel() for p in resnet34().parameters()) == 21_797_672
+
+
+def test_forward_matches_pytorch_with_the_same_weights_in_both_modes():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    ref = torchvision_like_resnet(torch, (1, 1, 1, 1), 5, in_channels=2, stem="imagenet", width=4).double()
+    model = ResNet((1, 1, 1, 1), num_classes=5, in_channels=2, stem="imagenet", width=4).to(tn.float64)
+    with torch.no_grad():   # non-trivial BN statistics
+        for m in ref.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items() if "num_batches" not in k},
+                          strict=False)
+    x = np.random.default_rng(0).standard_normal((2, 2, 32, 32))
+    for train in (False, True):
+        ref.train(train)
+        model.train(train)
+        expected = ref(torch.from_numpy(x)).detach().numpy()
+        got = model(tn.tensor(x)).detach().numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
+
+
+def test_cifar_stem_keeps_resolution_and_narrow_width():
+    model = ResNet((1, 1, 1, 1), num_classes=10, in_channels=1, stem="cifar", width=4)
+    assert tuple(model.conv1.weight.shape) == (4, 1, 3, 3)
+    assert type(model.maxpool).__name__ == "Identity"
+    assert tuple(model.fc.weight.shape) == (10, 32)
+    assert model(tn.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_zero_init_residual_and_block_shortcut():
+    model = ResNet((1, 1, 1, 1), num_classes=3, stem="cifar", width=4, zero_init_residual=True)
+    assert float(np.abs(model.layer1[0].bn2.weight.detach().numpy()).max()) == 0.0
+    block = BasicBlock(4, 4)
+    assert block.downsample is None
+    assert block(tn.randn(1, 4, 5, 5)).shape == (1, 4, 5, 5)
+
+
+def test_bad_arguments_and_inputs():
+    with pytest.raises(ValueError, match="stem must be 'imagenet' or 'cifar'"):
+        ResNet(stem="tiny")
+    with pytest.raises(ValueError, match="layers must be 4 positive ints"):
+        ResNet((2, 2, 2))
+    model = ResNet((1, 1, 1, 1), num_classes=3, stem="cifar", width=4)
+    with pytest.raises(ValueError, match=r"expected input \(N, 3, H, W\), got \(1, 1, 8, 8\)"):
+        model(tn.randn(1, 1, 8, 8))

@@ -1,0 +1,116 @@
+"""BatchNorm running statistics against torch over several steps, train/eval switching,
+momentum=None (cumulative average), track_running_stats=False, and the functional op."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.nn as nn
+import tinynet.functional as F
+from tinynet.testing import assert_close, gradcheck, gradgradcheck
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(cls, tcls, *args, **kwargs):
+    ours, theirs = cls(*args, **kwargs).double(), tcls(*args, **kwargs).double()
+    return ours, theirs
+
+
+def _check_buffers(ours, theirs, msg):
+    assert_close(ours.running_mean, theirs.running_mean, rtol=1e-12, atol=1e-12, msg=msg + " mean")
+    assert_close(ours.running_var, theirs.running_var, rtol=1e-12, atol=1e-12, msg=msg + " var")
+    assert ours.num_batches_tracked.item() == theirs.num_batches_tracked.item()
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+@pytest.mark.parametrize("kind", ["2d", "1d", "1d3"])
+def test_running_stats_follow_torch_over_steps(momentum, kind):
+    """Momentum update with the unbiased variance (or the cumulative average for None)."""
+    cls, tcls, shape = {"2d": (nn.BatchNorm2d, torch.nn.BatchNorm2d, (4, 3, 5, 6)),
+                        "1d": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (8, 3)),
+                        "1d3": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (4, 3, 7))}[kind]
+    ours, theirs = _pair(cls, tcls, 3, momentum=momentum)
+    rng = np.random.default_rng(0)
+    for step in range(5):
+        x = rng.standard_normal(shape) * (step + 1) + step
+        y, yt = ours(tn.tensor(x)), theirs(torch.from_numpy(x))
+        assert_close(y, yt, rtol=1e-10, atol=1e-10, msg=f"train output step {step}")
+        _check_buffers(ours, theirs, f"step {step}")
+    ours.eval()
+    theirs.eval()
+    x = rng.standard_normal(shape)
+    assert_close(ours(tn.tensor(x)), theirs(torch.from_numpy(x)), rtol=1e-10, atol=1e-10,
+                 msg="eval output uses running statistics")
+    _check_buffers(ours, theirs, "eval must not update")
+
+
+def test_eval_gradients_match_torch():
+    ours, theirs = _pair(nn.BatchNorm2d, torch.nn.BatchNorm2d, 3)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        x = rng.standard_normal((4, 3, 3, 3))
+        ours(tn.tensor(x)), theirs(torch.from_numpy(x))
+    ours.eval()
+    theirs.eval()
+    x = rng.standard_normal((2, 3, 3, 3))
+    a, b = tn.tensor(x, requires_grad=True), torch.from_numpy(x.copy()).requires_grad_(True)
+    (ours(a) ** 2).sum().backward()
+    (theirs(b) ** 2).sum().backward()
+    assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
+    assert_close(ours.weight.grad, theirs.weight.grad, rtol=1e-10, atol=1e-10)
+    assert_close(ours.bias.grad, theirs.bias.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_without_running_stats_uses_batch_stats_in_eval():
+    ours, theirs = _pair(nn.BatchNorm2d, torch.nn.BatchNorm2d, 2, track_running_stats=False)
+    assert ours.running_mean is None and "running_mean" not in ours.state_dict()
+    x = np.random.default_rng(2).standard_normal((3, 2, 4, 4))
+    ours.eval()
+    theirs.eval()
+    assert_close(ours(tn.tensor(x)), theirs(torch.from_numpy(x)), rtol=1e-10, atol=1e-10)
+
+
+def test_state_dict_keys_match_torch():
+    assert list(nn.BatchNorm2d(3).state_dict()) == list(torch.nn.BatchNorm2d(3).state_dict())
+    assert list(nn.BatchNorm1d(3, affine=False).state_dict()) == \
+        list(torch.nn.BatchNorm1d(3, affine=False).state_dict())
+
+
+def test_float32_running_stats_stay_float32():
+    bn = nn.BatchNorm2d(3)
+    bn(tn.randn(2, 3, 4, 4))
+    assert bn.running_mean.dtype == np.float32 and bn.running_var.dtype == np.float32
+
+
+def test_batch_norm_double_backward():
+    """The training-mode backward is itself differentiable (written in ops)."""
+    rng = np.random.default_rng(3)
+    x = tn.tensor(rng.standard_normal((3, 2, 2, 2)), requires_grad=True)
+    w = tn.tensor(rng.random(2) + 0.5, requires_grad=True)
+    b = tn.tensor(rng.standard_normal(2), requires_grad=True)
+    fn = lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)
+    assert gradcheck(fn, [x, w, b])
+    assert gradgradcheck(fn, [x, w, b])
+    assert gradgradcheck(lambda x: F.batch_norm(x, None, None, training=True), [x])
+
+
+def test_functional_batch_norm_argument_errors():
+    x = tn.randn(4, 3)
+    with pytest.raises(ValueError, match="batch_norm: weight has 2 elements but input has 3 channels"):
+        F.batch_norm(x, None, None, tn.ones(2), training=True)
+    with pytest.raises(ValueError, match="running_mean and running_var"):
+        F.batch_norm(x, tn.zeros(3), None, training=True)
+    with pytest.raises(ValueError, match="batch_norm: expected input of shape"):
+        F.batch_norm(tn.randn(3), None, None, training=True)
+
+
+def test_layer_norm_matches_torch_with_double_backward():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 5))
+    w, b = rng.random((4, 5)) + 0.5, rng.standard_normal((4, 5))
+    ours = F.layer_norm(tn.tensor(x), (4, 5), tn.tensor(w), tn.tensor(b))
+    theirs = torch.nn.functional.layer_norm(torch.from_numpy(x), (4, 5), torch.from_numpy(w),
+                                            torch.from_numpy(b))
+    assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    xt = tn.tensor(x[:2, :2, :3], requires_grad=True)
+    assert gradgradcheck(lambda t: F.layer_norm(t, 3), [xt])

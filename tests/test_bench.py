@@ -1,0 +1,144 @@
+"""The benchmark runner executes; benchmarks themselves never run in the test suite.
+
+The runner is checked on a toy benchmark module (a tiny GEMM, fast and deterministic) for
+its outputs, its torch-less mode and its errors, and once on the real suites with
+``--quick``, which only shows they execute (figures from a busy test machine mean nothing).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TOY_MODULE = '''
+import numpy as np
+from common import compare, make_row, torch_or_none, gemm_gflops
+
+def run(quick=False):
+    a = np.ones((64, 64), dtype=np.float32)
+    fns = {"tinynet": lambda: a @ a}
+    torch = torch_or_none()
+    if torch is not None:
+        t = torch.ones(64, 64)
+        fns["torch"] = lambda: t @ t
+    timing = compare(fns, rounds=2, reps=2, gap=0.0)
+    return [make_row("toy gemm 64", timing, flops=2 * 64 ** 3, roofline=100.0, notes="toy")]
+'''
+
+
+@pytest.fixture
+def toy_bench_dir(tmp_path):
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    shutil.copy(ROOT / "benchmarks" / "common.py", bench / "common.py")
+    (bench / "kernels.py").write_text(TOY_MODULE)
+    return bench
+
+
+def _run(args, env_extra=None, prelude="", timeout=120):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", **(env_extra or {})}
+    code = (f"import sys; {prelude}from tinynet.bench import main; "
+            f"sys.exit(main({list(args)!r}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_runner_writes_json_markdown_and_plot(toy_bench_dir, tmp_path):
+    out = tmp_path / "out"
+    result = _run(["--quick", "--only", "kernels", "--json", str(out / "r.json"),
+                   "--markdown", str(out / "r.md"), "--plot", str(out / "r.png")],
+                  env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((out / "r.json").read_text())
+    assert data["machine"]["threads"] == 2, "the thread count the runner set is not reported"
+    assert data["machine"]["blas"], "the BLAS library is not reported"
+    assert data["gemm_gflops"] > 0
+    (row,) = data["rows"]
+    assert row["suite"] == "kernels" and row["workload"] == "toy gemm 64"
+    assert row["tinynet_ms"] > 0 and row["gflops"] > 0
+    if data["machine"]["torch"]:
+        assert row["ratio"] == pytest.approx(row["tinynet_ms"] / row["torch_ms"])
+    markdown = (out / "r.md").read_text()
+    assert "| kernels | toy gemm 64 |" in markdown and "Threads: 2" in markdown
+    pytest.importorskip("matplotlib")
+    if data["machine"]["torch"]:
+        assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
+    for heading in ("machine", "threads", "BLAS", "summary"):
+        assert heading.lower() in result.stdout.lower()
+
+
+def test_runner_without_torch_times_tinynet_alone(toy_bench_dir, tmp_path):
+    result = _run(["--only", "kernels", "--quick", "--json", str(tmp_path / "r.json")],
+                  env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir)},
+                  prelude="sys.modules['torch'] = None; ")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PyTorch is not installed" in result.stdout
+    (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert row["torch_ms"] is None and row["ratio"] is None and row["tinynet_ms"] > 0
+
+
+def test_runner_reports_a_failing_suite_and_keeps_going(toy_bench_dir, tmp_path):
+    (toy_bench_dir / "recurrent.py").write_text("def run(quick=False):\n    raise RuntimeError('boom')\n")
+    result = _run(["--only", "recurrent,kernels", "--quick", "--json", str(tmp_path / "r.json")],
+                  env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir)})
+    assert result.returncode == 1
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["suites"]["recurrent"]["status"].startswith("error: RuntimeError: boom")
+    assert len(data["rows"]) == 1, "one broken suite lost the others' results"
+
+
+@pytest.mark.parametrize("args", [["--only", "nope"], ["--threads", "0"], ["--device", "tpu"]])
+def test_bad_arguments_exit_with_status_2(args):
+    result = _run(args)
+    assert result.returncode == 2
+    assert "error" in result.stderr
+
+
+def test_missing_benchmarks_directory_is_said_plainly(monkeypatch, capsys):
+    import tinynet.bench as bench
+    monkeypatch.setattr(bench, "find_benchmarks_dir", lambda: None)
+    assert bench.main(["--quick"]) == 1
+    assert "benchmark suite was not found" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_is_a_clear_message(monkeypatch, capsys, tmp_path):
+    import tinynet.bench as bench
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rows = [{"workload": "w", "ratio": 1.5, "suite": "kernels"}]
+    assert bench.write_plot(rows, str(tmp_path / "p.png")) is False
+    assert "matplotlib is not installed" in capsys.readouterr().err
+
+
+def test_quick_smoke_run_of_the_real_suites(tmp_path):
+    """`benchmarks/run.py --quick` runs every suite present and writes its JSON."""
+    pytest.importorskip("threadpoolctl")
+    out = tmp_path / "quick.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+                             "--json", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    data = json.loads(out.read_text())
+    ran = [name for name, suite in data["suites"].items() if suite["status"] == "ok"]
+    assert ran, f"no benchmark suite ran: {data['suites']}"
+    for row in data["rows"]:
+        assert {"workload", "tinynet_ms", "torch_ms", "ratio"} <= set(row), row
+        assert row["tinynet_ms"] > 0
+
+
+def test_rows_of_every_suite_are_brought_to_the_common_keys():
+    """Suites may report microseconds, a `mode`, or a boolean target flag; the table needs ms."""
+    from tinynet.bench import _normalise
+    row = {"workload": "add 4x4", "mode": "fwd", "tinynet_us": 20.0, "torch_us": 10.0}
+    _normalise(row, "overhead")
+    assert row["tinynet_ms"] == 0.02 and row["torch_ms"] == 0.01 and row["ratio"] == 2.0
+    assert row["pass"] == "fwd" and row["suite"] == "overhead"
+    row = {"workload": "step", "tinynet_ms": 3.0, "torch_ms": 2.0, "ratio": 1.5, "pass": True}
+    _normalise(row, "training")
+    assert row["pass_target"] is True and "pass" not in row

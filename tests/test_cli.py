@@ -1,0 +1,116 @@
+"""The ``tinynet`` command: help everywhere, exit status 2 on bad arguments, a short
+training run with its outputs, Ctrl-C saving a checkpoint, summary and gradcheck."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+
+from tinynet import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["summary", "--help"],
+                                  ["gradcheck", "--help"], ["bench", "--help"], ["selfcheck", "--help"]])
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 0
+    assert "usage: tinynet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train"], "required: model"),
+    (["train", "mlp"], "invalid choice: 'mlp'"),
+    (["train", "cnn", "--epochs", "-1"], "expected an integer >= 0"),
+    (["train", "cnn", "--lr", "0"], "expected a positive"),
+    (["train", "cnn", "--batch-size", "x"], "expected a positive integer"),
+    (["train", "cnn", "--device", "tpu"], "--device"),
+    (["summary", "unet", "--input", "3,a,4"], "comma-separated integers"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_with_status_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_short_training_run_writes_metrics_checkpoint_and_plots(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    code = cli.main(["train", "cnn", "--epochs", "2", "--out", str(out), "--no-progress", "--plot"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "test accuracy: " in text and "epoch 2/2" in text
+    history = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2] and "val_accuracy" in history[0]
+    assert (out / "last.npz").is_file() and (out / "metrics.csv").is_file()
+    if (out / "curves.png").exists():
+        assert (out / "curves.png").stat().st_size > 1000
+    # resuming a finished run trains nothing more and still reports
+    assert cli.main(["train", "cnn", "--epochs", "2", "--out", str(out), "--no-progress",
+                     "--resume", str(out / "last.npz")]) == 0
+    assert "resumed from" in capsys.readouterr().out
+
+
+def test_missing_or_mismatched_resume_file_is_status_2(tmp_path, capsys):
+    assert cli.main(["train", "cnn", "--resume", str(tmp_path / "nope.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    pytest.importorskip("sklearn")
+    from tinynet import optim, train
+    from tinynet.models import SimpleCNN
+    cnn = SimpleCNN()
+    train.save_checkpoint(tmp_path / "cnn.npz", cnn, optim.Adam(cnn.parameters()), 1, [])
+    code = cli.main(["train", "resnet", "--out", str(tmp_path / "resnet"), "--no-progress",
+                     "--resume", str(tmp_path / "cnn.npz")])
+    assert code == 2
+    assert "cannot resume from" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "tinynet", "train", "cnn", "--epochs", "50",
+                             "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while not (out / "last.npz").exists() and time.time() < deadline:   # first epoch saved
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr and (out / "last.npz").is_file()
+
+
+def test_summary_prints_the_table(capsys):
+    assert cli.main(["summary", "unet"]) == 0
+    assert "1,941,122" in capsys.readouterr().out
+    assert cli.main(["summary", "cnn", "--input", "1,8"]) == 2
+    assert "must be C,H,W" in capsys.readouterr().err
+
+
+def test_gradcheck_prints_a_table_and_rejects_unknown_ops(capsys):
+    assert cli.main(["gradcheck", "--ops", "exp,tanh", "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "exp" in out and "pass" in out and "2 of 2 ops passed" in out
+    assert cli.main(["gradcheck", "--ops", "no_such_op"]) == 2
+    assert "unknown op(s) no_such_op" in capsys.readouterr().err
+
+
+def test_selfcheck_hook_calls_selfcheck_main(monkeypatch):
+    calls = []
+    fake = types.ModuleType("tinynet.selfcheck")
+    fake.main = lambda argv=None: calls.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "tinynet.selfcheck", fake)
+    import tinynet
+    monkeypatch.setattr(tinynet, "selfcheck", fake, raising=False)
+    assert cli.main(["selfcheck"]) == 0
+    assert calls == [[]]

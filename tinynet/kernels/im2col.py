@@ -1,0 +1,244 @@
+"""im2col / col2im: convolution as one matrix product (raw arrays, no autograd).
+
+A 2-D convolution of ``x`` (N, C, H, W) with a kernel (C_out, C, kh, kw) reads, for every
+output pixel, the C·kh·kw input values under the kernel. :func:`im2col` copies those
+values into the columns of one matrix,
+
+    col[c, i, j, n, ho, wo] = x_pad[n, c, ho·sh + i·dh, wo·sw + j·dw]
+
+laid out channel-major as (C·kh·kw, N·Ho·Wo), so the whole batch's convolution is one
+GEMM: ``W.reshape(C_out, C·kh·kw) @ col``. The copy is a loop over the kh·kw kernel
+offsets, each a strided slice of the padded input; there is no loop over pixels.
+
+:func:`col2im` is the adjoint (transpose) of im2col: it adds every column entry back to
+the input position it was read from, again one strided slice per kernel offset. Because
+it is the exact adjoint, ``<im2col(x), y> == <x, col2im(y)>`` for all x, y; this is what
+makes conv2d's input gradient ``col2im(W.T @ dY)``, i.e. a transposed convolution.
+
+Output sizes (per spatial axis, PyTorch's formulas)::
+
+    conv:            out = floor((in + 2p - d(k-1) - 1) / s) + 1
+    transposed conv: out = (in - 1)s - 2p + d(k-1) + output_padding + 1
+    pooling:         out = floor_or_ceil((in + 2p - d(k-1) - 1) / s) + 1,
+                     and with ceil_mode a last window starting at or past in + p
+                     (entirely in the right padding) is dropped.
+
+For stride-1 convolutions with many channels on large maps, :func:`row_strips` avoids
+most of the copy: it flattens each zero-padded image onto one (Hp·Wp) axis, where kernel
+offset (i, j) is a plain shift by ``i·dh·Wp + j·dw``; it stores only the kw column shifts
+(kw times the input instead of kh·kw), and the kh row shifts become column offsets into
+it, one GEMM per kernel row (see ``tinynet/functional/conv.py``).
+
+Memory: the im2col buffer holds C·kh·kw·N·Ho·Wo elements (kh·kw times the input for a
+stride-1 "same" convolution). When that exceeds :data:`workspace_limit` bytes, callers
+process the batch in chunks of :func:`batch_chunk` samples.
+"""
+from __future__ import annotations
+
+from tinynet import backend
+
+__all__ = [
+    "conv_output_size", "conv_transpose_output_size", "pool_output_size",
+    "im2col", "col2im", "workspace_limit", "set_workspace_limit", "get_workspace_limit",
+    "batch_chunk", "pair", "row_strips",
+]
+
+#: Largest im2col buffer, in bytes, built in one piece; larger batches are chunked.
+#: 256 MiB keeps a 224x224, 16-channel 3x3 layer (29 MB of columns per sample in
+#: float32) to at most 8 samples per chunk.
+workspace_limit = 256 * 1024 * 1024
+
+
+def set_workspace_limit(nbytes: int) -> None:
+    """Sets the largest im2col workspace in bytes (at least one sample is always taken)."""
+    global workspace_limit
+    if int(nbytes) <= 0:
+        raise ValueError(f"set_workspace_limit: nbytes must be positive, got {nbytes}")
+    workspace_limit = int(nbytes)
+
+
+def get_workspace_limit() -> int:
+    return workspace_limit
+
+
+def batch_chunk(batch: int, bytes_per_sample: int) -> int:
+    """Samples per chunk so that a chunk's workspace stays within :data:`workspace_limit`."""
+    return max(1, min(batch, workspace_limit // max(1, bytes_per_sample)))
+
+
+def pair(value, name: str = "argument", op: str = "conv2d") -> tuple[int, int]:
+    """``3 -> (3, 3)``; a 2-sequence of ints passes through. Anything else is a TypeError."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+        a, b = value
+    else:
+        a = b = value
+    for v in (a, b):
+        if isinstance(v, bool) or not isinstance(v, int) and not hasattr(v, "__index__"):
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return int(a), int(b)
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1) -> int:
+    """``floor((size + 2·padding - dilation·(kernel-1) - 1) / stride) + 1`` (may be <= 0)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0, dilation: int = 1) -> int:
+    """``(size-1)·stride - 2·padding + dilation·(kernel-1) + output_padding + 1``."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int = 0,
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Pooling output size; with ``ceil_mode`` a partial last window is kept, unless it
+    would start inside the right padding (PyTorch drops that one)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    else:
+        out = span // stride + 1
+    return out
+
+
+def _padded_channel_major(x, out_hw, kernel_size, stride, padding, dilation, fill=0):
+    """``x`` (N, C, H, W) as a (C, N, Hp, Wp) array holding every window (zero or ``fill``
+    padding), where Hp covers ``padding`` rows above and all rows the windows reach."""
+    xp = backend.get_array_module(x)
+    N, C, H, W = x.shape
+    (Ho, Wo), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = out_hw, kernel_size, stride, padding, dilation
+    Hp = max((Ho - 1) * sh + (kh - 1) * dh + 1, ph + H)
+    Wp = max((Wo - 1) * sw + (kw - 1) * dw + 1, pw + W)
+    if ph == pw == 0 and Hp == H and Wp == W:
+        return x.transpose(1, 0, 2, 3)      # a view: the slices below do the copying
+    buf = xp.full((C, N, Hp, Wp), fill, dtype=x.dtype) if fill else xp.zeros((C, N, Hp, Wp), x.dtype)
+    buf[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    return buf
+
+
+def _window(buf, i, j, out_hw, stride, dilation):
+    """The strided slice of a (…, Hp, Wp) buffer read by kernel offset (i, j)."""
+    (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return buf[..., i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, out=None):
+    """Columns of all convolution windows, channel-major.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+    kernel_size, stride, padding, dilation : int or (int, int)
+    output_size : (Ho, Wo), optional
+        Defaults to the convolution output size; a smaller size reads only the first
+        windows (used by the gradient of a transposed conv with ``output_padding``).
+    out : array (C, kh, kw, N, Ho, Wo), optional
+
+    Returns
+    -------
+    col : array (C, kh, kw, N, Ho, Wo); ``col.reshape(C*kh*kw, N*Ho*Wo)`` is free.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> im2col(np.arange(9.).reshape(1, 1, 3, 3), 2).reshape(4, 4)[:, 0]
+    array([0., 1., 3., 4.])
+    """
+    xp = backend.get_array_module(x)
+    kernel_size, stride = pair(kernel_size), pair(stride)
+    padding, dilation = pair(padding), pair(dilation)
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    if output_size is None:
+        output_size = (conv_output_size(H, kh, sh, ph, dilation[0]),
+                       conv_output_size(W, kw, sw, pw, dilation[1]))
+    Ho, Wo = output_size
+    if out is None:
+        out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    if (kh, kw) == (sh, sw) and dilation == (1, 1) and padding == (0, 0):
+        # Non-overlapping tiles (e.g. the gradient of a 2x2 stride-2 up-convolution):
+        # a single transposing copy.
+        tiles = x[:, :, :Ho * kh, :Wo * kw].reshape(N, C, Ho, kh, Wo, kw)
+        out[...] = tiles.transpose(1, 3, 5, 0, 2, 4)
+        return out
+    buf = _padded_channel_major(x, output_size, kernel_size, stride, padding, dilation)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, i, j] = _window(buf, i, j, output_size, stride, dilation)
+    return out
+
+
+def col2im(col, input_size, stride=1, padding=0, dilation=1):
+    """Adjoint of :func:`im2col`: sums every column entry into the pixel it came from.
+
+    Parameters
+    ----------
+    col : array (C, kh, kw, N, Ho, Wo)
+    input_size : (H, W) of the image to rebuild
+
+    Returns
+    -------
+    x : array (N, C, H, W), C-contiguous, with
+        ``x[n, c, h, w] = sum over (i, j, ho, wo) with ho·sh - ph + i·dh == h and
+        wo·sw - pw + j·dw == w of col[c, i, j, n, ho, wo]``.
+    """
+    xp = backend.get_array_module(col)
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+    C, kh, kw, N, Ho, Wo = col.shape
+    H, W = input_size
+    (sh, sw), (ph, pw) = stride, padding
+    if (kh, kw) == (sh, sw) and dilation == (1, 1) and padding == (0, 0):
+        # Non-overlapping tiles (2x2 stride-2 up-convolution): a transposing copy.
+        tiles = col.transpose(3, 0, 4, 1, 5, 2).reshape(N, C, Ho * kh, Wo * kw)
+        if (Ho * kh, Wo * kw) == (H, W):
+            return xp.ascontiguousarray(tiles)
+        x = xp.zeros((N, C, H, W), dtype=col.dtype)
+        x[:, :, :Ho * kh, :Wo * kw] = tiles
+        return x
+    Hp = max((Ho - 1) * sh + (kh - 1) * dilation[0] + 1, ph + H)
+    Wp = max((Wo - 1) * sw + (kw - 1) * dilation[1] + 1, pw + W)
+    buf = xp.zeros((C, N, Hp, Wp), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = _window(buf, i, j, (Ho, Wo), stride, dilation)
+            window += col[:, i, j]
+    return xp.ascontiguousarray(buf[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+
+
+def row_strips(x, kw, padding=0, dilation=1, rows_below=0):
+    """The kw column-shifted copies of the flattened, zero-padded input.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+    kw : kernel width
+    rows_below : extra zero rows of the padded grid to append at the end, so that reading
+        at a row offset ``r <= rows_below`` stays inside the buffer.
+
+    Returns
+    -------
+    strips : array (C·kw, N·Hp·Wp + rows_below·Wp) with
+        ``strips[c·kw + j, t] = x_pad_flat[c, t + j·dw]``, where ``x_pad_flat[c]`` is the
+        (N, Hp, Wp) zero-padded batch of channel c read as one long row.
+    (Hp, Wp) : the padded image size (H + 2·ph, W + 2·pw).
+
+    A stride-1 convolution output at grid position t = (n·Hp + h)·Wp + w is then
+    ``sum over i of W[:, :, i, :].reshape(C_out, C·kw) @ strips[:, t + i·dh·Wp]``; grid
+    columns w >= Wo and rows h >= Ho are garbage and are cropped by the caller.
+    """
+    xp = backend.get_array_module(x)
+    (ph, pw), (_, dw) = pair(padding), pair(dilation)
+    N, C, H, W = x.shape
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    total = N * Hp * Wp + rows_below * Wp
+    flat = xp.zeros((C, total + (kw - 1) * dw), dtype=x.dtype)
+    flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    strips = xp.empty((C, kw, total), dtype=x.dtype)
+    for j in range(kw):
+        strips[:, j] = flat[:, j * dw:j * dw + total]
+    return strips.reshape(C * kw, total), (Hp, Wp)

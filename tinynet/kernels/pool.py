@@ -1,0 +1,206 @@
+"""Max and average pooling on raw arrays (no autograd).
+
+Every kernel is a loop over the kh·kw window offsets; offset (i, j) sees the strided
+sub-grid ``x_pad[:, :, i·dh :: sh, j·dw :: sw]`` (one element of every window), exactly
+as in :mod:`tinynet.kernels.im2col`. No loop touches a pixel.
+
+Max pooling keeps, per output, the window offset ``k = i·kw + j`` of its maximum
+(``argmax``, a small integer array). Offsets are visited in row-major order and a later
+offset wins only when strictly greater, so ties go to the first maximum, as in PyTorch.
+From the offset, :func:`flat_indices` gives PyTorch's ``return_indices`` values,
+``h·W + w`` in the unpadded input. The backward (:func:`max_pool2d_backward`) writes
+``dy`` into the winning position of each window, and its adjoint
+(:func:`max_pool2d_gather`) reads back from the same positions.
+
+Average pooling divides each window sum by the window size: with
+``count_include_pad`` the number of window elements inside the zero-padded input
+(positions beyond it, which only ``ceil_mode`` creates, never count), otherwise the
+number inside the real input. Its backward spreads ``dy / divisor`` back over the
+window (the adjoint, col2im-style).
+
+Output sizes come from :func:`tinynet.kernels.im2col.pool_output_size`.
+"""
+from __future__ import annotations
+
+from tinynet import backend
+from tinynet.kernels.im2col import _padded_channel_major, pair, pool_output_size
+
+__all__ = [
+    "pool_geometry", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_gather",
+    "flat_indices", "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_divisor",
+]
+
+
+def pool_geometry(input_size, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+    """Normalised (kernel, stride, padding, dilation, output_size, padded_size) pairs."""
+    H, W = input_size
+    k, s, p, d = pair(kernel_size), pair(stride), pair(padding), pair(dilation)
+    out = (pool_output_size(H, k[0], s[0], p[0], d[0], ceil_mode),
+           pool_output_size(W, k[1], s[1], p[1], d[1], ceil_mode))
+    padded = (max((out[0] - 1) * s[0] + (k[0] - 1) * d[0] + 1, p[0] + H),
+              max((out[1] - 1) * s[1] + (k[1] - 1) * d[1] + 1, p[1] + W))
+    return k, s, p, d, out, padded
+
+
+def _sub_grid(buf, i, j, out_hw, stride, dilation):
+    (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return buf[:, :, i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
+
+
+def _padded(x, out, k, s, p, d, fill):
+    """``x`` padded (with ``fill``) so that every window lies inside; no copy if none needed."""
+    # _padded_channel_major swaps the first two axes; handing it the swapped view keeps NCHW.
+    return _padded_channel_major(x.transpose(1, 0, 2, 3), out, k, s, p, d, fill)
+
+
+def _tiles_exactly(input_size, k, s, p, d, out):
+    """True when the windows tile the input: no overlap, no gap, no padding."""
+    return (k == s and d == (1, 1) and p == (0, 0)
+            and (out[0] * k[0], out[1] * k[1]) == tuple(input_size))
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling with argmax.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+
+    Returns
+    -------
+    y : array (N, C, Ho, Wo), ``y = max over (i, j) of x_pad[n, c, ho·sh + i·dh, wo·sw + j·dw]``
+        with ``-inf`` padding.
+    argmax : int8/int32 array (N, C, Ho, Wo), the row-major window offset ``i·kw + j`` of
+        the first maximum.
+    """
+    xp = backend.get_array_module(x)
+    k, s, p, d, out, _ = pool_geometry(x.shape[2:], kernel_size, stride or kernel_size,
+                                       padding, dilation, ceil_mode)
+    buf = _padded(x, out, k, s, p, d, -xp.inf)
+    offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
+    index_dtype = xp.int8 if len(offsets) <= 127 else xp.int32
+    if len(offsets) == 4 and _tiles_exactly(x.shape[2:], k, s, p, d, out):
+        # 2x2 tiles: a pairwise tournament over the four sub-grids (3 compares, 3 maxima).
+        a, b, c, e = (_sub_grid(buf, i, j, out, s, d) for i, j in offsets)
+        top_right = b > a                     # strict: ties keep the earlier offset
+        bottom_right = e > c
+        top = xp.maximum(a, b)
+        bottom = xp.maximum(c, e)
+        take_bottom = bottom > top
+        y = xp.maximum(top, bottom, out=top)
+        # bool arrays are one byte: viewed as int8 they are the offsets 0/1 (and 2/3)
+        argmax = xp.where(take_bottom, bottom_right.view(xp.int8) + 2, top_right.view(xp.int8))
+        return y, argmax
+    y = xp.array(_sub_grid(buf, 0, 0, out, s, d))
+    argmax = xp.zeros(y.shape, dtype=index_dtype)
+    for offset, (i, j) in enumerate(offsets[1:], start=1):
+        window = _sub_grid(buf, i, j, out, s, d)
+        better = window > y
+        xp.maximum(y, window, out=y)
+        argmax[better] = offset
+    return y, argmax
+
+
+def flat_indices(argmax, input_size, kernel_size, stride=None, padding=0, dilation=1):
+    """PyTorch's ``return_indices``: the argmax as ``h·W + w`` in the unpadded input (int64)."""
+    xp = backend.get_array_module(argmax)
+    k, s, p, d = pair(kernel_size), pair(stride or kernel_size), pair(padding), pair(dilation)
+    Ho, Wo = argmax.shape[2:]
+    W = input_size[1]
+    offset = argmax.astype(xp.int64)
+    i, j = offset // k[1], offset % k[1]
+    h = xp.arange(Ho, dtype=xp.int64)[:, None] * s[0] - p[0] + i * d[0]
+    w = xp.arange(Wo, dtype=xp.int64)[None, :] * s[1] - p[1] + j * d[1]
+    return h * W + w
+
+
+def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padding=0,
+                        dilation=1, ceil_mode=False):
+    """Routes ``grad`` (N, C, Ho, Wo) to each window's argmax; returns (N, C, H, W).
+
+    Windows that do not overlap write their sub-grid by assignment; overlapping windows
+    (stride smaller than the dilated kernel) may share a winner, so they accumulate.
+    Routing is ``grad * (argmax == offset)`` (one pass), so a NaN or infinite gradient
+    also turns the window's other positions into NaN.
+    """
+    xp = backend.get_array_module(grad)
+    N, C = grad.shape[:2]
+    k, s, p, d, out, padded = pool_geometry(input_size, kernel_size, stride or kernel_size,
+                                            padding, dilation, ceil_mode)
+    overlapping = s[0] < (k[0] - 1) * d[0] + 1 or s[1] < (k[1] - 1) * d[1] + 1
+    covered = _tiles_exactly(input_size, k, s, p, d, out)
+    buf = (xp.empty if covered else xp.zeros)((N, C) + padded, dtype=grad.dtype)
+    for offset in range(k[0] * k[1]):
+        window = _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
+        if overlapping:
+            window += grad * (argmax == offset)
+        else:
+            # one pass: dy where this offset won, 0 elsewhere, straight into the sub-grid
+            xp.multiply(grad, argmax == offset, out=window)
+    H, W = input_size
+    if buf.shape[2:] == (H, W):
+        return buf
+    return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+
+
+def max_pool2d_gather(values, argmax, kernel_size, stride=None, padding=0, dilation=1,
+                      ceil_mode=False):
+    """Adjoint of :func:`max_pool2d_backward`: ``values`` (N, C, H, W) read at each
+    window's argmax, giving (N, C, Ho, Wo)."""
+    xp = backend.get_array_module(values)
+    k, s, p, d, out, _ = pool_geometry(values.shape[2:], kernel_size, stride or kernel_size,
+                                       padding, dilation, ceil_mode)
+    buf = _padded(values, out, k, s, p, d, 0)
+    result = xp.zeros(argmax.shape, dtype=values.dtype)
+    for offset in range(k[0] * k[1]):
+        window = _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
+        xp.copyto(result, window, where=argmax == offset)
+    return result
+
+
+def avg_pool2d_divisor(input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True, dtype=None, xp=None):
+    """The (Ho, Wo) array of window sizes that :func:`avg_pool2d_forward` divides by."""
+    xp = xp or backend.numpy
+    k, s, p, _, out, _ = pool_geometry(input_size, kernel_size, stride or kernel_size,
+                                       padding, 1, ceil_mode)
+    counts = []
+    for axis in range(2):
+        start = xp.arange(out[axis]) * s[axis] - p[axis]
+        end = xp.minimum(start + k[axis], input_size[axis] + p[axis])
+        if not count_include_pad:
+            start, end = xp.maximum(start, 0), xp.minimum(end, input_size[axis])
+        counts.append(end - start)
+    return (counts[0][:, None] * counts[1][None, :]).astype(dtype or xp.float64)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True):
+    """Average pooling: window sums over the zero-padded input divided by
+    :func:`avg_pool2d_divisor`. (N, C, H, W) -> (N, C, Ho, Wo)."""
+    xp = backend.get_array_module(x)
+    k, s, p, d, out, _ = pool_geometry(x.shape[2:], kernel_size, stride or kernel_size,
+                                       padding, 1, ceil_mode)
+    buf = _padded(x, out, k, s, p, d, 0)
+    y = xp.array(_sub_grid(buf, 0, 0, out, s, d))
+    for offset in range(1, k[0] * k[1]):
+        y += _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
+    y /= avg_pool2d_divisor(x.shape[2:], k, s, p, ceil_mode, count_include_pad, x.dtype, xp)
+    return y
+
+
+def avg_pool2d_backward(grad, input_size, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True):
+    """Adjoint of :func:`avg_pool2d_forward`: ``grad / divisor`` added over every window."""
+    xp = backend.get_array_module(grad)
+    N, C = grad.shape[:2]
+    k, s, p, d, out, padded = pool_geometry(input_size, kernel_size, stride or kernel_size,
+                                            padding, 1, ceil_mode)
+    share = grad / avg_pool2d_divisor(input_size, k, s, p, ceil_mode, count_include_pad,
+                                      grad.dtype, xp)
+    buf = xp.zeros((N, C) + padded, dtype=grad.dtype)
+    for offset in range(k[0] * k[1]):
+        window = _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
+        window += share
+    H, W = input_size
+    return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])

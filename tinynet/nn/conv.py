@@ -1,0 +1,122 @@
+"""Convolution layers: ``Conv2d`` and ``ConvTranspose2d`` (PyTorch's arguments, weight
+layouts and default initialisation: weight ~ kaiming_uniform(a=√5), i.e. U(±1/√fan_in),
+bias ~ U(±1/√fan_in) with fan_in = weight.shape[1]·kh·kw)."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..creation import empty
+from ..tensor import Tensor
+from . import init
+from ._validate import positive_int, int_pair, check_input
+from .module import Module, Parameter
+
+__all__ = ["Conv2d", "ConvTranspose2d"]
+
+
+class _ConvNd(Module):
+    _name = "Conv"
+
+    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+               bias, padding_mode, weight_shape_fn, device, dtype):
+        name = self._name
+        self.in_channels = positive_int(in_channels, "in_channels", name)
+        self.out_channels = positive_int(out_channels, "out_channels", name)
+        self.groups = positive_int(groups, "groups", name)
+        if in_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) must be divisible by groups ({groups})")
+        if out_channels % groups:
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by groups ({groups})")
+        self.kernel_size = int_pair(kernel_size, "kernel_size", name)
+        self.stride = int_pair(stride, "stride", name)
+        self.dilation = int_pair(dilation, "dilation", name)
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.weight = Parameter(empty(*weight_shape_fn(), device=device, dtype=dtype))
+        if bias:
+            self.bias = Parameter(empty(out_channels, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+        init._default_layer_init(self.weight, self.bias, fan_in)
+
+    def _check(self, input: Tensor) -> None:
+        check_input(input, self._name, (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        C = input.shape[-3]
+        if C != self.in_channels:
+            raise ValueError(f"{self._name}: expected input with {self.in_channels} channels "
+                             f"(in_channels), got {C} channels in input of shape {tuple(input.shape)}")
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over (N, C_in, H, W); weight (C_out, C_in/groups, kh, kw).
+
+    ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (output size = input
+    size; stride 1 only).
+    """
+    _name = "Conv2d"
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+            if padding == "same" and stride not in (1, (1, 1), [1, 1]):
+                raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
+            self.padding = padding
+        else:
+            self.padding = int_pair(padding, "padding", "Conv2d", minimum=0)
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                    padding_mode, lambda: (out_channels, in_channels // groups) + int_pair(
+                        kernel_size, "kernel_size", "Conv2d"), device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check(input)
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution; weight (C_in, C_out/groups, kh, kw);
+    ``H_out = (H-1)·stride - 2·padding + dilation·(kh-1) + output_padding + 1``."""
+    _name = "ConvTranspose2d"
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__()
+        self.padding = int_pair(padding, "padding", "ConvTranspose2d", minimum=0)
+        self.output_padding = int_pair(output_padding, "output_padding", "ConvTranspose2d", minimum=0)
+        s, d = int_pair(stride, "stride", "ConvTranspose2d"), int_pair(dilation, "dilation", "ConvTranspose2d")
+        for a in range(2):
+            if self.output_padding[a] >= max(s[a], d[a]):
+                raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be "
+                                 f"smaller than stride {s} or dilation {d}")
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                    padding_mode, lambda: (in_channels, out_channels // groups) + int_pair(
+                        kernel_size, "kernel_size", "ConvTranspose2d"), device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check(input)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)

@@ -1,0 +1,131 @@
+"""Fully connected and shape layers: ``Linear``, ``Identity``, ``Flatten``, ``Lambda``,
+``Embedding``."""
+from __future__ import annotations
+
+
+from .. import functional as F
+from ..creation import empty
+from ..tensor import Tensor
+from . import init
+from ._validate import positive_int, non_negative_int
+from .module import Module, Parameter
+
+__all__ = ["Linear", "Identity", "Flatten", "Lambda", "Embedding"]
+
+
+class Linear(Module):
+    """y = x Wᵀ + b over the last dim; weight (out_features, in_features), bias (out_features,).
+
+    Initialised as PyTorch: W and b ~ U(-1/√in_features, 1/√in_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=None):
+        super().__init__()
+        self.in_features = positive_int(in_features, "in_features", "Linear")
+        self.out_features = positive_int(out_features, "out_features", "Linear")
+        self.weight = Parameter(empty(out_features, in_features, device=device, dtype=dtype))
+        if bias:
+            self.bias = Parameter(empty(out_features, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init._default_layer_init(self.weight, self.bias, self.in_features)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"Linear: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise ValueError(f"Linear: expected input with {self.in_features} features in its "
+                             f"last dimension (in_features), got input of shape {tuple(input.shape)}")
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Identity(Module):
+    """Returns its input (a placeholder, e.g. for a removed head)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class Flatten(Module):
+    """Flattens dims ``start_dim``..``end_dim`` (default: all but the batch dim)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.flatten(input, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Lambda(Module):
+    """Wraps a function as a layer: ``Lambda(lambda x: x / 255.0)`` (no parameters)."""
+
+    def __init__(self, fn, name: str | None = None):
+        super().__init__()
+        if not callable(fn):
+            raise TypeError(f"Lambda: fn must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "fn")
+
+    def forward(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+class Embedding(Module):
+    """A lookup table: integer indices (any shape) -> rows of weight (num_embeddings,
+    embedding_dim). Initialised N(0, 1); the ``padding_idx`` row starts at zero and gets
+    no gradient."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
+        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be within num_embeddings "
+                                 f"({num_embeddings}), got {padding_idx}")
+            padding_idx = non_negative_int(padding_idx % num_embeddings, "padding_idx", "Embedding")
+        self.padding_idx = padding_idx
+        self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
+            got = input.dtype if isinstance(input, Tensor) else type(input).__name__
+            raise TypeError(f"Embedding: expected an integer tensor of indices, got {got}")
+        idx = input.data
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
+            bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+            raise ValueError(f"Embedding: index {bad} is out of range for {self.num_embeddings} "
+                             "embeddings")
+        out = F.getitem(self.weight, idx)
+        if self.padding_idx is not None:
+            pad = Tensor((idx == self.padding_idx)[..., None])
+            out = F.where(pad, Tensor(out.data), out)   # padding rows pass no gradient
+        return out
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")

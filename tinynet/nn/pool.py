@@ -1,0 +1,76 @@
+"""Pooling layers: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` (no parameters)."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..tensor import Tensor
+from ._validate import int_pair, check_input
+from .module import Module
+
+__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+
+
+def _window(layer, kernel_size, stride, padding):
+    k = int_pair(kernel_size, "kernel_size", layer)
+    s = k if stride is None else int_pair(stride, "stride", layer)
+    p = int_pair(padding, "padding", layer, minimum=0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{layer}: padding {p} must be at most half the kernel size {k}")
+    return k, s, p
+
+
+class MaxPool2d(Module):
+    """Max over each window; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = _window("MaxPool2d", kernel_size, stride, padding)
+        self.dilation = int_pair(dilation, "dilation", "MaxPool2d")
+        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+
+    def forward(self, input: Tensor):
+        check_input(input, "MaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    """Mean over each window; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = _window("AvgPool2d", kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+
+    def forward(self, input: Tensor) -> Tensor:
+        check_input(input, "AvgPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed (Ho, Wo); ``None`` keeps that input size."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+        if len(sizes) != 2 or any(v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                                                     or v <= 0) for v in sizes):
+            raise ValueError(f"AdaptiveAvgPool2d: output_size must be a positive int or a pair "
+                             f"(None keeps the input size), got {output_size!r}")
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:
+        check_input(input, "AdaptiveAvgPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

@@ -1,0 +1,288 @@
+"""Recurrent layers: ``LSTMCell``, ``GRUCell``, ``RNNCell``, ``LSTM``, ``GRU``, ``RNN``.
+
+Shapes, argument names, parameter names (``weight_ih_l0``, ``bias_hh_l1_reverse``...) and
+initialisation (every weight and bias uniform in ``±1/sqrt(hidden_size)``) are PyTorch's,
+so a PyTorch ``state_dict`` loads by name and gives the same results.
+
+Each layer and direction is one fused op (:func:`tinynet.functional.lstm_layer` and
+friends): the input projection of all steps is one GEMM, each step one recurrent GEMM
+plus fused gate math, and backward through time ends with single weight-gradient GEMMs.
+
+Variable-length batches: pass ``lengths`` (one int per sequence, each in ``[1, T]``) with a
+padded batch. Steps at or after a sequence's length are padding: they leave its state
+unchanged (so ``h_n``/``c_n`` are the states after its last real step, and the reverse
+direction starts at that step), their outputs are zero (as ``pad_packed_sequence`` gives)
+and they receive no gradient. This is the equivalent of PyTorch's ``PackedSequence``.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from .. import functional as F
+from ..random import generator
+from ..tensor import Tensor, DEFAULT_FLOAT, as_dtype
+from .module import Module, Parameter
+
+__all__ = ["RNNCellBase", "LSTMCell", "GRUCell", "RNNCell", "RNNBase", "LSTM", "GRU", "RNN"]
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _uniform_parameter(shape, bound, dtype, device):
+    arr = generator().uniform(-bound, bound, shape).astype(dtype)
+    dev = backend.Device(device) if device is not None else backend.get_default_device()
+    return Parameter(backend.to_device(arr, dev))
+
+
+def _check_size(name, value, op, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ValueError(f"{op}: {name} must be a positive integer, got {value!r}")
+
+
+# ------------------------------------------------------------------ cells
+class RNNCellBase(Module):
+    def __init__(self, mode, input_size, hidden_size, bias=True, dtype=None, device=None):
+        super().__init__()
+        op = type(self).__name__
+        _check_size("input_size", input_size, op)
+        _check_size("hidden_size", hidden_size, op)
+        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bool(bias)
+        dtype = as_dtype(dtype or DEFAULT_FLOAT, op)
+        G, k = _GATES[mode] * hidden_size, 1.0 / math.sqrt(hidden_size)
+        self.weight_ih = _uniform_parameter((G, input_size), k, dtype, device)
+        self.weight_hh = _uniform_parameter((G, hidden_size), k, dtype, device)
+        if bias:
+            self.bias_ih = _uniform_parameter((G,), k, dtype, device)
+            self.bias_hh = _uniform_parameter((G,), k, dtype, device)
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        return s + ("" if self.bias else ", bias=False")
+
+    def _weights(self):
+        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step: ``(h', c') = cell(input, (h, c))``; input ``(B, I)`` or ``(I,)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=None, device=None):
+        super().__init__("LSTM", input_size, hidden_size, bias, dtype, device)
+
+    def forward(self, input: Tensor, hx=None):
+        return F.lstm_cell(input, hx, *self._weights())
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step: ``h' = cell(input, h)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=None, device=None):
+        super().__init__("GRU", input_size, hidden_size, bias, dtype, device)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return F.gru_cell(input, hx, *self._weights())
+
+
+class RNNCell(RNNCellBase):
+    """One Elman step ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``, act tanh or relu."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", dtype=None, device=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, bias, dtype, device)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        fn = F.rnn_tanh_cell if self.nonlinearity == "tanh" else F.rnn_relu_cell
+        return fn(input, hx, *self._weights())
+
+
+# ------------------------------------------------------------------ multi-layer
+class RNNBase(Module):
+    """Stacked, optionally bidirectional recurrent layers (the shared part of LSTM/GRU/RNN).
+
+    input: ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``) or unbatched ``(T, I)``.
+    hx: ``(L*D, B, H)`` (``(L*D, H)`` unbatched); a tuple ``(h0, c0)`` for LSTM; None = zeros.
+    Returns ``(output (T, B, D*H), h_n)`` (LSTM: ``(output, (h_n, c_n))``).
+    """
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=None, device=None):
+        super().__init__()
+        op = type(self).__name__
+        _check_size("input_size", input_size, op)
+        _check_size("hidden_size", hidden_size, op)
+        _check_size("num_layers", num_layers, op)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"{op}: dropout must be a number in [0, 1], got {dropout!r}")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bool(bias), bool(batch_first)
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        dtype = as_dtype(dtype or DEFAULT_FLOAT, op)
+        G, k = _GATES[mode] * hidden_size, 1.0 / math.sqrt(hidden_size)
+        D = 2 if bidirectional else 1
+        self._flat_names = []
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else D * hidden_size
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
+                setattr(self, names[0], _uniform_parameter((G, layer_in), k, dtype, device))
+                setattr(self, names[1], _uniform_parameter((G, hidden_size), k, dtype, device))
+                if bias:
+                    names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
+                    setattr(self, names[2], _uniform_parameter((G,), k, dtype, device))
+                    setattr(self, names[3], _uniform_parameter((G,), k, dtype, device))
+                self._flat_names.append(names)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    def _layer_weights(self, index):
+        names = self._flat_names[index]
+        w = [getattr(self, n) for n in names]
+        return w if self.bias else w + [None, None]
+
+    # ---------------------------------------------------------------- checks
+    def _prepare(self, input, hx, op):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{op}: expected input to be 3-D (seq_len, batch, input_size) "
+                             f"{'[batch_first: (batch, seq_len, input_size)] ' if self.batch_first else ''}"
+                             f"or 2-D unbatched (seq_len, input_size), got shape {tuple(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"{op}: input has {input.shape[-1]} features (last dim of shape "
+                             f"{tuple(input.shape)}) but input_size={self.input_size}")
+        unbatched = input.ndim == 2
+        if unbatched:
+            x = F.unsqueeze(input, 1)
+        elif self.batch_first:
+            x = F.transpose(input, 0, 1)
+        else:
+            x = input
+        T, B = x.shape[0], x.shape[1]
+        if T < 1 or B < 1:
+            raise ValueError(f"{op}: input needs at least one step and one sequence, got shape "
+                             f"{tuple(input.shape)}")
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        want = (LD, self.hidden_size) if unbatched else (LD, B, self.hidden_size)
+        names = ("h0", "c0") if self.mode == "LSTM" else ("hx",)
+        if hx is None:
+            z = Tensor(x.xp.zeros((LD, B, self.hidden_size), dtype=input.dtype))
+            return x, [z] * len(names), unbatched
+        if self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{op}: hx must be a tuple (h0, c0), got {type(hx).__name__}")
+            states = list(hx)
+        else:
+            if isinstance(hx, (tuple, list)):
+                raise TypeError(f"{op}: hx must be a Tensor (not a tuple) for {op}")
+            states = [hx]
+        out = []
+        for name, s in zip(names, states):
+            if not isinstance(s, Tensor):
+                raise TypeError(f"{op}: {name} must be a Tensor, got {type(s).__name__}")
+            if tuple(s.shape) != want:
+                raise ValueError(f"{op}: expected {name} of shape {want} (num_layers * num_directions, "
+                                 f"{'' if unbatched else 'batch, '}hidden_size), got {tuple(s.shape)}")
+            out.append(F.unsqueeze(s, 1) if unbatched else s)
+        return x, out, unbatched
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, input: Tensor, hx=None, lengths=None):
+        op = type(self).__name__
+        x, states, unbatched = self._prepare(input, hx, op)
+        D = 2 if self.bidirectional else 1
+        finals = [[] for _ in states]
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for d in range(D):
+                idx = layer * D + d
+                init = [s[idx] for s in states]
+                w = self._layer_weights(idx)
+                if self.mode == "LSTM":
+                    y, h_n, c_n = F.lstm_layer(layer_input, init[0], init[1], *w, reverse=bool(d),
+                                               lengths=lengths)
+                    res = (h_n, c_n)
+                elif self.mode == "GRU":
+                    y, h_n = F.gru_layer(layer_input, init[0], *w, reverse=bool(d), lengths=lengths)
+                    res = (h_n,)
+                else:
+                    y, h_n = F.rnn_layer(layer_input, init[0], *w,
+                                         nonlinearity="tanh" if self.mode == "RNN_TANH" else "relu",
+                                         reverse=bool(d), lengths=lengths)
+                    res = (h_n,)
+                outputs.append(y)
+                for acc, r in zip(finals, res):
+                    acc.append(r)
+            layer_input = outputs[0] if D == 1 else F.cat(outputs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, True)
+        output = layer_input
+        finals = [F.stack(f, 0) for f in finals]
+        if unbatched:
+            output = F.squeeze(output, 1)
+            finals = [F.squeeze(f, 1) for f in finals]
+        elif self.batch_first:
+            output = F.transpose(output, 0, 1)
+        if self.mode == "LSTM":
+            return output, (finals[0], finals[1])
+        return output, finals[0]
+
+
+class LSTM(RNNBase):
+    """Multi-layer LSTM with PyTorch's arguments, shapes and parameter names.
+
+    >>> import tinynet as tn
+    >>> lstm = tn.nn.LSTM(5, 10, num_layers=2, bidirectional=True, batch_first=True)
+    >>> out, (h, c) = lstm(tn.randn(3, 7, 5))
+    >>> tuple(out.shape), tuple(h.shape)
+    ((3, 7, 20), (4, 3, 10))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=None, device=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, device)
+
+
+class GRU(RNNBase):
+    """Multi-layer GRU (PyTorch's gates r, z, n and parameter names)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=None, device=None):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, device)
+
+
+class RNN(RNNBase):
+    """Multi-layer Elman RNN, ``nonlinearity`` 'tanh' (default) or 'relu'."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, dtype=None, device=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, dtype, device)
+        self.nonlinearity = nonlinearity

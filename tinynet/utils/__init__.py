@@ -1,0 +1,7 @@
+"""Utilities: checkpoints (``save``/``load``, no pickle), ``summary`` tables and
+autograd-graph export (``to_dot``)."""
+from .checkpoint import save, load
+from .summary import summary
+from .graph import to_dot
+
+__all__ = ["save", "load", "summary", "to_dot"]
