@@ -178,3 +178,15 @@ def test_class_target_errors():
         F.cross_entropy(x, tn.tensor([0, 1]), label_smoothing=1.5)
     with pytest.raises(TypeError, match="cross_entropy: argument 'target' must be a Tensor, got list"):
         F.cross_entropy(x, [0, 1])
+
+
+def test_binary_cross_entropy_gradient_is_finite_at_saturated_probabilities():
+    """At x = 0 or 1 the loss is clamped at 100 and dℓ/dx = (x - t) / max(x(1 - x), 1e-12),
+    as PyTorch: a composition through log would give NaN (0 · inf) there."""
+    x = tn.tensor(np.array([0.0, 1.0, 0.25]), requires_grad=True)
+    t = tn.tensor(np.array([1.0, 0.0, 1.0]))
+    loss = F.binary_cross_entropy(x, t, reduction="sum")
+    loss.backward()
+    assert loss.item() == pytest.approx(100.0 + 100.0 - np.log(0.25))
+    expected = np.array([-1e12, 1e12, (0.25 - 1.0) / (0.25 * 0.75)])
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)

@@ -63,10 +63,34 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     if input.data.size and (xp.any(input.data < 0) or xp.any(input.data > 1)):
         raise ValueError("binary_cross_entropy: all elements of input must be probabilities in "
                          "[0, 1]; use binary_cross_entropy_with_logits for raw scores")
-    loss = -(target * clamp(log(input), min=-100.0) + (1.0 - target) * clamp(log(1.0 - input), min=-100.0))
+    loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+class BinaryCrossEntropy(Function):
+    """ℓ = -(t·max(log x, -100) + (1 - t)·max(log(1 - x), -100)).
+
+    Gradients as PyTorch defines them, finite even at x = 0 or 1:
+    dℓ/dx = (x - t) / max(x·(1 - x), 1e-12);  dℓ/dt = log(1 - x) - log x (unclamped, as PyTorch).
+    """
+
+    def forward(self, x, t):
+        xp = backend.get_array_module(x)
+        with xp.errstate(divide="ignore"):
+            log_x = xp.maximum(xp.log(x), -100.0)
+            log_1mx = xp.maximum(xp.log1p(-x), -100.0)
+        return -(t * log_x + (1 - t) * log_1mx)
+
+    def backward(self, g):
+        x, t = self.inputs
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            gx = g * (x - t) / clamp(x * (1.0 - x), min=1e-12)
+        if self.needs_input_grad[1]:
+            gt = g * (log(1.0 - x) - log(x))
+        return gx, gt
 
 
 class BCEWithLogits(Function):
