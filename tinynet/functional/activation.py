@@ -42,7 +42,16 @@ class ELU(Function):
         xp = backend.get_array_module(x)
         self.alpha = alpha
         self.positive = x > 0
-        return xp.where(self.positive, x, alpha * xp.expm1(xp.minimum(x, 0)))
+        # expm1 has no SIMD loop in NumPy (~10 ns/element): evaluate it on the
+        # non-positive entries only, gathered by flat index, and scatter them into a copy.
+        y = x.copy()
+        flat = y.reshape(-1)
+        negative = xp.flatnonzero(~self.positive)
+        values = xp.expm1(flat[negative])
+        if alpha != 1.0:
+            values *= alpha
+        flat[negative] = values
+        return y
 
     def backward(self, g):
         (y,) = self.outputs

@@ -51,13 +51,23 @@ def _groups_matmul(a, b, groups):
 
 
 def _to_nchw(y, out, bias):
-    """Writes ``y`` (C, n, Ho, Wo) into ``out`` (n, C, Ho, Wo), adding ``bias`` in the same pass."""
+    """Writes ``y`` (C, n, Ho, Wo) (any strides) into ``out`` (n, C, Ho, Wo), adding
+    ``bias`` in the same pass."""
     xp = backend.get_array_module(y)
     y = y.transpose(1, 0, 2, 3)
     if bias is None:
         out[...] = y
     else:
         xp.add(y, bias.reshape(-1, 1, 1), out=out)
+
+
+def _use_batch_last(batch, width, col_rows, channels):
+    """Batch-innermost im2col columns (Ho, Wo, N) pay off when rows of the map are shorter
+    than the batch: NumPy's strided copies then run over rows of N elements instead of Wo
+    (SimpleCNN's 4x4 maps, ResNet's last stages). The price is a costlier transposing copy
+    of the ``channels``-row GEMM operand (output or output gradient), so the column
+    buffer (``col_rows`` = C·kh·kw rows) must be the larger one (measured)."""
+    return batch > width and col_rows > channels
 
 
 def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size):
@@ -73,25 +83,31 @@ def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_
 
 
 def _conv2d_row_strips(x, w, b, padding, dilation):
-    """Stride-1 conv as kh GEMMs over :func:`row_strips` (no kh·kw im2col copy)."""
+    """Stride-1 conv as one GEMM over :func:`row_strips` (no kh·kw im2col copy):
+    ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of Z_i`` shifted
+    by ``i·dh·Wp`` grid columns."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = w.shape
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
-    w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, C_out, C * kw)
+    # all kernel rows stacked: one GEMM with M = kh·C_out uses the BLAS better than kh
+    # GEMMs with M = C_out; row i's product is then read shifted by i·dh·Wp columns.
+    w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh * C_out, C * kw)
     reach = (kh - 1) * dilation[0]
-    chunk = K.batch_chunk(N, C * kw * Hp * Wp * x.itemsize)
+    chunk = K.batch_chunk(N, (C * kw + kh * C_out) * Hp * Wp * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
         strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
         T = n * Hp * Wp
-        y = w_rows[0] @ strips[:, :T]
+        z = w_rows @ strips                       # (kh·C_out, T + reach·Wp)
+        y = z[:C_out, :T]
         for i in range(1, kh):
             offset = i * dilation[0] * Wp
-            y += w_rows[i] @ strips[:, offset:offset + T]
+            shifted = z[i * C_out:(i + 1) * C_out, offset:offset + T]
+            y = y + shifted if i == 1 else xp.add(y, shifted, out=y)
         _to_nchw(y.reshape(C_out, n, Hp, Wp)[:, :, :Ho, :Wo], out[n0:n0 + n], b)
     return out
 
@@ -134,6 +150,11 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
+        if _use_batch_last(n, Wo, C * kh * kw, C_out):
+            col = K.im2col(xs, (kh, kw), stride, padding, dilation, output_size, batch_last=True)
+            y = _groups_matmul(w2, col.reshape(C * kh * kw, n * Ho * Wo), groups)
+            _to_nchw(y.reshape(C_out, Ho, Wo, n).transpose(0, 3, 1, 2), out[n0:n0 + n], b)
+            continue
         col = K.im2col(xs, (kh, kw), stride, padding, dilation, output_size)
         y = _groups_matmul(w2, col.reshape(C * kh * kw, n * Ho * Wo), groups)
         _to_nchw(y.reshape(C_out, n, Ho, Wo), out[n0:n0 + n], b)
@@ -159,12 +180,18 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     wt = w.reshape(groups, C_in // groups, C_out_g * kh * kw).transpose(0, 2, 1)
     wt = xp.ascontiguousarray(wt).reshape(groups * C_out_g * kh * kw, C_in // groups)
     chunk = K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize)
+    tiles = (kh, kw) == stride and dilation == (1, 1) and padding == (0, 0)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        x_mat = xp.ascontiguousarray(xs.transpose(1, 0, 2, 3)).reshape(C_in, n * H * W)
-        col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, n, H, W)
-        y = K.col2im(col, output_size, stride, padding, dilation)   # a fresh array
+        if not tiles and _use_batch_last(n, W, C_out * kh * kw, C_in):
+            x_mat = xp.ascontiguousarray(xs.transpose(1, 2, 3, 0)).reshape(C_in, H * W * n)
+            col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, H, W, n)
+            y = K.col2im(col, output_size, stride, padding, dilation, batch_last=True)
+        else:
+            x_mat = xp.ascontiguousarray(xs.transpose(1, 0, 2, 3)).reshape(C_in, n * H * W)
+            col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, n, H, W)
+            y = K.col2im(col, output_size, stride, padding, dilation)   # a fresh array
         if b is not None:
             y += b.reshape(-1, 1, 1)
         if n == N:
@@ -188,9 +215,10 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        col = K.im2col(xs, (kh, kw), stride, padding, dilation, (Ho, Wo))
+        batch_last = _use_batch_last(n, Wo, C * kh * kw, C_out)
+        col = K.im2col(xs, (kh, kw), stride, padding, dilation, (Ho, Wo), batch_last=batch_last)
         col = col.reshape(groups, C_g * kh * kw, n * Ho * Wo).transpose(0, 2, 1)
-        dy_mat = xp.ascontiguousarray(dy[n0:n0 + n].transpose(1, 0, 2, 3))
+        dy_mat = xp.ascontiguousarray(dy[n0:n0 + n].transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3)))
         part = dy_mat.reshape(groups, C_out // groups, n * Ho * Wo) @ col
         dw = part if dw is None else dw + part
     return dw.reshape(weight_shape)

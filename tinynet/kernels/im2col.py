@@ -23,6 +23,11 @@ Output sizes (per spatial axis, PyTorch's formulas)::
                      and with ceil_mode a last window starting at or past in + p
                      (entirely in the right padding) is dropped.
 
+On small maps (rows shorter than the batch), ``batch_last=True`` orders the columns
+(Ho, Wo, N) instead of (N, Ho, Wo): the same matrix with its columns permuted, whose
+strided copies run over contiguous runs of N elements rather than Wo (NumPy pays a fixed
+cost per run, which dominates on 4x4 maps).
+
 For stride-1 convolutions with many channels on large maps, :func:`row_strips` avoids
 most of the copy: it flattens each zero-padded image onto one (Hp·Wp) axis, where kernel
 offset (i, j) is a plain shift by ``i·dh·Wp + j·dw``; it stores only the kw column shifts
@@ -68,6 +73,10 @@ def batch_chunk(batch: int, bytes_per_sample: int) -> int:
 
 def pair(value, name: str = "argument", op: str = "conv2d") -> tuple[int, int]:
     """``3 -> (3, 3)``; a 2-sequence of ints passes through. Anything else is a TypeError."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value                        # already normalised (the common, hot case)
+    if type(value) is int:
+        return value, value
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
@@ -121,13 +130,32 @@ def _padded_channel_major(x, out_hw, kernel_size, stride, padding, dilation, fil
     return buf
 
 
+def _padded_batch_last(x, out_hw, kernel_size, stride, padding, dilation):
+    """``x`` (N, C, H, W) as a zero-padded (C, Hp, Wp, N) array (batch innermost)."""
+    xp = backend.get_array_module(x)
+    N, C, H, W = x.shape
+    (Ho, Wo), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = out_hw, kernel_size, stride, padding, dilation
+    Hp = max((Ho - 1) * sh + (kh - 1) * dh + 1, ph + H)
+    Wp = max((Wo - 1) * sw + (kw - 1) * dw + 1, pw + W)
+    buf = xp.zeros((C, Hp, Wp, N), x.dtype)
+    buf[:, ph:ph + H, pw:pw + W] = x.transpose(1, 2, 3, 0)
+    return buf
+
+
+def _window_batch_last(buf, i, j, out_hw, stride, dilation):
+    """The strided slice of a (C, Hp, Wp, N) buffer read by kernel offset (i, j)."""
+    (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return buf[:, i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
+
+
 def _window(buf, i, j, out_hw, stride, dilation):
     """The strided slice of a (…, Hp, Wp) buffer read by kernel offset (i, j)."""
     (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
     return buf[..., i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, out=None):
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, out=None,
+           batch_last=False):
     """Columns of all convolution windows, channel-major.
 
     Parameters
@@ -137,11 +165,17 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
     output_size : (Ho, Wo), optional
         Defaults to the convolution output size; a smaller size reads only the first
         windows (used by the gradient of a transposed conv with ``output_padding``).
-    out : array (C, kh, kw, N, Ho, Wo), optional
+    out : array (C, kh, kw, N, Ho, Wo), optional ((C, kh, kw, Ho, Wo, N) with ``batch_last``)
+    batch_last : bool
+        Order the columns (Ho, Wo, N) instead of (N, Ho, Wo). Same values, another
+        column order: on small maps (Wo < N) every strided copy then runs over
+        contiguous rows of N elements instead of rows of Wo, which is what NumPy's
+        per-row overhead cares about.
 
     Returns
     -------
-    col : array (C, kh, kw, N, Ho, Wo); ``col.reshape(C*kh*kw, N*Ho*Wo)`` is free.
+    col : array (C, kh, kw, N, Ho, Wo), or (C, kh, kw, Ho, Wo, N) with ``batch_last``;
+        ``col.reshape(C*kh*kw, -1)`` is free.
 
     Example
     -------
@@ -158,6 +192,14 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
         output_size = (conv_output_size(H, kh, sh, ph, dilation[0]),
                        conv_output_size(W, kw, sw, pw, dilation[1]))
     Ho, Wo = output_size
+    if batch_last:
+        if out is None:
+            out = xp.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
+        buf = _padded_batch_last(x, output_size, kernel_size, stride, padding, dilation)
+        for i in range(kh):
+            for j in range(kw):
+                out[:, i, j] = _window_batch_last(buf, i, j, output_size, stride, dilation)
+        return out
     if out is None:
         out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
     if (kh, kw) == (sh, sw) and dilation == (1, 1) and padding == (0, 0):
@@ -173,12 +215,12 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
     return out
 
 
-def col2im(col, input_size, stride=1, padding=0, dilation=1):
+def col2im(col, input_size, stride=1, padding=0, dilation=1, batch_last=False):
     """Adjoint of :func:`im2col`: sums every column entry into the pixel it came from.
 
     Parameters
     ----------
-    col : array (C, kh, kw, N, Ho, Wo)
+    col : array (C, kh, kw, N, Ho, Wo), or (C, kh, kw, Ho, Wo, N) with ``batch_last``
     input_size : (H, W) of the image to rebuild
 
     Returns
@@ -189,9 +231,19 @@ def col2im(col, input_size, stride=1, padding=0, dilation=1):
     """
     xp = backend.get_array_module(col)
     stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
-    C, kh, kw, N, Ho, Wo = col.shape
     H, W = input_size
     (sh, sw), (ph, pw) = stride, padding
+    if batch_last:
+        C, kh, kw, Ho, Wo, N = col.shape
+        Hp = max((Ho - 1) * sh + (kh - 1) * dilation[0] + 1, ph + H)
+        Wp = max((Wo - 1) * sw + (kw - 1) * dilation[1] + 1, pw + W)
+        buf = xp.zeros((C, Hp, Wp, N), dtype=col.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                window = _window_batch_last(buf, i, j, (Ho, Wo), stride, dilation)
+                window += col[:, i, j]
+        return xp.ascontiguousarray(buf[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2))
+    C, kh, kw, N, Ho, Wo = col.shape
     if (kh, kw) == (sh, sw) and dilation == (1, 1) and padding == (0, 0):
         # Non-overlapping tiles (2x2 stride-2 up-convolution): a transposing copy.
         tiles = col.transpose(3, 0, 4, 1, 5, 2).reshape(N, C, Ho * kh, Wo * kw)

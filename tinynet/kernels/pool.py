@@ -81,16 +81,15 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     index_dtype = xp.int8 if len(offsets) <= 127 else xp.int32
     if len(offsets) == 4 and _tiles_exactly(x.shape[2:], k, s, p, d, out):
         # 2x2 tiles: a pairwise tournament over the four sub-grids (3 compares, 3 maxima).
-        a, b, c, e = (_sub_grid(buf, i, j, out, s, d) for i, j in offsets)
-        top_right = b > a                     # strict: ties keep the earlier offset
-        bottom_right = e > c
-        top = xp.maximum(a, b)
-        bottom = xp.maximum(c, e)
-        take_bottom = bottom > top
-        y = xp.maximum(top, bottom, out=top)
-        # bool arrays are one byte: viewed as int8 they are the offsets 0/1 (and 2/3)
-        argmax = xp.where(take_bottom, bottom_right.view(xp.int8) + 2, top_right.view(xp.int8))
-        return y, argmax
+        N, C, H, W = x.shape
+        if W <= 8 and N * C >= 64:
+            # Tiny maps: NumPy's cost per contiguous run dominates (a run is Wo <= 4
+            # elements), so pool an (H, W, N, C) copy, whose runs are N·C long.
+            y, argmax = _max_pool_2x2_tournament(xp, xp.ascontiguousarray(x.transpose(2, 3, 0, 1)),
+                                                 spatial_first=True)
+            return (xp.ascontiguousarray(y.transpose(2, 3, 0, 1)),
+                    xp.ascontiguousarray(argmax.transpose(2, 3, 0, 1)))
+        return _max_pool_2x2_tournament(xp, buf, spatial_first=False)
     y = xp.array(_sub_grid(buf, 0, 0, out, s, d))
     argmax = xp.zeros(y.shape, dtype=index_dtype)
     for offset, (i, j) in enumerate(offsets[1:], start=1):
@@ -98,6 +97,24 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
         better = window > y
         xp.maximum(y, window, out=y)
         argmax[better] = offset
+    return y, argmax
+
+
+def _max_pool_2x2_tournament(xp, x, spatial_first):
+    """Max and argmax over exact 2x2 tiles of ``x`` (N, C, H, W), or (H, W, N, C) when
+    ``spatial_first``; results in the same layout."""
+    if spatial_first:
+        a, b, c, e = (x[i::2, j::2] for i in range(2) for j in range(2))
+    else:
+        a, b, c, e = (x[:, :, i::2, j::2] for i in range(2) for j in range(2))
+    top_right = b > a                     # strict: ties keep the earlier offset
+    bottom_right = e > c
+    top = xp.maximum(a, b)
+    bottom = xp.maximum(c, e)
+    take_bottom = bottom > top
+    y = xp.maximum(top, bottom, out=top)
+    # bool arrays are one byte: viewed as int8 they are the offsets 0/1 (and 2/3)
+    argmax = xp.where(take_bottom, bottom_right.view(xp.int8) + 2, top_right.view(xp.int8))
     return y, argmax
 
 
