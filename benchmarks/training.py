@@ -10,7 +10,9 @@ Workloads (float32, the issue's):
 The PyTorch models are the same architectures written with ``torch.nn`` and loaded with
 tinynet's initial weights. Both libraries run in this one process with the same thread
 count (2 by default), after a warm-up, in interleaved rounds with an idle gap between
-libraries (``common.compare``); medians and the ratio tinynet / PyTorch.
+libraries (``common.compare``); medians with spread and the ratio tinynet / PyTorch. Rows
+carry ``pass`` = ``fwd+bwd+adam`` (a whole step), the issue's ``target`` ratio and
+``pass_target``.
 
 Peak memory. NumPy reports its allocations to ``tracemalloc`` but PyTorch's CPU
 allocator does not, so one method is used for both: each library runs its steps in a
@@ -18,13 +20,16 @@ fresh child process that samples its resident set size (``/proc/self/statm``) ev
 0.5 ms; the figure is the peak RSS during 3 steps minus the RSS just before them (model,
 data and library already loaded). It therefore covers activations, gradients, optimizer
 state and temporaries. tinynet's exact NumPy peak from ``tracemalloc`` over the same steps
-is reported beside it as a cross-check.
+is reported beside it as a cross-check. The issue's memory target (peak <= 1.5x PyTorch's)
+is ``memory_target`` / ``pass_memory_target``. Peak memory is measured on the CPU only; on a
+GPU the rows have no memory figures.
 
     python benchmarks/training.py              # full run (~2 minutes)
     python benchmarks/training.py --quick      # smoke run, figures not meaningful
     python benchmarks/training.py --profile    # also: where tinynet's step time goes
+    python benchmarks/training.py --json out.json --threads 2 [--device cuda]
 
-``run(quick=False) -> list[dict]`` is the entry point for ``benchmarks/run.py``.
+``run(quick=False, device=None) -> list[dict]`` is what ``benchmarks/run.py`` calls.
 """
 from __future__ import annotations
 
@@ -45,12 +50,11 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 import numpy as np  # noqa: E402  (benchmark driver, not a kernel)
 
+import common  # noqa: E402
 import tinynet as tn  # noqa: E402
 import tinynet.functional as F  # noqa: E402
 from tinynet import optim  # noqa: E402
 from tinynet.models import SimpleCNN, UNet, resnet18  # noqa: E402
-from common import (compare, format_table, get_threads, machine_info, make_row,  # noqa: E402
-                    set_threads, torch_or_none)
 
 # name -> (label, batch shape, the issue's target ratio tinynet / PyTorch)
 WORKLOADS = {
@@ -60,6 +64,8 @@ WORKLOADS = {
 }
 QUICK_SHAPES = {"unet": (1, 3, 32, 32), "resnet18": (2, 3, 32, 32), "cnn": (8, 1, 8, 8)}
 QUICK_WIDTHS = {"unet": 4, "resnet18": 8, "cnn": None}
+PASS = "fwd+bwd+adam"      # what a timed call does: forward, backward and the Adam update
+MEMORY_TARGET = 1.5        # the issue's: peak memory <= 1.5x PyTorch's
 
 
 # ----------------------------------------------------------------------------- models
@@ -182,11 +188,11 @@ def make_data(name, shape, seed=0):
     return x, y
 
 
-def tinynet_step_fn(name, shape, width=None):
-    model = tinynet_model(name, width)
+def tinynet_step_fn(name, shape, width=None, device="cpu"):
+    model = tinynet_model(name, width).to(device)
     x, y = make_data(name, shape)
-    tx, ty = tn.tensor(x), tn.tensor(y)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
+    tx, ty = tn.tensor(x, device=device), tn.tensor(y, device=device)
+    opt = optim.Adam(model.parameters(), lr=1e-3)       # after .to: its state on the device
     loss_fn = F.binary_cross_entropy if name == "unet" else F.cross_entropy
 
     def step():
@@ -198,13 +204,14 @@ def tinynet_step_fn(name, shape, width=None):
     return model, step
 
 
-def torch_step_fn(torch, name, shape, init_from=None, width=None):
+def torch_step_fn(torch, name, shape, init_from=None, width=None, device="cpu"):
     model = torch_model(torch, name, width)
-    if init_from is not None:
+    if init_from is not None:       # .numpy() copies a GPU tensor to the host
         state = {k: torch.from_numpy(v.numpy().copy()) for k, v in init_from.state_dict().items()}
         model.load_state_dict(state, strict=False)
+    model.to(device)
     x, y = make_data(name, shape)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    tx, ty = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.functional.binary_cross_entropy if name == "unet" else torch.nn.functional.cross_entropy
 
@@ -225,7 +232,7 @@ def _rss_bytes() -> int:
 
 def _memory_child(library: str, name: str, shape, steps: int = 3) -> dict:
     """Runs in a fresh process: peak RSS over ``steps`` steps minus RSS before them."""
-    set_threads(int(os.environ.get("TINYNET_BENCH_THREADS", "2")))
+    common.set_threads(int(os.environ.get("TINYNET_BENCH_THREADS", str(common.DEFAULT_THREADS))))
     if library == "tinynet":
         _, step = tinynet_step_fn(name, shape)
     else:
@@ -254,7 +261,7 @@ def _memory_child(library: str, name: str, shape, steps: int = 3) -> dict:
 
 
 def measure_memory(library: str, name: str, shape) -> dict | None:
-    env = dict(os.environ, TINYNET_BENCH_THREADS=str(get_threads()))
+    env = dict(os.environ, TINYNET_BENCH_THREADS=str(common.get_threads()))
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", library, name,
            ",".join(map(str, shape))]
     try:
@@ -266,10 +273,22 @@ def measure_memory(library: str, name: str, shape) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- run
-def run(quick: bool = False, memory: bool | None = None) -> list[dict]:
-    """Rows for the three workloads; ``memory`` (default: not ``quick``) adds peak memory."""
-    torch = torch_or_none()
-    memory = not quick if memory is None else memory
+def run(quick: bool = False, device: str | None = None, memory: bool | None = None) -> list[dict]:
+    """Rows for the three workloads; ``memory`` (default: on the CPU and not ``quick``) adds
+    peak memory, measured in child processes.
+
+    Uses the thread count and smoke mode already in force (``main`` and the runner set
+    them); ``device`` defaults to the runner's.
+    """
+    device = device or common.get_device()
+    on_gpu = device.startswith("cuda")
+    torch = common.torch_or_none()
+    if memory is None:
+        memory = not quick and not on_gpu
+    elif memory and on_gpu:
+        print("training: peak memory is measured on the CPU only; skipped on "
+              f"{device}", file=sys.stderr)
+        memory = False
     rounds, reps = (2, 1) if quick else (7, 3)
     rows = []
     for name, (label, shape, target) in WORKLOADS.items():
@@ -277,29 +296,34 @@ def run(quick: bool = False, memory: bool | None = None) -> list[dict]:
         if quick:
             shape, width = QUICK_SHAPES[name], QUICK_WIDTHS[name]
             label = f"{label} (quick: {'x'.join(map(str, shape))}, narrow)"
-        model, tn_step = tinynet_step_fn(name, shape, width)
+        model, tn_step = tinynet_step_fn(name, shape, width, device=device)
         fns = {"tinynet": tn_step}
         if torch is not None:
-            fns["torch"] = torch_step_fn(torch, name, shape, init_from=model, width=width)[1]
-        timing = compare(fns, rounds=rounds, reps=reps, warmup=1 if quick else 2)
-        row = make_row(label, timing, target=target)
-        row["pass"] = row["ratio"] is not None and row["ratio"] <= target
+            fns["torch"] = torch_step_fn(torch, name, shape, init_from=model, width=width,
+                                         device=common.torch_device(device))[1]
+        timing = common.compare(fns, rounds=rounds, reps=reps, warmup=1 if quick else 2,
+                                device=device)
+        row = common.make_row(label, timing, target=target, **{"pass": PASS})
+        # a smoke run's shrunken models and single calls are no result to judge
+        row["pass_target"] = None if quick or row["ratio"] is None else row["ratio"] <= target
         if memory:
             mem_tn = measure_memory("tinynet", name, shape)
             mem_pt = measure_memory("torch", name, shape) if torch is not None else None
             row["tinynet_peak_mb"] = mem_tn and mem_tn["rss_peak_mb"]
             row["tinynet_traced_mb"] = mem_tn and mem_tn["traced_peak_mb"]
             row["torch_peak_mb"] = mem_pt and mem_pt["rss_peak_mb"]
+            row["memory_target"] = MEMORY_TARGET
             if row["tinynet_peak_mb"] and row["torch_peak_mb"]:
                 row["memory_ratio"] = row["tinynet_peak_mb"] / row["torch_peak_mb"]
+                row["pass_memory_target"] = row["memory_ratio"] <= MEMORY_TARGET
         rows.append(row)
     return rows
 
 
-def profile(name: str, steps: int = 5, top: int = 15) -> None:
+def profile(name: str, steps: int = 5, top: int = 15, device: str = "cpu") -> None:
     """Prints the functions where tinynet's training step spends its time."""
     label, shape, _ = WORKLOADS[name]
-    _, step = tinynet_step_fn(name, shape)
+    _, step = tinynet_step_fn(name, shape, device=device)
     step()
     prof = cProfile.Profile()
     prof.enable()
@@ -313,7 +337,9 @@ def profile(name: str, steps: int = 5, top: int = 15) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (small shapes, few rounds)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for both libraries (default 2)")
+    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS,
+                        help="threads for NumPy's BLAS and PyTorch (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                         help="measure peak memory in child processes (default: on, off with --quick)")
     parser.add_argument("--profile", action="store_true", help="also profile tinynet's steps")
@@ -324,25 +350,34 @@ def main(argv=None) -> int:
         lib, name, shape = args.memory_child
         print(json.dumps(_memory_child(lib, name, tuple(int(s) for s in shape.split(",")))))
         return 0
-    threads = set_threads(args.threads)
-    info = machine_info()
-    print(f"machine: {info['cpu']} | {info['usable_cores']} usable cores | numpy {info['numpy']} | "
-          f"BLAS {'; '.join(info['blas'])} | torch {info['torch']}")
+    threads = common.set_threads(args.threads)
+    common.set_device(args.device)
+    common.set_smoke(args.quick)
+    info = common.machine_info()
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     print(f"threads: {threads}")
-    rows = run(args.quick, memory=args.memory)
-    print(format_table(rows))
+    if common.torch_or_none() is None:
+        print("PyTorch is not installed: timing tinynet alone.")
+    rows = run(args.quick, device=common.get_device(), memory=args.memory)
+    print(common.format_table(rows))
+    for r in rows:
+        verdict = {True: "PASS", False: "MISS",
+                   None: "not judged (--quick, or no PyTorch)"}[r["pass_target"]]
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['workload']} [{r['pass']}]: ratio {ratio} (target <= {r['target']}) {verdict}")
     for r in rows:
         if r.get("tinynet_peak_mb") is not None:
             print(f"{r['workload']}: peak memory tinynet {r['tinynet_peak_mb']:.1f} MB "
                   f"(NumPy traced {r['tinynet_traced_mb']:.1f} MB), PyTorch "
                   + (f"{r['torch_peak_mb']:.1f} MB, ratio {r.get('memory_ratio', float('nan')):.2f}"
+                     f" (target <= {MEMORY_TARGET})"
                      if r.get("torch_peak_mb") is not None else "n/a"))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "threads": threads, "rows": rows}, f, indent=1, default=str)
     if args.profile:
         for name in WORKLOADS:
-            profile(name)
+            profile(name, device=common.get_device())
     return 0
 
 

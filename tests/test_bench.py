@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The suites whose rows and signatures are checked here (kernels is checked by the smoke run).
+OWN_SUITES = ("overhead", "recurrent", "training")
 
 TOY_MODULE = '''
 import numpy as np
@@ -116,29 +118,100 @@ def test_plot_without_matplotlib_is_a_clear_message(monkeypatch, capsys, tmp_pat
     assert "matplotlib is not installed" in capsys.readouterr().err
 
 
+def _check_common_keys(row):
+    """A suite's row as the runner reads it, without any renaming of legacy keys."""
+    assert {"workload", "tinynet_ms", "torch_ms", "ratio"} <= set(row), row
+    assert row["tinynet_ms"] > 0, row
+    assert not {"tinynet_us", "torch_us", "mode", "tinynet_gflops"} & set(row), \
+        f"legacy keys the runner would have to rename: {row}"
+    assert row.get("pass") is None or (isinstance(row["pass"], str) and row["pass"]), \
+        f"`pass` names the pass (fwd, fwd+bwd, ...); a target verdict is `pass_target`: {row}"
+    assert row.get("pass_target") is None or isinstance(row["pass_target"], bool), row
+    if row.get("pass_target") is not None:
+        assert row.get("target") is not None, f"pass_target without its target: {row}"
+    if row["torch_ms"] is not None and row["ratio"] is not None:
+        assert row["ratio"] == pytest.approx(row["tinynet_ms"] / row["torch_ms"]), row
+
+
 def test_quick_smoke_run_of_the_real_suites(tmp_path):
-    """`benchmarks/run.py --quick` runs every suite present and writes its JSON."""
+    """`benchmarks/run.py --quick` runs every suite present and writes its JSON.
+
+    It runs on the test device (``TINYNET_TEST_DEVICE=cuda`` checks the suites' GPU path).
+    """
     pytest.importorskip("threadpoolctl")
+    device = os.environ.get("TINYNET_TEST_DEVICE", "cpu")
     out = tmp_path / "quick.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                             "--json", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                             "--device", device, "--json", str(out)], cwd=tmp_path,
+                            capture_output=True, text=True,
                             timeout=900, env={**os.environ, "MPLBACKEND": "Agg"})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     data = json.loads(out.read_text())
     ran = [name for name, suite in data["suites"].items() if suite["status"] == "ok"]
     assert ran, f"no benchmark suite ran: {data['suites']}"
     for row in data["rows"]:
-        assert {"workload", "tinynet_ms", "torch_ms", "ratio"} <= set(row), row
-        assert row["tinynet_ms"] > 0
+        _check_common_keys(row)
+    for name in OWN_SUITES:
+        if (ROOT / "benchmarks" / f"{name}.py").is_file():
+            assert data["suites"][name]["status"] == "ok", data["suites"][name]
+            assert data["suites"][name]["rows"], f"{name} gave no rows"
 
 
-def test_rows_of_every_suite_are_brought_to_the_common_keys():
-    """Suites may report microseconds, a `mode`, or a boolean target flag; the table needs ms."""
+def _suite_tree(name):
+    import ast
+    path = ROOT / "benchmarks" / f"{name}.py"
+    if not path.is_file():
+        pytest.skip(f"benchmarks/{name}.py is not in this tree")
+    return ast.parse(path.read_text())
+
+
+@pytest.mark.parametrize("name", OWN_SUITES)
+def test_suite_takes_device_and_reads_no_private_state_of_common(name):
+    """`run(quick, device)` lets the runner use it on a GPU; the thread count, device and
+    smoke mode are read from `common` when used, never copied from its privates at import."""
+    import ast
+    tree = _suite_tree(name)
+    (run,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"]
+    params = [a.arg for a in run.args.args + run.args.kwonlyargs]
+    assert params[:2] == ["quick", "device"], f"{name}.run{tuple(params)}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "common":
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"{name} imports private {private} from common"
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == "common"):
+            assert not node.attr.startswith("_"), f"{name} reads common.{node.attr}"
+
+
+def test_overhead_standalone_prints_both_libraries_and_writes_common_rows(tmp_path):
+    """The cheapest suite as a script: both libraries side by side, rows in common keys."""
+    pytest.importorskip("threadpoolctl")
+    _suite_tree("overhead")
+    out = tmp_path / "overhead.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick",
+                             "--threads", "1", "--json", str(out)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert data["machine"]["threads"] == 1, "the --threads the script set is not the one used"
+    for row in data["rows"]:
+        _check_common_keys(row)
+        assert row["pass"] in ("fwd", "fwd+bwd")
+        if row["pass"] == "fwd+bwd":
+            assert row["target"] == 3.0
+            assert row["pass_target"] is None, "a --quick smoke run judged a target"
+    assert "tinynet us" in result.stdout and "ratio" in result.stdout
+    if data["machine"]["torch"]:
+        assert "torch us" in result.stdout
+
+
+def test_runner_keeps_rows_in_the_common_keys_as_they_are():
+    """Suites emit the common keys themselves; the runner only adds the suite's name."""
     from tinynet.bench import _normalise
-    row = {"workload": "add 4x4", "mode": "fwd", "tinynet_us": 20.0, "torch_us": 10.0}
+    row = {"workload": "add 4x4", "tinynet_ms": 0.02, "torch_ms": 0.01, "ratio": 2.0,
+           "tinynet_spread_ms": 0.001, "torch_spread_ms": 0.001, "gflops": None,
+           "pass": "fwd+bwd", "target": 3.0, "pass_target": True}
+    before = dict(row)
     _normalise(row, "overhead")
-    assert row["tinynet_ms"] == 0.02 and row["torch_ms"] == 0.01 and row["ratio"] == 2.0
-    assert row["pass"] == "fwd" and row["suite"] == "overhead"
-    row = {"workload": "step", "tinynet_ms": 3.0, "torch_ms": 2.0, "ratio": 1.5, "pass": True}
-    _normalise(row, "training")
-    assert row["pass_target"] is True and "pass" not in row
+    assert row.pop("suite") == "overhead"
+    assert row == before
