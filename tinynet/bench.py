@@ -245,25 +245,8 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
 
 
 def _normalise(row: dict, suite: str) -> None:
-    """Brings a suite's row to the common keys (the modules grew slightly different ones).
-
-    Adds ``suite``; ``tinynet_ms``/``torch_ms`` from ``*_us``; ``gflops`` from
-    ``tinynet_gflops``; ``pass`` (the direction: fwd, fwd+bwd) from ``mode``; and a
-    boolean ``pass`` (met its target or not) is moved to ``pass_target``.
-    """
+    """Tags a row with its suite (every suite builds its rows with ``common.make_row``)."""
     row.setdefault("suite", suite)
-    for lib in ("tinynet", "torch"):
-        if row.get(f"{lib}_ms") is None and row.get(f"{lib}_us") is not None:
-            row[f"{lib}_ms"] = row[f"{lib}_us"] / 1e3
-        row.setdefault(f"{lib}_ms", None)
-    if row.get("gflops") is None and row.get("tinynet_gflops") is not None:
-        row["gflops"] = row["tinynet_gflops"]
-    if isinstance(row.get("pass"), bool):
-        row.setdefault("pass_target", row.pop("pass"))
-    if not row.get("pass") and isinstance(row.get("mode"), str):
-        row["pass"] = row["mode"]
-    if row.get("ratio") is None and row["tinynet_ms"] and row["torch_ms"]:
-        row["ratio"] = row["tinynet_ms"] / row["torch_ms"]
 
 
 def _jsonable(value):
