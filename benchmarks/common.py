@@ -30,6 +30,7 @@ synchronises that device around every timed batch so GPU times are real.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -39,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = [
-    "IDLE_GAP_S", "DEFAULT_THREADS", "set_threads", "get_threads", "set_device", "get_device",
+    "IDLE_GAP_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "set_threads", "get_threads", "set_device", "get_device",
     "set_smoke",
     "torch_or_none", "torch_device", "synchronize", "time_calls", "compare", "gemm_gflops",
     "make_row", "machine_info", "format_table", "markdown_table",
@@ -382,3 +383,30 @@ def _label(row: dict) -> str:
     if isinstance(row.get("pass"), str) and row["pass"]:
         label += f" [{row['pass']}]"
     return label
+
+
+def standalone_parser(description: str) -> argparse.ArgumentParser:
+    """The options every suite takes when run as a script on its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smoke run (figures mean nothing)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="threads for NumPy's BLAS and PyTorch (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--json", help="also write the rows and machine info to this file")
+    return parser
+
+
+def start_standalone(args) -> tuple[dict, dict]:
+    """Sets threads, device and smoke mode as the runner does; prints the machine.
+
+    Returns ``(machine_info, thread_report)``.
+    """
+    threads = set_threads(args.threads)
+    set_device(args.device)
+    set_smoke(args.quick)
+    info = machine_info(args.device)
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    print(f"threads: {threads}")
+    if torch_or_none() is None:
+        print("PyTorch is not installed: timing tinynet alone.")
+    return info, threads

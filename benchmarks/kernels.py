@@ -15,7 +15,6 @@ measured in the same run.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -128,18 +127,10 @@ def run(quick: bool = False, device: str | None = None) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (figures mean nothing)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json", help="also write the rows and machine info to this file")
+    parser = common.standalone_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    common.set_threads(args.threads)
-    common.set_device(args.device)
-    common.set_smoke(args.quick)
+    info, _ = common.start_standalone(args)
     rows = run(quick=args.quick, device=args.device)
-    info = common.machine_info(args.device)
-    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     print(common.format_table(rows))
     print(f"NumPy float32 GEMM roofline: {common.gemm_gflops():.1f} GFLOP/s "
           f"({common.get_threads()} threads)")

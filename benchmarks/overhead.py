@@ -16,7 +16,6 @@ tinynet's engine: a forward + backward within 3x of PyTorch's eager overhead.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -161,21 +160,9 @@ def print_rows(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (figures mean nothing)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS,
-                        help="threads for NumPy's BLAS and PyTorch (default 2)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--json", help="also write the rows and machine info to this file")
+    parser = common.standalone_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    threads = common.set_threads(args.threads)
-    common.set_device(args.device)
-    common.set_smoke(args.quick)
-    info = common.machine_info()
-    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
-    print(f"threads: {threads}")
-    if common.torch_or_none() is None:
-        print("PyTorch is not installed: timing tinynet alone.")
+    info, threads = common.start_standalone(args)
     rows = run(quick=args.quick, device=common.get_device())
     print_rows(rows)
     if args.json:

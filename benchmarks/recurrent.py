@@ -25,7 +25,6 @@ of the float32 GEMM roofline. Targets (forward + backward): 1-layer LSTM <= 1.5x
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -189,21 +188,9 @@ def run(quick: bool = False, device: str | None = None) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (few steps and rounds)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS,
-                        help="threads for NumPy's BLAS and PyTorch (default 2)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--json", help="also write the rows and machine info to this file")
+    parser = common.standalone_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    threads = common.set_threads(args.threads)
-    common.set_device(args.device)
-    common.set_smoke(args.quick)
-    info = common.machine_info()
-    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
-    print(f"threads: {threads}")
-    if common.torch_or_none() is None:
-        print("PyTorch is not installed: timing tinynet alone.")
+    info, threads = common.start_standalone(args)
     rows = run(quick=args.quick, device=common.get_device())
     print(common.format_table(rows))
     print(f"float32 GEMM roofline: {roofline(args.quick, common.get_device()):.1f} GFLOP/s")

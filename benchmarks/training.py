@@ -335,29 +335,17 @@ def profile(name: str, steps: int = 5, top: int = 15, device: str = "cpu") -> No
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (small shapes, few rounds)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS,
-                        help="threads for NumPy's BLAS and PyTorch (default 2)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser = common.standalone_parser(__doc__.splitlines()[0])
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                         help="measure peak memory in child processes (default: on, off with --quick)")
     parser.add_argument("--profile", action="store_true", help="also profile tinynet's steps")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--memory-child", nargs=3, metavar=("LIB", "MODEL", "SHAPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         lib, name, shape = args.memory_child
         print(json.dumps(_memory_child(lib, name, tuple(int(s) for s in shape.split(",")))))
         return 0
-    threads = common.set_threads(args.threads)
-    common.set_device(args.device)
-    common.set_smoke(args.quick)
-    info = common.machine_info()
-    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
-    print(f"threads: {threads}")
-    if common.torch_or_none() is None:
-        print("PyTorch is not installed: timing tinynet alone.")
+    info, threads = common.start_standalone(args)
     rows = run(args.quick, device=common.get_device(), memory=args.memory)
     print(common.format_table(rows))
     for r in rows:

@@ -19,7 +19,6 @@ import functools
 import weakref
 
 from . import backend
-from contextlib import contextmanager
 
 __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad"]
 

@@ -10,7 +10,7 @@ from ..autograd import Function
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_floating, normalize_dim
-from .elementwise import where, exp, mul
+from .elementwise import where, exp
 from .reduction import sum as _sum
 
 __all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from ..autograd import Function
 from .. import backend
 from ..tensor import Tensor
-from ._operands import check_tensor, check_same_device, check_floating
-from .elementwise import log, clamp, where
+from ._operands import check_tensor, check_same_device
+from .elementwise import log, clamp
 from .activation import log_softmax, sigmoid
 from .reduction import sum as _sum
 from .shape import reshape, permute, getitem
