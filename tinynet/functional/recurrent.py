@@ -244,6 +244,16 @@ def _as_sequence(x, states, cell):
     return x.reshape(1, -1, x.shape[-1]), [s.reshape(-1, H) for s in states]
 
 
+def _sequence_views(x, states, state_grads, cell):
+    """The op-built (create_graph) path's view of a cell as a one-step sequence:
+    x (1, B, I), states and their gradients (B, H). Layers pass through unchanged."""
+    if not cell:
+        return x, tuple(states), tuple(state_grads)
+    H = states[0].shape[-1]
+    return (reshape(x, 1, -1, x.shape[-1]), tuple(reshape(s, -1, H) for s in states),
+            tuple(reshape(g, -1, H) for g in state_grads))
+
+
 def _grads_to_cell(grads, x, states, cell):
     """Reshapes (dx, d_state...) of a one-step sequence back to the cell's shapes."""
     if not cell:
@@ -269,10 +279,7 @@ class LSTMLayer(Function):
         x, h0, c0, w_ih, w_hh, b_ih, b_hh = self.inputs
         dy, dh_n, dc_n = (None,) + grads if self.cell else grads
         if is_grad_enabled():
-            x3, (h2, c2) = (x, (h0, c0)) if not self.cell else (
-                reshape(x, 1, -1, x.shape[-1]), [reshape(s, -1, s.shape[-1]) for s in (h0, c0)])
-            if self.cell:
-                dh_n, dc_n = reshape(dh_n, *h2.shape), reshape(dc_n, *c2.shape)
+            x3, (h2, c2), (dh_n, dc_n) = _sequence_views(x, (h0, c0), (dh_n, dc_n), self.cell)
             dx, dh0, dc0, *rest = _lstm_bptt_ops(x3, h2, c2, w_ih, w_hh, b_ih, b_hh, dy, dh_n,
                                                  dc_n, self.reverse, self.mask)
         else:
@@ -301,10 +308,7 @@ class GRULayer(Function):
         x, h0, w_ih, w_hh, b_ih, b_hh = self.inputs
         dy, dh_n = (None,) + grads if self.cell else grads
         if is_grad_enabled():
-            x3, h2 = (x, h0) if not self.cell else (reshape(x, 1, -1, x.shape[-1]),
-                                                    reshape(h0, -1, h0.shape[-1]))
-            if self.cell:
-                dh_n = reshape(dh_n, *h2.shape)
+            x3, (h2,), (dh_n,) = _sequence_views(x, (h0,), (dh_n,), self.cell)
             dx, dh0, *rest = _gru_bptt_ops(x3, h2, w_ih, w_hh, b_ih, b_hh, dy, dh_n,
                                            self.reverse, self.mask)
         else:
@@ -332,10 +336,7 @@ class RNNLayer(Function):
         x, h0, w_ih, w_hh, b_ih, b_hh = self.inputs
         dy, dh_n = (None,) + grads if self.cell else grads
         if is_grad_enabled():
-            x3, h2 = (x, h0) if not self.cell else (reshape(x, 1, -1, x.shape[-1]),
-                                                    reshape(h0, -1, h0.shape[-1]))
-            if self.cell:
-                dh_n = reshape(dh_n, *h2.shape)
+            x3, (h2,), (dh_n,) = _sequence_views(x, (h0,), (dh_n,), self.cell)
             dx, dh0, *rest = _rnn_bptt_ops(x3, h2, w_ih, w_hh, b_ih, b_hh, dy, dh_n, self.relu,
                                            self.reverse, self.mask)
         else:
