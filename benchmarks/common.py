@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = [
-    "IDLE_GAP_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "set_threads", "get_threads", "set_device", "get_device",
+    "IDLE_GAP_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "write_json", "set_threads", "get_threads", "set_device", "get_device",
     "set_smoke",
     "torch_or_none", "torch_device", "synchronize", "time_calls", "compare", "gemm_gflops",
     "make_row", "machine_info", "format_table", "markdown_table",
@@ -410,3 +410,12 @@ def start_standalone(args) -> tuple[dict, dict]:
     if torch_or_none() is None:
         print("PyTorch is not installed: timing tinynet alone.")
     return info, threads
+
+
+def write_json(path: str | None, info: dict, threads: dict, rows: list[dict]) -> None:
+    """A standalone suite's ``--json`` output: machine, threads and rows (no-op without a path)."""
+    if not path:
+        return
+    import json
+    with open(path, "w") as f:
+        json.dump({"machine": info, "threads": threads, "rows": rows}, f, indent=2, default=str)

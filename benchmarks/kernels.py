@@ -15,7 +15,6 @@ measured in the same run.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -129,14 +128,12 @@ def run(quick: bool = False, device: str | None = None) -> list[dict]:
 def main(argv=None) -> int:
     parser = common.standalone_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    info, _ = common.start_standalone(args)
+    info, threads = common.start_standalone(args)
     rows = run(quick=args.quick, device=args.device)
     print(common.format_table(rows))
     print(f"NumPy float32 GEMM roofline: {common.gemm_gflops():.1f} GFLOP/s "
           f"({common.get_threads()} threads)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "rows": rows}, f, indent=2)
+    common.write_json(args.json, info, threads, rows)
     return 0
 
 

@@ -16,7 +16,6 @@ tinynet's engine: a forward + backward within 3x of PyTorch's eager overhead.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -165,10 +164,7 @@ def main(argv=None) -> int:
     info, threads = common.start_standalone(args)
     rows = run(quick=args.quick, device=common.get_device())
     print_rows(rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "threads": threads, "rows": rows}, f, indent=2,
-                      default=str)
+    common.write_json(args.json, info, threads, rows)
     return 0
 
 

@@ -25,7 +25,6 @@ of the float32 GEMM roofline. Targets (forward + backward): 1-layer LSTM <= 1.5x
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -203,10 +202,7 @@ def main(argv=None) -> int:
             ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
             print(f"{r['workload']} [{r['pass']}]: ratio {ratio} (target <= {r['target']}) "
                   f"{VERDICT[r['pass_target']]}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "threads": threads, "rows": rows}, f, indent=2,
-                      default=str)
+    common.write_json(args.json, info, threads, rows)
     return 0
 
 

@@ -360,9 +360,7 @@ def main(argv=None) -> int:
                   + (f"{r['torch_peak_mb']:.1f} MB, ratio {r.get('memory_ratio', float('nan')):.2f}"
                      f" (target <= {MEMORY_TARGET})"
                      if r.get("torch_peak_mb") is not None else "n/a"))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "threads": threads, "rows": rows}, f, indent=1, default=str)
+    common.write_json(args.json, info, threads, rows)
     if args.profile:
         for name in WORKLOADS:
             profile(name, device=common.get_device())
