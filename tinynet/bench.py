@@ -24,6 +24,8 @@ import time
 import traceback
 from pathlib import Path
 
+from .cli import _positive_int
+
 __all__ = ["SUITES", "main", "add_arguments", "run_from_args", "find_benchmarks_dir",
            "write_markdown", "write_plot"]
 
@@ -72,16 +74,6 @@ def _device_arg(text: str) -> str:
         return str(Device(text))
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _parse_only(parser: argparse.ArgumentParser, only: str | None) -> list[str]:
