@@ -11,6 +11,7 @@ from typing import Iterator
 
 from .. import backend
 from ..backend import numpy as np
+from ..autograd import RemovableHandle
 from ..tensor import Tensor, as_dtype
 
 __all__ = ["Module", "Parameter", "RemovableHandle"]
@@ -303,26 +304,6 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``remove()`` takes the hook out again."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: dict):
-        self.hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _as_host_or_device_array(v, key):
