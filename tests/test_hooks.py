@@ -149,5 +149,13 @@ def test_hook_errors():
     y = leaf([1.0]) * 2.0
     with pytest.raises(RuntimeError, match="register_post_accumulate_grad_hook: .*non-leaf"):
         y.register_post_accumulate_grad_hook(lambda t: None)
+    x = leaf([1.0, 2.0])
+    x.register_hook(lambda g: 3.0)
+    with pytest.raises(TypeError, match="register_hook: a hook must return None or a Tensor.*float"):
+        (x * 2.0).sum().backward()
+    z = leaf([1.0, 2.0])
+    z.register_hook(lambda g: g.sum())
+    with pytest.raises(ValueError, match=r"register_hook: .*shape \(2,\), got \(\)"):
+        (z * 2.0).sum().backward()
     with pytest.raises(RuntimeError, match="queue_callback: can only be called while backward"):
         queue_callback(lambda: None)

@@ -409,6 +409,12 @@ def _run_hooks(hooks, g):
     for fn in list(hooks.values()):
         result = fn(g)
         if result is not None:
+            if not isinstance(result, Tensor):
+                raise TypeError(f"register_hook: a hook must return None or a Tensor, "
+                                f"{getattr(fn, '__name__', 'the hook')} returned {type(result).__name__}")
+            if tuple(result.shape) != tuple(g.shape):
+                raise ValueError(f"register_hook: a hook must return a gradient of shape "
+                                 f"{tuple(g.shape)}, got {tuple(result.shape)}")
             g = result
     return g
 

@@ -218,6 +218,8 @@ class DistributedDataParallel(Module):
         unused = [(b, slot) for b in self._buckets for slot, (_, p) in enumerate(b.params)
                   if id(p) not in self._ready]
         if unused and not self.find_unused_parameters:
+            for b in self._buckets[:self._next_launch]:   # leave no collective half-done
+                b.work.Wait()
             names = ", ".join(b.params[slot][0] for b, slot in unused[:8])
             more = f" and {len(unused) - 8} more" if len(unused) > 8 else ""
             raise RuntimeError(
