@@ -4,6 +4,12 @@ A checkpoint is one ``.npz`` written by :func:`tinynet.utils.save` (atomic, no p
 holding the model and optimizer state dicts, tinynet's random state, the loader's own
 generator, the scheduler, the epoch and step reached, the history so far and — for a run
 interrupted mid-epoch — that epoch's sample order.
+
+With ``config`` it also records ``{"model": {"name", "kwargs"}, "run": {...}}``: the
+:mod:`tinynet.models` constructor with its arguments and the run's configuration (recipe,
+options, data, task, class names, input shape), as JSON. That is what lets
+:func:`tinynet.utils.load_model` rebuild the model from the file alone and ``--resume``
+restore the run's options.
 """
 from __future__ import annotations
 
@@ -26,7 +32,8 @@ def _rng_to_strings(state: dict) -> dict:
 
 
 def save_checkpoint(path, model, optimizer, epoch: int, history: list, loader=None, step: int = 0,
-                    order=None, scheduler=None, extra: dict | None = None) -> str:
+                    order=None, scheduler=None, extra: dict | None = None, config: dict | None = None,
+                    epoch_progress: dict | None = None) -> str:
     """Writes model, optimizer, scheduler, RNG and progress to ``path`` (atomic, no pickle)."""
     from .. import utils
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -40,12 +47,17 @@ def save_checkpoint(path, model, optimizer, epoch: int, history: list, loader=No
         state["order"] = backend.asnumpy(np.asarray(order))
     if extra:
         state["extra"] = extra
+    if config is not None:
+        state["config"] = json.dumps(config)
+    if epoch_progress is not None:       # the interrupted epoch's sums so far, and its batch size
+        state["epoch_progress"] = json.dumps(epoch_progress)
     utils.save(state, path)
     return os.fspath(path)
 
 
 def load_checkpoint(path, model, optimizer=None, loader=None, scheduler=None) -> dict:
-    """Restores what :func:`save_checkpoint` wrote; returns ``{"epoch", "step", "order", "history"}``."""
+    """Restores what :func:`save_checkpoint` wrote; returns ``{"epoch", "step", "order",
+    "history", "config", "epoch_progress"}`` (the last two None when the checkpoint has none)."""
     from .. import utils
     state = utils.load(path)
     for key in ("model", "rng", "epoch"):
@@ -66,4 +78,6 @@ def load_checkpoint(path, model, optimizer=None, loader=None, scheduler=None) ->
     order = state.get("order")
     return {"epoch": int(state["epoch"]), "step": int(state.get("step", 0)),
             "order": None if order is None else backend.asnumpy(order.data if isinstance(order, Tensor) else order),
-            "history": json.loads(str(state.get("history", "[]")))}
+            "history": json.loads(str(state.get("history", "[]"))),
+            "config": json.loads(str(state["config"])) if "config" in state else None,
+            "epoch_progress": json.loads(str(state["epoch_progress"])) if "epoch_progress" in state else None}
