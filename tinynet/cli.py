@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tinynet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # what `train --nproc` relaunches
     if args.command is None:
         parser.print_help()
         return 0

@@ -136,6 +136,8 @@ class DataLoader:
         first = 0
         if self._resume is not None:
             (order, first), self._resume = self._resume, None
+            if order is None and self.sampler is not None:   # the sampler knows its own order
+                order = self._order(n)
         else:
             order = self._order(n)
         self.epoch_order = order

@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="store_true",
                         help="write loss/metric curves (and U-Net predictions) as PNG (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, one line per epoch")
+    parser.add_argument("--nproc", type=argtypes.positive_int, default=1,
+                        help="data-parallel ranks on this machine, started with mpiexec (default 1; "
+                             "needs the dist extra); --batch-size stays the global batch, split "
+                             "across ranks")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="with several ranks: BatchNorm statistics over all ranks' batches")
     return parser
 
 
@@ -50,6 +56,13 @@ def _check_device(device: str) -> str | None:
 
 def run(args) -> int:
     """Runs ``tinynet train`` with parsed ``args``; returns the exit status."""
+    from . import distributed
+    from ..distributed import launched_by_mpiexec
+    if args.nproc > 1 and not launched_by_mpiexec():
+        return distributed.relaunch(getattr(args, "argv", None) or sys.argv[1:], args.nproc,
+                                    getattr(args, "threads", None))
+    rank, world = distributed.setup()
+    distributed.silence_other_ranks(rank)
     reason = _check_device(args.device)
     if reason:
         print(f"tinynet train: device {args.device} is not usable: {reason}", file=sys.stderr)
@@ -77,21 +90,33 @@ def run(args) -> int:
     recipe = build_recipe(args.model, batch_size=batch_size, seed=args.seed)
     task = TASKS[recipe.task]
     model = recipe.model.to(args.device)
+    train_loader = recipe.train_loader
+    if world > 1:
+        try:
+            train_loader = distributed.shard_loader(train_loader, rank, world, args.seed)
+        except ValueError as e:
+            print(f"tinynet train: {e}", file=sys.stderr)
+            return 2
+        model = distributed.wrap_model(model, sync_bn=args.sync_bn)
     optimizer = optim.Adam(model.parameters(), lr=lr)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"tinynet train {args.model}: {spec.about}")
     print(f"  {n_params:,} parameters, {len(recipe.train_loader.dataset)} training samples, "
-          f"epochs {epochs}, batch size {batch_size}, lr {lr:g}, seed {args.seed}, device {args.device}")
+          f"epochs {epochs}, batch size {batch_size}, lr {lr:g}, seed {args.seed}, device {args.device}"
+          + (f", {world} ranks x {batch_size // world}" if world > 1 else ""))
     print(f"  metrics and checkpoints in {out_dir}")
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = not args.no_progress and sys.stderr.isatty() and rank == 0
     t0 = time.perf_counter()
     try:
-        history = fit(model, recipe.train_loader, optimizer, epochs, task.loss, task.metrics,
+        history = fit(model, train_loader, optimizer, epochs, task.loss, task.metrics,
                       val_loader=recipe.val_loader, scheduler=scheduler, out_dir=out_dir, resume=args.resume,
                       device=args.device, progress=progress, log=lambda m: print("  " + m, flush=True))
     except TrainingInterrupted as e:
+        if rank != 0:
+            return 130
         print(f"\ninterrupted; checkpoint saved. Resume with:\n  tinynet train {args.model} "
+              + (f"--nproc {world} " if world > 1 else "") +
               f"--out {out_dir} --resume {e.checkpoint}" if e.checkpoint else "\ninterrupted", file=sys.stderr)
         return 130
     except NonFiniteLossError as e:
@@ -102,6 +127,8 @@ def run(args) -> int:
         return 2
     test = evaluate(model, recipe.test_loader, recipe.task, device=args.device)
     seconds = time.perf_counter() - t0
+    if rank != 0:       # rank 0 reports and writes the run's files
+        return 0
     if recipe.task == "classification":
         print(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}, {seconds:.1f} s)")
     else:
@@ -111,6 +138,6 @@ def run(args) -> int:
     if args.plot and history:
         print("  wrote " + plot_history(history, os.path.join(out_dir, "curves.png")))
         if recipe.plot is not None:
-            for path in recipe.plot(model, out_dir, args.device):
+            for path in recipe.plot(getattr(model, "module", model), out_dir, args.device):
                 print("  wrote " + path)
     return 0
