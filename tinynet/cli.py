@@ -4,6 +4,7 @@
 
     tinynet train {cnn,resnet,unet,lstm} [--epochs N] [--batch-size B] [--lr LR] [--seed S]
                   [--device DEV] [--out DIR] [--resume CKPT] [--plot] [--no-progress]
+                  [--nproc N] [--sync-bn]
     tinynet summary {cnn,resnet18,unet,lstm} [--input C,H,W]
     tinynet gradcheck [--device DEV] [--ops NAMES] [--examples N]
     tinynet bench [--device DEV] [--quick] [--only NAMES] [--json FILE] [--plot FILE]

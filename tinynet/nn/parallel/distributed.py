@@ -74,6 +74,7 @@ class _Bucket:
 class DistributedDataParallel(Module):
     """Wraps ``module`` so that ``backward()`` leaves every rank with the gradient of the
     whole global batch: the average over ranks of each rank's gradient.
+    ``state_dict()`` keys carry PyTorch's ``module.`` prefix; ``.module`` is the model.
 
     Parameters
     ----------
@@ -86,8 +87,6 @@ class DistributedDataParallel(Module):
         each forward.
     find_unused_parameters : bool
         Allow parameters that get no gradient in a step (see the module docstring).
-
-    ``state_dict()`` keys carry PyTorch's ``module.`` prefix; ``.module`` is the model.
     """
 
     def __init__(self, module: Module, bucket_cap_mb: float = 25, broadcast_buffers: bool = True,
