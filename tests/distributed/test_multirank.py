@@ -73,6 +73,11 @@ def test_no_sync_overlap_and_unused_parameters(nproc):
     assert_ok(nproc, "ddp_features.py", names=["no_sync", "overlap", "unused parameters"])
 
 
+@pytest.mark.parametrize("nproc", [2, 3])
+def test_sync_batchnorm_first_and_second_derivatives_match_one_process(nproc):
+    assert_ok(nproc, "syncbn_double_backward.py", names=["syncbn double backward"])
+
+
 def test_ranks_with_different_models_all_get_the_mismatch_error():
     assert_ok(2, "mismatch.py", names=["mismatch"])
 
