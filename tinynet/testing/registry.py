@@ -71,7 +71,7 @@ _FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "loss"
 # Exported names that are not differentiable ops (they have no entry on purpose).
 NOT_DIFFERENTIABLE = {
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "isnan", "isfinite", "sign", "argmax",
-    "argmin", "to_device",
+    "argmin",
 }
 
 
