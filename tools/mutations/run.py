@@ -211,7 +211,10 @@ def run(mutations, timeout: float, verbose: bool) -> int:
                     f.write(original)
             seconds = time.perf_counter() - t0
             if rc == 1:
-                result, detail = "caught", ", ".join(_failed_tests(output)[:3]) or "(see output)"
+                failed = _failed_tests(output)
+                shown = ", ".join(name.split("::", 1)[-1] for name in failed[:3])
+                result, detail = "caught", (f"{len(failed)} failed: {shown}" + (", ..." if len(failed) > 3 else "")
+                                            if failed else "(see output)")
             elif rc == 0:
                 result, detail = "missed", m.about
             else:
