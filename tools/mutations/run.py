@@ -143,7 +143,7 @@ MUTATIONS = [
     # --- to_device
     Mutation("to-device-gradient-scaled", "tinynet/functional/elementwise.py",
              "return to_device(g, self.src)", "return to_device(g * 2, self.src)",
-             ["tests/functional/test_elementwise.py", "-k", "to_device"],
+             ["tests/functional/test_elementwise.py", REGISTRY, "-k", "to_device"],
              "ToDevice's backward scales the gradient"),
     # --- the test harness itself
     Mutation("device-run-guard-disabled", "tests/conftest.py",
