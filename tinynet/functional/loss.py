@@ -7,7 +7,7 @@ one-sided subgradient.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, anchor
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device
@@ -176,7 +176,7 @@ def _nll_loss(input, target, weight, ignore_index, reduction, op):
     _check_reduction(reduction, op)
     C = _check_class_target(input, target, op, ignore_index)
     xp = input.xp
-    logp = _class_last(input)
+    logp = _class_last(anchor(input))   # PyTorch's nll backward reads the input
     t = target.data.reshape(-1)
     keep = t != ignore_index
     safe_t = xp.where(keep, t, 0)

@@ -18,7 +18,7 @@ running statistics normalize, and y is an affine function of x.
 """
 from __future__ import annotations
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, is_grad_enabled, depends_on, anchor
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device
@@ -100,7 +100,7 @@ class BatchNormTrain(Function):
         scale = invstd if weight is None else invstd * reshape(weight, cshape)
         gx = scale * (g - sum_g / float(M) - xhat * (sum_gx / float(M)))
         gw = reshape(sum_gx, (-1,)) if weight is not None else None
-        gb = reshape(sum_g, (-1,)) if bias is not None else None
+        gb = depends_on(reshape(sum_g, (-1,)), x) if bias is not None else None
         return gx, gw, gb
 
 
@@ -155,7 +155,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         scale = invstd if weight is None else weight * invstd
         shift = -Tensor(running_mean.data.astype(input.dtype)) * scale
         if bias is not None:
-            shift = shift + bias
+            shift = shift + anchor(bias, input)
         return input * reshape(scale, cshape) + reshape(shift, cshape)
     M = input.data.size // C if C else 0
     if M <= 1:
@@ -195,5 +195,5 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if weight is not None:
         y = y * weight
     if bias is not None:
-        y = y + bias
+        y = y + anchor(bias, input)
     return y
