@@ -63,6 +63,9 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     if input.data.size and (xp.any(input.data < 0) or xp.any(input.data > 1)):
         raise ValueError("binary_cross_entropy: all elements of input must be probabilities in "
                          "[0, 1]; use binary_cross_entropy_with_logits for raw scores")
+    if target.data.size and not xp.all((target.data >= 0) & (target.data <= 1)):  # NaN too
+        raise ValueError("binary_cross_entropy: all elements of target must be probabilities in "
+                         f"[0, 1], got values in [{float(target.data.min())}, {float(target.data.max())}]")
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight
