@@ -30,4 +30,6 @@ from .embedding import __all__ as _embedding
 
 __all__ = (_elementwise + _activation + _reduction + _shape + _linalg + _loss + _conv + _pool
            + _recurrent + _normalization + _dropout)
-__all__ = __all__ + _embedding
+from .attention import *        # noqa: F401,F403
+from .attention import __all__ as _attention
+__all__ = __all__ + _embedding + _attention

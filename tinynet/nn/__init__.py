@@ -10,6 +10,7 @@ from .activation import ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
 from .loss import MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 from .rnn import LSTMCell, GRUCell, RNNCell, LSTM, GRU, RNN
 from .clip import clip_grad_norm_, clip_grad_value_
+from .attention import MultiheadAttention
 from . import init
 
 __all__ = [
@@ -21,3 +22,4 @@ __all__ = [
     "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN", "clip_grad_norm_", "clip_grad_value_",
     "init",
 ]
+__all__ += ["MultiheadAttention"]
