@@ -22,4 +22,5 @@ __all__ = [
     "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN", "clip_grad_norm_", "clip_grad_value_",
     "init",
 ]
-__all__ += ["MultiheadAttention"]
+from .normalization import GroupNorm
+__all__ += ["MultiheadAttention", "GroupNorm"]
