@@ -32,4 +32,6 @@ __all__ = (_elementwise + _activation + _reduction + _shape + _linalg + _loss + 
            + _recurrent + _normalization + _dropout)
 from .attention import *        # noqa: F401,F403
 from .attention import __all__ as _attention
-__all__ = __all__ + _embedding + _attention
+from .interpolate import *      # noqa: F401,F403
+from .interpolate import __all__ as _interpolate
+__all__ = __all__ + _embedding + _attention + _interpolate
