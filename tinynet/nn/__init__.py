@@ -23,4 +23,6 @@ __all__ = [
     "init",
 ]
 from .normalization import GroupNorm
-__all__ += ["MultiheadAttention", "GroupNorm"]
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
+__all__ += ["MultiheadAttention", "GroupNorm", "Upsample", "UpsamplingNearest2d",
+            "UpsamplingBilinear2d"]
