@@ -8,8 +8,8 @@ One PyTorch inconsistency is kept out of the parity entries: for 3-D and 5-D inp
 and one whose size doubles (m == 2n) as o // 2, while its forward uses the scale factor's
 formula there, so its gradient is not the adjoint of its forward (PyTorch's own gradcheck
 fails on ``interpolate(x of shape (1, 1, 3), scale_factor=2.3)``). tinynet's backward is
-the adjoint; those samples go to the entry ``interpolate[nearest, sizes PyTorch
-mis-differentiates]``, checked by gradcheck and gradgradcheck only.
+the adjoint; those samples go to the entry ``interpolate[nearest-edge-sizes]``, checked
+by gradcheck and gradgradcheck only.
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ register(OpInfo("interpolate", F.interpolate, lambda: interpolate_samples("neare
 register(OpInfo("interpolate[bilinear]", F.interpolate, lambda: interpolate_samples("bilinear"),
                 _torch_interpolate, max_examples=40))
 register(OpInfo(
-    "interpolate[nearest, sizes PyTorch mis-differentiates]", F.interpolate,
+    "interpolate[nearest-edge-sizes]", F.interpolate,
     lambda: interpolate_samples("nearest", torch_agrees=False).filter(
         lambda s: _torch_disagrees(s.args[0].shape[2:], s.kwargs, s.args[0].ndim)),
     torch_op=None, max_examples=20,
