@@ -32,7 +32,7 @@ import weakref
 from . import backend
 
 __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad",
-           "queue_callback", "RemovableHandle"]
+           "queue_callback", "RemovableHandle", "depends_on", "anchor"]
 
 _grad_enabled = True
 
@@ -197,6 +197,50 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+class ZeroLink(Function):
+    """``g`` unchanged, with an edge of derivative zero to each anchor tensor."""
+
+    def forward(self, g, *anchors):
+        return g
+
+    def backward(self, gg):
+        return (gg,) + tuple(Tensor(a.xp.zeros(a.shape, dtype=a.dtype)) for a in self.inputs[1:])
+
+
+def depends_on(grad, *anchors):
+    """``grad``, recorded as a function of ``anchors`` whose derivative is zero.
+
+    PyTorch's rule for higher-order gradients: a gradient requires grad when its formula
+    reads a saved tensor that requires grad, even where the formula is constant in that
+    tensor. relu's gradient ``g·[x > 0]`` reads x, so after ``backward(create_graph=True)``
+    ``x.grad`` requires grad and a second backward gives zeros (not an error). A backward
+    written with constants (a mask, argmax indices, a pooling window) calls this with the
+    tensors PyTorch's formula reads. It adds nothing when no graph is being built.
+    """
+    if (not _grad_enabled or grad is None or grad._requires_grad
+            or not any(isinstance(a, Tensor) and a._requires_grad for a in anchors)):
+        return grad
+    return ZeroLink.apply(grad, *[a for a in anchors if isinstance(a, Tensor)])
+
+
+class Anchor(Function):
+    """Identity on ``x`` in the forward graph; backward passes ``depends_on(g, x, *anchors)``."""
+
+    def forward(self, x, *anchors):
+        return x
+
+    def backward(self, g):
+        return (depends_on(g, *self.inputs),) + (None,) * (len(self.inputs) - 1)
+
+
+def anchor(x, *anchors):
+    """``x`` unchanged, but its gradient will depend on ``x`` and ``anchors`` (see
+    ``depends_on``): for ops composed of other ops whose PyTorch backward reads the input."""
+    if not _grad_enabled or not isinstance(x, Tensor) or not x._requires_grad:
+        return x
+    return Anchor.apply(x, *anchors)
 
 
 def _check_one_device(cls, arrays) -> None:

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, depends_on
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_floating, normalize_dim
@@ -22,7 +22,7 @@ class ReLU(Function):
         return x * self.mask
 
     def backward(self, g):
-        return g * Tensor(self.mask.astype(g.dtype))
+        return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
 
 
 class LeakyReLU(Function):
@@ -32,7 +32,7 @@ class LeakyReLU(Function):
         return x * self.scale
 
     def backward(self, g):
-        return g * Tensor(self.scale)
+        return depends_on(g * Tensor(self.scale), self.inputs[0])
 
 
 class ELU(Function):

@@ -30,7 +30,7 @@ non-overlapping transposed convs (kernel == stride, the U-Net up-convolution).
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, depends_on
 from ..kernels import im2col as K
 from ..tensor import Tensor
 from ._operands import check_same_device, check_tensor
@@ -249,7 +249,7 @@ class Conv2d(_Geometry):
         if self.needs_input_grad[1]:
             gw = Conv2dWeight.apply(x, gy, weight_shape=w.shape, **self._geometry())
         if b is not None and self.needs_input_grad[2]:
-            gb = _sum(gy, (0, 2, 3))
+            gb = depends_on(_sum(gy, (0, 2, 3)), x, w)
         return gx, gw, gb
 
 
@@ -266,7 +266,7 @@ class ConvTranspose2d(_Geometry):
         if self.needs_input_grad[1]:
             gw = Conv2dWeight.apply(gy, x, weight_shape=w.shape, **self._geometry())
         if b is not None and self.needs_input_grad[2]:
-            gb = _sum(gy, (0, 2, 3))
+            gb = depends_on(_sum(gy, (0, 2, 3)), x, w)
         return gx, gw, gb
 
 

@@ -68,6 +68,7 @@ class OpInfo:
 _REGISTRY: dict = {}
 _FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "loss", "conv", "pool",
              "recurrent", "normalization", "dropout")
+_FAMILIES += ("embedding", "attention", "padding", "interpolate")
 
 # Exported names that are not differentiable ops (they have no entry on purpose).
 NOT_DIFFERENTIABLE = {
