@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_arguments(train)
     train.set_defaults(handler=train_command.run)
 
+    from . import predict as predict_command
+    predict = sub.add_parser("predict", help="run a trained model on new inputs, from its checkpoint",
+                             description="Run the model of a `tinynet train` checkpoint on images or .npy "
+                                         "arrays: classes and probabilities (CSV), U-Net mask PNGs, or "
+                                         "regression outputs (.npy).")
+    predict_command.add_arguments(predict)
+    predict.set_defaults(handler=predict_command.run)
+
     summary = sub.add_parser("summary", help="print a Keras-style table of a model's layers",
                              description="Print each layer's output shape and parameter count for the model "
                                          "`tinynet train MODEL` builds with the same flags (e.g. `tinynet "

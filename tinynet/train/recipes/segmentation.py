@@ -63,7 +63,8 @@ def _folder_recipe(options) -> Recipe:
                          "to split off a validation set")
     val_set = copy.copy(train_set)
     val_set.transform = T.Compose([T.Resize(size)] + end)
-    train_part, val_part = random_split(train_set, [1 - fraction, fraction], seed=options["seed"])
+    from .sources import _split
+    train_part, val_part = _split(train_set, fraction, options["seed"])
     model, config, input_shape = _model(options)
     val_loader = DataLoader(Subset(val_set, val_part.indices), batch_size=8)
     sample = next(iter(DataLoader(Subset(val_set, val_part.indices[:6]), batch_size=6)))

@@ -90,7 +90,13 @@ def _split(dataset, fraction, seed):
     from ...data import random_split
     if not 0 < fraction < 1:
         raise ValueError(f"--val-split must be between 0 and 1 (exclusive), got {fraction}")
-    return random_split(dataset, [1 - fraction, fraction], seed=seed)
+    n = len(dataset)
+    if n < 2:
+        raise ValueError(f"{n} usable sample(s): at least 2 are needed to hold one out for validation")
+    train, val = random_split(dataset, [1 - fraction, fraction], seed=seed)
+    if len(val) == 0 or len(train) == 0:          # a tiny set: still one sample on each side
+        train, val = random_split(dataset, [n - 1, 1], seed=seed)
+    return train, val
 
 
 def classification_data(options) -> ClassificationData:
