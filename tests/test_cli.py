@@ -55,6 +55,18 @@ def test_short_training_run_writes_metrics_checkpoint_and_plots(tmp_path, capsys
     assert (out / "last.npz").is_file() and (out / "metrics.csv").is_file()
     if (out / "curves.png").exists():
         assert (out / "curves.png").stat().st_size > 1000
+    # predict on an 8x8 PNG: bytes / 255, the digits' [0, 1] range
+    Image = pytest.importorskip("PIL.Image")
+    import numpy as np
+    import tinynet as tn
+    from tinynet.utils import load_model
+    pixels = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    assert cli.main(["predict", "cnn", str(out / "last.npz"), str(tmp_path / "digit.png"),
+                     "--out", str(tmp_path / "pred")]) == 0
+    logits = load_model(out / "last.npz")(tn.tensor(pixels[None, None] / np.float32(255))).detach().numpy()
+    probs = np.exp(logits[0] - logits.max()) / np.exp(logits[0] - logits.max()).sum()
+    assert f"digit.png: {probs.argmax()} ({probs.max():.3f})" in capsys.readouterr().out
     # resuming a finished run trains nothing more and still reports
     assert cli.main(["train", "cnn", "--epochs", "2", "--out", str(out), "--no-progress",
                      "--resume", str(out / "last.npz")]) == 0

@@ -113,10 +113,10 @@ def _normalise(key, value):
     if value is None:
         return None
     if key in ("images", "masks"):
-        return os.path.abspath(value)
+        return os.path.abspath(os.path.expanduser(value))
     if key == "data" and ":" in value:
         kind, path = value.split(":", 1)
-        return f"{kind}:{os.path.abspath(path)}"
+        return f"{kind}:{os.path.abspath(os.path.expanduser(path))}"
     return value
 
 
@@ -163,6 +163,9 @@ def _resolve(args, spec) -> tuple:
     options = {k: None for k in RUN_OPTIONS}
     options.update(saved)
     options.update(given)
+    # --skip-bad is not a difference between runs: given once, it holds for the resumed run too
+    options["skip_bad"] = bool(getattr(args, "skip_bad", False) or saved.get("skip_bad"))
+    options["train_samples"] = saved.get("train_samples")
     for key, default in (("epochs", spec.epochs), ("batch_size", spec.batch_size), ("lr", spec.lr),
                          ("seed", 0), ("val_split", 0.1)):
         if options.get(key) is None:
@@ -245,7 +248,7 @@ def _train(args, spec, options, out_dir) -> int:
     from .recipes import build_recipe
     from .tasks import TASKS, evaluate
     build_options = {k: options[k] for k in RUN_OPTIONS if k not in ("epochs", "batch_size", "seed", "lr")}
-    build_options["skip_bad"] = bool(getattr(args, "skip_bad", False))
+    build_options["skip_bad"] = options["skip_bad"]
     build_options["report"] = lambda message: print(f"  skipped {message}", flush=True)
     try:
         recipe = build_recipe(args.model, batch_size=options["batch_size"], seed=options["seed"], **build_options)
@@ -253,6 +256,11 @@ def _train(args, spec, options, out_dir) -> int:
         raise _Refused(str(e)) from None
     except (BadImageError, ValueError, FileNotFoundError) as e:
         raise _Refused(str(e)) from None
+    n_train = len(recipe.train_loader.dataset)
+    if args.resume and options.get("train_samples") not in (None, n_train):
+        raise _Refused(f"--resume {args.resume}: the run trained on {options['train_samples']} samples, "
+                       f"and the data now gives {n_train}; a resumed run needs the same data")
+    options["train_samples"] = n_train
     epochs, lr = options["epochs"], options["lr"]
     task = TASKS[recipe.task]
     model = recipe.model.to(args.device)
@@ -266,7 +274,7 @@ def _train(args, spec, options, out_dir) -> int:
     source = options.get("data") or (f"{options['images']} + {options['masks']}" if options.get("images")
                                      else "built-in data")
     print(f"tinynet train {args.model}: {spec.about}")
-    print(f"  {n_params:,} parameters; {source}: {len(recipe.train_loader.dataset)} training, "
+    print(f"  {n_params:,} parameters; {source}: {n_train} training, "
           f"{len(recipe.val_loader.dataset)} validation samples")
     print(f"  epochs {epochs}, batch size {options['batch_size']}, lr {lr:g}, seed {options['seed']}, "
           f"device {args.device}" + (f", {args.threads} BLAS threads" if args.threads else ""))
