@@ -1,0 +1,56 @@
+"""ONNX export: ``tinynet.onnx.export(model, example_input, path, opset=17)``.
+
+Design: a tracer, not a module walk. The models in ``tinynet.models`` do not compose as
+pure module chains: ``ResNet.forward`` adds a shortcut and takes a mean over H and W,
+``UNet.forward`` scales its input, concatenates skips and applies a sigmoid,
+``LSTMClassifier`` indexes and concatenates ``h_n``. A module walk would need one
+converter per model (and one per user model); a trace needs one per op. So
+``export`` runs the model once on ``example_input`` in eval mode, with ``Function.apply``
+and ``Module.__call__`` wrapped (see ``trace.py``), and converts the recorded calls in
+order, each op to ONNX nodes (``ops.py``), built with the ``onnx`` package's helpers.
+Two layers that ONNX has as single ops are recorded whole instead of as their inner ops
+(``layers.py``): BatchNorm and LSTM.
+
+Which ONNX node each op becomes:
+
+| tinynet                                   | ONNX                                          |
+|-------------------------------------------|-----------------------------------------------|
+| conv2d (Conv2d)                           | Conv                                          |
+| conv_transpose2d (ConvTranspose2d)        | ConvTranspose (output_padding from the trace) |
+| max_pool2d / avg_pool2d                   | MaxPool / AveragePool                         |
+| BatchNorm1d/2d (eval, running statistics) | BatchNormalization                            |
+| linear (Linear)                           | Gemm (transB=1) for 2-D input, else MatMul+Add|
+| matmul                                    | MatMul                                        |
+| relu, leaky_relu, elu, sigmoid, tanh      | Relu, LeakyRelu, Elu, Sigmoid, Tanh           |
+| softmax, log_softmax                      | Softmax, LogSoftmax (axis)                    |
+| + - * / neg pow exp log sqrt abs          | Add Sub Mul Div Neg Pow Exp Log Sqrt Abs      |
+| maximum, minimum, clamp, .to(dtype)       | Max, Min, Clip, Cast                          |
+| reshape/flatten/squeeze/unsqueeze         | Reshape (batch dims kept as 0, see ops.py)    |
+| permute/transpose, cat, pad, expand       | Transpose, Concat, Pad, Expand                |
+| x[int / slice / None]                     | Gather / Slice / Unsqueeze                    |
+| sum, mean, max/min over dims              | ReduceSum (+ Div for mean), ReduceMax/Min     |
+| LSTM (any layers, bidirectional)          | one LSTM node per layer, gates i,f,g,o→i,o,f,c|
+| dropout, Dropout (eval)                   | nothing: the identity in eval mode            |
+
+Parameters and buffers become initializers named by their ``state_dict`` key; other
+constants (``x * (1/255)``) become initializers ``constant``, ``constant_1``, ...
+
+Failure behaviour: an op or layer without a converter raises
+:class:`UnsupportedOperatorError` naming it and the module that called it, before any file
+is written; the model is checked with ``onnx.checker`` (``full_check``: types and shapes
+inferred) before it is written, atomically. The model's train/eval flags are restored.
+
+Dynamic batch: the first dimension of each input (and of each output that has the
+batch size there) is named ``batch``. Every op above is batch-free, with one rule for
+recorded shapes (``Reshape``/``Expand`` keep shared leading dims as ``0``); a model that
+folds the batch into another dimension (``x.reshape(B * T, H)``) gets a fixed batch.
+
+Cost: one forward pass on the example input, plus one copy of the weights into the
+``ModelProto`` (LSTM weights twice, reordered).
+
+Needs the optional packages ``onnx`` (to build and check) and ``onnxruntime`` (only to
+run the result): ``pip install "tinynet[onnx]"``. The engine never imports this package.
+"""
+from .export import export, UnsupportedOperatorError
+
+__all__ = ["export", "UnsupportedOperatorError"]
