@@ -26,6 +26,7 @@ def _onnx(op: str):
         import onnx.checker
         import onnx.helper
         import onnx.numpy_helper
+        import onnx.shape_inference
     except ImportError:
         raise ImportError(f"{op}: the optional package 'onnx' is not installed; {_INSTALL_HINT}") from None
     return onnx
@@ -58,12 +59,36 @@ def _convert(builder, call):
         builder.bind(t, name)
 
 
-def _value_info(onnx, name, array_shape, dtype, batch_size, dynamic_batch):
-    dims = list(array_shape)
-    if dynamic_batch and dims and dims[0] == batch_size:
-        dims[0] = "batch"
+def _input_info(onnx, name, tensor, batch_axis):
+    dims = list(tensor.shape)
+    if batch_axis is not None:
+        dims[batch_axis] = "batch"
     return onnx.helper.make_tensor_value_info(
-        name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+        name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype)), dims)
+
+
+def _output_info(onnx, name, tensor):
+    # Shapes left to ONNX's shape inference, which carries the symbolic batch through.
+    return onnx.helper.make_tensor_value_info(
+        name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype)), None)
+
+
+def _batch_axes(batch_axes, inputs, dynamic_batch, op):
+    if not dynamic_batch:
+        return [None] * len(inputs)
+    if batch_axes is None:
+        return [0] * len(inputs)
+    axes = list(batch_axes) if isinstance(batch_axes, (tuple, list)) else [batch_axes]
+    if len(axes) != len(inputs):
+        raise ValueError(f"{op}: batch_axes has {len(axes)} entries for {len(inputs)} inputs")
+    for i, (a, t) in enumerate(zip(axes, inputs)):
+        if a is not None and (isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < t.ndim):
+            raise ValueError(f"{op}: batch_axes[{i}] must be None or an axis of input {i} "
+                             f"(shape {tuple(t.shape)}), got {a!r}")
+    sizes = {t.shape[a] for a, t in zip(axes, inputs) if a is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"{op}: the batch axes of the inputs have different sizes {sorted(sizes)}")
+    return axes
 
 
 def _as_inputs(example_input, op):
@@ -78,7 +103,7 @@ def _as_inputs(example_input, op):
 
 
 def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: bool = True,
-           input_names=None, output_names=None):
+           input_names=None, output_names=None, batch_axes=None):
     """Writes ``model`` as an ONNX file, traced on ``example_input``; returns the ``onnx.ModelProto``.
 
     Parameters
@@ -93,10 +118,13 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     opset : int
         ONNX opset of the default domain (13 or later; 17 by default).
     dynamic_batch : bool
-        Name the first dimension of every input, and of each output whose first
-        dimension equals the batch size, ``"batch"`` instead of a number.
+        Name the batch dimension of every input ``"batch"`` instead of a number (ONNX's
+        shape inference carries the name to the outputs).
     input_names, output_names : list of str, optional
         Default ``input`` / ``output`` (``input_0``, ``output_1``... when several).
+    batch_axes : int or sequence of (int or None), optional
+        The batch axis of each input (default 0 for every input; None for an input
+        without one), e.g. ``(1, 1, 1)`` for an LSTM fed ``(x, h0, c0)`` sequence-first.
 
     Raises
     ------
@@ -118,6 +146,7 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     if not isinstance(model, Module):
         raise TypeError(f"{op}: model must be a tinynet Module, got {type(model).__name__}")
     inputs = _as_inputs(example_input, op)
+    axes = _batch_axes(batch_axes, inputs, dynamic_batch, op)
     if isinstance(opset, bool) or not isinstance(opset, int) or \
             not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"{op}: opset must be an int in [{MIN_OPSET}, "
@@ -162,15 +191,15 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
         builder.scope = ""
         builder.node("Identity", [builder.value(t)], outputs=[name])
 
-    batch = inputs[0].shape[0]
     graph = onnx.helper.make_graph(
         builder.nodes, type(model).__name__,
-        [_value_info(onnx, n, t.shape, t.dtype, batch, dynamic_batch) for t, n in zip(inputs, input_names)],
-        [_value_info(onnx, n, t.shape, t.dtype, batch, dynamic_batch) for t, n in zip(outputs, output_names)],
+        [_input_info(onnx, n, t, a) for t, n, a in zip(inputs, input_names, axes)],
+        [_output_info(onnx, n, t) for t, n in zip(outputs, output_names)],
         initializer=builder.initializers)
     opsets = [onnx.helper.make_opsetid("", opset)]
     proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="tinynet",
                                    ir_version=onnx.helper.find_min_ir_version_for(opsets))
+    proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     onnx.checker.check_model(proto, full_check=True)
     _write(proto, path)
     return proto
