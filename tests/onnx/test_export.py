@@ -269,3 +269,41 @@ def test_tracing_leaves_the_engine_as_it_was(tmp_path):
     with pytest.raises(UnsupportedOperatorError):
         export(nn.GRU(3, 2), tn.ones(2, 1, 3), tmp_path / "m.onnx")
     assert Function.__dict__["apply"] is apply and nn.Module.__call__ is call
+
+
+class Offset(nn.Module):
+    def __init__(self, as_buffer):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        offset = tn.tensor(np.arange(3, dtype=np.float32))
+        if as_buffer:
+            self.register_buffer("offset", offset)
+        else:
+            self.offset_array = offset.numpy()
+
+    def forward(self, x):
+        y = self.fc(x)
+        if hasattr(self, "offset_array"):
+            return y + tn.tensor(self.offset_array)       # made in forward: not traceable as such
+        return y + self.offset
+
+
+def test_values_the_trace_cannot_follow_are_refused_not_frozen(tmp_path):
+    """A mask from a comparison would otherwise be frozen into the graph as the example's."""
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y * (y > 0).to(tn.float32)
+    with pytest.raises(UnsupportedOperatorError, match=r"op ToDtype receives a tensor of shape \(2, 3\) "
+                                                       "that no traced op produced"):
+        export(Masked(), tn.ones(2, 3), tmp_path / "m.onnx")
+    with pytest.raises(UnsupportedOperatorError, match="register a constant with module.register_buffer"):
+        export(Offset(as_buffer=False), tn.ones(2, 3), tmp_path / "m.onnx")
+    model = Offset(as_buffer=True)
+    proto = export(model, tn.ones(2, 3), tmp_path / "m.onnx")
+    assert "offset" in {i.name for i in proto.graph.initializer}
+    assert_same_as_tinynet(model, tmp_path / "m.onnx", [(4, 3)], np.random.default_rng(0))

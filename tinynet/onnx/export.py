@@ -39,18 +39,20 @@ def _module_converter(module):
     return None
 
 
-def _convert(builder, call):
-    if call.is_module:
-        convert = _module_converter(call.op)
-    else:
-        convert = ops.CONVERTERS.get(call.op)
+def _converter(call):
+    """The converter for ``call``; an op without one is an error naming it and its caller."""
+    convert = _module_converter(call.op) if call.is_module else ops.CONVERTERS.get(call.op)
     if convert is None:
         where = f" (called in module {call.scope!r})" if call.scope else ""
         raise UnsupportedOperatorError(f"tinynet.onnx.export: op {call.name}{where} has no ONNX "
                                        f"conversion; supported ops: "
                                        f"{', '.join(sorted(c.__name__ for c in ops.CONVERTERS))}; "
                                        f"layers: {', '.join(sorted(c.__name__ for c in layers.CONVERTERS))}")
-    builder.scope = call.scope
+    return convert
+
+
+def _convert(builder, call, convert):
+    builder.scope, builder.call = call.scope, call
     names = convert(builder, call)
     if len(names) != len(call.outputs):
         raise RuntimeError(f"tinynet.onnx.export: converter for {call.name} gave {len(names)} "
@@ -182,10 +184,12 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     for t, name in zip(inputs, input_names):
         builder.fresh(name)
         builder.bind(t, name)
-    for call in trace.calls:
-        _convert(builder, call)
+    converters = [_converter(call) for call in trace.calls]   # every missing op first
+    for call, convert in zip(trace.calls, converters):
+        _convert(builder, call, convert)
     # Outputs get their own names through Identity (an output may also be an input or a
     # constant, or appear twice).
+    builder.call = None
     for t, name in zip(outputs, output_names):
         builder.fresh(name)
         builder.scope = ""

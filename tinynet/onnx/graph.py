@@ -24,6 +24,7 @@ class GraphBuilder:
         self._parameter_names = parameter_names  # id(Parameter or buffer) -> state_dict key
         self._used = set()
         self.scope = ""
+        self.call = None       # the call being converted, for error messages
 
     # ------------------------------------------------------------------ names
     def fresh(self, hint: str) -> str:
@@ -50,10 +51,25 @@ class GraphBuilder:
             raise TypeError(f"tinynet.onnx: expected a Tensor operand, got {type(tensor).__name__}")
         name = self._names.get(id(tensor))
         if name is None:
-            hint = self._parameter_names.get(id(tensor), "constant")
-            name = self.constant(backend.asnumpy(tensor.data), hint)
+            hint = self._parameter_names.get(id(tensor))
+            if hint is None and tensor.data.size > 1:
+                raise UnsupportedOperatorError(self._untraced(tensor))
+            name = self.constant(backend.asnumpy(tensor.data), hint or "constant")
             self._names[id(tensor)] = name
         return name
+
+    def _untraced(self, tensor) -> str:
+        # A tensor that no recorded op produced and that is no parameter or buffer: either
+        # computed outside tinynet's ops (a comparison, .numpy() and back), which the trace
+        # cannot follow, or a constant made in forward. Scalars (x * 0.5) are let through.
+        call = self.call
+        where = f"op {call.name}" + (f" in module {call.scope!r}" if call and call.scope else "") \
+            if call is not None else "an output"
+        return (f"tinynet.onnx.export: {where} receives a tensor of shape {tuple(tensor.shape)} "
+                "that no traced op produced and that is not a parameter or buffer: it was computed "
+                "outside tinynet's differentiable ops (a comparison such as x > 0, a mask, "
+                ".numpy() and back), which has no export, or made in forward as a constant; "
+                "register a constant with module.register_buffer")
 
     def constant(self, array, hint: str = "constant") -> str:
         name = self.fresh(hint)
