@@ -37,13 +37,17 @@ constants (``x * (1/255)``) become initializers ``constant``, ``constant_1``, ..
 
 Failure behaviour: an op or layer without a converter raises
 :class:`UnsupportedOperatorError` naming it and the module that called it, before any file
-is written; the model is checked with ``onnx.checker`` (``full_check``: types and shapes
-inferred) before it is written, atomically. The model's train/eval flags are restored.
+is written. So does a non-scalar tensor that no traced op produced and that is no
+parameter or buffer (a comparison mask, a detour through ``.numpy()``): freezing the
+example's value would give a wrong graph. The model is checked with ``onnx.checker``
+(``full_check``: types and shapes inferred) before it is written, atomically; its
+train/eval flags are restored.
 
-Dynamic batch: the first dimension of each input (and of each output that has the
-batch size there) is named ``batch``. Every op above is batch-free, with one rule for
-recorded shapes (``Reshape``/``Expand`` keep shared leading dims as ``0``); a model that
-folds the batch into another dimension (``x.reshape(B * T, H)``) gets a fixed batch.
+Dynamic batch: the batch dimension of each input (``batch_axes``, the first by default)
+is named ``batch`` and ONNX's shape inference carries the name to the outputs. Every op
+above is batch-free, with one rule for recorded shapes (``Reshape``/``Expand`` keep shared
+leading dims as ``0``); a model that folds the batch into another dimension
+(``x.reshape(B * T, H)``) gets a fixed batch.
 
 Cost: one forward pass on the example input, plus one copy of the weights into the
 ``ModelProto`` (LSTM weights twice, reordered).

@@ -16,7 +16,8 @@ by an earlier call is a parameter, a buffer or a constant of the forward pass.
 
 Limits (those of any tracer): the record is the path the example input took, so Python
 control flow that depends on values is frozen, and a value computed outside tinynet's ops
-(``Tensor(x.numpy() * 2)``) is recorded as a constant. Not thread-safe: ops run by other
+(``Tensor(x.numpy() * 2)``, ``x > 0``) is not recorded at all: it reaches the next op as
+an unknown Tensor, which the exporter refuses unless it is a scalar, a parameter or a buffer. Not thread-safe: ops run by other
 threads during the trace would be recorded too.
 """
 from __future__ import annotations
