@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("model", choices=sorted(MODEL_CLASSES), help="the model the checkpoint holds")
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint of `tinynet train` "
                         "(e.g. runs/cnn/last.npz)")
-    parser.add_argument("--format", required=True, choices=["onnx", "safetensors"], dest="format")
+    parser.add_argument("--format", required=True, choices=["onnx", "safetensors"], dest="format",
+                        help="onnx: the graph and weights; safetensors: the weights, by PyTorch name")
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
     parser.add_argument("--input", type=argtypes.shape, metavar="SHAPE",
                         help="one sample's shape for ONNX, without the batch: C,H,W for images, "

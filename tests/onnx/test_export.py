@@ -30,7 +30,14 @@ def tinynet_outputs(model, *arrays):
     model.eval()
     with tn.no_grad():
         out = model(*(tn.tensor(a) for a in arrays))
-    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+    flat, stack = [], [out]
+    while stack:                        # depth first, in order: (out, (h, c)) -> out, h, c
+        item = stack.pop(0)
+        if isinstance(item, tuple):
+            stack[:0] = list(item)
+        else:
+            flat.append(item.numpy())
+    return flat
 
 
 def assert_same_as_tinynet(model, path, shapes, rng, scale=1.0):
@@ -122,37 +129,59 @@ def test_parameters_are_initializers_named_by_state_dict_key(tmp_path):
         np.testing.assert_array_equal(initializers[key], value.numpy())
 
 
-class LSTMWithState(nn.Module):
-    def __init__(self, **kwargs):
+class RecurrentWithState(nn.Module):
+    def __init__(self, kind, **kwargs):
         super().__init__()
-        self.lstm = nn.LSTM(4, 3, **kwargs)
+        self.rnn = getattr(nn, kind)(4, 3, **kwargs)
 
-    def forward(self, x, h0, c0):
-        out, (h, c) = self.lstm(x, (h0, c0))
-        return out, h, c
+    def forward(self, x, *states):
+        if isinstance(self.rnn, nn.LSTM):
+            out, (h, c) = self.rnn(x, tuple(states))
+            return out, h, c
+        out, h = self.rnn(x, states[0])
+        return out, h
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(num_layers=2, bidirectional=True),
-                                    dict(num_layers=3, batch_first=True), dict(bias=False)])
-def test_lstm_gate_order_states_and_all_outputs(kwargs, tmp_path):
-    """ONNX orders gates i, o, f, c; tinynet i, f, g, o: any slip changes every output."""
+RECURRENT = [("LSTM", dict()), ("LSTM", dict(num_layers=2, bidirectional=True)),
+             ("LSTM", dict(num_layers=3, batch_first=True)), ("LSTM", dict(bias=False)),
+             ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True)),
+             ("RNN", dict(nonlinearity="relu", num_layers=2)), ("RNN", dict(bidirectional=True))]
+
+
+@pytest.mark.parametrize("kind, kwargs", RECURRENT)
+def test_recurrent_gate_order_states_and_all_outputs(kind, kwargs, tmp_path):
+    """ONNX orders LSTM gates i, o, f, c (tinynet i, f, g, o) and GRU gates z, r, h
+    (tinynet r, z, n): any slip changes every output."""
     tn.manual_seed(3)
-    model = LSTMWithState(**kwargs)
+    model = RecurrentWithState(kind, **kwargs)
     L = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
+    n_states = 2 if kind == "LSTM" else 1
     rng = np.random.default_rng(3)
 
     def arrays(batch):
         x = rng.standard_normal((batch, 5, 4) if kwargs.get("batch_first") else (5, batch, 4))
-        return [a.astype(np.float32) for a in (x, rng.standard_normal((L, batch, 3)),
-                                               rng.standard_normal((L, batch, 3)))]
-    path = tmp_path / "lstm.onnx"
+        return [a.astype(np.float32) for a in [x] + [rng.standard_normal((L, batch, 3))] * n_states]
+    path = tmp_path / "rnn.onnx"
     batch_axis = 0 if kwargs.get("batch_first") else 1
-    proto = export(model, tuple(tn.tensor(a) for a in arrays(2)), path, batch_axes=(batch_axis, 1, 1))
-    assert [i.name for i in proto.graph.input] == ["input_0", "input_1", "input_2"]
+    proto = export(model, tuple(tn.tensor(a) for a in arrays(2)), path,
+                   batch_axes=(batch_axis,) + (1,) * n_states)
+    assert [i.name for i in proto.graph.input] == [f"input_{i}" for i in range(1 + n_states)]
+    assert op_types(proto).count(kind) == kwargs.get("num_layers", 1)
     for batch in (2, 3):
         xs = arrays(batch)
         for got, expected in zip(run_onnx(path, *xs), tinynet_outputs(model, *xs)):
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_unbatched_sequences_without_initial_state(tmp_path):
+    tn.manual_seed(5)
+    lstm = nn.LSTM(4, 3, num_layers=2)
+    proto = export(lstm, tn.zeros(6, 4), tmp_path / "u.onnx", dynamic_batch=False)
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [6, 4]
+    x = np.random.default_rng(5).standard_normal((6, 4)).astype(np.float32)
+    for got, expected in zip(run_onnx(tmp_path / "u.onnx", x), tinynet_outputs(lstm, x)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
 class ManyOps(nn.Module):
@@ -202,15 +231,15 @@ def test_export_restores_training_mode_and_writes_nothing_on_failure(tmp_path):
     export(model, tn.zeros(1, 1, 8, 8), tmp_path / "ok.onnx")
     assert all(m.training for m in model.modules())
 
-    class WithGRU(nn.Module):
+    class WithCell(nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = nn.GRU(3, 4)
+            self.cell = nn.GRUCell(3, 4)
 
         def forward(self, x):
-            return self.rnn(x)[0]
-    with pytest.raises(UnsupportedOperatorError, match=r"op GRULayer \(called in module 'rnn'\)"):
-        export(WithGRU(), tn.zeros(2, 1, 3), tmp_path / "gru.onnx")
+            return self.cell(x)
+    with pytest.raises(UnsupportedOperatorError, match=r"op GRULayer \(called in module 'cell'\)"):
+        export(WithCell(), tn.zeros(2, 3), tmp_path / "gru.onnx")
     assert not (tmp_path / "gru.onnx").exists()
 
 
@@ -271,7 +300,7 @@ def test_tracing_leaves_the_engine_as_it_was(tmp_path):
     from tinynet.autograd import Function
     apply, call = Function.__dict__["apply"], nn.Module.__call__
     with pytest.raises(UnsupportedOperatorError):
-        export(nn.GRU(3, 2), tn.ones(2, 1, 3), tmp_path / "m.onnx")
+        export(nn.GRUCell(3, 2), tn.ones(2, 3), tmp_path / "m.onnx")
     assert Function.__dict__["apply"] is apply and nn.Module.__call__ is call
 
 

@@ -8,8 +8,8 @@ converter per model (and one per user model); a trace needs one per op. So
 ``export`` runs the model once on ``example_input`` in eval mode, with ``Function.apply``
 and ``Module.__call__`` wrapped (see ``trace.py``), and converts the recorded calls in
 order, each op to ONNX nodes (``ops.py``), built with the ``onnx`` package's helpers.
-Two layers that ONNX has as single ops are recorded whole instead of as their inner ops
-(``layers.py``): BatchNorm and LSTM.
+Layers that ONNX has as single ops are recorded whole instead of as their inner ops
+(``layers.py``): BatchNorm, LSTM, GRU and RNN.
 
 Which ONNX node each op becomes:
 
@@ -30,6 +30,7 @@ Which ONNX node each op becomes:
 | x[int / slice / None]                     | Gather / Slice / Unsqueeze                    |
 | sum, mean, max/min over dims              | ReduceSum (+ Div for mean), ReduceMax/Min     |
 | LSTM (any layers, bidirectional)          | one LSTM node per layer, gates i,f,g,o→i,o,f,c|
+| GRU, RNN (tanh or relu)                   | one GRU / RNN node per layer (see layers.py) |
 | dropout, Dropout (eval)                   | nothing: the identity in eval mode            |
 
 Parameters and buffers become initializers named by their ``state_dict`` key; other

@@ -1,4 +1,4 @@
-"""Converters for layers that ONNX has as one op: ``BatchNorm1d/2d`` and ``LSTM``.
+"""Converters for layers that ONNX has as one op: ``BatchNorm1d/2d``, ``LSTM``, ``GRU``, ``RNN``.
 
 In eval mode tinynet computes batch norm as ``x·scale + shift`` with ``scale`` and
 ``shift`` folded from the running statistics, and an LSTM as transposes, fused layer ops
@@ -15,13 +15,16 @@ records these modules whole (``Trace(opaque=...)``) and they become:
   layer's ``(T, B, D·H)`` input; ``Y_h``/``Y_c`` of the layers are concatenated into
   ``h_n``/``c_n``. ``batch_first`` adds a ``Transpose(1, 0, 2)`` on the way in and out.
   No initial state given means ONNX's zeros (nothing batch-sized is baked in).
+* ``GRU`` and ``RNN`` the same way, as ONNX's ``GRU`` (gates r, z, n -> z, r, h, and
+  ``linear_before_reset=1``: PyTorch multiplies r into ``h W_hn^T + b_hn``, after the
+  product) and ``RNN`` (``activations`` Tanh or Relu).
 """
 from __future__ import annotations
 
 from .. import backend
 from ..backend import numpy as np
 from ..nn.normalization import _BatchNorm
-from ..nn.rnn import LSTM
+from ..nn.rnn import RNNBase
 from .graph import UnsupportedOperatorError
 
 __all__ = ["CONVERTERS"]
@@ -42,62 +45,76 @@ def batch_norm(b, call):
                                          b.value(m.running_var)], epsilon=float(m.eps))
 
 
-def _onnx_gate_order(w, H):
-    """Rows i, f, g, o (tinynet, PyTorch) -> i, o, f, c (ONNX); c is PyTorch's g."""
-    i, f, g, o = (w[k * H:(k + 1) * H] for k in range(4))
-    return np.concatenate([i, o, f, g], axis=0)
+# tinynet's (PyTorch's) gate blocks -> ONNX's, as indices into tinynet's order:
+# LSTM i, f, g, o -> i, o, f, c (c is PyTorch's g); GRU r, z, n -> z, r, h; RNN: one block.
+_GATE_ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN_TANH": (0,), "RNN_RELU": (0,)}
 
 
-def lstm(b, call):
+def _onnx_gate_order(w, H, mode):
+    return np.concatenate([w[k * H:(k + 1) * H] for k in _GATE_ORDER[mode]], axis=0)
+
+
+def _op_attributes(m, D):
+    direction = "bidirectional" if D == 2 else "forward"
+    if m.mode == "LSTM":
+        return "LSTM", dict(hidden_size=m.hidden_size, direction=direction)
+    if m.mode == "GRU":   # PyTorch applies r after the recurrent product: linear_before_reset
+        return "GRU", dict(hidden_size=m.hidden_size, direction=direction, linear_before_reset=1)
+    return "RNN", dict(hidden_size=m.hidden_size, direction=direction,
+                       activations=["Tanh" if m.mode == "RNN_TANH" else "Relu"] * D)
+
+
+def recurrent(b, call):
+    """LSTM, GRU and RNN (see the module docstring); outputs (output, h_n[, c_n])."""
     m = call.op
+    kind = type(m).__name__
     x = call.args[0]
     hx = call.args[1] if len(call.args) > 1 else call.kwargs.get("hx")
     if call.kwargs.get("lengths") is not None or len(call.args) > 2:
-        raise UnsupportedOperatorError(f"tinynet.onnx: LSTM with lengths (at {call.scope}) has no "
+        raise UnsupportedOperatorError(f"tinynet.onnx: {kind} with lengths (at {call.scope}) has no "
                                        "ONNX export here; export the model on full-length sequences")
     H, D = m.hidden_size, 2 if m.bidirectional else 1
+    n_states = 2 if m.mode == "LSTM" else 1
     unbatched = x.ndim == 2
     (seq,) = (b.node("Unsqueeze", [b.value(x), b.ints([1], "axes")]) if unbatched else
               b.node("Transpose", [b.value(x)], perm=[1, 0, 2]) if m.batch_first else [b.value(x)])
+    states = []
     if hx is not None:
-        h0, c0 = (b.value(t) for t in hx)
-        if unbatched:
-            (h0,) = b.node("Unsqueeze", [h0, b.ints([1], "axes")])
-            (c0,) = b.node("Unsqueeze", [c0, b.ints([1], "axes")])
-    h_finals, c_finals = [], []
+        for t in (hx if n_states == 2 else (hx,)):
+            (name,) = b.node("Unsqueeze", [b.value(t), b.ints([1], "axes")]) if unbatched else [b.value(t)]
+            states.append(name)
+    op_type, attributes = _op_attributes(m, D)
+    finals = [[] for _ in range(n_states)]
     for layer in range(m.num_layers):
         Ws, Rs, Bs = [], [], []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh = (None if t is None else backend.asnumpy(t.data)
                                       for t in m._layer_weights(layer * D + d))
-            Ws.append(_onnx_gate_order(w_ih, H))
-            Rs.append(_onnx_gate_order(w_hh, H))
+            Ws.append(_onnx_gate_order(w_ih, H, m.mode))
+            Rs.append(_onnx_gate_order(w_hh, H, m.mode))
             if b_ih is not None:
-                Bs.append(np.concatenate([_onnx_gate_order(b_ih, H), _onnx_gate_order(b_hh, H)]))
+                Bs.append(np.concatenate([_onnx_gate_order(b_ih, H, m.mode),
+                                          _onnx_gate_order(b_hh, H, m.mode)]))
         prefix = f"{call.scope}.l{layer}"
         inputs = [seq, b.constant(np.stack(Ws), f"{prefix}.W"), b.constant(np.stack(Rs), f"{prefix}.R"),
                   b.constant(np.stack(Bs), f"{prefix}.B") if Bs else "", ""]
-        if hx is not None:
+        if states:
             span = [b.ints([layer * D], "starts"), b.ints([(layer + 1) * D], "ends"), b.ints([0], "axes")]
-            inputs += [b.node("Slice", [h0] + span)[0], b.node("Slice", [c0] + span)[0]]
-        y, y_h, y_c = b.node("LSTM", inputs, outputs=3, hidden_size=H,
-                             direction="bidirectional" if D == 2 else "forward")
-        (y,) = b.node("Transpose", [y], perm=[0, 2, 1, 3])
-        (seq,) = b.node("Reshape", [y, b.ints([0, 0, -1])])
-        h_finals.append(y_h)
-        c_finals.append(y_c)
-    h_n = b.node("Concat", h_finals, axis=0)[0] if len(h_finals) > 1 else h_finals[0]
-    c_n = b.node("Concat", c_finals, axis=0)[0] if len(c_finals) > 1 else c_finals[0]
+            inputs += [b.node("Slice", [s] + span)[0] for s in states]
+        y, *last = b.node(op_type, inputs, outputs=1 + n_states, **attributes)
+        (y,) = b.node("Transpose", [y], perm=[0, 2, 1, 3])     # (T, D, B, H) -> (T, B, D, H)
+        (seq,) = b.node("Reshape", [y, b.ints([0, 0, -1])])    # -> (T, B, D·H)
+        for acc, name in zip(finals, last):
+            acc.append(name)
+    finals = [b.node("Concat", f, axis=0)[0] if len(f) > 1 else f[0] for f in finals]
     if unbatched:
-        (seq,) = b.node("Squeeze", [seq, b.ints([1], "axes")])
-        (h_n,) = b.node("Squeeze", [h_n, b.ints([1], "axes")])
-        (c_n,) = b.node("Squeeze", [c_n, b.ints([1], "axes")])
+        seq, *finals = (b.node("Squeeze", [v, b.ints([1], "axes")])[0] for v in [seq] + finals)
     elif m.batch_first:
         (seq,) = b.node("Transpose", [seq], perm=[1, 0, 2])
-    return [seq, h_n, c_n]
+    return [seq] + finals
 
 
 CONVERTERS = {
     _BatchNorm: batch_norm,
-    LSTM: lstm,
+    RNNBase: recurrent,
 }
