@@ -52,7 +52,7 @@ class GraphBuilder:
         name = self._names.get(id(tensor))
         if name is None:
             hint = self._parameter_names.get(id(tensor))
-            if hint is None and tensor.data.size > 1:
+            if hint is None and tensor.ndim > 0:      # Python numbers arrive 0-d
                 raise UnsupportedOperatorError(self._untraced(tensor))
             name = self.constant(backend.asnumpy(tensor.data), hint or "constant")
             self._names[id(tensor)] = name

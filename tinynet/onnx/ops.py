@@ -202,11 +202,8 @@ def getitem(b, call):
 # ------------------------------------------------------------------ reductions
 def _reduce(op_type):
     def convert(b, call):
-        if call.kwargs.get("along_dim"):
-            raise UnsupportedOperatorError(f"tinynet.onnx: max/min along a dim with indices "
-                                           f"({call.name}) has no ONNX export (in "
-                                           f"{call.scope or 'the model'}); use amax-style "
-                                           "reductions without indices")
+        # x.max(dim) returns (values, indices); the indices are made outside the op, so
+        # the exporter refuses them where they are used, and only the values come here.
         x = call.args[0]
         dims = list(call.kwargs.get("dims", ()))
         keep = int(bool(call.kwargs.get("keepdim", False)))
