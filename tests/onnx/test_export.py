@@ -340,3 +340,47 @@ def test_values_the_trace_cannot_follow_are_refused_not_frozen(tmp_path):
     proto = export(model, tn.ones(2, 3), tmp_path / "m.onnx")
     assert "offset" in {i.name for i in proto.graph.initializer}
     assert_same_as_tinynet(model, tmp_path / "m.onnx", [(4, 3)], np.random.default_rng(0))
+
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+
+@st.composite
+def window_layers(draw):
+    """A conv, a pooling layer and a transposed conv with drawn geometry that fits a 9x9 input."""
+    groups = draw(st.sampled_from([1, 2]))
+    k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    p = draw(st.integers(0, k // 2 + (d > 1)))
+    conv = nn.Conv2d(2, 2 * groups, k, stride=s, padding=p, dilation=d, groups=groups,
+                     bias=draw(st.booleans()))
+    pk = draw(st.integers(1, 3))
+    pool_kwargs = dict(stride=draw(st.integers(1, 2)), padding=draw(st.integers(0, pk // 2)),
+                       ceil_mode=draw(st.booleans()))
+    if draw(st.booleans()):
+        pool = nn.MaxPool2d(pk, dilation=draw(st.integers(1, 2)) if pk > 1 else 1, **pool_kwargs)
+    else:
+        pool = nn.AvgPool2d(pk, count_include_pad=draw(st.booleans()), **pool_kwargs)
+    ts, td = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    tk = draw(st.integers(1, 3))
+    up = nn.ConvTranspose2d(2 * groups, 3, tk, stride=ts, padding=draw(st.integers(0, (tk - 1) * td // 2)),
+                            output_padding=draw(st.integers(0, max(ts, td) - 1)), dilation=td)
+    return nn.Sequential(conv, nn.Tanh(), pool, up)
+
+
+@settings(max_examples=20, deadline=None)
+@given(window_layers())
+def test_window_geometry_matches_onnx_runtime(tmp_path_factory, model):
+    """Strides, paddings, dilations, groups, ceil_mode and output_padding: ONNX's conventions
+    (pads as begin..., end...; output_padding) against tinynet's, on drawn layers."""
+    x = np.random.default_rng(0).standard_normal((2, 2, 9, 9)).astype(np.float32)
+    try:
+        with tn.no_grad():
+            model.eval()
+            model(tn.tensor(x))
+    except ValueError:       # a drawn geometry this input does not fit: not an export question
+        return
+    path = tmp_path_factory.mktemp("geometry") / "m.onnx"
+    export(model, tn.tensor(x), path)
+    (got,), (expected,) = run_onnx(path, x), tinynet_outputs(model, x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

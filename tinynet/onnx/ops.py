@@ -59,17 +59,33 @@ def conv2d(b, call):
 
 
 def conv_transpose2d(b, call):
+    """ConvTranspose with the output_padding folded into the end pads.
+
+    tinynet (like PyTorch) crops ``p`` rows at the start of the full transposed output
+    ``(H - 1)·s + d(k - 1) + 1`` and ``p - output_padding`` at the end. ONNX Runtime refuses
+    an ``output_padding`` attribute >= stride (which PyTorch allows when it is < dilation),
+    so the end pad is written directly; rows past the full output (output_padding > p) hold
+    only the bias, and are added by a Pad with zeros before the bias.
+    """
     x, w, bias = call.args
     kw = call.kwargs
     k = w.shape[2:]
-    # The trace knows the output size; ONNX wants it as output_padding (the rows added at
-    # the bottom/right beyond (H - 1)·s - 2p + d(k - 1) + 1).
+    # The trace knows the output size: output_padding = what it has beyond the formula.
     extra = [kw["output_size"][a] - ((x.shape[2 + a] - 1) * kw["stride"][a] - 2 * kw["padding"][a]
                                      + kw["dilation"][a] * (k[a] - 1) + 1) for a in range(2)]
-    return b.node("ConvTranspose", [b.value(x), b.value(w), b.value(bias)], kernel_shape=list(k),
-                  strides=list(kw["stride"]), pads=_pads(kw["padding"]),
-                  dilations=list(kw["dilation"]), group=kw["groups"],
-                  output_padding=extra if any(extra) else None)
+    begin = list(kw["padding"])
+    end = [max(p - e, 0) for p, e in zip(begin, extra)]
+    beyond = [max(e - p, 0) for p, e in zip(begin, extra)]
+    attributes = dict(kernel_shape=list(k), strides=list(kw["stride"]), pads=begin + end,
+                      dilations=list(kw["dilation"]), group=kw["groups"])
+    if not any(beyond):
+        return b.node("ConvTranspose", [b.value(x), b.value(w), b.value(bias)], **attributes)
+    (y,) = b.node("ConvTranspose", [b.value(x), b.value(w)], **attributes)
+    (y,) = b.node("Pad", [y, b.ints([0, 0, 0, 0, 0, 0] + beyond, "pads")], mode="constant")
+    if bias is None:
+        return [y]
+    (column,) = b.node("Unsqueeze", [b.value(bias), b.ints([1, 2], "axes")])   # (C, 1, 1)
+    return b.node("Add", [y, column])
 
 
 def max_pool2d(b, call):
