@@ -16,7 +16,7 @@ Which ONNX node each op becomes:
 | tinynet                                   | ONNX                                          |
 |-------------------------------------------|-----------------------------------------------|
 | conv2d (Conv2d)                           | Conv                                          |
-| conv_transpose2d (ConvTranspose2d)        | ConvTranspose (output_padding from the trace) |
+| conv_transpose2d (ConvTranspose2d)        | ConvTranspose (output_padding in the pads)    |
 | max_pool2d / avg_pool2d                   | MaxPool / AveragePool                         |
 | BatchNorm1d/2d (eval, running statistics) | BatchNormalization                            |
 | linear (Linear)                           | Gemm (transB=1) for 2-D input, else MatMul+Add|
