@@ -115,6 +115,8 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
         its train/eval flags are restored afterwards.
     example_input : Tensor or tuple of Tensors
         Passed to ``model(*inputs)``; fixes every dimension except the first (the batch).
+        The graph keeps the model's dtype: export float32 models for ONNX Runtime, whose
+        CPU Conv and LSTM have no float64 kernels.
     path : str or os.PathLike
         Written atomically (temporary file + rename), after ``onnx.checker`` passed.
     opset : int
