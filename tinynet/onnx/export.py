@@ -47,7 +47,7 @@ def _converter(call):
         raise UnsupportedOperatorError(f"tinynet.onnx.export: op {call.name}{where} has no ONNX "
                                        f"conversion; supported ops: "
                                        f"{', '.join(sorted(c.__name__ for c in ops.CONVERTERS))}; "
-                                       f"layers: {', '.join(sorted(c.__name__ for c in layers.CONVERTERS))}")
+                                       f"layers: {layers.NAMES}")
     return convert
 
 

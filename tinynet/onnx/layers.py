@@ -1,4 +1,5 @@
-"""Converters for layers that ONNX has as one op: ``BatchNorm1d/2d``, ``LSTM``, ``GRU``, ``RNN``.
+"""Converters for layers that ONNX has as one op: ``BatchNorm1d/2d``, ``LSTM``, ``GRU``,
+``RNN`` and their cells.
 
 In eval mode tinynet computes batch norm as ``x·scale + shift`` with ``scale`` and
 ``shift`` folded from the running statistics, and an LSTM as transposes, fused layer ops
@@ -18,13 +19,15 @@ records these modules whole (``Trace(opaque=...)``) and they become:
 * ``GRU`` and ``RNN`` the same way, as ONNX's ``GRU`` (gates r, z, n -> z, r, h, and
   ``linear_before_reset=1``: PyTorch multiplies r into ``h W_hn^T + b_hn``, after the
   product) and ``RNN`` (``activations`` Tanh or Relu).
+* ``LSTMCell``, ``GRUCell``, ``RNNCell``: the same op on a sequence of one step (a Python
+  loop over a cell is unrolled by the trace into one such node per step).
 """
 from __future__ import annotations
 
 from .. import backend
 from ..backend import numpy as np
 from ..nn.normalization import _BatchNorm
-from ..nn.rnn import RNNBase
+from ..nn.rnn import RNNBase, RNNCellBase
 from .graph import UnsupportedOperatorError
 
 __all__ = ["CONVERTERS"]
@@ -114,7 +117,41 @@ def recurrent(b, call):
     return [seq] + finals
 
 
+def cell(b, call):
+    """One step of LSTMCell/GRUCell/RNNCell: the layer's ONNX op on a sequence of length 1.
+
+    x ``(B, I)`` and the states ``(B, H)`` get a leading axis of 1 (unbatched ``(I,)`` two);
+    ``Y_h`` (and ``Y_c``) lose them again. Outputs ``(h', c')`` for LSTMCell, else ``h'``.
+    """
+    m = call.op
+    x = call.args[0]
+    hx = call.args[1] if len(call.args) > 1 else call.kwargs.get("hx")
+    H, n_states = m.hidden_size, 2 if m.mode == "LSTM" else 1
+    lead = [0] if x.ndim == 2 else [0, 1]
+    (seq,) = b.node("Unsqueeze", [b.value(x), b.ints(lead, "axes")])
+    states = []
+    if hx is not None:
+        for t in (hx if n_states == 2 else (hx,)):
+            states.append(b.node("Unsqueeze", [b.value(t), b.ints(lead, "axes")])[0])
+    weights = [None if t is None else backend.asnumpy(t.data) for t in m._weights()]
+    W, R = (_onnx_gate_order(w, H, m.mode)[None] for w in weights[:2])
+    inputs = [seq, b.constant(W, f"{call.scope}.W"), b.constant(R, f"{call.scope}.R")]
+    if weights[2] is not None:
+        inputs.append(b.constant(np.concatenate([_onnx_gate_order(weights[2], H, m.mode),
+                                                 _onnx_gate_order(weights[3], H, m.mode)])[None],
+                                 f"{call.scope}.B"))
+    else:
+        inputs.append("")
+    inputs += [""] + states
+    op_type, attributes = _op_attributes(m, 1)
+    _, *last = b.node(op_type, inputs, outputs=1 + n_states, **attributes)
+    return [b.node("Squeeze", [v, b.ints(lead, "axes")])[0] for v in last]
+
+
+NAMES = "BatchNorm1d, BatchNorm2d, LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell"
+
 CONVERTERS = {
     _BatchNorm: batch_norm,
     RNNBase: recurrent,
+    RNNCellBase: cell,
 }
