@@ -31,7 +31,9 @@ def test_every_command_has_help(argv, capsys):
     (["train", "cnn", "--lr", "0"], "expected a positive"),
     (["train", "cnn", "--batch-size", "x"], "expected a positive integer"),
     (["train", "cnn", "--device", "tpu"], "--device"),
-    (["summary", "unet", "--input", "3,a,4"], "comma-separated integers"),
+    (["summary", "unet", "--size", "0"], "expected a positive integer"),
+    (["summary", "resnet18"], "invalid choice: 'resnet18'"),
+    (["train", "cnn", "--val-split", "1.5"], "expected a fraction between 0 and 1"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_exit_with_status_2(argv, message, capsys):
@@ -90,11 +92,15 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     assert "--resume" in stderr and (out / "last.npz").is_file()
 
 
-def test_summary_prints_the_table(capsys):
-    assert cli.main(["summary", "unet"]) == 0
-    assert "1,941,122" in capsys.readouterr().out
-    assert cli.main(["summary", "cnn", "--input", "1,8"]) == 2
-    assert "must be C,H,W" in capsys.readouterr().err
+def test_summary_prints_what_train_builds_once(capsys):
+    assert cli.main(["summary", "unet", "--images", "imgs", "--masks", "masks"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Total params: 1,941,122") == 1           # the seed's U-Net, printed once
+    assert "(2, 3, 224, 224)" in out
+    assert cli.main(["summary", "unet"]) == 0                   # the narrow one train builds by default
+    assert "Total params: 120,825" in capsys.readouterr().out
+    assert cli.main(["summary", "unet", "--size", "30"]) == 2
+    assert "divisible" in capsys.readouterr().err
 
 
 def test_gradcheck_prints_a_table_and_rejects_unknown_ops(capsys):

@@ -2,9 +2,13 @@
 
 ::
 
-    tinynet train {cnn,resnet,unet,lstm} [--epochs N] [--batch-size B] [--lr LR] [--seed S]
-                  [--device DEV] [--out DIR] [--resume CKPT] [--plot] [--no-progress]
-    tinynet summary {cnn,resnet18,unet,lstm} [--input C,H,W]
+    tinynet train {cnn,resnet,lstm,unet} [--epochs N] [--batch-size B] [--lr LR] [--seed S]
+                  [--device DEV] [--threads N] [--out DIR] [--overwrite] [--resume CKPT]
+                  [--plot] [--no-progress] [--val-split F] [--skip-bad]
+                  [--data mnist:DIR|cifar10:DIR|folder:DIR]                  (cnn, resnet, lstm)
+                  [--images DIR --masks DIR] [--size N] [--width N] [--classes K]  (unet)
+    tinynet predict CHECKPOINT INPUT... [--out DIR] [--plot]
+    tinynet summary {cnn,resnet,lstm,unet} [the model flags of train]
     tinynet gradcheck [--device DEV] [--ops NAMES] [--examples N]
     tinynet bench [--device DEV] [--quick] [--only NAMES] [--json FILE] [--plot FILE]
     tinynet selfcheck
@@ -23,12 +27,14 @@ import time
 
 from .argtypes import device as _device, int_at_least as _int_at_least  # noqa: F401
 from .argtypes import non_negative_int as _non_negative_int, positive_float as _positive_float  # noqa: F401
-from .argtypes import positive_int as _positive_int, shape as _shape
+from .argtypes import positive_int as _positive_int, shape as _shape  # noqa: F401
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import command as train_command
+    from .train.recipes import RECIPES
     parser = argparse.ArgumentParser(
         prog="tinynet", description="tinynet: train models, check gradients, benchmark against PyTorch.",
         epilog="With no command, `python -m tinynet` runs the self-check.")
@@ -36,18 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinynet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from .train import command as train_command
-    train = sub.add_parser("train", help="train a model on built-in data",
+    train = sub.add_parser("train", help="train a model on built-in data or your own files",
                            description=train_command.description())
     train_command.add_arguments(train)
     train.set_defaults(handler=train_command.run)
 
+    from . import predict as predict_command
+    predict = sub.add_parser("predict", help="run a trained model on new inputs, from its checkpoint",
+                             description="Run the model of a `tinynet train` checkpoint on images or .npy "
+                                         "arrays: classes and probabilities (CSV), U-Net mask PNGs, or "
+                                         "regression outputs (.npy).")
+    predict_command.add_arguments(predict)
+    predict.set_defaults(handler=predict_command.run)
+
     summary = sub.add_parser("summary", help="print a Keras-style table of a model's layers",
-                             description="Print each layer's output shape and parameter count.")
-    summary.add_argument("model", choices=["cnn", "resnet18", "unet", "lstm"])
-    summary.add_argument("--input", type=_shape, metavar="C,H,W",
-                         help="one sample's shape (default: cnn 1,8,8; resnet18 3,224,224; "
-                              "unet 3,128,128; lstm T,F = 8,8)")
+                             description="Print each layer's output shape and parameter count for the model "
+                                         "`tinynet train MODEL` builds with the same flags (e.g. `tinynet "
+                                         "summary unet --images DIR --masks DIR` for the seed's U-Net).")
+    summary.add_argument("model", choices=list(RECIPES))
+    train_command.add_model_arguments(summary)
     summary.set_defaults(handler=_cmd_summary)
 
     grad = sub.add_parser("gradcheck", help="check every registered op's gradients on this machine",
@@ -88,33 +101,21 @@ def _check_device(device: str) -> str | None:
     return None
 
 
-_SUMMARY_INPUTS = {"cnn": (1, 8, 8), "resnet18": (3, 224, 224), "unet": (3, 128, 128), "lstm": (8, 8)}
-
-
 def _cmd_summary(args) -> int:
-    from . import models, utils
-    shape = args.input or _SUMMARY_INPUTS[args.model]
-    expected = 2 if args.model == "lstm" else 3
-    if len(shape) != expected:
-        what = "T,F (steps, features)" if args.model == "lstm" else "C,H,W"
-        print(f"tinynet summary: --input for {args.model} must be {what}, got {','.join(map(str, shape))}",
+    from . import utils
+    from .train.recipes import RECIPES
+    spec = RECIPES[args.model]
+    if spec.model is None:
+        print(f"tinynet summary: the recipe {args.model} cannot build its model without its data",
               file=sys.stderr)
         return 2
-    if args.model == "cnn":
-        model = models.SimpleCNN(in_channels=shape[0], input_size=(shape[1], shape[2]))
-    elif args.model == "resnet18":
-        model = models.resnet18(in_channels=shape[0])
-    elif args.model == "unet":
-        model = models.UNet(in_channels=shape[0])
-    else:
-        model = models.LSTMClassifier(input_size=shape[1], hidden_size=64, num_classes=10)
+    options = {k: getattr(args, k, None) for k in ("data", "images", "masks", "size", "width", "classes")}
     try:
-        table = utils.summary(model, shape)
+        model, _, input_shape = spec.model(options)
+        utils.summary(model, input_shape)          # prints the table once
     except ValueError as e:
         print(f"tinynet summary: {e}", file=sys.stderr)
         return 2
-    if table is not None:
-        print(table)
     return 0
 
 

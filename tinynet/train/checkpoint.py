@@ -55,6 +55,29 @@ def save_checkpoint(path, model, optimizer, epoch: int, history: list, loader=No
     return os.fspath(path)
 
 
+def _listing(keys, limit: int = 3) -> str:
+    keys = sorted(keys)
+    more = f", ... ({len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def _check_model_keys(path, model, state) -> None:
+    """A short error for weights of another model (not every key name on one line)."""
+    own, saved = set(model.state_dict()), set(state["model"])
+    if own == saved:
+        return
+    writer = ""
+    if "config" in state:
+        config = json.loads(str(state["config"]))
+        recipe = (config.get("run") or {}).get("recipe")
+        name = (config.get("model") or {}).get("name")
+        writer = f" It holds a {name}" + (f" written by `tinynet train {recipe}`" if recipe else "") + "."
+    raise ValueError(f"the weights in {path} belong to a different model: {len(saved - own)} of its "
+                     f"{len(saved)} entries are not in this {type(model).__name__} (e.g. {_listing(saved - own)}) "
+                     f"and {len(own - saved)} of this model's {len(own)} are missing (e.g. "
+                     f"{_listing(own - saved)}).{writer}")
+
+
 def load_checkpoint(path, model, optimizer=None, loader=None, scheduler=None) -> dict:
     """Restores what :func:`save_checkpoint` wrote; returns ``{"epoch", "step", "order",
     "history", "config", "epoch_progress"}`` (the last two None when the checkpoint has none)."""
@@ -64,6 +87,7 @@ def load_checkpoint(path, model, optimizer=None, loader=None, scheduler=None) ->
         if key not in state:
             raise ValueError(f"load_checkpoint: {path} is not a tinynet training checkpoint "
                              f"(no {key!r} entry)")
+    _check_model_keys(path, model, state)
     model.load_state_dict(state["model"])
     if optimizer is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])

@@ -41,6 +41,17 @@ def _write_metrics(out_dir, history: list) -> None:
         json.dump(history, f, indent=1)
 
 
+def _bar_width(stream) -> int | None:
+    """The width to draw the progress bar at: None lets tqdm follow the terminal, but a
+    terminal that reports 0 columns (some CI consoles, a detached tmux pane) would get an
+    empty bar, so it is drawn 80 wide instead."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
+    return 80 if columns <= 0 else None
+
+
 def _progress(total, desc, enabled):
     if not enabled:
         return None
@@ -48,7 +59,7 @@ def _progress(total, desc, enabled):
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, leave=False, unit="batch", file=sys.stderr)
+    return tqdm(total=total, desc=desc, leave=False, unit="batch", file=sys.stderr, ncols=_bar_width(sys.stderr))
 
 
 class _DeferredInterrupt:

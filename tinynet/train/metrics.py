@@ -44,8 +44,14 @@ def classification_metrics(model, loader, device=None) -> dict:
 
 
 def segmentation_metrics(model, loader, device=None, threshold: float = 0.5) -> dict:
-    """Binary cross-entropy, IoU and Dice over ``loader`` (pixels pooled over the set,
-    averaged over classes); a pixel is predicted positive when its probability > threshold."""
+    """Binary cross-entropy, IoU and Dice over ``loader``; a pixel is predicted positive for a
+    class when that class's probability > ``threshold``.
+
+    For each class (output channel) c, with P the predicted and T the true pixels of c
+    pooled over the whole set: ``IoU_c = |P ∩ T| / |P ∪ T|``, ``Dice_c = 2|P ∩ T| / (|P| + |T|)``
+    (1 when both are empty). ``iou`` and ``dice`` are the means over classes; with more than
+    one class, ``iou_c`` and ``dice_c`` give each.
+    """
     logits_out = getattr(model, "final_activation", "sigmoid") is None
 
     def sums(out, y):
@@ -69,7 +75,11 @@ def segmentation_metrics(model, loader, device=None, threshold: float = 0.5) -> 
         i, p, g = t[f"inter{c}"], t[f"pred{c}"], t[f"true{c}"]
         ious.append(i / (p + g - i) if p + g - i else 1.0)
         dices.append(2 * i / (p + g) if p + g else 1.0)
-    return {"loss": t["loss"] / t["n"], "iou": float(np.mean(ious)), "dice": float(np.mean(dices))}
+    result = {"loss": t["loss"] / t["n"], "iou": float(np.mean(ious)), "dice": float(np.mean(dices))}
+    if classes > 1:
+        result.update({f"iou_{c}": float(v) for c, v in enumerate(ious)})
+        result.update({f"dice_{c}": float(v) for c, v in enumerate(dices)})
+    return result
 
 
 def regression_metrics(model, loader, device=None) -> dict:

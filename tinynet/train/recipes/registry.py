@@ -28,19 +28,30 @@ class Recipe:
     constructor and its arguments, which checkpoints record so that
     :func:`tinynet.utils.load_model` can rebuild the model; ``plot(model, out_dir, device)``
     (optional) writes the recipe's own figures for ``--plot`` and returns their paths.
+    ``input_shape`` is one sample's shape, ``class_names`` the label of each output class,
+    ``preprocess`` how ``tinynet predict`` turns an input file into a sample (Pillow
+    ``mode``, ``size``, ``scale``, ``layout``), and ``test_name`` says whether the final
+    figure comes from a "test" set or, lacking one, from the "validation" set.
     """
 
     def __init__(self, name, task, model, train_loader, val_loader, test_loader, sample_batch=None,
-                 model_config: dict | None = None, plot: Callable | None = None):
+                 model_config: dict | None = None, plot: Callable | None = None, input_shape=None,
+                 class_names=None, preprocess: dict | None = None, test_name: str = "test"):
         self.name, self.task, self.model = name, task, model
         self.train_loader, self.val_loader, self.test_loader = train_loader, val_loader, test_loader
         self.sample_batch = sample_batch
         self.model_config = model_config
         self.plot = plot
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.class_names = None if class_names is None else list(class_names)
+        self.preprocess = preprocess
+        self.test_name = test_name
 
 
 class RecipeSpec(NamedTuple):
-    """A registered recipe: its builder, defaults and the options it reads."""
+    """A registered recipe: its builder, defaults, the options it reads, and (optional)
+    ``model(options) -> (model, model_config, input_shape)`` that builds only the model,
+    without loading data (what ``tinynet summary NAME`` shows)."""
     name: str
     build: Callable
     about: str
@@ -48,18 +59,26 @@ class RecipeSpec(NamedTuple):
     batch_size: int
     lr: float
     options: tuple = ()
+    model: Callable | None = None
 
 
 #: name -> :class:`RecipeSpec`, in registration order.
 RECIPES: dict = {}
 
 
-def register(name: str, *, about: str, epochs: int, batch_size: int, lr: float, options: tuple = ()):
-    """Decorator: registers ``build(options) -> Recipe`` as the recipe ``name``."""
+def register(name: str, *, about: str, epochs: int, batch_size: int, lr: float, options: tuple = (),
+             model: Callable | None = None):
+    """Decorator: registers ``build(options) -> Recipe`` as the recipe ``name``.
+
+    ``options`` names the command-line options the recipe reads (``data``, ``images``,
+    ``masks``, ``size``, ``width``, ``classes``, ``val_split``, ``skip_bad``); giving another
+    one to ``tinynet train NAME`` is an error. ``model`` builds the model alone (see
+    :class:`RecipeSpec`).
+    """
     def decorate(build):
         if name in RECIPES:
             raise ValueError(f"register: a recipe named {name!r} already exists")
-        RECIPES[name] = RecipeSpec(name, build, about, epochs, batch_size, lr, tuple(options))
+        RECIPES[name] = RecipeSpec(name, build, about, epochs, batch_size, lr, tuple(options), model)
         return build
     return decorate
 
