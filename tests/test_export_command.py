@@ -117,3 +117,57 @@ def test_errors_are_reported_with_their_cause(tmp_path, cnn_checkpoint, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "cnn", cnn_checkpoint, "--format", "pt", "--out", out])
     assert exit_info.value.code == 2
+
+
+def _png(path, array):
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_folder_training_then_predict_then_export_agree(tmp_path, capsys):
+    """The issue's end to end: `tinynet train` two epochs on a PNG folder -> `tinynet predict`
+    -> `tinynet export` -> ONNX Runtime and PyTorch (through safetensors) give tinynet's outputs."""
+    import csv
+    pytest.importorskip("PIL.Image", reason="image folders need Pillow (the images extra)")
+    pytest.importorskip("onnx", reason="the optional 'onnx' package is not installed")
+    torch = pytest.importorskip("torch")
+    st = pytest.importorskip("safetensors.torch", reason="the optional 'safetensors' package is not installed")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        _png(tmp_path / "data" / "light" / f"{i}.png", rng.integers(170, 256, (8, 8, 3)))
+        _png(tmp_path / "data" / "dark" / f"{i}.png", rng.integers(0, 86, (8, 8, 3)))
+    run = tmp_path / "run"
+    assert main(["train", "cnn", "--data", f"folder:{tmp_path / 'data'}", "--size", "8", "--epochs", "2",
+                 "--batch-size", "8", "--out", str(run), "--no-progress"]) == 0
+    ckpt = str(run / "last.npz")
+    inputs = [_png(tmp_path / "new" / "a.png", rng.integers(150, 256, (8, 8, 3))),
+              _png(tmp_path / "new" / "b.png", rng.integers(0, 100, (8, 8, 3)))]
+    assert main(["predict", "cnn", ckpt, *inputs, "--out", str(tmp_path / "pred")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "pred" / "predictions.csv")))
+    capsys.readouterr()
+
+    assert main(["export", "cnn", ckpt, "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "input (batch, 3, 8, 8)" in capsys.readouterr().out     # the shape recorded by the run
+    from PIL import Image
+    x = (np.stack([np.asarray(Image.open(p).convert("RGB")).transpose(2, 0, 1) for p in inputs])
+         / 255.0).astype(np.float32)
+    expected = tinynet_outputs(ckpt, x)
+    logits = onnx_outputs(tmp_path / "m.onnx", x)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    for row, p in zip(rows, probs):          # ONNX Runtime's answer is the one predict printed
+        assert row["class"] == ["dark", "light"][p.argmax()]
+        assert float(row["probability"]) == pytest.approx(p.max(), abs=1e-4)
+
+    assert main(["export", "cnn", ckpt, "--format", "safetensors", "--out", str(tmp_path / "m.safetensors")]) == 0
+    nn = torch.nn
+    twin = nn.Sequential(OrderedDict(
+        features=nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                               nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+        classifier=nn.Sequential(nn.Flatten(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 2))))
+    twin.load_state_dict(st.load_file(str(tmp_path / "m.safetensors")))
+    with torch.no_grad():
+        np.testing.assert_allclose(twin(torch.from_numpy(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
