@@ -19,6 +19,8 @@ from .registry import Recipe, build_model, register
 _OPTIONS = ("images", "masks", "size", "width", "classes", "val_split", "skip_bad")
 SEED_WIDTH, SEED_SIZE, SEED_CLASSES = 16, 224, 2
 BUILTIN_WIDTH, BUILTIN_SIZE = 8, 32
+#: generated shapes: training, validation and test images of the built-in run
+BUILTIN_TRAIN, BUILTIN_VAL, BUILTIN_TEST = 384, 64, 128
 
 
 def _plot_predictions(sample_batch):
@@ -89,9 +91,9 @@ def unet(options) -> Recipe:
     if size % 8:
         raise ValueError(f"--size must be a multiple of 8 for the depth-3 U-Net, got {size}")
     classes = options.get("classes") or 1
-    train_set = make_shapes(384, size=size, seed=seed, num_classes=classes, as_dataset=True)
-    val_set = make_shapes(64, size=size, seed=seed + 1_000_001, num_classes=classes, as_dataset=True)
-    test_set = make_shapes(128, size=size, seed=seed + 2_000_003, num_classes=classes, as_dataset=True)
+    train_set = make_shapes(BUILTIN_TRAIN, size=size, seed=seed, num_classes=classes, as_dataset=True)
+    val_set = make_shapes(BUILTIN_VAL, size=size, seed=seed + 1_000_001, num_classes=classes, as_dataset=True)
+    test_set = make_shapes(BUILTIN_TEST, size=size, seed=seed + 2_000_003, num_classes=classes, as_dataset=True)
     model, config, input_shape = _model(options)
     sample = test_set.take(slice(0, 6))
     return Recipe("unet", "segmentation", model,
