@@ -171,3 +171,26 @@ def test_folder_training_then_predict_then_export_agree(tmp_path, capsys):
     twin.load_state_dict(st.load_file(str(tmp_path / "m.safetensors")))
     with torch.no_grad():
         np.testing.assert_allclose(twin(torch.from_numpy(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_unet_trained_on_image_and_mask_folders_exports_at_its_training_size(tmp_path, capsys):
+    pytest.importorskip("PIL.Image", reason="image folders need Pillow (the images extra)")
+    pytest.importorskip("onnx", reason="the optional 'onnx' package is not installed")
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        mask = np.zeros((20, 20), dtype=np.uint8)
+        mask[4:12, 6:14] = 255
+        image = rng.integers(0, 60, (20, 20, 3))
+        image[mask > 0] = 220
+        _png(tmp_path / "images" / f"im{i}.png", image)
+        _png(tmp_path / "masks" / f"im{i}.png", mask)
+    run = tmp_path / "run"
+    assert main(["train", "unet", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+                 "--size", "16", "--width", "2", "--epochs", "1", "--batch-size", "2", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["export", "unet", str(run / "last.npz"), "--format", "onnx", "--out", str(tmp_path / "u.onnx")]) == 0
+    assert "input (batch, 3, 16, 16)" in capsys.readouterr().out
+    x = rng.uniform(0, 1, (3, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_allclose(onnx_outputs(tmp_path / "u.onnx", x), tinynet_outputs(str(run / "last.npz"), x),
+                               rtol=1e-4, atol=1e-5)
