@@ -57,6 +57,6 @@ Cost: one forward pass on the example input, plus one copy of the weights into t
 Needs the optional packages ``onnx`` (to build and check) and ``onnxruntime`` (only to
 run the result): ``pip install "tinynet[onnx]"``. The engine never imports this package.
 """
-from .export import export, UnsupportedOperatorError
+from .exporter import export, UnsupportedOperatorError
 
 __all__ = ["export", "UnsupportedOperatorError"]

@@ -1,4 +1,5 @@
-"""``export(model, example_input, path, opset=17)``: trace, convert, check, save."""
+"""``export(model, example_input, path, opset=17)``: trace, convert, check, save (the
+function behind ``tinynet.onnx.export``)."""
 from __future__ import annotations
 
 import os
