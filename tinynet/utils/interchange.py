@@ -28,7 +28,6 @@ import tempfile
 from collections import OrderedDict
 
 from .. import backend
-from ..backend import numpy as np
 from ..tensor import Tensor
 
 __all__ = ["save_safetensors", "load_safetensors"]
