@@ -51,8 +51,10 @@ above is batch-free, with one rule for recorded shapes (``Reshape``/``Expand`` k
 leading dims as ``0``); a model that folds the batch into another dimension
 (``x.reshape(B * T, H)``) gets a fixed batch.
 
-Cost: one forward pass on the example input, plus one copy of the weights into the
-``ModelProto`` (LSTM weights twice, reordered).
+Cost: one forward pass on the example input, whose intermediate tensors all stay alive
+until the export ends (the trace identifies tensors by ``id``, which must not be reused),
+plus one copy of the weights into the ``ModelProto`` (recurrent weights reordered). Use a
+batch of one as the example: the batch size does not matter for the graph.
 
 Needs the optional packages ``onnx`` (to build and check) and ``onnxruntime`` (only to
 run the result): ``pip install "tinynet[onnx]"``. The engine never imports this package.
