@@ -12,6 +12,8 @@
     tinynet gradcheck [--device DEV] [--ops NAMES] [--examples N]
     tinynet bench [--device DEV] [--quick] [--only NAMES] [--json FILE] [--plot FILE]
     tinynet selfcheck
+    tinynet export {cnn,resnet,unet,lstm} CHECKPOINT --format {onnx,safetensors} --out FILE
+                   [--input SHAPE] [--opset N]
 
 ``python -m tinynet`` with no arguments runs the self-check. Bad arguments exit with
 status 2 (argparse's convention), an interrupted training run with 130 after saving a
@@ -82,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Quick end-to-end check of this installation.")
     selfcheck.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     selfcheck.set_defaults(handler=_cmd_selfcheck)
+
+    from . import export_command
+    export = sub.add_parser("export", help="write a trained model as ONNX or safetensors",
+                            description=export_command.DESCRIPTION)
+    export_command.add_arguments(export)
+    export.set_defaults(handler=export_command.run)
     return parser
 
 
