@@ -23,6 +23,7 @@ __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
     "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy",
+    "synchronize",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -191,6 +192,13 @@ def scatter_add(target, indices, values) -> None:
         cupyx.scatter_add(target, indices, values)
     else:
         numpy.add.at(target, indices, values)
+
+
+def synchronize() -> None:
+    """Waits for all queued GPU work on the current CUDA device; a no-op when CuPy has not
+    been loaded (CPU work is synchronous). Timers call it around what they time."""
+    if _cupy is not None:
+        _cupy.cuda.Device().synchronize()
 
 
 _kernel_cache: dict = {}
