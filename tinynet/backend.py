@@ -7,7 +7,9 @@ where the two libraries differ live here:
 * devices: parsing ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and moving arrays between them;
 * strided views (``as_strided``, ``sliding_window_view``);
 * unbuffered scatter-add (``np.add.at`` vs ``cupyx.scatter_add``);
-* compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback).
+* compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback);
+* threads: the BLAS thread count and a small pool that runs NumPy work in chunks
+  (:func:`set_num_threads`, :func:`parallel_for`).
 
 CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
 needs NumPy only.
@@ -23,7 +25,7 @@ __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
     "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy",
-    "synchronize",
+    "synchronize", "set_num_threads", "get_num_threads", "parallel_for",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -199,6 +201,107 @@ def synchronize() -> None:
     been loaded (CPU work is synchronous). Timers call it around what they time."""
     if _cupy is not None:
         _cupy.cuda.Device().synchronize()
+
+
+# --------------------------------------------------------------------------- threads
+# NumPy releases the GIL inside ufunc loops, copies and fancy indexing, so Python threads
+# can run chunks of one large array operation on several cores at once. The pool below
+# holds ``get_num_threads() - 1`` workers; the calling thread runs the first chunk itself.
+_num_threads = None      # set by set_num_threads (or TINYNET_NUM_THREADS); None = all cores
+_pool = None             # concurrent.futures.ThreadPoolExecutor, made on first use
+_blas_limiter = None     # threadpoolctl's limiter, kept alive so its limit stays in force
+
+#: Smallest chunk worth a thread, in bytes touched: below this, handing a chunk to a
+#: worker (~20-50 µs) costs more than it saves.
+parallel_grain = 1 << 20
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_threads(n, source) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads: {source} must be a positive int, got {n!r}")
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: {source} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads tinynet uses on the CPU, like ``torch.set_num_threads``: the BLAS
+    library's threads (through threadpoolctl, imported on this call; without it only the
+    pool changes) and the size of tinynet's own pool for chunked array work."""
+    global _num_threads, _pool, _blas_limiter
+    n = _check_threads(n, "n")
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The threads tinynet uses on the CPU: the last :func:`set_num_threads`, else
+    ``TINYNET_NUM_THREADS``, else the number of cores this process may run on."""
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("TINYNET_NUM_THREADS")
+    if env:
+        try:
+            return _check_threads(int(env), "TINYNET_NUM_THREADS")
+        except ValueError:
+            raise ValueError(f"TINYNET_NUM_THREADS must be a positive int, got {env!r}") from None
+    return _usable_cores()
+
+
+def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
+    """Calls ``fn(start, stop)`` over consecutive chunks covering ``range(count)``, on up
+    to :func:`get_num_threads` threads at once, and waits for all of them.
+
+    ``nbytes`` (the bytes the whole job reads and writes) sets how many chunks are worth
+    it: at most one per :data:`parallel_grain` bytes. Small jobs, a single thread, and
+    work on a CuPy array ``like`` (the GPU is already parallel) run ``fn(0, count)`` in
+    the caller. ``fn`` must write only its own chunk. An exception in any chunk is raised
+    here after all chunks have finished.
+
+    >>> import numpy as np
+    >>> x = np.arange(8.0)
+    >>> def double(lo, hi): x[lo:hi] *= 2
+    >>> parallel_for(len(x), double, nbytes=x.nbytes)
+    >>> x.tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+    """
+    global _pool
+    chunks = min(get_num_threads(), count, max(1, nbytes // parallel_grain))
+    if chunks <= 1 or (like is not None and _is_cupy_array(like)):
+        fn(0, count)
+        return
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1,
+                                   thread_name_prefix="tinynet")
+    bounds = [count * k // chunks for k in range(chunks + 1)]
+    futures = [_pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
+    error = None
+    try:
+        fn(bounds[0], bounds[1])
+    except BaseException as e:  # still wait: the workers write into the caller's arrays
+        error = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
 
 
 _kernel_cache: dict = {}
