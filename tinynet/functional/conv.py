@@ -32,7 +32,7 @@ non-overlapping transposed convs (kernel == stride, the U-Net up-convolution).
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..kernels import im2col as K
 from ..kernels import winograd as _winograd
 from ..tensor import Tensor
@@ -253,6 +253,16 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     return dw.reshape(weight_shape)
 
 
+def _bias_grad(gy: Tensor) -> Tensor:
+    """The bias gradient, gy summed over (N, H, W). NumPy's multi-axis ``sum`` pays a fixed
+    cost per row of the innermost axis (1,024 rows of 64 on SimpleCNN's maps: ~60 µs),
+    einsum's plain reduction runs one vectorised loop (~5 µs, measured). For a
+    higher-order graph it stays the differentiable ``sum``."""
+    if is_grad_enabled():
+        return _sum(gy, (0, 2, 3))
+    return Tensor(backend.get_array_module(gy.data).einsum("nchw->c", gy.data))
+
+
 # --------------------------------------------------------------------------- Functions
 class _Geometry(Function):
     """Stores the normalised (stride, padding, dilation, groups, output_size) kwargs."""
@@ -278,7 +288,7 @@ class Conv2d(_Geometry):
         if self.needs_input_grad[1]:
             gw = Conv2dWeight.apply(x, gy, weight_shape=w.shape, **self._geometry())
         if b is not None and self.needs_input_grad[2]:
-            gb = _sum(gy, (0, 2, 3))
+            gb = _bias_grad(gy)
         return gx, gw, gb
 
 
@@ -295,7 +305,7 @@ class ConvTranspose2d(_Geometry):
         if self.needs_input_grad[1]:
             gw = Conv2dWeight.apply(gy, x, weight_shape=w.shape, **self._geometry())
         if b is not None and self.needs_input_grad[2]:
-            gb = _sum(gy, (0, 2, 3))
+            gb = _bias_grad(gy)
         return gx, gw, gb
 
 
