@@ -117,3 +117,28 @@ def test_threaded_elu_matches_one_thread(monkeypatch, restore_threads):
     y3.backward(g)
     np.testing.assert_array_equal(y1.detach().numpy(), y3.detach().numpy())
     np.testing.assert_array_equal(gx1, x.grad.numpy())
+
+
+@pytest.mark.parametrize("shape", [(8, 200, 3000), (300, 50, 300), (10, 30000, 20)])
+def test_split_matmul_equals_one_gemm(shape, monkeypatch, restore_threads):
+    """Column, row and inner-dimension splits (wide, tall, long-K products) on the pool."""
+    M, K, L = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((M, K)), rng.standard_normal((K, L))
+    expected = a @ b
+    tn.set_num_threads(2, blas=1)
+    used = []
+    original = backend.parallel_for
+    monkeypatch.setattr(backend, "parallel_for", lambda *args, **kw: used.append(args[0]) or original(*args, **kw))
+    out = backend.matmul(a, b)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-10)
+    assert used, "the product was not split"
+    used.clear()
+    tn.set_num_threads(2)            # BLAS on 2 threads too: no split
+    np.testing.assert_allclose(backend.matmul(a, b), expected, rtol=1e-12, atol=1e-10)
+    assert used == []
+
+
+def test_set_num_threads_rejects_a_bad_blas_count(restore_threads):
+    with pytest.raises(ValueError, match="set_num_threads: blas must be a positive int"):
+        tn.set_num_threads(2, blas=0)

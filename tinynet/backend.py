@@ -25,7 +25,7 @@ __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
     "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy",
-    "synchronize", "set_num_threads", "get_num_threads", "parallel_for",
+    "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "matmul",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -210,6 +210,7 @@ def synchronize() -> None:
 _num_threads = None      # set by set_num_threads (or TINYNET_NUM_THREADS); None = all cores
 _pool = None             # concurrent.futures.ThreadPoolExecutor, made on first use
 _blas_limiter = None     # threadpoolctl's limiter, kept alive so its limit stays in force
+_blas_threads = None     # the BLAS thread count set_num_threads applied (None: untouched)
 
 #: Smallest chunk worth a thread, in bytes touched: below this, handing a chunk to a
 #: worker (~20-50 µs) costs more than it saves.
@@ -231,12 +232,21 @@ def _check_threads(n, source) -> int:
     return int(n)
 
 
-def set_num_threads(n: int) -> None:
-    """Sets the threads tinynet uses on the CPU, like ``torch.set_num_threads``: the BLAS
-    library's threads (through threadpoolctl, imported on this call; without it only the
-    pool changes) and the size of tinynet's own pool for chunked array work."""
-    global _num_threads, _pool, _blas_limiter
+def set_num_threads(n: int, blas: int | None = None) -> None:
+    """Sets the threads tinynet uses on the CPU, like ``torch.set_num_threads``: the size
+    of tinynet's own pool for chunked array work, and the BLAS library's threads (through
+    threadpoolctl, imported on this call; without it only the pool changes).
+
+    ``blas`` (default: ``n``) sets the BLAS threads separately. ``set_num_threads(n,
+    blas=1)`` makes tinynet split its large matrix products into ``n`` column (or row)
+    blocks on its own pool, each a one-thread BLAS call (:func:`matmul`): OpenBLAS's
+    threads busy-wait for each other, which on a machine whose cores are shared with
+    other processes made 2-thread GEMMs 1.5-9x slower than 1-thread ones here, while
+    the pool's threads sleep when idle (measured: docs/profiler.md, benchmarks/threads.py).
+    """
+    global _num_threads, _pool, _blas_limiter, _blas_threads
     n = _check_threads(n, "n")
+    blas = n if blas is None else _check_threads(blas, "blas")
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
@@ -245,7 +255,8 @@ def set_num_threads(n: int) -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return
-    _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+    _blas_limiter = threadpool_limits(limits=blas, user_api="blas")
+    _blas_threads = blas
 
 
 def get_num_threads() -> int:
@@ -302,6 +313,44 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
             error = error or e
     if error is not None:
         raise error
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D arrays; split into blocks on tinynet's pool when BLAS was set to
+    one thread by ``set_num_threads(n, blas=1)`` with n > 1 and the product is large.
+
+    Blocks: columns of ``b`` (and of the result) when the result is wide, else rows of
+    ``a``, else the inner dimension K (partial products summed), each block one BLAS call
+    that releases the GIL. Otherwise (the default, CuPy arrays, small products) it is
+    exactly ``xp.matmul(a, b, out=out)``.
+    """
+    n = _num_threads
+    if (n is None or n < 2 or _blas_threads != 1 or _is_cupy_array(a)
+            or a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < (1 << 22)):
+        return a @ b if out is None else get_array_module(a).matmul(a, b, out=out)
+    M, K = a.shape
+    L = b.shape[1]
+    if out is None:
+        out = numpy.empty((M, L), dtype=numpy.result_type(a, b))
+    every_thread = n * parallel_grain     # as if large enough for one chunk per thread
+    if L >= 256 * n:
+        parallel_for(L, lambda lo, hi: numpy.matmul(a, b[:, lo:hi], out=out[:, lo:hi]),
+                     nbytes=every_thread)
+    elif M >= 64 * n:
+        parallel_for(M, lambda lo, hi: numpy.matmul(a[lo:hi], b, out=out[lo:hi]),
+                     nbytes=every_thread)
+    else:
+        bounds = [K * k // n for k in range(n + 1)]
+        parts = [None] * n
+
+        def block(lo, hi):
+            for k in range(lo, hi):
+                parts[k] = numpy.matmul(a[:, bounds[k]:bounds[k + 1]], b[bounds[k]:bounds[k + 1]])
+        parallel_for(n, block, nbytes=every_thread)
+        numpy.add(parts[0], parts[1], out=out)
+        for p in parts[2:]:
+            out += p
+    return out
 
 
 _kernel_cache: dict = {}

@@ -47,7 +47,7 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_weight"]
 def _groups_matmul(a, b, groups):
     """``a`` (G·M, K) times ``b`` (G·K, L) block by block -> (G·M, L); a plain GEMM when G == 1."""
     if groups == 1:
-        return a @ b
+        return backend.matmul(a, b)     # a @ b, on the pool's threads if so configured
     M, L = a.shape[0] // groups, b.shape[1]
     out = a.reshape(groups, M, -1) @ b.reshape(groups, -1, L)
     return out.reshape(groups * M, L)
@@ -124,7 +124,7 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
         n = xs.shape[0]
         strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
         T = n * Hp * Wp
-        z = w_rows @ strips                       # (kh·C_out, T + reach·Wp)
+        z = backend.matmul(w_rows, strips)        # (kh·C_out, T + reach·Wp)
         y = z[:C_out, :T]
         for i in range(1, kh):
             offset = i * dilation[0] * Wp
@@ -154,7 +154,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
         grid = grid.reshape(C_out, T)
         for i in range(kh):
             offset = i * dilation[0] * Wp
-            dw[:, :, i, :] += (grid @ strips[:, offset:offset + T].T).reshape(C_out, C, kw)
+            dw[:, :, i, :] += backend.matmul(grid, strips[:, offset:offset + T].T).reshape(C_out, C, kw)
     return dw
 
 
@@ -248,7 +248,10 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         col = K.im2col(xs, (kh, kw), stride, padding, dilation, (Ho, Wo), batch_last=batch_last)
         col = col.reshape(groups, C_g * kh * kw, n * Ho * Wo).transpose(0, 2, 1)
         dy_mat = xp.ascontiguousarray(dy[n0:n0 + n].transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3)))
-        part = dy_mat.reshape(groups, C_out // groups, n * Ho * Wo) @ col
+        if groups == 1:
+            part = backend.matmul(dy_mat.reshape(C_out, n * Ho * Wo), col[0])[None]
+        else:
+            part = dy_mat.reshape(groups, C_out // groups, n * Ho * Wo) @ col
         dw = part if dw is None else dw + part
     return dw.reshape(weight_shape)
 
