@@ -14,6 +14,7 @@
     tinynet selfcheck
     tinynet export {cnn,resnet,unet,lstm} CHECKPOINT --format {onnx,safetensors} --out FILE
                    [--input SHAPE] [--opset N]
+    tinynet profile {cnn,lstm,resnet18,unet} [--steps N] [--trace FILE] [--device DEV]
 
 ``python -m tinynet`` with no arguments runs the self-check. Bad arguments exit with
 status 2 (argparse's convention), an interrupted training run with 130 after saving a
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         bench.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     bench.set_defaults(handler=_cmd_bench, bench_parser=bench)
+
+    profile = sub.add_parser("profile", help="where a training step's time goes, op by op",
+                             description="Profile training steps of a benchmark workload: a table per op type.")
+    from .profiler import command as _profile_command
+    _profile_command.add_arguments(profile)
+    profile.set_defaults(handler=lambda args: _profile_command.run(args))
 
     selfcheck = sub.add_parser("selfcheck", help="a quick check that this installation works",
                                description="Quick end-to-end check of this installation.")

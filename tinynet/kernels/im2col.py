@@ -34,6 +34,10 @@ offset (i, j) is a plain shift by ``i·dh·Wp + j·dw``; it stores only the kw c
 (kw times the input instead of kh·kw), and the kh row shifts become column offsets into
 it, one GEMM per kernel row (see ``tinynet/functional/conv.py``).
 
+Threads: the copies of :func:`im2col` and the sums of :func:`col2im` are independent per
+channel, so large ones run as channel chunks on tinynet's pool
+(:func:`tinynet.backend.parallel_for`; NumPy releases the GIL inside each copy).
+
 Memory: the im2col buffer holds C·kh·kw·N·Ho·Wo elements (kh·kw times the input for a
 stride-1 "same" convolution). When that exceeds :data:`workspace_limit` bytes, callers
 process the batch in chunks of :func:`batch_chunk` samples.
@@ -224,11 +228,14 @@ def _im2col_tiles(x, out):
 
 def _im2col_windows(x, out, stride, padding, dilation):
     """General im2col into ``out`` (C, kh, kw, N, Ho, Wo): one strided slice per offset."""
-    _, kh, kw, _, Ho, Wo = out.shape
+    C, kh, kw, _, Ho, Wo = out.shape
     buf = _padded_channel_major(x, (Ho, Wo), (kh, kw), stride, padding, dilation)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, i, j] = _window(buf, i, j, (Ho, Wo), stride, dilation)
+
+    def copy_channels(lo, hi):     # channels are independent: chunks run on the pool
+        for i in range(kh):
+            for j in range(kw):
+                out[lo:hi, i, j] = _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation)
+    backend.parallel_for(C, copy_channels, nbytes=2 * out.nbytes, like=x)
     return out
 
 
@@ -288,10 +295,13 @@ def _col2im_windows(col, input_size, stride, padding, dilation):
     Hp = max((Ho - 1) * sh + (kh - 1) * dilation[0] + 1, ph + H)
     Wp = max((Wo - 1) * sw + (kw - 1) * dilation[1] + 1, pw + W)
     buf = xp.zeros((C, N, Hp, Wp), dtype=col.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            window = _window(buf, i, j, (Ho, Wo), stride, dilation)
-            window += col[:, i, j]
+
+    def add_channels(lo, hi):      # channels are independent: chunks run on the pool
+        for i in range(kh):
+            for j in range(kw):
+                window = _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation)
+                window += col[lo:hi, i, j]
+    backend.parallel_for(C, add_channels, nbytes=2 * col.nbytes, like=col)
     return xp.ascontiguousarray(buf[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
 
 
