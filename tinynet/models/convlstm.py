@@ -21,7 +21,10 @@ every order come from autograd. The derivation, shapes and cost are in
 :class:`ConvLSTMForecaster` is the next-frame model: a stack of ConvLSTM cells reads the
 ``T_in`` given frames, then runs ``T_out`` more steps, each reading the frame it predicted
 last (the first reads the last given frame); a 1x1 convolution and a sigmoid turn the top
-hidden state into the frame ``(B, C, H, W)``.
+hidden state into the frame ``(B, C, H, W)``. With ``patch_size=p`` every frame is first
+cut into ``p x p`` blocks stacked as channels, ``(B, C, H, W) -> (B, C p^2, H/p, W/p)``
+(space to depth, lossless), so the cells run on a map ``p^2`` times smaller; a 3x3 kernel
+then reaches ``p`` pixels per step. Predictions are put back the inverse way.
 """
 from __future__ import annotations
 
@@ -35,7 +38,22 @@ from ..nn.containers import ModuleList
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
 
-__all__ = ["ConvLSTMCell", "ConvLSTM", "ConvLSTMForecaster", "conv_lstm_cell"]
+__all__ = ["ConvLSTMCell", "ConvLSTM", "ConvLSTMForecaster", "conv_lstm_cell", "space_to_depth",
+           "depth_to_space"]
+
+
+def space_to_depth(x: Tensor, p: int) -> Tensor:
+    """``(B, C, H, W) -> (B, C*p*p, H/p, W/p)``: channel ``c*p*p + i*p + j`` holds pixel
+    ``(i, j)`` of every ``p x p`` block of channel ``c``."""
+    B, C, H, W = x.shape
+    return x.reshape(B, C, H // p, p, W // p, p).permute(0, 1, 3, 5, 2, 4).reshape(B, C * p * p, H // p, W // p)
+
+
+def depth_to_space(x: Tensor, p: int) -> Tensor:
+    """The inverse of :func:`space_to_depth`: ``(B, C*p*p, h, w) -> (B, C, h*p, w*p)``."""
+    B, Cpp, h, w = x.shape
+    C = Cpp // (p * p)
+    return x.reshape(B, C, p, p, h, w).permute(0, 1, 4, 2, 5, 3).reshape(B, C, h * p, w * p)
 
 
 def conv_lstm_cell(input: Tensor, hx, weight: Tensor, bias: Tensor | None = None):
@@ -185,26 +203,34 @@ class ConvLSTMForecaster(Module):
     """
 
     def __init__(self, channels: int = 1, hidden_channels=(16,), kernel_size: int = 3,
-                 frames_out: int = 10, dtype=None, device=None):
+                 frames_out: int = 10, patch_size: int = 1, dtype=None, device=None):
         super().__init__()
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f"ConvLSTMForecaster: patch_size must be a positive int, got {patch_size!r}")
+        self.patch_size = patch_size
+        depth = channels * patch_size * patch_size
         if isinstance(frames_out, bool) or not isinstance(frames_out, int) or frames_out < 1:
             raise ValueError(f"ConvLSTMForecaster: frames_out must be a positive int, got {frames_out!r}")
         self.channels, self.frames_out = channels, frames_out
-        self.convlstm = ConvLSTM(channels, list(hidden_channels) if not isinstance(hidden_channels, int)
+        self.convlstm = ConvLSTM(depth, list(hidden_channels) if not isinstance(hidden_channels, int)
                                  else hidden_channels, kernel_size, dtype=dtype, device=device)
-        self.head = Conv2d(self.convlstm.hidden_channels[-1], channels, 1, dtype=dtype, device=device)
+        self.head = Conv2d(self.convlstm.hidden_channels[-1], depth, 1, dtype=dtype, device=device)
 
     def forward(self, frames: Tensor) -> Tensor:
         if not isinstance(frames, Tensor) or frames.ndim != 5 or frames.shape[2] != self.channels:
             got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
             raise ValueError(f"ConvLSTMForecaster: expected frames of shape (batch, steps, "
                              f"{self.channels}, height, width), got {got}")
+        p = self.patch_size
+        if frames.shape[3] % p or frames.shape[4] % p:
+            raise ValueError(f"ConvLSTMForecaster: height and width must be multiples of "
+                             f"patch_size={p}, got {tuple(frames.shape[3:])}")
         states = None
         for t in range(frames.shape[1] - 1):            # read all but the last given frame
-            _, states = self.convlstm.step(frames[:, t], states)
-        frame, predicted = frames[:, -1], []
+            _, states = self.convlstm.step(space_to_depth(frames[:, t], p), states)
+        frame, predicted = space_to_depth(frames[:, -1], p), []
         for _ in range(self.frames_out):
             top, states = self.convlstm.step(frame, states)
             frame = self.head(top).sigmoid()
-            predicted.append(frame)
+            predicted.append(depth_to_space(frame, p))
         return F.stack(predicted, 1)
