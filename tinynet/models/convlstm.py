@@ -194,11 +194,13 @@ class ConvLSTM(Module):
 
 
 class ConvLSTMForecaster(Module):
-    """Next frames from past frames: ``(B, T_in, C, H, W)`` -> ``(B, frames_out, C, H, W)`` in [0, 1].
+    """Next frames from past frames: ``(B, T_in, C, H, W)`` -> ``(B, frames_out, C, H, W)`` in [0, 1]
+    (:meth:`forecast`); calling the model also returns the one-step predictions made while
+    reading, for training.
 
     >>> import tinynet as tn
     >>> model = ConvLSTMForecaster(channels=1, hidden_channels=[8], frames_out=3)
-    >>> tuple(model(tn.rand(2, 4, 1, 16, 16)).shape)
+    >>> tuple(model.forecast(tn.rand(2, 4, 1, 16, 16)).shape)
     (2, 3, 1, 16, 16)
     """
 
@@ -217,6 +219,12 @@ class ConvLSTMForecaster(Module):
         self.head = Conv2d(self.convlstm.hidden_channels[-1], depth, 1, dtype=dtype, device=device)
 
     def forward(self, frames: Tensor) -> Tensor:
+        """Every prediction: ``(B, T_in - 1 + frames_out, C, H, W)``.
+
+        Row ``t < T_in - 1`` is the one-step prediction of given frame ``t + 1`` (made while
+        reading), the last ``frames_out`` rows are the forecast; training on all of them
+        teaches the one-step dynamics and the roll-out together.
+        """
         if not isinstance(frames, Tensor) or frames.ndim != 5 or frames.shape[2] != self.channels:
             got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
             raise ValueError(f"ConvLSTMForecaster: expected frames of shape (batch, steps, "
@@ -225,12 +233,17 @@ class ConvLSTMForecaster(Module):
         if frames.shape[3] % p or frames.shape[4] % p:
             raise ValueError(f"ConvLSTMForecaster: height and width must be multiples of "
                              f"patch_size={p}, got {tuple(frames.shape[3:])}")
-        states = None
+        states, predicted = None, []
         for t in range(frames.shape[1] - 1):            # read all but the last given frame
-            _, states = self.convlstm.step(space_to_depth(frames[:, t], p), states)
-        frame, predicted = space_to_depth(frames[:, -1], p), []
+            top, states = self.convlstm.step(space_to_depth(frames[:, t], p), states)
+            predicted.append(depth_to_space(self.head(top).sigmoid(), p))
+        frame = space_to_depth(frames[:, -1], p)
         for _ in range(self.frames_out):
             top, states = self.convlstm.step(frame, states)
             frame = self.head(top).sigmoid()
             predicted.append(depth_to_space(frame, p))
         return F.stack(predicted, 1)
+
+    def forecast(self, frames: Tensor) -> Tensor:
+        """The ``frames_out`` predicted future frames only: ``(B, frames_out, C, H, W)``."""
+        return self(frames)[:, frames.shape[1] - 1:]
