@@ -177,7 +177,7 @@ class Seq2Seq(Module):
         B, S = source.shape
         xp = source.xp
         if lengths is None:
-            lengths = (source.data != _PAD).sum(axis=1)
+            lengths = xp.maximum((source.data != _PAD).sum(axis=1), 1)   # an all-<pad> row reads one step
         lengths_host = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths,
                                   dtype=np.int64).reshape(-1)
         if lengths_host.shape != (B,) or lengths_host.min() < 1 or lengths_host.max() > S:
