@@ -119,7 +119,7 @@ def _cmd_summary(args) -> int:
     options = {k: getattr(args, k, None) for k in ("data", "images", "masks", "size", "width", "classes")}
     try:
         model, _, input_shape = spec.model(options)
-        utils.summary(model, input_shape)          # prints the table once
+        utils.summary(model, input_shape, dtype=spec.input_dtype)          # prints the table once
     except ValueError as e:
         print(f"tinynet summary: {e}", file=sys.stderr)
         return 2

@@ -30,7 +30,8 @@ __all__ = ["add_arguments", "add_model_arguments", "run", "description", "RUN_OP
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "seed", "data", "images", "masks", "size", "width", "classes",
                "val_split")
 _DATA_OPTIONS = ("data", "images", "masks", "size", "width", "classes", "val_split", "skip_bad")
-_RUN_FILES = ("last.npz", "metrics.csv", "metrics.json", "test_metrics.json", "curves.png", "predictions.png")
+_RUN_FILES = ("last.npz", "metrics.csv", "metrics.json", "test_metrics.json", "curves.png", "predictions.png",
+              "attention.png", "samples.txt", "frames.png")
 
 
 def _fraction(text: str) -> float:
