@@ -87,6 +87,8 @@ class Softmax(Function):
     def forward(self, x, dim=-1):
         xp = backend.get_array_module(x)
         self.dim = dim
+        if x.size == 0:      # nothing to normalise (and no max of an empty axis)
+            return xp.empty_like(x)
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         e /= e.sum(axis=dim, keepdims=True)
         return e
@@ -102,6 +104,8 @@ class LogSoftmax(Function):
     def forward(self, x, dim=-1):
         xp = backend.get_array_module(x)
         self.dim = dim
+        if x.size == 0:
+            return xp.empty_like(x)
         shifted = x - x.max(axis=dim, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 

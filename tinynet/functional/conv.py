@@ -1,6 +1,7 @@
 """2-D convolution and transposed convolution, with a closed algebra of gradients.
 
-Shapes (PyTorch's): ``conv2d`` x (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw)
+Shapes (PyTorch's; an unbatched (C_in, H, W) input is also accepted and gives an
+unbatched output): ``conv2d`` x (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw)
 -> (N, C_out, Ho, Wo); ``conv_transpose2d`` x (N, C_in, H, W), weight
 (C_in, C_out/groups, kh, kw) -> (N, C_out, Ho, Wo). Sizes: see
 :mod:`tinynet.kernels.im2col`.
@@ -35,7 +36,7 @@ from ..kernels import im2col as K
 from ..tensor import Tensor
 from ._operands import check_same_device, check_tensor
 from .reduction import sum as _sum
-from .shape import pad as _pad
+from .shape import pad as _pad, squeeze as _squeeze, unsqueeze as _unsqueeze
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_weight"]
 
@@ -303,7 +304,7 @@ def _nonnegative_pair(value, name, op):
 
 
 def _check_operands(op, x, weight, bias, groups):
-    check_tensor(x, op, "input", ndim=4, floating=True)
+    check_tensor(x, op, "input", ndim=(3, 4), floating=True)
     check_tensor(weight, op, "weight", ndim=4, floating=True)
     check_same_device(op, input=x, weight=weight, bias=bias)
     if weight.dtype != x.dtype:
@@ -348,7 +349,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     ``y[n, o, ho, wo] = b[o] + sum over c, i, j of
     w[o, c, i, j] · x_pad[n, g·C_in/G + c, ho·sh + i·dh, wo·sw + j·dw]`` (g = o's group);
     ``Ho = floor((H + 2p - d(kh-1) - 1) / s) + 1``. ``padding`` may also be ``'valid'`` or
-    ``'same'`` (stride 1).
+    ``'same'`` (stride 1). An unbatched (C_in, H, W) input gives a (C_out, Ho, Wo) output.
 
     Example
     -------
@@ -358,6 +359,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     """
     op = "conv2d"
     _check_operands(op, input, weight, bias, groups)
+    if input.ndim == 3:     # unbatched (C, H, W), as PyTorch accepts
+        return _squeeze(conv2d(_unsqueeze(input, 0), weight, bias, stride, padding, dilation,
+                               groups), 0)
     stride = _positive_pair(stride, "stride", op)
     dilation = _positive_pair(dilation, "dilation", op)
     if isinstance(padding, str):
@@ -391,7 +395,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
 
     weight (C_in, C_out/groups, kh, kw); ``Ho = (H-1)·s - 2p + d(kh-1) + output_padding + 1``.
     ``output_padding`` (< stride or < dilation) picks one of the several output sizes a
-    strided conv maps to the same input size; it adds rows at the bottom/right.
+    strided conv maps to the same input size; it adds rows at the bottom/right. An
+    unbatched (C_in, H, W) input gives a (C_out, Ho, Wo) output.
 
     Example
     -------
@@ -401,6 +406,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     op = "conv_transpose2d"
     _check_operands(op, input, weight, bias, groups)
+    if input.ndim == 3:     # unbatched (C, H, W), as PyTorch accepts
+        return _squeeze(conv_transpose2d(_unsqueeze(input, 0), weight, bias, stride, padding,
+                                         output_padding, groups, dilation), 0)
     stride = _positive_pair(stride, "stride", op)
     dilation = _positive_pair(dilation, "dilation", op)
     padding = _nonnegative_pair(padding, "padding", op)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..autograd import Function
 from .. import backend
 from ..tensor import Tensor
-from ._operands import check_tensor, check_same_device
+from ._operands import check_tensor, check_same_device, check_broadcastable
 from .elementwise import log, clamp
 from .activation import log_softmax, sigmoid
 from .reduction import sum as _sum
@@ -33,6 +33,17 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def _weighted(loss: Tensor, weight, op: str) -> Tensor:
+    """``loss * weight`` once ``weight`` is checked to be a Tensor that broadcasts to it."""
+    check_tensor(weight, op, "weight")
+    check_same_device(op, input=loss, weight=weight)
+    check_broadcastable(tuple(weight.shape), tuple(loss.shape), op)
+    if tuple(backend.numpy.broadcast_shapes(tuple(weight.shape), tuple(loss.shape))) != tuple(loss.shape):
+        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} does not broadcast to the "
+                         f"loss shape {tuple(loss.shape)}")
+    return loss * weight
 
 
 def _check_pair(input, target, op):
@@ -65,7 +76,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
                          "[0, 1]; use binary_cross_entropy_with_logits for raw scores")
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
-        loss = loss * weight
+        loss = _weighted(loss, weight, "binary_cross_entropy")
     return _reduce(loss, reduction)
 
 
@@ -93,9 +104,25 @@ class BinaryCrossEntropy(Function):
         return gx, gt
 
 
+class LogSigmoid(Function):
+    """log σ(x) = -(log(1 + e^{-|x|}) + max(-x, 0)), stable for any x;
+    d/dx = 1 - σ(x) = σ(-x)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return -(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0))
+
+    def backward(self, g):
+        return g * sigmoid(-self.inputs[0])
+
+
 class BCEWithLogits(Function):
-    """ℓ = (1 - t)·x + (1 + (p - 1)·t)·(log(1 + e^{-|x|}) + max(-x, 0));
-    dℓ/dx = σ(x)·(1 + (p - 1)·t) - p·t.  The target receives no gradient."""
+    """ℓ = (1 - t)·x + (1 + (p - 1)·t)·(log(1 + e^{-|x|}) + max(-x, 0)), i.e. with
+    softplus(-x) = -log σ(x):
+
+        dℓ/dx = σ(x)·(1 + (p - 1)·t) - p·t
+        dℓ/dt = -x + (p - 1)·softplus(-x)       (-x without ``pos_weight``, as PyTorch)
+    """
 
     def forward(self, x, t, pos_weight=None):
         xp = backend.get_array_module(x)
@@ -106,22 +133,30 @@ class BCEWithLogits(Function):
 
     def backward(self, g):
         x, t, pw = self.inputs
-        s = sigmoid(x)
-        gx = g * (s - t) if pw is None else g * (s * (1.0 + (pw - 1.0) * t) - pw * t)
-        return gx, None, None
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            s = sigmoid(x)
+            gx = g * (s - t) if pw is None else g * (s * (1.0 + (pw - 1.0) * t) - pw * t)
+        if self.needs_input_grad[1]:
+            gt = -g * x if pw is None else -g * (x + (pw - 1.0) * LogSigmoid.apply(x))
+        return gx, gt, None
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
                                      pos_weight=None) -> Tensor:
-    """BCE on raw scores, stable for large |x|; ``pos_weight`` scales positive targets."""
+    """BCE on raw scores, stable for large |x|; ``pos_weight`` scales positive targets.
+
+    Differentiable in ``input`` and ``target`` (and ``weight``), as in PyTorch.
+    """
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     target = _check_pair(input, target, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
         check_tensor(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
+        check_broadcastable(tuple(pos_weight.shape), tuple(input.shape), "binary_cross_entropy_with_logits")
         pos_weight = pos_weight.to(input.dtype)
-    loss = BCEWithLogits.apply(input, target.detach(), pos_weight)
+    loss = BCEWithLogits.apply(input, target, pos_weight)
     if weight is not None:
-        loss = loss * weight
+        loss = _weighted(loss, weight, "binary_cross_entropy_with_logits")
     return _reduce(loss, reduction)
 
 
@@ -205,6 +240,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     """
     _check_reduction(reduction, "cross_entropy")
     check_tensor(input, "cross_entropy", "input", floating=True)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+        raise TypeError(f"cross_entropy: label_smoothing must be a number, got "
+                        f"{type(label_smoothing).__name__}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     class_dim = 1 if input.ndim > 1 else 0

@@ -3,7 +3,8 @@
 The strategies draw every argument (groups, non-square kernels and inputs, per-axis
 stride / padding / dilation, output_padding, batch 1, bias or none) and pick input sizes
 with the output-size helpers of ``tinynet.kernels.im2col``, so every drawn call is valid
-and has a positive output size.
+and has a positive output size. A third of the conv2d / conv_transpose2d inputs are
+unbatched (C, H, W), which PyTorch accepts too.
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def conv2d_samples(draw):
     k, s, p, d, groups, (H, W) = draw(conv_geometry())
     N = draw(st.integers(1, 2))
     C_in, C_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
-    x = draw(tst.arrays((N, C_in, H, W), -2, 2))
+    batch = (N,) if draw(st.sampled_from([True, True, False])) else ()   # () = unbatched
+    x = draw(tst.arrays(batch + (C_in, H, W), -2, 2))
     w = draw(tst.arrays((C_out, C_in // groups) + k, -1, 1))
     b = draw(st.none() | tst.arrays((C_out,), -1, 1))
     return Sample((x, w, b), dict(stride=_pair_or_int(draw, s), padding=_pair_or_int(draw, p),
@@ -73,7 +75,8 @@ def conv_transpose2d_samples(draw):
         size.append(draw(st.integers(low, low + 3)))
     N = draw(st.integers(1, 2))
     C_in, C_out_g = groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    x = draw(tst.arrays((N, C_in) + tuple(size), -2, 2))
+    batch = (N,) if draw(st.sampled_from([True, True, False])) else ()   # () = unbatched
+    x = draw(tst.arrays(batch + (C_in,) + tuple(size), -2, 2))
     w = draw(tst.arrays((C_in, C_out_g) + k, -1, 1))
     b = draw(st.none() | tst.arrays((C_out_g * groups,), -1, 1))
     return Sample((x, w, b), dict(stride=s, padding=p, output_padding=op, groups=groups,

@@ -1,8 +1,8 @@
 """Registry entries: losses, each with every ``reduction``.
 
-Targets that tinynet treats as constants (class indices, the target of
-``binary_cross_entropy_with_logits``, weights that PyTorch does not differentiate) are
-marked ``no_grad`` in the sample so that both libraries see the same leaves.
+Targets that tinynet treats as constants (class indices, weights that PyTorch does not
+differentiate) are marked ``no_grad`` in the sample so that both libraries see the same
+leaves. Float targets of the pointwise losses require grad: PyTorch differentiates them.
 """
 from __future__ import annotations
 
@@ -51,13 +51,14 @@ def _bce_logits_samples(draw):
     w = draw(st.one_of(st.none(), tst.arrays(s, 0.1, 2.0)))
     pw_shape = draw(st.sampled_from([s, s[-1:]]))
     pw = draw(st.one_of(st.none(), tst.arrays(pw_shape, 0.1, 3.0)))
-    return Sample((x, t, w), {"reduction": draw(_reductions), "pos_weight": pw}, no_grad=(1, 2))
+    return Sample((x, t, w), {"reduction": draw(_reductions), "pos_weight": pw}, no_grad=(2,))
 
 
 def _bce_logits(x, t, w, reduction, pos_weight):
     import tinynet as tn
-    pw = None if pos_weight is None else tn.tensor(pos_weight.astype(x.dtype))
-    return F.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pw)
+    if isinstance(pos_weight, np.ndarray):
+        pos_weight = tn.tensor(pos_weight.astype(getattr(x, "dtype", np.float64)))
+    return F.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pos_weight)
 
 
 def _bce_logits_torch(torch, x, t, w, reduction, pos_weight):
