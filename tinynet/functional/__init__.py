@@ -26,5 +26,9 @@ from .normalization import __all__ as _normalization
 from .dropout import *          # noqa: F401,F403
 from .dropout import __all__ as _dropout
 
+from .indexing import *         # noqa: F401,F403
+from .indexing import __all__ as _indexing
+
 __all__ = (_elementwise + _activation + _reduction + _shape + _linalg + _loss + _conv + _pool
            + _recurrent + _normalization + _dropout)
+__all__ = __all__ + _indexing

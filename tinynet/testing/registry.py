@@ -66,13 +66,14 @@ class OpInfo:
 
 _REGISTRY: dict = {}
 _FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "loss", "conv", "pool",
-             "recurrent", "normalization", "dropout")
+             "recurrent", "normalization", "dropout", "indexing")
 
 # Exported names that are not differentiable ops (they have no entry on purpose).
 NOT_DIFFERENTIABLE = {
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "isnan", "isfinite", "sign", "argmax",
     "argmin", "to_device",
 }
+NOT_DIFFERENTIABLE.update({"all", "any", "one_hot"})
 
 
 def register(info: OpInfo) -> OpInfo:
