@@ -38,7 +38,7 @@ from ._operands import check_same_device, check_tensor
 from .reduction import sum as _sum
 from .shape import pad as _pad, squeeze as _squeeze, unsqueeze as _unsqueeze
 
-__all__ = ["conv2d", "conv_transpose2d", "conv2d_weight"]
+__all__ = ["conv2d", "conv_transpose2d", "conv2d_weight", "conv1d"]
 
 
 # --------------------------------------------------------------------------- array code
@@ -465,3 +465,48 @@ def conv2d_weight(input: Tensor, grad_output: Tensor, weight_shape, stride=1, pa
                              f"not fit the convolution output size of the input")
     return Conv2dWeight.apply(input, grad_output, weight_shape=weight_shape, stride=stride,
                               padding=padding, dilation=dilation, groups=groups)
+
+
+# --------------------------------------------------------------------------- 1-D
+def _single(value, name, op):
+    """An int or a 1-tuple of ints as an int (PyTorch's ``_single``)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    return value
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation over an (N, C_in, L) or unbatched (C_in, L) input, PyTorch's
+    ``conv1d``; weight (C_out, C_in/groups, k).
+
+    Computed by the 2-D kernels on a height-1 image: x (N, C_in, 1, L) and weight
+    (C_out, C_in/groups, 1, k), so ``Lo = floor((L + 2p - d(k-1) - 1) / s) + 1`` and every
+    derivative is conv2d's. ``padding`` may be ``'valid'`` or ``'same'`` (stride 1).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.conv1d(tn.ones(1, 1, 4), tn.ones(1, 1, 2)).numpy().tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    op = "conv1d"
+    check_tensor(input, op, "input", ndim=(2, 3), floating=True)
+    check_tensor(weight, op, "weight", ndim=3, floating=True)
+    stride = _single(stride, "stride", op)
+    dilation = _single(dilation, "dilation", op)
+    if isinstance(padding, str):
+        pad2 = padding
+    else:
+        pad2 = (0, _single(padding, "padding", op))
+    try:
+        y = conv2d(_unsqueeze(input, -2), _unsqueeze(weight, -2), bias, (1, stride), pad2,
+                   (1, dilation), groups)
+    except (ValueError, TypeError) as e:   # name this op; sizes are of the height-1 image
+        message = str(e).removeprefix("conv2d: ")
+        raise type(e)(f"{op}: {message} (as a conv2d on a height-1 image)") from None
+    return _squeeze(y, -2)

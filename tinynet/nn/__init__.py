@@ -21,3 +21,10 @@ __all__ = [
     "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN", "clip_grad_norm_", "clip_grad_value_",
     "init",
 ]
+
+from .conv import Conv1d                                        # noqa: E402
+from .dropout import Dropout2d                                  # noqa: E402
+from .activation import GELU, SiLU                              # noqa: E402
+__all__ += ["Conv1d", "Dropout2d", "GELU", "SiLU"]
+from .loss import L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss    # noqa: E402
+__all__ += ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]

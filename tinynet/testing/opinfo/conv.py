@@ -106,3 +106,25 @@ register(OpInfo(
     "conv2d_weight", F.conv2d_weight, lambda: conv2d_weight_samples(),
     lambda torch, x, dy, shape, **kw: torch.nn.grad.conv2d_weight(x, shape, dy, **kw),
     max_examples=30))
+
+
+@st.composite
+def conv1d_samples(draw):
+    """conv2d's geometry on one axis: (N, C_in, L) or unbatched (C_in, L) inputs."""
+    k, s, p, d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 2)),
+                  draw(st.integers(1, 2)))
+    groups = draw(st.sampled_from([1, 1, 2]))
+    low = _smallest(lambda n: conv_output_size(n, k, s, p, d) >= 1)
+    L = draw(st.integers(low, low + 4))
+    C_in, C_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    batch = (draw(st.integers(1, 2)),) if draw(st.sampled_from([True, True, False])) else ()
+    x = draw(tst.arrays(batch + (C_in, L), -2, 2))
+    w = draw(tst.arrays((C_out, C_in // groups, k), -1, 1))
+    b = draw(st.none() | tst.arrays((C_out,), -1, 1))
+    return Sample((x, w, b), dict(stride=s, padding=draw(st.sampled_from([p, (p,)])),
+                                  dilation=d, groups=groups))
+
+
+register(OpInfo(
+    "conv1d", F.conv1d, lambda: conv1d_samples(),
+    lambda torch, x, w, b, **kw: torch.nn.functional.conv1d(x, w, b, **kw), max_examples=30))
