@@ -9,7 +9,8 @@ where the two libraries differ live here:
 * unbuffered scatter-add (``np.add.at`` vs ``cupyx.scatter_add``);
 * compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback);
 * threads: the BLAS thread count and a small pool that runs NumPy work in chunks
-  (:func:`set_num_threads`, :func:`parallel_for`).
+  (:func:`set_num_threads`, :func:`parallel_for`);
+* the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace).
 
 CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
 needs NumPy only.
@@ -24,7 +25,7 @@ import numpy
 __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
-    "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy",
+    "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy", "erf",
     "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "matmul",
 ]
 
@@ -351,6 +352,28 @@ def matmul(a, b, out=None):
         for p in parts[2:]:
             out += p
     return out
+
+
+_erf_host = None
+
+
+def erf(x):
+    """The error function, elementwise, to full float64 accuracy.
+
+    CuPy arrays use ``cupyx.scipy.special.erf``; NumPy arrays use ``scipy.special.erf``
+    when SciPy is installed, else ``math.erf`` element by element (exact, slower).
+    """
+    global _erf_host
+    if _is_cupy_array(x):
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erf(x)
+    if _erf_host is None:
+        try:
+            from scipy.special import erf as _erf_host
+        except ImportError:
+            import math
+            _erf_host = numpy.vectorize(math.erf, otypes=[numpy.float64])
+    return numpy.asarray(_erf_host(x), dtype=x.dtype)
 
 
 _kernel_cache: dict = {}

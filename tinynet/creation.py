@@ -125,3 +125,28 @@ def randn_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def rand_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like("rand_like", rand, input, dtype, device, requires_grad=requires_grad)
+
+
+__all__ += ["from_numpy"]
+
+
+def from_numpy(ndarray) -> Tensor:
+    """A CPU tensor that shares memory with the NumPy array ``ndarray`` (no copy), as
+    ``torch.from_numpy``: writes through either are seen by the other; the dtype is kept.
+
+    Example
+    -------
+    >>> import numpy as np, tinynet as tn
+    >>> a = np.zeros(3); t = tn.from_numpy(a); a[0] = 7.0; t.numpy().tolist()
+    [7.0, 0.0, 0.0]
+    """
+    np = backend.numpy
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
+    if ndarray.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: can't convert an array of dtype {ndarray.dtype}; supported "
+                        "kinds are bool, integer and float")
+    if ndarray.dtype.byteorder == ">":
+        raise TypeError("from_numpy: a big-endian array can't share memory; convert it with "
+                        "ndarray.astype(ndarray.dtype.newbyteorder('='))")
+    return Tensor(ndarray)

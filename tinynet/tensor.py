@@ -284,6 +284,7 @@ _METHODS = ("reshape transpose flatten squeeze unsqueeze sum mean var std argmax
             "sqrt abs tanh sigmoid relu elu leaky_relu softmax log_softmax clamp pow neg "
             "maximum minimum add sub mul div eq ne lt le gt ge logical_not isnan isfinite "
             "sign square").split()
+_METHODS += "amax amin clone gather scatter masked_fill chunk split all any".split()
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -184,7 +184,7 @@ W = np.ones((6, 4, 3, 3))
 
 
 @pytest.mark.parametrize("call,error,match", [
-    (lambda: F.conv2d(t(np.ones((4, 6, 6))), t(W)), ValueError, "input.*4-D"),
+    (lambda: F.conv2d(t(np.ones((6, 6))), t(W)), ValueError, "input.*3-D or 4-D"),
     (lambda: F.conv2d(t(X), t(np.ones((6, 4, 3)))), ValueError, "weight.*4-D"),
     (lambda: F.conv2d(t(X), t(np.ones((6, 3, 3, 3)))), ValueError, "3 input channels per group but input has 4"),
     (lambda: F.conv2d(t(X), t(np.ones((6, 1, 3, 3))), groups=3), ValueError, "input channels per group"),

@@ -146,4 +146,5 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
     out = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
     if len(out) != len(dims):
         raise ValueError(f"{op}: dim {dim} names a dimension twice")
-    return out
+    # A 0-d tensor accepts dim 0 / -1 (as PyTorch) and has no axis to reduce.
+    return out if ndim else ()

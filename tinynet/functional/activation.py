@@ -3,6 +3,9 @@
 * sigmoid(x) = 0.5·tanh(0.5·x) + 0.5      (no exp overflow)
 * softmax(x) = exp(x - max x) / Σ exp(x - max x)
 * log_softmax(x) = (x - max x) - log Σ exp(x - max x)
+* gelu(x) = x·Φ(x), Φ(x) = (1 + erf(x/√2)) / 2;  gelu'(x) = Φ(x) + x·φ(x),
+  gelu''(x) = φ(x)·(2 - x²) with φ(x) = exp(-x²/2)/√(2π). The 'tanh' approximation
+  0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) and silu(x) = x·σ(x) are compositions.
 """
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from ..autograd import Function, depends_on, is_grad_enabled
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_floating, normalize_dim
+import math
+
 from .elementwise import where, exp
 from .reduction import sum as _sum
 
-__all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+__all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "silu"]
 
 
 class ReLU(Function):
@@ -110,6 +115,8 @@ class Softmax(Function):
     def forward(self, x, dim=-1):
         xp = backend.get_array_module(x)
         self.dim = dim
+        if x.size == 0:      # nothing to normalise (and no max of an empty axis)
+            return xp.empty_like(x)
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         e /= e.sum(axis=dim, keepdims=True)
         return e
@@ -125,6 +132,8 @@ class LogSoftmax(Function):
     def forward(self, x, dim=-1):
         xp = backend.get_array_module(x)
         self.dim = dim
+        if x.size == 0:
+            return xp.empty_like(x)
         shifted = x - x.max(axis=dim, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 
@@ -179,3 +188,60 @@ def log_softmax(input, dim: int = -1) -> Tensor:
     """log(softmax(x)) without overflow or log(0)."""
     _activation_input(input, "log_softmax")
     return LogSoftmax.apply(input, dim=normalize_dim(dim, input.ndim, "log_softmax") if input.ndim else None)
+
+
+class GELU(Function):
+    """y = x·Φ(x); dy/dx = ``GELUDerivative`` (its own op, so every order follows)."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + backend.erf(x * (1.0 / math.sqrt(2.0))))
+
+    def backward(self, g):
+        return g * GELUDerivative.apply(self.inputs[0])
+
+
+class GELUDerivative(Function):
+    """d = Φ(x) + x·φ(x);  dd/dx = φ(x)·(2 - x²), written with tinynet ops."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        cdf = 0.5 * (1.0 + backend.erf(x * (1.0 / math.sqrt(2.0))))
+        return cdf + x * xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
+
+    def backward(self, g):
+        x = self.inputs[0]
+        pdf = exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
+        return g * pdf * (2.0 - x * x)
+
+
+def gelu(input, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit x·Φ(x) (Hendrycks & Gimpel), PyTorch's ``gelu``.
+
+    ``approximate='tanh'``: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> round(F.gelu(tn.tensor(1.0)).item(), 4)
+    0.8413
+    """
+    _activation_input(input, "gelu")
+    if approximate == "none":
+        return GELU.apply(input)
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
+        return input * 0.5 * (tanh(inner) + 1.0)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(input) -> Tensor:
+    """x·σ(x) (also called swish), PyTorch's ``silu``.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.silu(tn.tensor([0.0])).numpy().tolist()
+    [0.0]
+    """
+    _activation_input(input, "silu")
+    return input * sigmoid(input)

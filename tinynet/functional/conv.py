@@ -1,6 +1,7 @@
 """2-D convolution and transposed convolution, with a closed algebra of gradients.
 
-Shapes (PyTorch's): ``conv2d`` x (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw)
+Shapes (PyTorch's; an unbatched (C_in, H, W) input is also accepted and gives an
+unbatched output): ``conv2d`` x (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw)
 -> (N, C_out, Ho, Wo); ``conv_transpose2d`` x (N, C_in, H, W), weight
 (C_in, C_out/groups, kh, kw) -> (N, C_out, Ho, Wo). Sizes: see
 :mod:`tinynet.kernels.im2col`.
@@ -38,9 +39,9 @@ from ..kernels import winograd as _winograd
 from ..tensor import Tensor
 from ._operands import check_same_device, check_tensor
 from .reduction import sum as _sum
-from .shape import pad as _pad
+from .shape import pad as _pad, squeeze as _squeeze, unsqueeze as _unsqueeze
 
-__all__ = ["conv2d", "conv_transpose2d", "conv2d_weight"]
+__all__ = ["conv2d", "conv_transpose2d", "conv2d_weight", "conv1d"]
 
 
 # --------------------------------------------------------------------------- array code
@@ -345,7 +346,7 @@ def _nonnegative_pair(value, name, op):
 
 
 def _check_operands(op, x, weight, bias, groups):
-    check_tensor(x, op, "input", ndim=4, floating=True)
+    check_tensor(x, op, "input", ndim=(3, 4), floating=True)
     check_tensor(weight, op, "weight", ndim=4, floating=True)
     check_same_device(op, input=x, weight=weight, bias=bias)
     if weight.dtype != x.dtype:
@@ -390,7 +391,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     ``y[n, o, ho, wo] = b[o] + sum over c, i, j of
     w[o, c, i, j] · x_pad[n, g·C_in/G + c, ho·sh + i·dh, wo·sw + j·dw]`` (g = o's group);
     ``Ho = floor((H + 2p - d(kh-1) - 1) / s) + 1``. ``padding`` may also be ``'valid'`` or
-    ``'same'`` (stride 1).
+    ``'same'`` (stride 1). An unbatched (C_in, H, W) input gives a (C_out, Ho, Wo) output.
 
     Example
     -------
@@ -400,6 +401,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     """
     op = "conv2d"
     _check_operands(op, input, weight, bias, groups)
+    if input.ndim == 3:     # unbatched (C, H, W), as PyTorch accepts
+        return _squeeze(conv2d(_unsqueeze(input, 0), weight, bias, stride, padding, dilation,
+                               groups), 0)
     stride = _positive_pair(stride, "stride", op)
     dilation = _positive_pair(dilation, "dilation", op)
     if isinstance(padding, str):
@@ -433,7 +437,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
 
     weight (C_in, C_out/groups, kh, kw); ``Ho = (H-1)·s - 2p + d(kh-1) + output_padding + 1``.
     ``output_padding`` (< stride or < dilation) picks one of the several output sizes a
-    strided conv maps to the same input size; it adds rows at the bottom/right.
+    strided conv maps to the same input size; it adds rows at the bottom/right. An
+    unbatched (C_in, H, W) input gives a (C_out, Ho, Wo) output.
 
     Example
     -------
@@ -443,6 +448,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     op = "conv_transpose2d"
     _check_operands(op, input, weight, bias, groups)
+    if input.ndim == 3:     # unbatched (C, H, W), as PyTorch accepts
+        return _squeeze(conv_transpose2d(_unsqueeze(input, 0), weight, bias, stride, padding,
+                                         output_padding, groups, dilation), 0)
     stride = _positive_pair(stride, "stride", op)
     dilation = _positive_pair(dilation, "dilation", op)
     padding = _nonnegative_pair(padding, "padding", op)
@@ -499,3 +507,48 @@ def conv2d_weight(input: Tensor, grad_output: Tensor, weight_shape, stride=1, pa
                              f"not fit the convolution output size of the input")
     return Conv2dWeight.apply(input, grad_output, weight_shape=weight_shape, stride=stride,
                               padding=padding, dilation=dilation, groups=groups)
+
+
+# --------------------------------------------------------------------------- 1-D
+def _single(value, name, op):
+    """An int or a 1-tuple of ints as an int (PyTorch's ``_single``)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    return value
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation over an (N, C_in, L) or unbatched (C_in, L) input, PyTorch's
+    ``conv1d``; weight (C_out, C_in/groups, k).
+
+    Computed by the 2-D kernels on a height-1 image: x (N, C_in, 1, L) and weight
+    (C_out, C_in/groups, 1, k), so ``Lo = floor((L + 2p - d(k-1) - 1) / s) + 1`` and every
+    derivative is conv2d's. ``padding`` may be ``'valid'`` or ``'same'`` (stride 1).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.conv1d(tn.ones(1, 1, 4), tn.ones(1, 1, 2)).numpy().tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    op = "conv1d"
+    check_tensor(input, op, "input", ndim=(2, 3), floating=True)
+    check_tensor(weight, op, "weight", ndim=3, floating=True)
+    stride = _single(stride, "stride", op)
+    dilation = _single(dilation, "dilation", op)
+    if isinstance(padding, str):
+        pad2 = padding
+    else:
+        pad2 = (0, _single(padding, "padding", op))
+    try:
+        y = conv2d(_unsqueeze(input, -2), _unsqueeze(weight, -2), bias, (1, stride), pad2,
+                   (1, dilation), groups)
+    except (ValueError, TypeError) as e:   # name this op; sizes are of the height-1 image
+        message = str(e).removeprefix("conv2d: ")
+        raise type(e)(f"{op}: {message} (as a conv2d on a height-1 image)") from None
+    return _squeeze(y, -2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..autograd import Function, depends_on
 from .. import backend
 from ..tensor import Tensor, as_dtype
-from ._operands import binary_operands, as_tensor, check_tensor, check_broadcastable
+from ._operands import binary_operands, as_tensor, check_tensor, check_broadcastable, promote
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "square", "abs",
            "sign", "clamp", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt", "ge",
@@ -130,6 +130,37 @@ class Clamp(Function):
         return g * Tensor(self.mask.astype(g.dtype))
 
 
+class ClampTensor(Function):
+    """y = min(max(a, lo), hi) with tensor bounds (all three broadcast; either bound may be
+    None). Gradients as PyTorch's: ``a`` where lo <= a <= hi; ``lo`` where a < lo (and
+    lo < hi when both are given); ``hi`` where a > hi, or everywhere hi < lo (then y = hi)."""
+
+    def forward(self, a, lo, hi):
+        xp = backend.get_array_module(a)
+        y = a
+        if lo is not None:
+            y = xp.maximum(y, lo)
+        if hi is not None:
+            y = xp.minimum(y, hi)
+        pass_a = xp.ones(a.shape, dtype=bool)
+        if lo is not None:
+            pass_a = pass_a & (a >= lo)
+        if hi is not None:
+            pass_a = pass_a & (a <= hi)
+        self.pass_a = pass_a
+        if lo is not None:
+            self.pass_lo = (a < lo) & (lo < hi) if hi is not None else a < lo
+        if hi is not None:
+            self.pass_hi = (a > hi) | (hi < lo) if lo is not None else a > hi
+        return y
+
+    def backward(self, g):
+        need = self.needs_input_grad
+        return (g * Tensor(self.pass_a.astype(g.dtype)) if need[0] else None,
+                g * Tensor(self.pass_lo.astype(g.dtype)) if need[1] else None,
+                g * Tensor(self.pass_hi.astype(g.dtype)) if need[2] else None)
+
+
 class Maximum(Function):
     """Ties send half of the gradient to each input (PyTorch)."""
 
@@ -237,6 +268,7 @@ def sqrt(input) -> Tensor:
 
 
 def square(input) -> Tensor:
+    check_tensor(input, "square")
     return mul(input, input)
 
 
@@ -251,14 +283,46 @@ def sign(input) -> Tensor:
 
 
 def clamp(input, min=None, max=None) -> Tensor:
-    """Limits values to ``[min, max]`` (either bound may be None)."""
+    """Limits values to ``[min, max]`` (either bound may be None).
+
+    The bounds are numbers or Tensors; Tensor bounds broadcast against ``input`` (the
+    result has the broadcast shape) and receive gradients where they are the output, as
+    in PyTorch. Where ``min > max`` the output is ``max``.
+
+    Example
+    -------
+    >>> import tinynet as tn
+    >>> tn.tensor([-2., 0.5, 3.]).clamp(min=tn.tensor([-1., 1., 0.]), max=2.0).numpy().tolist()
+    [-1.0, 1.0, 2.0]
+    """
     check_tensor(input, "clamp")
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' and 'max' must be given")
     for name, v in (("min", min), ("max", max)):
-        if v is not None and not isinstance(v, (int, float)):
-            raise TypeError(f"clamp: '{name}' must be a number or None, got {type(v).__name__}")
-    return Clamp.apply(input, lo=min, hi=max)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, Tensor))):
+            raise TypeError(f"clamp: '{name}' must be a number, a Tensor or None, "
+                            f"got {type(v).__name__}")
+    if not isinstance(min, Tensor) and not isinstance(max, Tensor):
+        return Clamp.apply(input, lo=min, hi=max)
+    bounds = []
+    for name, v in (("min", min), ("max", max)):
+        if v is None:
+            bounds.append(None)
+            continue
+        v = as_tensor(v, "clamp", name, like=input)
+        if v.device != input.device:
+            raise ValueError(f"clamp: 'input' is on {input.device} but '{name}' is on {v.device}")
+        check_broadcastable(input.shape, v.shape, "clamp")
+        bounds.append(v)
+    dtype = input.dtype
+    for v in bounds:
+        if v is not None:
+            dtype = promote(dtype, v.dtype)
+    lo, hi = (None if v is None else (v if v.dtype == dtype else to_dtype(v, dtype)) for v in bounds)
+    if lo is not None and hi is not None:
+        check_broadcastable(lo.shape, hi.shape, "clamp")
+    x = input if input.dtype == dtype else to_dtype(input, dtype)
+    return ClampTensor.apply(x, lo, hi)
 
 
 def maximum(input, other) -> Tensor:
@@ -327,10 +391,18 @@ def to_dtype(input, dtype) -> Tensor:
     return ToDtype.apply(input, dtype=dtype)
 
 
+def device_argument(device, op: str = "to") -> backend.Device:
+    """``device`` as a Device; a bad one is an error that names ``op``."""
+    try:
+        return backend.Device(device)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{op}: {e}") from None
+
+
 def to_device(input, device) -> Tensor:
     """``input`` on ``device`` (the same tensor when it is already there); differentiable."""
-    device = backend.Device(device)
     check_tensor(input, "to")
+    device = device_argument(device)
     if input.device == device:
         return input
     return ToDevice.apply(input, device=device)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from ..autograd import Function, anchor
 from .. import backend
 from ..tensor import Tensor
-from ._operands import check_tensor, check_same_device
-from .elementwise import log, clamp
+from ._operands import check_tensor, check_same_device, check_broadcastable
+from .elementwise import log, clamp, exp, where, abs as _abs
 from .activation import log_softmax, sigmoid
 from .reduction import sum as _sum
 from .shape import reshape, permute, getitem
@@ -33,6 +33,17 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def _weighted(loss: Tensor, weight, op: str) -> Tensor:
+    """``loss * weight`` once ``weight`` is checked to be a Tensor that broadcasts to it."""
+    check_tensor(weight, op, "weight")
+    check_same_device(op, input=loss, weight=weight)
+    check_broadcastable(tuple(weight.shape), tuple(loss.shape), op)
+    if tuple(backend.numpy.broadcast_shapes(tuple(weight.shape), tuple(loss.shape))) != tuple(loss.shape):
+        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} does not broadcast to the "
+                         f"loss shape {tuple(loss.shape)}")
+    return loss * weight
 
 
 def _check_pair(input, target, op):
@@ -68,7 +79,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
                          f"[0, 1], got values in [{float(target.data.min())}, {float(target.data.max())}]")
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
-        loss = loss * weight
+        loss = _weighted(loss, weight, "binary_cross_entropy")
     return _reduce(loss, reduction)
 
 
@@ -96,9 +107,25 @@ class BinaryCrossEntropy(Function):
         return gx, gt
 
 
+class LogSigmoid(Function):
+    """log σ(x) = -(log(1 + e^{-|x|}) + max(-x, 0)), stable for any x;
+    d/dx = 1 - σ(x) = σ(-x)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return -(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0))
+
+    def backward(self, g):
+        return g * sigmoid(-self.inputs[0])
+
+
 class BCEWithLogits(Function):
-    """ℓ = (1 - t)·x + (1 + (p - 1)·t)·(log(1 + e^{-|x|}) + max(-x, 0));
-    dℓ/dx = σ(x)·(1 + (p - 1)·t) - p·t.  The target receives no gradient."""
+    """ℓ = (1 - t)·x + (1 + (p - 1)·t)·(log(1 + e^{-|x|}) + max(-x, 0)), i.e. with
+    softplus(-x) = -log σ(x):
+
+        dℓ/dx = σ(x)·(1 + (p - 1)·t) - p·t
+        dℓ/dt = -x + (p - 1)·softplus(-x)       (-x without ``pos_weight``, as PyTorch)
+    """
 
     def forward(self, x, t, pos_weight=None):
         xp = backend.get_array_module(x)
@@ -109,22 +136,30 @@ class BCEWithLogits(Function):
 
     def backward(self, g):
         x, t, pw = self.inputs
-        s = sigmoid(x)
-        gx = g * (s - t) if pw is None else g * (s * (1.0 + (pw - 1.0) * t) - pw * t)
-        return gx, None, None
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            s = sigmoid(x)
+            gx = g * (s - t) if pw is None else g * (s * (1.0 + (pw - 1.0) * t) - pw * t)
+        if self.needs_input_grad[1]:
+            gt = -g * x if pw is None else -g * (x + (pw - 1.0) * LogSigmoid.apply(x))
+        return gx, gt, None
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
                                      pos_weight=None) -> Tensor:
-    """BCE on raw scores, stable for large |x|; ``pos_weight`` scales positive targets."""
+    """BCE on raw scores, stable for large |x|; ``pos_weight`` scales positive targets.
+
+    Differentiable in ``input`` and ``target`` (and ``weight``), as in PyTorch.
+    """
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     target = _check_pair(input, target, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
         check_tensor(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
+        check_broadcastable(tuple(pos_weight.shape), tuple(input.shape), "binary_cross_entropy_with_logits")
         pos_weight = pos_weight.to(input.dtype)
-    loss = BCEWithLogits.apply(input, target.detach(), pos_weight)
+    loss = BCEWithLogits.apply(input, target, pos_weight)
     if weight is not None:
-        loss = loss * weight
+        loss = _weighted(loss, weight, "binary_cross_entropy_with_logits")
     return _reduce(loss, reduction)
 
 
@@ -208,6 +243,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     """
     _check_reduction(reduction, "cross_entropy")
     check_tensor(input, "cross_entropy", "input", floating=True)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+        raise TypeError(f"cross_entropy: label_smoothing must be a number, got "
+                        f"{type(label_smoothing).__name__}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     class_dim = 1 if input.ndim > 1 else 0
@@ -245,3 +283,110 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     elif reduction == "sum":
         smooth = _sum(smooth)
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / C)
+
+
+# ----------------------------------------------------------------- regression and KL losses
+# Compositions of differentiable ops (abs, where, log, exp), so every derivative order of
+# input and target follows; the target receives a gradient, as in PyTorch.
+__all__ += ["l1_loss", "smooth_l1_loss", "huber_loss", "kl_div"]
+
+
+def _non_negative_number(value, name, op, strict=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+    if value < 0 or (strict and value == 0) or value != value:
+        bound = "positive" if strict else "non-negative"
+        raise ValueError(f"{op}: {name} must be {bound}, got {value}")
+    return float(value)
+
+
+def l1_loss(input, target, reduction: str = "mean") -> Tensor:
+    """|input - target| (gradient 0 where they are equal, as PyTorch).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.l1_loss(tn.tensor([1., 4.]), tn.tensor([2., 2.])).item()
+    1.5
+    """
+    _check_reduction(reduction, "l1_loss")
+    target = _check_pair(input, target, "l1_loss")
+    return _reduce(_abs(input - target), reduction)
+
+
+def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5·d²/β where |d| < β, else |d| - 0.5·β, with d = input - target (β = 0: L1).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.smooth_l1_loss(tn.tensor([0.5, 3.]), tn.tensor([0., 0.]), reduction="none").numpy().tolist()
+    [0.125, 2.5]
+    """
+    op = "smooth_l1_loss"
+    _check_reduction(reduction, op)
+    beta = _non_negative_number(beta, "beta", op)
+    target = _check_pair(input, target, op)
+    diff = input - target
+    size = _abs(diff)
+    if beta == 0.0:
+        return _reduce(size, reduction)
+    loss = where(size < beta, diff * diff * (0.5 / beta), size - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5·d² where |d| < δ, else δ·(|d| - 0.5·δ), with d = input - target (δ > 0);
+    equals δ·smooth_l1_loss with β = δ.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.huber_loss(tn.tensor([0.5, 3.]), tn.tensor([0., 0.]), reduction="none", delta=2.0).numpy().tolist()
+    [0.125, 4.0]
+    """
+    op = "huber_loss"
+    _check_reduction(reduction, op)
+    delta = _non_negative_number(delta, "delta", op, strict=True)
+    target = _check_pair(input, target, op)
+    diff = input - target
+    size = _abs(diff)
+    loss = where(size < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta)
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Pointwise KL divergence for log-probabilities ``input``:
+    t·(log t - input) (0 where t = 0), or e^t·(t - input) with ``log_target``.
+
+    ``reduction='batchmean'`` divides the sum by the batch size (input.shape[0]), the
+    mathematically correct KL; ``'mean'`` averages over all elements (PyTorch's default).
+    ``size_average``/``reduce`` are PyTorch's deprecated spellings and must stay None.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> p = tn.tensor([[0.5, 0.5]])
+    >>> F.kl_div(p.log(), p, reduction="batchmean").item()
+    0.0
+    """
+    op = "kl_div"
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{op}: size_average and reduce are deprecated in PyTorch and not "
+                         "supported; use reduction")
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
+                         f"got {reduction!r}")
+    if not isinstance(log_target, bool):
+        raise TypeError(f"{op}: log_target must be a bool, got {type(log_target).__name__}")
+    target = _check_pair(input, target, op)
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:
+        positive = target > 0
+        safe = where(positive, target, 1.0)
+        loss = where(positive, target * log(safe), 0.0) - target * input
+    if reduction == "batchmean":
+        return _sum(loss) / float(input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)

@@ -188,6 +188,12 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
         raise ValueError(f"{op}: normalized_shape {shape} does not match the trailing dims of "
                          f"input shape {tuple(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            check_tensor(t, op, name, floating=True)
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but normalized_shape "
+                                 f"is {shape}")
     axes = tuple(range(input.ndim - len(shape), input.ndim))
     mu = _mean(input, axes, keepdim=True)
     xc = input - mu

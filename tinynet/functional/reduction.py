@@ -12,10 +12,30 @@ from ..autograd import Function
 from ..tensor import Tensor, as_dtype
 from ._operands import check_tensor, normalize_dims, normalize_dim
 
-__all__ = ["sum", "mean", "max", "min", "var", "std", "argmax", "argmin", "sum_to"]
+__all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "argmax", "argmin", "sum_to"]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
 _builtin_sum = sum
+
+
+def _int_tuple(values, op, arg):
+    try:
+        out = tuple(values)
+    except TypeError:
+        raise TypeError(f"{op}: '{arg}' must be a sequence of ints, got {type(values).__name__}") from None
+    if any(isinstance(v, bool) or not hasattr(v, "__index__") for v in out):
+        raise TypeError(f"{op}: '{arg}' must be a sequence of ints, got {values!r}")
+    return tuple(int(v) for v in out)
+
+
+def _check_keepdim(keepdim, op):
+    if not isinstance(keepdim, (bool, int)) or keepdim not in (0, 1):
+        raise TypeError(f"{op}: keepdim must be a bool, got {keepdim!r}")
+
+
+def _check_correction(correction, op):
+    if isinstance(correction, bool) or not isinstance(correction, (int, float)):
+        raise TypeError(f"{op}: correction must be a number, got {correction!r}")
 
 
 def _keepdim_shape(shape, dims):
@@ -83,6 +103,7 @@ class Extreme(Function):
 def sum(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Sum over ``dim`` (an int, a tuple, or None for all)."""
     check_tensor(input, "sum")
+    _check_keepdim(keepdim, "sum")
     dims = normalize_dims(dim, input.ndim, "sum")
     if dtype is not None:
         input = input.to(as_dtype(dtype, "sum"))
@@ -94,6 +115,7 @@ def sum(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
 def mean(input, dim=None, keepdim: bool = False) -> Tensor:
     """Arithmetic mean over ``dim``; floating inputs only (as PyTorch)."""
     check_tensor(input, "mean")
+    _check_keepdim(keepdim, "mean")
     if input.dtype.kind != "f":
         raise TypeError(f"mean: input must be floating-point, got {input.dtype}; "
                         "convert it with .float() first")
@@ -106,6 +128,7 @@ def mean(input, dim=None, keepdim: bool = False) -> Tensor:
 
 def _extreme(input, dim, keepdim, largest, name):
     check_tensor(input, name)
+    _check_keepdim(keepdim, name)
     if input.data.size == 0:
         raise ValueError(f"{name}: cannot reduce an empty tensor of shape {tuple(input.shape)}")
     if dim is None:
@@ -134,20 +157,57 @@ def min(input, dim=None, keepdim: bool = False):
     return _extreme(input, dim, keepdim, False, "min")
 
 
+def _amax_amin(input, dim, keepdim, largest, name):
+    check_tensor(input, name)
+    _check_keepdim(keepdim, name)
+    dims = normalize_dims(None if dim == () else dim, input.ndim, name)
+    if any(input.shape[d] == 0 for d in dims):
+        raise ValueError(f"{name}: cannot reduce an empty dimension of a tensor of shape "
+                         f"{tuple(input.shape)}")
+    return Extreme.apply(input, dims=dims, keepdim=keepdim, largest=largest)
+
+
+def amax(input, dim=(), keepdim: bool = False) -> Tensor:
+    """Maximum over ``dim`` (an int, a tuple; ``()`` or None for all), values only.
+
+    Unlike ``max(input, dim)``, ties split the gradient equally between all positions
+    holding the maximum (PyTorch's ``amax``).
+
+    Example
+    -------
+    >>> import tinynet as tn
+    >>> tn.tensor([[1., 5.], [7., 2.]]).amax(dim=0).numpy().tolist()
+    [7.0, 5.0]
+    """
+    return _amax_amin(input, dim, keepdim, True, "amax")
+
+
+def amin(input, dim=(), keepdim: bool = False) -> Tensor:
+    """Minimum over ``dim`` (an int, a tuple; ``()`` or None for all), values only; ties
+    split the gradient equally (PyTorch's ``amin``)."""
+    return _amax_amin(input, dim, keepdim, False, "amin")
+
+
 def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
     check_tensor(input, "argmax")
+    _check_keepdim(keepdim, "argmax")
     if dim is None:
         return Tensor(input.xp.asarray(input.data.argmax(), dtype="int64"))
     d = normalize_dim(dim, input.ndim, "argmax")
+    if input.ndim == 0:
+        return Tensor(input.xp.zeros((), dtype="int64"))
     idx = input.data.argmax(axis=d)
     return Tensor((input.xp.expand_dims(idx, d) if keepdim else idx).astype("int64"))
 
 
 def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
     check_tensor(input, "argmin")
+    _check_keepdim(keepdim, "argmin")
     if dim is None:
         return Tensor(input.xp.asarray(input.data.argmin(), dtype="int64"))
     d = normalize_dim(dim, input.ndim, "argmin")
+    if input.ndim == 0:
+        return Tensor(input.xp.zeros((), dtype="int64"))
     idx = input.data.argmin(axis=d)
     return Tensor((input.xp.expand_dims(idx, d) if keepdim else idx).astype("int64"))
 
@@ -155,8 +215,12 @@ def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
 def var(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None) -> Tensor:
     """Σ (x - mean)² / (N - correction); ``unbiased=False`` means correction 0."""
     check_tensor(input, "var")
+    _check_keepdim(keepdim, "var")
     if unbiased is not None:
         correction = 1 if unbiased else 0
+    _check_correction(correction, "var")
+    if input.dtype.kind != "f":
+        raise TypeError(f"var: input must be floating-point, got {input.dtype}")
     dims = normalize_dims(dim, input.ndim, "var")
     count = 1
     for d in dims:
@@ -169,13 +233,18 @@ def var(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=No
 def std(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None) -> Tensor:
     """Square root of :func:`var`."""
     check_tensor(input, "std")
+    _check_keepdim(keepdim, "std")
     normalize_dims(dim, input.ndim, "std")
+    _check_correction(correction, "std")
+    if input.dtype.kind != "f":
+        raise TypeError(f"std: input must be floating-point, got {input.dtype}")
     return var(input, dim, keepdim, correction, unbiased) ** 0.5
 
 
 def sum_to(input: Tensor, shape) -> Tensor:
     """Sums ``input`` down to ``shape``, which it must broadcast from."""
-    shape = tuple(shape)
+    check_tensor(input, "sum_to")
+    shape = _int_tuple(shape, "sum_to", "shape")
     if tuple(input.shape) == shape:
         return input
     lead = input.ndim - len(shape)

@@ -12,10 +12,13 @@ __all__ = ["reshape", "transpose", "permute", "flatten", "squeeze", "unsqueeze",
            "getitem", "cat", "stack", "pad"]
 
 
-def _shape_args(shape):
+def _shape_args(shape, op="reshape"):
     """``f(2, 3)`` and ``f((2, 3))`` both mean shape (2, 3)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    for s in shape:
+        if isinstance(s, bool) or not hasattr(s, "__index__"):
+            raise TypeError(f"{op}: sizes must be ints, got {s!r} in {tuple(shape)!r}")
     return tuple(int(s) for s in shape)
 
 
@@ -108,7 +111,7 @@ def reshape(input, *shape) -> Tensor:
 def permute(input, *dims) -> Tensor:
     """Reorders dimensions: ``out.shape[i] == input.shape[dims[i]]``."""
     check_tensor(input, "permute")
-    dims = _shape_args(dims)
+    dims = _shape_args(dims, "permute")
     norm = tuple(normalize_dim(d, input.ndim, "permute") for d in dims)
     if len(dims) != input.ndim or sorted(norm) != list(range(input.ndim)):
         raise ValueError(f"permute: dims {list(dims)} is not a permutation of the "
@@ -167,7 +170,7 @@ def unsqueeze(input, dim: int) -> Tensor:
 def expand(input, *sizes) -> Tensor:
     """Broadcasts size-1 dims to ``sizes`` (-1 keeps a size); no copy."""
     check_tensor(input, "expand")
-    sizes = _shape_args(sizes)
+    sizes = _shape_args(sizes, "expand")
     if len(sizes) < input.ndim:
         raise ValueError(f"expand: the number of sizes ({len(sizes)}) must be at least the "
                          f"number of dimensions ({input.ndim})")
@@ -273,6 +276,8 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     if mode != "constant":
         from .padding import pad_edges   # padding builds on getitem, defined here
         return pad_edges(input, pad, mode)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"pad: 'value' must be a number, got {type(value).__name__}")
     widths = [(0, 0)] * input.ndim
     for k in range(len(pad) // 2):
         widths[input.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])

@@ -28,3 +28,10 @@ from .normalization import GroupNorm
 from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
 __all__ += ["MultiheadAttention", "GroupNorm", "Upsample", "UpsamplingNearest2d",
             "UpsamplingBilinear2d"]
+
+from .conv import Conv1d                                        # noqa: E402
+from .dropout import Dropout2d                                  # noqa: E402
+from .activation import GELU, SiLU                              # noqa: E402
+__all__ += ["Conv1d", "Dropout2d", "GELU", "SiLU"]
+from .loss import L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss    # noqa: E402
+__all__ += ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]

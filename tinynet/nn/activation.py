@@ -1,12 +1,12 @@
 """Activation modules (no parameters): ``ReLU``, ``ELU``, ``LeakyReLU``, ``Sigmoid``,
-``Tanh``, ``Softmax``, ``LogSoftmax``."""
+``Tanh``, ``Softmax``, ``LogSoftmax``, ``GELU``, ``SiLU``."""
 from __future__ import annotations
 
 from .. import functional as F
 from ..tensor import Tensor
 from .module import Module
 
-__all__ = ["ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU"]
 
 
 class ReLU(Module):
@@ -80,3 +80,29 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class GELU(Module):
+    """x·Φ(x); ``approximate='tanh'`` uses the tanh approximation (see ``F.gelu``)."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.gelu(input, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x·σ(x). ``inplace`` is accepted for PyTorch compatibility and ignored."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.silu(input)

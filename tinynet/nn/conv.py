@@ -1,4 +1,4 @@
-"""Convolution layers: ``Conv2d`` and ``ConvTranspose2d`` (PyTorch's arguments, weight
+"""Convolution layers: ``Conv2d``, ``ConvTranspose2d`` and ``Conv1d`` (PyTorch's arguments, weight
 layouts and default initialisation: weight ~ kaiming_uniform(a=√5), i.e. U(±1/√fan_in),
 bias ~ U(±1/√fan_in) with fan_in = weight.shape[1]·kh·kw)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from . import init
 from ._validate import positive_int, int_pair, check_input
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "ConvTranspose2d"]
+__all__ = ["Conv2d", "ConvTranspose2d", "Conv1d"]
 
 
 class _ConvNd(Module):
@@ -120,3 +120,82 @@ class ConvTranspose2d(_ConvNd):
         self._check(input)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation)
+
+
+def _single(value, name: str) -> tuple:
+    """An int or a 1-tuple as a 1-tuple (PyTorch stores Conv1d's sizes this way)."""
+    one = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(one) != 1 or isinstance(one[0], bool) or not isinstance(one[0], int):
+        raise TypeError(f"Conv1d: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    return one
+
+
+class Conv1d(Module):
+    """1-D convolution over (N, C_in, L) or (C_in, L); weight (C_out, C_in/groups, k),
+    initialised as PyTorch's (U(±1/√fan_in), fan_in = C_in/groups·k). Runs on the 2-D
+    kernels (see ``F.conv1d``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        name = "Conv1d"
+        self.in_channels = positive_int(in_channels, "in_channels", name)
+        self.out_channels = positive_int(out_channels, "out_channels", name)
+        self.groups = positive_int(groups, "groups", name)
+        for label, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if n % groups:
+                raise ValueError(f"{name}: {label} ({n}) must be divisible by groups ({groups})")
+        self.kernel_size = _single(kernel_size, "kernel_size")
+        self.stride = _single(stride, "stride")
+        self.dilation = _single(dilation, "dilation")
+        for label, v in (("kernel_size", self.kernel_size), ("stride", self.stride),
+                         ("dilation", self.dilation)):
+            if v[0] <= 0:
+                raise ValueError(f"{name}: {label} must be positive, got {v[0]}")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: padding must be an int, 'valid' or 'same', got {padding!r}")
+            if padding == "same" and self.stride != (1,):
+                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+            self.padding = padding
+        else:
+            self.padding = _single(padding, "padding")
+            if self.padding[0] < 0:
+                raise ValueError(f"{name}: padding must be non-negative, got {padding}")
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.weight = Parameter(empty(out_channels, in_channels // groups, self.kernel_size[0],
+                                      device=device, dtype=dtype))
+        if bias:
+            self.bias = Parameter(empty(out_channels, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init._default_layer_init(self.weight, self.bias, self.weight.shape[1] * self.kernel_size[0])
+
+    def forward(self, input: Tensor) -> Tensor:
+        check_input(input, "Conv1d", (2, 3), "a 3-D input (N, C, L) or 2-D (C, L)")
+        if input.shape[-2] != self.in_channels:
+            raise ValueError(f"Conv1d: expected input with {self.in_channels} channels "
+                             f"(in_channels), got {input.shape[-2]} channels in input of shape "
+                             f"{tuple(input.shape)}")
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        return F.conv1d(input, self.weight, self.bias, self.stride[0], padding,
+                        self.dilation[0], self.groups)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding not in ((0,), "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

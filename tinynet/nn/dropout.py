@@ -1,11 +1,11 @@
-"""``Dropout``: inverted dropout in training mode, the identity in evaluation mode."""
+"""``Dropout`` and ``Dropout2d`` (whole channels): inverted dropout in training mode, the identity in evaluation mode."""
 from __future__ import annotations
 
 from .. import functional as F
 from ..tensor import Tensor
 from .module import Module
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout2d"]
 
 
 class Dropout(Module):
@@ -15,7 +15,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: probability p must be in [0, 1], got {p!r}")
+            raise ValueError(f"{type(self).__name__}: probability p must be in [0, 1], got {p!r}")
         self.p = float(p)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -23,3 +23,11 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels of an (N, C, H, W) input with probability ``p`` while training
+    (each (n, c) plane at once) and scales the kept ones by 1/(1 - p); see ``F.dropout2d``."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout2d(input, self.p, self.training)

@@ -67,7 +67,7 @@ class OpInfo:
 
 _REGISTRY: dict = {}
 _FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "loss", "conv", "pool",
-             "recurrent", "normalization", "dropout")
+             "recurrent", "normalization", "dropout", "indexing")
 _FAMILIES += ("embedding", "attention", "padding", "interpolate")
 
 # Exported names that are not differentiable ops (they have no entry on purpose).
@@ -75,6 +75,7 @@ NOT_DIFFERENTIABLE = {
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "isnan", "isfinite", "sign", "argmax",
     "argmin",
 }
+NOT_DIFFERENTIABLE.update({"all", "any", "one_hot"})
 
 
 def register(info: OpInfo) -> OpInfo:

@@ -46,3 +46,8 @@ register(OpInfo("tanh", F.tanh, _plain(), lambda torch, x: torch.tanh(x)))
 register(OpInfo("softmax", F.softmax, _with_dim(), lambda torch, x, dim: torch.softmax(x, dim)))
 register(OpInfo("log_softmax", F.log_softmax, _with_dim(),
                 lambda torch, x, dim: torch.log_softmax(x, dim)))
+register(OpInfo("gelu", F.gelu, _plain(-4.0, 4.0), lambda torch, x: torch.nn.functional.gelu(x)))
+register(OpInfo("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), _plain(-4.0, 4.0),
+                lambda torch, x: torch.nn.functional.gelu(x, approximate="tanh"), atol=1e-9))
+register(OpInfo("silu", F.silu, _plain(-6.0, 6.0), lambda torch, x: torch.nn.functional.silu(x),
+                atol=1e-9))

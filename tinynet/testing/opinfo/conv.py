@@ -6,6 +6,8 @@ so that every drawn call is valid and has a positive output size. Those sizes co
 :func:`expected_conv_size` and :func:`expected_conv_transpose_size`, written here and not
 taken from ``tinynet.kernels.im2col``: a strategy that asked the code under test which
 sizes are valid would stop drawing the cases a bug there breaks, instead of failing.
+A third of the conv2d / conv_transpose2d inputs are unbatched (C, H, W), which PyTorch
+accepts too.
 """
 from __future__ import annotations
 
@@ -71,7 +73,8 @@ def conv2d_samples(draw):
     k, s, p, d, groups, (H, W) = draw(conv_geometry())
     N = draw(st.integers(1, 2))
     C_in, C_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
-    x = draw(tst.arrays((N, C_in, H, W), -2, 2))
+    batch = (N,) if draw(st.sampled_from([True, True, False])) else ()   # () = unbatched
+    x = draw(tst.arrays(batch + (C_in, H, W), -2, 2))
     w = draw(tst.arrays((C_out, C_in // groups) + k, -1, 1))
     b = draw(st.none() | tst.arrays((C_out,), -1, 1))
     return Sample((x, w, b), dict(stride=_pair_or_int(draw, s), padding=_pair_or_int(draw, p),
@@ -93,7 +96,8 @@ def conv_transpose2d_samples(draw):
         size.append(draw(st.integers(low, low + 3)))
     N = draw(st.integers(1, 2))
     C_in, C_out_g = groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    x = draw(tst.arrays((N, C_in) + tuple(size), -2, 2))
+    batch = (N,) if draw(st.sampled_from([True, True, False])) else ()   # () = unbatched
+    x = draw(tst.arrays(batch + (C_in,) + tuple(size), -2, 2))
     w = draw(tst.arrays((C_in, C_out_g) + k, -1, 1))
     b = draw(st.none() | tst.arrays((C_out_g * groups,), -1, 1))
     return Sample((x, w, b), dict(stride=s, padding=p, output_padding=op, groups=groups,
@@ -123,3 +127,25 @@ register(OpInfo(
     "conv2d_weight", F.conv2d_weight, lambda: conv2d_weight_samples(),
     lambda torch, x, dy, shape, **kw: torch.nn.grad.conv2d_weight(x, shape, dy, **kw),
     max_examples=30))
+
+
+@st.composite
+def conv1d_samples(draw):
+    """conv2d's geometry on one axis: (N, C_in, L) or unbatched (C_in, L) inputs."""
+    k, s, p, d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 2)),
+                  draw(st.integers(1, 2)))
+    groups = draw(st.sampled_from([1, 1, 2]))
+    low = _smallest(lambda n: expected_conv_size(n, k, s, p, d) >= 1)
+    L = draw(st.integers(low, low + 4))
+    C_in, C_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    batch = (draw(st.integers(1, 2)),) if draw(st.sampled_from([True, True, False])) else ()
+    x = draw(tst.arrays(batch + (C_in, L), -2, 2))
+    w = draw(tst.arrays((C_out, C_in // groups, k), -1, 1))
+    b = draw(st.none() | tst.arrays((C_out,), -1, 1))
+    return Sample((x, w, b), dict(stride=s, padding=draw(st.sampled_from([p, (p,)])),
+                                  dilation=d, groups=groups))
+
+
+register(OpInfo(
+    "conv1d", F.conv1d, lambda: conv1d_samples(),
+    lambda torch, x, w, b, **kw: torch.nn.functional.conv1d(x, w, b, **kw), max_examples=30))

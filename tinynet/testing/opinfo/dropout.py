@@ -35,3 +35,23 @@ register(OpInfo(
     "dropout", _seeded_dropout, _samples, torch_op=None,
     note="deterministic under a fixed seed; no torch parity for a random mask (see module "
          "docstring and tests/nn/test_layers.py for identity and mask-statistics checks)"))
+
+
+def _seeded_dropout2d(x, p):
+    saved = tn.get_rng_state()
+    tn.manual_seed(20240611)
+    try:
+        return F.dropout2d(x, p=p, training=True)
+    finally:
+        tn.set_rng_state(saved)
+
+
+def _samples_2d():
+    return st.tuples(tst.arrays(tst.shapes(min_dims=3, max_dims=4)),
+                     st.sampled_from([0.0, 0.2, 0.5, 0.9])).map(lambda xp: Sample((xp[0],), {"p": xp[1]}))
+
+
+register(OpInfo(
+    "dropout2d", _seeded_dropout2d, _samples_2d, torch_op=None,
+    note="channel masks under a fixed seed; whole-channel zeroing and scaling are checked "
+         "by hand in tests/nn/test_surface_layers.py"))

@@ -64,6 +64,41 @@ register(OpInfo("square", F.square, _unary(), lambda torch, a: torch.square(a)))
 register(OpInfo("abs", F.abs, _unary_away([0.0]), lambda torch, a: torch.abs(a)))
 register(OpInfo("clamp", F.clamp, _unary_away([-1.0, 0.5], min=-1.0, max=0.5),
                 lambda torch, a, min, max: torch.clamp(a, min=min, max=max)))
+
+
+def _grid(shape, offset, low=-30, high=30):
+    """Arrays of k·0.1 + offset: bounds and inputs on interleaved grids never tie (the
+    offsets differ by >= 0.02), so no finite difference straddles a kink of clamp."""
+    from hypothesis.extra import numpy as hnp
+    return hnp.arrays(np.int64, shape, elements=st.integers(low, high)).map(
+        lambda k: k * 0.1 + offset)
+
+
+@st.composite
+def _clamp_tensor_samples(draw):
+    """x with Tensor bounds (min, max or both, broadcasting; sometimes min > max), or a
+    Tensor min with a number max."""
+    shapes = draw(tst.broadcastable_shapes(3))
+    # x takes the full broadcast shape: PyTorch's backward fails when the bounds broadcast x
+    x = draw(_grid(np.broadcast_shapes(*shapes), 0.05))
+    kind = draw(st.sampled_from(["both", "min", "max", "number_max"]))
+    lo = draw(_grid(shapes[1], 0.02, -20, 5)) if kind != "max" else None
+    hi = draw(_grid(shapes[2], 0.07, -5, 20)) if kind in ("both", "max") else None
+    return Sample((x, lo, hi), {"number_max": 0.98 if kind == "number_max" else None})
+
+
+def _clamp_tensor(x, lo, hi, number_max):
+    return F.clamp(x, min=lo, max=number_max if hi is None and number_max is not None else hi)
+
+
+def _clamp_tensor_torch(torch, x, lo, hi, number_max):
+    if hi is None and number_max is not None:    # torch wants both bounds of one kind
+        hi = torch.tensor(number_max, dtype=x.dtype)
+    return torch.clamp(x, min=lo, max=hi)
+
+
+register(OpInfo("clamp_tensor", _clamp_tensor, lambda: _clamp_tensor_samples(), _clamp_tensor_torch,
+                note="Tensor bounds broadcast and receive gradients, as PyTorch's clamp"))
 register(OpInfo("maximum", F.maximum, _binary_away(), lambda torch, a, b: torch.maximum(a, b)))
 register(OpInfo("minimum", F.minimum, _binary_away(), lambda torch, a, b: torch.minimum(a, b)))
 
@@ -88,9 +123,8 @@ def _to_device_node(x, device):
     (``F.to_device`` returns such a tensor unchanged), so the node's backward is checked
     on a CPU-only machine too; on a GPU test run the samples live on the GPU and this is a
     real transfer to the host and back."""
-    from tinynet import backend
-    from tinynet.functional.elementwise import ToDevice
-    return ToDevice.apply(x, device=backend.Device(device))
+    from tinynet.functional.elementwise import ToDevice, device_argument
+    return ToDevice.apply(x, device=device_argument(device))
 
 
 register(OpInfo("to_device", _to_device_node, _unary(device="cpu"),

@@ -1,8 +1,8 @@
 """Registry entries: losses, each with every ``reduction``.
 
-Targets that tinynet treats as constants (class indices, the target of
-``binary_cross_entropy_with_logits``, weights that PyTorch does not differentiate) are
-marked ``no_grad`` in the sample so that both libraries see the same leaves.
+Targets that tinynet treats as constants (class indices, weights that PyTorch does not
+differentiate) are marked ``no_grad`` in the sample so that both libraries see the same
+leaves. Float targets of the pointwise losses require grad: PyTorch differentiates them.
 """
 from __future__ import annotations
 
@@ -51,13 +51,14 @@ def _bce_logits_samples(draw):
     w = draw(st.one_of(st.none(), tst.arrays(s, 0.1, 2.0)))
     pw_shape = draw(st.sampled_from([s, s[-1:]]))
     pw = draw(st.one_of(st.none(), tst.arrays(pw_shape, 0.1, 3.0)))
-    return Sample((x, t, w), {"reduction": draw(_reductions), "pos_weight": pw}, no_grad=(1, 2))
+    return Sample((x, t, w), {"reduction": draw(_reductions), "pos_weight": pw}, no_grad=(2,))
 
 
 def _bce_logits(x, t, w, reduction, pos_weight):
     import tinynet as tn
-    pw = None if pos_weight is None else tn.tensor(pos_weight.astype(x.dtype))
-    return F.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pw)
+    if isinstance(pos_weight, np.ndarray):
+        pos_weight = tn.tensor(pos_weight.astype(getattr(x, "dtype", np.float64)))
+    return F.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pos_weight)
 
 
 def _bce_logits_torch(torch, x, t, w, reduction, pos_weight):
@@ -134,3 +135,46 @@ register(OpInfo("nll_loss", F.nll_loss, _nll_samples,
                 lambda torch, x, t, w, ignore_index, reduction:
                 _tf(torch).nll_loss(x, t, w, ignore_index=ignore_index, reduction=reduction),
                 atol=1e-9, max_examples=20))
+
+
+# ----------------------------------------------------------------- regression and KL losses
+def _separated_pair(shape):
+    """input x and target x - d with |d| = k·0.1 + 0.05: never 0 and never equal to the
+    drawn beta/delta (multiples of 0.5), so no finite difference straddles a kink."""
+    from hypothesis.extra import numpy as hnp
+    steps = hnp.arrays(np.int64, shape, elements=st.integers(-25, 24))
+    return st.tuples(tst.arrays(shape), steps).map(lambda xs: (xs[0], xs[0] - (xs[1] * 0.1 + 0.05)))
+
+
+def _pair_samples(**extra):
+    def build():
+        return tst.shapes().flatmap(lambda s: st.tuples(
+            _separated_pair(s), _reductions, st.fixed_dictionaries(extra))).map(
+            lambda p: Sample(p[0], {"reduction": p[1], **p[2]}))
+    return build
+
+
+register(OpInfo("l1_loss", F.l1_loss, _pair_samples(),
+                lambda torch, x, t, reduction: _tf(torch).l1_loss(x, t, reduction=reduction)))
+register(OpInfo("smooth_l1_loss", F.smooth_l1_loss,
+                _pair_samples(beta=st.sampled_from([0.0, 0.5, 1.0, 2.0])),
+                lambda torch, x, t, reduction, beta:
+                _tf(torch).smooth_l1_loss(x, t, reduction=reduction, beta=beta)))
+register(OpInfo("huber_loss", F.huber_loss, _pair_samples(delta=st.sampled_from([0.5, 1.0, 2.0])),
+                lambda torch, x, t, reduction, delta:
+                _tf(torch).huber_loss(x, t, reduction=reduction, delta=delta)))
+
+
+@st.composite
+def _kl_samples(draw):
+    s = draw(tst.shapes())
+    log_target = draw(st.booleans())
+    x = draw(tst.arrays(s, -4.0, 0.0))                                  # log-probabilities
+    t = draw(tst.arrays(s, -3.0, 0.0) if log_target else tst.arrays(s, 0.05, 1.0))
+    reduction = draw(st.sampled_from(["none", "mean", "sum", "batchmean"]))
+    return Sample((x, t), {"reduction": reduction, "log_target": log_target})
+
+
+register(OpInfo("kl_div", F.kl_div, lambda: _kl_samples(),
+                lambda torch, x, t, reduction, log_target:
+                _tf(torch).kl_div(x, t, reduction=reduction, log_target=log_target), atol=1e-9))

@@ -3,7 +3,7 @@
 Strategies draw kernel, stride (or None), padding (at most half the kernel), dilation,
 ceil_mode, count_include_pad, return_indices and non-square inputs; max pooling gets
 tie-free inputs (a finite difference across a tie is meaningless and PyTorch's choice at a
-tie is a convention).
+tie is a convention). A third of the inputs are unbatched (C, H, W), as PyTorch accepts.
 
 Which input sizes are valid is decided by :func:`expected_pool_size`, written here by
 enumerating windows, not by the library's ``pool_output_size``: a strategy that asked the
@@ -52,6 +52,11 @@ def windows_see_input(size, k, s, p, d, ceil_mode):
     return out >= 1 and all(any(0 <= o * s - p + j * d < size for j in range(k)) for o in range(out))
 
 
+def _batch(draw):
+    """(N,) for a batched input, () for an unbatched (C, H, W) one (a third of the time)."""
+    return (draw(st.integers(1, 2)),) if draw(st.sampled_from([True, True, False])) else ()
+
+
 @st.composite
 def pool_geometry(draw, max_kernel=3, dilation=True, extra=4):
     """(kernel, stride or None, padding, dilation, ceil_mode, input size), all valid."""
@@ -74,7 +79,7 @@ def pool_geometry(draw, max_kernel=3, dilation=True, extra=4):
 @st.composite
 def max_pool2d_samples(draw):
     k, stride, p, d, ceil_mode, (H, W) = draw(pool_geometry())
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W)
+    shape = _batch(draw) + (draw(st.integers(1, 3)), H, W)
     x = draw(tst.tie_free(shape))
     return Sample((x,), dict(kernel_size=k, stride=stride, padding=p, dilation=d,
                              ceil_mode=ceil_mode, return_indices=draw(st.booleans())))
@@ -83,7 +88,7 @@ def max_pool2d_samples(draw):
 @st.composite
 def avg_pool2d_samples(draw):
     k, stride, p, _, ceil_mode, (H, W) = draw(pool_geometry(dilation=False))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W)
+    shape = _batch(draw) + (draw(st.integers(1, 3)), H, W)
     x = draw(tst.arrays(shape, -2, 2))
     return Sample((x,), dict(kernel_size=k, stride=stride, padding=p, ceil_mode=ceil_mode,
                              count_include_pad=draw(st.booleans())))
@@ -92,7 +97,7 @@ def avg_pool2d_samples(draw):
 @st.composite
 def adaptive_avg_pool2d_samples(draw):
     H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    x = draw(tst.arrays((draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W), -2, 2))
+    x = draw(tst.arrays(_batch(draw) + (draw(st.integers(1, 3)), H, W), -2, 2))
     Ho = draw(st.integers(1, H + 2))          # larger than the input is allowed (bins overlap)
     Wo = draw(st.none() | st.integers(1, W + 2))
     size = Ho if Wo == Ho and draw(st.booleans()) else (Ho, Wo)

@@ -1,6 +1,6 @@
 """Registry entries: reductions.
 
-``max``/``min`` draw tie-free inputs (a finite difference straddling a tie is meaningless);
+``max``/``min``/``amax``/``amin`` draw tie-free inputs (a finite difference straddling a tie is meaningless);
 the tie rules themselves are tested by hand in tests/functional/test_reduction.py.
 ``var``/``std`` use at least one dim and sides >= 2 so that N - correction > 0 for every drawn ``dim``.
 """
@@ -18,7 +18,10 @@ def _reduce_samples(array=tst.arrays, min_side=1, multiple=True, extra=None):
     """(x,) with kwargs ``dim`` (None, an int or a tuple) and ``keepdim``, plus ``extra``."""
     def build():
         def for_shape(shape):
-            kwargs = {"dim": tst.dims(len(shape), multiple=multiple),
+            # a 0-d input takes dim 0 or -1 too (PyTorch returns the value itself)
+            dim = tst.dims(len(shape), multiple=multiple) if shape else \
+                st.sampled_from([None, 0, -1])
+            kwargs = {"dim": dim,
                       "keepdim": st.booleans(), **(extra or {})}
             return st.tuples(array(shape), st.fixed_dictionaries(kwargs))
         return tst.shapes(min_dims=min_dims, min_side=min_side).flatmap(for_shape).map(
@@ -28,6 +31,12 @@ def _reduce_samples(array=tst.arrays, min_side=1, multiple=True, extra=None):
 
 def _torch_dim(dim, x):
     return tuple(range(x.ndim)) if dim is None else dim
+
+
+def _torch_amax_amin(name):
+    def call(torch, x, dim, keepdim):
+        return getattr(torch, name)(x, () if dim is None else dim, keepdim)
+    return call
 
 
 def _torch_extreme(name):
@@ -45,6 +54,8 @@ register(OpInfo("max", F.max, _reduce_samples(tst.tie_free, multiple=False),
                 _torch_extreme("max")))
 register(OpInfo("min", F.min, _reduce_samples(tst.tie_free, multiple=False),
                 _torch_extreme("min")))
+register(OpInfo("amax", F.amax, _reduce_samples(tst.tie_free), _torch_amax_amin("amax")))
+register(OpInfo("amin", F.amin, _reduce_samples(tst.tie_free), _torch_amax_amin("amin")))
 register(OpInfo("var", F.var, _reduce_samples(min_side=2, extra={"correction": st.sampled_from([0, 1])}),
                 lambda torch, x, dim, keepdim, correction:
                 torch.var(x, _torch_dim(dim, x), correction=correction, keepdim=keepdim),

@@ -175,6 +175,8 @@ def _bool_mask_samples():
 def _getitem(x, index):
     """``x[index]`` with NumPy index arrays moved to ``x``'s device (as Tensors)."""
     import tinynet as tn
+    if not isinstance(x, tn.Tensor):
+        return F.getitem(x, index)
     items = index if isinstance(index, tuple) else (index,)
     moved = tuple(tn.tensor(i, device=x.device) if isinstance(i, np.ndarray) else i for i in items)
     return F.getitem(x, moved if isinstance(index, tuple) else moved[0])
