@@ -34,7 +34,10 @@ __all__ = ["safe_softmax", "attention_forward", "attention_backward"]
 
 
 def _swap(x):
-    return x.swapaxes(-1, -2)
+    """The last two axes swapped, as a contiguous copy: NumPy's batched matmul hands
+    contiguous stacks to BLAS but loops more slowly over transposed views (a copy of an
+    (L, E) operand costs far less than the GEMM it speeds up, ~4x here)."""
+    return backend.get_array_module(x).ascontiguousarray(x.swapaxes(-1, -2))
 
 
 def safe_softmax(scores):
@@ -55,6 +58,8 @@ def safe_softmax(scores):
 
 def attention_forward(q, k, v, bias, scale: float, dropout_mask=None):
     """(O, P): output (..., L, Ev) and softmax weights P (..., L, S), before dropout."""
+    xp = backend.get_array_module(q)
+    q, v = xp.ascontiguousarray(q), xp.ascontiguousarray(v)   # heads split by a permute
     scores = q @ _swap(k)
     scores *= scale
     if bias is not None:
@@ -69,6 +74,8 @@ def attention_backward(q, k, v, p, scale: float, g_out, dropout_mask=None, g_wei
 
     dS is the gradient of the scores, which is also the additive bias's gradient.
     """
+    xp = backend.get_array_module(q)
+    q, k, g_out = xp.ascontiguousarray(q), xp.ascontiguousarray(k), xp.ascontiguousarray(g_out)
     a = p if dropout_mask is None else p * dropout_mask
     dv = _swap(a) @ g_out
     dp = g_out @ _swap(v)
