@@ -44,7 +44,7 @@ def safe_softmax(scores):
     """softmax along the last axis; rows that are all -inf give zeros (not NaN). In place."""
     xp = backend.get_array_module(scores)
     top = scores.max(axis=-1, keepdims=True)
-    dead = xp.isneginf(top)
+    dead = top == -xp.inf
     if dead.any():
         top = xp.where(dead, 0, top)
     scores -= top
