@@ -1,6 +1,8 @@
 """Scaled dot-product attention on raw arrays: forward, and backward through the softmax.
 
-Shapes: queries Q (..., L, E), keys K (..., S, E), values V (..., S, Ev); an additive bias
+Shapes: queries Q (..., L, E), keys K (..., S, E), values V (..., S, Ev) (batch dims
+broadcast, as in matmul; the gradients come back at the broadcast shape and the caller
+sums them down); an additive bias
 B broadcastable to (..., L, S) (a boolean mask arrives here as 0 where allowed and -inf
 where not); an optional dropout mask D (..., L, S) already scaled by 1/(1 - p)::
 
