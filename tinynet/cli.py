@@ -7,7 +7,7 @@
                   [--plot] [--no-progress] [--val-split F] [--skip-bad] [--nproc N] [--sync-bn]
                   [--data mnist:DIR|cifar10:DIR|folder:DIR]                  (cnn, resnet, lstm)
                   [--images DIR --masks DIR] [--size N] [--width N] [--classes K]  (unet)
-    tinynet predict CHECKPOINT INPUT... [--out DIR] [--plot]
+    tinynet predict MODEL CHECKPOINT INPUT... [--out DIR] [--plot]
     tinynet summary {cnn,resnet,lstm,unet} [the model flags of train]
     tinynet gradcheck [--device DEV] [--ops NAMES] [--examples N]
     tinynet bench [--device DEV] [--quick] [--only NAMES] [--json FILE] [--plot FILE]
