@@ -5,6 +5,8 @@
 * ``TINYNET_TEST_DEVICE=cuda`` runs every test on the GPU: tinynet's factories create
   tensors on the default device, which is set here. Without a usable GPU every test is
   skipped with the reason (CuPy missing, or no device).
+* ``TINYNET_TEST_DEVICE=fakecuda`` runs every test on ``tinynet.testing.fakecuda``, NumPy
+  arrays under CuPy's rules (a stand-in that takes the CuPy path on a CPU; not a GPU).
 """
 import os
 
@@ -23,6 +25,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 TEST_DEVICE = os.environ.get("TINYNET_TEST_DEVICE", "cpu")
 _SKIP_REASON = None
+if TEST_DEVICE == "fakecuda":      # the strict CuPy stand-in (a test tool, not a GPU)
+    from tinynet.testing import fakecuda
+    fakecuda.install()
+    tinynet.set_default_device(TEST_DEVICE)
 if backend.Device(TEST_DEVICE).type == "cuda":
     _SKIP_REASON = backend.cuda_unavailable_reason()
     if _SKIP_REASON is None:
@@ -33,11 +39,27 @@ def pytest_report_header(config):
     return f"tinynet test device: {TEST_DEVICE}" + (f" (skipping: {_SKIP_REASON})" if _SKIP_REASON else "")
 
 
+# Tests that cannot run on the fakecuda stand-in, by node-id prefix, with the reason.
+FAKECUDA_SKIPS = {
+    "tests/docs/test_docs.py::test_code_blocks_run":
+        "the pages are CPU programs: their built-in datasets are host tensors (as in PyTorch), "
+        "so with a device as the default the model and the batches would be on different devices",
+    "tests/test_bench.py::test_quick_smoke_run_of_the_real_suites":
+        "runs the `bench` command in a subprocess; fakecuda is a test tool, not a device the "
+        "command line offers",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     if _SKIP_REASON:
         mark = pytest.mark.skip(reason=f"TINYNET_TEST_DEVICE={TEST_DEVICE}: {_SKIP_REASON}")
         for item in items:
             item.add_marker(mark)
+    if TEST_DEVICE == "fakecuda":
+        for item in items:
+            for prefix, reason in FAKECUDA_SKIPS.items():
+                if item.nodeid.startswith(prefix):
+                    item.add_marker(pytest.mark.skip(reason=f"fakecuda: {reason}"))
 
 
 @pytest.fixture
