@@ -332,6 +332,8 @@ xp.lib = _Namespace("cupy.lib")
 xp.lib.stride_tricks = _Namespace("cupy.lib.stride_tricks")
 _fill(xp.lib.stride_tricks, "lib.stride_tricks.")
 _fill(xp, "")
+for _name in ("array_equal", "array_equiv", "allclose"):     # a 0-d array on CuPy, a bool on NumPy
+    setattr(xp, _name, (lambda f: lambda *a, **k: ndarray(numpy.asarray(f(*a, **k))))(getattr(xp, _name)))
 
 
 class _CudaDevice:
@@ -463,9 +465,10 @@ class ElementwiseKernel:
                     raise TypeError(f"{where}: a scalar cannot fix type {ctype} here")
                 host.append(numpy.dtype(ctype).type(arg))
                 infos.append(("scalar", raw, 0, True))
-        shapes = [h.shape for h, (kind, raw, _, _) in zip(host, infos) if kind == "array" and not raw]
-        shape = numpy.broadcast_shapes(*shapes) if shapes else ()
         n_in = len(self.in_params)
+        shapes = [[h.shape for h, (kind, raw, _, _) in zip(host[lo:hi], infos[lo:hi])
+                   if kind == "array" and not raw] for lo, hi in ((0, n_in), (n_in, len(host)))]
+        shape = numpy.broadcast_shapes(*(shapes[0] or shapes[1]))   # outputs are never broadcast
         for k, (h, (kind, raw, _, _)) in enumerate(zip(host, infos)):
             if kind == "array" and not raw:
                 if k >= n_in and h.shape != shape:
