@@ -49,6 +49,18 @@ def test_array_attributes_are_cupy_ones():
     assert not isinstance(a.data, memoryview)   # .data is a device pointer on CuPy
 
 
+def test_keywords_cupy_does_not_take_are_refused():
+    # Wrong: xp.sum(..., where=) or as_strided(..., writeable=) pass on NumPy, fail on CuPy.
+    a = dev([1.0, 2.0])
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        xp.sum(a, where=a > 1)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        a.max(initial=0.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        xp.lib.stride_tricks.as_strided(a, (2,), (8,), writeable=False)
+    assert float(xp.sum(a, axis=0, keepdims=False)) == 3.0
+
+
 def test_implicit_host_copies_raise():
     # Wrong: a hidden device-to-host copy (np.asarray, numpy functions) would go unnoticed.
     a = dev([1.0, 2.0, 3.0])
