@@ -104,6 +104,11 @@ def test_mixing_with_numpy_arrays_is_the_device_mismatch_error():
         tn.tensor([1.0]) + tn.tensor([1.0], device="fakecuda")
 
 
+def test_non_numeric_dtypes_do_not_exist_on_the_device():
+    with pytest.raises(TypeError, match="no arrays of dtype"):
+        xp.asarray(["a", "b"])
+
+
 def test_host_to_device_copies_are_explicit():
     a = xp.asarray(np.arange(3.0))
     assert type(a) is fakecuda.ndarray and backend.device_of(a) == "fakecuda"

@@ -119,6 +119,9 @@ class ndarray:
     __array_ufunc__ = None      # numpy ufuncs refuse it; NumPy's binary operators defer to ours
 
     def __init__(self, host: numpy.ndarray):
+        if host.dtype.kind not in "biufc":
+            raise TypeError(f"fakecuda: CuPy has no arrays of dtype {host.dtype} "
+                            "(only bool, integer, floating and complex)")
         self._host = host
 
     # explicit ways to the host, as on CuPy
