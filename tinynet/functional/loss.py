@@ -216,7 +216,8 @@ class CrossEntropyIndex(Function):
         e = xp.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
         losses = (xp.log(total[:, 0]) - shifted[rows, safe]) * keep
-        denom = x.dtype.type(keep.sum()) if mean else x.dtype.type(1)
+        # an array, not x.dtype.type(...): a CuPy scalar has no implicit host conversion
+        denom = keep.sum().astype(x.dtype) if mean else xp.asarray(1, dtype=x.dtype)
         e /= total                                     # now softmax(x)
         self.softmax, self.rows, self.safe = e, rows, safe
         self.scale = (keep / denom).astype(x.dtype)[:, None]
