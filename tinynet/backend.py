@@ -34,7 +34,8 @@ __all__ = [
     "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy", "erf",
     "ElementwiseKernelSource", "define_elementwise_kernel", "KERNEL_SOURCES",
     "install_stand_in", "is_device_string",
-    "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "matmul",
+    "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "parallel_chunks",
+    "matmul",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -351,6 +352,13 @@ def get_num_threads() -> int:
     return _usable_cores()
 
 
+def parallel_chunks(count: int, nbytes: int = 0, like=None) -> int:
+    """How many chunks :func:`parallel_for` would run the same job in (1: in the caller)."""
+    if like is not None and _is_cupy_array(like):
+        return 1
+    return max(1, min(get_num_threads(), count, nbytes // parallel_grain))
+
+
 def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     """Calls ``fn(start, stop)`` over consecutive chunks covering ``range(count)``, on up
     to :func:`get_num_threads` threads at once, and waits for all of them.
@@ -369,8 +377,8 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
     """
     global _pool
-    chunks = min(get_num_threads(), count, max(1, nbytes // parallel_grain))
-    if chunks <= 1 or (like is not None and _is_cupy_array(like)):
+    chunks = parallel_chunks(count, nbytes, like)
+    if chunks <= 1:
         fn(0, count)
         return
     if _pool is None:
