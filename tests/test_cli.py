@@ -55,6 +55,18 @@ def test_short_training_run_writes_metrics_checkpoint_and_plots(tmp_path, capsys
     assert (out / "last.npz").is_file() and (out / "metrics.csv").is_file()
     if (out / "curves.png").exists():
         assert (out / "curves.png").stat().st_size > 1000
+    # predict on an 8x8 PNG: bytes / 255, the digits' [0, 1] range
+    Image = pytest.importorskip("PIL.Image")
+    import numpy as np
+    import tinynet as tn
+    from tinynet.utils import load_model
+    pixels = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    assert cli.main(["predict", "cnn", str(out / "last.npz"), str(tmp_path / "digit.png"),
+                     "--out", str(tmp_path / "pred")]) == 0
+    logits = load_model(out / "last.npz")(tn.tensor(pixels[None, None] / np.float32(255))).detach().numpy()
+    probs = np.exp(logits[0] - logits.max()) / np.exp(logits[0] - logits.max()).sum()
+    assert f"digit.png: {probs.argmax()} ({probs.max():.3f})" in capsys.readouterr().out
     # resuming a finished run trains nothing more and still reports
     assert cli.main(["train", "cnn", "--epochs", "2", "--out", str(out), "--no-progress",
                      "--resume", str(out / "last.npz")]) == 0
@@ -72,7 +84,9 @@ def test_missing_or_mismatched_resume_file_is_status_2(tmp_path, capsys):
     code = cli.main(["train", "resnet", "--out", str(tmp_path / "resnet"), "--no-progress",
                      "--resume", str(tmp_path / "cnn.npz")])
     assert code == 2
-    assert "cannot resume from" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot resume from" in err and "belong to a different model" in err
+    assert len(err) < 800 and err.count("\n") <= 2        # a summary, not every key name
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
@@ -120,3 +134,11 @@ def test_selfcheck_hook_calls_selfcheck_main(monkeypatch):
     monkeypatch.setattr(tinynet, "selfcheck", fake, raising=False)
     assert cli.main(["selfcheck"]) == 0
     assert calls == [[]]
+
+
+def test_bench_does_not_import_the_command_line():
+    """cli imports bench to add `tinynet bench`; bench importing cli back was a cycle."""
+    code = ("import sys, tinynet.bench; "
+            "sys.exit(1 if 'tinynet.cli' in sys.modules else 0)")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0

@@ -12,6 +12,17 @@ outputs (``Tensor._ctx``). ``backward`` walks the nodes in reverse topological o
 
 ``backward`` of a Function is written with tinynet ops, so it builds a graph of its own
 when ``create_graph=True`` (double backward) and runs under ``no_grad`` otherwise.
+
+Hooks (PyTorch's, for the code above the engine: ``nn.parallel`` averages gradients with them):
+
+* ``t.register_hook(fn)``: ``fn(grad)`` runs when the gradient with respect to ``t`` is
+  complete; a Tensor it returns replaces that gradient. For a non-leaf the hook lives on
+  the node that made ``t`` (``node._output_hooks``), for a leaf on the Tensor.
+* ``leaf.register_post_accumulate_grad_hook(fn)``: ``fn(leaf)`` runs once per backward,
+  after the leaf's whole gradient has been added into ``leaf.grad``. A leaf used by several
+  nodes receives several contributions; they are summed first (the walk counts each leaf's
+  incoming edges), so the hook sees the final ``.grad`` exactly once.
+* ``queue_callback(fn)``, called during a backward, runs ``fn()`` when that backward ends.
 """
 from __future__ import annotations
 
@@ -20,7 +31,8 @@ import weakref
 
 from . import backend
 
-__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad"]
+__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad",
+           "queue_callback", "RemovableHandle"]
 
 _grad_enabled = True
 
@@ -29,6 +41,26 @@ _grad_enabled = True
 # keeps ``apply`` and the backward loop free of per-call imports.
 Tensor = None
 _numpy_scalar = backend.numpy.generic
+
+
+class RemovableHandle:
+    """Returned by every ``register_*_hook``; ``remove()`` takes the hook out again."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self.hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def is_grad_enabled() -> bool:
@@ -178,9 +210,10 @@ def _topological_order(root_node):
     """Nodes reachable from ``root_node``, each after all nodes that consume its outputs.
 
     Iterative depth-first post-order (no recursion, so a 10,000-step chain is fine),
-    reversed. Also returns the intermediate Tensors seen, kept alive for the walk.
+    reversed. Also returns the intermediate Tensors seen, kept alive for the walk, and the
+    number of graph edges that will carry a gradient into each leaf (keyed by ``id``).
     """
-    order, visited, keep_alive = [], set(), []
+    order, visited, keep_alive, leaf_edges = [], set(), [], {}
     stack = [(root_node, False)]
     while stack:
         node, expanded = stack.pop()
@@ -198,13 +231,17 @@ def _topological_order(root_node):
                 "access saved tensors after they have already been freed); pass "
                 "retain_graph=True to the first backward call if you need to do this")
         stack.append((node, True))
-        for t in node.inputs:
-            ctx = getattr(t, "_ctx", None)
-            if ctx is not None and id(ctx) not in visited:
+        for t, needed in zip(node.inputs, node.needs_input_grad):
+            if not needed:
+                continue
+            ctx = t._ctx
+            if ctx is None:
+                leaf_edges[id(t)] = leaf_edges.get(id(t), 0) + 1
+            elif id(ctx) not in visited:
                 keep_alive.append(t)
                 stack.append((ctx, False))
     order.reverse()
-    return order, keep_alive
+    return order, keep_alive, leaf_edges
 
 
 def _seed(root, gradient, op):
@@ -232,7 +269,26 @@ def backward(root, gradient=None, retain_graph=None, create_graph: bool = False)
     """
     gradient = _seed(root, gradient, "backward")
     retain = create_graph if retain_graph is None else retain_graph
-    _run(root, gradient, retain, create_graph, _accumulate_leaf)
+    global _callbacks
+    outer, _callbacks = _callbacks, []
+    try:
+        _run(root, gradient, retain, create_graph, _accumulate_leaf)
+        # Callbacks may queue more callbacks (run in this same backward's end).
+        while _callbacks:
+            _callbacks.pop(0)()
+    finally:
+        _callbacks = outer
+
+
+_callbacks = None   # a list while a ``backward`` runs: what ``queue_callback`` queued
+
+
+def queue_callback(fn) -> None:
+    """Runs ``fn()`` once the ``backward`` now running has finished its walk (after every
+    leaf gradient and hook), before that ``backward`` returns. Only valid inside a hook."""
+    if _callbacks is None:
+        raise RuntimeError("queue_callback: can only be called while backward() runs (from a hook)")
+    _callbacks.append(fn)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
@@ -277,20 +333,26 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 
 
 def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()):
-    """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf gradient;
-    tensors in ``capture_nonleaf`` that are not leaves are delivered once complete."""
+    """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf's whole
+    gradient once; tensors in ``capture_nonleaf`` that are not leaves are delivered once
+    complete."""
     if root._ctx is None:  # a leaf
-        deliver(root, gradient, create_graph)
+        with set_grad_enabled(create_graph):
+            deliver(root, _run_hooks(_leaf_grad_hooks(root), gradient), create_graph)
         return
     watched = {(id(t._ctx), t._output_index): t for t in capture_nonleaf if t._ctx is not None} \
         if capture_nonleaf else None
-    order, _keep_alive = _topological_order(root._ctx)
+    order, _keep_alive, leaf_edges = _topological_order(root._ctx)
     grads = {(id(root._ctx), root._output_index): gradient}
+    leaf_grads = {}
     with set_grad_enabled(create_graph):
         for node in order:
             outs = []
+            hooks = getattr(node, "_output_hooks", None)
             for i, (shape, dtype) in enumerate(node._output_meta):
                 g = grads.pop((id(node), i), None)
+                if hooks and g is not None and i in hooks:
+                    g = _run_hooks(hooks[i], g)
                 if watched and (id(node), i) in watched and g is not None:
                     deliver(watched[(id(node), i)], g, create_graph)
                 if g is None:
@@ -303,18 +365,58 @@ def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()
                 raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} "
                                    f"gradients for {len(node.inputs)} inputs")
             for inp, g, needed in zip(node.inputs, in_grads, node.needs_input_grad):
-                if not needed or g is None:
+                if not needed:
                     continue
-                if g.shape != inp.shape:     # a broadcast input: sum back to its shape
+                if g is not None and g.shape != inp.shape:   # a broadcast input: sum back to its shape
                     g = _sum_to_node().apply(g, shape=inp.shape)
                 if inp._ctx is None:
-                    deliver(inp, g, create_graph)
-                else:
+                    # A leaf: sum its contributions; deliver once the last edge has arrived.
+                    key = id(inp)
+                    prev = leaf_grads.get(key)
+                    if g is not None:
+                        leaf_grads[key] = g if prev is None else prev + g
+                    leaf_edges[key] -= 1
+                    if leaf_edges[key] == 0:
+                        total = leaf_grads.pop(key, None)
+                        if total is not None:
+                            deliver(inp, _run_hooks(_leaf_grad_hooks(inp), total), create_graph)
+                elif g is not None:
                     key = (id(inp._ctx), inp._output_index)
                     prev = grads.get(key)
                     grads[key] = g if prev is None else prev + g
             if not retain_graph:
                 node.release()
+
+
+class LeafHooks:
+    """A leaf Tensor's hooks (``Tensor._hooks``, None until the first registration):
+    ``grad`` maps handle ids to ``fn(grad)``, ``post`` to ``fn(leaf)``."""
+
+    __slots__ = ("grad", "post")
+
+    def __init__(self):
+        self.grad, self.post = {}, {}
+
+
+def _leaf_grad_hooks(leaf):
+    return None if leaf._hooks is None else leaf._hooks.grad
+
+
+def _run_hooks(hooks, g):
+    """Passes ``g`` through the gradient hooks ``{handle id: fn}`` in registration order."""
+    if not hooks:
+        return g
+    for fn in list(hooks.values()):
+        result = fn(g)
+        if result is not None:
+            if not isinstance(result, Tensor):
+                raise TypeError(f"register_hook: a hook must return None or a Tensor, "
+                                f"{getattr(fn, '__name__', 'the hook')} returned {type(result).__name__}")
+            if tuple(result.shape) != tuple(g.shape):
+                raise ValueError(f"register_hook: a hook must return a gradient of shape "
+                                 f"{tuple(g.shape)}, got {tuple(result.shape)}")
+            g = result
+    return g
 
 
 _SumTo = None
@@ -347,3 +449,6 @@ def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
         leaf.grad = g if create_graph else Tensor(g.data.copy())
     else:
         leaf.grad = leaf.grad + g
+    if leaf._hooks is not None:
+        for fn in list(leaf._hooks.post.values()):
+            fn(leaf)

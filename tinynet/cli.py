@@ -4,10 +4,10 @@
 
     tinynet train {cnn,resnet,lstm,unet} [--epochs N] [--batch-size B] [--lr LR] [--seed S]
                   [--device DEV] [--threads N] [--out DIR] [--overwrite] [--resume CKPT]
-                  [--plot] [--no-progress] [--val-split F] [--skip-bad]
+                  [--plot] [--no-progress] [--val-split F] [--skip-bad] [--nproc N] [--sync-bn]
                   [--data mnist:DIR|cifar10:DIR|folder:DIR]                  (cnn, resnet, lstm)
                   [--images DIR --masks DIR] [--size N] [--width N] [--classes K]  (unet)
-    tinynet predict CHECKPOINT INPUT... [--out DIR] [--plot]
+    tinynet predict MODEL CHECKPOINT INPUT... [--out DIR] [--plot]
     tinynet summary {cnn,resnet,lstm,unet} [the model flags of train]
     tinynet gradcheck [--device DEV] [--ops NAMES] [--examples N]
     tinynet bench [--device DEV] [--quick] [--only NAMES] [--json FILE] [--plot FILE]
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tinynet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # what `train --nproc` relaunches
     if args.command is None:
         parser.print_help()
         return 0

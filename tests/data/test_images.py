@@ -184,3 +184,14 @@ def test_random_resized_crop_boxes_are_inside_and_full_box_is_resize():
         RandomResizedCrop(4, scale=(0.5, 0.1))
     with pytest.raises(ValueError, match="Resize: size must be"):
         Resize(0)
+
+
+def test_a_subset_of_an_image_folder_is_read_item_by_item(tmp_path):
+    from tinynet.data import Subset, TensorDataset
+    _classes(tmp_path)
+    folder_part = Subset(ImageFolder(tmp_path, transform=Resize(4)), [4, 0])
+    assert not hasattr(folder_part, "take")       # the loader must not try the vectorised path
+    x, y = next(iter(DataLoader(folder_part, batch_size=2)))
+    assert x.shape == (2, 3, 4, 4) and y.numpy().tolist() == [1, 0]
+    tensor_part = Subset(TensorDataset(np.arange(6.0), np.arange(6)), [5, 1])
+    assert [t.numpy().tolist() for t in tensor_part.take(np.array([0, 1]))] == [[5.0, 1.0], [5, 1]]

@@ -84,6 +84,9 @@ def test_resume_restores_the_runs_options_and_names_flags_that_differ(tmp_path, 
     assert "epochs 2, batch size 32, lr 0.01" in text and "already finished its 2 epochs" in text
     code, _, err = _train(["resnet", "--resume", ckpt], capsys)
     assert code == 2 and "is a checkpoint of `tinynet train cnn`, not of resnet" in err
+    _png(tmp_path / "data" / "dark" / "extra.png", np.zeros((8, 8, 3)))
+    code, _, err = _train(["cnn", "--resume", ckpt], capsys)
+    assert code == 2 and "the run trained on 7 samples, and the data now gives 8" in err
 
 
 def test_flags_of_other_recipes_and_bad_files_are_refused_or_skipped(tmp_path, capsys):

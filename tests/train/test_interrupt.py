@@ -94,3 +94,15 @@ def test_resuming_a_finished_run_trains_nothing_and_says_so(tmp_path):
     history = training.train_classifier(model, loader, optimizer, 1, out_dir=tmp_path, log=messages.append,
                                         resume=tmp_path / "last.npz")
     assert len(history) == 1 and "already finished its 1 epoch; nothing left to train" in messages[0]
+
+
+def test_progress_bar_is_drawn_on_a_terminal_reporting_zero_columns(monkeypatch):
+    from tinynet.train import loop
+
+    class Stream:
+        def fileno(self):
+            return 2
+    monkeypatch.setattr(loop.os, "get_terminal_size", lambda fd: os.terminal_size((0, 24)))
+    assert loop._bar_width(Stream()) == 80
+    monkeypatch.setattr(loop.os, "get_terminal_size", lambda fd: os.terminal_size((120, 24)))
+    assert loop._bar_width(Stream()) is None          # tqdm follows the terminal

@@ -31,11 +31,19 @@ def _rng_to_strings(state: dict) -> dict:
             "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
 
 
+def _unwrap(model):
+    """The model inside a DistributedDataParallel wrapper: a checkpoint holds the model's
+    own keys, so runs on any number of ranks (and ``load_model``) read the same file."""
+    from ..nn.parallel import DistributedDataParallel
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def save_checkpoint(path, model, optimizer, epoch: int, history: list, loader=None, step: int = 0,
                     order=None, scheduler=None, extra: dict | None = None, config: dict | None = None,
                     epoch_progress: dict | None = None) -> str:
     """Writes model, optimizer, scheduler, RNG and progress to ``path`` (atomic, no pickle)."""
     from .. import utils
+    model = _unwrap(model)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "rng": _rng_to_strings(get_rng_state()), "epoch": int(epoch), "step": int(step),
              "history": json.dumps(history)}
@@ -87,6 +95,7 @@ def load_checkpoint(path, model, optimizer=None, loader=None, scheduler=None) ->
         if key not in state:
             raise ValueError(f"load_checkpoint: {path} is not a tinynet training checkpoint "
                              f"(no {key!r} entry)")
+    model = _unwrap(model)
     _check_model_keys(path, model, state)
     model.load_state_dict(state["model"])
     if optimizer is not None and "optimizer" in state:

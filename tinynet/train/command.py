@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="store_true",
                         help="write loss/metric curves (and U-Net predictions) as PNG (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, one line per epoch")
+    parser.add_argument("--nproc", type=argtypes.positive_int, default=1,
+                        help="data-parallel ranks on this machine, started with mpiexec (default 1; "
+                             "needs the dist extra); --batch-size stays the global batch, split "
+                             "across ranks")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="with several ranks: BatchNorm statistics over all ranks' batches")
     return parser
 
 
@@ -113,10 +119,10 @@ def _normalise(key, value):
     if value is None:
         return None
     if key in ("images", "masks"):
-        return os.path.abspath(value)
+        return os.path.abspath(os.path.expanduser(value))
     if key == "data" and ":" in value:
         kind, path = value.split(":", 1)
-        return f"{kind}:{os.path.abspath(path)}"
+        return f"{kind}:{os.path.abspath(os.path.expanduser(path))}"
     return value
 
 
@@ -163,6 +169,9 @@ def _resolve(args, spec) -> tuple:
     options = {k: None for k in RUN_OPTIONS}
     options.update(saved)
     options.update(given)
+    # --skip-bad is not a difference between runs: given once, it holds for the resumed run too
+    options["skip_bad"] = bool(getattr(args, "skip_bad", False) or saved.get("skip_bad"))
+    options["train_samples"] = saved.get("train_samples")
     for key, default in (("epochs", spec.epochs), ("batch_size", spec.batch_size), ("lr", spec.lr),
                          ("seed", 0), ("val_split", 0.1)):
         if options.get(key) is None:
@@ -178,7 +187,7 @@ def _out_dir(args) -> str:
     return os.path.join("runs", args.model)
 
 
-def _prepare_out_dir(out_dir, args) -> None:
+def _prepare_out_dir(out_dir, args, rank: int = 0) -> None:
     if args.resume:
         return
     present = [f for f in ("last.npz", "metrics.json") if os.path.isfile(os.path.join(out_dir, f))]
@@ -188,6 +197,8 @@ def _prepare_out_dir(out_dir, args) -> None:
         raise _Refused(f"{out_dir} already holds a run ({', '.join(present)}). Continue it with --resume "
                        f"{os.path.join(out_dir, 'last.npz')}, replace it with --overwrite, or choose "
                        f"another --out")
+    if rank != 0:              # with several ranks, rank 0 alone clears the folder
+        return
     for name in _RUN_FILES:
         path = os.path.join(out_dir, name)
         if os.path.isfile(path):
@@ -214,6 +225,13 @@ def _headline(task, test: dict) -> str:
 
 def run(args) -> int:
     """Runs ``tinynet train`` with parsed ``args``; returns the exit status."""
+    from . import distributed
+    from ..distributed import launched_by_mpiexec
+    if args.nproc > 1 and not launched_by_mpiexec():
+        return distributed.relaunch(getattr(args, "argv", None) or sys.argv[1:], args.nproc,
+                                    getattr(args, "threads", None))
+    rank, world = distributed.setup()
+    distributed.silence_other_ranks(rank)
     reason = _check_device(args.device)
     if reason:
         print(f"tinynet train: device {args.device} is not usable: {reason}", file=sys.stderr)
@@ -228,16 +246,17 @@ def run(args) -> int:
     out_dir = _out_dir(args)
     try:
         options = _resolve(args, spec)
-        _prepare_out_dir(out_dir, args)
+        _prepare_out_dir(out_dir, args, rank)
         with _thread_limit(args.threads):
-            return _train(args, spec, options, out_dir)
+            return _train(args, spec, options, out_dir, rank, world)
     except _Refused as e:
         print(f"tinynet train: {e}", file=sys.stderr)
         return 2
 
 
-def _train(args, spec, options, out_dir) -> int:
+def _train(args, spec, options, out_dir, rank: int = 0, world: int = 1) -> int:
     from .. import optim
+    from . import distributed
     from ..data import BadImageError
     from .errors import NonFiniteLossError, ResumeError, TrainingInterrupted
     from .loop import fit
@@ -245,7 +264,7 @@ def _train(args, spec, options, out_dir) -> int:
     from .recipes import build_recipe
     from .tasks import TASKS, evaluate
     build_options = {k: options[k] for k in RUN_OPTIONS if k not in ("epochs", "batch_size", "seed", "lr")}
-    build_options["skip_bad"] = bool(getattr(args, "skip_bad", False))
+    build_options["skip_bad"] = options["skip_bad"]
     build_options["report"] = lambda message: print(f"  skipped {message}", flush=True)
     try:
         recipe = build_recipe(args.model, batch_size=options["batch_size"], seed=options["seed"], **build_options)
@@ -253,9 +272,21 @@ def _train(args, spec, options, out_dir) -> int:
         raise _Refused(str(e)) from None
     except (BadImageError, ValueError, FileNotFoundError) as e:
         raise _Refused(str(e)) from None
+    n_train = len(recipe.train_loader.dataset)
+    if args.resume and options.get("train_samples") not in (None, n_train):
+        raise _Refused(f"--resume {args.resume}: the run trained on {options['train_samples']} samples, "
+                       f"and the data now gives {n_train}; a resumed run needs the same data")
+    options["train_samples"] = n_train
     epochs, lr = options["epochs"], options["lr"]
     task = TASKS[recipe.task]
     model = recipe.model.to(args.device)
+    train_loader = recipe.train_loader
+    if world > 1:
+        try:
+            train_loader = distributed.shard_loader(train_loader, rank, world, options["seed"])
+        except ValueError as e:
+            raise _Refused(str(e)) from None
+        model = distributed.wrap_model(model, sync_bn=args.sync_bn)
     optimizer = optim.Adam(model.parameters(), lr=lr)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     n_params = sum(p.numel() for p in model.parameters())
@@ -266,24 +297,28 @@ def _train(args, spec, options, out_dir) -> int:
     source = options.get("data") or (f"{options['images']} + {options['masks']}" if options.get("images")
                                      else "built-in data")
     print(f"tinynet train {args.model}: {spec.about}")
-    print(f"  {n_params:,} parameters; {source}: {len(recipe.train_loader.dataset)} training, "
+    print(f"  {n_params:,} parameters; {source}: {n_train} training, "
           f"{len(recipe.val_loader.dataset)} validation samples")
     print(f"  epochs {epochs}, batch size {options['batch_size']}, lr {lr:g}, seed {options['seed']}, "
-          f"device {args.device}" + (f", {args.threads} BLAS threads" if args.threads else ""))
+          f"device {args.device}" + (f", {args.threads} BLAS threads" if args.threads else "")
+          + (f", {world} ranks x {options['batch_size'] // world}" if world > 1 else ""))
     print(f"  metrics and checkpoints in {out_dir}")
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = not args.no_progress and sys.stderr.isatty() and rank == 0
     t0 = time.perf_counter()
     try:
-        history = fit(model, recipe.train_loader, optimizer, epochs, task.loss, task.metrics,
+        history = fit(model, train_loader, optimizer, epochs, task.loss, task.metrics,
                       val_loader=recipe.val_loader, scheduler=scheduler, out_dir=out_dir, resume=args.resume,
                       device=args.device, progress=progress, log=lambda m: print("  " + m, flush=True),
                       config=config)
     except TrainingInterrupted as e:
+        if rank != 0:
+            return 130
         if e.checkpoint:
             out = "" if os.path.dirname(os.path.abspath(e.checkpoint)) == os.path.abspath(out_dir) else \
                 f" --out {out_dir}"
+            ranks = (f" --nproc {world}" + (" --sync-bn" if args.sync_bn else "")) if world > 1 else ""
             print(f"\ninterrupted; checkpoint saved. Resume with:\n  tinynet train {args.model} "
-                  f"--resume {e.checkpoint}{out}", file=sys.stderr)
+                  f"--resume {e.checkpoint}{out}{ranks}", file=sys.stderr)
         else:
             print("\ninterrupted", file=sys.stderr)
         return 130
@@ -300,6 +335,8 @@ def _train(args, spec, options, out_dir) -> int:
     t1 = time.perf_counter()
     test = evaluate(model, recipe.test_loader, recipe.task, device=args.device)
     test_seconds = time.perf_counter() - t1
+    if rank != 0:       # rank 0 reports and writes the run's files
+        return 0
     print(f"{recipe.test_name} {_headline(task, test)}")
     trained = sum(r.get("seconds", 0.0) for r in history)
     print(f"  training {trained:.1f} s over {len(history)} epoch{'s' if len(history) != 1 else ''} "
@@ -310,6 +347,6 @@ def _train(args, spec, options, out_dir) -> int:
     if args.plot and history:
         print("  wrote " + plot_history(history, os.path.join(out_dir, "curves.png")))
         if recipe.plot is not None:
-            for path in recipe.plot(model, out_dir, args.device):
+            for path in recipe.plot(getattr(model, "module", model), out_dir, args.device):
                 print("  wrote " + path)
     return 0

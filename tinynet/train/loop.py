@@ -22,6 +22,7 @@ import time
 from typing import Callable
 
 from .. import backend
+from ..backend import numpy as np
 from ._devices import model_device, to_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import NonFiniteLossError, ResumeError, TrainingInterrupted
@@ -39,6 +40,11 @@ def _write_metrics(out_dir, history: list) -> None:
         writer.writerows(history)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(history, f, indent=1)
+
+
+def _rate(per_second: float) -> str:
+    """``1234``, ``12.3`` or ``0.42``: whole numbers once they are large enough to read."""
+    return f"{per_second:.0f}" if per_second >= 100 else f"{per_second:.3g}"
 
 
 def _bar_width(stream) -> int | None:
@@ -98,7 +104,8 @@ class _DeferredInterrupt:
         return False
 
 
-def _train_epoch(model, loader, optimizer, loss_fn, device, epoch, epochs, progress, on_step, state, stop):
+def _train_epoch(model, loader, optimizer, loss_fn, device, epoch, epochs, progress, on_step, state,
+                 stop_requested):
     """One pass over ``loader``; ``state`` (step, seen, loss_sum, in_step) is updated as it goes.
 
     ``state["in_step"]`` is True from the fetch of a batch (transforms draw random numbers)
@@ -135,11 +142,36 @@ def _train_epoch(model, loader, optimizer, loss_fn, device, epoch, epochs, progr
                 bar.update(1)
             if on_step is not None:
                 on_step(epoch, state["step"], value)
-            if stop.requested:
+            if stop_requested():
                 raise KeyboardInterrupt
     finally:
         if bar is not None:
             bar.close()
+
+
+def _process_group() -> tuple:
+    """(rank, world size) of the process group, (0, 1) without one."""
+    dist = sys.modules.get("tinynet.distributed")     # imported only if someone started it
+    if dist is None or not dist.is_initialized():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _sum_over_ranks(state: dict) -> None:
+    """Replaces this rank's ``seen`` and ``loss_sum`` by their sums over all ranks."""
+    from .. import distributed as dist
+    from ..tensor import Tensor
+    t = Tensor(np.array([state["seen"], state["loss_sum"]], dtype=np.float64))
+    dist.all_reduce(t)
+    state["seen"], state["loss_sum"] = int(t.data[0]), float(t.data[1])
+
+
+def _any_rank(flag: bool) -> bool:
+    from .. import distributed as dist
+    from ..tensor import Tensor
+    t = Tensor(np.array([1.0 if flag else 0.0]))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.data[0])
 
 
 def fit(model, train_loader, optimizer, epochs: int, loss_fn: Callable, metrics_fn: Callable | None = None,
@@ -190,13 +222,27 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn: Callable, metrics_
                 + (f", step {start_step}" if start_step else ""))
     ckpt_path = None if out_dir is None else os.path.join(out_dir, "last.npz")
     saved_any = resume is not None and ckpt_path is not None and os.path.isfile(ckpt_path)
+    rank, world = _process_group()
+    main = rank == 0
+    sampler = getattr(train_loader, "sampler", None)
     model.train()
     with _DeferredInterrupt() as stop:
+        def stop_requested() -> bool:
+            # With several ranks, stop together: every rank learns whether any saw Ctrl-C.
+            return _any_rank(stop.requested) if world > 1 else stop.requested
+
         for epoch in range(start_epoch, epochs):
+            if hasattr(sampler, "set_epoch"):
+                # The sampler's order follows from its seed and the epoch, on every rank;
+                # a checkpoint's saved order is rank 0's and is not needed.
+                sampler.set_epoch(epoch)
+                order = None
             if order is not None or start_step:
                 train_loader.resume_at(order, start_step)
             # What this epoch has done so far; on resume, what the checkpoint carried over.
             carried = carried or {}
+            if not main:        # the checkpoint's sums are global; rank 0 alone carries them
+                carried = dict(carried, seen=0, loss_sum=0.0)
             progress_state = {"step": start_step, "seen": int(carried.get("seen", 0)),
                               "loss_sum": float(carried.get("loss_sum", 0.0)), "in_step": False,
                               "finished": False, "scheduled": False, "record": None}
@@ -205,9 +251,11 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn: Callable, metrics_
             t0 = time.perf_counter()
             try:
                 _train_epoch(model, train_loader, optimizer, loss_fn, device, epoch, epochs, progress,
-                             on_step, progress_state, stop)
+                             on_step, progress_state, stop_requested)
                 progress_state["finished"] = True
                 elapsed = seconds_before + time.perf_counter() - t0
+                if world > 1:
+                    _sum_over_ranks(progress_state)
                 seen = progress_state["seen"]
                 record = {"epoch": epoch + 1, "train_loss": progress_state["loss_sum"] / max(seen, 1),
                           "samples_per_s": seen / max(elapsed, 1e-9), "seconds": elapsed}
@@ -220,17 +268,21 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn: Callable, metrics_
                 history.append(record)
                 log(f"epoch {epoch + 1}/{epochs}: " + ", ".join(
                     f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "samples_per_s", "seconds"))
-                    + f" ({record['samples_per_s']:.0f} samples/s, {elapsed:.1f} s)")
-                if out_dir is not None:
+                    + f" ({_rate(record['samples_per_s'])} samples/s, {elapsed:.1f} s)")
+                if out_dir is not None and main:
                     _write_metrics(out_dir, history)
                     save_checkpoint(ckpt_path, model, optimizer, epoch + 1, history, train_loader,
                                     scheduler=scheduler, config=config)
                     saved_any = True
-                if stop.requested:
+                if stop_requested():
                     raise KeyboardInterrupt
             except KeyboardInterrupt:
                 if ckpt_path is None:
                     raise TrainingInterrupted(None) from None
+                if world > 1 and not progress_state["finished"]:
+                    _sum_over_ranks(progress_state)
+                if not main:            # rank 0 writes the checkpoint that every rank resumes from
+                    raise TrainingInterrupted(ckpt_path) from None
                 if progress_state["in_step"]:
                     # A second Ctrl-C inside a step: this state is half-applied, keep the last file.
                     kept = ckpt_path if saved_any else None

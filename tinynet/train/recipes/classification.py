@@ -41,7 +41,8 @@ def _recipe(name, options) -> Recipe:
                   DataLoader(test, batch_size=256, transform=transform),
                   model_config=config, input_shape=input_shape, class_names=data.class_names,
                   test_name="test" if data.test is not None else "validation",
-                  preprocess={"mode": data.mode, "size": list(data.size), "scale": data.scale, "layout": layout})
+                  # image files hold bytes; every source is trained on [0, 1] values
+                  preprocess={"mode": data.mode, "size": list(data.size), "scale": 1.0 / 255.0, "layout": layout})
 
 
 @register("cnn", about="SimpleCNN on the 8x8 handwritten digits (test accuracy ~98%)",

@@ -51,6 +51,7 @@ def parse_source(spec: str | None):
     kind, sep, path = spec.partition(":")
     if not sep or kind not in ("mnist", "cifar10", "folder") or not path:
         raise ValueError(f"--data must be mnist:DIR, cifar10:DIR or folder:DIR, got {spec!r}")
+    path = os.path.expanduser(path)           # the shell leaves "mnist:~/data" alone
     if not os.path.isdir(path):
         raise ValueError(f"--data {spec}: {path} is not a directory")
     return kind, path
