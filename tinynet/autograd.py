@@ -32,7 +32,7 @@ import weakref
 from . import backend
 
 __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad",
-           "queue_callback", "RemovableHandle"]
+           "queue_callback", "RemovableHandle", "depends_on", "anchor", "set_profile_hook"]
 
 _grad_enabled = True
 
@@ -41,6 +41,26 @@ _grad_enabled = True
 # keeps ``apply`` and the backward loop free of per-call imports.
 Tensor = None
 _numpy_scalar = backend.numpy.generic
+
+# The profiler's callback, or None. ``tinynet.profiler`` sets it with
+# :func:`set_profile_hook`; the engine never imports the profiler. When it is None (always,
+# unless a profile is running) an op pays one ``is not None`` test in ``apply`` and one
+# per node in the backward walk.
+_profile_hook = None
+
+
+def set_profile_hook(hook):
+    """Installs ``hook`` (or None) as the engine's profiling callback; returns the previous one.
+
+    ``hook.forward(cls, args, kwargs)`` must run ``cls.apply(*args, **kwargs)`` with the hook
+    uninstalled (it is re-entered otherwise) and return its result;
+    ``hook.backward(node, grad_outputs)`` must return ``node.backward(*grad_outputs)``;
+    ``hook.backward_pass(walk)`` must call ``walk()`` (the whole backward walk, once per
+    ``backward``/``grad`` call).
+    """
+    global _profile_hook
+    previous, _profile_hook = _profile_hook, hook
+    return previous
 
 
 class RemovableHandle:
@@ -145,6 +165,8 @@ class Function:
     def apply(cls, *args, **kwargs):
         # This runs for every op, so it is written for speed: one pass over the
         # arguments, and no graph bookkeeping at all when nothing will be recorded.
+        if _profile_hook is not None:
+            return _profile_hook.forward(cls, args, kwargs)
         node = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         if backend._cupy is not None:  # only then can two devices meet
@@ -197,6 +219,50 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+class ZeroLink(Function):
+    """``g`` unchanged, with an edge of derivative zero to each anchor tensor."""
+
+    def forward(self, g, *anchors):
+        return g
+
+    def backward(self, gg):
+        return (gg,) + tuple(Tensor(a.xp.zeros(a.shape, dtype=a.dtype)) for a in self.inputs[1:])
+
+
+def depends_on(grad, *anchors):
+    """``grad``, recorded as a function of ``anchors`` whose derivative is zero.
+
+    PyTorch's rule for higher-order gradients: a gradient requires grad when its formula
+    reads a saved tensor that requires grad, even where the formula is constant in that
+    tensor. relu's gradient ``g·[x > 0]`` reads x, so after ``backward(create_graph=True)``
+    ``x.grad`` requires grad and a second backward gives zeros (not an error). A backward
+    written with constants (a mask, argmax indices, a pooling window) calls this with the
+    tensors PyTorch's formula reads. It adds nothing when no graph is being built.
+    """
+    if (not _grad_enabled or grad is None or grad._requires_grad
+            or not any(isinstance(a, Tensor) and a._requires_grad for a in anchors)):
+        return grad
+    return ZeroLink.apply(grad, *[a for a in anchors if isinstance(a, Tensor)])
+
+
+class Anchor(Function):
+    """Identity on ``x`` in the forward graph; backward passes ``depends_on(g, x, *anchors)``."""
+
+    def forward(self, x, *anchors):
+        return x
+
+    def backward(self, g):
+        return (depends_on(g, *self.inputs),) + (None,) * (len(self.inputs) - 1)
+
+
+def anchor(x, *anchors):
+    """``x`` unchanged, but its gradient will depend on ``x`` and ``anchors`` (see
+    ``depends_on``): for ops composed of other ops whose PyTorch backward reads the input."""
+    if not _grad_enabled or not isinstance(x, Tensor) or not x._requires_grad:
+        return x
+    return Anchor.apply(x, *anchors)
 
 
 def _check_one_device(cls, arrays) -> None:
@@ -336,6 +402,15 @@ def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()
     """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf's whole
     gradient once; tensors in ``capture_nonleaf`` that are not leaves are delivered once
     complete."""
+    hook = _profile_hook
+    if hook is not None:
+        hook.backward_pass(lambda: _walk(root, gradient, retain_graph, create_graph, deliver,
+                                         capture_nonleaf, hook))
+    else:
+        _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, None)
+
+
+def _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, hook):
     if root._ctx is None:  # a leaf
         with set_grad_enabled(create_graph):
             deliver(root, _run_hooks(_leaf_grad_hooks(root), gradient), create_graph)
@@ -358,7 +433,7 @@ def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()
                 if g is None:
                     g = Tensor(_xp_of(node).zeros(shape, dtype=dtype))
                 outs.append(g)
-            in_grads = node.backward(*outs)
+            in_grads = node.backward(*outs) if hook is None else hook.backward(node, outs)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if len(in_grads) != len(node.inputs):

@@ -31,6 +31,7 @@ __all__ = ["SUITES", "main", "add_arguments", "run_from_args", "find_benchmarks_
 
 #: The benchmark modules, in the order they run.
 SUITES = ("kernels", "recurrent", "training", "overhead")
+SUITES += ("attention",)
 
 
 def find_benchmarks_dir() -> Path | None:

@@ -14,6 +14,7 @@
     tinynet selfcheck
     tinynet export {cnn,resnet,unet,lstm} CHECKPOINT --format {onnx,safetensors} --out FILE
                    [--input SHAPE] [--opset N]
+    tinynet profile {cnn,lstm,resnet18,unet} [--steps N] [--trace FILE] [--device DEV]
 
 ``python -m tinynet`` with no arguments runs the self-check. Bad arguments exit with
 status 2 (argparse's convention), an interrupted training run with 130 after saving a
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     bench.set_defaults(handler=_cmd_bench, bench_parser=bench)
 
+    profile = sub.add_parser("profile", help="where a training step's time goes, op by op",
+                             description="Profile training steps of a benchmark workload: a table per op type.")
+    from .profiler import command as _profile_command
+    _profile_command.add_arguments(profile)
+    profile.set_defaults(handler=lambda args: _profile_command.run(args))
+
     selfcheck = sub.add_parser("selfcheck", help="a quick check that this installation works",
                                description="Quick end-to-end check of this installation.")
     selfcheck.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -112,7 +119,7 @@ def _cmd_summary(args) -> int:
     options = {k: getattr(args, k, None) for k in ("data", "images", "masks", "size", "width", "classes")}
     try:
         model, _, input_shape = spec.model(options)
-        utils.summary(model, input_shape)          # prints the table once
+        utils.summary(model, input_shape, dtype=spec.input_dtype)          # prints the table once
     except ValueError as e:
         print(f"tinynet summary: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ algebra is closed under differentiation.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, depends_on
 from .. import backend
 from ..tensor import Tensor, as_dtype
 from ._operands import binary_operands, as_tensor, check_tensor, check_broadcastable
@@ -111,7 +111,7 @@ class Abs(Function):
         return backend.get_array_module(a).abs(a)
 
     def backward(self, g):
-        return g * sign(self.inputs[0])
+        return depends_on(g * sign(self.inputs[0]), self.inputs[0])
 
 
 class Clamp(Function):

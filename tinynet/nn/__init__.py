@@ -11,6 +11,7 @@ from .activation import ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
 from .loss import MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 from .rnn import LSTMCell, GRUCell, RNNCell, LSTM, GRU, RNN
 from .clip import clip_grad_norm_, clip_grad_value_
+from .attention import MultiheadAttention
 from . import init
 from . import parallel
 
@@ -23,3 +24,7 @@ __all__ = [
     "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN", "clip_grad_norm_", "clip_grad_value_",
     "init", "SyncBatchNorm", "parallel",
 ]
+from .normalization import GroupNorm
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
+__all__ += ["MultiheadAttention", "GroupNorm", "Upsample", "UpsamplingNearest2d",
+            "UpsamplingBilinear2d"]

@@ -95,9 +95,8 @@ def load_checkpoint(path, model, optimizer=None, loader=None, scheduler=None) ->
         if key not in state:
             raise ValueError(f"load_checkpoint: {path} is not a tinynet training checkpoint "
                              f"(no {key!r} entry)")
-    model = _unwrap(model)
-    _check_model_keys(path, model, state)
-    model.load_state_dict(state["model"])
+    _check_model_keys(path, _unwrap(model), state)
+    _unwrap(model).load_state_dict(state["model"])
     if optimizer is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and "scheduler" in state:

@@ -30,7 +30,8 @@ __all__ = ["add_arguments", "add_model_arguments", "run", "description", "RUN_OP
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "seed", "data", "images", "masks", "size", "width", "classes",
                "val_split")
 _DATA_OPTIONS = ("data", "images", "masks", "size", "width", "classes", "val_split", "skip_bad")
-_RUN_FILES = ("last.npz", "metrics.csv", "metrics.json", "test_metrics.json", "curves.png", "predictions.png")
+_RUN_FILES = ("last.npz", "metrics.csv", "metrics.json", "test_metrics.json", "curves.png", "predictions.png",
+              "attention.png", "samples.txt", "frames.png")
 
 
 def _fraction(text: str) -> float:
@@ -187,7 +188,9 @@ def _out_dir(args) -> str:
     return os.path.join("runs", args.model)
 
 
-def _prepare_out_dir(out_dir, args, rank: int = 0) -> None:
+def _prepare_out_dir(out_dir, args, remove: bool = True) -> None:
+    """Refuses to overwrite a run without --overwrite; with it, ``remove`` deletes the old
+    run's files (with several ranks, only rank 0 does)."""
     if args.resume:
         return
     present = [f for f in ("last.npz", "metrics.json") if os.path.isfile(os.path.join(out_dir, f))]
@@ -197,7 +200,7 @@ def _prepare_out_dir(out_dir, args, rank: int = 0) -> None:
         raise _Refused(f"{out_dir} already holds a run ({', '.join(present)}). Continue it with --resume "
                        f"{os.path.join(out_dir, 'last.npz')}, replace it with --overwrite, or choose "
                        f"another --out")
-    if rank != 0:              # with several ranks, rank 0 alone clears the folder
+    if not remove:
         return
     for name in _RUN_FILES:
         path = os.path.join(out_dir, name)
@@ -246,7 +249,7 @@ def run(args) -> int:
     out_dir = _out_dir(args)
     try:
         options = _resolve(args, spec)
-        _prepare_out_dir(out_dir, args, rank)
+        _prepare_out_dir(out_dir, args, remove=rank == 0)
         with _thread_limit(args.threads):
             return _train(args, spec, options, out_dir, rank, world)
     except _Refused as e:
@@ -254,7 +257,7 @@ def run(args) -> int:
         return 2
 
 
-def _train(args, spec, options, out_dir, rank: int = 0, world: int = 1) -> int:
+def _train(args, spec, options, out_dir, rank=0, world=1) -> int:
     from .. import optim
     from . import distributed
     from ..data import BadImageError
@@ -285,7 +288,8 @@ def _train(args, spec, options, out_dir, rank: int = 0, world: int = 1) -> int:
         try:
             train_loader = distributed.shard_loader(train_loader, rank, world, options["seed"])
         except ValueError as e:
-            raise _Refused(str(e)) from None
+            print(f"tinynet train: {e}", file=sys.stderr)
+            return 2
         model = distributed.wrap_model(model, sync_bn=args.sync_bn)
     optimizer = optim.Adam(model.parameters(), lr=lr)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
@@ -316,9 +320,9 @@ def _train(args, spec, options, out_dir, rank: int = 0, world: int = 1) -> int:
         if e.checkpoint:
             out = "" if os.path.dirname(os.path.abspath(e.checkpoint)) == os.path.abspath(out_dir) else \
                 f" --out {out_dir}"
-            ranks = (f" --nproc {world}" + (" --sync-bn" if args.sync_bn else "")) if world > 1 else ""
             print(f"\ninterrupted; checkpoint saved. Resume with:\n  tinynet train {args.model} "
-                  f"--resume {e.checkpoint}{out}{ranks}", file=sys.stderr)
+                  + (f"--nproc {world} " if world > 1 else "") + ("--sync-bn " if args.sync_bn else "")
+                  + f"--resume {e.checkpoint}{out}", file=sys.stderr)
         else:
             print("\ninterrupted", file=sys.stderr)
         return 130

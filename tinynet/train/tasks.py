@@ -6,6 +6,9 @@ task                      loss                     metrics                     t
 ``classification``        cross-entropy            loss, accuracy              accuracy
 ``segmentation``          per-pixel binary CE      loss, IoU, Dice             IoU, Dice
 ``regression``            mean squared error       loss                        loss
+``translation``           token cross-entropy      loss, exact match           exact match
+``language_model``        next-char cross-entropy  loss, bits/char, accuracy   bits/char, acc
+``video``                 MSE of all predictions   loss, MSE, copy-last MSE    MSE, copy MSE
 ========================  =======================  ==========================  ==============
 
 A new kind of model adds one :class:`Task` to :data:`TASKS`.
@@ -17,6 +20,8 @@ from typing import Callable, NamedTuple
 from .loop import fit
 from .losses import classification_loss, regression_loss, segmentation_loss
 from .metrics import classification_metrics, regression_metrics, segmentation_metrics
+from .sequences import (language_model_loss, language_model_metrics, translation_loss, translation_metrics,
+                        video_loss, video_metrics)
 
 __all__ = ["Task", "TASKS", "evaluate", "train_classifier", "train_segmentation", "train_regression"]
 
@@ -33,6 +38,9 @@ TASKS = {
     "classification": Task(classification_loss, classification_metrics, ("accuracy",)),
     "segmentation": Task(segmentation_loss, segmentation_metrics, ("iou", "dice")),
     "regression": Task(regression_loss, regression_metrics, ("loss",)),
+    "translation": Task(translation_loss, translation_metrics, ("exact_match",)),
+    "language_model": Task(language_model_loss, language_model_metrics, ("bits_per_char", "completion_accuracy")),
+    "video": Task(video_loss, video_metrics, ("mse", "copy_last_mse")),
 }
 
 

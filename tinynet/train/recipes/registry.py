@@ -60,6 +60,7 @@ class RecipeSpec(NamedTuple):
     lr: float
     options: tuple = ()
     model: Callable | None = None
+    input_dtype: str | None = None      # of the dummy input ``tinynet summary`` feeds (ids: "int64")
 
 
 #: name -> :class:`RecipeSpec`, in registration order.
@@ -67,7 +68,7 @@ RECIPES: dict = {}
 
 
 def register(name: str, *, about: str, epochs: int, batch_size: int, lr: float, options: tuple = (),
-             model: Callable | None = None):
+             model: Callable | None = None, input_dtype: str | None = None):
     """Decorator: registers ``build(options) -> Recipe`` as the recipe ``name``.
 
     ``options`` names the command-line options the recipe reads (``data``, ``images``,
@@ -78,7 +79,8 @@ def register(name: str, *, about: str, epochs: int, batch_size: int, lr: float, 
     def decorate(build):
         if name in RECIPES:
             raise ValueError(f"register: a recipe named {name!r} already exists")
-        RECIPES[name] = RecipeSpec(name, build, about, epochs, batch_size, lr, tuple(options), model)
+        RECIPES[name] = RecipeSpec(name, build, about, epochs, batch_size, lr, tuple(options), model,
+                                   input_dtype)
         return build
     return decorate
 
