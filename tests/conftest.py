@@ -4,7 +4,8 @@
   ``dev`` (default): more examples.
 * ``TINYNET_TEST_DEVICE=cuda`` runs every test on the GPU: tinynet's factories create
   tensors on the default device, which is set here. Without a usable GPU every test is
-  skipped with the reason (CuPy missing, or no device).
+  skipped with the reason (CuPy missing, or no device), and the run then fails: a run
+  that asked for a device and ran nothing on it exits non-zero.
 """
 import os
 
@@ -44,3 +45,39 @@ def pytest_collection_modifyitems(config, items):
 def device():
     """The device the suite runs on ('cpu' or 'cuda:N')."""
     return backend.get_default_device()
+
+
+# A run that asked for a device and ran nothing on it fails: without this, a GPU job on a
+# machine without a usable GPU skips every test and exits 0, which reads as "all passed".
+_DEVICE_ASKED = os.environ.get("TINYNET_TEST_DEVICE", "cpu").strip().lower() != "cpu"
+_PASSED = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        _PASSED.append(report.nodeid)
+
+
+def _nothing_ran_on_the_device():
+    """The reason to fail the run, or None."""
+    if not _DEVICE_ASKED:
+        return None
+    if _SKIP_REASON:
+        return f"the device is not usable ({_SKIP_REASON})"
+    if not _PASSED:
+        return "no test passed (every selected test was skipped)"
+    return None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _nothing_ran_on_the_device() and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    reason = _nothing_ran_on_the_device()
+    if reason:
+        terminalreporter.write_line(
+            f"FAILED: TINYNET_TEST_DEVICE={TEST_DEVICE} was asked for, but nothing ran on it: "
+            f"{reason}. Failing the run instead of reporting success; unset "
+            "TINYNET_TEST_DEVICE to test on the CPU.", red=True, bold=True)

@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: The suites whose rows and signatures are checked here (kernels is checked by the smoke run).
 OWN_SUITES = ("overhead", "recurrent", "training")
+OWN_SUITES += ("attention",)
 
 TOY_MODULE = '''
 import numpy as np

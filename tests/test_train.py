@@ -197,6 +197,6 @@ def test_segmentation_loss_on_saturated_probabilities_has_finite_gradients():
     """float32 sigmoids reach exactly 0 and 1; the loss clips them as Keras does."""
     probs = tn.tensor(np.array([[[[0.0, 1.0], [0.5, 1.0]]]], dtype=np.float32), requires_grad=True)
     target = tn.tensor(np.array([[[[1.0, 0.0], [1.0, 1.0]]]], dtype=np.float32))
-    loss = training._seg_loss(UNet(1, 1, base_width=2, depth=1, dropout=0.0), probs, target)
+    loss = training.segmentation_loss(UNet(1, 1, base_width=2, depth=1, dropout=0.0), probs, target)
     loss.backward()
     assert np.isfinite(loss.item()) and np.isfinite(probs.grad.numpy()).all()

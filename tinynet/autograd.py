@@ -12,6 +12,17 @@ outputs (``Tensor._ctx``). ``backward`` walks the nodes in reverse topological o
 
 ``backward`` of a Function is written with tinynet ops, so it builds a graph of its own
 when ``create_graph=True`` (double backward) and runs under ``no_grad`` otherwise.
+
+Hooks (PyTorch's, for the code above the engine: ``nn.parallel`` averages gradients with them):
+
+* ``t.register_hook(fn)``: ``fn(grad)`` runs when the gradient with respect to ``t`` is
+  complete; a Tensor it returns replaces that gradient. For a non-leaf the hook lives on
+  the node that made ``t`` (``node._output_hooks``), for a leaf on the Tensor.
+* ``leaf.register_post_accumulate_grad_hook(fn)``: ``fn(leaf)`` runs once per backward,
+  after the leaf's whole gradient has been added into ``leaf.grad``. A leaf used by several
+  nodes receives several contributions; they are summed first (the walk counts each leaf's
+  incoming edges), so the hook sees the final ``.grad`` exactly once.
+* ``queue_callback(fn)``, called during a backward, runs ``fn()`` when that backward ends.
 """
 from __future__ import annotations
 
@@ -20,7 +31,8 @@ import weakref
 
 from . import backend
 
-__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad"]
+__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad",
+           "queue_callback", "RemovableHandle", "depends_on", "anchor", "set_profile_hook"]
 
 _grad_enabled = True
 
@@ -29,6 +41,46 @@ _grad_enabled = True
 # keeps ``apply`` and the backward loop free of per-call imports.
 Tensor = None
 _numpy_scalar = backend.numpy.generic
+
+# The profiler's callback, or None. ``tinynet.profiler`` sets it with
+# :func:`set_profile_hook`; the engine never imports the profiler. When it is None (always,
+# unless a profile is running) an op pays one ``is not None`` test in ``apply`` and one
+# per node in the backward walk.
+_profile_hook = None
+
+
+def set_profile_hook(hook):
+    """Installs ``hook`` (or None) as the engine's profiling callback; returns the previous one.
+
+    ``hook.forward(cls, args, kwargs)`` must run ``cls.apply(*args, **kwargs)`` with the hook
+    uninstalled (it is re-entered otherwise) and return its result;
+    ``hook.backward(node, grad_outputs)`` must return ``node.backward(*grad_outputs)``;
+    ``hook.backward_pass(walk)`` must call ``walk()`` (the whole backward walk, once per
+    ``backward``/``grad`` call).
+    """
+    global _profile_hook
+    previous, _profile_hook = _profile_hook, hook
+    return previous
+
+
+class RemovableHandle:
+    """Returned by every ``register_*_hook``; ``remove()`` takes the hook out again."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self.hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def is_grad_enabled() -> bool:
@@ -113,6 +165,8 @@ class Function:
     def apply(cls, *args, **kwargs):
         # This runs for every op, so it is written for speed: one pass over the
         # arguments, and no graph bookkeeping at all when nothing will be recorded.
+        if _profile_hook is not None:
+            return _profile_hook.forward(cls, args, kwargs)
         node = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         if backend._cupy is not None:  # only then can two devices meet
@@ -167,6 +221,50 @@ class Function:
         return f"<{type(self).__name__} node>"
 
 
+class ZeroLink(Function):
+    """``g`` unchanged, with an edge of derivative zero to each anchor tensor."""
+
+    def forward(self, g, *anchors):
+        return g
+
+    def backward(self, gg):
+        return (gg,) + tuple(Tensor(a.xp.zeros(a.shape, dtype=a.dtype)) for a in self.inputs[1:])
+
+
+def depends_on(grad, *anchors):
+    """``grad``, recorded as a function of ``anchors`` whose derivative is zero.
+
+    PyTorch's rule for higher-order gradients: a gradient requires grad when its formula
+    reads a saved tensor that requires grad, even where the formula is constant in that
+    tensor. relu's gradient ``g·[x > 0]`` reads x, so after ``backward(create_graph=True)``
+    ``x.grad`` requires grad and a second backward gives zeros (not an error). A backward
+    written with constants (a mask, argmax indices, a pooling window) calls this with the
+    tensors PyTorch's formula reads. It adds nothing when no graph is being built.
+    """
+    if (not _grad_enabled or grad is None or grad._requires_grad
+            or not any(isinstance(a, Tensor) and a._requires_grad for a in anchors)):
+        return grad
+    return ZeroLink.apply(grad, *[a for a in anchors if isinstance(a, Tensor)])
+
+
+class Anchor(Function):
+    """Identity on ``x`` in the forward graph; backward passes ``depends_on(g, x, *anchors)``."""
+
+    def forward(self, x, *anchors):
+        return x
+
+    def backward(self, g):
+        return (depends_on(g, *self.inputs),) + (None,) * (len(self.inputs) - 1)
+
+
+def anchor(x, *anchors):
+    """``x`` unchanged, but its gradient will depend on ``x`` and ``anchors`` (see
+    ``depends_on``): for ops composed of other ops whose PyTorch backward reads the input."""
+    if not _grad_enabled or not isinstance(x, Tensor) or not x._requires_grad:
+        return x
+    return Anchor.apply(x, *anchors)
+
+
 def _check_one_device(cls, arrays) -> None:
     devices = {str(backend.device_of(a)) for a in arrays if hasattr(a, "dtype")}
     if len(devices) > 1:
@@ -178,9 +276,10 @@ def _topological_order(root_node):
     """Nodes reachable from ``root_node``, each after all nodes that consume its outputs.
 
     Iterative depth-first post-order (no recursion, so a 10,000-step chain is fine),
-    reversed. Also returns the intermediate Tensors seen, kept alive for the walk.
+    reversed. Also returns the intermediate Tensors seen, kept alive for the walk, and the
+    number of graph edges that will carry a gradient into each leaf (keyed by ``id``).
     """
-    order, visited, keep_alive = [], set(), []
+    order, visited, keep_alive, leaf_edges = [], set(), [], {}
     stack = [(root_node, False)]
     while stack:
         node, expanded = stack.pop()
@@ -198,13 +297,17 @@ def _topological_order(root_node):
                 "access saved tensors after they have already been freed); pass "
                 "retain_graph=True to the first backward call if you need to do this")
         stack.append((node, True))
-        for t in node.inputs:
-            ctx = getattr(t, "_ctx", None)
-            if ctx is not None and id(ctx) not in visited:
+        for t, needed in zip(node.inputs, node.needs_input_grad):
+            if not needed:
+                continue
+            ctx = t._ctx
+            if ctx is None:
+                leaf_edges[id(t)] = leaf_edges.get(id(t), 0) + 1
+            elif id(ctx) not in visited:
                 keep_alive.append(t)
                 stack.append((ctx, False))
     order.reverse()
-    return order, keep_alive
+    return order, keep_alive, leaf_edges
 
 
 def _seed(root, gradient, op):
@@ -232,7 +335,26 @@ def backward(root, gradient=None, retain_graph=None, create_graph: bool = False)
     """
     gradient = _seed(root, gradient, "backward")
     retain = create_graph if retain_graph is None else retain_graph
-    _run(root, gradient, retain, create_graph, _accumulate_leaf)
+    global _callbacks
+    outer, _callbacks = _callbacks, []
+    try:
+        _run(root, gradient, retain, create_graph, _accumulate_leaf)
+        # Callbacks may queue more callbacks (run in this same backward's end).
+        while _callbacks:
+            _callbacks.pop(0)()
+    finally:
+        _callbacks = outer
+
+
+_callbacks = None   # a list while a ``backward`` runs: what ``queue_callback`` queued
+
+
+def queue_callback(fn) -> None:
+    """Runs ``fn()`` once the ``backward`` now running has finished its walk (after every
+    leaf gradient and hook), before that ``backward`` returns. Only valid inside a hook."""
+    if _callbacks is None:
+        raise RuntimeError("queue_callback: can only be called while backward() runs (from a hook)")
+    _callbacks.append(fn)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
@@ -277,44 +399,99 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 
 
 def _run(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf=()):
-    """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf gradient;
-    tensors in ``capture_nonleaf`` that are not leaves are delivered once complete."""
+    """The backward walk: ``deliver(leaf, grad, create_graph)`` receives each leaf's whole
+    gradient once; tensors in ``capture_nonleaf`` that are not leaves are delivered once
+    complete."""
+    hook = _profile_hook
+    if hook is not None:
+        hook.backward_pass(lambda: _walk(root, gradient, retain_graph, create_graph, deliver,
+                                         capture_nonleaf, hook))
+    else:
+        _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, None)
+
+
+def _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, hook):
     if root._ctx is None:  # a leaf
-        deliver(root, gradient, create_graph)
+        with set_grad_enabled(create_graph):
+            deliver(root, _run_hooks(_leaf_grad_hooks(root), gradient), create_graph)
         return
     watched = {(id(t._ctx), t._output_index): t for t in capture_nonleaf if t._ctx is not None} \
         if capture_nonleaf else None
-    order, _keep_alive = _topological_order(root._ctx)
+    order, _keep_alive, leaf_edges = _topological_order(root._ctx)
     grads = {(id(root._ctx), root._output_index): gradient}
+    leaf_grads = {}
     with set_grad_enabled(create_graph):
         for node in order:
             outs = []
+            hooks = getattr(node, "_output_hooks", None)
             for i, (shape, dtype) in enumerate(node._output_meta):
                 g = grads.pop((id(node), i), None)
+                if hooks and g is not None and i in hooks:
+                    g = _run_hooks(hooks[i], g)
                 if watched and (id(node), i) in watched and g is not None:
                     deliver(watched[(id(node), i)], g, create_graph)
                 if g is None:
                     g = Tensor(_xp_of(node).zeros(shape, dtype=dtype))
                 outs.append(g)
-            in_grads = node.backward(*outs)
+            in_grads = node.backward(*outs) if hook is None else hook.backward(node, outs)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if len(in_grads) != len(node.inputs):
                 raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} "
                                    f"gradients for {len(node.inputs)} inputs")
             for inp, g, needed in zip(node.inputs, in_grads, node.needs_input_grad):
-                if not needed or g is None:
+                if not needed:
                     continue
-                if g.shape != inp.shape:     # a broadcast input: sum back to its shape
+                if g is not None and g.shape != inp.shape:   # a broadcast input: sum back to its shape
                     g = _sum_to_node().apply(g, shape=inp.shape)
                 if inp._ctx is None:
-                    deliver(inp, g, create_graph)
-                else:
+                    # A leaf: sum its contributions; deliver once the last edge has arrived.
+                    key = id(inp)
+                    prev = leaf_grads.get(key)
+                    if g is not None:
+                        leaf_grads[key] = g if prev is None else prev + g
+                    leaf_edges[key] -= 1
+                    if leaf_edges[key] == 0:
+                        total = leaf_grads.pop(key, None)
+                        if total is not None:
+                            deliver(inp, _run_hooks(_leaf_grad_hooks(inp), total), create_graph)
+                elif g is not None:
                     key = (id(inp._ctx), inp._output_index)
                     prev = grads.get(key)
                     grads[key] = g if prev is None else prev + g
             if not retain_graph:
                 node.release()
+
+
+class LeafHooks:
+    """A leaf Tensor's hooks (``Tensor._hooks``, None until the first registration):
+    ``grad`` maps handle ids to ``fn(grad)``, ``post`` to ``fn(leaf)``."""
+
+    __slots__ = ("grad", "post")
+
+    def __init__(self):
+        self.grad, self.post = {}, {}
+
+
+def _leaf_grad_hooks(leaf):
+    return None if leaf._hooks is None else leaf._hooks.grad
+
+
+def _run_hooks(hooks, g):
+    """Passes ``g`` through the gradient hooks ``{handle id: fn}`` in registration order."""
+    if not hooks:
+        return g
+    for fn in list(hooks.values()):
+        result = fn(g)
+        if result is not None:
+            if not isinstance(result, Tensor):
+                raise TypeError(f"register_hook: a hook must return None or a Tensor, "
+                                f"{getattr(fn, '__name__', 'the hook')} returned {type(result).__name__}")
+            if tuple(result.shape) != tuple(g.shape):
+                raise ValueError(f"register_hook: a hook must return a gradient of shape "
+                                 f"{tuple(g.shape)}, got {tuple(result.shape)}")
+            g = result
+    return g
 
 
 _SumTo = None
@@ -347,3 +524,6 @@ def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
         leaf.grad = g if create_graph else Tensor(g.data.copy())
     else:
         leaf.grad = leaf.grad + g
+    if leaf._hooks is not None:
+        for fn in list(leaf._hooks.post.values()):
+            fn(leaf)

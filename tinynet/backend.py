@@ -8,6 +8,8 @@ where the two libraries differ live here:
 * strided views (``as_strided``, ``sliding_window_view``);
 * unbuffered scatter-add (``np.add.at`` vs ``cupyx.scatter_add``);
 * compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback);
+* threads: the BLAS thread count and a small pool that runs NumPy work in chunks
+  (:func:`set_num_threads`, :func:`parallel_for`);
 * the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace).
 
 CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
@@ -23,7 +25,8 @@ import numpy
 __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
-    "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy", "erf",
+    "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy",
+    "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "matmul", "erf",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -194,6 +197,161 @@ def scatter_add(target, indices, values) -> None:
         numpy.add.at(target, indices, values)
 
 
+def synchronize() -> None:
+    """Waits for all queued GPU work on the current CUDA device; a no-op when CuPy has not
+    been loaded (CPU work is synchronous). Timers call it around what they time."""
+    if _cupy is not None:
+        _cupy.cuda.Device().synchronize()
+
+
+# --------------------------------------------------------------------------- threads
+# NumPy releases the GIL inside ufunc loops, copies and fancy indexing, so Python threads
+# can run chunks of one large array operation on several cores at once. The pool below
+# holds ``get_num_threads() - 1`` workers; the calling thread runs the first chunk itself.
+_num_threads = None      # set by set_num_threads (or TINYNET_NUM_THREADS); None = all cores
+_pool = None             # concurrent.futures.ThreadPoolExecutor, made on first use
+_blas_limiter = None     # threadpoolctl's limiter, kept alive so its limit stays in force
+_blas_threads = None     # the BLAS thread count set_num_threads applied (None: untouched)
+
+#: Smallest chunk worth a thread, in bytes touched: below this, handing a chunk to a
+#: worker (~20-50 µs) costs more than it saves.
+parallel_grain = 1 << 20
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_threads(n, source) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads: {source} must be a positive int, got {n!r}")
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: {source} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def set_num_threads(n: int, blas: int | None = None) -> None:
+    """Sets the threads tinynet uses on the CPU, like ``torch.set_num_threads``: the size
+    of tinynet's own pool for chunked array work, and the BLAS library's threads (through
+    threadpoolctl, imported on this call; without it only the pool changes).
+
+    ``blas`` (default: ``n``) sets the BLAS threads separately. ``set_num_threads(n,
+    blas=1)`` makes tinynet split its large matrix products into ``n`` column (or row)
+    blocks on its own pool, each a one-thread BLAS call (:func:`matmul`): OpenBLAS's
+    threads busy-wait for each other, which on a machine whose cores are shared with
+    other processes made 2-thread GEMMs 1.5-9x slower than 1-thread ones here, while
+    the pool's threads sleep when idle (measured: docs/profiler.md, benchmarks/threads.py).
+    """
+    global _num_threads, _pool, _blas_limiter, _blas_threads
+    n = _check_threads(n, "n")
+    blas = n if blas is None else _check_threads(blas, "blas")
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _blas_limiter = threadpool_limits(limits=blas, user_api="blas")
+    _blas_threads = blas
+
+
+def get_num_threads() -> int:
+    """The threads tinynet uses on the CPU: the last :func:`set_num_threads`, else
+    ``TINYNET_NUM_THREADS``, else the number of cores this process may run on."""
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("TINYNET_NUM_THREADS")
+    if env:
+        try:
+            return _check_threads(int(env), "TINYNET_NUM_THREADS")
+        except ValueError:
+            raise ValueError(f"TINYNET_NUM_THREADS must be a positive int, got {env!r}") from None
+    return _usable_cores()
+
+
+def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
+    """Calls ``fn(start, stop)`` over consecutive chunks covering ``range(count)``, on up
+    to :func:`get_num_threads` threads at once, and waits for all of them.
+
+    ``nbytes`` (the bytes the whole job reads and writes) sets how many chunks are worth
+    it: at most one per :data:`parallel_grain` bytes. Small jobs, a single thread, and
+    work on a CuPy array ``like`` (the GPU is already parallel) run ``fn(0, count)`` in
+    the caller. ``fn`` must write only its own chunk. An exception in any chunk is raised
+    here after all chunks have finished.
+
+    >>> import numpy as np
+    >>> x = np.arange(8.0)
+    >>> def double(lo, hi): x[lo:hi] *= 2
+    >>> parallel_for(len(x), double, nbytes=x.nbytes)
+    >>> x.tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+    """
+    global _pool
+    chunks = min(get_num_threads(), count, max(1, nbytes // parallel_grain))
+    if chunks <= 1 or (like is not None and _is_cupy_array(like)):
+        fn(0, count)
+        return
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1,
+                                   thread_name_prefix="tinynet")
+    bounds = [count * k // chunks for k in range(chunks + 1)]
+    futures = [_pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
+    error = None
+    try:
+        fn(bounds[0], bounds[1])
+    except BaseException as e:  # still wait: the workers write into the caller's arrays
+        error = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D arrays; split into blocks on tinynet's pool when BLAS was set to
+    one thread by ``set_num_threads(n, blas=1)`` with n > 1 and the product is large.
+
+    Blocks: columns of ``b`` (and of the result) when the result is wide, else rows of
+    ``a``, else the inner dimension K (partial products summed), each block one BLAS call
+    that releases the GIL. Otherwise (the default, CuPy arrays, small products) it is
+    exactly ``xp.matmul(a, b, out=out)``.
+    """
+    n = _num_threads
+    if (n is None or n < 2 or _blas_threads != 1 or _is_cupy_array(a)
+            or a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < (1 << 22)):
+        return a @ b if out is None else get_array_module(a).matmul(a, b, out=out)
+    M, K = a.shape
+    L = b.shape[1]
+    if out is None:
+        out = numpy.empty((M, L), dtype=numpy.result_type(a, b))
+    every_thread = n * parallel_grain     # as if large enough for one chunk per thread
+    if L >= 256 * n:
+        parallel_for(L, lambda lo, hi: numpy.matmul(a, b[:, lo:hi], out=out[:, lo:hi]),
+                     nbytes=every_thread)
+    elif M >= 64 * n:
+        parallel_for(M, lambda lo, hi: numpy.matmul(a[lo:hi], b, out=out[lo:hi]),
+                     nbytes=every_thread)
+    else:
+        bounds = [K * k // n for k in range(n + 1)]
+        parts = [None] * n
+
+        def block(lo, hi):
+            for k in range(lo, hi):
+                parts[k] = numpy.matmul(a[:, bounds[k]:bounds[k + 1]], b[bounds[k]:bounds[k + 1]])
+        parallel_for(n, block, nbytes=every_thread)
+        numpy.add(parts[0], parts[1], out=out)
+        for p in parts[2:]:
+            out += p
+    return out
 _erf_host = None
 
 

@@ -24,13 +24,14 @@ import time
 import traceback
 from pathlib import Path
 
-from .cli import _positive_int
+from .argtypes import positive_int as _positive_int
 
 __all__ = ["SUITES", "main", "add_arguments", "run_from_args", "find_benchmarks_dir",
            "write_markdown", "write_plot"]
 
 #: The benchmark modules, in the order they run.
 SUITES = ("kernels", "recurrent", "training", "overhead")
+SUITES += ("attention",)
 
 
 def find_benchmarks_dir() -> Path | None:

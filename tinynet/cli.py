@@ -2,12 +2,19 @@
 
 ::
 
-    tinynet train {cnn,resnet,unet,lstm} [--epochs N] [--batch-size B] [--lr LR] [--seed S]
-                  [--device DEV] [--out DIR] [--resume CKPT] [--plot] [--no-progress]
-    tinynet summary {cnn,resnet18,unet,lstm} [--input C,H,W]
+    tinynet train {cnn,resnet,lstm,unet} [--epochs N] [--batch-size B] [--lr LR] [--seed S]
+                  [--device DEV] [--threads N] [--out DIR] [--overwrite] [--resume CKPT]
+                  [--plot] [--no-progress] [--val-split F] [--skip-bad] [--nproc N] [--sync-bn]
+                  [--data mnist:DIR|cifar10:DIR|folder:DIR]                  (cnn, resnet, lstm)
+                  [--images DIR --masks DIR] [--size N] [--width N] [--classes K]  (unet)
+    tinynet predict CHECKPOINT INPUT... [--out DIR] [--plot]
+    tinynet summary {cnn,resnet,lstm,unet} [the model flags of train]
     tinynet gradcheck [--device DEV] [--ops NAMES] [--examples N]
     tinynet bench [--device DEV] [--quick] [--only NAMES] [--json FILE] [--plot FILE]
     tinynet selfcheck
+    tinynet export {cnn,resnet,unet,lstm} CHECKPOINT --format {onnx,safetensors} --out FILE
+                   [--input SHAPE] [--opset N]
+    tinynet profile {cnn,lstm,resnet18,unet} [--steps N] [--trace FILE] [--device DEV]
 
 ``python -m tinynet`` with no arguments runs the self-check. Bad arguments exit with
 status 2 (argparse's convention), an interrupted training run with 130 after saving a
@@ -16,74 +23,19 @@ checkpoint, and a failed run with 1.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
-__all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
+from .argtypes import device as _device, int_at_least as _int_at_least  # noqa: F401
+from .argtypes import non_negative_int as _non_negative_int, positive_float as _positive_float  # noqa: F401
+from .argtypes import positive_int as _positive_int, shape as _shape  # noqa: F401
 
-# Defaults per model: each finishes in about a minute on 2 CPU cores.
-TRAIN_DEFAULTS = {
-    "cnn": {"epochs": 15, "batch_size": 32, "lr": 3e-3,
-            "about": "SimpleCNN on the 8x8 handwritten digits (test accuracy ~98%)"},
-    "resnet": {"epochs": 5, "batch_size": 32, "lr": 3e-3,
-               "about": "narrow ResNet-18 (CIFAR stem, width 8) on the digits"},
-    "unet": {"epochs": 5, "batch_size": 16, "lr": 3e-3,
-             "about": "narrow U-Net (width 8, depth 3) on generated 32x32 shapes, IoU and Dice"},
-    "lstm": {"epochs": 12, "batch_size": 32, "lr": 1e-2,
-             "about": "LSTM classifier (64 units) reading the digits row by row"},
-}
-
-
-# ---------------------------------------------------------------------------- arguments
-def _int_at_least(minimum: int, wording: str):
-    """An argparse type: an integer >= ``minimum``, else a message using ``wording``."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"expected {wording}, got {v}")
-        return v
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "an integer >= 0")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return v
-
-
-def _shape(text: str) -> tuple:
-    try:
-        dims = tuple(int(p) for p in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 3,32,32, got {text!r}") from None
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return dims
-
-
-def _device(text: str) -> str:
-    from . import backend
-    try:
-        backend.Device(text)
-    except (ValueError, TypeError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
+__all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import command as train_command
+    from .train.recipes import RECIPES
     parser = argparse.ArgumentParser(
         prog="tinynet", description="tinynet: train models, check gradients, benchmark against PyTorch.",
         epilog="With no command, `python -m tinynet` runs the self-check.")
@@ -91,29 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinynet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a model on built-in data",
-                           description="Train a model on built-in data (no download). Models: "
-                           + "; ".join(f"{k}: {v['about']}" for k, v in TRAIN_DEFAULTS.items()))
-    train.add_argument("model", choices=sorted(TRAIN_DEFAULTS))
-    train.add_argument("--epochs", type=_non_negative_int, help="epochs (default per model)")
-    train.add_argument("--batch-size", type=_positive_int, help="batch size (default per model)")
-    train.add_argument("--lr", type=_positive_float,
-                       help="Adam learning rate, cosine-annealed over the epochs (default per model)")
-    train.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
-    train.add_argument("--device", type=_device, default="cpu", help="cpu or cuda[:N] (default cpu)")
-    train.add_argument("--out", metavar="DIR", help="where metrics and checkpoints go (default runs/MODEL)")
-    train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (e.g. DIR/last.npz)")
-    train.add_argument("--plot", action="store_true",
-                       help="write loss/metric curves (and U-Net predictions) as PNG (needs matplotlib)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar, one line per epoch")
-    train.set_defaults(handler=_cmd_train)
+    train = sub.add_parser("train", help="train a model on built-in data or your own files",
+                           description=train_command.description())
+    train_command.add_arguments(train)
+    train.set_defaults(handler=train_command.run)
+
+    from . import predict as predict_command
+    predict = sub.add_parser("predict", help="run a trained model on new inputs, from its checkpoint",
+                             description="Run the model of a `tinynet train` checkpoint on images or .npy "
+                                         "arrays: classes and probabilities (CSV), U-Net mask PNGs, or "
+                                         "regression outputs (.npy).")
+    predict_command.add_arguments(predict)
+    predict.set_defaults(handler=predict_command.run)
 
     summary = sub.add_parser("summary", help="print a Keras-style table of a model's layers",
-                             description="Print each layer's output shape and parameter count.")
-    summary.add_argument("model", choices=["cnn", "resnet18", "unet", "lstm"])
-    summary.add_argument("--input", type=_shape, metavar="C,H,W",
-                         help="one sample's shape (default: cnn 1,8,8; resnet18 3,224,224; "
-                              "unet 3,128,128; lstm T,F = 8,8)")
+                             description="Print each layer's output shape and parameter count for the model "
+                                         "`tinynet train MODEL` builds with the same flags (e.g. `tinynet "
+                                         "summary unet --images DIR --masks DIR` for the seed's U-Net).")
+    summary.add_argument("model", choices=list(RECIPES))
+    train_command.add_model_arguments(summary)
     summary.set_defaults(handler=_cmd_summary)
 
     grad = sub.add_parser("gradcheck", help="check every registered op's gradients on this machine",
@@ -133,10 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     bench.set_defaults(handler=_cmd_bench, bench_parser=bench)
 
+    profile = sub.add_parser("profile", help="where a training step's time goes, op by op",
+                             description="Profile training steps of a benchmark workload: a table per op type.")
+    from .profiler import command as _profile_command
+    _profile_command.add_arguments(profile)
+    profile.set_defaults(handler=lambda args: _profile_command.run(args))
+
     selfcheck = sub.add_parser("selfcheck", help="a quick check that this installation works",
                                description="Quick end-to-end check of this installation.")
     selfcheck.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     selfcheck.set_defaults(handler=_cmd_selfcheck)
+
+    from . import export_command
+    export = sub.add_parser("export", help="write a trained model as ONNX or safetensors",
+                            description=export_command.DESCRIPTION)
+    export_command.add_arguments(export)
+    export.set_defaults(handler=export_command.run)
     return parser
 
 
@@ -148,97 +108,21 @@ def _check_device(device: str) -> str | None:
     return None
 
 
-def _cmd_train(args) -> int:
-    reason = _check_device(args.device)
-    if reason:
-        print(f"tinynet train: device {args.device} is not usable: {reason}", file=sys.stderr)
-        return 1
-    if args.resume and not os.path.isfile(args.resume):
-        print(f"tinynet train: --resume {args.resume}: no such file", file=sys.stderr)
-        return 2
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("tinynet train: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
-            return 2
-    from . import optim, train as training
-    defaults = TRAIN_DEFAULTS[args.model]
-    epochs = defaults["epochs"] if args.epochs is None else args.epochs
-    batch_size = args.batch_size or defaults["batch_size"]
-    lr = args.lr or defaults["lr"]
-    out_dir = args.out or os.path.join("runs", args.model)
-    recipe = training.build_recipe(args.model, batch_size=batch_size, seed=args.seed)
-    model = recipe.model.to(args.device)
-    optimizer = optim.Adam(model.parameters(), lr=lr)
-    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"tinynet train {args.model}: {defaults['about']}")
-    print(f"  {n_params:,} parameters, {len(recipe.train_loader.dataset)} training samples, "
-          f"epochs {epochs}, batch size {batch_size}, lr {lr:g}, seed {args.seed}, device {args.device}")
-    print(f"  metrics and checkpoints in {out_dir}")
-    progress = not args.no_progress and sys.stderr.isatty()
-    t0 = time.perf_counter()
-    try:
-        trainer = {"classification": training.train_classifier,
-                   "segmentation": training.train_segmentation,
-                   "regression": training.train_regression}[recipe.task]
-        history = trainer(model, recipe.train_loader, optimizer, epochs, val_loader=recipe.val_loader,
-                          scheduler=scheduler, out_dir=out_dir, resume=args.resume, device=args.device,
-                          progress=progress, log=lambda m: print("  " + m, flush=True))
-    except training.TrainingInterrupted as e:
-        print(f"\ninterrupted; checkpoint saved. Resume with:\n  tinynet train {args.model} "
-              f"--out {out_dir} --resume {e.checkpoint}" if e.checkpoint else "\ninterrupted", file=sys.stderr)
-        return 130
-    except training.NonFiniteLossError as e:
-        print(f"tinynet train: {e}", file=sys.stderr)
-        return 1
-    except training.ResumeError as e:
-        print(f"tinynet train: --resume: {e}", file=sys.stderr)
-        return 2
-    test = training.evaluate(model, recipe.test_loader, recipe.task, device=args.device)
-    seconds = time.perf_counter() - t0
-    if recipe.task == "classification":
-        print(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}, {seconds:.1f} s)")
-    else:
-        print(f"test IoU: {test['iou']:.4f}, Dice: {test['dice']:.4f} (loss {test['loss']:.4f}, {seconds:.1f} s)")
-    with open(os.path.join(out_dir, "test_metrics.json"), "w") as f:
-        json.dump(dict(test, seconds=seconds), f, indent=1)
-    if args.plot and history:
-        print("  wrote " + training.plot_history(history, os.path.join(out_dir, "curves.png")))
-        if recipe.sample_batch is not None:
-            x, m = (t.to(args.device) for t in recipe.sample_batch)
-            print("  wrote " + training.plot_segmentation(model, x, m, os.path.join(out_dir, "predictions.png")))
-    return 0
-
-
-_SUMMARY_INPUTS = {"cnn": (1, 8, 8), "resnet18": (3, 224, 224), "unet": (3, 128, 128), "lstm": (8, 8)}
-
-
 def _cmd_summary(args) -> int:
-    from . import models, utils
-    shape = args.input or _SUMMARY_INPUTS[args.model]
-    expected = 2 if args.model == "lstm" else 3
-    if len(shape) != expected:
-        what = "T,F (steps, features)" if args.model == "lstm" else "C,H,W"
-        print(f"tinynet summary: --input for {args.model} must be {what}, got {','.join(map(str, shape))}",
+    from . import utils
+    from .train.recipes import RECIPES
+    spec = RECIPES[args.model]
+    if spec.model is None:
+        print(f"tinynet summary: the recipe {args.model} cannot build its model without its data",
               file=sys.stderr)
         return 2
-    if args.model == "cnn":
-        model = models.SimpleCNN(in_channels=shape[0], input_size=(shape[1], shape[2]))
-    elif args.model == "resnet18":
-        model = models.resnet18(in_channels=shape[0])
-    elif args.model == "unet":
-        model = models.UNet(in_channels=shape[0])
-    else:
-        model = models.LSTMClassifier(input_size=shape[1], hidden_size=64, num_classes=10)
+    options = {k: getattr(args, k, None) for k in ("data", "images", "masks", "size", "width", "classes")}
     try:
-        table = utils.summary(model, shape)
+        model, _, input_shape = spec.model(options)
+        utils.summary(model, input_shape, dtype=spec.input_dtype)          # prints the table once
     except ValueError as e:
         print(f"tinynet summary: {e}", file=sys.stderr)
         return 2
-    if table is not None:
-        print(table)
     return 0
 
 
@@ -394,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tinynet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # what `train --nproc` relaunches
     if args.command is None:
         parser.print_help()
         return 0

@@ -27,7 +27,7 @@ class Tensor:
     :func:`tinynet.tensor` to build one from Python data.
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_output_index", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_output_index", "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False):
@@ -36,6 +36,7 @@ class Tensor:
         self._ctx = None
         self._output_index = 0
         self._requires_grad = False
+        self._hooks = None
         if requires_grad:
             self.requires_grad = True
 
@@ -108,6 +109,41 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
         """Accumulates gradients of this tensor into the ``.grad`` of every leaf."""
         _run_backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    def register_hook(self, hook) -> _autograd.RemovableHandle:
+        """``hook(grad)`` runs each time the gradient with respect to this tensor has been
+        computed in a backward; if it returns a Tensor, that replaces the gradient (what
+        flows on, or what a leaf accumulates). Returns a handle whose ``remove()`` undoes it.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that "
+                               "doesn't require gradient")
+        if self._ctx is None:
+            if self._hooks is None:
+                self._hooks = _autograd.LeafHooks()
+            hooks = self._hooks.grad
+        else:   # kept by the node that made the tensor, as PyTorch's grad_fn keeps it
+            per_output = self._ctx.__dict__.setdefault("_output_hooks", {})
+            hooks = per_output.setdefault(self._output_index, {})
+        handle = _autograd.RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def register_post_accumulate_grad_hook(self, hook) -> _autograd.RemovableHandle:
+        """``hook(tensor)`` runs after a backward has added this leaf's whole gradient into
+        ``.grad`` (once per backward, however many ops used the tensor); its return value
+        is ignored. Only leaves accumulate, so only leaves take this hook."""
+        if self._ctx is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
+                               "cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on "
+                               "a tensor that doesn't require gradient")
+        if self._hooks is None:
+            self._hooks = _autograd.LeafHooks()
+        handle = _autograd.RemovableHandle(self._hooks.post)
+        self._hooks.post[handle.id] = hook
+        return handle
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory)."""

@@ -144,3 +144,22 @@ def test_clamp_arguments():
 def test_to_dtype_errors():
     with pytest.raises(TypeError, match="to: unknown dtype"):
         F.to_dtype(tn.ones(2), "float77")
+
+
+def test_to_device_passes_the_gradient_back_to_the_source():
+    # .to(device) is documented as differentiable; the same-device call returns the input,
+    # and the ToDevice node (used across devices) must hand dy back unchanged
+    from tinynet.functional.elementwise import ToDevice
+    from tinynet.testing import gradcheck, gradgradcheck
+    x = tn.tensor(np.array([[1.0, -2.0], [3.0, 0.5]]), requires_grad=True)
+    w = np.array([[2.0, 3.0], [5.0, 7.0]])
+    (x.to("cpu") * tn.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), w)
+    x.grad = None
+    y = ToDevice.apply(x, device=tn.backend.Device("cpu"))
+    assert y._ctx is not None and x.grad is None
+    (y * tn.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), w)
+    node = lambda a: ToDevice.apply(a, device=tn.backend.Device("cpu"))  # noqa: E731
+    assert gradcheck(lambda a: node(a) ** 2, [x.detach().requires_grad_(True)])
+    assert gradgradcheck(lambda a: node(a) ** 2, [x.detach().requires_grad_(True)])

@@ -1,9 +1,10 @@
 """im2col / col2im and the output-size helpers (tinynet/kernels/im2col.py)."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
 from tinynet import backend
+from tinynet.kernels import im2col as im2col_module
 from tinynet.kernels.im2col import (batch_chunk, col2im, conv_output_size,
                                     conv_transpose_output_size, get_workspace_limit, im2col,
                                     pool_output_size, set_workspace_limit)
@@ -59,17 +60,24 @@ def test_output_size_formulas_known_values():
     assert pool_output_size(5, 2, 2, padding=1, ceil_mode=True) == 3
 
 
-geometry = st.tuples(st.integers(1, 12), st.integers(1, 4), st.integers(1, 3),
-                     st.integers(0, 2), st.integers(1, 3))
+@st.composite
+def pool_geometry(draw):
+    """(size, kernel, stride, padding, dilation) PyTorch accepts: padding at most half the
+    kernel, and the dilated window fits the padded input."""
+    k, s, d = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    p = draw(st.integers(0, k // 2))
+    low = max(1, d * (k - 1) + 1 - 2 * p)
+    return draw(st.integers(low, low + 11)), k, s, p, d
 
 
 @settings(max_examples=200, deadline=None)
-@given(geometry, st.booleans())
+@given(pool_geometry(), st.booleans())
+@example((5, 2, 2, 1, 1), True)      # the last ceil_mode window would start at in + p: dropped
+@example((4, 3, 2, 1, 1), True)      # ... and at in + p - 1: kept
 def test_pool_output_size_matches_pytorch(g, ceil_mode):
     torch = pytest.importorskip("torch")
     size, k, s, p, d = g
-    if 2 * p > k or size + 2 * p < d * (k - 1) + 1:
-        return
+    assume(2 * p <= k and size + 2 * p >= d * (k - 1) + 1)    # PyTorch rejects the others
     x = torch.zeros(1, 1, size, size)
     expected = torch.nn.functional.max_pool2d(x, k, s, p, d, ceil_mode).shape[-1]
     assert pool_output_size(size, k, s, p, d, ceil_mode) == expected
@@ -116,19 +124,56 @@ def test_im2col_and_col2im_match_pytorch_unfold_and_fold(g, seed):
     np.testing.assert_allclose(host(col2im(dev(col), (H, W), s, p, d)), folded, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape,k", [((2, 3, 6, 8), 2), ((1, 2, 7, 5), 2), ((2, 1, 9, 9), (3, 2))])
-def test_non_overlapping_fast_path_equals_the_strided_loop(shape, k):
-    # kernel == stride, no padding: a single transposing copy instead of kh*kw slices
+def reference_im2col(x, k, s, p, d, out_hw):
+    """col[c, i, j, n, ho, wo] = x_pad[n, c, ho·sh + i·dh, wo·sw + j·dw], element by element."""
+    N, C, H, W = x.shape
+    col = np.zeros((C, k[0], k[1], N) + tuple(out_hw))
+    for i, j, ho, wo in np.ndindex(k[0], k[1], *out_hw):
+        h, w = ho * s[0] - p[0] + i * d[0], wo * s[1] - p[1] + j * d[1]
+        if 0 <= h < H and 0 <= w < W:
+            col[:, i, j, :, ho, wo] = x[:, :, h, w].T
+    return col
+
+
+TILINGS = [((2, 3, 6, 8), (2, 2)), ((1, 2, 7, 5), (2, 2)), ((2, 1, 9, 9), (3, 2)),
+           ((2, 2, 8, 8), (1, 4)), ((1, 3, 5, 4), (4, 1))]
+
+
+@pytest.mark.parametrize("shape,k", TILINGS)
+def test_tiling_fast_path_and_strided_loop_each_match_the_index_formula(shape, k):
+    # kernel == stride, no padding: both the transposing copy and the per-offset loop are
+    # called directly, so each is checked against the formula (not against the other)
     x = np.random.default_rng(0).standard_normal(shape)
-    fast = host(im2col(dev(x), k, stride=k))
-    # dilation 1 and a padded output (larger buffer) take the generic path; crop to compare
-    generic = host(im2col(dev(x), k, stride=k, output_size=fast.shape[-2:], padding=0, dilation=(1, 1)))
-    np.testing.assert_array_equal(fast, generic)
-    kh, kw = (k, k) if isinstance(k, int) else k
-    ref = np.zeros_like(x)
-    Ho, Wo = fast.shape[-2:]
-    ref[:, :, :Ho * kh, :Wo * kw] = x[:, :, :Ho * kh, :Wo * kw]
-    np.testing.assert_array_equal(host(col2im(dev(fast), shape[2:], k)), ref)
+    one = (1, 1)
+    out_hw = tuple((shape[2 + a] - k[a]) // k[a] + 1 for a in range(2))
+    expected = reference_im2col(x, k, k, (0, 0), one, out_hw)
+    assert im2col_module._is_tiling(k, k, (0, 0), one)
+    fast = host(im2col_module._im2col_tiles(dev(x), dev(np.empty(expected.shape))))
+    loop = host(im2col_module._im2col_windows(dev(x), dev(np.empty(expected.shape)), k, (0, 0), one))
+    public = host(im2col(dev(x), k, stride=k))
+    for got in (fast, loop, public):
+        np.testing.assert_array_equal(got, expected)
+    # col2im, both paths: the adjoint, <im2col(x), y> == <x, col2im(y)>
+    y = np.random.default_rng(1).standard_normal(expected.shape)
+    for back in (im2col_module._col2im_tiles(dev(y), shape[2:]),
+                 im2col_module._col2im_windows(dev(y), shape[2:], k, (0, 0), one),
+                 col2im(dev(y), shape[2:], k)):
+        back = host(back)
+        assert back.shape == shape
+        np.testing.assert_allclose(np.vdot(expected, y), np.vdot(x, back), rtol=1e-12)
+        # pixels past the last whole tile are read by no window
+        assert not back[:, :, out_hw[0] * k[0]:].any() and not back[:, :, :, out_hw[1] * k[1]:].any()
+
+
+@pytest.mark.parametrize("k,s,p,d", [((2, 2), (2, 2), (1, 1), (1, 1)), ((2, 2), (2, 2), (0, 0), (2, 1)),
+                                     ((2, 3), (3, 2), (0, 0), (1, 1)), ((2, 2), (2, 1), (0, 0), (1, 1))])
+def test_near_tilings_do_not_take_the_fast_path(k, s, p, d):
+    # the fast path is only right for kernel == stride, unpadded, undilated; one step off
+    # any of these must give the generic result
+    assert not im2col_module._is_tiling(k, s, p, d)
+    x = np.random.default_rng(2).standard_normal((2, 2, 7, 8))
+    out_hw = tuple((x.shape[2 + a] + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a in range(2))
+    np.testing.assert_array_equal(host(im2col(dev(x), k, s, p, d)), reference_im2col(x, k, s, p, d, out_hw))
 
 
 def test_workspace_limit_bounds_the_chunk():

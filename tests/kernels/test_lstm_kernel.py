@@ -1,4 +1,9 @@
-"""Raw-array recurrent kernels against a plain reference, finite differences and torch."""
+"""Raw-array recurrent kernels against a plain reference, finite differences and torch.
+
+These are the kernels the layers run: ``lstm_layer_forward``/``lstm_layer_backward`` (with
+``_backward_factors`` on the CPU and the compiled step kernels on a GPU) and the GRU/RNN
+layer kernels. Only the PyTorch comparisons need torch.
+"""
 import numpy as np
 import pytest
 
@@ -50,54 +55,100 @@ def make(rng, T=5, B=3, I=4, H=6):
             rng.uniform(-s, s, 4 * H), rng.uniform(-s, s, 4 * H))
 
 
-def test_activate_gates_matches_sigmoid_and_tanh_without_overflow():
-    # Wrong here means the tanh form of sigmoid or the gate order i, f, g, o is off.
-    a = np.array([[-1000.0, -3.0, 0.0, 2.0, 1000.0, 0.5, -0.5, 700.0]])
-    out = host(lk.activate_gates(dev(a.copy())))
-    H = 2
-    expect = np.concatenate([sigmoid(a[:, :2 * H]), np.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])], 1)
-    with np.errstate(over="ignore"):
-        np.testing.assert_allclose(out, expect, atol=1e-15)
-    assert np.all(np.isfinite(out))
-
-
-def test_cell_forward_backward_hand_derived_case():
-    # One unit, all pre-activations zero: i = f = o = 1/2, g = 0, so c' = c/2, h' = tanh(c/2)/2.
-    gates = dev(np.zeros((1, 4)))
-    c = dev(np.array([[2.0]]))
-    h, c_new, tc = lk.lstm_cell_forward(gates, c)
-    assert np.isclose(host(c_new)[0, 0], 1.0) and np.isclose(host(h)[0, 0], 0.5 * np.tanh(1.0))
-    d_gates, dc_prev = lk.lstm_cell_backward(gates, c, tc, dev(np.ones((1, 1))), dev(np.zeros((1, 1))))
+def test_one_step_hand_derived_forward_and_backward():
+    # One unit, zero weights and biases: every pre-activation is 0, so i = f = o = 1/2,
+    # g = 0, c' = c/2, h' = tanh(c/2)/2. With dh' = 1, dc' = 0 (c = 2, x = 1):
+    #   dc_total = o (1 - tanh(1)^2),  da = [dct g i(1-i), dct c f(1-f), dct i (1-g^2), tanh(1) o(1-o)]
+    zeros = np.zeros((4, 1))
+    y, h, c, saved = lk.lstm_layer_forward(dev(np.ones((1, 1, 1))), dev(np.zeros((1, 1))),
+                                           dev(np.array([[2.0]])), dev(zeros), dev(zeros))
+    assert np.isclose(host(c)[0, 0], 1.0) and np.isclose(host(h)[0, 0], 0.5 * np.tanh(1.0))
+    np.testing.assert_array_equal(host(y)[0], host(h))
+    dx, dh0, dc0, dw_ih, dw_hh, db = map(host, lk.lstm_layer_backward(saved, dev(np.ones((1, 1, 1)))))
     dct = 0.5 * (1 - np.tanh(1.0) ** 2)
-    expect = [dct * 0 * 0.25, dct * 2 * 0.25, dct * 0.5 * 1, np.tanh(1.0) * 0.25]
-    np.testing.assert_allclose(host(d_gates)[0], expect, atol=1e-15)
-    np.testing.assert_allclose(host(dc_prev)[0, 0], dct * 0.5)
+    d_gates = [dct * 0 * 0.25, dct * 2 * 0.25, dct * 0.5 * 1, np.tanh(1.0) * 0.25]
+    np.testing.assert_allclose(db, d_gates, atol=1e-15)
+    np.testing.assert_allclose(dw_ih[:, 0], d_gates, atol=1e-15)       # x = 1
+    np.testing.assert_array_equal(dw_hh, np.zeros((4, 1)))             # h0 = 0
+    np.testing.assert_allclose(dc0[0, 0], dct * 0.5)
+    np.testing.assert_array_equal(dx, np.zeros((1, 1, 1)))             # zero W_ih
+    np.testing.assert_array_equal(dh0, np.zeros((1, 1)))               # zero W_hh
 
 
-def test_cell_backward_matches_finite_differences():
-    rng = np.random.default_rng(0)
-    B, H = 3, 4
-    a0, c0 = rng.standard_normal((B, 4 * H)), rng.standard_normal((B, H))
-    dh, dc = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+def test_saturated_gates_stay_finite():
+    # the tanh form of sigmoid has no exp to overflow: pre-activations of +-1000 give
+    # exactly saturated gates, i = f = o = 1 and g = 1 (or all 0 and g = -1)
+    for sign in (1.0, -1.0):
+        x = dev(np.full((1, 2, 1), 1000.0 * sign))
+        y, h, c, saved = lk.lstm_layer_forward(x, dev(np.zeros((2, 1))), dev(np.full((2, 1), 0.5)),
+                                               dev(np.ones((4, 1))), dev(np.zeros((4, 1))))
+        acts = host(saved.acts)
+        assert np.all(np.isfinite(acts)) and np.all(np.isfinite(host(h)))
+        expect = [1, 1, 1, 1] if sign > 0 else [0, 0, -1, 0]
+        np.testing.assert_array_equal(acts[0], [expect, expect])
+        np.testing.assert_allclose(host(c), [[1.5], [1.5]] if sign > 0 else [[0.0], [0.0]])
 
-    def loss(a, c):
-        h, cn, _ = lk.lstm_cell_forward(dev(a.copy()), dev(c))
-        return float((host(h) * dh).sum() + (host(cn) * dc).sum())
 
-    acts = dev(a0.copy())
-    _, _, tc = lk.lstm_cell_forward(acts, dev(c0))
-    d_gates, dc_prev = map(host, lk.lstm_cell_backward(acts, dev(c0), tc, dev(dh), dev(dc)))
+def test_backward_factors_are_the_step_derivatives():
+    # the CPU backward's precomputed factors (_backward_factors), against the equations in
+    # the module docstring written out here
+    rng = np.random.default_rng(7)
+    T, B, H = 3, 2, 4
+    acts = np.concatenate([rng.uniform(0.05, 0.95, (T, B, 2 * H)), rng.uniform(-0.9, 0.9, (T, B, H)),
+                           rng.uniform(0.05, 0.95, (T, B, H))], -1)
+    c_prev, tanh_c = rng.standard_normal((T, B, H)), rng.uniform(-0.9, 0.9, (T, B, H))
+    factor, out_factor = map(host, lk._backward_factors(dev(acts.copy()), dev(c_prev), dev(tanh_c)))
+    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
+    expect = np.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
+    np.testing.assert_allclose(factor, expect, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(out_factor, o * (1 - tanh_c ** 2), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_layer_backward_matches_finite_differences(reverse):
+    # torch-free: <y, dy> + <h_n, dh> + <c_n, dc> differentiated numerically in every input
+    rng = np.random.default_rng(8)
+    args = list(make(rng, T=3, B=2, I=2, H=3))
+    lengths = np.array([3, 2])
+    mask = lk.length_mask(lengths, 3, np)
+    dy, dh, dc = rng.standard_normal((3, 2, 3)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+
+    def loss(a):
+        y, h, c, _ = lk.lstm_layer_forward(*map(dev, a), reverse=reverse, mask=dev(mask))
+        return float((host(y) * dy).sum() + (host(h) * dh).sum() + (host(c) * dc).sum())
+
+    *_, saved = lk.lstm_layer_forward(*map(dev, args), reverse=reverse, mask=dev(mask))
+    dx, dh0, dc0, dw_ih, dw_hh, db = map(host, lk.lstm_layer_backward(saved, dev(dy), dev(dh), dev(dc)))
     eps = 1e-6
-    for arr, grad in ((a0, d_gates), (c0, dc_prev)):
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            plus, minus = arr.copy(), arr.copy()
-            plus[idx] += eps
-            minus[idx] -= eps
-            args = (plus, c0) if arr is a0 else (a0, plus)
-            args_m = (minus, c0) if arr is a0 else (a0, minus)
-            num[idx] = (loss(*args) - loss(*args_m)) / (2 * eps)
-        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)
+    for k, grad in enumerate((dx, dh0, dc0, dw_ih, dw_hh, db, db)):
+        num = np.zeros_like(args[k])
+        for idx in np.ndindex(args[k].shape):
+            plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+            plus[k][idx] += eps
+            minus[k][idx] -= eps
+            num[idx] = (loss(plus) - loss(minus)) / (2 * eps)
+        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8, err_msg=f"argument {k}")
+
+
+def test_cuda_step_kernels_match_the_numpy_path():
+    # On a GPU the per-step gate math runs as compiled kernels (_FWD_OP, _BWD_OP), which no
+    # CPU run executes: the same layer on both devices must agree.
+    reason = backend.cuda_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"needs a GPU: {reason}")
+    rng = np.random.default_rng(9)
+    args = make(rng)
+    mask = lk.length_mask(np.array([5, 2, 3]), 5, np)
+    dy, dh, dc = rng.standard_normal((5, 3, 6)), rng.standard_normal((3, 6)), rng.standard_normal((3, 6))
+    results = []
+    for device in ("cpu", "cuda"):
+        to = lambda a: backend.to_device(np.asarray(a), backend.Device(device))  # noqa: E731
+        y, h, c, saved = lk.lstm_layer_forward(*map(to, args), mask=to(mask))
+        assert (device == "cuda") == (backend.get_array_module(y) is not np)
+        grads = lk.lstm_layer_backward(saved, to(dy), to(dh), to(dc))
+        results.append([backend.asnumpy(a) for a in (y, h, c) + tuple(grads)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -117,12 +168,10 @@ def test_layer_forward_matches_reference(reverse, with_lengths):
     np.testing.assert_allclose(host(c_n), rc, atol=1e-12)
 
 
-torch = pytest.importorskip("torch")
-
-
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
 def test_layer_backward_matches_torch_autograd(reverse, with_lengths):
+    torch = pytest.importorskip("torch")
     # Wrong here means a BPTT term (carry through c, the recurrent GEMM, masking) is off.
     rng = np.random.default_rng(2)
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = make(rng)
@@ -160,6 +209,7 @@ def test_layer_backward_matches_torch_autograd(reverse, with_lengths):
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
 def test_gru_layer_matches_torch(reverse, with_lengths):
+    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     T, B, I, H = 4, 3, 5, 4
     x, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, H))
@@ -192,6 +242,7 @@ def test_gru_layer_matches_torch(reverse, with_lengths):
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_rnn_layer_matches_torch(nonlinearity, reverse):
+    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
     T, B, I, H = 4, 3, 5, 4
     x, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, H))

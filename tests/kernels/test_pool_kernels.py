@@ -1,11 +1,11 @@
 """Max/avg pooling kernels with argmax (tinynet/kernels/pool.py)."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
 from tinynet import backend
-from tinynet.kernels.im2col import pool_output_size
-from tinynet.testing.opinfo.pool import windows_see_input
+from tinynet.kernels import pool as pool_kernels
+from tinynet.testing.opinfo.pool import expected_pool_size, windows_see_input
 from tinynet.kernels.pool import (avg_pool2d_backward, avg_pool2d_divisor, avg_pool2d_forward,
                                   flat_indices, max_pool2d_backward, max_pool2d_forward,
                                   max_pool2d_gather)
@@ -78,8 +78,17 @@ def pool_cases(draw):
     return x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode
 
 
+def _permuted(shape, seed=0):
+    return np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape) / 7.0
+
+
 @settings(max_examples=150, deadline=None)
 @given(pool_cases(), st.integers(0, 2**31 - 1))
+# Four-offset kernels that tile the input exactly once took the 2x2 fast path and returned
+# a (2, 3, 4, 4) result where PyTorch gives (2, 3, 8, 2) (found by a fresh-seed dev run).
+@example((_permuted((2, 3, 8, 8)), (1, 4), (1, 4), (0, 0), (1, 1), False), 0)
+@example((_permuted((2, 3, 8, 8)), (4, 1), (4, 1), (0, 0), (1, 1), False), 0)
+@example((_permuted((1, 80, 4, 8)), (1, 4), (1, 4), (0, 0), (1, 1), True), 0)
 def test_max_pool_kernels_match_pytorch(case, seed):
     torch = pytest.importorskip("torch")
     x, k, s, p, d, ceil_mode = case
@@ -104,8 +113,7 @@ def test_max_pool_kernels_match_pytorch(case, seed):
 def test_avg_pool_kernels_match_pytorch(case, count_include_pad, seed):
     torch = pytest.importorskip("torch")
     x, k, s, p, _, ceil_mode = case
-    if any(x.shape[2 + a] + 2 * p[a] < k[a] for a in range(2)):
-        return
+    assume(all(x.shape[2 + a] + 2 * p[a] >= k[a] for a in range(2)))  # windows fit undilated
     xt = torch.tensor(x, requires_grad=True)
     yt = torch.nn.functional.avg_pool2d(xt, k, s, p, ceil_mode, count_include_pad)
     y = host(avg_pool2d_forward(dev(x), k, s, p, ceil_mode, count_include_pad))
@@ -116,13 +124,59 @@ def test_avg_pool_kernels_match_pytorch(case, count_include_pad, seed):
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_2x2_fast_path_matches_generic_loop_with_ties():
-    # integer-valued input has many ties: both paths must keep the first maximum
-    x = np.random.default_rng(1).integers(0, 3, (2, 3, 8, 6)).astype(np.float32)
-    y, argmax = max_pool2d_forward(dev(x), 2)                   # tournament fast path
-    y2, argmax2 = max_pool2d_forward(dev(x), 2, 2, 0, (1, 1), ceil_mode=True)  # same windows
-    np.testing.assert_array_equal(host(y), host(y2))
-    # generic loop reference, computed independently with argmax over the window axis
-    windows = x.reshape(2, 3, 4, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 4, 3, 4)
-    np.testing.assert_array_equal(host(argmax), windows.argmax(-1))
-    assert pool_output_size(8, 2, 2) == 4
+def reference_max_pool(x, k, s, p, d, ceil_mode):
+    """Max and first-argmax of every window, one window at a time (NumPy's argmax keeps
+    the first maximum), with window counts from the test-side size formula."""
+    N, C, H, W = x.shape
+    Ho, Wo = (expected_pool_size(H, k[0], s[0], p[0], d[0], ceil_mode),
+              expected_pool_size(W, k[1], s[1], p[1], d[1], ceil_mode))
+    y, argmax = np.empty((N, C, Ho, Wo)), np.empty((N, C, Ho, Wo), dtype=int)
+    for ho in range(Ho):
+        for wo in range(Wo):
+            values = np.full((N, C, k[0] * k[1]), -np.inf)
+            for i in range(k[0]):
+                for j in range(k[1]):
+                    h, w = ho * s[0] - p[0] + i * d[0], wo * s[1] - p[1] + j * d[1]
+                    if 0 <= h < H and 0 <= w < W:
+                        values[:, :, i * k[1] + j] = x[:, :, h, w]
+            y[:, :, ho, wo], argmax[:, :, ho, wo] = values.max(-1), values.argmax(-1)
+    return y, argmax
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 6), (4, 16, 8, 4)])   # (N, C, H, W) and tiny-map layouts
+def test_2x2_tournament_and_offset_loop_both_keep_the_first_of_tied_maxima(shape, monkeypatch):
+    # Integer values in 0..2: most windows hold a tie. Each path is called directly, so
+    # neither can hide behind the other; the public entry must take the tournament.
+    x = np.random.default_rng(1).integers(0, 3, shape).astype(np.float64)
+    ref_y, ref_argmax = reference_max_pool(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    assert (ref_argmax > 0).any() and (ref_argmax < 3).any()
+    spatial_first = shape[3] <= 8 and shape[0] * shape[1] >= 64
+    xp = backend.get_array_module(dev(x))
+    tournament_in = dev(x.transpose(2, 3, 0, 1).copy()) if spatial_first else dev(x)
+    y_t, argmax_t = pool_kernels._max_pool_2x2_tournament(xp, tournament_in, spatial_first)
+    if spatial_first:
+        y_t, argmax_t = y_t.transpose(2, 3, 0, 1), argmax_t.transpose(2, 3, 0, 1)
+    y_l, argmax_l = pool_kernels._max_pool_offset_loop(xp, dev(x), (2, 2), (2, 2), (1, 1),
+                                                       ref_y.shape[2:], np.int8)
+    for y, argmax in ((y_t, argmax_t), (y_l, argmax_l)):
+        np.testing.assert_array_equal(host(y), ref_y)
+        np.testing.assert_array_equal(host(argmax), ref_argmax)
+    calls, original = [], pool_kernels._max_pool_2x2_tournament
+    monkeypatch.setattr(pool_kernels, "_max_pool_2x2_tournament",
+                        lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    y, argmax = max_pool2d_forward(dev(x), 2)
+    assert calls, "a 2x2 stride-2 pool that tiles its input should take the tournament"
+    np.testing.assert_array_equal(host(argmax), ref_argmax)
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil_mode", [
+    ((3, 3), (1, 1), (1, 1), (1, 1), False), ((1, 4), (1, 4), (0, 0), (1, 1), False),
+    ((4, 1), (4, 1), (0, 0), (1, 1), False), ((2, 3), (2, 1), (1, 0), (1, 2), True),
+    ((2, 2), (1, 1), (0, 0), (1, 1), False)])
+def test_offset_loop_keeps_the_first_of_tied_maxima(k, s, p, d, ceil_mode):
+    # the general loop's tie rule, on its own (PyTorch's: the first maximum in the window)
+    x = np.random.default_rng(2).integers(0, 3, (2, 3, 8, 8)).astype(np.float64)
+    ref_y, ref_argmax = reference_max_pool(x, k, s, p, d, ceil_mode)
+    y, argmax = max_pool2d_forward(dev(x), k, s, p, d, ceil_mode)
+    np.testing.assert_array_equal(host(y), ref_y)
+    np.testing.assert_array_equal(host(argmax), ref_argmax)

@@ -192,3 +192,13 @@ def test_nn_functional_is_tinynet_functional():
     import tinynet.nn.functional as NF
     import tinynet.functional as F
     assert NF.conv2d is F.conv2d and NF.batch_norm is F.batch_norm
+
+
+def test_reassigning_a_child_or_parameter_keeps_its_position():
+    # PyTorch keeps insertion order on replacement; state_dict keys and Sequential order rely on it.
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    setattr(seq, "1", nn.Tanh())
+    assert [type(m).__name__ for m in seq] == ["Linear", "Tanh", "Linear"]
+    lin = nn.Linear(2, 3)
+    lin.weight = nn.Parameter(lin.weight.data.copy())
+    assert list(lin.state_dict()) == ["weight", "bias"]

@@ -124,6 +124,121 @@ def test_torch_parity(info):
     check()
 
 
+def _gradients(info, sample, create_graph):
+    """Gradients of ``sum_i <out_i, v_i>`` (``v`` seeded, so the same for every call) with
+    respect to every float input, through ``backward(create_graph=...)``; None where an
+    input gets no gradient."""
+    ours_in = _tensors(sample)
+    out = info.op(*ours_in, **sample.kwargs)
+    rng = np.random.default_rng(0)
+    total = None
+    for o in (list(out) if isinstance(out, (tuple, list)) else [out]):
+        if isinstance(o, tn.Tensor) and o.requires_grad:
+            term = (o * tn.tensor(rng.standard_normal(o.shape))).sum()
+            total = term if total is None else total + term
+    if total is None:
+        return None
+    total.backward(create_graph=create_graph)
+    return [x.grad if isinstance(x, tn.Tensor) and x.requires_grad else None for x in ours_in], ours_in
+
+
+@pytest.mark.parametrize("info", [o for o in OPS if o.gradcheck], ids=_ids)
+def test_create_graph_backward_matches_first_order_backward_and_pytorch(info):
+    """``backward(create_graph=True)`` gives the same first derivatives as the plain backward,
+    and as PyTorch's, on the same drawn inputs.
+
+    Some ops (batch_norm, the recurrent layers and cells) have two backward implementations:
+    array code for first-order use, and one written in tinynet ops that runs when a graph
+    is requested. gradcheck sees only the first; gradgradcheck differentiates the second but
+    compares it with finite differences of itself, so a wrong op-built backward passes both.
+    This test pins the op-built one to the other two. It runs for every registered op, so
+    an op registered later is covered without opting in.
+    """
+    @_settings(info)
+    @given(info.samples())
+    def check(sample):
+        first = _gradients(info, sample, create_graph=False)
+        assert first is not None, f"{info.name}: no output requires grad, nothing to compare"
+        built, ours_in = _gradients(info, sample, create_graph=True)
+        for i, (a, b) in enumerate(zip(first[0], built)):
+            if a is None and b is None:
+                continue
+            assert a is not None and b is not None, f"{info.name}: argument {i} has a gradient on one path only"
+            assert_close(b.detach(), a, rtol=max(info.rtol, 1e-9), atol=max(info.atol, 1e-9),
+                         msg=f"{info.name}: create_graph=True gradient of argument {i} differs "
+                             f"from the create_graph=False one")
+        if torch is None or info.torch_op is None:
+            return
+        theirs_in = _torch_args(sample)
+        theirs = info.torch_op(torch, *theirs_in, **sample.kwargs)
+        rng = np.random.default_rng(0)
+        total = None
+        for t in (list(theirs) if isinstance(theirs, (tuple, list)) else [theirs]):
+            if t.requires_grad:
+                term = (t * torch.from_numpy(rng.standard_normal(tuple(t.shape)))).sum()
+                total = term if total is None else total + term
+        total.backward()
+        for i, (b, y) in enumerate(zip(built, theirs_in)):
+            if b is not None:
+                gy = y.grad if y.grad is not None else torch.zeros_like(y)
+                assert_close(b.detach(), gy, rtol=info.rtol, atol=max(info.atol, 1e-9),
+                             msg=f"{info.name}: create_graph=True gradient of argument {i} vs PyTorch")
+    check()
+
+
+def _function_classes():
+    """Every ``Function`` subclass defined in tinynet (functional and below)."""
+    import tinynet.functional  # noqa: F401  (defines them)
+    found, stack = set(), [tn.autograd.Function]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in found and sub.__module__.startswith("tinynet."):
+                found.add(sub)
+                stack.append(sub)
+    return found
+
+
+def _has_op_built_backward(cls):
+    """A backward that consults the grad mode has a separate create_graph path."""
+    import inspect
+    backward = cls.__dict__.get("backward")
+    return backward is not None and "grad_enabled" in inspect.getsource(backward)
+
+
+def _graph_functions(out):
+    seen, stack = set(), [o._ctx for o in (out if isinstance(out, (tuple, list)) else [out])
+                          if isinstance(o, tn.Tensor) and o._ctx is not None]
+    while stack:
+        node = stack.pop()
+        if type(node) in seen:
+            continue
+        seen.add(type(node))
+        stack.extend(t._ctx for t in node.inputs if isinstance(t, tn.Tensor) and t._ctx is not None)
+    return seen
+
+
+def test_every_op_built_backward_is_reached_by_a_registered_op():
+    """A Function whose backward branches on the grad mode (an op-built create_graph path
+    beside an array path) must sit in the graph of some registered op, so that
+    test_create_graph_backward_matches_first_order_backward_and_pytorch compares its two paths."""
+    from hypothesis import Phase
+    branching = {cls for cls in _function_classes() if _has_op_built_backward(cls)}
+    assert branching, "no Function with an op-built backward found: the detection is broken"
+    reached = set()
+    for info in OPS:
+        if not info.gradcheck:
+            continue
+
+        @settings(max_examples=1, phases=[Phase.generate], database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(info.samples())
+        def record(sample):
+            reached.update(_graph_functions(info.op(*_tensors(sample), **sample.kwargs)))
+        record()
+    missing = sorted(cls.__qualname__ for cls in branching - reached)
+    assert not missing, f"Functions with an op-built backward that no registered op reaches: {missing}"
+
+
 @pytest.mark.parametrize("info", OPS, ids=_ids)
 def test_float32_agrees_with_float64(info):
     """The float32 path computes the same function (within float32 rounding)."""

@@ -31,8 +31,9 @@ def test_non_trainable_parameters_are_counted_separately():
 def test_summary_prints_and_leaves_model_state_alone(capsys):
     m = _model()
     before = m[1].running_mean.numpy().copy()
-    summary(m, (1, 8, 8))
+    assert summary(m, (1, 8, 8)) is None          # printed once, not echoed again by a REPL
     out = capsys.readouterr().out
+    assert out.count("Total params") == 1
     assert "Layer (type)" in out and "Output Shape" in out and "Param #" in out
     assert np.array_equal(before, m[1].running_mean.numpy()), "running stats must not move"
     assert m[1].num_batches_tracked.item() == 0

@@ -91,9 +91,12 @@ class Subset(Dataset):
             return Subset(self.dataset, self.indices[index])
         return self.dataset[int(self.indices[index])]
 
-    def take(self, indices) -> tuple:
-        """Vectorised rows, available when the underlying dataset has ``take``."""
-        return self.dataset.take(self.indices[indices])
+    @property
+    def take(self):
+        """Vectorised rows ``take(indices)``, present only when the underlying dataset has
+        ``take`` (a Subset of an image folder is read item by item)."""
+        inner = self.dataset.take          # AttributeError here makes hasattr(subset, "take") False
+        return lambda indices: inner(self.indices[indices])
 
 
 def _lengths(lengths: Sequence, n: int) -> list:

@@ -59,6 +59,9 @@ class DataLoader:
         :class:`~tinynet.data.transforms.Compose` of batch transforms.
     collate_fn : callable, optional
         Used for datasets without a vectorised ``take`` (default :func:`default_collate`).
+    sampler : iterable of int, optional
+        Gives the indices of each epoch instead of ``range(len(dataset))`` or a shuffle
+        (e.g. a :class:`~tinynet.data.DistributedSampler`); excludes ``shuffle``.
 
     >>> import numpy as np
     >>> from tinynet.data import TensorDataset
@@ -69,14 +72,20 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, transform: Callable | None = None,
-                 collate_fn: Callable | None = None):
+                 collate_fn: Callable | None = None, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"DataLoader: seed must be an int or None, got {type(seed).__name__}")
         if transform is not None and not callable(transform):
             raise TypeError("DataLoader: transform must be callable")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive "
+                             "(the sampler decides the order; e.g. DistributedSampler(shuffle=True))")
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(f"DataLoader: sampler must be an iterable of indices, got {type(sampler).__name__}")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -86,8 +95,11 @@ class DataLoader:
         self.epoch_order = None      # the sample order of the current (or last) epoch
         self._resume = None          # (order, first batch) for the next epoch, see resume_at
 
+    def _epoch_size(self) -> int:
+        return len(self.sampler) if self.sampler is not None else len(self.dataset)
+
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = self._epoch_size()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     # The private generator's state, for checkpoints (None when the global one is used).
@@ -104,24 +116,28 @@ class DataLoader:
         training run interrupted mid-epoch continues exactly."""
         if order is not None:
             order = np.asarray(order, dtype=np.int64)
-            if order.shape != (len(self.dataset),):
+            if order.shape != (self._epoch_size(),):
                 raise ValueError(f"DataLoader.resume_at: order has shape {order.shape}, expected "
-                                 f"({len(self.dataset)},) for this dataset")
+                                 f"({self._epoch_size()},) for this dataset and sampler")
         if not 0 <= batch <= len(self):
             raise ValueError(f"DataLoader.resume_at: batch must be in [0, {len(self)}], got {batch}")
         self._resume = (order, int(batch))
 
     def _order(self, n: int):
+        if self.sampler is not None:
+            return np.fromiter(iter(self.sampler), dtype=np.int64, count=n)
         if not self.shuffle:
             return None
         rng = self._rng if self._rng is not None else generator()
         return rng.permutation(n)
 
     def __iter__(self):
-        n = len(self.dataset)
+        n = self._epoch_size()
         first = 0
         if self._resume is not None:
             (order, first), self._resume = self._resume, None
+            if order is None and self.sampler is not None:   # the sampler knows its own order
+                order = self._order(n)
         else:
             order = self._order(n)
         self.epoch_order = order

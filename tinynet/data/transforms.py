@@ -19,7 +19,8 @@ from ..backend import numpy as np
 from ..random import generator
 from ..tensor import Tensor
 
-__all__ = ["Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "ToFloat", "Lambda"]
+__all__ = ["Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "ToFloat", "Lambda",
+           "Resize", "RandomResizedCrop"]
 
 
 def _array(x, op):
@@ -171,3 +172,73 @@ class RandomCrop:
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
+
+
+def _size_pair(size, op):
+    pair = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(pair) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in pair):
+        raise ValueError(f"{op}: size must be a positive int or (height, width), got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class Resize:
+    """Resizes a CHW image or NCHW batch to ``size`` (an int: square) by bilinear
+    interpolation (PyTorch's ``align_corners=False``, no antialiasing); byte images stay bytes.
+    The kernel is :func:`tinynet.data.resize.bilinear`.
+
+    >>> import numpy as np
+    >>> Resize(4)(np.zeros((3, 10, 7), dtype="uint8")).shape
+    (3, 4, 4)
+    """
+
+    def __init__(self, size):
+        self.size = _size_pair(size, "Resize")
+
+    def __call__(self, x):
+        from .resize import bilinear
+        a = _array(x, "Resize")
+        b, squeeze = _as_batch(a, "Resize")
+        out = bilinear(b, self.size) if tuple(b.shape[2:]) != self.size else b
+        return Tensor(out[0] if squeeze else out)
+
+    def __repr__(self) -> str:
+        return f"Resize(size={self.size})"
+
+
+class RandomResizedCrop:
+    """Crops a random box of each image and resizes it to ``size`` (Inception-style
+    augmentation, as ``torchvision``'s transform of the same name).
+
+    The box covers a fraction of the image's area drawn uniformly from ``scale`` and has an
+    aspect ratio (width / height) drawn log-uniformly from ``ratio``; a box that does not
+    fit is shrunk to fit. Each image of a batch gets its own box; the resampling is one
+    vectorised bilinear gather (:func:`tinynet.data.resize.bilinear`).
+    """
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.size = _size_pair(size, "RandomResizedCrop")
+        self.scale = tuple(float(s) for s in scale)
+        self.ratio = tuple(float(r) for r in ratio)
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"RandomResizedCrop: scale must be (low, high) with 0 < low <= high <= 1, "
+                             f"got {scale!r}")
+        if len(self.ratio) != 2 or not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"RandomResizedCrop: ratio must be (low, high) with 0 < low <= high, got {ratio!r}")
+
+    def __call__(self, x):
+        from .resize import bilinear
+        a = _array(x, "RandomResizedCrop")
+        b, squeeze = _as_batch(a, "RandomResizedCrop")
+        n, _, h, w = b.shape
+        rng = generator()
+        area = h * w * rng.uniform(self.scale[0], self.scale[1], size=n)
+        aspect = np.exp(rng.uniform(np.log(self.ratio[0]), np.log(self.ratio[1]), size=n))
+        bw = np.clip(np.sqrt(area * aspect), 1.0, w)
+        bh = np.clip(np.sqrt(area / aspect), 1.0, h)
+        top = rng.uniform(0.0, 1.0, size=n) * (h - bh)
+        left = rng.uniform(0.0, 1.0, size=n) * (w - bw)
+        out = bilinear(b, self.size, boxes=(top, left, bh, bw))
+        return Tensor(out[0] if squeeze else out)
+
+    def __repr__(self) -> str:
+        return f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio})"

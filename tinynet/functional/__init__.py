@@ -25,10 +25,16 @@ from .normalization import *    # noqa: F401,F403
 from .normalization import __all__ as _normalization
 from .dropout import *          # noqa: F401,F403
 from .dropout import __all__ as _dropout
-
+from .embedding import *        # noqa: F401,F403
+from .embedding import __all__ as _embedding
 from .indexing import *         # noqa: F401,F403
 from .indexing import __all__ as _indexing
 
 __all__ = (_elementwise + _activation + _reduction + _shape + _linalg + _loss + _conv + _pool
            + _recurrent + _normalization + _dropout)
+from .attention import *        # noqa: F401,F403
+from .attention import __all__ as _attention
+from .interpolate import *      # noqa: F401,F403
+from .interpolate import __all__ as _interpolate
+__all__ = __all__ + _embedding + _attention + _interpolate
 __all__ = __all__ + _indexing

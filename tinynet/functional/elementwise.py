@@ -7,7 +7,7 @@ algebra is closed under differentiation.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, depends_on
 from .. import backend
 from ..tensor import Tensor, as_dtype
 from ._operands import binary_operands, as_tensor, check_tensor, check_broadcastable, promote
@@ -111,7 +111,7 @@ class Abs(Function):
         return backend.get_array_module(a).abs(a)
 
     def backward(self, g):
-        return g * sign(self.inputs[0])
+        return depends_on(g * sign(self.inputs[0]), self.inputs[0])
 
 
 class Clamp(Function):
@@ -393,7 +393,10 @@ def to_dtype(input, dtype) -> Tensor:
 
 def to_device(input, device) -> Tensor:
     """``input`` on ``device`` (the same tensor when it is already there); differentiable."""
-    device = backend.Device(device)
+    try:
+        device = backend.Device(device)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"to: {e}") from None
     check_tensor(input, "to")
     if input.device == device:
         return input

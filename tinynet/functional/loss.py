@@ -7,7 +7,7 @@ one-sided subgradient.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, anchor
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device, check_broadcastable
@@ -74,6 +74,9 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     if input.data.size and (xp.any(input.data < 0) or xp.any(input.data > 1)):
         raise ValueError("binary_cross_entropy: all elements of input must be probabilities in "
                          "[0, 1]; use binary_cross_entropy_with_logits for raw scores")
+    if target.data.size and not xp.all((target.data >= 0) & (target.data <= 1)):  # NaN too
+        raise ValueError("binary_cross_entropy: all elements of target must be probabilities in "
+                         f"[0, 1], got values in [{float(target.data.min())}, {float(target.data.max())}]")
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = _weighted(loss, weight, "binary_cross_entropy")
@@ -211,7 +214,7 @@ def _nll_loss(input, target, weight, ignore_index, reduction, op):
     _check_reduction(reduction, op)
     C = _check_class_target(input, target, op, ignore_index)
     xp = input.xp
-    logp = _class_last(input)
+    logp = _class_last(anchor(input))   # PyTorch's nll backward reads the input
     t = target.data.reshape(-1)
     keep = t != ignore_index
     safe_t = xp.where(keep, t, 0)

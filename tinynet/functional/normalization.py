@@ -1,4 +1,4 @@
-"""Batch and layer normalization.
+"""Batch, layer and group normalization.
 
 Batch norm over an input (N, C, *spatial) normalizes each channel c with the statistics of
 its M = N·prod(spatial) values:
@@ -18,14 +18,14 @@ running statistics normalize, and y is an affine function of x.
 """
 from __future__ import annotations
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, is_grad_enabled, depends_on, anchor
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device
 from .reduction import sum as _sum, mean as _mean
 from .shape import reshape
 
-__all__ = ["batch_norm", "layer_norm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm"]
 
 
 def _channel_shape(x_ndim: int, C: int) -> tuple:
@@ -100,7 +100,7 @@ class BatchNormTrain(Function):
         scale = invstd if weight is None else invstd * reshape(weight, cshape)
         gx = scale * (g - sum_g / float(M) - xhat * (sum_gx / float(M)))
         gw = reshape(sum_gx, (-1,)) if weight is not None else None
-        gb = reshape(sum_g, (-1,)) if bias is not None else None
+        gb = depends_on(reshape(sum_g, (-1,)), x) if bias is not None else None
         return gx, gw, gb
 
 
@@ -155,7 +155,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         scale = invstd if weight is None else weight * invstd
         shift = -Tensor(running_mean.data.astype(input.dtype)) * scale
         if bias is not None:
-            shift = shift + bias
+            shift = shift + anchor(bias, input)
         return input * reshape(scale, cshape) + reshape(shift, cshape)
     M = input.data.size // C if C else 0
     if M <= 1:
@@ -201,5 +201,53 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if weight is not None:
         y = y * weight
     if bias is not None:
-        y = y + bias
+        y = y + anchor(bias, input)
+    return y
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Group normalization (Wu & He, 2018), PyTorch's ``group_norm``.
+
+    The C channels of an (N, C, *) input are split into ``num_groups`` groups of C/G
+    consecutive channels; each (sample, group) is normalized with the biased mean and
+    variance of its (C/G)·prod(*) values, then each channel is scaled and shifted:
+
+        x̂ = (x - μ_ng) / sqrt(σ²_ng + eps),   y = γ_c·x̂ + β_c        γ, β: (C,)
+
+    Unlike batch norm it uses no batch statistics, so it behaves the same in training and
+    evaluation and for any batch size. Composed of differentiable ops (reshape, mean, the
+    affine map), so every derivative order follows.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> y = F.group_norm(tn.tensor([[[1.0], [3.0], [5.0], [5.0]]]), 2)
+    >>> [round(v, 3) for v in y.numpy().ravel().tolist()]
+    [-1.0, 1.0, 0.0, 0.0]
+    """
+    op = "group_norm"
+    check_tensor(input, op, "input", floating=True)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C, *), got shape {tuple(input.shape)}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups <= 0:
+        raise ValueError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
+    N, C = input.shape[0], input.shape[1]
+    if C % num_groups:
+        raise ValueError(f"{op}: the {C} channels of input shape {tuple(input.shape)} do not "
+                         f"split into num_groups={num_groups} equal groups")
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    weight = _check_vector(weight, "weight", C, input, op)
+    bias = _check_vector(bias, "bias", C, input, op)
+    check_same_device(op, input=input, weight=weight, bias=bias)
+    grouped = reshape(input, N, num_groups, -1)            # (N, G, C/G · prod(*))
+    mu = _mean(grouped, -1, keepdim=True)
+    xc = grouped - mu
+    y = reshape(xc * (_mean(xc * xc, -1, keepdim=True) + eps) ** -0.5, input.shape)
+    cshape = _channel_shape(input.ndim, C)
+    if weight is not None:
+        y = y * reshape(weight, cshape)
+    if bias is not None:
+        y = y + reshape(bias, cshape)
     return y

@@ -13,7 +13,7 @@ derivatives of max pooling flow through the same positions as the first.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, depends_on, anchor
 from ..kernels import im2col as K
 from ..kernels import pool as P
 from ..tensor import Tensor
@@ -35,8 +35,8 @@ class MaxPool2d(Function):
         return y
 
     def backward(self, gy, *unused_index_grad):
-        return MaxPool2dBackward.apply(gy, Tensor(self.argmax), input_size=self.input_size,
-                                       geometry=self.geometry)
+        return depends_on(MaxPool2dBackward.apply(gy, Tensor(self.argmax), input_size=self.input_size,
+                                                  geometry=self.geometry), self.inputs[0])
 
 
 class MaxPool2dBackward(Function):
@@ -68,7 +68,8 @@ class AvgPool2d(Function):
         return P.avg_pool2d_forward(x, *geometry)
 
     def backward(self, gy):
-        return AvgPool2dBackward.apply(gy, input_size=self.input_size, geometry=self.geometry)
+        return depends_on(AvgPool2dBackward.apply(gy, input_size=self.input_size, geometry=self.geometry),
+                          self.inputs[0])
 
 
 class AvgPool2dBackward(Function):
@@ -211,6 +212,9 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
         raise ValueError(f"{op}: input has an empty spatial size {(H, W)}")
     if (Ho, Wo) == (1, 1):
         return _mean(input, (-2, -1), keepdim=True)
+    # Beyond a global mean, PyTorch's backward reads the input: its gradient requires grad
+    # after backward(create_graph=True), and a second backward gives zeros.
+    input = anchor(input)
     if H % Ho == 0 and W % Wo == 0:
         return avg_pool2d(input, (H // Ho, W // Wo))
     xp, dtype = input.xp, input.dtype

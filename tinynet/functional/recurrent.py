@@ -21,7 +21,7 @@ gradgradcheck of the cells exercise both paths.
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, is_grad_enabled, depends_on
 from ..tensor import Tensor
 from ..kernels import lstm as _lstm
 from ..kernels import gru as _gru
@@ -209,7 +209,7 @@ def _rnn_bptt_ops(x, h0, w_ih, w_hh, b_ih, b_hh, dy, dh, relu, reverse, mask):
         a = gx[t] + linear(h, w_hh, b_hh)
         if relu:
             # relu' is a constant mask (its own derivative is zero almost everywhere).
-            deriv = Tensor((a.data > 0).astype(x.dtype))
+            deriv = depends_on(Tensor((a.data > 0).astype(x.dtype)), a)
             h_new = a * deriv
         else:
             h_new = tanh(a)

@@ -262,16 +262,20 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Constant padding; ``pad = (left, right, top, bottom, ...)`` from the last dim back."""
+    """Pads with ``value`` (mode 'constant'), or by reflecting ('reflect') or repeating
+    ('replicate') the edges; ``pad = (left, right, top, bottom, ...)`` from the last dim back."""
     check_tensor(input, "pad")
-    if mode != "constant":
-        raise ValueError(f"pad: mode {mode!r} is not supported; tinynet implements 'constant' only")
+    if mode not in ("constant", "reflect", "replicate"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
     pad = tuple(pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: 'pad' must have an even length of at most 2*ndim = {2 * input.ndim}, "
                          f"got {len(pad)}")
     if any((not isinstance(p, int)) or p < 0 for p in pad):
         raise ValueError(f"pad: padding sizes must be non-negative ints, got {pad}")
+    if mode != "constant":
+        from .padding import pad_edges   # padding builds on getitem, defined here
+        return pad_edges(input, pad, mode)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"pad: 'value' must be a number, got {type(value).__name__}")
     widths = [(0, 0)] * input.ndim

@@ -34,6 +34,10 @@ offset (i, j) is a plain shift by ``i·dh·Wp + j·dw``; it stores only the kw c
 (kw times the input instead of kh·kw), and the kh row shifts become column offsets into
 it, one GEMM per kernel row (see ``tinynet/functional/conv.py``).
 
+Threads: the copies of :func:`im2col` and the sums of :func:`col2im` are independent per
+channel, so large ones run as channel chunks on tinynet's pool
+(:func:`tinynet.backend.parallel_for`; NumPy releases the GIL inside each copy).
+
 Memory: the im2col buffer holds C·kh·kw·N·Ho·Wo elements (kh·kw times the input for a
 stride-1 "same" convolution). When that exceeds :data:`workspace_limit` bytes, callers
 process the batch in chunks of :func:`batch_chunk` samples.
@@ -203,16 +207,36 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
         return out
     if out is None:
         out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
-    if (kh, kw) == (sh, sw) and dilation == (1, 1) and padding == (0, 0):
-        # Non-overlapping tiles (e.g. the gradient of a 2x2 stride-2 up-convolution):
-        # a single transposing copy.
-        tiles = x[:, :, :Ho * kh, :Wo * kw].reshape(N, C, Ho, kh, Wo, kw)
-        out[...] = tiles.transpose(1, 3, 5, 0, 2, 4)
-        return out
-    buf = _padded_channel_major(x, output_size, kernel_size, stride, padding, dilation)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, i, j] = _window(buf, i, j, output_size, stride, dilation)
+    if _is_tiling(kernel_size, stride, padding, dilation):
+        return _im2col_tiles(x, out)
+    return _im2col_windows(x, out, stride, padding, dilation)
+
+
+def _is_tiling(kernel_size, stride, padding, dilation) -> bool:
+    """Windows that neither overlap nor leave gaps (kernel == stride, per axis), unpadded
+    and undilated: im2col is then a reshape and one transposing copy."""
+    return kernel_size == stride and dilation == (1, 1) and padding == (0, 0)
+
+
+def _im2col_tiles(x, out):
+    """im2col for :func:`_is_tiling` geometries, into ``out`` (C, kh, kw, N, Ho, Wo)."""
+    N, C = x.shape[:2]
+    _, kh, kw, _, Ho, Wo = out.shape
+    tiles = x[:, :, :Ho * kh, :Wo * kw].reshape(N, C, Ho, kh, Wo, kw)
+    out[...] = tiles.transpose(1, 3, 5, 0, 2, 4)
+    return out
+
+
+def _im2col_windows(x, out, stride, padding, dilation):
+    """General im2col into ``out`` (C, kh, kw, N, Ho, Wo): one strided slice per offset."""
+    C, kh, kw, _, Ho, Wo = out.shape
+    buf = _padded_channel_major(x, (Ho, Wo), (kh, kw), stride, padding, dilation)
+
+    def copy_channels(lo, hi):     # channels are independent: chunks run on the pool
+        for i in range(kh):
+            for j in range(kw):
+                out[lo:hi, i, j] = _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation)
+    backend.parallel_for(C, copy_channels, nbytes=2 * out.nbytes, like=x)
     return out
 
 
@@ -244,22 +268,41 @@ def col2im(col, input_size, stride=1, padding=0, dilation=1, batch_last=False):
                 window = _window_batch_last(buf, i, j, (Ho, Wo), stride, dilation)
                 window += col[:, i, j]
         return xp.ascontiguousarray(buf[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2))
+    if _is_tiling(col.shape[1:3], stride, padding, dilation):
+        return _col2im_tiles(col, input_size)
+    return _col2im_windows(col, input_size, stride, padding, dilation)
+
+
+def _col2im_tiles(col, input_size):
+    """col2im for :func:`_is_tiling` geometries (e.g. a 2x2 stride-2 up-convolution): each
+    pixel is read by at most one window, so the adjoint is a transposing copy."""
+    xp = backend.get_array_module(col)
+    H, W = input_size
     C, kh, kw, N, Ho, Wo = col.shape
-    if (kh, kw) == (sh, sw) and dilation == (1, 1) and padding == (0, 0):
-        # Non-overlapping tiles (2x2 stride-2 up-convolution): a transposing copy.
-        tiles = col.transpose(3, 0, 4, 1, 5, 2).reshape(N, C, Ho * kh, Wo * kw)
-        if (Ho * kh, Wo * kw) == (H, W):
-            return xp.ascontiguousarray(tiles)
-        x = xp.zeros((N, C, H, W), dtype=col.dtype)
-        x[:, :, :Ho * kh, :Wo * kw] = tiles
-        return x
+    tiles = col.transpose(3, 0, 4, 1, 5, 2).reshape(N, C, Ho * kh, Wo * kw)
+    if (Ho * kh, Wo * kw) == (H, W):
+        return xp.ascontiguousarray(tiles)
+    x = xp.zeros((N, C, H, W), dtype=col.dtype)
+    x[:, :, :Ho * kh, :Wo * kw] = tiles
+    return x
+
+
+def _col2im_windows(col, input_size, stride, padding, dilation):
+    """General col2im of (C, kh, kw, N, Ho, Wo) columns: one strided add per offset."""
+    xp = backend.get_array_module(col)
+    H, W = input_size
+    (sh, sw), (ph, pw) = stride, padding
+    C, kh, kw, N, Ho, Wo = col.shape
     Hp = max((Ho - 1) * sh + (kh - 1) * dilation[0] + 1, ph + H)
     Wp = max((Wo - 1) * sw + (kw - 1) * dilation[1] + 1, pw + W)
     buf = xp.zeros((C, N, Hp, Wp), dtype=col.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            window = _window(buf, i, j, (Ho, Wo), stride, dilation)
-            window += col[:, i, j]
+
+    def add_channels(lo, hi):      # channels are independent: chunks run on the pool
+        for i in range(kh):
+            for j in range(kw):
+                window = _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation)
+                window += col[lo:hi, i, j]
+    backend.parallel_for(C, add_channels, nbytes=2 * col.nbytes, like=col)
     return xp.ascontiguousarray(buf[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
 
 

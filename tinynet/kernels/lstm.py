@@ -1,4 +1,6 @@
-"""LSTM gate math on raw arrays: one cell step, and a whole layer with backward through time.
+"""LSTM gate math on raw arrays: a whole layer, forward and backward through time.
+
+(A cell is a layer over one time step; ``tinynet.functional.lstm_cell`` calls it so.)
 
 Notation (PyTorch's, gate order i, f, g, o; weights stacked in blocks of ``H`` rows)::
 
@@ -44,8 +46,7 @@ from typing import NamedTuple
 from .. import backend
 
 __all__ = [
-    "gate_scale", "activate_gates", "lstm_cell_forward", "lstm_cell_backward",
-    "LSTMSaved", "lstm_layer_forward", "lstm_layer_backward", "length_mask",
+    "gate_scale", "LSTMSaved", "lstm_layer_forward", "lstm_layer_backward", "length_mask",
 ]
 
 
@@ -62,56 +63,6 @@ def gate_scale(hidden: int, dtype, xp, sigmoid_blocks=(0, 1, 3), blocks: int = 4
         add[k] = 0.5
     scale = scale.reshape(-1)
     return scale, scale, add.reshape(-1)
-
-
-def activate_gates(gates, prescaled: bool = False):
-    """Turns pre-activations ``(B, 4H)`` into ``[i | f | g | o]`` activations, in place.
-
-    With ``prescaled=True`` the i, f, o blocks already hold ``0.5 * a`` (the layer kernels
-    fold that factor into the weights).
-    """
-    xp = backend.get_array_module(gates)
-    scale, mul, add = gate_scale(gates.shape[-1] // 4, gates.dtype, xp)
-    if not prescaled:
-        gates *= scale
-    xp.tanh(gates, out=gates)
-    gates *= mul
-    gates += add
-    return gates
-
-
-def lstm_cell_forward(gates, c_prev, prescaled: bool = False):
-    """One step from pre-activations. gates ``(B, 4H)`` is overwritten with the activations.
-
-    Returns ``h (B, H), c (B, H), tanh_c (B, H)``; ``gates`` (now ``[i|f|g|o]``), ``c_prev``
-    and ``tanh_c`` are what :func:`lstm_cell_backward` needs.
-    """
-    xp = backend.get_array_module(gates, c_prev)
-    B, H = c_prev.shape
-    c = xp.empty_like(c_prev)
-    h = xp.empty_like(c_prev)
-    tanh_c = xp.empty_like(c_prev)
-    _forward_step(xp, gates, c_prev, c, h, tanh_c, H, prescaled, xp.empty_like(c_prev))
-    return h, c, tanh_c
-
-
-def lstm_cell_backward(acts, c_prev, tanh_c, dh, dc):
-    """Gradients of one step: ``(d_gates (B, 4H) w.r.t. pre-activations, dc_prev (B, H))``.
-
-    ``acts`` are the activations ``[i|f|g|o]`` left in ``gates`` by :func:`lstm_cell_forward`.
-    ``dh``/``dc`` are the gradients w.r.t. that step's outputs ``h`` and ``c``.
-    """
-    H = c_prev.shape[1]
-    i, f, g, o = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:3 * H], acts[:, 3 * H:]
-    xp = backend.get_array_module(acts)
-    dc_total = dc + dh * o * (1 - tanh_c * tanh_c)
-    d_gates = xp.concatenate([
-        dc_total * g * i * (1 - i),
-        dc_total * c_prev * f * (1 - f),
-        dc_total * i * (1 - g * g),
-        dh * tanh_c * o * (1 - o),
-    ], axis=1)
-    return d_gates, dc_total * f
 
 
 # ------------------------------------------------------------------ fused per-step math
@@ -149,22 +100,6 @@ def _cuda_backward_kernel():
     return backend.elementwise_kernel(
         "raw T acts, T c_prev, T tanh_c, T dh, T dc, raw T d_gates, int32 H", "T dc_prev",
         _BWD_OP, "tinynet_lstm_bwd")
-
-
-def _forward_step(xp, gates, c_prev, c, h, tanh_c, H, prescaled, buf):
-    """Fused gate math of one step: gates (B,4H) -> activations in place; writes c, h, tanh_c."""
-    if xp is not backend.numpy and prescaled:
-        kernel = _cuda_forward_kernel()
-        if kernel is not None:
-            kernel(gates, c_prev, H, c, h, tanh_c)
-            return
-    activate_gates(gates, prescaled)
-    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    xp.multiply(f, c_prev, out=c)
-    xp.multiply(i, g, out=buf)
-    c += buf
-    xp.tanh(c, out=tanh_c)
-    xp.multiply(o, tanh_c, out=h)
 
 
 # ------------------------------------------------------------------ whole layer

@@ -77,10 +77,11 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     k, s, p, d, out, _ = pool_geometry(x.shape[2:], kernel_size, stride or kernel_size,
                                        padding, dilation, ceil_mode)
     buf = _padded(x, out, k, s, p, d, -xp.inf)
-    offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
-    index_dtype = xp.int8 if len(offsets) <= 127 else xp.int32
-    if len(offsets) == 4 and _tiles_exactly(x.shape[2:], k, s, p, d, out):
+    index_dtype = xp.int8 if k[0] * k[1] <= 127 else xp.int32
+    if k == (2, 2) and _tiles_exactly(x.shape[2:], k, s, p, d, out):
         # 2x2 tiles: a pairwise tournament over the four sub-grids (3 compares, 3 maxima).
+        # The test is on the kernel's shape, not its size: (1, 4) and (4, 1) windows also
+        # have four offsets but are not 2x2 tiles.
         N, C, H, W = x.shape
         if W <= 8 and N * C >= 64:
             # Tiny maps: NumPy's cost per contiguous run dominates (a run is Wo <= 4
@@ -90,10 +91,17 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
             return (xp.ascontiguousarray(y.transpose(2, 3, 0, 1)),
                     xp.ascontiguousarray(argmax.transpose(2, 3, 0, 1)))
         return _max_pool_2x2_tournament(xp, buf, spatial_first=False)
+    return _max_pool_offset_loop(xp, buf, k, s, d, out, index_dtype)
+
+
+def _max_pool_offset_loop(xp, buf, k, s, d, out, index_dtype):
+    """The general path: max and argmax of a padded (N, C, Hp, Wp) ``buf`` by a loop over
+    the kh·kw window offsets in row-major order (a later offset wins only when strictly
+    greater, so ties keep the first)."""
     y = xp.array(_sub_grid(buf, 0, 0, out, s, d))
     argmax = xp.zeros(y.shape, dtype=index_dtype)
-    for offset, (i, j) in enumerate(offsets[1:], start=1):
-        window = _sub_grid(buf, i, j, out, s, d)
+    for offset in range(1, k[0] * k[1]):
+        window = _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
         better = window > y
         xp.maximum(y, window, out=y)
         argmax[better] = offset

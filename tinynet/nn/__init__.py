@@ -5,12 +5,15 @@ from .linear import Linear, Identity, Flatten, Lambda, Embedding
 from .conv import Conv2d, ConvTranspose2d
 from .pool import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .sync_batchnorm import SyncBatchNorm
 from .dropout import Dropout
 from .activation import ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
 from .loss import MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 from .rnn import LSTMCell, GRUCell, RNNCell, LSTM, GRU, RNN
 from .clip import clip_grad_norm_, clip_grad_value_
+from .attention import MultiheadAttention
 from . import init
+from . import parallel
 
 __all__ = [
     "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList", "ModuleDict",
@@ -19,8 +22,12 @@ __all__ = [
     "Dropout", "ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss",
     "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN", "clip_grad_norm_", "clip_grad_value_",
-    "init",
+    "init", "SyncBatchNorm", "parallel",
 ]
+from .normalization import GroupNorm
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
+__all__ += ["MultiheadAttention", "GroupNorm", "Upsample", "UpsamplingNearest2d",
+            "UpsamplingBilinear2d"]
 
 from .conv import Conv1d                                        # noqa: E402
 from .dropout import Dropout2d                                  # noqa: E402

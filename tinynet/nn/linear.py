@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from .. import functional as F
+from ..functional.embedding import lookup
 from ..creation import empty
 from ..tensor import Tensor
 from . import init
@@ -112,19 +113,7 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, input: Tensor) -> Tensor:
-        if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
-            got = input.dtype if isinstance(input, Tensor) else type(input).__name__
-            raise TypeError(f"Embedding: expected an integer tensor of indices, got {got}")
-        idx = input.data
-        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
-            bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
-            raise ValueError(f"Embedding: index {bad} is out of range for {self.num_embeddings} "
-                             "embeddings")
-        out = F.getitem(self.weight, idx)
-        if self.padding_idx is not None:
-            pad = Tensor((idx == self.padding_idx)[..., None])
-            out = F.where(pad, Tensor(out.data), out)   # padding rows pass no gradient
-        return out
+        return lookup(input, self.weight, self.padding_idx, "Embedding")
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"

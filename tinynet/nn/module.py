@@ -11,6 +11,7 @@ from typing import Iterator
 
 from .. import backend
 from ..backend import numpy as np
+from ..autograd import RemovableHandle
 from ..tensor import Tensor, as_dtype
 
 __all__ = ["Module", "Parameter", "RemovableHandle"]
@@ -52,17 +53,23 @@ class Module:
         if value is None and name in self._buffers:
             self._buffers[name] = None
             return
-        for store in (self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif name in self.__dict__.get("_buffer_names", ()) and (value is None or isinstance(value, Tensor)):
-            self._buffers[name] = value
+            target = self._buffers
         else:
+            target = None
+        # Leave the other stores; a replacement within one store keeps its position (as in
+        # PyTorch), so state_dict order and Sequential order survive reassignment.
+        for store in (self._parameters, self._buffers, self._modules):
+            if store is not target:
+                store.pop(name, None)
+        if target is None:
             object.__setattr__(self, name, value)
             return
+        target[name] = value
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name):
@@ -303,26 +310,6 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``remove()`` takes the hook out again."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: dict):
-        self.hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _as_host_or_device_array(v, key):

@@ -1,4 +1,4 @@
-"""Batch normalization layers (``BatchNorm1d``, ``BatchNorm2d``) and ``LayerNorm``.
+"""Batch normalization layers (``BatchNorm1d``, ``BatchNorm2d``), ``LayerNorm`` and ``GroupNorm``.
 
 Running statistics follow PyTorch: ``running = (1 - momentum)·running + momentum·batch``
 with the unbiased batch variance for ``running_var``; ``momentum=None`` gives the
@@ -14,7 +14,7 @@ from . import init
 from ._validate import positive_int, check_input
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 
 
 class _BatchNorm(Module):
@@ -125,3 +125,36 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """Normalizes each group of ``num_channels / num_groups`` channels of every sample (see
+    ``F.group_norm``); weight ones and bias zeros of shape (num_channels,), PyTorch's names.
+    The same in training and evaluation (no running statistics)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.num_groups = positive_int(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = positive_int(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.eps, self.affine = float(eps), bool(affine)
+        if affine:
+            self.weight = Parameter(ones(num_channels, device=device, dtype=dtype))
+            self.bias = Parameter(zeros(num_channels, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"GroupNorm: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim < 2 or input.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: expected input of shape (N, {self.num_channels}, *), "
+                             f"got shape {tuple(input.shape)}")
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

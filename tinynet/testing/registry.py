@@ -3,8 +3,9 @@
 An entry names the op, the function, a hypothesis strategy that draws valid ``Sample``s
 (float64 NumPy arrays for tensor arguments, plain values for the rest), and how to call
 the PyTorch equivalent. ``tests/testing/test_registry.py`` turns every entry into
-gradcheck, gradgradcheck, PyTorch parity and float32-vs-float64 tests; an exported op
-with no entry (and not listed in ``NOT_DIFFERENTIABLE``) fails a test.
+gradcheck, gradgradcheck, PyTorch parity, create_graph-vs-plain backward and
+float32-vs-float64 tests; an exported op with no entry (and not listed in
+``NOT_DIFFERENTIABLE``) fails a test.
 
 Register your own op the same way to get the same checks::
 
@@ -66,12 +67,14 @@ class OpInfo:
 
 _REGISTRY: dict = {}
 _FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "loss", "conv", "pool",
-             "recurrent", "normalization", "dropout", "indexing")
+             "recurrent", "normalization", "dropout")
+_FAMILIES += ("embedding", "attention", "padding", "interpolate")
+_FAMILIES += ("indexing",)
 
 # Exported names that are not differentiable ops (they have no entry on purpose).
 NOT_DIFFERENTIABLE = {
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "isnan", "isfinite", "sign", "argmax",
-    "argmin", "to_device",
+    "argmin",
 }
 NOT_DIFFERENTIABLE.update({"all", "any", "one_hot"})
 

@@ -38,9 +38,10 @@ def _fmt_shape(shape) -> str:
 
 
 def summary(model, input_shape, batch_size: int = 2, device=None, dtype=None,
-            print_fn=print) -> str:
-    """Runs ``model`` on zeros of shape ``(batch_size, *input_shape)`` and returns (and
-    prints) the table. ``input_shape`` excludes the batch dim; a list of shapes feeds a
+            print_fn=print) -> str | None:
+    """Runs ``model`` on zeros of shape ``(batch_size, *input_shape)`` and prints the table
+    with ``print_fn`` (returning None, as Keras' ``model.summary()`` does, so a REPL does not
+    echo a second, quoted copy), or with ``print_fn=None`` returns it as a string. ``input_shape`` excludes the batch dim; a list of shapes feeds a
     model with several inputs. ``dtype`` is the dummy input's dtype (default float32; use
     an integer dtype for models that start with an Embedding).
 
@@ -109,4 +110,5 @@ def summary(model, input_shape, batch_size: int = 2, device=None, dtype=None,
     text = "\n".join(lines)
     if print_fn is not None:
         print_fn(text)
+        return None
     return text

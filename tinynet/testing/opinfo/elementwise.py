@@ -116,3 +116,19 @@ register(OpInfo("to_dtype", lambda x: F.to_dtype(x, "float32"), _unary(),
                 note="a cast to float32 cannot be finite-differenced at eps=1e-6; its gradient "
                      "(the identity, cast back) is checked against PyTorch here and by hand in "
                      "tests/functional/test_elementwise.py"))
+
+
+def _to_device_node(x, device):
+    """``to_device`` through its ``ToDevice`` node even when ``x`` is already on ``device``
+    (``F.to_device`` returns such a tensor unchanged), so the node's backward is checked
+    on a CPU-only machine too; on a GPU test run the samples live on the GPU and this is a
+    real transfer to the host and back."""
+    from tinynet import backend
+    from tinynet.functional.elementwise import ToDevice
+    F.to_device(x, device)          # the op's own argument checks (named errors)
+    return ToDevice.apply(x, device=backend.Device(device))
+
+
+register(OpInfo("to_device", _to_device_node, _unary(device="cpu"),
+                lambda torch, a, device: a.to(device),
+                note="device transfer; the gradient goes back to the source device"))

@@ -77,3 +77,32 @@ register(OpInfo(
     "layer_norm", _layer_norm, _layer_norm_samples,
     lambda torch, x, w, b: torch.nn.functional.layer_norm(x, x.shape[1:], w, b),
     atol=1e-9, rtol=1e-7, f32_rtol=1e-3, f32_atol=1e-3))
+
+
+@st.composite
+def _group_norm_samples(draw):
+    """(N, C, *) with C = G·(C/G); each group holds a ramp so its variance stays >= ~0.1."""
+    G, per = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    C = G * per
+    spatial = draw(st.sampled_from([(), (3,), (2, 2)]))
+    if per * int(np.prod(spatial, dtype=int)) < 2:
+        spatial = (2,)
+    N = draw(st.integers(1, 3))
+    x = draw(tst.arrays((N, C) + spatial)) * 0.3
+    M = per * int(np.prod(spatial, dtype=int))
+    ramp = np.linspace(-1.0, 1.0, M).reshape((per,) + spatial)
+    x = x + np.tile(ramp, (G,) + (1,) * len(spatial))[None]
+    affine = draw(st.booleans())
+    w = draw(tst.arrays((C,), 0.5, 2.0)) if affine else None
+    b = draw(tst.arrays((C,))) if affine else None
+    return Sample((x, w, b), {"num_groups": G})
+
+
+def _group_norm(x, weight, bias, num_groups):
+    return F.group_norm(x, num_groups, weight, bias)
+
+
+register(OpInfo(
+    "group_norm", _group_norm, lambda: _group_norm_samples(),
+    lambda torch, x, w, b, num_groups: torch.nn.functional.group_norm(x, num_groups, w, b),
+    atol=1e-9, rtol=1e-7, f32_rtol=1e-3, f32_atol=1e-3))

@@ -1,9 +1,15 @@
 """Registry entries: max_pool2d, avg_pool2d, adaptive_avg_pool2d.
 
 Strategies draw kernel, stride (or None), padding (at most half the kernel), dilation,
-ceil_mode, count_include_pad, return_indices and non-square inputs, with input sizes
-chosen through ``pool_output_size``; max pooling gets tie-free inputs (a finite
-difference across a tie is meaningless and PyTorch's choice at a tie is a convention).
+ceil_mode, count_include_pad, return_indices and non-square inputs; max pooling gets
+tie-free inputs (a finite difference across a tie is meaningless and PyTorch's choice at a
+tie is a convention).
+
+Which input sizes are valid is decided by :func:`expected_pool_size`, written here by
+enumerating windows, not by the library's ``pool_output_size``: a strategy that asked the
+code under test which cases are valid would quietly stop drawing the cases a bug in that
+helper breaks, instead of failing on them.
+
 A third of the inputs are unbatched (C, H, W), as PyTorch accepts.
 """
 from __future__ import annotations
@@ -11,19 +17,40 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 import tinynet.functional as F
-from tinynet.kernels.im2col import pool_output_size
 from ..registry import OpInfo, Sample, register
 from .. import strategies as tst
 from .conv import _smallest
 
-__all__ = ["pool_geometry", "windows_see_input", "max_pool2d_samples", "avg_pool2d_samples",
+__all__ = ["expected_pool_size", "pool_geometry", "windows_see_input", "max_pool2d_samples", "avg_pool2d_samples",
            "adaptive_avg_pool2d_samples"]
+
+
+def expected_pool_size(size, k, s, p, d, ceil_mode):
+    """PyTorch's pooled length along one axis, counted window by window.
+
+    Window ``o`` starts at ``o·s`` in the padded input and its last element sits
+    ``d·(k-1)`` further on. Without ``ceil_mode`` a window is kept while it lies entirely
+    inside the padded input; with ``ceil_mode`` a partial window at the end is kept too
+    (every window whose predecessor had not yet reached the last full position), unless
+    it would start past the input, in the right padding.
+    """
+    last_full_start = size + 2 * p - d * (k - 1) - 1
+    count = 0
+    while True:
+        start = count * s
+        if ceil_mode:
+            keep = start - s < last_full_start and start < size + p
+        else:
+            keep = start <= last_full_start
+        if not keep:
+            return count
+        count += 1
 
 
 def windows_see_input(size, k, s, p, d, ceil_mode):
     """True when every window covers at least one real (non-padding) element; with dilation,
     a window can otherwise fall entirely on padding (its max is -inf)."""
-    out = pool_output_size(size, k, s, p, d, ceil_mode)
+    out = expected_pool_size(size, k, s, p, d, ceil_mode)
     return out >= 1 and all(any(0 <= o * s - p + j * d < size for j in range(k)) for o in range(out))
 
 

@@ -1,0 +1,173 @@
+"""Winograd F(2x2, 3x3) (tinynet/kernels/winograd.py): the transform matrices, the kernel
+against a direct float64 reference, its float32 error, and conv2d / conv_transpose2d
+forced through it (gradcheck, gradgradcheck, PyTorch parity) and forced away from it."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet.functional import conv as conv_module
+from tinynet.kernels import winograd as W
+from tinynet.testing import gradcheck, gradgradcheck
+
+
+def direct_conv(x, w, padding):
+    """Reference: the defining sum, one kernel offset at a time, in float64."""
+    N, C, H, Wd = x.shape
+    ph, pw = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    Ho, Wo = H + 2 * ph - 2, Wd + 2 * pw - 2
+    y = np.zeros((N, w.shape[0], Ho, Wo))
+    for i in range(3):
+        for j in range(3):
+            y += np.einsum("nchw,kc->nkhw", xp[:, :, i:i + Ho, j:j + Wo], w[:, :, i, j].astype(np.float64))
+    return y
+
+
+@pytest.fixture
+def winograd_mode():
+    before = W.get_winograd_mode()
+    yield W.set_winograd_mode
+    W.set_winograd_mode(before)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts calls of the Winograd kernel made by tinynet.functional.conv."""
+    calls = []
+    original = W.conv2d_winograd
+
+    def wrapper(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(conv_module._winograd, "conv2d_winograd", wrapper)
+    return calls
+
+
+def test_one_dimensional_algorithm_computes_two_correlation_outputs():
+    rng = np.random.default_rng(0)
+    d, g = rng.standard_normal(4), rng.standard_normal(3)
+    bt, gm, at = np.array(W.B_T), np.array(W.G), np.array(W.A_T)
+    y = at @ ((gm @ g) * (bt @ d))
+    np.testing.assert_allclose(y, [d[0] * g[0] + d[1] * g[1] + d[2] * g[2],
+                                   d[1] * g[0] + d[2] * g[1] + d[3] * g[2]], rtol=1e-12)
+
+
+def test_weight_transform_is_g_g_gt_per_filter():
+    w = np.random.default_rng(1).standard_normal((3, 2, 3, 3))
+    gm = np.array(W.G)
+    u = W.transform_weight(w)
+    assert u.shape == (16, 3, 2)
+    np.testing.assert_allclose(u[4 * 2 + 1, 2, 1], (gm @ w[2, 1] @ gm.T)[2, 1], rtol=1e-12)
+
+
+@settings(max_examples=20)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 4), h=st.integers(1, 9),
+       width=st.integers(1, 9), ph=st.integers(0, 2), pw=st.integers(0, 2), bias=st.booleans())
+def test_kernel_matches_the_direct_sum_in_float64(n, c, k, h, width, ph, pw, bias):
+    if h + 2 * ph < 3 or width + 2 * pw < 3:
+        return   # no 3x3 window fits; conv2d rejects this before any kernel runs
+    rng = np.random.default_rng(n * 1000 + c * 100 + h * 10 + width)
+    x, w = rng.standard_normal((n, c, h, width)), rng.standard_normal((k, c, 3, 3))
+    b = rng.standard_normal(k) if bias else None
+    y = W.conv2d_winograd(x, w, b, (ph, pw))
+    expected = direct_conv(x, w, (ph, pw)) + (0 if b is None else b[:, None, None])
+    assert y.shape == expected.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_error_stays_within_a_small_multiple_of_im2col_error(winograd_mode):
+    winograd_mode("never")      # the comparison runs the im2col path
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 64, 12, 12)).astype(np.float32)
+    w = (rng.standard_normal((32, 64, 3, 3)) / 24).astype(np.float32)
+    exact = direct_conv(x, w, (1, 1))
+    scale = direct_conv(np.abs(x), np.abs(w), (1, 1))          # Σ|x||w| per output
+    wino = W.conv2d_winograd(x, w, None, (1, 1))
+    im2col = conv_module._conv2d_array(x, w, None, (1, 1), (1, 1), (1, 1), 1, (12, 12))
+    err_wino = np.max(np.abs(wino - exact) / scale)
+    eps = np.finfo(np.float32).eps
+    assert err_wino < 64 * eps                 # a few roundings per term, relative to Σ|x||w|
+    err_im2col = np.max(np.abs(im2col - exact) / scale)
+    assert err_wino < 8 * max(err_im2col, eps)
+
+
+def test_always_mode_routes_conv2d_and_its_input_gradient_through_winograd(winograd_mode, counted):
+    winograd_mode("always")
+    x = tn.randn(2, 3, 6, 5, requires_grad=True)
+    w = tn.randn(4, 3, 3, 3, requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    # forward conv2d, and the input gradient (a stride-1 transposed conv = flipped conv)
+    assert counted == [(2, 3, 6, 5), (2, 4, 6, 5)]
+    counted.clear()
+    F.conv2d(x, w, stride=2, padding=1)            # stride 2: not applicable
+    F.conv2d(x, tn.randn(4, 3, 2, 2))              # 2x2 kernel: not applicable
+    assert counted == []
+
+
+def test_never_mode_keeps_winograd_out(winograd_mode, counted):
+    winograd_mode("never")
+    F.conv2d(tn.randn(2, 128, 16, 16), tn.randn(128, 128, 3, 3), padding=1)
+    assert counted == []
+
+
+def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode):
+    winograd_mode("auto")
+    use = conv_module._use_winograd
+    # ResNet-18 CIFAR stage 3 (N16, 128 channels, 16x16): 1024 tiles, 128 channels
+    assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+    assert not use((4, 16, 224, 224), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1, (224, 224))
+    assert not use((2, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+def test_both_paths_agree_with_pytorch_forward_and_backward(mode, winograd_mode):
+    torch = pytest.importorskip("torch")
+    winograd_mode(mode)
+    rng = np.random.default_rng(3)
+    x0, w0, b0 = (rng.standard_normal(s).astype(np.float32) for s in [(2, 5, 7, 9), (6, 5, 3, 3), (6,)])
+    g0 = rng.standard_normal((2, 6, 7, 9)).astype(np.float32)
+    x, w, b = (tn.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    y = F.conv2d(x, w, b, padding=1)
+    y.backward(tn.tensor(g0))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    ty.backward(torch.tensor(g0))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+    # conv_transpose2d at stride 1 (its forward is the flipped conv)
+    xt = tn.tensor(x0[:, :, :5, :5], requires_grad=True)
+    wt = tn.tensor(np.ascontiguousarray(w0.transpose(1, 0, 2, 3)))
+    yt = F.conv_transpose2d(xt, wt, padding=1)
+    ref = torch.nn.functional.conv_transpose2d(torch.tensor(x0[:, :, :5, :5]),
+                                               torch.tensor(w0.transpose(1, 0, 2, 3).copy()), padding=1)
+    np.testing.assert_allclose(yt.detach().numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=8)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), k=st.integers(1, 3), h=st.integers(3, 6),
+       width=st.integers(3, 6), padding=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_gradcheck_and_gradgradcheck_through_winograd(n, c, k, h, width, padding, seed):
+    previous = W.get_winograd_mode()
+    W.set_winograd_mode("always")
+    try:
+        rng = np.random.default_rng(seed)
+        x = tn.tensor(rng.standard_normal((n, c, h, width)), requires_grad=True)
+        w = tn.tensor(rng.standard_normal((k, c, 3, 3)), requires_grad=True)
+        b = tn.tensor(rng.standard_normal(k), requires_grad=True)
+        fn = lambda a, b_, c_: F.conv2d(a, b_, c_, padding=padding)  # noqa: E731
+        assert gradcheck(fn, (x, w, b))
+        assert gradgradcheck(fn, (x, w, b))
+        wt = tn.tensor(rng.standard_normal((c, k, 3, 3)), requires_grad=True)
+        fnt = lambda a, b_: F.conv_transpose2d(a, b_, padding=min(padding, 2))  # noqa: E731
+        assert gradcheck(fnt, (x, wt))
+        assert gradgradcheck(fnt, (x, wt))
+    finally:
+        W.set_winograd_mode(previous)
+
+
+def test_set_winograd_mode_rejects_unknown_modes():
+    with pytest.raises(ValueError, match="set_winograd_mode: mode must be 'auto', 'always' or 'never'"):
+        W.set_winograd_mode("sometimes")

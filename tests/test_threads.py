@@ -1,0 +1,144 @@
+"""tinynet.set_num_threads / get_num_threads, TINYNET_NUM_THREADS, and the chunked pool
+(backend.parallel_for) that kernels use for NumPy work."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet import backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    before = backend._num_threads
+    yield
+    if before is None:
+        backend.set_num_threads(backend._usable_cores())
+        backend._num_threads = None
+    else:
+        backend.set_num_threads(before)
+
+
+def _blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    infos = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not infos:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    return {i["num_threads"] for i in infos}
+
+
+def test_set_num_threads_sets_the_pool_and_blas(restore_threads):
+    tn.set_num_threads(1)
+    assert tn.get_num_threads() == 1
+    assert _blas_threads() == {1}
+    tn.set_num_threads(3)
+    assert tn.get_num_threads() == 3
+    assert _blas_threads() == {3}
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-2, ValueError), ("2", TypeError),
+                                        (True, TypeError), (1.5, TypeError)])
+def test_set_num_threads_rejects_non_positive_ints(bad, error, restore_threads):
+    with pytest.raises(error, match="set_num_threads: n must be a positive int"):
+        tn.set_num_threads(bad)
+
+
+def test_environment_variable_sets_threads_at_import():
+    code = ("import tinynet, threadpoolctl; "
+            "print(tinynet.get_num_threads(), sorted({i['num_threads'] for i in "
+            "threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}))")
+    env = dict(os.environ, TINYNET_NUM_THREADS="1", PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "1" and out.stdout.strip().endswith("[1]")
+    env["TINYNET_NUM_THREADS"] = "many"
+    bad = subprocess.run([sys.executable, "-c", "import tinynet"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "TINYNET_NUM_THREADS must be a positive int" in bad.stderr
+
+
+def test_parallel_for_covers_every_index_once_on_several_threads(monkeypatch, restore_threads):
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    tn.set_num_threads(3)
+    seen, threads = np.zeros(10, dtype=int), set()
+    lock = threading.Lock()
+    all_running = threading.Barrier(3, timeout=30)   # passes only if 3 chunks run at once
+
+    def work(lo, hi):
+        all_running.wait()
+        with lock:
+            threads.add(threading.get_ident())
+            seen[lo:hi] += 1
+    backend.parallel_for(10, work, nbytes=10)
+    assert seen.tolist() == [1] * 10
+    assert len(threads) == 3 and threading.get_ident() in threads
+
+
+def test_parallel_for_runs_small_jobs_in_the_caller(restore_threads):
+    tn.set_num_threads(4)
+    calls = []
+    backend.parallel_for(100, lambda lo, hi: calls.append((lo, hi, threading.get_ident())), nbytes=100)
+    assert calls == [(0, 100, threading.get_ident())]
+
+
+def test_parallel_for_raises_a_chunks_error_after_all_finish(monkeypatch, restore_threads):
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    tn.set_num_threads(2)
+    done = []
+
+    def work(lo, hi):
+        if lo > 0:
+            raise KeyError("second chunk")
+        done.append(lo)
+    with pytest.raises(KeyError, match="second chunk"):
+        backend.parallel_for(4, work, nbytes=4)
+    assert done == [0]
+
+
+def test_threaded_elu_matches_one_thread(monkeypatch, restore_threads):
+    x = tn.tensor(np.random.default_rng(0).standard_normal((3, 5, 7, 11)).astype(np.float32),
+                  requires_grad=True)
+    g = tn.tensor(np.random.default_rng(1).standard_normal((3, 5, 7, 11)).astype(np.float32))
+    tn.set_num_threads(1)
+    y1 = F.elu(x, 0.5)
+    y1.backward(g)
+    gx1, x.grad = x.grad.numpy(), None
+    monkeypatch.setattr(backend, "parallel_grain", 64)
+    tn.set_num_threads(3)
+    y3 = F.elu(x, 0.5)
+    y3.backward(g)
+    np.testing.assert_array_equal(y1.detach().numpy(), y3.detach().numpy())
+    np.testing.assert_array_equal(gx1, x.grad.numpy())
+
+
+@pytest.mark.parametrize("shape", [(8, 200, 3000), (300, 50, 300), (10, 30000, 20)])
+def test_split_matmul_equals_one_gemm(shape, monkeypatch, restore_threads):
+    """Column, row and inner-dimension splits (wide, tall, long-K products) on the pool."""
+    M, K, L = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((M, K)), rng.standard_normal((K, L))
+    expected = a @ b
+    tn.set_num_threads(2, blas=1)
+    used = []
+    original = backend.parallel_for
+    monkeypatch.setattr(backend, "parallel_for", lambda *args, **kw: used.append(args[0]) or original(*args, **kw))
+    out = backend.matmul(a, b)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-10)
+    assert used, "the product was not split"
+    used.clear()
+    tn.set_num_threads(2)            # BLAS on 2 threads too: no split
+    np.testing.assert_allclose(backend.matmul(a, b), expected, rtol=1e-12, atol=1e-10)
+    assert used == []
+
+
+def test_set_num_threads_rejects_a_bad_blas_count(restore_threads):
+    with pytest.raises(ValueError, match="set_num_threads: blas must be a positive int"):
+        tn.set_num_threads(2, blas=0)

@@ -1,0 +1,146 @@
+"""Upsampling and resizing: ``interpolate`` in modes 'nearest' and 'bilinear'.
+
+Resizing is separable: one resampling per spatial axis, each a sparse matrix A with one
+(nearest) or two (linear) non-zeros per row (``tinynet/kernels/interpolate.py``). The
+closed algebra, as for convolution::
+
+    Resample(x)          = A x          backward: ResampleAdjoint(dy) = Aᵀ dy
+    ResampleAdjoint(g)   = Aᵀ g         backward: Resample(dg)         = A dg
+
+Bilinear interpolation of an (N, C, H, W) input is Resample along H then along W,
+``Y = A_H X A_Wᵀ``; its backward is ``dX = A_Hᵀ dY A_W``, the adjoint (derived in
+docs/kernels/interpolation.md). A is a constant of the graph, so every derivative order
+is one of the two ops.
+"""
+from __future__ import annotations
+
+from numbers import Real
+
+from ..autograd import Function
+from ..kernels import interpolate as K
+from ..tensor import Tensor
+from ._operands import check_tensor
+
+__all__ = ["interpolate"]
+
+MODES = ("nearest", "bilinear")
+
+
+class Resample(Function):
+    """y = A x along ``axis`` (A given by its taps; the axis has size n before)."""
+
+    def forward(self, x, *, taps, axis):
+        self.taps, self.axis, self.n = taps, axis, x.shape[axis]
+        return K.resample(x, taps, axis)
+
+    def backward(self, g):
+        return ResampleAdjoint.apply(g, taps=self.taps, axis=self.axis, n=self.n)
+
+
+class ResampleAdjoint(Function):
+    """dx = Aᵀ g along ``axis`` (back to size n)."""
+
+    def forward(self, g, *, taps, axis, n):
+        self.taps, self.axis = taps, axis
+        return K.resample_adjoint(g, taps, axis, n)
+
+    def backward(self, gg):
+        return Resample.apply(gg, taps=self.taps, axis=self.axis)
+
+
+def _per_axis(value, k: int, name: str, op: str) -> tuple:
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * k
+    if len(items) != k:
+        raise ValueError(f"{op}: {name} must be a number or a sequence of {k} (one per spatial "
+                         f"dim), got {value!r}")
+    return items
+
+
+def _output_sizes(shape, size, scale_factor, recompute_scale_factor, op):
+    """(output sizes, scale factors used for the coordinates or None per axis)."""
+    k = len(shape)
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: give exactly one of size or scale_factor, got "
+                         f"size={size!r}, scale_factor={scale_factor!r}")
+    if size is not None:
+        sizes = _per_axis(size, k, "size", op)
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, int) or s <= 0:
+                raise ValueError(f"{op}: size must be positive ints, got {size!r}")
+        return tuple(sizes), (None,) * k
+    if recompute_scale_factor not in (None, True, False):
+        raise TypeError(f"{op}: recompute_scale_factor must be a bool or None, got "
+                        f"{recompute_scale_factor!r}")
+    scales = _per_axis(scale_factor, k, "scale_factor", op)
+    for s in scales:
+        if isinstance(s, bool) or not isinstance(s, Real) or not s > 0:
+            raise ValueError(f"{op}: scale_factor must be positive numbers, got {scale_factor!r}")
+    sizes = tuple(K.output_size(n, float(s)) for n, s in zip(shape, scales))
+    if min(sizes) <= 0:
+        raise ValueError(f"{op}: scale_factor {scale_factor!r} makes an empty output from "
+                         f"spatial size {tuple(shape)} (output {sizes})")
+    used = (None,) * k if recompute_scale_factor else tuple(float(s) for s in scales)
+    return sizes, used
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None) -> Tensor:
+    """Resizes the spatial dims of (N, C, *spatial), PyTorch's ``interpolate``.
+
+    Parameters
+    ----------
+    input : (N, C, W), (N, C, H, W) or (N, C, D, H, W) for 'nearest'; (N, C, H, W) for
+        'bilinear'.
+    size : output spatial size (an int for every dim, or one per dim); or
+    scale_factor : a multiplier (one, or one per dim); output size ⌊n · scale_factor⌋, and
+        the coordinates use 1/scale_factor unless ``recompute_scale_factor=True``.
+    mode : 'nearest' (copies the input at ⌊o · n/m⌋) or 'bilinear'.
+    align_corners : bilinear only: True maps the corner pixels' centres onto each other,
+        False (the default) the corners of the pixel grids.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> x = tn.tensor([[[[1.0, 3.0]]]])
+    >>> F.interpolate(x, scale_factor=2, mode="nearest").numpy()[0, 0].tolist()
+    [[1.0, 1.0, 3.0, 3.0], [1.0, 1.0, 3.0, 3.0]]
+    >>> F.interpolate(x, size=(1, 3), mode="bilinear", align_corners=True).numpy()[0, 0].tolist()
+    [[1.0, 2.0, 3.0]]
+    """
+    op = "interpolate"
+    check_tensor(input, op, "input", floating=True)
+    if mode not in MODES:
+        raise ValueError(f"{op}: mode must be 'nearest' or 'bilinear', got {mode!r}")
+    if mode == "nearest":
+        if align_corners is not None:
+            raise ValueError(f"{op}: align_corners can only be set with mode='bilinear' "
+                             f"(got align_corners={align_corners!r} with mode='nearest')")
+        if input.ndim not in (3, 4, 5):
+            raise ValueError(f"{op}: mode 'nearest' expects a 3-D, 4-D or 5-D input (N, C, *spatial), "
+                             f"got shape {tuple(input.shape)}")
+    else:
+        if input.ndim != 4:
+            raise ValueError(f"{op}: mode 'bilinear' expects a 4-D input (N, C, H, W), got shape "
+                             f"{tuple(input.shape)}")
+        if align_corners is None:
+            align_corners = False
+        elif not isinstance(align_corners, bool):
+            raise TypeError(f"{op}: align_corners must be a bool or None, got {align_corners!r}")
+    spatial = tuple(input.shape[2:])
+    if min(spatial) <= 0:
+        raise ValueError(f"{op}: input has an empty spatial size {spatial}")
+    sizes, scales = _output_sizes(spatial, size, scale_factor, recompute_scale_factor, op)
+    out = input
+    for a, (n, m, s) in enumerate(zip(spatial, sizes, scales)):
+        if m == n and (input.ndim == 4 or s is None or s == 1.0):
+            continue                  # the identity along this axis (PyTorch's 2-D rule too)
+        if mode == "nearest":
+            taps = K.nearest_taps(n, m, s, input.xp, halving=input.ndim == 4)
+        else:
+            taps = K.linear_taps(n, m, align_corners, s, input.dtype, input.xp)
+        out = Resample.apply(out, taps=taps, axis=2 + a)
+    if out is input:                  # same size everywhere: a copy, as PyTorch returns
+        out = Resample.apply(input, taps=K.nearest_taps(spatial[-1], spatial[-1], None, input.xp),
+                             axis=input.ndim - 1)
+    return out

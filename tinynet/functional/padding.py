@@ -1,0 +1,61 @@
+"""Edge padding: ``F.pad`` modes 'reflect' and 'replicate' (PyTorch's semantics).
+
+Each padded dim of size n gets ``lo`` entries before and ``hi`` after; output position
+o ∈ [0, lo + n + hi) reads input position src(o - lo):
+
+    replicate:  src(i) = clip(i, 0, n - 1)                           (needs n >= 1)
+    reflect:    src(i) = |i|, then 2(n - 1) - that where it passes n - 1   (needs lo, hi < n)
+
+so padding is a gather along that dim, ``x[..., src, ...]``, and its backward is the
+adjoint scatter-add (an edge value copied k times collects k gradients). Both are
+``getitem`` and ``IndexAdd``, so every derivative order follows. As in PyTorch, the last
+1, 2 or 3 dims are padded, of a (C, *) or (N, C, *) input: ``len(pad) / 2 + 1`` or
+``+ 2`` dims.
+"""
+from __future__ import annotations
+
+from ..autograd import anchor
+from ..tensor import Tensor
+from .shape import getitem
+
+__all__: list = []   # reached through F.pad(..., mode='reflect' | 'replicate')
+
+MODES = ("reflect", "replicate")
+
+
+def source_index(n: int, lo: int, hi: int, mode: str, xp):
+    """Input positions (lo + n + hi,) read by each output position along one dim."""
+    i = xp.arange(-lo, n + hi)
+    if mode == "replicate":
+        return xp.clip(i, 0, n - 1)
+    i = xp.abs(i)
+    return xp.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def pad_edges(input: Tensor, pad: tuple, mode: str) -> Tensor:
+    """``pad`` (validated as even-length non-negative ints by ``F.pad``) in ``mode``."""
+    op = "pad"
+    if mode not in MODES:
+        raise ValueError(f"{op}: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    k = len(pad) // 2
+    if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
+        raise ValueError(f"{op}: mode {mode!r} pads the last 1, 2 or 3 dims of a (C, *) or "
+                         f"(N, C, *) input, so {len(pad)} padding sizes need a {k + 1}-D or "
+                         f"{k + 2}-D input; got shape {tuple(input.shape)}")
+    # PyTorch's backward of these modes reads the input: second order gives zeros, not None.
+    out = anchor(input)
+    for j in range(k):
+        dim = input.ndim - 1 - j
+        lo, hi = pad[2 * j], pad[2 * j + 1]
+        if lo == 0 and hi == 0:
+            continue
+        n = input.shape[dim]
+        if n == 0:
+            raise ValueError(f"{op}: mode {mode!r} cannot pad dim {dim} of size 0 "
+                             f"(input shape {tuple(input.shape)})")
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise ValueError(f"{op}: reflect padding ({lo}, {hi}) of dim {dim} must be less than "
+                             f"its size {n} (input shape {tuple(input.shape)})")
+        index = (slice(None),) * dim + (source_index(n, lo, hi, mode, input.xp),)
+        out = getitem(out, index)
+    return out

@@ -1,0 +1,164 @@
+"""Winograd minimal filtering F(2x2, 3x3): a 3x3 stride-1 convolution in 2.25x fewer
+multiplications (raw arrays, no autograd). Lavin & Gray, "Fast Algorithms for
+Convolutional Neural Networks", CVPR 2016.
+
+One dimension first. Two outputs of a 3-tap correlation, y_i = Σ_k d_{i+k} g_k, read a
+4-sample input tile d_0..d_3. Evaluating the polynomials at the points 0, 1, -1, ∞
+gives them with 4 multiplications instead of 6:
+
+    m_0 = (d_0 - d_2) g_0                  m_1 = (d_1 + d_2)(g_0 + g_1 + g_2)/2
+    m_3 = (d_1 - d_3) g_2                  m_2 = (d_2 - d_1)(g_0 - g_1 + g_2)/2
+    y_0 = m_0 + m_1 + m_2                  y_1 = m_1 - m_2 - m_3
+
+In matrices, ``y = Aᵀ [(G g) ⊙ (Bᵀ d)]`` with
+
+    Bᵀ = [[1,  0, -1,  0],      G = [[1,    0,    0  ],      Aᵀ = [[1, 1,  1,  0],
+          [0,  1,  1,  0],           [1/2,  1/2,  1/2],             [0, 1, -1, -1]]
+          [0, -1,  1,  0],           [1/2, -1/2,  1/2],
+          [0,  1,  0, -1]]           [0,    0,    1  ]]
+
+(expand m_0 + m_1 + m_2 and m_1 - m_2 - m_3 to check: every d_i g_k term cancels except
+those of y_0 = d_0 g_0 + d_1 g_1 + d_2 g_2 and y_1 = d_1 g_0 + d_2 g_1 + d_3 g_2).
+Nesting the 1-D algorithm in both axes gives the 2-D one, for a 4x4 tile d of one input
+channel and a 3x3 filter g:
+
+    Y (2x2) = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+
+and, since everything before Aᵀ(.)A is linear, the sum over input channels moves inside:
+with U = G g Gᵀ per (C_out, C_in) pair and V = Bᵀ d B per (C_in, tile), each of the
+16 positions (ξ, ν) of the 4x4 transformed tile is one matrix product
+
+    M[ξ, ν] (C_out, P) = U[ξ, ν] (C_out, C_in) @ V[ξ, ν] (C_in, P),    P = N·⌈Ho/2⌉·⌈Wo/2⌉
+
+and Y = Aᵀ M A per output tile. Cost: 16·C_out·C_in·P multiply-adds = 4·C_out·C_in·N·Ho·Wo,
+against 9·C_out·C_in·N·Ho·Wo for im2col (2.25x fewer); the transforms are additions only
+(Bᵀ and Aᵀ hold 0 and ±1), done here on strided slices of whole arrays. Memory: V holds
+16·C_in·P ≈ 4x the input (im2col's columns are 9x), M 4x the output.
+
+Error. The transforms only add, subtract and halve, so each transformed value carries a
+few roundings more than the direct sum: the float32 error bound grows from the direct
+convolution's ~9·C_in·ε·Σ|x||w| to a small constant multiple of it (U entries are at most
+the sum of |g| over the filter, V entries at most 4·max|d|, and the output transform adds
+at most 9 products). Measured on random data it is about 1-2x the im2col error
+(``tests/kernels/test_winograd.py`` checks it against a float64 reference); F(4x4, 3x3)
+would save more (4x fewer multiplications) but its points ±2, ±1/2 amplify errors by an
+order of magnitude in float32, so it is not used.
+"""
+from __future__ import annotations
+
+from tinynet import backend
+from tinynet.kernels import im2col as K
+
+__all__ = ["B_T", "G", "A_T", "transform_weight", "conv2d_winograd", "set_winograd_mode",
+           "get_winograd_mode"]
+
+B_T = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
+A_T = ((1, 1, 1, 0), (0, 1, -1, -1))
+
+_mode = "auto"
+
+
+def set_winograd_mode(mode: str) -> None:
+    """``"auto"`` (use Winograd where it is measured faster), ``"always"`` (wherever it
+    applies: 3x3, stride 1, dilation 1, groups 1) or ``"never"``."""
+    global _mode
+    if mode not in ("auto", "always", "never"):
+        raise ValueError(f"set_winograd_mode: mode must be 'auto', 'always' or 'never', got {mode!r}")
+    _mode = mode
+
+
+def get_winograd_mode() -> str:
+    return _mode
+
+
+def transform_weight(w):
+    """U = G g Gᵀ for every filter: w (C_out, C_in, 3, 3) -> (16, C_out, C_in), position
+    (ξ, ν) of the 4x4 transformed filter first.
+
+    ``U[ξ, ν] = Σ_ab G[ξ, a] g[a, b] G[ν, b]`` is linear in the 9 filter taps with
+    coefficients ``kron(G, G)[4ξ + ν, 3a + b]``, so all filters transform in one GEMM
+    (C_out·C_in, 9) @ (9, 16) instead of C_out·C_in tiny matrix products.
+    """
+    xp = backend.get_array_module(w)
+    g = xp.asarray(G, dtype=w.dtype)
+    u = w.reshape(-1, 9) @ xp.kron(g, g).T             # (C_out·C_in, 16)
+    return xp.ascontiguousarray(u.T).reshape(16, w.shape[0], w.shape[1])
+
+
+def _input_transform(xpad, th, tw, out):
+    """V = Bᵀ d B for every 4x4 tile (stride 2) of xpad (C, n, Hp, Wp), into ``out``
+    (4, 4, C, n, th, tw). Rows first: Bᵀ's rows on strided row slices, then its rows again
+    on strided column slices of each result."""
+    xp = backend.get_array_module(xpad)
+    rows = [xpad[:, :, r:r + 2 * th - 1:2, :] for r in range(4)]          # d_r, (C, n, th, Wp)
+    combos = (xp.subtract(rows[0], rows[2]), xp.add(rows[1], rows[2]),
+              xp.subtract(rows[2], rows[1]), xp.subtract(rows[1], rows[3]))
+    for i, t in enumerate(combos):
+        cols = [t[..., s:s + 2 * tw - 1:2] for s in range(4)]
+        xp.subtract(cols[0], cols[2], out=out[i, 0])
+        xp.add(cols[1], cols[2], out=out[i, 1])
+        xp.subtract(cols[2], cols[1], out=out[i, 2])
+        xp.subtract(cols[1], cols[3], out=out[i, 3])
+    return out
+
+
+def _output_transform(m, out):
+    """Y = Aᵀ M A for every tile: m (4, 4, K, n, th, tw) -> out (K, n, th, 2, tw, 2)."""
+    xp = backend.get_array_module(m)
+    s0 = m[0] + m[1] + m[2]                      # Aᵀ's first row over ξ: (4, K, n, th, tw)
+    s1 = m[1] - m[2]
+    s1 -= m[3]
+    for a, s in enumerate((s0, s1)):
+        left = out[:, :, :, a, :, 0]
+        xp.add(s[0], s[1], out=left)
+        left += s[2]
+        right = out[:, :, :, a, :, 1]
+        xp.subtract(s[1], s[2], out=right)
+        right -= s[3]
+    return out
+
+
+def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
+    """3x3, stride-1, dilation-1, single-group convolution by F(2x2, 3x3).
+
+    Parameters
+    ----------
+    x : array (N, C_in, H, W)
+    w : array (C_out, C_in, 3, 3)
+    bias : array (C_out,) or None
+    padding : (ph, pw)
+    u : the transformed weight from :func:`transform_weight`, if already computed
+
+    Returns
+    -------
+    y : array (N, C_out, Ho, Wo), Ho = H + 2ph - 2, Wo = W + 2pw - 2, equal (up to
+        rounding) to ``W @ im2col(x) + b``.
+    """
+    xp = backend.get_array_module(x)
+    N, C, H, W = x.shape
+    C_out = w.shape[0]
+    ph, pw = padding
+    Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+    th, tw = -(-Ho // 2), -(-Wo // 2)                 # output tiles per axis
+    Hp, Wp = 2 * th + 2, 2 * tw + 2                   # input rows/cols the tiles read
+    if u is None:
+        u = transform_weight(w)
+    out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
+    per_sample = (16 * (C + C_out) * th * tw + C * Hp * Wp + 4 * C * th * Wp) * x.itemsize
+    chunk = K.batch_chunk(N, per_sample)
+    for n0 in range(0, N, chunk):
+        xs = x[n0:n0 + chunk]
+        n = xs.shape[0]
+        xpad = xp.zeros((C, n, Hp, Wp), dtype=x.dtype)
+        xpad[:, :, ph:ph + H, pw:pw + W] = xs.transpose(1, 0, 2, 3)    # Hp >= H + 2ph
+        v = _input_transform(xpad, th, tw, xp.empty((4, 4, C, n, th, tw), dtype=x.dtype))
+        m = u @ v.reshape(16, C, n * th * tw)           # 16 GEMMs (C_out, C) @ (C, P)
+        y = _output_transform(m.reshape(4, 4, C_out, n, th, tw),
+                              xp.empty((C_out, n, th, 2, tw, 2), dtype=x.dtype))
+        y = y.reshape(C_out, n, 2 * th, 2 * tw)[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
+        if bias is None:
+            out[n0:n0 + n] = y
+        else:
+            xp.add(y, bias.reshape(-1, 1, 1), out=out[n0:n0 + n])
+    return out

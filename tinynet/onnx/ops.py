@@ -1,0 +1,283 @@
+"""Converters for tinynet's ops (``Function`` subclasses) to ONNX nodes.
+
+Each converter takes the graph builder and one recorded :class:`~tinynet.onnx.trace.Call`
+and returns the names of the call's outputs. The table at the bottom (``CONVERTERS``)
+maps each op to its converter; an op without an entry cannot be exported.
+
+Shapes and dynamic batch size: every op here is shape-polymorphic in ONNX except
+``Reshape`` and ``Expand``, whose target shapes the trace recorded as numbers. Those keep
+the leading dimensions they share with their input as ``0`` ("copy the input's
+dimension", so a batch dimension in front stays free) and write a single remaining
+dimension as ``-1`` ("whatever is left"); ``flatten``, ``squeeze``/``unsqueeze`` behind
+the batch dimension, and ``x.reshape(n, -1)`` are therefore batch-free.
+"""
+from __future__ import annotations
+
+from ..backend import numpy as np
+import importlib
+
+# The Function classes live in the submodules of tinynet.functional; importlib reaches the
+# submodule even where the package exports a function of the same name (``dropout``).
+A, C, D, E, L, P, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
+    "activation", "conv", "dropout", "elementwise", "linalg", "pool", "reduction", "shape"))
+from .graph import UnsupportedOperatorError
+
+__all__ = ["CONVERTERS"]
+
+_BIG = 2 ** 62     # an "until the end" bound for Slice
+
+
+def _inputs(b, call):
+    return [b.value(t) for t in call.args]
+
+
+def _unary(op_type, **fixed):
+    def convert(b, call):
+        return b.node(op_type, [b.value(call.args[0])], **fixed)
+    return convert
+
+
+def _binary(op_type):
+    def convert(b, call):
+        return b.node(op_type, _inputs(b, call))
+    return convert
+
+
+# ------------------------------------------------------------------ convolution, pooling
+def _pads(padding):
+    (ph, pw) = padding
+    return [ph, pw, ph, pw]        # ONNX: begin of each spatial axis, then end of each
+
+
+def conv2d(b, call):
+    x, w, bias = call.args
+    k = call.args[1].shape[2:]
+    kw = call.kwargs
+    return b.node("Conv", [b.value(x), b.value(w), b.value(bias)], kernel_shape=list(k),
+                  strides=list(kw["stride"]), pads=_pads(kw["padding"]),
+                  dilations=list(kw["dilation"]), group=kw["groups"])
+
+
+def conv_transpose2d(b, call):
+    """ConvTranspose with the output_padding folded into the end pads.
+
+    tinynet (like PyTorch) crops ``p`` rows at the start of the full transposed output
+    ``(H - 1)·s + d(k - 1) + 1`` and ``p - output_padding`` at the end. ONNX Runtime refuses
+    an ``output_padding`` attribute >= stride (which PyTorch allows when it is < dilation),
+    so the end pad is written directly; rows past the full output (output_padding > p) hold
+    only the bias, and are added by a Pad with zeros before the bias.
+    """
+    x, w, bias = call.args
+    kw = call.kwargs
+    k = w.shape[2:]
+    # The trace knows the output size: output_padding = what it has beyond the formula.
+    extra = [kw["output_size"][a] - ((x.shape[2 + a] - 1) * kw["stride"][a] - 2 * kw["padding"][a]
+                                     + kw["dilation"][a] * (k[a] - 1) + 1) for a in range(2)]
+    begin = list(kw["padding"])
+    end = [max(p - e, 0) for p, e in zip(begin, extra)]
+    beyond = [max(e - p, 0) for p, e in zip(begin, extra)]
+    attributes = dict(kernel_shape=list(k), strides=list(kw["stride"]), pads=begin + end,
+                      dilations=list(kw["dilation"]), group=kw["groups"])
+    if not any(beyond):
+        return b.node("ConvTranspose", [b.value(x), b.value(w), b.value(bias)], **attributes)
+    (y,) = b.node("ConvTranspose", [b.value(x), b.value(w)], **attributes)
+    (y,) = b.node("Pad", [y, b.ints([0, 0, 0, 0, 0, 0] + beyond, "pads")], mode="constant")
+    if bias is None:
+        return [y]
+    (column,) = b.node("Unsqueeze", [b.value(bias), b.ints([1, 2], "axes")])   # (C, 1, 1)
+    return b.node("Add", [y, column])
+
+
+def max_pool2d(b, call):
+    if call.kwargs.get("return_indices"):
+        raise UnsupportedOperatorError("tinynet.onnx: max_pool2d with return_indices=True has no "
+                                       f"ONNX export (in {call.scope or 'the model'})")
+    k, s, p, d, ceil = call.kwargs["geometry"]
+    return b.node("MaxPool", [b.value(call.args[0])], kernel_shape=list(k), strides=list(s),
+                  pads=_pads(p), dilations=list(d), ceil_mode=int(ceil))
+
+
+def avg_pool2d(b, call):
+    k, s, p, ceil, count_include_pad = call.kwargs["geometry"]
+    return b.node("AveragePool", [b.value(call.args[0])], kernel_shape=list(k), strides=list(s),
+                  pads=_pads(p), ceil_mode=int(ceil), count_include_pad=int(count_include_pad))
+
+
+# ------------------------------------------------------------------ linear algebra
+def linear(b, call):
+    x, w, bias = (list(call.args) + [None])[:3]
+    if x.ndim == 2:
+        return b.node("Gemm", [b.value(x), b.value(w), b.value(bias)], transB=1)
+    (wt,) = b.node("Transpose", [b.value(w)], perm=[1, 0])
+    (y,) = b.node("MatMul", [b.value(x), wt])
+    return b.node("Add", [y, b.value(bias)]) if bias is not None else [y]
+
+
+# ------------------------------------------------------------------ activations
+def softmax(op_type):
+    def convert(b, call):
+        return b.node(op_type, [b.value(call.args[0])], axis=call.kwargs.get("dim", -1))
+    return convert
+
+
+def leaky_relu(b, call):
+    return b.node("LeakyRelu", [b.value(call.args[0])], alpha=float(call.kwargs.get("slope", 0.01)))
+
+
+def elu(b, call):
+    return b.node("Elu", [b.value(call.args[0])], alpha=float(call.kwargs.get("alpha", 1.0)))
+
+
+def clamp(b, call):
+    x = call.args[0]
+    lo, hi = call.kwargs.get("lo"), call.kwargs.get("hi")
+    bound = lambda v: "" if v is None else b.constant(np.asarray(v, dtype=x.dtype), "clip_bound")
+    return b.node("Clip", [b.value(x), bound(lo), bound(hi)])
+
+
+def to_dtype(b, call):
+    (y,) = call.outputs
+    return b.node("Cast", [b.value(call.args[0])],
+                  to=b.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(y.dtype)))
+
+
+# ------------------------------------------------------------------ shapes
+def _free_shape(in_shape, out_shape, one_for_equal=False):
+    """Target dims with the shared leading ones as 0 (see module docstring)."""
+    lead = 0
+    while lead < min(len(in_shape), len(out_shape)) and in_shape[lead] == out_shape[lead]:
+        lead += 1
+    if one_for_equal:                       # Expand: a 1 keeps the input's dimension
+        return [1 if i < len(in_shape) and in_shape[i] == n else n for i, n in enumerate(out_shape)]
+    dims = [0] * lead + list(out_shape[lead:])
+    if len(out_shape) - lead == 1:
+        dims[-1] = -1
+    return dims
+
+
+def reshape(b, call):
+    (x,), (y,) = call.args, call.outputs
+    return b.node("Reshape", [b.value(x), b.ints(_free_shape(x.shape, y.shape))])
+
+
+def broadcast_to(b, call):
+    (x,), (y,) = call.args, call.outputs
+    return b.node("Expand", [b.value(x), b.ints(_free_shape(x.shape, y.shape, one_for_equal=True))])
+
+
+def permute(b, call):
+    return b.node("Transpose", [b.value(call.args[0])], perm=list(call.kwargs["dims"]))
+
+
+def cat(b, call):
+    return b.node("Concat", _inputs(b, call), axis=call.kwargs.get("dim", 0))
+
+
+def pad(b, call):
+    widths = call.kwargs["widths"]
+    pads = [lo for lo, _ in widths] + [hi for _, hi in widths]
+    x = call.args[0]
+    value = b.constant(np.asarray(call.kwargs.get("value", 0.0), dtype=x.dtype), "pad_value")
+    return b.node("Pad", [b.value(x), b.ints(pads, "pads"), value], mode="constant")
+
+
+def getitem(b, call):
+    """ints -> Gather (drops the axis), slices -> Slice, None -> Unsqueeze, ``...`` -> full slices."""
+    x = call.args[0]
+    index = call.kwargs["index"]
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(hasattr(i, "dtype") or isinstance(i, (list, bool)) for i in items):
+        raise UnsupportedOperatorError(f"tinynet.onnx: indexing with an array or a mask (GetItem) "
+                                       f"has no ONNX export (in {call.scope or 'the model'}); use "
+                                       "ints and slices")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        n_real = sum(1 for i in items if i is not None and i is not Ellipsis)
+        items[at:at + 1] = [slice(None)] * (x.ndim - n_real)
+    name, axis = b.value(x), 0
+    for item in items:
+        if item is None:
+            (name,) = b.node("Unsqueeze", [name, b.ints([axis], "axes")])
+            axis += 1
+        elif isinstance(item, slice):
+            if item != slice(None):
+                step = 1 if item.step is None else item.step
+                start = item.start if item.start is not None else (0 if step > 0 else _BIG)
+                stop = item.stop if item.stop is not None else (_BIG if step > 0 else -_BIG)
+                (name,) = b.node("Slice", [name, b.ints([start], "starts"), b.ints([stop], "ends"),
+                                           b.ints([axis], "axes"), b.ints([step], "steps")])
+            axis += 1
+        else:
+            (name,) = b.node("Gather", [name, b.constant(np.asarray(int(item), dtype=np.int64), "index")],
+                             axis=axis)
+    if name == b.value(x):
+        (name,) = b.node("Identity", [name])
+    return [name]
+
+
+# ------------------------------------------------------------------ reductions
+def _reduce(op_type):
+    def convert(b, call):
+        # x.max(dim) returns (values, indices); the indices are made outside the op, so
+        # the exporter refuses them where they are used, and only the values come here.
+        x = call.args[0]
+        dims = list(call.kwargs.get("dims", ()))
+        keep = int(bool(call.kwargs.get("keepdim", False)))
+        if not dims:                      # a reduction over no dims is the identity
+            return b.node("Identity", [b.value(x)])
+        # ReduceSum takes its axes as an input from opset 13, the others from opset 18.
+        if op_type == "ReduceSum" or b.opset >= 18:
+            return b.node(op_type, [b.value(x), b.ints(dims, "axes")], keepdims=keep)
+        return b.node(op_type, [b.value(x)], axes=dims, keepdims=keep)
+    return convert
+
+
+def extreme(b, call):
+    op_type = "ReduceMax" if call.kwargs.get("largest", True) else "ReduceMin"
+    return _reduce(op_type)(b, call)
+
+
+def dropout(b, call):
+    raise UnsupportedOperatorError("tinynet.onnx: dropout in training mode has no ONNX export; "
+                                   f"(in {call.scope or 'the model'}); export puts the model in "
+                                   "eval mode, so a dropout still running was called with training=True")
+
+
+CONVERTERS = {
+    C.Conv2d: conv2d,
+    C.ConvTranspose2d: conv_transpose2d,
+    P.MaxPool2d: max_pool2d,
+    P.AvgPool2d: avg_pool2d,
+    L.Linear: linear,
+    L.MatMul: _binary("MatMul"),
+    A.ReLU: _unary("Relu"),
+    A.LeakyReLU: leaky_relu,
+    A.ELU: elu,
+    A.Sigmoid: _unary("Sigmoid"),
+    A.Tanh: _unary("Tanh"),
+    A.Softmax: softmax("Softmax"),
+    A.LogSoftmax: softmax("LogSoftmax"),
+    E.Add: _binary("Add"),
+    E.Sub: _binary("Sub"),
+    E.Mul: _binary("Mul"),
+    E.Div: _binary("Div"),
+    E.Pow: _binary("Pow"),
+    E.Neg: _unary("Neg"),
+    E.Exp: _unary("Exp"),
+    E.Log: _unary("Log"),
+    E.Sqrt: _unary("Sqrt"),
+    E.Abs: _unary("Abs"),
+    E.Maximum: _binary("Max"),
+    E.Minimum: _binary("Min"),
+    E.Clamp: clamp,
+    E.ToDtype: to_dtype,
+    S.Reshape: reshape,
+    S.Permute: permute,
+    S.Cat: cat,
+    S.Pad: pad,
+    S.GetItem: getitem,
+    R.Sum: _reduce("ReduceSum"),
+    R.BroadcastTo: broadcast_to,
+    R.Extreme: extreme,
+    D.Dropout: dropout,
+}

@@ -1,0 +1,32 @@
+"""Registry entries: ``pad`` in modes 'reflect' and 'replicate'.
+
+Draws 1, 2 or 3 padded dims of a (C, *) or (N, C, *) input and sizes that PyTorch accepts
+(reflect: each pad below the dim's size; replicate: up to twice the size).
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+import tinynet.functional as F
+from ..registry import OpInfo, Sample, register
+from .. import strategies as tst
+
+
+@st.composite
+def edge_pad_samples(draw, mode):
+    k = draw(st.integers(1, 3))
+    lead = draw(st.sampled_from([(2,), (1, 2)]))
+    sides = tuple(draw(st.integers(1, 4 if k < 3 else 3)) for _ in range(k))
+    x = draw(tst.arrays(lead + sides))
+    pad = []
+    for j in range(k):
+        n = sides[k - 1 - j]                     # pad pairs run from the last dim back
+        top = n - 1 if mode == "reflect" else 2 * n
+        pad += [draw(st.integers(0, top)), draw(st.integers(0, top))]
+    return Sample((x,), {"pad": tuple(pad), "mode": mode})
+
+
+for _mode in ("reflect", "replicate"):
+    register(OpInfo(
+        f"pad[{_mode}]", F.pad, (lambda m=_mode: edge_pad_samples(m)),
+        lambda torch, x, pad, mode: torch.nn.functional.pad(x, pad, mode=mode), max_examples=40))
