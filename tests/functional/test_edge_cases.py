@@ -189,3 +189,29 @@ def test_clamp_tensor_ties_send_the_gradient_to_input_like_torch():
     for ours, theirs in ((x, xt), (lo, lot), (hi, hit)):
         assert_close(ours.grad, theirs.grad)
     assert x.grad.numpy().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_mean_with_dtype_casts_first_like_torch():
+    assert F.mean(tn.tensor([1, 2]), dtype=tn.float64).item() == 1.5
+    assert F.mean(tn.tensor([1, 2]), dtype=tn.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("divisor,ceil_mode,padding", [(3, False, 0), (-2, True, 1), (1, True, 0)])
+def test_avg_pool2d_divisor_override_matches_torch(divisor, ceil_mode, padding):
+    x, xt = _pair(RNG.standard_normal((2, 3, 7, 6)))
+    ours = F.avg_pool2d(x, 3, 2, padding, ceil_mode, divisor_override=divisor)
+    theirs = torch.nn.functional.avg_pool2d(xt, 3, 2, padding, ceil_mode, divisor_override=divisor)
+    assert_close(ours, theirs)
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert_close(x.grad, xt.grad)
+    layer = nn.AvgPool2d(3, 2, padding, ceil_mode, divisor_override=divisor)
+    assert_close(layer(x), theirs)
+
+
+def test_pair_arguments_accept_one_element_sequences_like_torch():
+    x = RNG.standard_normal((1, 2, 6, 6))
+    w = RNG.standard_normal((3, 2, 3, 3))
+    assert_close(F.conv2d(tn.tensor(x), tn.tensor(w), padding=(1,), stride=(2,)),
+                 torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=(1,), stride=(2,)))
+    assert F.max_pool2d(tn.tensor(x), (2,)).shape == (1, 2, 3, 3)

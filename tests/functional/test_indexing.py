@@ -53,10 +53,13 @@ def test_scatter_gradients_by_hand():
     (lambda: F.scatter(tn.ones(2, 3), 1, tn.tensor([[0, 1]]), tn.ones(1, 1)), ValueError,
      "scatter: src of shape"),
     (lambda: F.scatter(tn.ones(2, 3), 1, tn.tensor([[0]])), TypeError, "scatter: expected 'src'"),
+    (lambda: F.scatter(tn.ones(2, 3), 1, tn.tensor([[0]]), tn.ones(1, 1, dtype=tn.float64)), TypeError,
+     "scatter: src has dtype float64 but input has dtype float32"),
+    (lambda: F.mean(tn.tensor([1, 2]), dtype=tn.int64), TypeError, "mean: could not infer output dtype"),
     (lambda: F.scatter(tn.ones(2, 3), 1, tn.tensor([[0]]), "a"), TypeError, "scatter: src must be"),
     (lambda: F.masked_fill(tn.ones(2, 3), tn.ones(2, 3), 0.0), TypeError, "masked_fill: mask must be a bool"),
-    (lambda: F.masked_fill(tn.ones(3), tn.tensor([[True], [False]]), 0.0), ValueError,
-     "masked_fill: mask of shape"),
+    (lambda: F.masked_fill(tn.ones(3), tn.tensor([[True, False]]), 0.0), ValueError,
+     "masked_fill: shapes \\(1, 2\\) and \\(3,\\) do not broadcast"),
     (lambda: F.masked_fill(tn.ones(3), tn.tensor([True, False, True]), tn.ones(2)), ValueError,
      "masked_fill: value must be a number or a 0-d"),
     (lambda: F.chunk(tn.ones(3), 0), ValueError, "chunk: chunks must be a positive int"),
@@ -138,3 +141,35 @@ def test_from_numpy_shares_memory_both_ways_like_torch():
     assert t.numpy()[0, 0] == 5.0 and a[1, 1] == 7.0
     assert np.shares_memory(t.numpy(), a)
     assert tn.from_numpy(np.arange(3)).dtype == np.int64
+
+
+def test_masked_fill_broadcasts_input_against_mask_like_torch():
+    x = RNG.standard_normal(3)
+    mask = np.array([[True, False, True], [False, False, False]])
+    ours = tn.tensor(x).masked_fill(tn.tensor(mask), 7.0)
+    theirs = torch.from_numpy(x).masked_fill(torch.from_numpy(mask), 7.0)
+    assert ours.shape == tuple(theirs.shape) == (2, 3)
+    assert_close(ours, theirs)
+
+
+def test_0d_input_and_empty_index_gather_scatter_like_torch():
+    x, xt = tn.tensor(np.float64(2.5), requires_grad=True), torch.tensor(2.5, dtype=torch.float64,
+                                                                          requires_grad=True)
+    y, yt = F.gather(x, 0, tn.tensor([0, 0])), torch.gather(xt, 0, torch.tensor([0, 0]))
+    assert y.shape == tuple(yt.shape) == (2,)
+    y.sum().backward()
+    yt.sum().backward()
+    assert_close(x.grad, xt.grad)
+    empty = F.gather(tn.ones(5), 0, tn.zeros(2, 0, dtype=tn.int64))
+    assert empty.shape == tuple(torch.gather(torch.ones(5), 0, torch.zeros(2, 0, dtype=torch.int64)).shape)
+    s = F.scatter(tn.tensor(np.float64(1.0), requires_grad=True), 0, tn.tensor(0), 2.5)
+    assert s.shape == () and s.item() == 2.5 and s.requires_grad
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_std_accept_torchs_unbiased_overload_and_correction_none(name):
+    a = RNG.standard_normal((4, 5))
+    for args, kwargs in [((False,), {}), ((True,), {}), ((), {"dim": 1, "correction": None})]:
+        ours = getattr(F, name)(tn.tensor(a), *args, **kwargs)
+        theirs = getattr(torch, name)(torch.from_numpy(a), *args, **kwargs)
+        assert_close(ours, theirs)

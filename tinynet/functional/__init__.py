@@ -27,7 +27,6 @@ from .dropout import *          # noqa: F401,F403
 from .dropout import __all__ as _dropout
 from .embedding import *        # noqa: F401,F403
 from .embedding import __all__ as _embedding
-
 from .indexing import *         # noqa: F401,F403
 from .indexing import __all__ as _indexing
 

@@ -24,7 +24,7 @@ from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, normalize_dim, normalize_dims, check_broadcastable, as_tensor
 from .elementwise import where, mul
-from .shape import GetItem, IndexAdd, getitem
+from .shape import GetItem, IndexAdd, getitem, reshape
 
 __all__ = ["clone", "gather", "scatter", "masked_fill", "chunk", "split", "all", "any",
            "one_hot"]
@@ -61,6 +61,8 @@ def _index_tensor(index, input, op, dim):
         raise TypeError(f"{op}: index must be an integer tensor, got {index.dtype}")
     if index.device != input.device:
         raise ValueError(f"{op}: index is on {index.device} but input is on {input.device}")
+    if index.data.size == 0:
+        return
     if index.ndim != input.ndim:
         raise ValueError(f"{op}: index has {index.ndim} dimensions but input has {input.ndim}; "
                          "they must have the same number")
@@ -107,9 +109,13 @@ def gather(input, dim: int, index) -> Tensor:
     op = "gather"
     check_tensor(input, op)
     d = normalize_dim(dim, input.ndim, op)
+    if input.ndim == 0 and isinstance(index, Tensor) and index.ndim <= 1:
+        # a 0-d tensor gathers as a 1-element vector (PyTorch), keeping index's shape
+        out = gather(reshape(input, 1), 0, reshape(index, -1) if index.ndim else reshape(index, 1))
+        return reshape(out, tuple(index.shape))
     _index_tensor(index, input, op, d)
-    if input.ndim == 0:
-        return Clone.apply(input)
+    if index.data.size == 0:     # an empty slice keeps the graph (its gradient is zeros)
+        return reshape(getitem(reshape(input, -1), slice(0, 0)), tuple(index.shape))
     return GetItem.apply(input, index=_advanced_index(index.data, d))
 
 
@@ -143,14 +149,21 @@ def scatter(input, dim: int, index, src=None, value=None) -> Tensor:
                              f"of dimensions and be at least as large as index "
                              f"{tuple(index.shape)} in each")
         if source.dtype != input.dtype:
-            source = source.to(input.dtype)
+            raise TypeError(f"{op}: src has dtype {source.dtype} but input has dtype "
+                            f"{input.dtype}; they must be equal")
         part = getitem(source, tuple(slice(0, n) for n in index.shape)) if source.ndim else source
     elif isinstance(source, Number) and not isinstance(source, complex):
         part = Tensor(input.xp.full(tuple(index.shape), source, dtype=input.dtype))
     else:
         raise TypeError(f"{op}: src must be a Tensor or a number, got {type(source).__name__}")
-    if input.ndim == 0:
-        return Clone.apply(part) if index.data.size else input
+    if input.ndim == 0:        # as a 1-element vector (PyTorch)
+        if isinstance(index, Tensor) and index.ndim <= 1 and part.ndim <= 1:
+            out = scatter(reshape(input, 1), 0, reshape(index, -1), reshape(part, -1))
+            return reshape(out, ())
+        raise ValueError(f"{op}: a 0-d input takes a 0-d or 1-element index, got shape "
+                         f"{tuple(index.shape)}")
+    if index.data.size == 0:
+        return Clone.apply(input)
     at = _advanced_index(index.data, d)
     keep = input.xp.ones(input.shape, dtype=input.dtype)
     keep[at] = 0
@@ -158,8 +171,9 @@ def scatter(input, dim: int, index, src=None, value=None) -> Tensor:
 
 
 def masked_fill(input, mask, value) -> Tensor:
-    """``value`` where the bool ``mask`` (broadcast to ``input``'s shape) is true, else
-    ``input``. ``value`` is a number or a 0-d Tensor (which then receives a gradient).
+    """``value`` where the bool ``mask`` is true, else ``input``; ``mask`` and ``input``
+    broadcast together (the result has their broadcast shape, as PyTorch's out-of-place
+    ``masked_fill``). ``value`` is a number or a 0-d Tensor (which then receives a gradient).
 
     Example
     -------
@@ -175,10 +189,6 @@ def masked_fill(input, mask, value) -> Tensor:
     if mask.device != input.device:
         raise ValueError(f"{op}: mask is on {mask.device} but input is on {input.device}")
     check_broadcastable(tuple(mask.shape), tuple(input.shape), op)
-    if mask.ndim > input.ndim or _builtin_any(
-            m not in (1, n) for m, n in zip(reversed(mask.shape), reversed(input.shape))):
-        raise ValueError(f"{op}: mask of shape {tuple(mask.shape)} must broadcast to input's "
-                         f"shape {tuple(input.shape)}")
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise ValueError(f"{op}: value must be a number or a 0-d tensor, got shape "

@@ -132,12 +132,13 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """Mean over each window with zero padding; PyTorch's ``avg_pool2d``.
 
     The divisor is the window's size clipped to the padded input (``count_include_pad``)
     or to the real input (``count_include_pad=False``); ``ceil_mode`` windows that hang
-    past the padding are clipped in both cases.
+    past the padding are clipped in both cases. ``divisor_override`` (a non-zero int)
+    replaces the divisor: the output is the window sum divided by it.
 
     Example
     -------
@@ -147,8 +148,27 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     """
     x, was_3d, (k, s, p, _, ceil_mode) = _pool_args("avg_pool2d", input, kernel_size, stride,
                                                     padding, 1, ceil_mode)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, int) \
+                or divisor_override == 0:
+            raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got "
+                             f"{divisor_override!r}")
+        count_include_pad = True
     out = AvgPool2d.apply(x, geometry=(k, s, p, ceil_mode, bool(count_include_pad)))
+    if divisor_override is not None:
+        # window sum / divisor = mean · (window size clipped to the padded input) / divisor
+        sizes = [_clipped_window_sizes(x.shape[2 + a], out.shape[2 + a], k[a], s[a], p[a], x.xp)
+                 for a in range(2)]
+        scale = (sizes[0][:, None] * sizes[1][None, :]).astype(x.dtype) / divisor_override
+        out = out * Tensor(scale)
     return _squeeze(out, 0) if was_3d else out
+
+
+def _clipped_window_sizes(size, out_size, k, s, p, xp):
+    """Per output position along one axis: how many of the window's k positions lie inside
+    the padded input [-p, size + p) (the divisor of ``count_include_pad=True``)."""
+    start = xp.arange(out_size) * s - p
+    return xp.minimum(start + k, size + p) - start
 
 
 def _adaptive_bins(size, out, xp, dtype):

@@ -112,10 +112,17 @@ def sum(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     return Sum.apply(input, dims=dims, keepdim=keepdim)
 
 
-def mean(input, dim=None, keepdim: bool = False) -> Tensor:
-    """Arithmetic mean over ``dim``; floating inputs only (as PyTorch)."""
+def mean(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Arithmetic mean over ``dim``; floating inputs only, or a floating ``dtype`` to cast
+    the input to first (as PyTorch)."""
     check_tensor(input, "mean")
     _check_keepdim(keepdim, "mean")
+    if dtype is not None:
+        dtype = as_dtype(dtype, "mean")
+        if dtype.kind != "f":
+            raise TypeError(f"mean: could not infer output dtype; dtype must be a floating "
+                            f"point dtype, got {dtype}")
+        input = input.to(dtype)
     if input.dtype.kind != "f":
         raise TypeError(f"mean: input must be floating-point, got {input.dtype}; "
                         "convert it with .float() first")
@@ -215,6 +222,10 @@ def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
 def var(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None) -> Tensor:
     """Σ (x - mean)² / (N - correction); ``unbiased=False`` means correction 0."""
     check_tensor(input, "var")
+    if isinstance(dim, bool):      # var(input, unbiased), PyTorch's older overload
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1
     _check_keepdim(keepdim, "var")
     if unbiased is not None:
         correction = 1 if unbiased else 0
@@ -233,6 +244,10 @@ def var(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=No
 def std(input, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None) -> Tensor:
     """Square root of :func:`var`."""
     check_tensor(input, "std")
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1
     _check_keepdim(keepdim, "std")
     normalize_dims(dim, input.ndim, "std")
     _check_correction(correction, "std")

@@ -76,15 +76,16 @@ def batch_chunk(batch: int, bytes_per_sample: int) -> int:
 
 
 def pair(value, name: str = "argument", op: str = "conv2d") -> tuple[int, int]:
-    """``3 -> (3, 3)``; a 2-sequence of ints passes through. Anything else is a TypeError."""
+    """``3 -> (3, 3)`` and ``(3,) -> (3, 3)``; a 2-sequence of ints passes through. Anything
+    else is a TypeError (or a ValueError for a sequence of another length)."""
     if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
         return value                        # already normalised (the common, hot case)
     if type(value) is int:
         return value, value
     if isinstance(value, (tuple, list)):
-        if len(value) != 2:
+        if len(value) not in (1, 2):
             raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-        a, b = value
+        a, b = value if len(value) == 2 else (value[0], value[0])   # (k,) as PyTorch expands it
     else:
         a = b = value
     for v in (a, b):

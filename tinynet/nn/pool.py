@@ -42,15 +42,19 @@ class AvgPool2d(Module):
     """Mean over each window; stride defaults to kernel_size."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-                 count_include_pad: bool = True):
+                 count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
         self.kernel_size, self.stride, self.padding = _window("AvgPool2d", kernel_size, stride, padding)
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
+                divisor_override, int) or divisor_override == 0):
+            raise ValueError(f"AvgPool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
+        self.divisor_override = divisor_override
 
     def forward(self, input: Tensor) -> Tensor:
         check_input(input, "AvgPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
         return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad)
+                            self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -91,7 +91,8 @@ def avg_pool2d_samples(draw):
     shape = _batch(draw) + (draw(st.integers(1, 3)), H, W)
     x = draw(tst.arrays(shape, -2, 2))
     return Sample((x,), dict(kernel_size=k, stride=stride, padding=p, ceil_mode=ceil_mode,
-                             count_include_pad=draw(st.booleans())))
+                             count_include_pad=draw(st.booleans()),
+                             divisor_override=draw(st.sampled_from([None, None, 3, -2]))))
 
 
 @st.composite
