@@ -23,7 +23,7 @@ from .. import backend
 from ..backend import numpy as np
 from ..random import generator
 from ..tensor import Tensor
-from .transforms import _size_pair
+from .transforms import Compose, _size_pair   # Compose applies any callables in order
 
 __all__ = ["Compose", "Resize", "RandomCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
            "RandomRotation90", "ToFloat", "Normalize", "OneHot"]
@@ -39,24 +39,6 @@ def _pair(sample, op):
         raise ValueError(f"{op}: mask must be (H, W) or (K, H, W) of the image's size "
                          f"{tuple(image.shape[1:])}, got shape {tuple(mask.shape)}")
     return image, mask
-
-
-class Compose:
-    """Applies pair transforms in order."""
-
-    def __init__(self, transforms: Sequence):
-        for t in transforms:
-            if not callable(t):
-                raise TypeError(f"Compose: {t!r} is not callable")
-        self.transforms = list(transforms)
-
-    def __call__(self, sample):
-        for t in self.transforms:
-            sample = t(sample)
-        return sample
-
-    def __repr__(self) -> str:
-        return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
 
 
 class Resize:

@@ -41,7 +41,8 @@ def _as_batch(a, op):
 
 
 class Compose:
-    """Applies transforms in order."""
+    """Applies transforms in order (image transforms here, or the pair transforms of
+    :mod:`tinynet.data.paired_transforms`, which reuse this class)."""
 
     def __init__(self, transforms: Sequence):
         for t in transforms:
