@@ -47,7 +47,6 @@ SIZES = [2 ** k for k in range(10, 27, 2)]          # allreduce message sizes in
 # ------------------------------------------------------------------------- children
 def _child_steps(library, name, shape, width, steps, distributed):
     """Times ``steps`` training steps after 2 warm-up steps; returns a dict of seconds."""
-    import numpy as np
     import training
     if library == "torch":
         import torch

@@ -2,8 +2,6 @@
 function behind ``tinynet.onnx.export``)."""
 from __future__ import annotations
 
-import os
-import tempfile
 
 from .. import backend
 from ..autograd import no_grad
@@ -215,18 +213,5 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
 
 
 def _write(proto, path) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from ..utils.checkpoint import write_atomically
+    write_atomically(path, lambda f: f.write(proto.SerializeToString()))

@@ -84,11 +84,19 @@ def save(obj, path) -> None:
     text = json.dumps(structure).encode("utf-8")
     entries = {f"a{i}": a for i, a in enumerate(arrays)}
     entries[_STRUCTURE] = np.frombuffer(text, dtype=np.uint8)
+    write_atomically(path, lambda f: np.savez(f, **entries))
+
+
+def write_atomically(path, write) -> None:
+    """Calls ``write(file)`` on a temporary file beside ``path``, flushes it to disk, then
+    renames it over ``path``: readers see the old file or the whole new one, never a part
+    (checkpoints, safetensors and ONNX files are all written this way)."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **entries)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

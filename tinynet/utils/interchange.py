@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 
 from .. import backend
 from ..tensor import Tensor
+from .checkpoint import write_atomically
 
 __all__ = ["save_safetensors", "load_safetensors"]
 
@@ -98,21 +98,7 @@ def save_safetensors(state, path, metadata: dict | None = None) -> None:
                                                      for k, v in metadata.items()):
             raise TypeError(f"{op}: metadata must be a dict of str -> str, got {metadata!r}")
     blob = st.save(dict(arrays), metadata=metadata)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, lambda f: f.write(blob))
 
 
 def _check_header(path: str, op: str) -> None:
