@@ -32,3 +32,23 @@ def test_jax_functions_match_pytorch(workload):
     op, *shape = workload
     _, _, check, (x, w, b, gy) = references.jax_cases(mods, op, *shape)
     check(*references.torch_reference(op, x, w, b, gy, *shape[-3:]))
+
+
+def test_keras_unet_without_keras_is_skipped_with_a_reason(monkeypatch, capsys):
+    import keras_unet
+    monkeypatch.setitem(sys.modules, "keras", None)
+    assert keras_unet.import_keras(threads=2) is None
+    assert keras_unet.run(quick=True, threads=2) == []
+    assert "Keras 3 with JAX is not installed" in capsys.readouterr().out
+
+
+def test_keras_unet_is_the_seed_unet():
+    import keras_unet
+    keras = keras_unet.import_keras(threads=2)
+    if keras is None:
+        pytest.skip("the keras extra is not installed")
+    model = keras_unet.keras_unet(keras)
+    # the seed's parameter count, and tinynet's UNet() has the same
+    from tinynet.models import UNet
+    assert model.count_params() == 1_941_122 == sum(p.numel() for p in UNet(3, 2).parameters())
+    assert tuple(model.output.shape) == (None, 128, 128, 2)
