@@ -12,6 +12,10 @@ outputs (``Tensor._ctx``). ``backward`` walks the nodes in reverse topological o
 
 ``backward`` of a Function is written with tinynet ops, so it builds a graph of its own
 when ``create_graph=True`` (double backward) and runs under ``no_grad`` otherwise.
+
+Profiling: ``set_profile_hook(hook)`` installs an optional callback (``tinynet.profiler``
+does, inside ``profile()``); ``apply``, each node's ``backward`` and the walk above then
+go through it. When none is set, each op pays one ``is not None`` test.
 """
 from __future__ import annotations
 
