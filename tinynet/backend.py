@@ -35,7 +35,7 @@ __all__ = [
     "ElementwiseKernelSource", "define_elementwise_kernel", "KERNEL_SOURCES",
     "install_stand_in", "is_device_string",
     "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "parallel_chunks",
-    "matmul",
+    "matmul", "gemms_on_pool",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -401,6 +401,13 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
         raise error
 
 
+def gemms_on_pool() -> bool:
+    """True when GEMMs may run side by side on tinynet's pool: ``set_num_threads(n,
+    blas=1)`` with n > 1. Otherwise each BLAS call already uses the BLAS threads, and
+    running several at once would oversubscribe the cores."""
+    return _num_threads is not None and _num_threads > 1 and _blas_threads == 1
+
+
 def matmul(a, b, out=None):
     """``a @ b`` for 2-D arrays; split into blocks on tinynet's pool when BLAS was set to
     one thread by ``set_num_threads(n, blas=1)`` with n > 1 and the product is large.
@@ -411,7 +418,7 @@ def matmul(a, b, out=None):
     exactly ``xp.matmul(a, b, out=out)``.
     """
     n = _num_threads
-    if (n is None or n < 2 or _blas_threads != 1 or _is_cupy_array(a)
+    if (not gemms_on_pool() or _is_cupy_array(a)
             or a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < (1 << 22)):
         return a @ b if out is None else get_array_module(a).matmul(a, b, out=out)
     M, K = a.shape

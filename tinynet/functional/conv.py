@@ -105,6 +105,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     return min(C, w_shape[0]) >= 128 and tiles >= 128
 
 
+#: Grid columns per block of the row-strip forward GEMM (see ``_conv2d_row_strips``).
+_ROW_STRIP_BLOCK = 16384
+
+
 def _conv2d_row_strips(x, w, b, padding, dilation):
     """Stride-1 conv as one GEMM over :func:`row_strips` (no kh·kw im2col copy):
     ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of Z_i`` shifted
@@ -125,12 +129,25 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
         n = xs.shape[0]
         strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
         T = n * Hp * Wp
-        z = backend.matmul(w_rows, strips)        # (kh·C_out, T + reach·Wp)
-        y = z[:C_out, :T]
-        for i in range(1, kh):
-            offset = i * dilation[0] * Wp
-            shifted = z[i * C_out:(i + 1) * C_out, offset:offset + T]
-            y = y + shifted if i == 1 else xp.add(y, shifted, out=y)
+        y = xp.empty((C_out, T), dtype=x.dtype)
+
+        def column_blocks(first, last):
+            # Blocks of grid columns: each block's product (plus the reach·Wp columns its
+            # shifted rows read) stays in cache while its kh row blocks are summed, instead
+            # of a (kh·C_out, T) product written to memory and read back (0.83x, measured
+            # on 16->16 224²). Blocks are independent: with set_num_threads(n, blas=1)
+            # they run side by side on the pool.
+            for t0 in range(first * _ROW_STRIP_BLOCK, min(T, last * _ROW_STRIP_BLOCK), _ROW_STRIP_BLOCK):
+                L = min(_ROW_STRIP_BLOCK, T - t0)
+                z = w_rows @ strips[:, t0:t0 + L + reach * Wp]   # (kh·C_out, L + reach·Wp)
+                block = y[:, t0:t0 + L]
+                block[...] = z[:C_out, :L]
+                for i in range(1, kh):
+                    offset = i * dilation[0] * Wp
+                    block += z[i * C_out:(i + 1) * C_out, offset:offset + L]
+        blocks = -(-T // _ROW_STRIP_BLOCK)
+        backend.parallel_for(blocks, column_blocks, like=x,
+                             nbytes=y.nbytes + strips.nbytes if backend.gemms_on_pool() else 0)
         _to_nchw(y.reshape(C_out, n, Hp, Wp)[:, :, :Ho, :Wo], out[n0:n0 + n], b)
     return out
 
@@ -153,6 +170,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
         grid = xp.zeros((C_out, n, Hp, Wp), dtype=x.dtype)
         grid[:, :, :Ho, :Wo] = dy[n0:n0 + n].transpose(1, 0, 2, 3)
         grid = grid.reshape(C_out, T)
+        # (Blocking these columns as in the forward measured no gain here: 1.00-1.27x.)
         for i in range(kh):
             offset = i * dilation[0] * Wp
             dw[:, :, i, :] += backend.matmul(grid, strips[:, offset:offset + T].T).reshape(C_out, C, kw)
