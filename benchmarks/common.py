@@ -86,6 +86,8 @@ def set_threads(n: int = DEFAULT_THREADS) -> dict:
         _thread_limiter = threadpool_limits(limits=n)
         numpy_threads = {f"{i['internal_api']}": i["num_threads"]
                          for i in threadpool_info() if i["user_api"] == "blas"}
+    import tinynet
+    tinynet.set_num_threads(n)      # tinynet's own pool too (and BLAS again, to the same n)
     torch = torch_or_none()
     torch_threads = None
     if torch is not None:

@@ -6,6 +6,8 @@
   tensors on the default device, which is set here. Without a usable GPU every test is
   skipped with the reason (CuPy missing, or no device), and the run then fails: a run
   that asked for a device and ran nothing on it exits non-zero.
+* ``TINYNET_TEST_DEVICE=fakecuda`` runs every test on ``tinynet.testing.fakecuda``, NumPy
+  arrays under CuPy's rules (a stand-in that takes the CuPy path on a CPU; not a GPU).
 """
 import os
 
@@ -24,6 +26,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 TEST_DEVICE = os.environ.get("TINYNET_TEST_DEVICE", "cpu")
 _SKIP_REASON = None
+if TEST_DEVICE == "fakecuda":      # the strict CuPy stand-in (a test tool, not a GPU)
+    from tinynet.testing import fakecuda
+    fakecuda.install()
+    tinynet.set_default_device(TEST_DEVICE)
 if backend.Device(TEST_DEVICE).type == "cuda":
     _SKIP_REASON = backend.cuda_unavailable_reason()
     if _SKIP_REASON is None:
@@ -34,11 +40,29 @@ def pytest_report_header(config):
     return f"tinynet test device: {TEST_DEVICE}" + (f" (skipping: {_SKIP_REASON})" if _SKIP_REASON else "")
 
 
+# Tests that cannot run on the fakecuda stand-in, by node-id prefix, with the reason.
+_CPU_PAGE = ("a CPU program: its built-in dataset holds host tensors (as in PyTorch), so with "
+             "a device as the default the model and the batches are on different devices")
+FAKECUDA_SKIPS = {
+    **{f"tests/docs/test_docs.py::test_code_blocks_run[docs/{page}.md]": _CPU_PAGE
+       for page in ("getting-started", "tutorials/lstm-sequences", "tutorials/train-cnn",
+                    "tutorials/unet-segmentation")},
+    "tests/test_bench.py::test_quick_smoke_run_of_the_real_suites":
+        "runs the `bench` command in a subprocess; fakecuda is a test tool, not a device the "
+        "command line offers",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     if _SKIP_REASON:
         mark = pytest.mark.skip(reason=f"TINYNET_TEST_DEVICE={TEST_DEVICE}: {_SKIP_REASON}")
         for item in items:
             item.add_marker(mark)
+    if TEST_DEVICE == "fakecuda":
+        for item in items:
+            for prefix, reason in FAKECUDA_SKIPS.items():
+                if item.nodeid.startswith(prefix):
+                    item.add_marker(pytest.mark.skip(reason=f"fakecuda: {reason}"))
 
 
 @pytest.fixture

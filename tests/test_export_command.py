@@ -194,3 +194,40 @@ def test_unet_trained_on_image_and_mask_folders_exports_at_its_training_size(tmp
     x = rng.uniform(0, 1, (3, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(onnx_outputs(tmp_path / "u.onnx", x), tinynet_outputs(str(run / "last.npz"), x),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_sequence_recipes_export_by_their_recorded_recipe(tmp_path, capsys):
+    """charlm traces on integer ids; seq2seq (a forward of several inputs with lengths) has no
+    ONNX export and says so, but its weights go to safetensors; the recipe is checked."""
+    pytest.importorskip("onnx", reason="the optional 'onnx' package is not installed")
+    pytest.importorskip("safetensors", reason="the optional 'safetensors' package is not installed")
+    from tinynet.models import CharLM, Seq2Seq
+    from tinynet.train import save_checkpoint
+
+    def checkpoint(path, model, name, kwargs, recipe, shape):
+        save_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.1), 1, [],
+                        config={"model": {"name": name, "kwargs": kwargs},
+                                "run": {"recipe": recipe, "input_shape": shape}})
+        return str(path)
+    tn.manual_seed(8)
+    kwargs = {"vocab_size": 9, "embedding_dim": 4, "hidden_size": 5}
+    lm = checkpoint(tmp_path / "lm.npz", CharLM(**kwargs), "CharLM", kwargs, "charlm", [6])
+    assert main(["export", "cnn", lm, "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "trained with the charlm recipe (a CharLM), not cnn" in capsys.readouterr().err
+    assert main(["export", "charlm", lm, "--format", "onnx", "--out", str(tmp_path / "lm.onnx")]) == 0
+    ids = np.random.default_rng(8).integers(0, 9, (3, 6))
+    ort = pytest.importorskip("onnxruntime", reason="the optional 'onnxruntime' package is not installed")
+    logits = ort.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"input": ids})[0]
+    with tn.no_grad():
+        expected = load_model(lm)(tn.tensor(ids))[0].numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+    kwargs = {"source_vocab": 7, "target_vocab": 8, "embedding_dim": 4, "hidden_size": 6}
+    s2s = checkpoint(tmp_path / "s2s.npz", Seq2Seq(**kwargs), "Seq2Seq", kwargs, "seq2seq", [5])
+    capsys.readouterr()
+    assert main(["export", "seq2seq", s2s, "--format", "onnx", "--out", str(tmp_path / "s.onnx")]) == 1
+    assert "Seq2Seq cannot be exported as ONNX" in capsys.readouterr().err
+    assert not (tmp_path / "s.onnx").exists()
+    assert main(["export", "seq2seq", s2s, "--format", "safetensors", "--out", str(tmp_path / "s.st")]) == 0
+    assert set(tn.utils.load_safetensors(tmp_path / "s.st")) == set(load_model(s2s).state_dict())

@@ -142,3 +142,25 @@ def test_split_matmul_equals_one_gemm(shape, monkeypatch, restore_threads):
 def test_set_num_threads_rejects_a_bad_blas_count(restore_threads):
     with pytest.raises(ValueError, match="set_num_threads: blas must be a positive int"):
         tn.set_num_threads(2, blas=0)
+
+
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 1)])
+def test_threaded_max_pool_matches_one_thread(kernel, stride, monkeypatch, restore_threads):
+    """2x2 tiles (the tournament, batch chunks) and overlapping windows (accumulating backward)."""
+    x0 = np.random.default_rng(4).standard_normal((5, 3, 12, 10))
+    g0 = np.random.default_rng(5).standard_normal(
+        F.max_pool2d(tn.tensor(x0), kernel, stride).shape)
+
+    def run():
+        x = tn.tensor(x0, requires_grad=True)
+        y = F.max_pool2d(x, kernel, stride)
+        y.backward(tn.tensor(g0))
+        return y.detach().numpy(), x.grad.numpy()
+    tn.set_num_threads(1)
+    y1, gx1 = run()
+    monkeypatch.setattr(backend, "parallel_grain", 64)
+    tn.set_num_threads(3)
+    assert backend.parallel_chunks(5, 2 * x0.nbytes) == 3
+    y3, gx3 = run()
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(gx1, gx3)

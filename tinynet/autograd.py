@@ -169,7 +169,7 @@ class Function:
             return _profile_hook.forward(cls, args, kwargs)
         node = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        if backend._cupy is not None:  # only then can two devices meet
+        if backend._cupy is not None or backend._stand_in is not None:  # only then can two devices meet
             _check_one_device(cls, raw)
         result = node.forward(*raw, **kwargs)
         if _grad_enabled:

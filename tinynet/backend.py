@@ -7,30 +7,40 @@ where the two libraries differ live here:
 * devices: parsing ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and moving arrays between them;
 * strided views (``as_strided``, ``sliding_window_view``);
 * unbuffered scatter-add (``np.add.at`` vs ``cupyx.scatter_add``);
-* compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback);
+* compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback); every kernel
+  tinynet defines is declared once with :func:`define_elementwise_kernel`, so a test can
+  compile them all;
 * threads: the BLAS thread count and a small pool that runs NumPy work in chunks
   (:func:`set_num_threads`, :func:`parallel_for`);
 * the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace).
 
 CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
 needs NumPy only.
+
+A test stand-in for CUDA (``tinynet.testing.fakecuda``: NumPy arrays that follow CuPy's
+rules) can be plugged in with :func:`install_stand_in`; it takes the CuPy branches below
+with its own CuPy-like namespace, is never a GPU, and is not offered to users.
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy
 
 __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
-    "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy",
-    "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "matmul", "erf",
+    "sliding_window_view", "scatter_add", "elementwise_kernel", "asnumpy", "erf",
+    "ElementwiseKernelSource", "define_elementwise_kernel", "KERNEL_SOURCES",
+    "install_stand_in", "is_device_string",
+    "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "parallel_chunks",
+    "matmul",
 ]
 
 _cupy = None            # the cupy module once imported
 _cupy_error = None      # why CUDA is unavailable, once known
+_stand_in = None        # a test stand-in for CUDA (tinynet.testing.fakecuda), once installed
 
 
 class Device:
@@ -49,19 +59,28 @@ class Device:
             self.type, self.index = "cpu", None
         elif kind in ("cuda", "gpu") and (not index or index.isdigit()):
             self.type, self.index = "cuda", int(index) if index else 0
+        elif _stand_in is not None and kind == _stand_in.name and index in ("", "0"):
+            self.type, self.index = kind, 0
         else:
             raise ValueError(f"device: unknown device {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
 
     @property
     def xp(self):
         """The array module that holds arrays on this device."""
-        return numpy if self.type == "cpu" else _require_cupy(self)
+        if self.type == "cpu":
+            return numpy
+        if _stand_in is not None and self.type == _stand_in.name:
+            return _stand_in.xp
+        return _require_cupy(self)
 
     def __str__(self) -> str:
-        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+        return "cpu" if self.type == "cpu" else f"{self.type}:{self.index}"
 
     def __repr__(self) -> str:
-        return f"device(type={self.type!r}" + ("" if self.index is None else f", index={self.index}") + ")"
+        text = f"device(type={self.type!r}" + ("" if self.index is None else f", index={self.index}")
+        if _stand_in is not None and self.type == _stand_in.name:
+            text += f", stand_in={_stand_in.description!r}"
+        return text + ")"
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):
@@ -73,6 +92,26 @@ class Device:
 
     def __hash__(self) -> int:
         return hash((self.type, self.index))
+
+
+def is_device_string(spec) -> bool:
+    """True when ``spec`` names a device type (``"cpu"``, ``"cuda:1"``...) rather than a dtype."""
+    if not isinstance(spec, str):
+        return False
+    kind = spec.split(":")[0].strip().lower()
+    return kind in ("cpu", "cuda", "gpu") or (_stand_in is not None and kind == _stand_in.name)
+
+
+def install_stand_in(stand_in) -> None:
+    """Plugs in a test stand-in for CUDA (see ``tinynet.testing.fakecuda``); not a user device.
+
+    ``stand_in`` has ``name`` (its device type), ``description`` (shown in the device's
+    repr), ``xp`` (a CuPy-like namespace: ``ndarray``, ``asarray``, ``cuda.Device``,
+    ``lib.stride_tricks``, ``ElementwiseKernel``...) and ``cupyx`` (``scatter_add``).
+    Its arrays then take the CuPy branches of this module.
+    """
+    global _stand_in
+    _stand_in = stand_in
 
 
 def device(spec: "str | Device") -> Device:
@@ -138,34 +177,47 @@ def cuda_unavailable_reason() -> str | None:
     return None if is_cuda_available() else _cupy_error
 
 
+def _device_module(a: Any):
+    """``cupy`` (or the stand-in's namespace) when ``a`` is one of its arrays, else None."""
+    if _cupy is not None and isinstance(a, _cupy.ndarray):
+        return _cupy
+    if _stand_in is not None and isinstance(a, _stand_in.xp.ndarray):
+        return _stand_in.xp
+    return None
+
+
 def _is_cupy_array(a: Any) -> bool:
-    return _cupy is not None and isinstance(a, _cupy.ndarray)
+    return _device_module(a) is not None
 
 
 def get_array_module(*arrays):
     """``cupy`` if any argument is a CuPy array, else ``numpy``."""
-    if _cupy is not None:
+    if _cupy is not None or _stand_in is not None:
         for a in arrays:
-            if isinstance(a, _cupy.ndarray):
-                return _cupy
+            xp = _device_module(a)
+            if xp is not None:
+                return xp
     return numpy
 
 
 def device_of(array) -> Device:
     """The device holding ``array``."""
-    if _is_cupy_array(array):
-        return Device(f"cuda:{array.device.id}")
-    return CPU
+    xp = _device_module(array)
+    if xp is None:
+        return CPU
+    return Device(f"{'cuda' if xp is _cupy else _stand_in.name}:{array.device.id}")
 
 
 def to_device(array, dev: "str | Device"):
     """Copies ``array`` to ``dev`` (no copy when it is already there)."""
     dev = Device(dev)
     if dev.type == "cpu":
-        return array.get() if _is_cupy_array(array) else numpy.asarray(array)
-    cp = _require_cupy(dev)
-    if _is_cupy_array(array) and array.device.id == dev.index:
-        return array
+        return asnumpy(array)
+    cp = dev.xp
+    if _device_module(array) is not None:
+        if device_of(array) == dev:
+            return array
+        array = asnumpy(array)        # between a GPU and the stand-in: through the host
     with cp.cuda.Device(dev.index):
         return cp.asarray(array)
 
@@ -177,8 +229,9 @@ def asnumpy(array) -> numpy.ndarray:
 
 def as_strided(x, shape, strides):
     """A view of ``x`` with the given shape and byte strides (no copy, no bounds check)."""
-    if _is_cupy_array(x):
-        return _cupy.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+    xp = _device_module(x)
+    if xp is not None:
+        return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
     return numpy.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)
 
 
@@ -190,11 +243,36 @@ def sliding_window_view(x, window_shape, axis=None):
 
 def scatter_add(target, indices, values) -> None:
     """``target[indices] += values`` accumulating repeated indices (unbuffered), in place."""
-    if _is_cupy_array(target):
+    xp = _device_module(target)
+    if xp is None:
+        numpy.add.at(target, indices, values)
+    elif xp is _cupy:
         import cupyx
         cupyx.scatter_add(target, indices, values)
     else:
-        numpy.add.at(target, indices, values)
+        _stand_in.cupyx.scatter_add(target, indices, values)
+
+
+class ElementwiseKernelSource(NamedTuple):
+    """The four strings of a CuPy ``ElementwiseKernel``: parameters, body (CUDA C++), name."""
+    in_params: str
+    out_params: str
+    operation: str
+    name: str
+
+
+KERNEL_SOURCES: "list[ElementwiseKernelSource]" = []   # every kernel tinynet defines
+
+
+def define_elementwise_kernel(in_params: str, out_params: str, operation: str,
+                              name: str) -> ElementwiseKernelSource:
+    """Declares a kernel (at import time) so tests can compile every one; returns its source."""
+    source = ElementwiseKernelSource(in_params, out_params, operation, name)
+    if any(k.name == name and k != source for k in KERNEL_SOURCES):
+        raise ValueError(f"define_elementwise_kernel: two different kernels are named {name!r}")
+    if source not in KERNEL_SOURCES:
+        KERNEL_SOURCES.append(source)
+    return source
 
 
 def synchronize() -> None:
@@ -274,6 +352,13 @@ def get_num_threads() -> int:
     return _usable_cores()
 
 
+def parallel_chunks(count: int, nbytes: int = 0, like=None) -> int:
+    """How many chunks :func:`parallel_for` would run the same job in (1: in the caller)."""
+    if like is not None and _is_cupy_array(like):
+        return 1
+    return max(1, min(get_num_threads(), count, nbytes // parallel_grain))
+
+
 def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     """Calls ``fn(start, stop)`` over consecutive chunks covering ``range(count)``, on up
     to :func:`get_num_threads` threads at once, and waits for all of them.
@@ -292,8 +377,8 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
     """
     global _pool
-    chunks = min(get_num_threads(), count, max(1, nbytes // parallel_grain))
-    if chunks <= 1 or (like is not None and _is_cupy_array(like)):
+    chunks = parallel_chunks(count, nbytes, like)
+    if chunks <= 1:
         fn(0, count)
         return
     if _pool is None:
@@ -352,6 +437,8 @@ def matmul(a, b, out=None):
         for p in parts[2:]:
             out += p
     return out
+
+
 _erf_host = None
 
 
@@ -377,16 +464,17 @@ def erf(x):
 _kernel_cache: dict = {}
 
 
-def elementwise_kernel(in_params: str, out_params: str, operation: str, name: str):
-    """A compiled CuPy ``ElementwiseKernel`` (cached), or ``None`` when CuPy is absent.
+def elementwise_kernel(source: ElementwiseKernelSource, xp):
+    """The compiled ``ElementwiseKernel`` of ``source`` for arrays of ``xp`` (cached).
 
-    Callers use it only for CuPy arrays and keep an ``xp`` fallback for NumPy.
+    ``None`` for NumPy: callers keep an ``xp`` fallback. On the test stand-in the kernel's
+    source is compiled (NVRTC, where installed) and a NumPy emulation runs.
     """
-    if _import_cupy() is None:
+    if xp is numpy:
         return None
-    key = (in_params, out_params, operation, name)
+    key = (source, id(xp))
     if key not in _kernel_cache:
-        _kernel_cache[key] = _cupy.ElementwiseKernel(in_params, out_params, operation, name)
+        _kernel_cache[key] = xp.ElementwiseKernel(*source)
     return _kernel_cache[key]
 
 

@@ -1,8 +1,9 @@
 """The ``tinynet export MODEL CHECKPOINT --format onnx|safetensors --out FILE`` command.
 
 The checkpoint alone rebuilds the model (:func:`tinynet.utils.load_model`: constructor and
-arguments recorded by ``tinynet train``); ``MODEL`` names what the user expects it to hold
-and is checked against it. Then:
+arguments recorded by ``tinynet train``); ``MODEL`` is the recipe it was trained with, checked
+against the recipe the checkpoint records (or, for checkpoints without one, the model class).
+Then:
 
 * ``--format safetensors``: :func:`tinynet.utils.save_safetensors` of the model's
   ``state_dict`` (PyTorch's key names), with the recorded model configuration as JSON in
@@ -11,6 +12,7 @@ and is checked against it. Then:
   batch dimension free. The sample shape comes from ``--input``, else from the
   checkpoint's recorded ``run.input_shape``, else from the model when it fixes one
   (``SimpleCNN``: ``in_channels`` and ``input_size``); otherwise ``--input`` is required.
+  Models that start with an ``Embedding`` (``charlm``) are traced on integer ids.
 
 Exit status: 0 written, 1 export failed (an op without ONNX export, a missing optional
 package), 2 bad arguments or an unusable checkpoint.
@@ -29,14 +31,15 @@ DESCRIPTION = ("Write a model trained by `tinynet train` as ONNX (for ONNX Runti
                "runtimes) or safetensors (weights for PyTorch: load_file + load_state_dict). "
                "The checkpoint alone rebuilds the model.")
 
-# The command line's model names -> the tinynet.models classes a checkpoint may hold.
+# For checkpoints that do not record their recipe: the classes each name may hold.
 MODEL_CLASSES = {"cnn": ("SimpleCNN",), "resnet": ("ResNet",), "unet": ("UNet",),
                  "lstm": ("LSTMClassifier", "LSTMRegressor")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds ``tinynet export``'s arguments to ``parser``."""
-    parser.add_argument("model", choices=sorted(MODEL_CLASSES), help="the model the checkpoint holds")
+    from .train.recipes import RECIPES
+    parser.add_argument("model", choices=sorted(RECIPES), help="the recipe the checkpoint was trained with")
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint of `tinynet train` "
                         "(e.g. runs/cnn/last.npz)")
     parser.add_argument("--format", required=True, choices=["onnx", "safetensors"], dest="format",
@@ -75,7 +78,13 @@ def run(args) -> int:
         print(f"{name}: {e}", file=sys.stderr)
         return 2
     held = type(model).__name__
-    if held not in MODEL_CLASSES[args.model]:
+    run_config = config.get("run") if isinstance(config.get("run"), dict) else {}
+    recipe = run_config.get("recipe")
+    if recipe is not None and recipe != args.model:
+        print(f"{name}: {args.checkpoint} was trained with the {recipe} recipe (a {held}), not "
+              f"{args.model}", file=sys.stderr)
+        return 2
+    if recipe is None and args.model in MODEL_CLASSES and held not in MODEL_CLASSES[args.model]:
         print(f"{name}: {args.checkpoint} holds a {held}, not a {args.model} model "
               f"({' or '.join(MODEL_CLASSES[args.model])})", file=sys.stderr)
         return 2
@@ -92,15 +101,19 @@ def run(args) -> int:
         print(f"{name}: the checkpoint does not record one sample's input shape for {held}; "
               f"give it with --input (C,H,W for images, T,F for sequences)", file=sys.stderr)
         return 2
+    from .nn import Embedding
+    # Models that start with an Embedding read integer ids (as in tinynet summary).
+    first = next(iter(model.children()), None)
+    dtype = np.int64 if isinstance(first, Embedding) else np.float32
     try:
         from .onnx import UnsupportedOperatorError, export
-        example = Tensor(np.zeros((1,) + shape, dtype=np.float32))
+        example = Tensor(np.zeros((1,) + shape, dtype=dtype))
         proto = export(model, example, args.out, opset=args.opset)
     except ImportError as e:
         print(f"{name}: {e}", file=sys.stderr)
         return 1
-    except UnsupportedOperatorError as e:
-        print(f"{name}: {e}", file=sys.stderr)
+    except (UnsupportedOperatorError, TypeError) as e:   # no export; a forward with other inputs
+        print(f"{name}: {held} cannot be exported as ONNX: {e}", file=sys.stderr)
         return 1
     except ValueError as e:        # the input shape does not fit the model, a bad opset
         print(f"{name}: {e}", file=sys.stderr)

@@ -175,6 +175,10 @@ def run(args) -> int:
         print(f"tinynet predict: {e}", file=sys.stderr)
         return 2
     task = _task_of(model, run_config)
+    if task not in ("classification", "segmentation", "regression"):
+        print(f"tinynet predict: {args.checkpoint} holds a {task} model; predict handles classifiers, "
+              f"the U-Net and the LSTM regressor", file=sys.stderr)
+        return 2
     out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "predictions")
     os.makedirs(out_dir, exist_ok=True)
     npy = [p for p in paths if p.lower().endswith(".npy")]

@@ -173,7 +173,7 @@ class Tensor:
     def to(self, target) -> "Tensor":
         """``t.to("cuda")``, ``t.to(tinynet.float64)``; differentiable."""
         if isinstance(target, backend.Device) or (
-                isinstance(target, str) and target.split(":")[0].strip().lower() in ("cpu", "cuda", "gpu")):
+                backend.is_device_string(target)):
             return F.to_device(self, target)
         return F.to_dtype(self, target)
 

@@ -157,7 +157,7 @@ def test_layer_forward_matches_reference(reverse, with_lengths):
     rng = np.random.default_rng(1)
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = make(rng)
     lengths = np.array([5, 2, 3]) if with_lengths else None
-    mask = lk.length_mask(dev(lengths), 5, np) if with_lengths else None
+    mask = dev(lk.length_mask(lengths, 5, np)) if with_lengths else None
     if mask is not None:
         mask = dev(host(mask))
     y, h_n, c_n, _ = lk.lstm_layer_forward(*map(dev, (x, h0, c0, w_ih, w_hh, b_ih, b_hh)),

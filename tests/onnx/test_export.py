@@ -300,8 +300,7 @@ def test_ops_without_an_export_are_named(tmp_path):
         export(Mask(), tn.ones(2, 3), tmp_path / "b.onnx")
     with pytest.raises(UnsupportedOperatorError, match=r"op Where \(called in module 'gate'\)"):
         export(Gated(), tn.ones(2, 3), tmp_path / "c.onnx")
-    with pytest.raises(UnsupportedOperatorError, match="indexing with an array"):
-        export(nn.Embedding(5, 2), tn.tensor(np.array([[1, 2]])), tmp_path / "e.onnx")
+
     with pytest.raises(UnsupportedOperatorError, match="LSTM with lengths"):
         class Lengths(nn.Module):
             def __init__(self):
@@ -331,7 +330,7 @@ def test_tracing_leaves_the_engine_as_it_was(tmp_path):
     from tinynet.autograd import Function
     apply, call = Function.__dict__["apply"], nn.Module.__call__
     with pytest.raises(UnsupportedOperatorError):
-        export(nn.Embedding(5, 2), tn.tensor(np.array([[1, 2]])), tmp_path / "m.onnx")
+        export(Gated(), tn.ones(2, 3), tmp_path / "m.onnx")
     assert Function.__dict__["apply"] is apply and nn.Module.__call__ is call
 
 
@@ -415,3 +414,25 @@ def test_window_geometry_matches_onnx_runtime(tmp_path_factory, model):
     (got,), (expected,) = run_onnx(path, x), tinynet_outputs(model, x)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sequence_models_with_embeddings_and_zero_initial_states(tmp_path):
+    """CharLM: ids -> Embedding (Gather) -> LSTM -> Linear, with the LSTM's states as outputs;
+    ConvLSTMForecaster: its cells start from zeros made in forward, rebuilt at the run-time
+    batch size."""
+    from tinynet.models import CharLM, ConvLSTMForecaster
+    rng = np.random.default_rng(7)
+    tn.manual_seed(7)
+    lm = CharLM(vocab_size=11, embedding_dim=5, hidden_size=6, num_layers=2)
+    proto = export(lm, tn.tensor(rng.integers(1, 11, (2, 7))), tmp_path / "lm.onnx")
+    assert op_types(proto)[0] == "Gather" and op_types(proto).count("LSTM") == 2
+    for batch in (2, 4):
+        ids = rng.integers(0, 11, (batch, 7))
+        for got, expected in zip(run_onnx(tmp_path / "lm.onnx", ids), tinynet_outputs(lm, ids)):
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+    forecaster = ConvLSTMForecaster(channels=1, hidden_channels=(3, 2), frames_out=2)
+    proto = export(forecaster, tn.tensor(rng.standard_normal((2, 3, 1, 8, 8)).astype(np.float32)),
+                   tmp_path / "cl.onnx")
+    assert "ConstantOfShape" in op_types(proto)
+    assert_same_as_tinynet(forecaster, tmp_path / "cl.onnx", [(2, 3, 1, 8, 8), (5, 3, 1, 8, 8)], rng)

@@ -36,5 +36,4 @@ from .attention import *        # noqa: F401,F403
 from .attention import __all__ as _attention
 from .interpolate import *      # noqa: F401,F403
 from .interpolate import __all__ as _interpolate
-__all__ = __all__ + _embedding + _attention + _interpolate
-__all__ = __all__ + _indexing
+__all__ = __all__ + _embedding + _attention + _interpolate + _indexing

@@ -104,15 +104,18 @@ def _check_qkv(query, key, value, op):
                              "move them to one device first")
         if t.dtype != query.dtype:
             raise TypeError(f"{op}: 'query' has dtype {query.dtype} but '{name}' has dtype {t.dtype}")
-        if t.shape[:-2] != query.shape[:-2]:
-            raise ValueError(f"{op}: '{name}' has batch dims {tuple(t.shape[:-2])} but 'query' has "
-                             f"{tuple(query.shape[:-2])}; they must be equal")
     if key.shape[-1] != query.shape[-1]:
         raise ValueError(f"{op}: 'key' has {key.shape[-1]} features but 'query' has "
                          f"{query.shape[-1]}; query (..., L, E) and key (..., S, E) must agree on E")
     if value.shape[-2] != key.shape[-2]:
         raise ValueError(f"{op}: 'value' has {value.shape[-2]} positions but 'key' has "
                          f"{key.shape[-2]}; key (..., S, E) and value (..., S, Ev) must agree on S")
+    try:
+        return tuple(np.broadcast_shapes(*(tuple(t.shape[:-2]) for t in (query, key, value))))
+    except ValueError:
+        raise ValueError(f"{op}: the batch dims of query {tuple(query.shape[:-2])}, key "
+                         f"{tuple(key.shape[:-2])} and value {tuple(value.shape[:-2])} do not "
+                         "broadcast") from None
 
 
 def mask_to_bias(attn_mask, query: Tensor, scores_shape: tuple, op: str, allowed_when=True):
@@ -167,8 +170,8 @@ def check_dropout_p(p, op: str) -> float:
 
 def attention(query, key, value, bias, scale: float, dropout_p: float, return_weights: bool):
     """The op itself, for callers that validated already (``nn.MultiheadAttention``)."""
-    scores_shape = tuple(query.shape[:-1]) + (key.shape[-2],)
-    drop = dropout_mask(scores_shape, dropout_p, query)
+    batch = np.broadcast_shapes(tuple(query.shape[:-2]), tuple(key.shape[:-2]), tuple(value.shape[:-2]))
+    drop = dropout_mask(tuple(batch) + (query.shape[-2], key.shape[-2]), dropout_p, query)
     return Attention.apply(query, key, value, bias, scale=scale, dropout_mask=drop,
                            return_weights=return_weights)
 
@@ -180,7 +183,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
 
     Parameters
     ----------
-    query : (..., L, E);  key : (..., S, E);  value : (..., S, Ev), equal batch dims (...).
+    query : (..., L, E);  key : (..., S, E);  value : (..., S, Ev); the batch dims (...)
+        broadcast against each other, as in PyTorch.
     attn_mask : bool (True = may attend) or float (added to the scores), broadcastable
         to (..., L, S); None for no mask.
     dropout_p : dropout on the attention weights (applied whenever > 0, as in PyTorch:
@@ -188,7 +192,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     is_causal : query i attends to keys j <= i; not combined with ``attn_mask``.
     scale : α, default 1/√E.
 
-    Returns (..., L, Ev).
+    Returns (..., L, Ev) with the broadcast batch dims.
 
     Example
     -------
@@ -199,9 +203,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     [1.0, 2.0]
     """
     op = "scaled_dot_product_attention"
-    _check_qkv(query, key, value, op)
+    batch = _check_qkv(query, key, value, op)
     L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
-    scores_shape = tuple(query.shape[:-2]) + (L, S)
+    scores_shape = batch + (L, S)
     if is_causal and attn_mask is not None:
         raise ValueError(f"{op}: give either attn_mask or is_causal=True, not both")
     if scale is None:

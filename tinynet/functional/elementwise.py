@@ -391,13 +391,18 @@ def to_dtype(input, dtype) -> Tensor:
     return ToDtype.apply(input, dtype=dtype)
 
 
+def device_argument(device, op: str = "to") -> backend.Device:
+    """``device`` as a Device; a bad one is an error that names ``op``."""
+    try:
+        return backend.Device(device)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{op}: {e}") from None
+
+
 def to_device(input, device) -> Tensor:
     """``input`` on ``device`` (the same tensor when it is already there); differentiable."""
-    try:
-        device = backend.Device(device)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"to: {e}") from None
     check_tensor(input, "to")
+    device = device_argument(device)
     if input.device == device:
         return input
     return ToDevice.apply(input, device=device)

@@ -1,6 +1,8 @@
 """Scaled dot-product attention on raw arrays: forward, and backward through the softmax.
 
-Shapes: queries Q (..., L, E), keys K (..., S, E), values V (..., S, Ev); an additive bias
+Shapes: queries Q (..., L, E), keys K (..., S, E), values V (..., S, Ev) (batch dims
+broadcast, as in matmul; the gradients come back at the broadcast shape and the caller
+sums them down); an additive bias
 B broadcastable to (..., L, S) (a boolean mask arrives here as 0 where allowed and -inf
 where not); an optional dropout mask D (..., L, S) already scaled by 1/(1 - p)::
 
@@ -34,14 +36,17 @@ __all__ = ["safe_softmax", "attention_forward", "attention_backward"]
 
 
 def _swap(x):
-    return x.swapaxes(-1, -2)
+    """The last two axes swapped, as a contiguous copy: NumPy's batched matmul hands
+    contiguous stacks to BLAS but loops more slowly over transposed views (a copy of an
+    (L, E) operand costs far less than the GEMM it speeds up, ~4x here)."""
+    return backend.get_array_module(x).ascontiguousarray(x.swapaxes(-1, -2))
 
 
 def safe_softmax(scores):
     """softmax along the last axis; rows that are all -inf give zeros (not NaN). In place."""
     xp = backend.get_array_module(scores)
     top = scores.max(axis=-1, keepdims=True)
-    dead = xp.isneginf(top)
+    dead = top == -xp.inf
     if dead.any():
         top = xp.where(dead, 0, top)
     scores -= top
@@ -55,6 +60,8 @@ def safe_softmax(scores):
 
 def attention_forward(q, k, v, bias, scale: float, dropout_mask=None):
     """(O, P): output (..., L, Ev) and softmax weights P (..., L, S), before dropout."""
+    xp = backend.get_array_module(q)
+    q, v = xp.ascontiguousarray(q), xp.ascontiguousarray(v)   # heads split by a permute
     scores = q @ _swap(k)
     scores *= scale
     if bias is not None:
@@ -69,6 +76,8 @@ def attention_backward(q, k, v, p, scale: float, g_out, dropout_mask=None, g_wei
 
     dS is the gradient of the scores, which is also the additive bias's gradient.
     """
+    xp = backend.get_array_module(q)
+    q, k, g_out = xp.ascontiguousarray(q), xp.ascontiguousarray(k), xp.ascontiguousarray(g_out)
     a = p if dropout_mask is None else p * dropout_mask
     dv = _swap(a) @ g_out
     dp = g_out @ _swap(v)

@@ -91,15 +91,13 @@ _BWD_OP = """
 """
 
 
-def _cuda_forward_kernel():
-    return backend.elementwise_kernel(
-        "raw T gates, T c_prev, int32 H", "T c, T h, T tanh_c", _FWD_OP, "tinynet_lstm_fwd")
-
-
-def _cuda_backward_kernel():
-    return backend.elementwise_kernel(
-        "raw T acts, T c_prev, T tanh_c, T dh, T dc, raw T d_gates, int32 H", "T dc_prev",
-        _BWD_OP, "tinynet_lstm_bwd")
+# ``gates`` and ``d_gates`` are written through, so they are (raw) outputs: CuPy declares
+# every input parameter const.
+FORWARD_KERNEL = backend.define_elementwise_kernel(
+    "T c_prev, int32 H", "T c, T h, T tanh_c, raw T gates", _FWD_OP, "tinynet_lstm_fwd")
+BACKWARD_KERNEL = backend.define_elementwise_kernel(
+    "raw T acts, T c_prev, T tanh_c, T dh, T dc, int32 H", "T dc_prev, raw T d_gates",
+    _BWD_OP, "tinynet_lstm_bwd")
 
 
 # ------------------------------------------------------------------ whole layer
@@ -156,14 +154,13 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
     buf = xp.empty((B, 4 * H), dtype=x.dtype)
     buf_h = buf[:, :H]
-    use_kernel = xp is not backend.numpy and _cuda_forward_kernel() is not None
-    fwd = _cuda_forward_kernel() if use_kernel else None
+    fwd = backend.elementwise_kernel(FORWARD_KERNEL, xp)
     for t in steps:
         g = gates[t]
         xp.matmul(h_prev[t], w_hh_t, out=buf)
         g += buf
         if fwd is not None:
-            fwd(g, c_prev[t], H, c_out[t], h_out[t], tanh_c[t])
+            fwd(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], g)
         else:
             xp.tanh(g, out=g)
             g *= mul
@@ -218,7 +215,7 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     T, B, G = acts.shape
     H = G // 4
     f = acts[..., H:2 * H]
-    bwd = _cuda_backward_kernel() if xp is not backend.numpy else None
+    bwd = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
     if bwd is None:
         factor4, out_factor = _backward_factors(acts, c_prev, tanh_c)
     d_gates = xp.empty_like(acts)
@@ -239,7 +236,7 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
         elif dy is not None:
             dh += dy[t]
         if bwd is not None:
-            bwd(acts[t], c_prev[t], tanh_c[t], dh, dc, d_gates[t], H, dct)
+            bwd(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
             dc, dct = dct, dc
         else:
             xp.multiply(dh, out_factor[t], out=dct)

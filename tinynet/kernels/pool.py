@@ -19,6 +19,9 @@ number inside the real input. Its backward spreads ``dy / divisor`` back over th
 window (the adjoint, col2im-style).
 
 Output sizes come from :func:`tinynet.kernels.im2col.pool_output_size`.
+
+Threads: samples are independent, so on large batches the 2x2 max-pool forward and the
+max-pool backward run batch chunks on tinynet's pool (:func:`tinynet.backend.parallel_for`).
 """
 from __future__ import annotations
 
@@ -90,6 +93,15 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
                                                  spatial_first=True)
             return (xp.ascontiguousarray(y.transpose(2, 3, 0, 1)),
                     xp.ascontiguousarray(argmax.transpose(2, 3, 0, 1)))
+        if backend.parallel_chunks(N, 2 * x.nbytes, like=x) > 1:
+            # samples are independent: chunks of the batch on tinynet's pool
+            y = xp.empty((N, C) + out, dtype=x.dtype)
+            argmax = xp.empty((N, C) + out, dtype=xp.int8)
+
+            def pool_samples(lo, hi):
+                y[lo:hi], argmax[lo:hi] = _max_pool_2x2_tournament(xp, buf[lo:hi], spatial_first=False)
+            backend.parallel_for(N, pool_samples, nbytes=2 * x.nbytes, like=x)
+            return y, argmax
         return _max_pool_2x2_tournament(xp, buf, spatial_first=False)
     return _max_pool_offset_loop(xp, buf, k, s, d, out, index_dtype)
 
@@ -155,13 +167,16 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
     overlapping = s[0] < (k[0] - 1) * d[0] + 1 or s[1] < (k[1] - 1) * d[1] + 1
     covered = _tiles_exactly(input_size, k, s, p, d, out)
     buf = (xp.empty if covered else xp.zeros)((N, C) + padded, dtype=grad.dtype)
-    for offset in range(k[0] * k[1]):
-        window = _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
-        if overlapping:
-            window += grad * (argmax == offset)
-        else:
-            # one pass: dy where this offset won, 0 elsewhere, straight into the sub-grid
-            xp.multiply(grad, argmax == offset, out=window)
+
+    def route_samples(lo, hi):      # samples are independent: batch chunks on the pool
+        for offset in range(k[0] * k[1]):
+            window = _sub_grid(buf[lo:hi], offset // k[1], offset % k[1], out, s, d)
+            if overlapping:
+                window += grad[lo:hi] * (argmax[lo:hi] == offset)
+            else:
+                # one pass: dy where this offset won, 0 elsewhere, straight into the sub-grid
+                xp.multiply(grad[lo:hi], argmax[lo:hi] == offset, out=window)
+    backend.parallel_for(N, route_samples, nbytes=2 * buf.nbytes, like=grad)
     H, W = input_size
     if buf.shape[2:] == (H, W):
         return buf

@@ -246,7 +246,7 @@ class Module:
         Casting touches floating-point tensors only.
         """
         is_device = isinstance(target, backend.Device) or (
-            isinstance(target, str) and target.split(":")[0].strip().lower() in ("cpu", "cuda", "gpu"))
+            backend.is_device_string(target))
         dev = backend.Device(target) if is_device else None
         dtype = None if is_device else as_dtype(target, "Module.to")
         for m in self.modules():

@@ -9,7 +9,7 @@ converter per model (and one per user model); a trace needs one per op. So
 and ``Module.__call__`` wrapped (see ``trace.py``), and converts the recorded calls in
 order, each op to ONNX nodes (``ops.py``), built with the ``onnx`` package's helpers.
 Layers that ONNX has as single ops are recorded whole instead of as their inner ops
-(``layers.py``): BatchNorm, LSTM, GRU, RNN and their cells.
+(``layers.py``): BatchNorm, LSTM, GRU, RNN, their cells, and Embedding.
 
 Which ONNX node each op becomes:
 
@@ -32,6 +32,8 @@ Which ONNX node each op becomes:
 | LSTM (any layers, bidirectional)          | one LSTM node per layer, gates i,f,g,o→i,o,f,c|
 | GRU, RNN (tanh or relu)                   | one GRU / RNN node per layer (see layers.py) |
 | LSTMCell, GRUCell, RNNCell                | that node on a one-step sequence              |
+| Embedding                                 | Gather (axis 0) of the table                  |
+| zeros made in forward (initial states)    | ConstantOfShape (batch size from the input)   |
 | dropout, Dropout (eval)                   | nothing: the identity in eval mode            |
 
 Parameters and buffers become initializers named by their ``state_dict`` key; other

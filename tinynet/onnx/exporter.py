@@ -187,6 +187,8 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     for t, name in zip(inputs, input_names):
         builder.fresh(name)
         builder.bind(t, name)
+    batched = [(n, a, t.shape[a]) for t, n, a in zip(inputs, input_names, axes) if a is not None]
+    builder.batch = batched[0] if batched else None
     converters = [_converter(call) for call in trace.calls]   # every missing op first
     for call, convert in zip(trace.calls, converters):
         _convert(builder, call, convert)

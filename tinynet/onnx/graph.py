@@ -25,6 +25,8 @@ class GraphBuilder:
         self._used = set()
         self.scope = ""
         self.call = None       # the call being converted, for error messages
+        self.batch = None      # (input name, batch axis, example batch size) when dynamic
+        self._batch_size = None
 
     # ------------------------------------------------------------------ names
     def fresh(self, hint: str) -> str:
@@ -53,10 +55,32 @@ class GraphBuilder:
         if name is None:
             hint = self._parameter_names.get(id(tensor))
             if hint is None and tensor.ndim > 0:      # Python numbers arrive 0-d
-                raise UnsupportedOperatorError(self._untraced(tensor))
-            name = self.constant(backend.asnumpy(tensor.data), hint or "constant")
+                name = self._zeros(tensor)
+                if name is None:
+                    raise UnsupportedOperatorError(self._untraced(tensor))
+            else:
+                name = self.constant(backend.asnumpy(tensor.data), hint or "constant")
             self._names[id(tensor)] = name
         return name
+
+    def _zeros(self, tensor):
+        """Zeros made in forward (a recurrent loop's initial state) are the one untraced kind
+        a graph can rebuild: ``ConstantOfShape``, with the run-time batch size in front when
+        their first dimension is the example's batch size. None for anything else."""
+        if tensor.dtype.kind != "f" or tensor.data.any():
+            return None
+        if self.batch is None or tensor.shape[0] != self.batch[2]:
+            dims = self.ints(tensor.shape, "zeros_shape")
+        else:
+            if self._batch_size is None:
+                (shape,) = self.node("Shape", [self.batch[0]])
+                (self._batch_size,) = self.node("Gather", [shape, self.ints([self.batch[1]], "batch_axis")],
+                                                axis=0)
+            (dims,) = self.node("Concat", [self._batch_size, self.ints(tensor.shape[1:], "zeros_shape")],
+                                axis=0)
+        zero = self.onnx.helper.make_tensor("value", self.onnx.helper.np_dtype_to_tensor_dtype(
+            backend.numpy.dtype(tensor.dtype)), [1], [0.0])
+        return self.node("ConstantOfShape", [dims], value=zero)[0]
 
     def _untraced(self, tensor) -> str:
         # A tensor that no recorded op produced and that is no parameter or buffer: either
@@ -68,8 +92,8 @@ class GraphBuilder:
         return (f"tinynet.onnx.export: {where} receives a tensor of shape {tuple(tensor.shape)} "
                 "that no traced op produced and that is not a parameter or buffer: it was computed "
                 "outside tinynet's differentiable ops (a comparison such as x > 0, a mask, "
-                ".numpy() and back), which has no export, or made in forward as a constant; "
-                "register a constant with module.register_buffer")
+                ".numpy() and back), which has no export, or made in forward as a constant "
+                "(only zeros are rebuilt); register a constant with module.register_buffer")
 
     def constant(self, array, hint: str = "constant") -> str:
         name = self.fresh(hint)

@@ -21,12 +21,15 @@ records these modules whole (``Trace(opaque=...)``) and they become:
   product) and ``RNN`` (``activations`` Tanh or Relu).
 * ``LSTMCell``, ``GRUCell``, ``RNNCell``: the same op on a sequence of one step (a Python
   loop over a cell is unrolled by the trace into one such node per step).
+* ``Embedding`` -> ``Gather(weight, ids, axis=0)`` (tinynet indexes with the ids' raw array,
+  which a trace of ops could not connect to the input).
 """
 from __future__ import annotations
 
 from .. import backend
 from ..backend import numpy as np
 from ..nn.normalization import _BatchNorm
+from ..nn.linear import Embedding
 from ..nn.rnn import RNNBase, RNNCellBase
 from .graph import UnsupportedOperatorError
 
@@ -148,10 +151,18 @@ def cell(b, call):
     return [b.node("Squeeze", [v, b.ints(lead, "axes")])[0] for v in last]
 
 
-NAMES = "BatchNorm1d, BatchNorm2d, LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell"
+def embedding(b, call):
+    """``Gather(weight, ids, axis=0)``: rows of the table. (In eval mode ``padding_idx``
+    changes nothing in the values, only which rows receive gradients.)"""
+    ids = call.args[0]
+    return b.node("Gather", [b.value(call.op.weight), b.value(ids)], axis=0)
+
+
+NAMES = "BatchNorm1d, BatchNorm2d, LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Embedding"
 
 CONVERTERS = {
     _BatchNorm: batch_norm,
     RNNBase: recurrent,
     RNNCellBase: cell,
+    Embedding: embedding,
 }

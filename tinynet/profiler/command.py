@@ -28,7 +28,7 @@ MODELS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _device, _non_negative_int, _positive_int
+    from ..argtypes import device as _device, non_negative_int as _non_negative_int, positive_int as _positive_int
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--batch-size", type=_positive_int,
                         help="batch size (default: " + ", ".join(f"{k} {v[0]}" for k, v in MODELS.items()) + ")")

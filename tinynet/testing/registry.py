@@ -67,9 +67,8 @@ class OpInfo:
 
 _REGISTRY: dict = {}
 _FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "loss", "conv", "pool",
-             "recurrent", "normalization", "dropout")
+             "recurrent", "normalization", "dropout", "indexing")
 _FAMILIES += ("embedding", "attention", "padding", "interpolate")
-_FAMILIES += ("indexing",)
 
 # Exported names that are not differentiable ops (they have no entry on purpose).
 NOT_DIFFERENTIABLE = {

@@ -87,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="CKPT",
                         help="continue the run of a checkpoint (e.g. runs/cnn/last.npz) with its options")
     parser.add_argument("--plot", action="store_true",
-                        help="write loss/metric curves (and U-Net predictions) as PNG (needs matplotlib)")
+                        help="write loss/metric curves (and U-Net predictions, seq2seq attention maps, convlstm "
+                             "frames; charlm samples as text) as PNG (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, one line per epoch")
     parser.add_argument("--nproc", type=argtypes.positive_int, default=1,
                         help="data-parallel ranks on this machine, started with mpiexec (default 1; "

@@ -42,6 +42,11 @@ def _write_metrics(out_dir, history: list) -> None:
         json.dump(history, f, indent=1)
 
 
+def _rate(per_second: float) -> str:
+    """``1234``, ``12.3`` or ``0.42``: whole numbers once they are large enough to read."""
+    return f"{per_second:.0f}" if per_second >= 100 else f"{per_second:.3g}"
+
+
 def _bar_width(stream) -> int | None:
     """The width to draw the progress bar at: None lets tqdm follow the terminal, but a
     terminal that reports 0 columns (some CI consoles, a detached tmux pane) would get an
@@ -263,7 +268,7 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn: Callable, metrics_
                 history.append(record)
                 log(f"epoch {epoch + 1}/{epochs}: " + ", ".join(
                     f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "samples_per_s", "seconds"))
-                    + f" ({record['samples_per_s']:.0f} samples/s, {elapsed:.1f} s)")
+                    + f" ({_rate(record['samples_per_s'])} samples/s, {elapsed:.1f} s)")
                 if out_dir is not None and main:
                     _write_metrics(out_dir, history)
                     save_checkpoint(ckpt_path, model, optimizer, epoch + 1, history, train_loader,

@@ -1,6 +1,7 @@
 """Registry entries: scaled_dot_product_attention.
 
-The strategy draws batch dims (none, one or two), lengths L and S, feature sizes E and Ev,
+The strategy draws batch dims (none, one or two; key and value's may broadcast against
+query's), lengths L and S, feature sizes E and Ev,
 and one of: no mask, a boolean mask (some rows may be fully masked: their output is 0), a
 float mask (a differentiable leaf) at the full or the broadcast (L, S) shape, or
 ``is_causal``; ``scale`` is None or a number. Dropout is random, so its entry fixes the
@@ -22,9 +23,11 @@ def attention_samples(draw, dropout=False):
     batch = draw(st.sampled_from([(), (2,), (1, 2)]))
     L, S = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     E, Ev = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    # key and value may broadcast against query's batch dims: size-1 or missing leading dims
+    kv_batch = draw(st.sampled_from([batch, tuple(1 for _ in batch), batch[1:]]))
     q = draw(tst.arrays(batch + (L, E), -2, 2))
-    k = draw(tst.arrays(batch + (S, E), -2, 2))
-    v = draw(tst.arrays(batch + (S, Ev)))
+    k = draw(tst.arrays(kv_batch + (S, E), -2, 2))
+    v = draw(tst.arrays(kv_batch + (S, Ev)))
     kind = draw(st.sampled_from(["none", "bool", "float", "causal"]))
     mask_shape = draw(st.sampled_from([batch + (L, S), (L, S)]))
     mask, kwargs = None, {}

@@ -5,8 +5,9 @@ stride / padding / dilation, output_padding, batch 1, bias or none) and pick inp
 so that every drawn call is valid and has a positive output size. Those sizes come from
 :func:`expected_conv_size` and :func:`expected_conv_transpose_size`, written here and not
 taken from ``tinynet.kernels.im2col``: a strategy that asked the code under test which
-sizes are valid would stop drawing the cases a bug there breaks, instead of failing. A
-third of the conv2d / conv_transpose2d inputs are unbatched (C, H, W), as PyTorch accepts.
+sizes are valid would stop drawing the cases a bug there breaks, instead of failing.
+A third of the conv2d / conv_transpose2d inputs are unbatched (C, H, W), which PyTorch
+accepts too.
 """
 from __future__ import annotations
 

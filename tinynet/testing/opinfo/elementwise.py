@@ -123,10 +123,8 @@ def _to_device_node(x, device):
     (``F.to_device`` returns such a tensor unchanged), so the node's backward is checked
     on a CPU-only machine too; on a GPU test run the samples live on the GPU and this is a
     real transfer to the host and back."""
-    from tinynet import backend
-    from tinynet.functional.elementwise import ToDevice
-    F.to_device(x, device)          # the op's own argument checks (named errors)
-    return ToDevice.apply(x, device=backend.Device(device))
+    from tinynet.functional.elementwise import ToDevice, device_argument
+    return ToDevice.apply(x, device=device_argument(device))
 
 
 register(OpInfo("to_device", _to_device_node, _unary(device="cpu"),

@@ -33,8 +33,8 @@ register(OpInfo("mse_loss", F.mse_loss, _mse_samples,
 def _bce_samples(draw):
     s = draw(tst.shapes())
     x = draw(tst.arrays(s, 0.05, 0.95))
-    # targets stay inside (0, 1): a finite difference at t = 0 or 1 would step outside
-    # [0, 1], which binary_cross_entropy refuses (as PyTorch does)
+    # Inside [0, 1] by a margin: finite differences step the target by 1e-6, and a target
+    # outside [0, 1] is refused (targets of exactly 0 and 1: tests/functional/test_bce_target.py).
     t = draw(tst.arrays(s, 0.01, 0.99))
     w = draw(st.one_of(st.none(), tst.arrays(s, 0.1, 2.0)))
     return Sample((x, t, w), {"reduction": draw(_reductions)}, no_grad=(2,))
@@ -101,6 +101,17 @@ def _cross_entropy_samples():
                          no_grad=(2,)))
 
 
+def _cross_entropy_index_samples():
+    """The classifier case cross_entropy fuses into one op: (N, C) scores, class indices, no
+    weight, no label smoothing, 'mean' or 'sum' (every draw takes the fused path)."""
+    return st.tuples(_class_problem(spatial=False), st.sampled_from(["mean", "sum"])).map(
+        lambda p: Sample((p[0][0], p[0][1]), {"ignore_index": p[0][3], "reduction": p[1]}))
+
+
+register(OpInfo("cross_entropy_fused_index", F.cross_entropy, _cross_entropy_index_samples,
+                lambda torch, x, t, ignore_index, reduction:
+                _tf(torch).cross_entropy(x, t, ignore_index=ignore_index, reduction=reduction),
+                atol=1e-9, max_examples=20))
 register(OpInfo("cross_entropy", F.cross_entropy, _cross_entropy_samples,
                 lambda torch, x, t, w, ignore_index, reduction, label_smoothing:
                 _tf(torch).cross_entropy(x, t, w, ignore_index=ignore_index, reduction=reduction,

@@ -3,14 +3,12 @@
 Strategies draw kernel, stride (or None), padding (at most half the kernel), dilation,
 ceil_mode, count_include_pad, return_indices and non-square inputs; max pooling gets
 tie-free inputs (a finite difference across a tie is meaningless and PyTorch's choice at a
-tie is a convention).
+tie is a convention). A third of the inputs are unbatched (C, H, W), as PyTorch accepts.
 
 Which input sizes are valid is decided by :func:`expected_pool_size`, written here by
 enumerating windows, not by the library's ``pool_output_size``: a strategy that asked the
 code under test which cases are valid would quietly stop drawing the cases a bug in that
 helper breaks, instead of failing on them.
-
-A third of the inputs are unbatched (C, H, W), as PyTorch accepts.
 """
 from __future__ import annotations
 
