@@ -215,3 +215,12 @@ def test_pair_arguments_accept_one_element_sequences_like_torch():
     assert_close(F.conv2d(tn.tensor(x), tn.tensor(w), padding=(1,), stride=(2,)),
                  torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=(1,), stride=(2,)))
     assert F.max_pool2d(tn.tensor(x), (2,)).shape == (1, 2, 3, 3)
+
+
+def test_group_norm_of_an_empty_batch_is_empty_like_torch():
+    """A (0, C, L) batch used to end in a reshape error that did not name group_norm."""
+    x = tn.ones(0, 4, 3, requires_grad=True)
+    y = F.group_norm(x, 2, tn.ones(4), tn.zeros(4))
+    assert y.shape == tuple(torch.nn.functional.group_norm(torch.ones(0, 4, 3), 2).shape)
+    y.sum().backward()
+    assert x.grad.shape == (0, 4, 3)

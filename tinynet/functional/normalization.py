@@ -241,7 +241,10 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     weight = _check_vector(weight, "weight", C, input, op)
     bias = _check_vector(bias, "bias", C, input, op)
     check_same_device(op, input=input, weight=weight, bias=bias)
-    grouped = reshape(input, N, num_groups, -1)            # (N, G, C/G · prod(*))
+    per_group = C // num_groups
+    for n in input.shape[2:]:
+        per_group *= n
+    grouped = reshape(input, N, num_groups, per_group)     # (N, G, C/G · prod(*)); N may be 0
     mu = _mean(grouped, -1, keepdim=True)
     xc = grouped - mu
     y = reshape(xc * (_mean(xc * xc, -1, keepdim=True) + eps) ** -0.5, input.shape)

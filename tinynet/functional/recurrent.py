@@ -425,6 +425,7 @@ def _cell_input(op, input, states, w_ih, w_hh, b_ih, b_hh, gates):
 
 
 def _cell_state(op, hx, input, w_hh, names):
+    check_tensor(input, op, "input", floating=True)
     if hx is None:
         B = () if input.ndim == 1 else (input.shape[0],)
         z = Tensor(input.xp.zeros(B + (w_hh.shape[1],), dtype=input.dtype))
