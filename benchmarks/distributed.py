@@ -1,5 +1,5 @@
-"""Data-parallel training speed: tinynet on 1 process x 2 threads, on 2 MPI ranks x 1 thread,
-and PyTorch on 1 process x 2 threads; MPI allreduce bandwidth; a scaling model.
+"""Data-parallel training speed: tinynet on 1 process x 2 threads (and x 1 thread), on 2 MPI
+ranks x 1 thread, and PyTorch on 1 process x 2 threads; MPI allreduce bandwidth; a scaling model.
 
     python benchmarks/distributed.py [--quick] [--rounds R] [--steps S] [--json FILE]
 
@@ -40,7 +40,7 @@ WORKLOADS = {   # name: (label, global batch shape)
     "resnet18": ("ResNet-18 CIFAR step N32 3x32x32", (32, 3, 32, 32)),
 }
 QUICK = {"unet": ((2, 3, 32, 32), 4), "resnet18": ((4, 3, 32, 32), 8)}   # shape, width
-CONFIGS = ("tinynet 1x2", "tinynet 2x1", "torch 1x2")
+CONFIGS = ("tinynet 1x2", "tinynet 1x1", "tinynet 2x1", "torch 1x2")
 SIZES = [2 ** k for k in range(10, 27, 2)]          # allreduce message sizes in bytes
 
 
@@ -132,7 +132,7 @@ def measure(quick=False, rounds=3, steps=5):
         import torch  # noqa: F401
         configs = CONFIGS
     except ImportError:
-        configs = CONFIGS[:2]
+        configs = CONFIGS[:3]
     rows = []
     for name, (label, shape) in WORKLOADS.items():
         width = None
@@ -222,13 +222,14 @@ def main(argv=None) -> int:
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     rows, curve = measure(args.quick, max(args.rounds, 1), max(args.steps, 1))
     alpha, beta = fit_allreduce(curve)
-    print(f"\n{'workload':44s} {'tinynet 1x2':>12s} {'tinynet 2x1':>12s} {'torch 1x2':>12s}  "
-          f"{'2r/1p':>6s} {'2r/torch':>8s} {'exposed':>8s}   (samples/s)")
+    print(f"\n{'workload':36s} {'tinynet 1x2':>12s} {'tinynet 1x1':>12s} {'tinynet 2x1':>12s} "
+          f"{'torch 1x2':>10s}  {'2r/1p':>6s} {'2r/torch':>8s} {'exposed':>8s}   (samples/s)")
     for r in rows:
         torch_sps = r.get("torch 1x2 samples/s")
-        print(f"{r['workload']:44s} {r['tinynet 1x2 samples/s']:12.1f} {r['tinynet 2x1 samples/s']:12.1f} "
-              f"{(torch_sps or float('nan')):12.1f}  {r['2 ranks / 1 process']:6.2f} "
-              f"{r.get('2 ranks / torch', float('nan')):8.2f} {100 * r['exposed share']:7.1f}%")
+        print(f"{r['workload']:36s} {r['tinynet 1x2 samples/s']:12.1f} {r['tinynet 1x1 samples/s']:12.1f} "
+              f"{r['tinynet 2x1 samples/s']:12.1f} {(torch_sps or float('nan')):10.1f}  "
+              f"{r['2 ranks / 1 process']:6.2f} {r.get('2 ranks / torch', float('nan')):8.2f} "
+              f"{100 * r['exposed share']:7.1f}%")
     print("\nallreduce between 2 ranks (float32, in place):")
     for size, t in sorted(curve.items()):
         print(f"  {size / 2 ** 20:9.3f} MiB  {1e3 * t:8.3f} ms  {size / t / 1e9:6.2f} GB/s")
