@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from tinynet import cli
+from tinynet import backend, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -146,7 +146,9 @@ def test_summary_prints_what_train_builds_once(capsys):
 
 
 def test_gradcheck_prints_a_table_and_rejects_unknown_ops(capsys):
+    before = backend.get_default_device()
     assert cli.main(["gradcheck", "--ops", "exp,tanh", "--examples", "1"]) == 0
+    assert backend.get_default_device() == before     # else a device test run continues on the CPU
     out = capsys.readouterr().out
     assert "exp" in out and "pass" in out and "2 of 2 ops passed" in out
     assert cli.main(["gradcheck", "--ops", "no_such_op"]) == 2

@@ -165,6 +165,8 @@ def test_setitem_under_no_grad_and_refused_on_graph_leaves():
     t = tn.zeros(3)
     t[1] = 5.0
     assert t.numpy().tolist() == [0.0, 5.0, 0.0]
+    t[[0, 2]] = 7.0                      # a list index goes to the tensor's device
+    assert t.numpy().tolist() == [7.0, 5.0, 7.0]
     w = tn.zeros(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="setitem"):
         w[0] = 1.0
@@ -176,7 +178,7 @@ def test_setitem_under_no_grad_and_refused_on_graph_leaves():
 def test_zero_and_repr():
     t = tn.tensor([1.0, 2.0])
     assert t.zero_().numpy().tolist() == [0.0, 0.0]
-    assert repr(tn.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert repr(tn.tensor([1.0, 2.0], device="cpu")) == "tensor([1., 2.])"   # a device adds device=...
     assert "requires_grad=True" in repr(tn.tensor([1.0], requires_grad=True))
     assert "grad_fn=<Mul>" in repr(tn.tensor([1.0], requires_grad=True) * 2)
     assert "dtype=float64" in repr(tn.tensor(np.zeros(1)))

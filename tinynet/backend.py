@@ -456,9 +456,12 @@ def erf(x):
     when SciPy is installed, else ``math.erf`` element by element (exact, slower).
     """
     global _erf_host
-    if _is_cupy_array(x):
+    xp = _device_module(x)
+    if xp is not None and xp is _cupy:
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(x)
+    if xp is not None:
+        return _stand_in.cupyx.scipy.special.erf(x)
     if _erf_host is None:
         try:
             from scipy.special import erf as _erf_host

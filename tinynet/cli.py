@@ -143,18 +143,22 @@ def _cmd_gradcheck(args) -> int:
                   f"{', '.join(sorted(known))}", file=sys.stderr)
             return 2
         ops = [o for o in ops if o.name in wanted]
+    previous = backend.get_default_device()
     backend.set_default_device(args.device)
     print(f"gradient checks on {args.device}, {args.examples} sample(s) per op, float64")
     print(f"{'op':<34}{'grad':>6}{'gradgrad':>10}{'worst abs error':>18}{'seconds':>9}")
     failures = 0
-    for info in ops:
-        t0 = time.perf_counter()
-        result = _check_op(info, args.examples)
-        failures += result["failed"]
-        print(f"{info.name:<34}{result['grad']:>6}{result['gradgrad']:>10}"
-              f"{result['worst']:>18.2e}{time.perf_counter() - t0:>9.2f}")
-        for msg in result["messages"][:1]:
-            print("    " + msg.splitlines()[0][:200])
+    try:
+        for info in ops:
+            t0 = time.perf_counter()
+            result = _check_op(info, args.examples)
+            failures += result["failed"]
+            print(f"{info.name:<34}{result['grad']:>6}{result['gradgrad']:>10}"
+                  f"{result['worst']:>18.2e}{time.perf_counter() - t0:>9.2f}")
+            for msg in result["messages"][:1]:
+                print("    " + msg.splitlines()[0][:200])
+    finally:      # called in-process (the tests), the caller's default device is left as it was
+        backend.set_default_device(previous)
     print(f"{len(ops) - failures} of {len(ops)} ops passed")
     return 1 if failures else 0
 

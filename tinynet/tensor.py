@@ -260,7 +260,7 @@ class Tensor:
         if self._requires_grad and backend_grad_enabled():
             raise RuntimeError("setitem: in-place assignment to a tensor that requires grad is not "
                                "supported; assign under tinynet.no_grad() or to .data")
-        self.data[F.shape.normalize_index(index)] = value.data if isinstance(value, Tensor) else value
+        self.data[F.shape.normalize_index(index, self.xp)] = value.data if isinstance(value, Tensor) else value
 
     # ----------------------------------------------------------------- methods
     def view(self, *shape): return F.reshape(self, *shape)

@@ -4,6 +4,7 @@ import datetime
 import numpy as np
 import pytest
 
+import tinynet
 from tinynet.data import CharVocab, make_additions, make_dates, make_moving_digits
 from tinynet.data.text import DATE_FORMATS, DATE_SOURCE_VOCAB, DATE_TARGET_VOCAB
 
@@ -68,6 +69,8 @@ def test_vocab_encode_decode_and_errors():
     assert ids[0, 0] == v.SOS and ids[0, 6] == v.EOS and ids[1, 4] == v.PAD
     assert lengths.tolist() == [7, 4]
     assert v.decode(ids[0]) == "1+2=3" and v.decode(ids[1]) == "12"
+    # a model's decoded ids are arrays on its device (a CuPy array on a GPU run)
+    assert v.decode(tinynet.tensor(ids[0]).data) == "1+2=3"
     assert len(v) == 15
     with pytest.raises(ValueError, match="character 'x'"):
         v.encode(["1x"])

@@ -153,12 +153,12 @@ def test_to_device_passes_the_gradient_back_to_the_source():
     from tinynet.testing import gradcheck, gradgradcheck
     x = tn.tensor(np.array([[1.0, -2.0], [3.0, 0.5]]), requires_grad=True)
     w = np.array([[2.0, 3.0], [5.0, 7.0]])
-    (x.to("cpu") * tn.tensor(w)).sum().backward()
+    (x.to("cpu") * tn.tensor(w, device="cpu")).sum().backward()   # crosses devices on a GPU run
     np.testing.assert_array_equal(x.grad.numpy(), w)
     x.grad = None
     y = ToDevice.apply(x, device=tn.backend.Device("cpu"))
     assert y._ctx is not None and x.grad is None
-    (y * tn.tensor(w)).sum().backward()
+    (y * tn.tensor(w, device="cpu")).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), w)
     node = lambda a: ToDevice.apply(a, device=tn.backend.Device("cpu"))  # noqa: E731
     assert gradcheck(lambda a: node(a) ** 2, [x.detach().requires_grad_(True)])

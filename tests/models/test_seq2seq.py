@@ -6,6 +6,7 @@ import pytest
 import tinynet as tn
 import tinynet.functional as F
 from tinynet import optim
+from tinynet.backend import asnumpy
 from tinynet.models import Attention, Seq2Seq
 from tinynet.testing import assert_close
 
@@ -118,6 +119,7 @@ def test_greedy_and_beam_search_agree_with_teacher_forced_probabilities():
     model.out.bias.data[2] += 1.0          # make <eos> likely, so beams finish at different steps
     src, lengths, _ = _batch(np.random.default_rng(4))
     greedy, gw = model.greedy_decode(tn.tensor(src), lengths, max_length=6)
+    greedy = asnumpy(greedy)           # decoding returns arrays on the model's device
     assert gw.shape == (3, greedy.shape[1], 6)
     # greedy: each token is the argmax of the teacher-forced logits given the tokens before it
     for i in range(3):
@@ -128,6 +130,7 @@ def test_greedy_and_beam_search_agree_with_teacher_forced_probabilities():
     beam1, _ = model.beam_search(tn.tensor(src), lengths, beam_size=1, max_length=6)
     assert beam1[:, :greedy.shape[1]].tolist() == greedy.tolist()
     beam, score = model.beam_search(tn.tensor(src), lengths, beam_size=4, max_length=15)
+    beam, score = asnumpy(beam), asnumpy(score)
     assert (beam == 2).any(1).all(), "every winner should have finished within 15 steps"
     assert np.allclose(score, _sequence_log_prob(model, src, lengths, beam), atol=1e-9)
     assert (score >= _sequence_log_prob(model, src, lengths, greedy) - 1e-9).all()
@@ -168,5 +171,6 @@ def test_learns_to_reverse_short_strings():
         opt.step()
     test = rng.integers(3, 8, size=(200, 4))
     out, _ = model.greedy_decode(tn.tensor(test), max_length=5)
+    out = asnumpy(out)
     exact = (out[:, :4] == test[:, ::-1]).all(1) & (out[:, 4] == 2)
     assert exact.mean() >= 0.9, exact.mean()

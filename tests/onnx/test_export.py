@@ -248,8 +248,8 @@ def test_the_other_ops_agree_with_onnx_runtime(opset, tmp_path):
     tn.manual_seed(4)
     model = ManyOps()
     with tn.no_grad():
-        model.bn.running_mean.data[...] = np.linspace(-1, 1, 6)
-        model.bn.running_var.data[...] = np.linspace(0.5, 2, 6)
+        model.bn.running_mean.data[...] = tn.tensor(np.linspace(-1, 1, 6)).data
+        model.bn.running_var.data[...] = tn.tensor(np.linspace(0.5, 2, 6)).data
     path = tmp_path / "ops.onnx"
     proto = export(model, tn.tensor(np.random.default_rng(5).standard_normal((2, 3, 4, 4)).astype(np.float32)),
                    path, opset=opset)

@@ -87,7 +87,7 @@ def test_state_dict_layout_and_torch_state_loads(name, kw):
     # torch's state continues in tinynet exactly as torch continues it
     fresh, _ = _params()
     for p, q in zip(fresh, theirs_p):
-        p.data[...] = q.detach().numpy()
+        p.data[...] = tn.tensor(q.detach().numpy(), device=p.device).data
     opt2 = getattr(optim, name)(fresh, lr=99.0)
     opt2.load_state_dict(tsd)
     for g in grads[3:]:

@@ -101,7 +101,7 @@ def test_mixing_with_numpy_arrays_is_the_device_mismatch_error():
         a[...] = h
     assert (a * np.float64(2.0)).tolist() == [2.0, 4.0]    # NumPy scalars are fine, as on CuPy
     with pytest.raises(ValueError, match="fakecuda:0"):
-        tn.tensor([1.0]) + tn.tensor([1.0], device="fakecuda")
+        tn.tensor([1.0], device="cpu") + tn.tensor([1.0], device="fakecuda")
 
 
 def test_non_numeric_dtypes_do_not_exist_on_the_device():

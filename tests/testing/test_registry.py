@@ -107,7 +107,7 @@ def test_torch_parity(info):
         for o, t in zip(ours_l, theirs_l):
             if o.requires_grad and t.requires_grad:
                 v = rng.standard_normal(o.shape)
-                a = (o * tn.tensor(v)).sum()
+                a = (o * tn.tensor(v, device=o.device)).sum()   # where o is (to_device moves it)
                 b = (t * torch.from_numpy(v)).sum()
                 ours_sum = a if ours_sum is None else ours_sum + a
                 theirs_sum = b if theirs_sum is None else theirs_sum + b
@@ -134,7 +134,7 @@ def _gradients(info, sample, create_graph):
     total = None
     for o in (list(out) if isinstance(out, (tuple, list)) else [out]):
         if isinstance(o, tn.Tensor) and o.requires_grad:
-            term = (o * tn.tensor(rng.standard_normal(o.shape))).sum()
+            term = (o * tn.tensor(rng.standard_normal(o.shape), device=o.device)).sum()
             total = term if total is None else total + term
     if total is None:
         return None

@@ -44,7 +44,7 @@ def _weighted_sum(outs, rng, lib):
     for o in outs:
         if o.requires_grad:
             v = rng.standard_normal(tuple(o.shape))
-            term = (o * (tn.tensor(v) if lib is tn else torch.from_numpy(v))).sum()
+            term = (o * (tn.tensor(v, device=o.device) if lib is tn else torch.from_numpy(v))).sum()
             total = term if total is None else total + term
     return total
 

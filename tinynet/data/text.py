@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 
-from ..backend import numpy as np
+from ..backend import asnumpy, numpy as np
 
 __all__ = ["CharVocab", "make_dates", "make_additions", "DATE_FORMATS", "DATE_SOURCE_VOCAB",
            "DATE_TARGET_VOCAB", "ADDITION_VOCAB"]
@@ -80,7 +80,7 @@ class CharVocab:
     def decode(self, ids) -> str:
         """The characters of ``ids`` up to the first ``<eos>`` (``<pad>`` and ``<sos>`` skipped)."""
         out = []
-        for i in np.asarray(ids).reshape(-1).tolist():
+        for i in asnumpy(ids).reshape(-1).tolist():
             if i == self.EOS:
                 break
             if i >= len(self.SPECIALS):

@@ -200,7 +200,10 @@ def normalize_index(index, xp=None):
         if isinstance(i, Tensor):
             return i.data
         if isinstance(i, list):
-            return (xp or backend.numpy).asarray(i)
+            # Built on the host first: a list of strings or floats is then refused by the
+            # caller's dtype check with its name, not by the device's array constructor.
+            host = backend.numpy.asarray(i)
+            return xp.asarray(host) if xp is not None and host.dtype.kind in "biu" else host
         return i
     if isinstance(index, tuple):
         return tuple(convert(i) for i in index)

@@ -18,7 +18,7 @@ import math
 
 from .. import functional as F
 from ..autograd import no_grad
-from ..backend import asnumpy, numpy as np
+from ..backend import asnumpy, numpy as np, to_device
 from ..nn.linear import Embedding, Linear
 from ..nn.module import Module
 from ..nn.rnn import LSTM
@@ -80,7 +80,8 @@ class CharLM(Module):
         if not temperature >= 0.0:
             raise ValueError(f"CharLM.complete: temperature must be >= 0, got {temperature}")
         with no_grad():
-            ids = prompts if isinstance(prompts, Tensor) else Tensor(np.asarray(prompts, dtype=np.int64))
+            ids = prompts if isinstance(prompts, Tensor) else Tensor(to_device(
+                np.asarray(prompts, dtype=np.int64), self.embedding.weight.device))
             logits, state = self(ids)
             xp = logits.xp
             B = ids.shape[0]

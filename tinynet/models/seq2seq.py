@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import no_grad
-from ..backend import numpy as np
+from ..backend import asnumpy, numpy as np
 from ..nn.linear import Embedding, Linear
 from ..nn.module import Module
 from ..nn.rnn import LSTM, LSTMCell
@@ -51,10 +51,11 @@ _PAD, _SOS, _EOS = 0, 1, 2
 _MASKED = -1e9          # added to the scores of padding positions: softmax gives them 0
 
 
-def _ids(x, op, name):
+def _ids(x, op, name, device=None):
+    """``x`` as an integer Tensor; a host array or list goes to ``device`` (the model's)."""
     if not isinstance(x, Tensor):
         from ..creation import tensor
-        x = tensor(np.asarray(x))
+        x = tensor(np.asarray(x), device=device)
     if x.ndim != 2 or x.dtype.kind not in "iu":
         raise ValueError(f"{op}: expected {name} as integer ids of shape (batch, steps), got "
                          f"{x.dtype} of shape {tuple(x.shape)}")
@@ -173,13 +174,13 @@ class Seq2Seq(Module):
     # ------------------------------------------------------------------ pieces
     def encode(self, source, lengths=None):
         """Encoder outputs ``(B, S, H)``, the first decoder state and the padding mask."""
-        source = _ids(source, "Seq2Seq", "source")
+        source = _ids(source, "Seq2Seq", "source", self.source_embedding.weight.device)
         B, S = source.shape
         xp = source.xp
         if lengths is None:
             lengths = xp.maximum((source.data != _PAD).sum(axis=1), 1)   # an all-<pad> row reads one step
-        lengths_host = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths,
-                                  dtype=np.int64).reshape(-1)
+        lengths_host = asnumpy(lengths.data if isinstance(lengths, Tensor) else lengths
+                               ).astype(np.int64).reshape(-1)
         if lengths_host.shape != (B,) or lengths_host.min() < 1 or lengths_host.max() > S:
             raise ValueError(f"Seq2Seq: lengths must be {B} values in 1..{S}, got {lengths_host.tolist()}")
         keys, (h_n, c_n) = self.encoder(self.source_embedding(source), lengths=lengths_host)
@@ -209,7 +210,7 @@ class Seq2Seq(Module):
     def forward(self, source, lengths, target_in, teacher_forcing: float = 1.0):
         """Logits ``(B, T, V)`` and attention weights ``(B, T, S)`` for decoder inputs
         ``target_in`` ``(B, T)`` (``<sos>`` then the target shifted right)."""
-        target_in = _ids(target_in, "Seq2Seq", "target_in")
+        target_in = _ids(target_in, "Seq2Seq", "target_in", self.source_embedding.weight.device)
         if not 0.0 <= teacher_forcing <= 1.0:
             raise ValueError(f"Seq2Seq: teacher_forcing must be in [0, 1], got {teacher_forcing}")
         keys, prepared, mask, state = self.encode(source, lengths)

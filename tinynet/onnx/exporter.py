@@ -154,11 +154,14 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
             not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"{op}: opset must be an int in [{MIN_OPSET}, "
                          f"{onnx.defs.onnx_opset_version()}] (this onnx package's newest), got {opset!r}")
-    inputs = tuple(Tensor(backend.to_device(t.data, "cpu")) for t in inputs)
-    modes = {id(m): m.training for m in model.modules()}
+    # The trace runs where the model is (a GPU model is traced on the GPU); weights and
+    # constants are copied to the host with backend.asnumpy as they become initializers.
     device = next((p.device for p in model.parameters()), None)
-    if device is not None and device.type != "cpu":
-        raise ValueError(f"{op}: the model is on {device}; move it with model.to('cpu') first")
+    if device is None:
+        device = next((b.device for b in model.buffers()), None)
+    inputs = tuple(Tensor(backend.to_device(t.data, device if device is not None else t.device))
+                   for t in inputs)
+    modes = {id(m): m.training for m in model.modules()}
     model.eval()
     try:
         with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS)) as trace:

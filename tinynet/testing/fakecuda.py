@@ -382,6 +382,18 @@ def _scatter_add(a, slices, value):
 
 
 cupyx.scatter_add = _scatter_add
+cupyx.scipy = _Namespace("cupyx.scipy")
+cupyx.scipy.special = _Namespace("cupyx.scipy.special")
+
+
+def _erf(x):
+    """``cupyx.scipy.special.erf`` on the stand-in: the host error function of its array."""
+    if type(x) is not ndarray:
+        raise TypeError(f"cupyx.scipy.special.erf: expected a device array, got {type(x).__name__}")
+    return _wrap(backend.erf(x._host))
+
+
+cupyx.scipy.special.erf = _erf
 
 
 # ------------------------------------------------------------------ elementwise kernels
