@@ -114,6 +114,10 @@ def test_errors_are_reported_with_their_cause(tmp_path, cnn_checkpoint, capsys):
     pytest.importorskip("onnx", reason="the optional 'onnx' package is not installed")
     assert main(["export", "cnn", cnn_checkpoint, "--format", "onnx", "--out", out, "--input", "1,9,9"]) == 2
     assert "SimpleCNN: expected input (N, 1, 8, 8)" in capsys.readouterr().err
+    pytest.importorskip("safetensors", reason="the optional 'safetensors' package is not installed")
+    assert main(["export", "cnn", cnn_checkpoint, "--format", "safetensors", "--out",
+                 str(tmp_path / "no" / "such" / "dir" / "m.safetensors")]) == 1
+    assert "No such file or directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "cnn", cnn_checkpoint, "--format", "pt", "--out", out])
     assert exit_info.value.code == 2

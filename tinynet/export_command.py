@@ -91,7 +91,7 @@ def run(args) -> int:
     if args.format == "safetensors":
         try:
             save_safetensors(model, args.out, metadata={"tinynet_config": json.dumps(config)})
-        except ImportError as e:
+        except (ImportError, OSError) as e:
             print(f"{name}: {e}", file=sys.stderr)
             return 1
         print(f"wrote {args.out} ({held} weights, {len(model.state_dict())} tensors, safetensors)")
@@ -109,7 +109,7 @@ def run(args) -> int:
         from .onnx import UnsupportedOperatorError, export
         example = Tensor(np.zeros((1,) + shape, dtype=dtype))
         proto = export(model, example, args.out, opset=args.opset)
-    except ImportError as e:
+    except (ImportError, OSError) as e:
         print(f"{name}: {e}", file=sys.stderr)
         return 1
     except (UnsupportedOperatorError, TypeError) as e:   # no export; a forward with other inputs
