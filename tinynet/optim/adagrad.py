@@ -44,16 +44,12 @@ class Adagrad(Optimizer):
         check_number(g["eps"], "epsilon value", "Adagrad")
 
     def _update_group(self, group: dict) -> None:
-        lr, decay, eps, wd = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
+        lr, decay, eps = group["lr"], group["lr_decay"], group["eps"]
         for p in group["params"]:
             if p.grad is None:
                 continue
             xp = backend.get_array_module(p.data)
-            g = self._grad_array(p, "Adagrad")
-            if group["maximize"]:
-                g = -g
-            if wd:
-                g = g + wd * p.data
+            g = self._descent_grad(p, group, "Adagrad")
             state = self.state.get(id(p)) or self._init_state(p, group)
             state["step"] += 1
             clr = lr / (1.0 + (state["step"] - 1) * decay)

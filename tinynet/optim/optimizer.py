@@ -134,6 +134,17 @@ class Optimizer:
             raise ValueError(f"{op}: gradient shape {g.shape} does not match parameter shape {p.data.shape}")
         return g if g.dtype == p.data.dtype else g.astype(p.data.dtype)
 
+    def _descent_grad(self, p, group: dict, op: str):
+        """The gradient an update descends: negated for ``maximize``, plus the L2 term
+        ``weight_decay · p`` (PyTorch's coupled weight decay). A new array; ``p.grad`` is
+        left as it is."""
+        g = self._grad_array(p, op)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
+        return g
+
     # ------------------------------------------------------------------ state dicts
     def state_dict(self) -> dict:
         """``{"state": {i: {...}}, "param_groups": [...]}``; arrays come back as Tensors

@@ -37,16 +37,12 @@ class RMSprop(Optimizer):
 
     def _update_group(self, group: dict) -> None:
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-        wd, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
+        mu, centered = group["momentum"], group["centered"]
         for p in group["params"]:
             if p.grad is None:
                 continue
             xp = backend.get_array_module(p.data)
-            g = self._grad_array(p, "RMSprop")
-            if group["maximize"]:
-                g = -g
-            if wd:
-                g = g + wd * p.data
+            g = self._descent_grad(p, group, "RMSprop")
             state = self.state.setdefault(id(p), {})
             if not state:
                 state["step"] = 0

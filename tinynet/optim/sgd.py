@@ -35,15 +35,11 @@ class SGD(Optimizer):
 
     def _update_group(self, group: dict) -> None:
         lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
-        wd, nesterov = group["weight_decay"], group["nesterov"]
+        nesterov = group["nesterov"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = self._grad_array(p, "SGD")
-            if group["maximize"]:
-                g = -g
-            if wd:
-                g = g + wd * p.data
+            g = self._descent_grad(p, group, "SGD")
             if mu:
                 state = self.state.setdefault(id(p), {})
                 buf = state.get("momentum_buffer")
