@@ -70,7 +70,7 @@ def test_three_ranks_train_like_one_process():
 
 @pytest.mark.parametrize("nproc", [2, 3])
 def test_no_sync_overlap_and_unused_parameters(nproc):
-    assert_ok(nproc, "ddp_features.py", names=["no_sync", "overlap", "unused parameters"])
+    assert_ok(nproc, "ddp_features.py", names=["no_sync", "overlap", "second backward", "unused parameters"])
 
 
 @pytest.mark.parametrize("nproc", [2, 3])

@@ -59,6 +59,20 @@ assert launches[0][1] < times["input grad"], "bucket 0's allreduce started only 
 assert all(t > times["input grad"] for _, t in waits), "waits belong to the end of backward"
 done("overlap")
 
+# --- a second backward after one forward is refused, not left un-averaged -------------
+model = mlp()
+ddp = DDP(model)
+loss = F.cross_entropy(ddp(tn.tensor(xa[mine])), tn.tensor(ya[mine]))
+loss.backward(retain_graph=True)
+try:
+    loss.backward()
+except RuntimeError as e:
+    assert "second backward after one forward" in str(e), str(e)
+else:
+    raise AssertionError("a second backward after one forward must be refused")
+F.cross_entropy(ddp(tn.tensor(xa[mine])), tn.tensor(ya[mine])).backward()   # a new forward: fine
+done("second backward")
+
 # --- unused parameters ------------------------------------------------------------------
 class TwoHeads(nn.Module):
     def __init__(self):

@@ -118,6 +118,7 @@ class DistributedDataParallel(Module):
                 p.register_post_accumulate_grad_hook(self._on_grad_ready)
         self._require_sync = True     # toggled by no_sync()
         self._armed = False           # set by a forward that will be synchronised
+        self._consumed = False        # that forward's backward has been averaged
         self._next_launch = 0
         self._ready = set()
         self.comm_events = []         # (event, bucket, perf_counter time) of the last step
@@ -163,6 +164,7 @@ class DistributedDataParallel(Module):
                 for _, b in self.module.named_buffers():
                     self._dist.broadcast(b, src=0)
         self._armed = self._require_sync and is_grad_enabled() and self.world_size > 1
+        self._consumed = False
         if self._armed:
             for b in self._buckets:
                 b.reset()
@@ -182,6 +184,11 @@ class DistributedDataParallel(Module):
     # -------------------------------------------------------------- backward hooks
     def _on_grad_ready(self, param) -> None:
         if not self._armed:
+            if self._consumed:
+                raise RuntimeError(
+                    "DistributedDataParallel: a second backward after one forward (retain_graph) "
+                    "would leave these gradients un-averaged and the ranks would drift apart; run "
+                    "forward again for each backward, or accumulate inside no_sync()")
             return
         if not self._ready:
             queue_callback(self._finish_backward)
@@ -213,7 +220,7 @@ class DistributedDataParallel(Module):
                 b.work.Test()
 
     def _finish_backward(self) -> None:
-        self._armed = False
+        self._armed, self._consumed = False, True
         unused = [(b, slot) for b in self._buckets for slot, (_, p) in enumerate(b.params)
                   if id(p) not in self._ready]
         if unused and not self.find_unused_parameters:
