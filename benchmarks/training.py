@@ -55,6 +55,7 @@ import tinynet as tn  # noqa: E402
 import tinynet.functional as F  # noqa: E402
 from tinynet import optim  # noqa: E402
 from tinynet.models import SimpleCNN, UNet, resnet18  # noqa: E402
+from tinynet.testing.torch_models import torch_resnet  # noqa: E402
 
 # name -> (label, batch shape, the target ratio tinynet / PyTorch)
 WORKLOADS = {
@@ -83,7 +84,7 @@ def torch_model(torch, name, width=None):
     if name == "cnn":
         return _TorchCNN(torch)
     if name == "resnet18":
-        return _torch_resnet18(torch, width or 64)
+        return torch_resnet(torch, (2, 2, 2, 2), 10, stem="cifar", width=width or 64)
     return _torch_unet(torch, width or 16)
 
 
@@ -100,45 +101,6 @@ def _TorchCNN(torch):
         def forward(self, x):
             return self.classifier(self.features(x))
     return CNN()
-
-
-def _torch_resnet18(torch, width):
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            idt = x if self.downsample is None else self.downsample(x)
-            out = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(out)) + idt)
-
-    class ResNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(width)
-            cin = width
-            for i in range(4):
-                cout = width * 2 ** i
-                setattr(self, f"layer{i + 1}", nn.Sequential(Block(cin, cout, 1 if i == 0 else 2),
-                                                             Block(cout, cout, 1)))
-                cin = cout
-            self.fc = nn.Linear(8 * width, 10)
-
-        def forward(self, x):
-            x = torch.relu(self.bn1(self.conv1(x)))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(x.mean((2, 3)))
-    return ResNet()
 
 
 def _torch_unet(torch, base):

@@ -5,61 +5,14 @@ import pytest
 
 import tinynet as tn
 from tinynet.models import BasicBlock, ResNet, resnet18, resnet34
-
-
-def torchvision_like_resnet(torch, layers, num_classes, in_channels=3, stem="imagenet", width=64):
-    """torchvision's ResNet structure (BasicBlock), written with torch.nn for comparison."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.relu = nn.ReLU()
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            idt = x if self.downsample is None else self.downsample(x)
-            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + idt)
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            if stem == "imagenet":
-                self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-                self.maxpool = nn.MaxPool2d(3, 2, 1)
-            else:
-                self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-                self.maxpool = nn.Identity()
-            self.bn1 = nn.BatchNorm2d(width)
-            self.relu = nn.ReLU()
-            cin = width
-            for i, n in enumerate(layers):
-                cout = width * 2 ** i
-                blocks = [Block(cin, cout, 1 if i == 0 else 2)] + [Block(cout, cout, 1) for _ in range(n - 1)]
-                setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-                cin = cout
-            self.avgpool = nn.AdaptiveAvgPool2d(1)
-            self.fc = nn.Linear(cin, num_classes)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(self.avgpool(x).flatten(1))
-
-    return Net()
+from tinynet.testing.torch_models import torch_resnet
 
 
 def test_resnet18_has_torchvisions_parameter_count_and_keys():
     torch = pytest.importorskip("torch")
     model = resnet18()
     assert sum(p.numel() for p in model.parameters()) == 11_689_512
-    ref = torchvision_like_resnet(torch, (2, 2, 2, 2), 1000)
+    ref = torch_resnet(torch, (2, 2, 2, 2), 1000)
     assert sum(p.numel() for p in ref.parameters()) == 11_689_512
     ours, theirs = model.state_dict(), ref.state_dict()
     assert list(ours) == [k for k in theirs if not k.endswith("num_batches_tracked")] or \
@@ -78,7 +31,7 @@ def test_resnet34_parameter_count():
 def test_forward_matches_pytorch_with_the_same_weights_in_both_modes():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    ref = torchvision_like_resnet(torch, (1, 1, 1, 1), 5, in_channels=2, stem="imagenet", width=4).double()
+    ref = torch_resnet(torch, (1, 1, 1, 1), 5, in_channels=2, stem="imagenet", width=4).double()
     model = ResNet((1, 1, 1, 1), num_classes=5, in_channels=2, stem="imagenet", width=4).to(tn.float64)
     with torch.no_grad():   # non-trivial BN statistics
         for m in ref.modules():

@@ -8,6 +8,7 @@ import pytest
 
 import tinynet as tn
 from tinynet.models import LSTMClassifier, LSTMRegressor, ResNet, SimpleCNN
+from tinynet.testing.torch_models import torch_resnet
 
 safetensors_torch = pytest.importorskip("safetensors.torch", reason="the optional 'safetensors' "
                                         "package is not installed (pip install tinynet[safetensors])")
@@ -28,47 +29,6 @@ def torch_simple_cnn(in_channels=1, num_classes=10, size=8, channels=(16, 32), h
                                    nn.Linear(hidden, num_classes))
     net.forward = lambda x: net.classifier(net.features(x))
     return net
-
-
-def torch_resnet(layers, num_classes, in_channels, width):
-    """A CIFAR-stem BasicBlock ResNet with torchvision's module names."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                                nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            shortcut = x if self.downsample is None else self.downsample(x)
-            return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + shortcut)
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(width)
-            cin = width
-            for i, n in enumerate(layers):
-                cout = width * 2 ** i
-                blocks = [Block(cin, cout, 1 if i == 0 else 2)] + [Block(cout, cout, 1) for _ in range(n - 1)]
-                setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-                cin = cout
-            self.fc = nn.Linear(cin, num_classes)
-
-        def forward(self, x):
-            x = torch.relu(self.bn1(self.conv1(x)))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(x.mean(dim=(2, 3)))
-
-    return Net()
 
 
 def torch_lstm_head(input_size, hidden_size, out, num_layers, bidirectional, sigmoid):
@@ -119,7 +79,7 @@ def torch_out(model, x):
 CASES = {
     "SimpleCNN": (lambda: SimpleCNN(), lambda: torch_simple_cnn(), (3, 1, 8, 8), 10),
     "ResNet": (lambda: ResNet((1, 1, 2, 1), num_classes=4, in_channels=3, stem="cifar", width=4),
-               lambda: torch_resnet((1, 1, 2, 1), 4, 3, 4), (2, 3, 16, 16), 4),
+               lambda: torch_resnet(torch, (1, 1, 2, 1), 4, 3, "cifar", 4), (2, 3, 16, 16), 4),
     "LSTMClassifier": (lambda: LSTMClassifier(input_size=5, hidden_size=7, num_classes=3, num_layers=2,
                                               bidirectional=True),
                        lambda: torch_lstm_head(5, 7, 3, 2, True, False), (4, 6, 5), 3),
