@@ -16,8 +16,9 @@ from .losses import segmentation_loss
 __all__ = ["classification_metrics", "segmentation_metrics", "regression_metrics"]
 
 
-def _per_batch_sums(model, loader, device, step_fn):
-    """Runs ``step_fn(output, target) -> dict of sums`` over ``loader`` in eval mode."""
+def batch_sums(model, loader, device, step):
+    """Sums the dict ``step(x, y)`` returns for each batch of ``loader`` (moved to the
+    model's device), in eval mode and without a graph; the training mode is restored."""
     device = model_device(model) if device is None else backend.Device(device)
     was_training = model.training
     model.eval()
@@ -25,8 +26,7 @@ def _per_batch_sums(model, loader, device, step_fn):
     try:
         with no_grad():
             for x, y in loader:
-                x, y = to_device(x, device), to_device(y, device)
-                for k, v in step_fn(model(x), y).items():
+                for k, v in step(to_device(x, device), to_device(y, device)).items():
                     totals[k] = totals.get(k, 0.0) + float(v)
     finally:
         model.train(was_training)
@@ -39,7 +39,7 @@ def classification_metrics(model, loader, device=None) -> dict:
         loss = F.cross_entropy(logits, y, reduction="sum").item()
         correct = (logits.argmax(1) == y).sum().item()
         return {"loss": loss, "correct": correct, "n": y.shape[0]}
-    t = _per_batch_sums(model, loader, device, sums)
+    t = batch_sums(model, loader, device, lambda x, y: sums(model(x), y))
     return {"loss": t["loss"] / t["n"], "accuracy": t["correct"] / t["n"]}
 
 
@@ -68,7 +68,7 @@ def segmentation_metrics(model, loader, device=None, threshold: float = 0.5) -> 
             out_sums[f"pred{c}"] = int(p[c])
             out_sums[f"true{c}"] = int(t[c])
         return out_sums
-    t = _per_batch_sums(model, loader, device, sums)
+    t = batch_sums(model, loader, device, lambda x, y: sums(model(x), y))
     classes = sum(1 for k in t if k.startswith("inter"))
     ious, dices = [], []
     for c in range(classes):
@@ -84,6 +84,6 @@ def segmentation_metrics(model, loader, device=None, threshold: float = 0.5) -> 
 
 def regression_metrics(model, loader, device=None) -> dict:
     """Mean squared error over ``loader``."""
-    t = _per_batch_sums(model, loader, device,
-                        lambda out, y: {"loss": F.mse_loss(out, y, reduction="sum").item(), "n": y.data.size})
+    t = batch_sums(model, loader, device,
+                   lambda x, y: {"loss": F.mse_loss(model(x), y, reduction="sum").item(), "n": y.data.size})
     return {"loss": t["loss"] / t["n"]}

@@ -23,28 +23,12 @@ import math
 
 from .. import backend
 from .. import functional as F
-from ..autograd import no_grad
-from ._devices import model_device, to_device
+from .metrics import batch_sums
 
 __all__ = ["translation_loss", "translation_metrics", "language_model_loss", "language_model_metrics",
            "video_loss", "video_metrics"]
 
 _PAD, _EOS = 0, 2
-
-
-def _sums(model, loader, device, step):
-    device = model_device(model) if device is None else backend.Device(device)
-    was_training = model.training
-    model.eval()
-    totals: dict = {}
-    try:
-        with no_grad():
-            for x, y in loader:
-                for k, v in step(to_device(x, device), to_device(y, device)).items():
-                    totals[k] = totals.get(k, 0.0) + float(v)
-    finally:
-        model.train(was_training)
-    return totals
 
 
 def _token_loss(logits, y, reduction="mean"):
@@ -78,7 +62,7 @@ def translation_metrics(model, loader, device=None) -> dict:
         exact = (_until_eos(got) == _until_eos(y.data)).all(axis=1)
         return {"loss": _token_loss(logits, y, "sum").item(), "tokens": int((y.data != _PAD).sum()),
                 "exact": int(exact.sum()), "n": y.shape[0]}
-    t = _sums(model, loader, device, step)
+    t = batch_sums(model, loader, device, step)
     return {"loss": t["loss"] / t["tokens"], "exact_match": t["exact"] / t["n"]}
 
 
@@ -99,7 +83,7 @@ def language_model_metrics(model, loader, device=None) -> dict:
         exact = (_until_eos(xp.asarray(got)) == answer).all(axis=1)
         return {"loss": _token_loss(logits, y, "sum").item(), "chars": int((y.data != _PAD).sum()),
                 "exact": int(exact.sum()), "n": y.shape[0]}
-    t = _sums(model, loader, device, step)
+    t = batch_sums(model, loader, device, step)
     loss = t["loss"] / t["chars"]
     return {"loss": loss, "bits_per_char": loss / math.log(2.0), "completion_accuracy": t["exact"] / t["n"]}
 
@@ -120,6 +104,6 @@ def video_metrics(model, loader, device=None) -> dict:
         return {"loss": float((diff ** 2).sum()), "n": diff.size,
                 "mse": float((diff[:, future] ** 2).sum()), "copy": float((copy ** 2).sum()),
                 "n_future": copy.size}
-    t = _sums(model, loader, device, step)
+    t = batch_sums(model, loader, device, step)
     return {"loss": t["loss"] / t["n"], "mse": t["mse"] / t["n_future"],
             "copy_last_mse": t["copy"] / t["n_future"]}

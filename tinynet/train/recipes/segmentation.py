@@ -47,7 +47,7 @@ def _model(options):
 
 
 def _folder_recipe(options) -> Recipe:
-    from ...data import DataLoader, SegmentationFolder, Subset, random_split
+    from ...data import DataLoader, SegmentationFolder, Subset
     from ...data import paired_transforms as T
     classes = options.get("classes") or SEED_CLASSES
     size = options.get("size") or SEED_SIZE
