@@ -7,14 +7,28 @@ import os
 from .. import backend
 from ..autograd import no_grad
 
-__all__ = ["plot_history", "plot_segmentation"]
+__all__ = ["plot_history", "plot_segmentation", "pyplot", "save_figure"]
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 80) -> str:
+    """Lays out ``fig``, writes it to ``path`` as PNG, frees it; returns the path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return os.fspath(path)
 
 
 def plot_history(history: list, path) -> str:
     """Loss curves and the validation metric per epoch, as a PNG (needs matplotlib)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     epochs = [r["epoch"] for r in history]
     # the headline metrics; per-class ones (val_iou_0, ...) stay in metrics.csv
@@ -33,10 +47,7 @@ def plot_history(history: list, path) -> str:
     if metrics:
         axes[0, 1].set(xlabel="epoch", title="validation metrics")
         axes[0, 1].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return os.fspath(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def _label_map(masks):
@@ -49,9 +60,7 @@ def _label_map(masks):
 
 def plot_segmentation(model, images, masks, path, threshold: float = 0.5) -> str:
     """Inputs, true masks and predicted masks side by side, one row per image (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     model.eval()
     with no_grad():
         out = model(images)
@@ -72,7 +81,4 @@ def plot_segmentation(model, images, masks, path, threshold: float = 0.5) -> str
             a.axis("off")
     for a, title in zip(axes[0], ("input", "true mask", "predicted")):
         a.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return os.fspath(path)
+    return save_figure(fig, path)

@@ -64,9 +64,8 @@ def _date_arrays(n, split, seed):
 
 def _plot_attention(sources):
     def plot(model, out_dir, device):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from ..plots import pyplot, save_figure
+        plt = pyplot()
         from ... import tensor
         from ...backend import asnumpy
         from ...data.text import DATE_SOURCE_VOCAB, DATE_TARGET_VOCAB
@@ -81,11 +80,7 @@ def _plot_attention(sources):
             labels = list(DATE_TARGET_VOCAB.decode(row[:steps])) + ["<eos>"]
             ax.set_yticks(range(steps), labels[:steps])
             ax.set_title(f"{text!r} -> {DATE_TARGET_VOCAB.decode(row)}", fontsize=9)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "attention.png")
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, os.path.join(out_dir, "attention.png"))]
     return plot
 
 
@@ -182,9 +177,8 @@ def _video_arrays(n, split, seed):
 
 def _plot_frames(x, y):
     def plot(model, out_dir, device):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from ..plots import pyplot, save_figure
+        plt = pyplot()
         from ... import no_grad, tensor
         from ...backend import asnumpy
         model.eval()
@@ -205,11 +199,7 @@ def _plot_frames(x, y):
                         ax.set_ylabel(name, fontsize=8)
                     if row == 0:
                         ax.set_title(f"t+{t + 1}", fontsize=8)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "frames.png")
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, os.path.join(out_dir, "frames.png"))]
     return plot
 
 
