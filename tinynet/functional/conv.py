@@ -35,6 +35,8 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, depends_on, is_grad_enabled
 from ..kernels import im2col as K
+from ..kernels import phases as _phases
+from ..kernels import subpixel as _subpixel
 from ..kernels import winograd as _winograd
 from ..tensor import Tensor
 from ._operands import check_same_device, check_tensor
@@ -103,6 +105,34 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
         return True
     tiles = N * (-(-Ho // 2)) * (-(-Wo // 2))
     return min(C, w_shape[0]) >= 128 and tiles >= 128
+
+
+def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+    """The phase grid (:mod:`tinynet.kernels.phases`) turns im2col's strided copies (one
+    per kernel offset and output row) into contiguous ones (one per kernel offset and
+    channel), at the price of GEMM columns for the grid's spare rows and columns.
+    Shapes are the conv's (for a transposed conv: its output as ``x_shape``, its weight,
+    its input's size as ``output_size``). Auto: strided convs with short output rows
+    (<= 32, where the per-row copy cost shows) and at most 128 output channels (more,
+    and the GEMM dominates so that the spare columns cost more than the copies save);
+    measured, see the docs."""
+    mode = _phases.get_phase_mode()
+    if mode == "never" or K._is_tiling(tuple(w_shape[2:]), stride, padding, dilation):
+        return False
+    return mode == "always" or (stride != (1, 1) and output_size[1] <= 32 and w_shape[0] <= 128)
+
+
+def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
+    """The sub-pixel transposed conv (:mod:`tinynet.kernels.subpixel`) needs one group,
+    dilation 1, a stride above 1 and kernel >= stride (every output phase has a tap).
+    It copies the input once per column tap (⌈kw/sw⌉ times) where col2im adds kh·kw
+    output-sized columns, so auto mode takes it when ⌈kw/sw⌉·C_in <= kh·kw·C_out."""
+    mode = _phases.get_phase_mode()
+    C_in, C_out, kh, kw = w_shape
+    if (mode == "never" or groups != 1 or dilation != (1, 1) or stride == (1, 1)
+            or kh < stride[0] or kw < stride[1] or K._is_tiling((kh, kw), stride, padding, dilation)):
+        return False
+    return mode == "always" or -(-kw // stride[1]) * C_in <= kh * kw * C_out
 
 
 #: Grid columns per block of the row-strip forward GEMM (see ``_conv2d_row_strips``).
@@ -189,6 +219,15 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     Ho, Wo = output_size
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     w2 = w.reshape(C_out, -1)
+    if _use_phases(x.shape, w.shape, stride, padding, dilation, groups, output_size):
+        Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, output_size)
+        chunk = K.batch_chunk(N, C * kh * kw * Hq * Wq * x.itemsize)
+        for n0 in range(0, N, chunk):
+            xs = x[n0:n0 + chunk]
+            col, _ = _phases.phase_im2col(xs, (kh, kw), stride, padding, dilation, output_size)
+            y = _groups_matmul(w2, col.reshape(C * kh * kw, -1), groups)
+            _to_nchw(y.reshape(C_out, -1, Hq, Wq)[:, :, :Ho, :Wo], out[n0:n0 + chunk], b)
+        return out
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
@@ -229,10 +268,25 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     wt = xp.ascontiguousarray(wt).reshape(groups * C_out_g * kh * kw, C_in // groups)
     chunk = K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize)
     tiles = (kh, kw) == stride and dilation == (1, 1) and padding == (0, 0)
+    if _use_subpixel(x.shape, w.shape, stride, padding, dilation, groups):
+        # each output phase a small stride-1 correlation, every output pixel written once
+        grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))
+        chunk = K.batch_chunk(N, (-(-kw // stride[1]) * C_in + stride[1] * kh * C_out)
+                              * grid[0] * grid[1] * x.itemsize)
+        parts = [_subpixel.conv_transpose2d_subpixel(x[n0:n0 + chunk], w, b, stride, padding, output_size)
+                 for n0 in range(0, N, chunk)]
+        return parts[0] if len(parts) == 1 else xp.concatenate(parts)
+    phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W))
+    if phases:
+        grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))
+        chunk = K.batch_chunk(N, C_out * kh * kw * grid[0] * grid[1] * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        if not tiles and _use_batch_last(n, W, C_out * kh * kw, C_in):
+        if phases:
+            col = _groups_matmul(wt, _phases.to_grid(xs, grid), groups).reshape(C_out, kh, kw, -1)
+            y = _phases.phase_col2im(col, output_size, (kh, kw), stride, padding, dilation, grid, b)
+        elif not tiles and _use_batch_last(n, W, C_out * kh * kw, C_in):
             x_mat = xp.ascontiguousarray(xs.transpose(1, 2, 3, 0)).reshape(C_in, H * W * n)
             col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, H, W, n)
             y = K.col2im(col, output_size, stride, padding, dilation, batch_last=True)
@@ -240,7 +294,7 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
             x_mat = xp.ascontiguousarray(xs.transpose(1, 0, 2, 3)).reshape(C_in, n * H * W)
             col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, n, H, W)
             y = K.col2im(col, output_size, stride, padding, dilation)   # a fresh array
-        if b is not None:
+        if b is not None and not phases:
             y += b.reshape(-1, 1, 1)
         if n == N:
             return y
@@ -259,6 +313,19 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
     dw = None
+    if _use_phases(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
+        Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, (Ho, Wo))
+        chunk = K.batch_chunk(N, C * kh * kw * Hq * Wq * x.itemsize)
+        for n0 in range(0, N, chunk):
+            col, grid = _phases.phase_im2col(x[n0:n0 + chunk], (kh, kw), stride, padding, dilation, (Ho, Wo))
+            dy_grid = _phases.to_grid(dy[n0:n0 + chunk], grid)     # zeros on the spare columns
+            col = col.reshape(groups, C_g * kh * kw, -1).transpose(0, 2, 1)
+            if groups == 1:
+                part = backend.matmul(dy_grid, col[0])[None]
+            else:
+                part = dy_grid.reshape(groups, C_out // groups, -1) @ col
+            dw = part if dw is None else dw + part
+        return dw.reshape(weight_shape)
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]

@@ -1,0 +1,175 @@
+"""conv2d, conv_transpose2d and conv2d_weight forced through the phase grid and the
+sub-pixel transposed conv (tinynet/kernels/phases.py, subpixel.py) and forced away from
+them: PyTorch parity forward and backward on drawn arguments (stride, padding, dilation,
+groups, output_padding, bias), gradcheck and gradgradcheck, and the routing of auto mode."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet.functional import conv as conv_module
+from tinynet.kernels import phases as P
+from tinynet.kernels.im2col import conv_output_size, conv_transpose_output_size
+from tinynet.testing import gradcheck, gradgradcheck
+
+
+@pytest.fixture
+def phase_mode():
+    before = P.get_phase_mode()
+    yield P.set_phase_mode
+    P.set_phase_mode(before)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Names of the phase kernels tinynet.functional.conv calls, in order."""
+    calls = []
+    for module, name in ((conv_module._subpixel, "conv_transpose2d_subpixel"),
+                         (conv_module._phases, "phase_im2col"), (conv_module._phases, "phase_col2im")):
+        original = getattr(module, name)
+
+        def wrapper(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+@st.composite
+def conv_arguments(draw):
+    """Valid conv2d / conv_transpose2d arguments with a positive output size."""
+    groups = draw(st.sampled_from([1, 1, 2]))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.sampled_from([1, 1, 1, 2])), draw(st.sampled_from([1, 1, 1, 2]))
+    oph = draw(st.integers(0, max(sh, dh) - 1))
+    opw = draw(st.integers(0, max(sw, dw) - 1))
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    n = draw(st.integers(1, 3))
+    return dict(n=n, c_in=c_in, c_out=c_out, kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                dilation=(dh, dw), output_padding=(oph, opw), size=(H, W), groups=groups,
+                bias=draw(st.booleans()))
+
+
+def _pair(torch, a, fn_ours, fn_theirs, shapes, gy_shape, seed):
+    """Forward and all gradients of ours and PyTorch's on the same float64 data."""
+    rng = np.random.default_rng(seed)
+    arrays = [None if s is None else rng.standard_normal(s) for s in shapes]
+    ours = [None if v is None else tn.tensor(v, requires_grad=True) for v in arrays]
+    theirs = [None if v is None else torch.tensor(v, requires_grad=True) for v in arrays]
+    y, ty = fn_ours(*ours), fn_theirs(*theirs)
+    assert y.shape == tuple(ty.shape)
+    gy = rng.standard_normal(y.shape)
+    y.backward(tn.tensor(gy))
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-9, atol=1e-9)
+    for o, t_ in zip(ours, theirs):
+        if o is not None:
+            np.testing.assert_allclose(o.grad.numpy(), t_.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+@settings(max_examples=60, deadline=None)
+@given(a=conv_arguments(), seed=st.integers(0, 2**31 - 1))
+def test_conv2d_forward_and_backward_match_pytorch(mode, a, seed):
+    # backward runs conv_transpose2d (input) and conv2d_weight (weight) on the same path
+    torch = pytest.importorskip("torch")
+    (kh, kw), (H, W) = a["kernel"], a["size"]
+    if min(conv_output_size(s, k, st_, p, d) for s, k, st_, p, d in
+           zip(a["size"], a["kernel"], a["stride"], a["padding"], a["dilation"])) <= 0:
+        return
+    previous = P.get_phase_mode()
+    P.set_phase_mode(mode)
+    try:
+        geometry = dict(stride=a["stride"], padding=a["padding"], dilation=a["dilation"], groups=a["groups"])
+        _pair(torch, a, lambda x, w, b=None: F.conv2d(x, w, b, **geometry),
+              lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **geometry),
+              [(a["n"], a["c_in"], H, W), (a["c_out"], a["c_in"] // a["groups"], kh, kw),
+               (a["c_out"],) if a["bias"] else None], None, seed)
+    finally:
+        P.set_phase_mode(previous)
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+@settings(max_examples=60, deadline=None)
+@given(a=conv_arguments(), seed=st.integers(0, 2**31 - 1))
+def test_conv_transpose2d_forward_and_backward_match_pytorch(mode, a, seed):
+    # always: the sub-pixel kernel (one group, dilation 1, kernel >= stride) or phase col2im
+    torch = pytest.importorskip("torch")
+    (kh, kw), (H, W) = a["kernel"], a["size"]
+    if min(conv_transpose_output_size(s, k, st_, p, op, d) for s, k, st_, p, op, d in
+           zip(a["size"], a["kernel"], a["stride"], a["padding"], a["output_padding"], a["dilation"])) <= 0:
+        return
+    previous = P.get_phase_mode()
+    P.set_phase_mode(mode)
+    try:
+        geometry = dict(stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
+                        dilation=a["dilation"], groups=a["groups"])
+        _pair(torch, a, lambda x, w, b=None: F.conv_transpose2d(x, w, b, **geometry),
+              lambda x, w, b=None: torch.nn.functional.conv_transpose2d(x, w, b, **geometry),
+              [(a["n"], a["c_in"], H, W), (a["c_in"], a["c_out"] // a["groups"], kh, kw),
+               (a["c_out"],) if a["bias"] else None], None, seed)
+    finally:
+        P.set_phase_mode(previous)
+
+
+@pytest.mark.parametrize("args", [
+    dict(stride=2, padding=1),                                   # sub-pixel, the decoders' 4x4
+    dict(stride=(2, 3), padding=(0, 2), output_padding=(1, 0)),  # sub-pixel, uneven phases
+    dict(stride=2, padding=1, groups=2),                         # phase col2im
+    dict(stride=2, padding=1, dilation=2),                       # phase col2im
+])
+def test_conv_transpose2d_gradcheck_and_gradgradcheck_through_the_phases(args, phase_mode, counted):
+    phase_mode("always")
+    rng = np.random.default_rng(4)
+    groups = args.get("groups", 1)
+    x = tn.tensor(rng.standard_normal((2, 2, 3, 3)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((2, 4 // groups, 4, 4)), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(4), requires_grad=True)
+    fn = lambda x_, w_, b_: F.conv_transpose2d(x_, w_, b_, **args)  # noqa: E731
+    assert gradcheck(fn, (x, w, b))
+    assert gradgradcheck(fn, (x, w, b))
+    assert ("conv_transpose2d_subpixel" in counted) == (groups == 1 and "dilation" not in args)
+
+
+def test_conv2d_gradcheck_and_gradgradcheck_through_the_phases(phase_mode, counted):
+    phase_mode("always")
+    rng = np.random.default_rng(5)
+    x = tn.tensor(rng.standard_normal((2, 3, 6, 5)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((4, 3, 3, 2)), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(4), requires_grad=True)
+    fn = lambda x_, w_, b_: F.conv2d(x_, w_, b_, stride=2, padding=1)  # noqa: E731
+    assert gradcheck(fn, (x, w, b))
+    assert gradgradcheck(fn, (x, w, b))
+    assert "phase_im2col" in counted
+
+
+def test_never_mode_keeps_the_phase_kernels_out(phase_mode, counted):
+    phase_mode("never")
+    x = tn.randn(2, 8, 6, 6, requires_grad=True)
+    F.conv_transpose2d(x, tn.randn(8, 4, 4, 4), stride=2, padding=1).sum().backward()
+    F.conv2d(x, tn.randn(4, 8, 3, 3), stride=2, padding=1).sum().backward()
+    assert counted == []
+
+
+def test_auto_mode_routes_by_shape(phase_mode, counted):
+    phase_mode("auto")
+    # a decoder's 4x4 stride-2 up-convolution: sub-pixel forward, phase im2col backward
+    x = tn.randn(2, 16, 7, 7, requires_grad=True)
+    w = tn.randn(16, 8, 4, 4, requires_grad=True)
+    F.conv_transpose2d(x, w, stride=2, padding=1).sum().backward()
+    assert counted == ["conv_transpose2d_subpixel", "phase_im2col", "phase_im2col"]
+    counted.clear()
+    # the U-Net's 2x2 stride-2 up-convolution keeps the tiling path
+    F.conv_transpose2d(x, tn.randn(16, 8, 2, 2), stride=2)
+    # stride 1: im2col / row strips
+    F.conv2d(x, tn.randn(8, 16, 3, 3), padding=1)
+    assert counted == []
+    use = conv_module._use_subpixel
+    # many input channels, few output channels (the input gradient of a 7x7 stem conv):
+    # copying the input per column tap costs more than col2im's sums
+    assert not use((16, 64, 56, 56), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1)
+    assert use((8, 128, 14, 14), (128, 64, 4, 4), (2, 2), (1, 1), (1, 1), 1)
