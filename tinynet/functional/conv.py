@@ -35,6 +35,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, depends_on, is_grad_enabled
 from ..kernels import im2col as K
+from ..kernels import flat_rows as _flat_rows
 from ..kernels import phases as _phases
 from ..kernels import subpixel as _subpixel
 from ..kernels import winograd as _winograd
@@ -120,6 +121,14 @@ def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size
     if mode == "never" or K._is_tiling(tuple(w_shape[2:]), stride, padding, dilation):
         return False
     return mode == "always" or (stride != (1, 1) and output_size[1] <= 32 and w_shape[0] <= 128)
+
+
+def _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups):
+    """Flat-row im2col (:mod:`tinynet.kernels.flat_rows`) for stride-1 "same" convs with
+    few input channels (< 16: the first layer of an image network), where im2col's
+    per-row copies and the transposing copy after the GEMM cost more than the GEMM."""
+    return (groups == 1 and x_shape[1] < 16
+            and _flat_rows.applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation))
 
 
 def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
@@ -219,6 +228,15 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     Ho, Wo = output_size
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     w2 = w.reshape(C_out, -1)
+    if _use_flat_rows(x.shape, w.shape, stride, padding, dilation, groups):
+        # columns image by image: the batched GEMM writes NCHW, a ones row adds the bias
+        if b is not None:
+            w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
+        chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
+        for n0 in range(0, N, chunk):
+            col = _flat_rows.flat_im2col(x[n0:n0 + chunk], (kh, kw), padding, dilation, ones=b is not None)
+            xp.matmul(w2, col, out=out[n0:n0 + chunk].reshape(col.shape[0], C_out, H * W))
+        return out
     if _use_phases(x.shape, w.shape, stride, padding, dilation, groups, output_size):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, output_size)
         chunk = K.batch_chunk(N, C * kh * kw * Hq * Wq * x.itemsize)

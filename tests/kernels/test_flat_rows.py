@@ -1,0 +1,122 @@
+"""Flat-row im2col for stride-1 "same" convolutions (tinynet/kernels/flat_rows.py):
+against im2col on drawn geometries, the zeroed wrap-around entries, the bias row, and
+conv2d forced through it against PyTorch (forward, backward, gradcheck, gradgradcheck)."""
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet import backend
+from tinynet.functional import conv as conv_module
+from tinynet.kernels.flat_rows import applies, flat_im2col
+from tinynet.kernels.im2col import im2col
+from tinynet.testing import gradcheck, gradgradcheck
+
+
+def dev(a):
+    return backend.to_device(np.asarray(a), backend.get_default_device())
+
+
+host = backend.asnumpy
+
+
+@st.composite
+def same_geometry(draw):
+    """Kernel, padding and dilation with d(k-1) = 2p per axis (output size = input size)."""
+    kernel, padding, dilation = [], [], []
+    for _ in range(2):
+        d = draw(st.integers(1, 3))
+        half = draw(st.integers(0, 2))          # (k-1)·d/2 = p: k odd, or d even
+        k = 2 * half + 1 if d % 2 else draw(st.integers(1, 4))
+        kernel.append(k), dilation.append(d), padding.append(d * (k - 1) // 2)
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    return (N, C, H, W), tuple(kernel), tuple(padding), tuple(dilation)
+
+
+@settings(max_examples=150, deadline=None)
+@given(same_geometry(), st.booleans(), st.integers(0, 2**31 - 1))
+def test_flat_im2col_is_im2col_image_by_image(g, ones, seed):
+    # a wrong shift, or a wrap-around entry left non-zero, changes some window
+    shape, k, p, d = g
+    assert applies(shape, k, (1, 1), p, d)
+    N, C, H, W = shape
+    x = np.random.default_rng(seed).standard_normal(shape)
+    col = host(flat_im2col(dev(x), k, p, d, ones=ones))
+    rows = C * k[0] * k[1]
+    assert col.shape == (N, rows + int(ones), H * W)
+    expected = host(im2col(dev(x), k, 1, p, d)).reshape(rows, N, H * W).transpose(1, 0, 2)
+    np.testing.assert_array_equal(col[:, :rows], expected)
+    if ones:
+        np.testing.assert_array_equal(col[:, rows], np.ones((N, H * W)))
+
+
+def test_wrapped_entries_are_zero_padding():
+    # 3x3 kernel on a 2x3 image of ones: the offset (1, 0) reads the left neighbour,
+    # which for column 0 is padding, not the previous row's last pixel
+    col = host(flat_im2col(dev(np.ones((1, 1, 2, 3))), (3, 3), (1, 1), (1, 1)))
+    np.testing.assert_array_equal(col[0, 3].reshape(2, 3), [[0, 1, 1], [0, 1, 1]])
+    np.testing.assert_array_equal(col[0, 5].reshape(2, 3), [[1, 1, 0], [1, 1, 0]])
+
+
+@contextlib.contextmanager
+def forcing():
+    """conv2d takes the flat-row path wherever it applies (any channel count); yields the
+    list of the choices it made."""
+    calls = []
+
+    def use(x_shape, w_shape, stride, padding, dilation, groups):
+        ok = groups == 1 and applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation)
+        calls.append(ok)
+        return ok
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module, "_use_flat_rows", use)
+        yield calls
+
+
+@settings(max_examples=60, deadline=None)
+@given(same_geometry(), st.integers(1, 4), st.booleans(), st.integers(0, 2**31 - 1))
+def test_conv2d_through_flat_rows_matches_pytorch(g, c_out, bias, seed):
+    torch = pytest.importorskip("torch")
+    shape, k, p, d = g
+    rng = np.random.default_rng(seed)
+    x0, w0 = rng.standard_normal(shape), rng.standard_normal((c_out, shape[1]) + k)
+    b0 = rng.standard_normal(c_out) if bias else None
+    x, w = tn.tensor(x0, requires_grad=True), tn.tensor(w0, requires_grad=True)
+    b = None if b0 is None else tn.tensor(b0, requires_grad=True)
+    with forcing() as forced:
+        y = F.conv2d(x, w, b, padding=p, dilation=d)
+    assert forced[0]
+    tx, tw = torch.tensor(x0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    tb = None if b0 is None else torch.tensor(b0, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=p, dilation=d)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    gy = rng.standard_normal(y.shape)
+    y.backward(tn.tensor(gy))
+    ty.backward(torch.tensor(gy))
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        if ours is not None:
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_gradcheck_and_gradgradcheck_through_flat_rows():
+    rng = np.random.default_rng(6)
+    x = tn.tensor(rng.standard_normal((2, 2, 4, 5)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(3), requires_grad=True)
+    fn = lambda x_, w_, b_: F.conv2d(x_, w_, b_, padding=1)  # noqa: E731
+    with forcing() as forced:
+        assert gradcheck(fn, (x, w, b))
+        assert gradgradcheck(fn, (x, w, b))
+    assert forced and forced[0]
+
+
+def test_auto_mode_takes_flat_rows_for_few_input_channels_only():
+    use = conv_module._use_flat_rows
+    assert use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1)       # an RGB first layer
+    assert not use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1)   # "valid": smaller output
+    assert not use((32, 3, 32, 32), (16, 3, 3, 3), (2, 2), (1, 1), (1, 1), 1)   # strided
+    assert not use((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # row strips' shapes
