@@ -163,8 +163,10 @@ def test_auto_mode_routes_by_shape(phase_mode, counted):
     F.conv_transpose2d(x, w, stride=2, padding=1).sum().backward()
     assert counted == ["conv_transpose2d_subpixel", "phase_im2col", "phase_im2col"]
     counted.clear()
-    # the U-Net's 2x2 stride-2 up-convolution keeps the tiling path
+    # the U-Net's 2x2 stride-2 up-convolution: sub-pixel too (each phase one tap)
     F.conv_transpose2d(x, tn.randn(16, 8, 2, 2), stride=2)
+    assert counted == ["conv_transpose2d_subpixel"]
+    counted.clear()
     # stride 1: im2col / row strips
     F.conv2d(x, tn.randn(8, 16, 3, 3), padding=1)
     assert counted == []
