@@ -120,3 +120,40 @@ def test_auto_mode_takes_flat_rows_for_few_input_channels_only():
     assert not use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1)   # "valid": smaller output
     assert not use((32, 3, 32, 32), (16, 3, 3, 3), (2, 2), (1, 1), (1, 1), 1)   # strided
     assert not use((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # row strips' shapes
+
+
+@settings(max_examples=100, deadline=None)
+@given(same_geometry(), st.integers(0, 2**31 - 1))
+def test_flat_col2im_is_the_adjoint_of_flat_im2col(g, seed):
+    # <flat_im2col(x), y> == <x, flat_col2im(y)>: otherwise the input gradient is wrong
+    from tinynet.kernels.flat_rows import flat_col2im
+    shape, k, p, d = g
+    N, C, H, W = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    col = host(flat_im2col(dev(x), k, p, d))                        # (N, C·kh·kw, H·W)
+    y = rng.standard_normal(col.shape)
+    y_channel_major = y.reshape(N, C, k[0], k[1], H * W).transpose(1, 2, 3, 0, 4).copy()
+    back = host(flat_col2im(dev(y_channel_major), (H, W), p, d))
+    assert back.shape == shape
+    np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(same_geometry(), st.integers(1, 4), st.booleans(), st.integers(0, 2**31 - 1))
+def test_conv_transpose2d_through_flat_rows_matches_pytorch(g, c_in, bias, seed):
+    # a stride-1 "same" transposed conv (the input gradient of a flat-row conv)
+    torch = pytest.importorskip("torch")
+    shape, k, p, d = g
+    c_out = shape[1]
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((shape[0], c_in) + shape[2:])
+    w0 = rng.standard_normal((c_in, c_out) + k)
+    b0 = rng.standard_normal(c_out) if bias else None
+    with forcing() as forced:
+        y = F.conv_transpose2d(tn.tensor(x0), tn.tensor(w0), None if b0 is None else tn.tensor(b0),
+                               padding=p, dilation=d)
+    assert forced and forced[0]
+    ty = torch.nn.functional.conv_transpose2d(torch.tensor(x0), torch.tensor(w0),
+                                              None if b0 is None else torch.tensor(b0), padding=p, dilation=d)
+    np.testing.assert_allclose(y.numpy(), ty.numpy(), rtol=1e-10, atol=1e-10)

@@ -299,6 +299,15 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         wt = xp.ascontiguousarray(wt).reshape(groups * C_out_g * kh * kw, C_in // groups)
     chunk = K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize)
     tiles = (kh, kw) == stride and dilation == (1, 1) and padding == (0, 0)
+    if (tuple(output_size) == (H, W) and K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize) == N
+            and _use_flat_rows((N, C_out, H, W), w.shape, stride, padding, dilation, groups)):
+        # the adjoint of the flat-row conv: one GEMM, then contiguous adds per offset
+        x_mat = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(C_in, N * H * W)
+        col = backend.matmul(wt, x_mat).reshape(C_out, kh, kw, N, H * W)
+        y = _flat_rows.flat_col2im(col, (H, W), padding, dilation)
+        if b is not None:
+            y += b.reshape(-1, 1, 1)
+        return y
     phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W))
     if phases:
         grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))

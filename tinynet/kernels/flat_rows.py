@@ -25,12 +25,17 @@ dominates; here there are N·C·kh·kw runs of H·W. And because the columns are
 image by image, ``W2 @ col[n]`` (the GEMM batched over images) is already the NCHW
 output: no transposing copy after the product. A row of ones appended to the columns
 carries the bias through the same product.
+
+:func:`flat_col2im` is the adjoint (the stride-1 transposed convolution's scatter): zero
+the wrapped entries of the columns, add every offset's slice back into the flat image,
+and crop the padding rows. It takes channel-major columns (C, kh, kw, N, H·W), as the
+transposed conv's one GEMM ``Wᵀ @ X`` produces them.
 """
 from __future__ import annotations
 
 from tinynet import backend
 
-__all__ = ["applies", "flat_im2col"]
+__all__ = ["applies", "flat_im2col", "flat_col2im"]
 
 
 def applies(x_shape, kernel_size, stride, padding, dilation) -> bool:
@@ -84,3 +89,35 @@ def flat_im2col(x, kernel_size, padding, dilation, ones=False):
             elif shift > 0:
                 by_row[..., max(0, W - shift):] = 0
     return col
+
+
+def flat_col2im(col, input_size, padding, dilation):
+    """Adjoint of :func:`flat_im2col` on channel-major columns.
+
+    Parameters
+    ----------
+    col : array (C, kh, kw, N, H·W); its wrapped entries are overwritten with zeros
+    input_size : (H, W)
+
+    Returns
+    -------
+    x : array (N, C, H, W), ``x[n, c, h, w] = sum of col[c, i, j, n, h'·W + w']`` over
+        the windows (h', w') whose offset (i, j) reads pixel (h, w).
+    """
+    xp = backend.get_array_module(col)
+    C, kh, kw, N, L = col.shape
+    (H, W), (ph, pw), (dh, dw) = input_size, padding, dilation
+    flat = xp.zeros((C, N, (H + 2 * ph) * W + 2 * pw), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            by_row = col[:, i, j].reshape(C, N, H, W)
+            shift = j * dw - pw
+            if shift < 0:
+                by_row[..., :-shift] = 0
+            elif shift > 0:
+                by_row[..., max(0, W - shift):] = 0
+            start = i * dh * W + j * dw
+            window = flat[:, :, start:start + L]
+            window += col[:, i, j]
+    x = flat[:, :, pw + ph * W:pw + (ph + H) * W].reshape(C, N, H, W)
+    return xp.ascontiguousarray(x.transpose(1, 0, 2, 3))
