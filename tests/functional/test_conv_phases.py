@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 import tinynet as tn
 import tinynet.functional as F
 from tinynet.functional import conv as conv_module
+from tinynet.kernels import im2col as K
 from tinynet.kernels import phases as P
 from tinynet.kernels.im2col import conv_output_size, conv_transpose_output_size
 from tinynet.testing import gradcheck, gradgradcheck
@@ -175,3 +176,45 @@ def test_auto_mode_routes_by_shape(phase_mode, counted):
     # copying the input per column tap costs more than col2im's sums
     assert not use((16, 64, 56, 56), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1)
     assert use((8, 128, 14, 14), (128, 64, 4, 4), (2, 2), (1, 1), (1, 1), 1)
+
+
+def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode, monkeypatch):
+    # its input gradient conv2d(dy, W) and weight gradient conv2d_weight(dy, x) read the
+    # same columns of dy; phases.sharing() makes the second one reuse the first's
+    phase_mode("always")
+    built = []
+    original = P._phase_im2col
+    monkeypatch.setattr(P, "_phase_im2col", lambda *a: built.append(a[0].shape) or original(*a))
+    rng = np.random.default_rng(7)
+    x = tn.tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 4, 4)), requires_grad=True)
+    dy = tn.tensor(rng.standard_normal((2, 2, 8, 8)))
+    F.conv_transpose2d(x, w, stride=2, padding=1).backward(dy)
+    assert built == [(2, 2, 8, 8)]
+    shared = x.grad.numpy().copy(), w.grad.numpy().copy()
+    phase_mode("never")
+    x.grad = w.grad = None
+    F.conv_transpose2d(x, w, stride=2, padding=1).backward(dy)
+    np.testing.assert_allclose(shared[0], x.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(shared[1], w.grad.numpy(), rtol=1e-12, atol=1e-12)
+    # batch chunks (one image each): each chunk's columns are its own, never another's
+    phase_mode("always")
+    x.grad = w.grad = None
+    limit = K.get_workspace_limit()
+    K.set_workspace_limit(1)
+    try:
+        F.conv_transpose2d(x, w, stride=2, padding=1).backward(dy)
+    finally:
+        K.set_workspace_limit(limit)
+    np.testing.assert_allclose(shared[0], x.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(shared[1], w.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_outside_a_backward_nothing_is_cached(phase_mode):
+    # an array overwritten in place between two convolutions gives two different answers
+    phase_mode("always")
+    x = np.random.default_rng(8).standard_normal((1, 2, 6, 6))
+    xt, w = tn.tensor(x), tn.tensor(np.ones((1, 2, 3, 3)))
+    first = F.conv2d(xt, w, stride=2).numpy().copy()
+    xt.data[...] = 0
+    assert np.all(F.conv2d(xt, w, stride=2).numpy() == 0) and np.any(first != 0)

@@ -421,10 +421,11 @@ class ConvTranspose2d(_Geometry):
     def backward(self, gy):
         x, w, b = self.inputs
         gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = Conv2d.apply(gy, w, None, output_size=x.shape[2:], **self._geometry())
-        if self.needs_input_grad[1]:
-            gw = Conv2dWeight.apply(gy, x, weight_shape=w.shape, **self._geometry())
+        with _phases.sharing():     # both read the same (phase) columns of gy: built once
+            if self.needs_input_grad[0]:
+                gx = Conv2d.apply(gy, w, None, output_size=x.shape[2:], **self._geometry())
+            if self.needs_input_grad[1]:
+                gw = Conv2dWeight.apply(gy, x, weight_shape=w.shape, **self._geometry())
         if b is not None and self.needs_input_grad[2]:
             gb = depends_on(_bias_grad(gy), x, w)
         return gx, gw, gb
