@@ -190,7 +190,8 @@ def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode
     w = tn.tensor(rng.standard_normal((3, 2, 4, 4)), requires_grad=True)
     dy = tn.tensor(rng.standard_normal((2, 2, 8, 8)))
     F.conv_transpose2d(x, w, stride=2, padding=1).backward(dy)
-    assert built == [(2, 2, 8, 8)]
+    # (an array type without a readable address, the fakecuda stand-in, is never shared)
+    assert built == [(2, 2, 8, 8)] * (1 if P._address(dy.data) is not None else 2)
     shared = x.grad.numpy().copy(), w.grad.numpy().copy()
     phase_mode("never")
     x.grad = w.grad = None

@@ -84,10 +84,11 @@ def sharing():
 
 def _address(x):
     """(data address, dtype, shape, strides) of a NumPy or CuPy array, or None if unknown."""
-    interface = getattr(x, "__array_interface__", None) or getattr(x, "__cuda_array_interface__", None)
-    if interface is None:
+    interface = getattr(x, "__array_interface__", None)         # NumPy
+    address = interface["data"][0] if interface else getattr(getattr(x, "data", None), "ptr", None)
+    if address is None:                                            # CuPy: x.data.ptr
         return None
-    return interface["data"][0], str(x.dtype), x.shape, x.strides
+    return address, str(x.dtype), x.shape, x.strides
 
 
 def phase_grid_size(input_size, kernel_size, stride, padding, dilation, output_size):
