@@ -35,6 +35,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, depends_on, is_grad_enabled
 from ..kernels import im2col as K
+from ..kernels import row_strips as RS
 from ..kernels import winograd as _winograd
 from ..tensor import Tensor
 from ._operands import check_same_device, check_tensor
@@ -105,14 +106,20 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     return min(C, w_shape[0]) >= 128 and tiles >= 128
 
 
-#: Grid columns per block of the row-strip forward GEMM (see ``_conv2d_row_strips``).
-_ROW_STRIP_BLOCK = 16384
+#: Bytes of strips per block of grid columns (see ``_conv2d_row_strips``): about 3 MB, the
+#: best measured on 16-, 32- and 64-channel maps (16384, 8192 and 4096 float32 columns).
+_ROW_STRIP_BYTES = 3 << 20
+
+
+def _row_strip_columns(C, kw, itemsize):
+    """Grid columns per row-strip block: ``_ROW_STRIP_BYTES`` of (C·kw)-row strips."""
+    return max(1024, _ROW_STRIP_BYTES // (C * kw * itemsize))
 
 
 def _conv2d_row_strips(x, w, b, padding, dilation):
-    """Stride-1 conv as one GEMM over :func:`row_strips` (no kh·kw im2col copy):
-    ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of Z_i`` shifted
-    by ``i·dh·Wp`` grid columns."""
+    """Stride-1 conv as GEMMs over :mod:`row strips <tinynet.kernels.row_strips>` (no kh·kw
+    im2col copy): ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of
+    Z_i`` shifted by ``i·dh·Wp`` grid columns."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = w.shape
@@ -122,59 +129,66 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     # all kernel rows stacked: one GEMM with M = kh·C_out uses the BLAS better than kh
     # GEMMs with M = C_out; row i's product is then read shifted by i·dh·Wp columns.
     w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh * C_out, C * kw)
-    reach = (kh - 1) * dilation[0]
-    chunk = K.batch_chunk(N, (C * kw + kh * C_out) * Hp * Wp * x.itemsize)
+    reach = (kh - 1) * dilation[0] * Wp
+    columns = _row_strip_columns(C, kw, x.itemsize)
+    chunk = K.batch_chunk(N, (C + C_out) * Hp * Wp * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
+        flat, _ = RS.padded_flat(xs, kw, padding, dilation, rows_below=(kh - 1) * dilation[0])
         T = n * Hp * Wp
         y = xp.empty((C_out, T), dtype=x.dtype)
 
         def column_blocks(first, last):
-            # Blocks of grid columns: each block's product (plus the reach·Wp columns its
-            # shifted rows read) stays in cache while its kh row blocks are summed, instead
-            # of a (kh·C_out, T) product written to memory and read back (0.83x, measured
-            # on 16->16 224²). Blocks are independent: with set_num_threads(n, blas=1)
-            # they run side by side on the pool.
-            for t0 in range(first * _ROW_STRIP_BLOCK, min(T, last * _ROW_STRIP_BLOCK), _ROW_STRIP_BLOCK):
-                L = min(_ROW_STRIP_BLOCK, T - t0)
-                z = w_rows @ strips[:, t0:t0 + L + reach * Wp]   # (kh·C_out, L + reach·Wp)
+            # Each block's strips and product (plus the reach columns its shifted rows
+            # read) stay in cache while its kh row blocks are summed. Blocks are
+            # independent: with set_num_threads(n, blas=1) they run side by side.
+            buffer = xp.empty((C, kw, columns + reach), dtype=x.dtype)
+            for t0 in range(first * columns, min(T, last * columns), columns):
+                L = min(columns, T - t0)
+                z = w_rows @ RS.strip_block(flat, kw, dilation[1], t0, L + reach, buffer)
                 block = y[:, t0:t0 + L]
                 block[...] = z[:C_out, :L]
                 for i in range(1, kh):
                     offset = i * dilation[0] * Wp
                     block += z[i * C_out:(i + 1) * C_out, offset:offset + L]
-        blocks = -(-T // _ROW_STRIP_BLOCK)
+        blocks = -(-T // columns)
         backend.parallel_for(blocks, column_blocks, like=x,
-                             nbytes=y.nbytes + strips.nbytes if backend.gemms_on_pool() else 0)
+                             nbytes=y.nbytes + flat.nbytes if backend.gemms_on_pool() else 0)
         _to_nchw(y.reshape(C_out, n, Hp, Wp)[:, :, :Ho, :Wo], out[n0:n0 + n], b)
     return out
 
 
 def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
-    """Stride-1 weight gradient: kernel row i is ``dY_grid @ strips[:, shifted by i]ᵀ``."""
+    """Stride-1 weight gradient: kernel row i is ``dY_grid @ strips[:, shifted by i]ᵀ``,
+    summed over blocks of grid columns (the GEMMs' inner dimension)."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight_shape
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     Ho, Wo = dy.shape[2:]
-    dw = xp.zeros((C_out, C, kh, kw), dtype=x.dtype)
-    reach = (kh - 1) * dilation[0]
-    chunk = K.batch_chunk(N, C * kw * Hp * Wp * x.itemsize)
+    dw = xp.zeros((kh, C_out, C * kw), dtype=x.dtype)
+    part = xp.empty((C_out, C * kw), dtype=x.dtype)
+    reach = (kh - 1) * dilation[0] * Wp
+    columns = _row_strip_columns(C, kw, x.itemsize)
+    buffer = xp.empty((C, kw, columns + reach), dtype=x.dtype)
+    chunk = K.batch_chunk(N, (C + C_out) * Hp * Wp * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
+        flat, _ = RS.padded_flat(xs, kw, padding, dilation, rows_below=(kh - 1) * dilation[0])
         T = n * Hp * Wp
         grid = xp.zeros((C_out, n, Hp, Wp), dtype=x.dtype)
         grid[:, :, :Ho, :Wo] = dy[n0:n0 + n].transpose(1, 0, 2, 3)
         grid = grid.reshape(C_out, T)
-        # (Blocking these columns as in the forward measured no gain here: 1.00-1.27x.)
-        for i in range(kh):
-            offset = i * dilation[0] * Wp
-            dw[:, :, i, :] += backend.matmul(grid, strips[:, offset:offset + T].T).reshape(C_out, C, kw)
-    return dw
+        for t0 in range(0, T, columns):
+            L = min(columns, T - t0)
+            strips = RS.strip_block(flat, kw, dilation[1], t0, L + reach, buffer)
+            for i in range(kh):
+                offset = i * dilation[0] * Wp
+                xp.matmul(grid[:, t0:t0 + L], strips[:, offset:offset + L].T, out=part)
+                dw[i] += part
+    return xp.ascontiguousarray(dw.reshape(kh, C_out, C, kw).transpose(1, 2, 0, 3))
 
 
 def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
