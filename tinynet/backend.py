@@ -471,6 +471,19 @@ def erf(x):
     return numpy.asarray(_erf_host(x), dtype=x.dtype)
 
 
+def cpu_has_avx512() -> bool:
+    """Whether NumPy found AVX-512F on this CPU (its runtime dispatch table). Kernels whose
+    speed against plain GEMMs was measured to depend on it ask here."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:       # NumPy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX512F"))
+
+
 def expm1_of_nonpositive(x, out=None):
     """``expm1(min(x, 0))`` elementwise, within 4 ulp of the exact value (3.7 ulp at
     worst, measured over 2·10⁶ points from -25 to -10⁻¹²; NumPy's own ``expm1`` is within 1).
