@@ -77,14 +77,15 @@ def _use_batch_last(batch, width, col_rows, channels):
 
 def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size):
     """Row-strip GEMMs beat one im2col GEMM for stride-1 convs with >= 16 input and output
-    channels on maps large enough that the padded grid wastes little (measured, see the docs)."""
+    channels on maps large enough that the padded grid wastes little: at most 1.25x the
+    output (measured: 32x32 maps, 1.13x, 1.2-1.8x faster; 16x16 maps, 1.27x, 10-25% slower)."""
     N, C, H, W = x_shape
     C_out, _, kh, kw = w_shape
     if stride != (1, 1) or groups != 1 or min(C, C_out) < 16 or kh * kw == 1:
         return False
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
-    return (Ho, Wo) == tuple(output_size) and Hp * Wp <= 1.3 * Ho * Wo
+    return (Ho, Wo) == tuple(output_size) and Hp * Wp <= 1.25 * Ho * Wo
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
