@@ -216,3 +216,28 @@ def test_runner_keeps_rows_in_the_common_keys_as_they_are():
     _normalise(row, "overhead")
     assert row.pop("suite") == "overhead"
     assert row == before
+
+
+def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
+    """benchmarks/targets.py: each named fwd+bwd row against its target, forward rows
+    ignored, and the geometric mean by hand: ratios 2 and 0.5 alternating over 10 rows and
+    1 on the last give exactly 1.0."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import targets
+    finally:
+        sys.path.pop(0)
+    rows = []
+    for k, (workload, _) in enumerate(targets.TARGETS):
+        ratio = 1.0 if k == len(targets.TARGETS) - 1 else (2.0 if k % 2 == 0 else 0.5)
+        rows.append({"workload": workload, "pass": "fwd", "ratio": 99.0})
+        rows.append({"workload": workload, "pass": "fwd+bwd+adam" if "step" in workload else "fwd+bwd",
+                     "ratio": ratio})
+    out, geomean = targets.table(rows)
+    assert geomean == pytest.approx(1.0)
+    assert [met for *_, met in out][:2] == [False, True]            # 2.0 > 1.3, 0.5 <= 1.3
+    assert out[-1][1:] == (1.0, 0.5, False)                         # SimpleCNN: 1.0 > 0.5
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"rows": rows[:-1]}))                # one row missing
+    assert targets.table(json.loads(path.read_text())["rows"])[1] is None
+    assert targets.main([str(path), "--markdown"]) == 0
