@@ -4,8 +4,10 @@
     python benchmarks/targets.py bench.json [--markdown]
 
 Prints each row the issue's table names (forward + backward, time / PyTorch time) beside
-its target, whether it is met, and the geometric mean of those ratios against its own
-target (<= 1.0). It only reads figures; the timing method is ``common.py``'s.
+its target, whether it is met, the geometric mean of those ratios against its own target
+(<= 1.0), and each training step's peak memory against PyTorch's (target <= 1.0; the
+training suite measures it in fresh processes). It only reads figures; the timing method
+is ``common.py``'s.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ TARGETS = [
     ("SimpleCNN step N64 1x8x8", 0.5),
 ]
 GEOMEAN_TARGET = 1.0
+MEMORY_TARGET = 1.0      # peak memory of each training step <= PyTorch's
 
 
 def _backward_row(rows, workload):
@@ -51,6 +54,12 @@ def table(rows) -> tuple[list[tuple], float | None]:
     return out, geomean
 
 
+def memory(rows) -> list[tuple]:
+    """``[(workload, tinynet MB, torch MB, ratio, met)]`` for the rows with peak memory."""
+    return [(r["workload"], r["tinynet_peak_mb"], r["torch_peak_mb"], r["memory_ratio"],
+             r["memory_ratio"] <= MEMORY_TARGET) for r in rows if r.get("memory_ratio")]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="a run.py --json file with the kernels, recurrent and training suites")
@@ -68,11 +77,17 @@ def main(argv=None) -> int:
         g = "-" if geomean is None else fmt(geomean)
         print(f"| geometric mean ({len(TARGETS)} rows) | {g} | <= {GEOMEAN_TARGET}x | "
               f"{'-' if geomean is None else ('yes' if geomean <= GEOMEAN_TARGET else 'no')} |")
+        for workload, ours, theirs, ratio, met in memory(rows):
+            print(f"| peak memory, {workload} ({ours:.0f} / {theirs:.0f} MB) | {fmt(ratio)} | "
+                  f"<= {MEMORY_TARGET}x | {'yes' if met else 'no'} |")
     else:
         for workload, ratio, target, met in out:
             shown = "missing" if ratio is None else fmt(ratio)
             print(f"{workload:40s} {shown:>8s}  target <= {target}x  {'' if met is None else ('met' if met else 'missed')}")
         print(f"{'geometric mean':40s} {'-' if geomean is None else fmt(geomean):>8s}  target <= {GEOMEAN_TARGET}x")
+        for workload, ours, theirs, ratio, met in memory(rows):
+            print(f"{'peak memory, ' + workload:48s} {fmt(ratio):>8s}  target <= {MEMORY_TARGET}x  "
+                  f"{'met' if met else 'missed'} ({ours:.0f} / {theirs:.0f} MB)")
     return 0
 
 

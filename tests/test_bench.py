@@ -237,6 +237,8 @@ def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
     assert geomean == pytest.approx(1.0)
     assert [met for *_, met in out][:2] == [False, True]            # 2.0 > 1.3, 0.5 <= 1.3
     assert out[-1][1:] == (1.0, 0.5, False)                         # SimpleCNN: 1.0 > 0.5
+    rows[-1].update(tinynet_peak_mb=30.0, torch_peak_mb=20.0, memory_ratio=1.5)
+    assert targets.memory(rows) == [(targets.TARGETS[-1][0], 30.0, 20.0, 1.5, False)]
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"rows": rows[:-1]}))                # one row missing
     assert targets.table(json.loads(path.read_text())["rows"])[1] is None
