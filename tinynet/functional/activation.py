@@ -46,7 +46,7 @@ class ELU(Function):
     Forward: ``y = max(x, alpha·expm1(min(x, 0)))``, exact for alpha <= 1 (then
     ``alpha·expm1(x) >= x`` for x <= 0, and the negative branch is 0 < x for x > 0); a larger
     alpha selects by ``x > 0``. ``expm1`` is :func:`tinynet.backend.expm1_of_nonpositive`
-    (SIMD exp and log instead of NumPy's scalar expm1 loop). The backward needs no saved
+    (SIMD tanh instead of NumPy's scalar expm1 loop). The backward needs no saved
     mask: for alpha >= 0, x > 0 exactly where y > 0, and the factor is
     ``min(y, 0) + alpha`` (1 where y > 0 when alpha = 1). Only a negative alpha, whose
     negative branch is positive, keeps the sign of x. Large arrays run in chunks on
