@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -243,3 +244,25 @@ def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
     path.write_text(json.dumps({"rows": rows[:-1]}))                # one row missing
     assert targets.table(json.loads(path.read_text())["rows"])[1] is None
     assert targets.main([str(path), "--markdown"]) == 0
+
+
+def test_compare_rewarms_each_library_after_its_gap_untimed():
+    """After each idle gap the callable runs untimed for ``rewarm`` seconds (at least once)
+    before its ``reps`` timed calls; with rewarm=0 only warm-up and timed calls happen."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.pop(0)
+    calls = []
+    common.compare({"a": lambda: calls.append("a")}, rounds=3, reps=2, warmup=1, gap=0.001,
+                   rewarm=0.0)
+    assert len(calls) == 1 + 3 * 2
+    calls.clear()
+    common.compare({"a": lambda: calls.append("a")}, rounds=3, reps=2, warmup=1, gap=0.001,
+                   rewarm=1e-9)
+    assert len(calls) == 1 + 3 * (1 + 2)            # one untimed call after each gap
+    calls.clear()
+    slow = lambda: calls.append(time.sleep(0.004))  # noqa: E731
+    common.compare({"a": slow}, rounds=1, reps=1, warmup=0, gap=0.0, rewarm=0.02)
+    assert len(calls) >= 1 + 4                      # >= 20 ms of 4 ms calls, then the timed one
