@@ -1,7 +1,7 @@
 """Raw-array recurrent kernels against a plain reference, finite differences and torch.
 
-These are the kernels the layers run: ``lstm_layer_forward``/``lstm_layer_backward`` (with
-``_backward_factors`` on the CPU and the compiled step kernels on a GPU) and the GRU/RNN
+These are the kernels the layers run: ``lstm_layer_forward``/``lstm_layer_backward`` (the
+exp-form NumPy time loops on the CPU, the compiled step kernels on a GPU) and the GRU/RNN
 layer kernels. Only the PyTorch comparisons need torch.
 """
 import numpy as np
@@ -87,21 +87,6 @@ def test_saturated_gates_stay_finite():
         expect = [1, 1, 1, 1] if sign > 0 else [0, 0, -1, 0]
         np.testing.assert_array_equal(acts[0], [expect, expect])
         np.testing.assert_allclose(host(c), [[1.5], [1.5]] if sign > 0 else [[0.0], [0.0]])
-
-
-def test_backward_factors_are_the_step_derivatives():
-    # the CPU backward's precomputed factors (_backward_factors), against the equations in
-    # the module docstring written out here
-    rng = np.random.default_rng(7)
-    T, B, H = 3, 2, 4
-    acts = np.concatenate([rng.uniform(0.05, 0.95, (T, B, 2 * H)), rng.uniform(-0.9, 0.9, (T, B, H)),
-                           rng.uniform(0.05, 0.95, (T, B, H))], -1)
-    c_prev, tanh_c = rng.standard_normal((T, B, H)), rng.uniform(-0.9, 0.9, (T, B, H))
-    factor, out_factor = map(host, lk._backward_factors(dev(acts.copy()), dev(c_prev), dev(tanh_c)))
-    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
-    expect = np.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
-    np.testing.assert_allclose(factor, expect, rtol=1e-14, atol=1e-15)
-    np.testing.assert_allclose(out_factor, o * (1 - tanh_c ** 2), rtol=1e-14, atol=1e-15)
 
 
 @pytest.mark.parametrize("reverse", [False, True])

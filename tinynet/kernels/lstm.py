@@ -9,10 +9,26 @@ Notation (PyTorch's, gate order i, f, g, o; weights stacked in blocks of ``H`` r
     c' = f * c + i * g
     h' = o * tanh(c')
 
-Sigmoid is computed as ``0.5 * tanh(0.5 * a) + 0.5``: one transcendental for all four
-gates and no ``exp`` that could overflow. In the layer kernels the ``0.5`` is folded into
-the weights once (rows of the i, f, o blocks are halved), so a step is one GEMM, one
-``tanh`` over ``(B, 4H)`` and an affine fix-up ``act = mul * t + add``.
+Layout: every per-step array is batch-major, ``(B, 4H)`` gates and ``(B, H)`` states, and
+the whole-sequence arrays stack them over time, ``(T, B, 4H)`` and ``(T, B, H)``: a step is
+one contiguous block, and all steps together are the ``(T*B, .)`` matrices that the
+input projection and the weight gradients multiply in single GEMMs.
+
+One transcendental pass gives all four gates. The pre-activation is pre-scaled once per
+call by folding a row scale into ``W_ih``, ``W_hh`` and the bias (never per step):
+
+* NumPy (the CPU): scale ``-1`` on the i, f, o rows and ``-2`` on the g rows, then
+  ``e = exp(z)`` and ``act = n / (1 + e)`` with ``n = 1`` on i, f, o and ``n = 2`` on g,
+  since ``sigmoid(a) = 1 / (1 + exp(-a))`` and ``tanh(a) = 2 / (1 + exp(-2a)) - 1``
+  (the ``- 1`` is one small ``(B, H)`` subtraction). NumPy's ``exp`` costs half its
+  ``tanh`` here, and ``exp`` overflowing to ``inf`` gives the exact limits 0 (and -1).
+* CuPy: scale ``0.5`` on the i, f, o rows, and the compiled step kernel computes
+  ``sigmoid(a) = 0.5 * tanh(0.5 a) + 0.5`` (one ``tanh`` per gate, no overflow).
+
+The bias is folded into the input projection too: ``[x | 1] @ [W_ih | b]^T`` is one GEMM
+with one more column, instead of a GEMM and a pass over the ``(T, B, 4H)`` result (here a
+pass over an array that size costs as much as the GEMM). The backward gets
+``[dW_ih | db]`` from the same ``[x | 1]`` matrix in one GEMM.
 
 Backward of one step, given ``dh'`` and ``dc'`` (the gradient reaching ``c'`` from the
 future)::
@@ -24,12 +40,12 @@ future)::
     da_o = dh' * tanh(c')    * o (1 - o)
     dc = dc_total * f ;  dh = da @ W_hh ;  dx = da @ W_ih
 
-Everything that does not depend on the incoming gradient (the activation derivatives and
-the factors ``g, c, i, tanh(c')`` they multiply) is computed for all steps at once before
-the time loop, so each backward step is a handful of array operations plus one
-``(B, 4H) @ (4H, H)`` GEMM. The weight gradients ``dW_hh = sum_t da_t^T h_{t-1}`` and
-``dW_ih = sum_t da_t^T x_t`` are single GEMMs over the ``(T*B, 4H)`` matrix of all gate
-gradients after the loop.
+On the CPU the factors that do not depend on the incoming gradient (``i(1-i) * g`` and
+the others) are computed inside the time loop, step by step, while the step's ``(B, 4H)``
+block is in cache: computed for all steps at once before the loop they cost ~3x more,
+because every pass then streams a ``(T, B, 4H)`` array through memory. The weight
+gradients ``dW_hh = sum_t da_t^T h_{t-1}`` and ``dW_ih = sum_t da_t^T x_t`` are single
+GEMMs over the ``(T*B, 4H)`` matrix of all gate gradients after the loop.
 
 Variable-length batches use a boolean ``mask`` of shape ``(T, B, 1)``: where it is False
 the state is carried unchanged (``h_t = h_{t-1}``), the output is zero, and no gradient
@@ -37,7 +53,7 @@ reaches that step's gates.
 
 On CuPy the per-step gate math runs as one compiled elementwise kernel each way (through
 ``tinynet.backend.elementwise_kernel``); on NumPy the same math is a few in-place ufunc
-calls.
+calls on preallocated buffers (counted in docs/kernels/lstm.md).
 """
 from __future__ import annotations
 
@@ -103,7 +119,7 @@ BACKWARD_KERNEL = backend.define_elementwise_kernel(
 # ------------------------------------------------------------------ whole layer
 class LSTMSaved(NamedTuple):
     """What :func:`lstm_layer_backward` needs from :func:`lstm_layer_forward`."""
-    x2: object          # (T*B, I) input, flattened over time and batch
+    x_ones: object      # (T*B, I) input flattened over time and batch; [x | 1] (T*B, I+1) with a bias
     w_ih: object        # (4H, I)
     w_hh: object        # (4H, H)
     acts: object        # (T, B, 4H) gate activations [i|f|g|o]
@@ -112,11 +128,42 @@ class LSTMSaved(NamedTuple):
     tanh_c: object      # (T, B, H) tanh of the new cell state
     mask: object        # (T, B, 1) bool or None
     reverse: bool
+    bias: bool          # x_ones carries the column of ones
 
 
 def length_mask(lengths, steps: int, xp):
     """``(T, B, 1)`` bool mask, True where step ``t < lengths[b]``."""
     return (xp.arange(steps)[:, None] < xp.asarray(lengths)[None, :])[:, :, None]
+
+
+def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
+    """``(4H,)`` row scale folded into the weights and bias (see the module docstring):
+    ``[-1, -1, -2, -1]`` per gate block for the exp form, ``[0.5, 0.5, 1, 0.5]`` for the
+    tanh form of the compiled kernel."""
+    if not exp_form:
+        return gate_scale(H, dtype, xp)[0]
+    scale = xp.full((4, H), -1, dtype=dtype)
+    scale[2] = -2
+    return scale.reshape(-1)
+
+
+def _input_projection(x2, w_ih, bias, scale, xp):
+    """``(scale * ([x | 1] @ [W_ih | b]^T))`` for all steps in one GEMM.
+
+    x2 ``(T*B, I)``, w_ih ``(4H, I)``, bias ``(4H,)`` or None, scale ``(4H,)``. Returns the
+    ``(T*B, 4H)`` scaled pre-activations of the input side and the ``[x | 1]`` matrix
+    (just ``x2`` without a bias) that the backward multiplies for ``[dW_ih | db]``.
+    """
+    rows, I = x2.shape
+    if bias is None:
+        return x2 @ (w_ih * scale[:, None]).T, x2
+    x_ones = xp.empty((rows, I + 1), dtype=x2.dtype)
+    x_ones[:, :I] = x2
+    x_ones[:, I] = 1
+    w = xp.empty((w_ih.shape[0], I + 1), dtype=x2.dtype)
+    xp.multiply(w_ih, scale[:, None], out=w[:, :I])
+    xp.multiply(bias, scale, out=w[:, I])
+    return x_ones @ w.T, x_ones
 
 
 def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: bool = False,
@@ -133,14 +180,12 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     xp = backend.get_array_module(x, w_ih, w_hh)
     T, B, I = x.shape
     H = w_hh.shape[1]
-    scale, mul, add = gate_scale(H, x.dtype, xp)
-    # One GEMM projects the inputs of every step; the sigmoid's 0.5 is folded into the rows.
-    x2 = x.reshape(T * B, I)
-    gates = (x2 @ (w_ih * scale[:, None]).T).reshape(T, B, 4 * H)
+    step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
+    scale = _pre_activation_scale(H, x.dtype, xp, exp_form=step_kernel is None)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-    if bias is not None:
-        gates += bias * scale
-    w_hh_t = (w_hh * scale[:, None]).T          # (H, 4H), rows of i, f, o halved
+    gates, x_ones = _input_projection(x.reshape(T * B, I), w_ih, bias, scale, xp)
+    gates = gates.reshape(T, B, 4 * H)
+    w_hh_t = (w_hh * scale[:, None]).T          # (H, 4H), the same rows scaled
 
     # hs[k]/cs[k] are states in time order; the state entering step t is hs[t] going
     # forward and hs[t + 1] going backward, so h_prev and h_out are two views of one buffer.
@@ -153,53 +198,62 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     h_out, h_prev = (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
     c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
     buf = xp.empty((B, 4 * H), dtype=x.dtype)
-    buf_h = buf[:, :H]
-    fwd = backend.elementwise_kernel(FORWARD_KERNEL, xp)
-    for t in steps:
-        g = gates[t]
-        xp.matmul(h_prev[t], w_hh_t, out=buf)
-        g += buf
-        if fwd is not None:
-            fwd(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], g)
-        else:
-            xp.tanh(g, out=g)
-            g *= mul
-            g += add
-            xp.multiply(g[:, H:2 * H], c_prev[t], out=c_out[t])
-            xp.multiply(g[:, :H], g[:, 2 * H:3 * H], out=buf_h)
-            c_out[t] += buf_h
-            xp.tanh(c_out[t], out=tanh_c[t])
-            xp.multiply(g[:, 3 * H:], tanh_c[t], out=h_out[t])
-        if mask is not None:
-            keep = ~mask[t]
-            xp.copyto(h_out[t], h_prev[t], where=keep)
-            xp.copyto(c_out[t], c_prev[t], where=keep)
+    if step_kernel is None:
+        _forward_steps(xp, gates, w_hh_t, h_prev, h_out, c_prev, c_out, tanh_c, buf, steps, mask)
+    else:
+        for t in steps:
+            xp.matmul(h_prev[t], w_hh_t, out=buf)
+            gates[t] += buf
+            step_kernel(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], gates[t])
+            if mask is not None:
+                _carry_masked(xp, mask[t], h_out[t], h_prev[t], c_out[t], c_prev[t])
     h_n, c_n = (hs[0], cs[0]) if reverse else (hs[T], cs[T])
     y = h_out if mask is None else xp.where(mask, h_out, 0).astype(x.dtype, copy=False)
-    saved = LSTMSaved(x2, w_ih, w_hh, gates, h_prev, c_prev, tanh_c, mask, reverse)
+    saved = LSTMSaved(x_ones, w_ih, w_hh, gates, h_prev, c_prev, tanh_c, mask, reverse,
+                      bias is not None)
     return y, h_n.copy(), c_n.copy(), saved
 
 
-def _backward_factors(acts, c_prev, tanh_c):
-    """Gradient-independent factors of every step, computed at once before the time loop.
+def _carry_masked(xp, mask_t, h_out, h_prev, c_out, c_prev):
+    """Padded sequences (mask False) keep the state they entered the step with."""
+    keep = ~mask_t
+    xp.copyto(h_out, h_prev, where=keep)
+    xp.copyto(c_out, c_prev, where=keep)
 
-    ``d_gates = [dct, dct, dct, dh] * factor`` with
-    ``factor = [g i(1-i), c f(1-f), i (1-g^2), tanh_c o(1-o)]``, and
-    ``dct = dc + dh * out_factor`` with ``out_factor = o (1 - tanh_c^2)``.
+
+def _forward_steps(xp, gates, w_hh_t, h_prev, h_out, c_prev, c_out, tanh_c, buf, steps, mask):
+    """The NumPy time loop: 11 calls a step on preallocated buffers, gates in place.
+
+    ``gates`` holds the exp-form pre-activations of the input side; each step adds
+    ``h @ W_hh^T``, turns its ``(B, 4H)`` block into ``[i | f | g | o]`` with one ``exp``
+    and updates the states.
     """
-    T, B, G = acts.shape
-    H = G // 4
-    i, g, o = acts[..., :H], acts[..., 2 * H:3 * H], acts[..., 3 * H:]
-    factor = 1 - acts
-    factor *= acts
-    factor[..., 2 * H:3 * H] = 1 - g * g
-    factor[..., :H] *= g
-    factor[..., H:2 * H] *= c_prev
-    factor[..., 2 * H:3 * H] *= i
-    factor[..., 3 * H:] *= tanh_c
-    out_factor = 1 - tanh_c * tanh_c
-    out_factor *= o
-    return factor.reshape(T, B, 4, H), out_factor
+    H = h_prev.shape[-1]
+    numerator = xp.ones((4, H), dtype=gates.dtype)
+    numerator[2] = 2                              # 2 / (1 + exp(-2a)) = 1 + tanh(a)
+    numerator = numerator.reshape(-1)
+    i_all, f_all, g_all, o_all = (gates[..., k * H:(k + 1) * H] for k in range(4))
+    ig = buf[:, :H]
+    # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
+    with xp.errstate(over="ignore"):
+        for t in steps:
+            a = gates[t]
+            xp.matmul(h_prev[t], w_hh_t, out=buf)
+            a += buf
+            xp.exp(a, out=a)
+            a += 1
+            xp.divide(numerator, a, out=a)        # i, f, o; and 1 + g
+            g = g_all[t]
+            g -= 1
+            c = c_out[t]
+            xp.multiply(f_all[t], c_prev[t], out=c)
+            xp.multiply(i_all[t], g, out=ig)
+            c += ig
+            tc = tanh_c[t]
+            xp.tanh(c, out=tc)
+            xp.multiply(o_all[t], tc, out=h_out[t])
+            if mask is not None:
+                _carry_masked(xp, mask[t], h_out[t], h_prev[t], c, c_prev[t])
 
 
 def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx: bool = True):
@@ -214,44 +268,90 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     xp = backend.get_array_module(acts)
     T, B, G = acts.shape
     H = G // 4
-    f = acts[..., H:2 * H]
-    bwd = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
-    if bwd is None:
-        factor4, out_factor = _backward_factors(acts, c_prev, tanh_c)
+    step_kernel = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
     d_gates = xp.empty_like(acts)
-    d_gates4 = d_gates.reshape(T, B, 4, H)
     dh = xp.zeros((B, H), dtype=acts.dtype) if dh_n is None else dh_n.astype(acts.dtype, copy=True)
     dc = xp.zeros((B, H), dtype=acts.dtype) if dc_n is None else dc_n.astype(acts.dtype, copy=True)
-    dct = xp.empty_like(dh)
-    w_hh = saved.w_hh
+    if dy is not None and step_kernel is None and not dy.any():
+        dy = None       # the engine's zeros for an unused output: skip T additions
     steps = range(T) if saved.reverse else range(T - 1, -1, -1)
-    for t in steps:
-        if mask is not None:
-            keep = ~mask[t]
-            carry_h, carry_c = dh * keep, dc * keep
-            if dy is not None:
-                dh += dy[t]
-            dh *= mask[t]
-            dc *= mask[t]
-        elif dy is not None:
-            dh += dy[t]
-        if bwd is not None:
-            bwd(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
+    if step_kernel is None:
+        _backward_steps(xp, saved, d_gates, dy, dh, dc, steps)
+    else:
+        dct = xp.empty_like(dh)
+        for t in steps:
+            carry = _enter_backward_step(xp, mask, t, dy, dh, dc)
+            step_kernel(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
             dc, dct = dct, dc
-        else:
-            xp.multiply(dh, out_factor[t], out=dct)
-            dct += dc
-            xp.multiply(factor4[t, :, :3], dct[:, None, :], out=d_gates4[t, :, :3])
-            xp.multiply(factor4[t, :, 3], dh, out=d_gates4[t, :, 3])
-            xp.multiply(dct, f[t], out=dc)
-        xp.matmul(d_gates[t], w_hh, out=dh)
-        if mask is not None:
-            dh += carry_h
-            dc += carry_c
+            xp.matmul(d_gates[t], saved.w_hh, out=dh)
+            if carry is not None:
+                dh += carry[0]
+                dc += carry[1]
 
     dg2 = d_gates.reshape(T * B, G)
     dw_hh = dg2.T @ h_prev.reshape(T * B, H)     # all steps' recurrent gradient in one GEMM
-    dw_ih = dg2.T @ saved.x2
-    db = dg2.sum(axis=0)
+    dw_x = dg2.T @ saved.x_ones                  # [dW_ih | db] with a bias, else dW_ih
+    I = saved.w_ih.shape[1]
+    if saved.bias:
+        dw_ih, db = xp.ascontiguousarray(dw_x[:, :I]), xp.ascontiguousarray(dw_x[:, I])
+    else:
+        dw_ih, db = dw_x, dg2.sum(axis=0)
     dx = (dg2 @ saved.w_ih).reshape(T, B, -1) if need_dx else None
     return dx, dh, dc, dw_ih, dw_hh, db
+
+
+def _enter_backward_step(xp, mask, t, dy, dh, dc):
+    """Adds the output gradient ``dy[t]`` into ``dh`` and, for a masked step, sets aside
+    the gradient that passes a padded sequence by (returned, added back after the step)."""
+    if mask is None:
+        if dy is not None:
+            dh += dy[t]
+        return None
+    keep = ~mask[t]
+    carry = dh * keep, dc * keep
+    if dy is not None:
+        dh += dy[t]
+    dh *= mask[t]
+    dc *= mask[t]
+    return carry
+
+
+def _backward_steps(xp, saved, d_gates, dy, dh, dc, steps):
+    """The NumPy backward time loop: 16 calls and one GEMM a step, all on ``(B, 4H)`` and
+    ``(B, H)`` blocks that stay in cache; ``dh`` and ``dc`` are updated in place."""
+    acts, c_prev, tanh_c, w_hh = saved.acts, saved.c_prev, saved.tanh_c, saved.w_hh
+    T, B, G = acts.shape
+    H = G // 4
+    i_all, f_all, g_all, o_all = (acts[..., k * H:(k + 1) * H] for k in range(4))
+    d_gates4 = d_gates.reshape(T, B, 4, H)
+    factor = xp.empty((B, 4 * H), dtype=acts.dtype)
+    factor4 = factor.reshape(B, 4, H)
+    f_i, f_f, f_g, f_o = (factor4[:, k] for k in range(4))
+    dct = xp.empty_like(dh)
+    dct3 = dct[:, None, :]
+    for t in steps:
+        carry = _enter_backward_step(xp, saved.mask, t, dy, dh, dc)
+        a, i, g, o, tc = acts[t], i_all[t], g_all[t], o_all[t], tanh_c[t]
+        # factor = [g i(1-i), c f(1-f), i (1-g^2), tanh_c o(1-o)]
+        xp.multiply(a, a, out=factor)
+        xp.subtract(a, factor, out=factor)        # s (1 - s), every block (g's is replaced)
+        xp.multiply(g, g, out=f_g)
+        xp.subtract(1, f_g, out=f_g)
+        f_i *= g
+        f_f *= c_prev[t]
+        f_g *= i
+        f_o *= tc
+        # dc_total = dc + dh o (1 - tanh_c^2)
+        xp.multiply(tc, tc, out=dct)
+        xp.subtract(1, dct, out=dct)
+        dct *= o
+        dct *= dh
+        dct += dc
+        d4 = d_gates4[t]
+        xp.multiply(factor4[:, :3], dct3, out=d4[:, :3])
+        xp.multiply(f_o, dh, out=d4[:, 3])
+        xp.multiply(dct, f_all[t], out=dc)
+        xp.matmul(d_gates[t], w_hh, out=dh)
+        if carry is not None:
+            dh += carry[0]
+            dc += carry[1]
