@@ -118,17 +118,23 @@ BACKWARD_KERNEL = backend.define_elementwise_kernel(
 
 # ------------------------------------------------------------------ whole layer
 class LSTMSaved(NamedTuple):
-    """What :func:`lstm_layer_backward` needs from :func:`lstm_layer_forward`."""
+    """What :func:`lstm_layer_backward` needs from :func:`lstm_layer_forward`.
+
+    ``acts``, ``c_prev`` and ``tanh_c`` are batch-major on CuPy (per step ``(B, 4H)`` and
+    ``(B, H)``, the compiled kernels' layout) and feature-major on NumPy (per step
+    ``(4H, B)`` and ``(H, B)``: ``feature_major`` says which).
+    """
     x_ones: object      # (T*B, I) input flattened over time and batch; [x | 1] (T*B, I+1) with a bias
     w_ih: object        # (4H, I)
     w_hh: object        # (4H, H)
-    acts: object        # (T, B, 4H) gate activations [i|f|g|o]
+    acts: object        # (T, B, 4H) or (T, 4H, B): gate activations [i|f|g|o]
     h_prev: object      # (T, B, H) state entering each step (time-indexed)
-    c_prev: object      # (T, B, H)
-    tanh_c: object      # (T, B, H) tanh of the new cell state
+    c_prev: object      # (T, B, H) or (T, H, B)
+    tanh_c: object      # (T, B, H) or (T, H, B): tanh of the new cell state
     mask: object        # (T, B, 1) bool or None
     reverse: bool
     bias: bool          # x_ones carries the column of ones
+    feature_major: bool
 
 
 def length_mask(lengths, steps: int, xp):
@@ -147,23 +153,38 @@ def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
     return scale.reshape(-1)
 
 
-def _input_projection(x2, w_ih, bias, scale, xp):
-    """``(scale * ([x | 1] @ [W_ih | b]^T))`` for all steps in one GEMM.
+def _input_weights(x2, w_ih, bias, scale, xp):
+    """``[x | 1]`` and ``scale * [W_ih | b]``: the input projection ``[x | 1] @ [W_ih | b]^T``
+    is then one GEMM with the bias inside. Without a bias, ``x2`` and ``scale * W_ih``.
 
-    x2 ``(T*B, I)``, w_ih ``(4H, I)``, bias ``(4H,)`` or None, scale ``(4H,)``. Returns the
-    ``(T*B, 4H)`` scaled pre-activations of the input side and the ``[x | 1]`` matrix
-    (just ``x2`` without a bias) that the backward multiplies for ``[dW_ih | db]``.
+    x2 ``(T*B, I)``, w_ih ``(4H, I)``, bias ``(4H,)`` or None, scale ``(4H,)``.
     """
-    rows, I = x2.shape
     if bias is None:
-        return x2 @ (w_ih * scale[:, None]).T, x2
+        return x2, w_ih * scale[:, None]
+    rows, I = x2.shape
     x_ones = xp.empty((rows, I + 1), dtype=x2.dtype)
     x_ones[:, :I] = x2
     x_ones[:, I] = 1
     w = xp.empty((w_ih.shape[0], I + 1), dtype=x2.dtype)
     xp.multiply(w_ih, scale[:, None], out=w[:, :I])
     xp.multiply(bias, scale, out=w[:, I])
-    return x_ones @ w.T, x_ones
+    return x_ones, w
+
+
+def _state_buffers(xp, T, rows, cols, dtype, h0, c0, reverse):
+    """``(T+1, rows, cols)`` buffers of h and c in time order, with the initial state in
+    place, and the per-step views of them.
+
+    The state entering step t is ``hs[t]`` going forward and ``hs[t + 1]`` going backward,
+    so ``h_prev`` and ``h_out`` are two views of one buffer (likewise for c).
+    """
+    hs = xp.empty((T + 1, rows, cols), dtype=dtype)
+    cs = xp.empty((T + 1, rows, cols), dtype=dtype)
+    hs[T if reverse else 0] = h0
+    cs[T if reverse else 0] = c0
+    h_out, h_prev = (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
+    c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
+    return hs, cs, h_out, h_prev, c_out, c_prev
 
 
 def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: bool = False,
@@ -183,77 +204,86 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
     scale = _pre_activation_scale(H, x.dtype, xp, exp_form=step_kernel is None)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-    gates, x_ones = _input_projection(x.reshape(T * B, I), w_ih, bias, scale, xp)
-    gates = gates.reshape(T, B, 4 * H)
-    w_hh_t = (w_hh * scale[:, None]).T          # (H, 4H), the same rows scaled
-
-    # hs[k]/cs[k] are states in time order; the state entering step t is hs[t] going
-    # forward and hs[t + 1] going backward, so h_prev and h_out are two views of one buffer.
-    hs = xp.empty((T + 1, B, H), dtype=x.dtype)
-    cs = xp.empty((T + 1, B, H), dtype=x.dtype)
-    tanh_c = xp.empty((T, B, H), dtype=x.dtype)
-    first, steps = (T, range(T - 1, -1, -1)) if reverse else (0, range(T))
-    hs[first] = h0
-    cs[first] = c0
-    h_out, h_prev = (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
-    c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
-    buf = xp.empty((B, 4 * H), dtype=x.dtype)
+    x_ones, w_x = _input_weights(x.reshape(T * B, I), w_ih, bias, scale, xp)
+    w_hh_s = w_hh * scale[:, None]
+    steps = range(T - 1, -1, -1) if reverse else range(T)
     if step_kernel is None:
-        _forward_steps(xp, gates, w_hh_t, h_prev, h_out, c_prev, c_out, tanh_c, buf, steps, mask)
-    else:
-        for t in steps:
-            xp.matmul(h_prev[t], w_hh_t, out=buf)
-            gates[t] += buf
-            step_kernel(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], gates[t])
-            if mask is not None:
-                _carry_masked(xp, mask[t], h_out[t], h_prev[t], c_out[t], c_prev[t])
+        return _forward_feature_major(xp, x_ones, w_x, w_ih, w_hh, w_hh_s, h0, c0, steps,
+                                      reverse, mask, bias is not None)
+
+    # CuPy: batch-major, one compiled kernel per step for the gate math
+    gates = (x_ones @ w_x.T).reshape(T, B, 4 * H)
+    w_hh_t = w_hh_s.T
+    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, B, H, x.dtype, h0, c0, reverse)
+    tanh_c = xp.empty((T, B, H), dtype=x.dtype)
+    buf = xp.empty((B, 4 * H), dtype=x.dtype)
+    for t in steps:
+        xp.matmul(h_prev[t], w_hh_t, out=buf)
+        gates[t] += buf
+        step_kernel(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], gates[t])
+        if mask is not None:
+            keep = ~mask[t]
+            xp.copyto(h_out[t], h_prev[t], where=keep)
+            xp.copyto(c_out[t], c_prev[t], where=keep)
     h_n, c_n = (hs[0], cs[0]) if reverse else (hs[T], cs[T])
     y = h_out if mask is None else xp.where(mask, h_out, 0).astype(x.dtype, copy=False)
     saved = LSTMSaved(x_ones, w_ih, w_hh, gates, h_prev, c_prev, tanh_c, mask, reverse,
-                      bias is not None)
+                      bias is not None, False)
     return y, h_n.copy(), c_n.copy(), saved
 
 
-def _carry_masked(xp, mask_t, h_out, h_prev, c_out, c_prev):
-    """Padded sequences (mask False) keep the state they entered the step with."""
-    keep = ~mask_t
-    xp.copyto(h_out, h_prev, where=keep)
-    xp.copyto(c_out, c_prev, where=keep)
+def _forward_feature_major(xp, x_ones, w_x, w_ih, w_hh, w_hh_s, h0, c0, steps, reverse,
+                           mask, has_bias):
+    """The NumPy time loop, feature-major: 12 calls a step, every one on a contiguous block.
 
-
-def _forward_steps(xp, gates, w_hh_t, h_prev, h_out, c_prev, c_out, tanh_c, buf, steps, mask):
-    """The NumPy time loop: 11 calls a step on preallocated buffers, gates in place.
-
-    ``gates`` holds the exp-form pre-activations of the input side; each step adds
-    ``h @ W_hh^T``, turns its ``(B, 4H)`` block into ``[i | f | g | o]`` with one ``exp``
-    and updates the states.
+    A step's gates are ``(4H, B)``: ``[i; f; g; o]`` are four contiguous ``(H, B)`` row
+    blocks, so each gate operation is one pass over contiguous memory (a ``(B, H)`` column
+    block of a batch-major ``(B, 4H)`` array is 32 separate rows, and NumPy pays for each),
+    and the recurrent GEMM ``(4H, H) @ (H, B)`` is faster than ``(B, H) @ (H, 4H)`` on
+    OpenBLAS at these sizes. The input projection of all steps is one batched GEMM
+    ``(4H, I+1) @ (T, I+1, B)``; one transposing copy after the loop gives the
+    batch-major states ``(T+1, B, H)`` for ``y`` and for the backward's ``dW_hh`` GEMM.
     """
-    H = h_prev.shape[-1]
-    numerator = xp.ones((4, H), dtype=gates.dtype)
-    numerator[2] = 2                              # 2 / (1 + exp(-2a)) = 1 + tanh(a)
-    numerator = numerator.reshape(-1)
-    i_all, f_all, g_all, o_all = (gates[..., k * H:(k + 1) * H] for k in range(4))
-    ig = buf[:, :H]
+    T = len(steps)
+    B = x_ones.shape[0] // T
+    H = w_hh.shape[1]
+    dtype = x_ones.dtype
+    acts = xp.matmul(w_x, x_ones.reshape(T, B, -1).transpose(0, 2, 1))     # (T, 4H, B)
+    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, H, B, dtype, h0.T, c0.T, reverse)
+    tanh_c = xp.empty((T, H, B), dtype=dtype)
+    buf = xp.empty((4 * H, B), dtype=dtype)
+    ig = buf[:H]
+    padded = None if mask is None else ~mask[..., 0]          # (T, B): rows that keep state
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
         for t in steps:
-            a = gates[t]
-            xp.matmul(h_prev[t], w_hh_t, out=buf)
+            a = acts[t]
+            xp.matmul(w_hh_s, h_prev[t], out=buf)
             a += buf
             xp.exp(a, out=a)
             a += 1
-            xp.divide(numerator, a, out=a)        # i, f, o; and 1 + g
-            g = g_all[t]
-            g -= 1
+            xp.divide(1, a, out=a)                # i, f, o; the g block holds sigmoid(2 a_g)
+            i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+            g *= 2
+            g -= 1                                # tanh(a_g) = 2 sigmoid(2 a_g) - 1
             c = c_out[t]
-            xp.multiply(f_all[t], c_prev[t], out=c)
-            xp.multiply(i_all[t], g, out=ig)
+            xp.multiply(f, c_prev[t], out=c)
+            xp.multiply(i, g, out=ig)
             c += ig
             tc = tanh_c[t]
             xp.tanh(c, out=tc)
-            xp.multiply(o_all[t], tc, out=h_out[t])
-            if mask is not None:
-                _carry_masked(xp, mask[t], h_out[t], h_prev[t], c, c_prev[t])
+            xp.multiply(o, tc, out=h_out[t])
+            if padded is not None:
+                xp.copyto(h_out[t], h_prev[t], where=padded[t])
+                xp.copyto(c, c_prev[t], where=padded[t])
+    hs_bm = xp.ascontiguousarray(hs.transpose(0, 2, 1))            # (T+1, B, H)
+    h_out_bm, h_prev_bm = (hs_bm[:T], hs_bm[1:]) if reverse else (hs_bm[1:], hs_bm[:T])
+    h_n = hs_bm[0] if reverse else hs_bm[T]
+    c_n = cs[0] if reverse else cs[T]
+    y = h_out_bm if mask is None else xp.where(mask, h_out_bm, 0).astype(dtype, copy=False)
+    saved = LSTMSaved(x_ones, w_ih, w_hh, acts, h_prev_bm, c_prev, tanh_c, mask, reverse,
+                      has_bias, True)
+    return y, h_n.copy(), xp.ascontiguousarray(c_n.T), saved
 
 
 def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx: bool = True):
@@ -264,75 +294,94 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     gradient of both ``b_ih`` and ``b_hh`` (they enter the gates as a sum). With
     ``need_dx=False`` the input-gradient GEMM is skipped and ``dx`` is None.
     """
-    acts, h_prev, c_prev, tanh_c, mask = saved.acts, saved.h_prev, saved.c_prev, saved.tanh_c, saved.mask
+    acts, mask = saved.acts, saved.mask
     xp = backend.get_array_module(acts)
-    T, B, G = acts.shape
-    H = G // 4
-    step_kernel = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
-    d_gates = xp.empty_like(acts)
-    dh = xp.zeros((B, H), dtype=acts.dtype) if dh_n is None else dh_n.astype(acts.dtype, copy=True)
-    dc = xp.zeros((B, H), dtype=acts.dtype) if dc_n is None else dc_n.astype(acts.dtype, copy=True)
-    if dy is not None and step_kernel is None and not dy.any():
-        dy = None       # the engine's zeros for an unused output: skip T additions
+    T = acts.shape[0]
+    H = saved.w_hh.shape[1]
+    B = saved.x_ones.shape[0] // T
+    zeros = xp.zeros((B, H), dtype=acts.dtype)
+    dh = zeros if dh_n is None else dh_n.astype(acts.dtype, copy=False)
+    dc = zeros if dc_n is None else dc_n.astype(acts.dtype, copy=False)
     steps = range(T) if saved.reverse else range(T - 1, -1, -1)
-    if step_kernel is None:
-        _backward_steps(xp, saved, d_gates, dy, dh, dc, steps)
+    if saved.feature_major:
+        d_gates, dh, dc = _backward_feature_major(xp, saved, dy, dh, dc, steps)
+        dg = d_gates.transpose(1, 0, 2).reshape(4 * H, T * B)    # (4H, T*B): one copy
     else:
-        dct = xp.empty_like(dh)
-        for t in steps:
-            carry = _enter_backward_step(xp, mask, t, dy, dh, dc)
-            step_kernel(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
-            dc, dct = dct, dc
-            xp.matmul(d_gates[t], saved.w_hh, out=dh)
-            if carry is not None:
-                dh += carry[0]
-                dc += carry[1]
+        d_gates, dh, dc = _backward_batch_major(xp, saved, dy, dh.copy(), dc.copy(), steps)
+        dg = d_gates.reshape(T * B, 4 * H).T
 
-    dg2 = d_gates.reshape(T * B, G)
-    dw_hh = dg2.T @ h_prev.reshape(T * B, H)     # all steps' recurrent gradient in one GEMM
-    dw_x = dg2.T @ saved.x_ones                  # [dW_ih | db] with a bias, else dW_ih
+    dw_hh = dg @ saved.h_prev.reshape(T * B, H)   # all steps' recurrent gradient in one GEMM
+    dw_x = dg @ saved.x_ones                      # [dW_ih | db] with a bias, else dW_ih
     I = saved.w_ih.shape[1]
     if saved.bias:
         dw_ih, db = xp.ascontiguousarray(dw_x[:, :I]), xp.ascontiguousarray(dw_x[:, I])
     else:
-        dw_ih, db = dw_x, dg2.sum(axis=0)
-    dx = (dg2 @ saved.w_ih).reshape(T, B, -1) if need_dx else None
+        dw_ih, db = dw_x, dg.sum(axis=1)
+    dx = (dg.T @ saved.w_ih).reshape(T, B, -1) if need_dx else None
     return dx, dh, dc, dw_ih, dw_hh, db
 
 
-def _enter_backward_step(xp, mask, t, dy, dh, dc):
-    """Adds the output gradient ``dy[t]`` into ``dh`` and, for a masked step, sets aside
-    the gradient that passes a padded sequence by (returned, added back after the step)."""
-    if mask is None:
-        if dy is not None:
-            dh += dy[t]
-        return None
-    keep = ~mask[t]
-    carry = dh * keep, dc * keep
-    if dy is not None:
-        dh += dy[t]
-    dh *= mask[t]
-    dc *= mask[t]
-    return carry
-
-
-def _backward_steps(xp, saved, d_gates, dy, dh, dc, steps):
-    """The NumPy backward time loop: 16 calls and one GEMM a step, all on ``(B, 4H)`` and
-    ``(B, H)`` blocks that stay in cache; ``dh`` and ``dc`` are updated in place."""
-    acts, c_prev, tanh_c, w_hh = saved.acts, saved.c_prev, saved.tanh_c, saved.w_hh
-    T, B, G = acts.shape
-    H = G // 4
-    i_all, f_all, g_all, o_all = (acts[..., k * H:(k + 1) * H] for k in range(4))
-    d_gates4 = d_gates.reshape(T, B, 4, H)
-    factor = xp.empty((B, 4 * H), dtype=acts.dtype)
-    factor4 = factor.reshape(B, 4, H)
-    f_i, f_f, f_g, f_o = (factor4[:, k] for k in range(4))
+def _backward_batch_major(xp, saved, dy, dh, dc, steps):
+    """CuPy: one compiled kernel per step for the gate gradients, then ``dh = da @ W_hh``."""
+    acts, c_prev, tanh_c, mask = saved.acts, saved.c_prev, saved.tanh_c, saved.mask
+    step_kernel = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
+    H = dh.shape[1]
+    d_gates = xp.empty_like(acts)
     dct = xp.empty_like(dh)
-    dct3 = dct[:, None, :]
     for t in steps:
-        carry = _enter_backward_step(xp, saved.mask, t, dy, dh, dc)
-        a, i, g, o, tc = acts[t], i_all[t], g_all[t], o_all[t], tanh_c[t]
-        # factor = [g i(1-i), c f(1-f), i (1-g^2), tanh_c o(1-o)]
+        if mask is not None:
+            keep = ~mask[t]
+            carry_h, carry_c = dh * keep, dc * keep
+            if dy is not None:
+                dh += dy[t]
+            dh *= mask[t]
+            dc *= mask[t]
+        elif dy is not None:
+            dh += dy[t]
+        step_kernel(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
+        dc, dct = dct, dc
+        xp.matmul(d_gates[t], saved.w_hh, out=dh)
+        if mask is not None:
+            dh += carry_h
+            dc += carry_c
+    return d_gates, dh, dc
+
+
+def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
+    """The NumPy backward time loop, feature-major like its forward: per step 17 calls on
+    contiguous ``(H, B)`` blocks that stay in cache, and ``dh = W_hh^T @ da``.
+
+    The gradient-independent factors (``g i(1-i)`` and the others) are computed step by
+    step inside the loop, on the step's block while it is in cache; computed for all steps
+    at once before the loop they cost more, because each pass then streams a ``(T, 4H, B)``
+    array through memory. Returns ``d_gates (T, 4H, B)`` and ``dh0, dc0 (B, H)``.
+    """
+    acts, c_prev, tanh_c, mask = saved.acts, saved.c_prev, saved.tanh_c, saved.mask
+    T, G, B = acts.shape
+    H = G // 4
+    dh = dh_n.T.copy()                                    # (H, B), updated in place
+    dc = dc_n.T.copy()
+    if dy is not None and not dy.any():
+        dy = None       # the engine's zeros for an unused output: skip T additions
+    dy_t = None if dy is None else xp.ascontiguousarray(dy.transpose(0, 2, 1))   # (T, H, B)
+    keep = None if mask is None else mask[..., 0]         # (T, B)
+    w_hh_t = xp.ascontiguousarray(saved.w_hh.T)           # (H, 4H)
+    d_gates = xp.empty_like(acts)
+    factor = xp.empty((G, B), dtype=acts.dtype)
+    f_i, f_f, f_g, f_o = factor[:H], factor[H:2 * H], factor[2 * H:3 * H], factor[3 * H:]
+    factor3 = factor[:3 * H].reshape(3, H, B)
+    dct = xp.empty_like(dh)
+    for t in steps:
+        if keep is not None:
+            carry_h, carry_c = dh * ~keep[t], dc * ~keep[t]
+        if dy_t is not None:
+            dh += dy_t[t]
+        if keep is not None:
+            dh *= keep[t]
+            dc *= keep[t]
+        a, tc = acts[t], tanh_c[t]
+        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        # factor = [g i(1-i); c f(1-f); i (1-g^2); tanh_c o(1-o)]
         xp.multiply(a, a, out=factor)
         xp.subtract(a, factor, out=factor)        # s (1 - s), every block (g's is replaced)
         xp.multiply(g, g, out=f_g)
@@ -347,11 +396,12 @@ def _backward_steps(xp, saved, d_gates, dy, dh, dc, steps):
         dct *= o
         dct *= dh
         dct += dc
-        d4 = d_gates4[t]
-        xp.multiply(factor4[:, :3], dct3, out=d4[:, :3])
-        xp.multiply(f_o, dh, out=d4[:, 3])
-        xp.multiply(dct, f_all[t], out=dc)
-        xp.matmul(d_gates[t], w_hh, out=dh)
-        if carry is not None:
-            dh += carry[0]
-            dc += carry[1]
+        d = d_gates[t]
+        xp.multiply(factor3, dct, out=d[:3 * H].reshape(3, H, B))
+        xp.multiply(f_o, dh, out=d[3 * H:])
+        xp.multiply(dct, f, out=dc)
+        xp.matmul(w_hh_t, d, out=dh)
+        if keep is not None:
+            dh += carry_h
+            dc += carry_c
+    return d_gates, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
