@@ -124,17 +124,23 @@ class LSTMSaved(NamedTuple):
     ``(B, H)``, the compiled kernels' layout) and feature-major on NumPy (per step
     ``(4H, B)`` and ``(H, B)``: ``feature_major`` says which).
     """
-    x_ones: object      # (T*B, I) input flattened over time and batch; [x | 1] (T*B, I+1) with a bias
+    inputs: object      # (T*B, H+I+1) [h_prev | x | 1] of every step ((T*B, H+I) without a bias)
     w_ih: object        # (4H, I)
     w_hh: object        # (4H, H)
     acts: object        # (T, B, 4H) or (T, 4H, B): gate activations [i|f|g|o]
-    h_prev: object      # (T, B, H) state entering each step (time-indexed)
     c_prev: object      # (T, B, H) or (T, H, B)
     tanh_c: object      # (T, B, H) or (T, H, B): tanh of the new cell state
     mask: object        # (T, B, 1) bool or None
     reverse: bool
-    bias: bool          # x_ones carries the column of ones
+    bias: bool          # inputs ends with the column of ones
     feature_major: bool
+
+    @property
+    def h_prev(self):
+        """``(T, B, H)`` state entering each step (time-indexed), a view of ``inputs``."""
+        T = self.acts.shape[0]
+        H = self.w_hh.shape[1]
+        return self.inputs[:, :H].reshape(T, -1, H)
 
 
 def length_mask(lengths, steps: int, xp):
@@ -153,34 +159,29 @@ def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
     return scale.reshape(-1)
 
 
-def _input_weights(x2, w_ih, bias, scale, xp):
-    """``[x | 1]`` and ``scale * [W_ih | b]``: the input projection ``[x | 1] @ [W_ih | b]^T``
-    is then one GEMM with the bias inside. Without a bias, ``x2`` and ``scale * W_ih``.
-
-    x2 ``(T*B, I)``, w_ih ``(4H, I)``, bias ``(4H,)`` or None, scale ``(4H,)``.
-    """
-    if bias is None:
-        return x2, w_ih * scale[:, None]
-    rows, I = x2.shape
-    x_ones = xp.empty((rows, I + 1), dtype=x2.dtype)
-    x_ones[:, :I] = x2
-    x_ones[:, I] = 1
-    w = xp.empty((w_ih.shape[0], I + 1), dtype=x2.dtype)
-    xp.multiply(w_ih, scale[:, None], out=w[:, :I])
-    xp.multiply(bias, scale, out=w[:, I])
-    return x_ones, w
+def _stacked_weights(w_hh, w_ih, bias, scale, xp):
+    """``scale * [W_hh | W_ih | b]`` ``(4H, H+I+1)`` (no ``b`` column without a bias): the
+    weights of the stacked step input ``[h; x; 1]``."""
+    H, I = w_hh.shape[1], w_ih.shape[1]
+    w = xp.empty((w_hh.shape[0], H + I + (bias is not None)), dtype=w_hh.dtype)
+    xp.multiply(w_hh, scale[:, None], out=w[:, :H])
+    xp.multiply(w_ih, scale[:, None], out=w[:, H:H + I])
+    if bias is not None:
+        xp.multiply(bias, scale, out=w[:, H + I])
+    return w
 
 
-def _state_buffers(xp, T, rows, cols, dtype, h0, c0, reverse):
-    """``(T+1, rows, cols)`` buffers of h and c in time order, with the initial state in
-    place, and the per-step views of them.
+def _state_buffers(xp, T, h_shape, c_shape, dtype, h0, c0, reverse):
+    """``(T+1, ...)`` buffers of h and c in time order, with the initial state in place,
+    and the per-step views of them.
 
     The state entering step t is ``hs[t]`` going forward and ``hs[t + 1]`` going backward,
-    so ``h_prev`` and ``h_out`` are two views of one buffer (likewise for c).
+    so ``h_prev`` and ``h_out`` are two views of one buffer (likewise for c). ``h0`` fills
+    the first rows of its slot (the rest of a feature-major slot holds ``[x; 1]``).
     """
-    hs = xp.empty((T + 1, rows, cols), dtype=dtype)
-    cs = xp.empty((T + 1, rows, cols), dtype=dtype)
-    hs[T if reverse else 0] = h0
+    hs = xp.empty((T + 1,) + h_shape, dtype=dtype)
+    cs = xp.empty((T + 1,) + c_shape, dtype=dtype)
+    hs[T if reverse else 0, :h0.shape[0]] = h0
     cs[T if reverse else 0] = c0
     h_out, h_prev = (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
     c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
@@ -204,17 +205,20 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
     scale = _pre_activation_scale(H, x.dtype, xp, exp_form=step_kernel is None)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-    x_ones, w_x = _input_weights(x.reshape(T * B, I), w_ih, bias, scale, xp)
-    w_hh_s = w_hh * scale[:, None]
+    w = _stacked_weights(w_hh, w_ih, bias, scale, xp)
     steps = range(T - 1, -1, -1) if reverse else range(T)
     if step_kernel is None:
-        return _forward_feature_major(xp, x_ones, w_x, w_ih, w_hh, w_hh_s, h0, c0, steps,
-                                      reverse, mask, bias is not None)
+        return _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask,
+                                      bias is not None)
 
-    # CuPy: batch-major, one compiled kernel per step for the gate math
-    gates = (x_ones @ w_x.T).reshape(T, B, 4 * H)
-    w_hh_t = w_hh_s.T
-    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, B, H, x.dtype, h0, c0, reverse)
+    # CuPy: batch-major, the input projection of all steps in one GEMM, then per step
+    # one GEMM and one compiled kernel for the gate math
+    x_ones = x.reshape(T * B, I)
+    if bias is not None:
+        x_ones = xp.concatenate([x_ones, xp.ones((T * B, 1), dtype=x.dtype)], axis=1)
+    gates = (x_ones @ w[:, H:].T).reshape(T, B, 4 * H)
+    w_hh_t = w[:, :H].T
+    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, (B, H), (B, H), x.dtype, h0, c0, reverse)
     tanh_c = xp.empty((T, B, H), dtype=x.dtype)
     buf = xp.empty((B, 4 * H), dtype=x.dtype)
     for t in steps:
@@ -227,39 +231,46 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
             xp.copyto(c_out[t], c_prev[t], where=keep)
     h_n, c_n = (hs[0], cs[0]) if reverse else (hs[T], cs[T])
     y = h_out if mask is None else xp.where(mask, h_out, 0).astype(x.dtype, copy=False)
-    saved = LSTMSaved(x_ones, w_ih, w_hh, gates, h_prev, c_prev, tanh_c, mask, reverse,
+    inputs = xp.concatenate([h_prev.reshape(T * B, H), x_ones], axis=1)
+    saved = LSTMSaved(inputs, w_ih, w_hh, gates, c_prev, tanh_c, mask, reverse,
                       bias is not None, False)
     return y, h_n.copy(), c_n.copy(), saved
 
 
-def _forward_feature_major(xp, x_ones, w_x, w_ih, w_hh, w_hh_s, h0, c0, steps, reverse,
-                           mask, has_bias):
-    """The NumPy time loop, feature-major: 12 calls a step, every one on a contiguous block.
+def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias):
+    """The NumPy time loop, feature-major: one GEMM and 10 calls a step, every call on
+    contiguous memory.
 
-    A step's gates are ``(4H, B)``: ``[i; f; g; o]`` are four contiguous ``(H, B)`` row
-    blocks, so each gate operation is one pass over contiguous memory (a ``(B, H)`` column
-    block of a batch-major ``(B, 4H)`` array is 32 separate rows, and NumPy pays for each),
-    and the recurrent GEMM ``(4H, H) @ (H, B)`` is faster than ``(B, H) @ (H, 4H)`` on
-    OpenBLAS at these sizes. The input projection of all steps is one batched GEMM
-    ``(4H, I+1) @ (T, I+1, B)``; one transposing copy after the loop gives the
-    batch-major states ``(T+1, B, H)`` for ``y`` and for the backward's ``dW_hh`` GEMM.
+    Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)`` by the
+    stacked input ``z_t = [h_{t-1}; x_t; 1]`` ``(H+I+1, B)``: the input projection, the
+    bias and the recurrence in one GEMM, with nothing to add afterwards. The step's gates
+    are ``(4H, B)``: ``[i; f; g; o]`` are four contiguous ``(H, B)`` row blocks, so each
+    gate operation is one pass over contiguous memory (a ``(B, H)`` column block of a
+    batch-major ``(B, 4H)`` array would be 32 separate rows, and NumPy pays for each).
+    One transposing copy after the loop gives ``y`` and, batch-major, the ``[h | x | 1]``
+    rows that the backward's single weight-gradient GEMM multiplies.
     """
-    T = len(steps)
-    B = x_ones.shape[0] // T
+    T, B, I = x.shape
     H = w_hh.shape[1]
-    dtype = x_ones.dtype
-    acts = xp.matmul(w_x, x_ones.reshape(T, B, -1).transpose(0, 2, 1))     # (T, 4H, B)
-    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, H, B, dtype, h0.T, c0.T, reverse)
+    rows = w.shape[1]                                     # H + I (+ 1)
+    dtype = x.dtype
+    # zs[k] = [h; x; 1] in time order: z_t sits where h_{t-1} does (see _state_buffers)
+    zs, cs, h_out, z_prev, c_out, c_prev = _state_buffers(xp, T, (rows, B), (H, B), dtype,
+                                                          h0.T, c0.T, reverse)
+    x_slots = zs[1:] if reverse else zs[:T]
+    x_slots[:, H:H + I] = x.transpose(0, 2, 1)
+    zs[0 if reverse else T, H:] = 0                       # the slot after the last step has no x
+    if has_bias:
+        x_slots[:, H + I] = 1
+    acts = xp.empty((T, 4 * H, B), dtype=dtype)
     tanh_c = xp.empty((T, H, B), dtype=dtype)
-    buf = xp.empty((4 * H, B), dtype=dtype)
-    ig = buf[:H]
-    padded = None if mask is None else ~mask[..., 0]          # (T, B): rows that keep state
+    ig = xp.empty((H, B), dtype=dtype)
+    padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
         for t in steps:
             a = acts[t]
-            xp.matmul(w_hh_s, h_prev[t], out=buf)
-            a += buf
+            xp.matmul(w, z_prev[t], out=a)
             xp.exp(a, out=a)
             a += 1
             xp.divide(1, a, out=a)                # i, f, o; the g block holds sigmoid(2 a_g)
@@ -272,17 +283,19 @@ def _forward_feature_major(xp, x_ones, w_x, w_ih, w_hh, w_hh_s, h0, c0, steps, r
             c += ig
             tc = tanh_c[t]
             xp.tanh(c, out=tc)
-            xp.multiply(o, tc, out=h_out[t])
+            h = h_out[t, :H]
+            xp.multiply(o, tc, out=h)
             if padded is not None:
-                xp.copyto(h_out[t], h_prev[t], where=padded[t])
+                xp.copyto(h, z_prev[t, :H], where=padded[t])
                 xp.copyto(c, c_prev[t], where=padded[t])
-    hs_bm = xp.ascontiguousarray(hs.transpose(0, 2, 1))            # (T+1, B, H)
-    h_out_bm, h_prev_bm = (hs_bm[:T], hs_bm[1:]) if reverse else (hs_bm[1:], hs_bm[:T])
-    h_n = hs_bm[0] if reverse else hs_bm[T]
-    c_n = cs[0] if reverse else cs[T]
-    y = h_out_bm if mask is None else xp.where(mask, h_out_bm, 0).astype(dtype, copy=False)
-    saved = LSTMSaved(x_ones, w_ih, w_hh, acts, h_prev_bm, c_prev, tanh_c, mask, reverse,
-                      has_bias, True)
+    zs_bm = xp.ascontiguousarray(zs.transpose(0, 2, 1))            # (T+1, B, H+I+1)
+    y = (zs_bm[:T] if reverse else zs_bm[1:])[..., :H]
+    if mask is not None:
+        y = xp.where(mask, y, 0).astype(dtype, copy=False)
+    inputs = (zs_bm[1:] if reverse else zs_bm[:T]).reshape(T * B, rows)
+    h_n = zs_bm[0 if reverse else T, :, :H]
+    c_n = cs[0 if reverse else T]
+    saved = LSTMSaved(inputs, w_ih, w_hh, acts, c_prev, tanh_c, mask, reverse, has_bias, True)
     return y, h_n.copy(), xp.ascontiguousarray(c_n.T), saved
 
 
@@ -298,7 +311,7 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     xp = backend.get_array_module(acts)
     T = acts.shape[0]
     H = saved.w_hh.shape[1]
-    B = saved.x_ones.shape[0] // T
+    B = saved.inputs.shape[0] // T
     zeros = xp.zeros((B, H), dtype=acts.dtype)
     dh = zeros if dh_n is None else dh_n.astype(acts.dtype, copy=False)
     dc = zeros if dc_n is None else dc_n.astype(acts.dtype, copy=False)
@@ -310,13 +323,11 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
         d_gates, dh, dc = _backward_batch_major(xp, saved, dy, dh.copy(), dc.copy(), steps)
         dg = d_gates.reshape(T * B, 4 * H).T
 
-    dw_hh = dg @ saved.h_prev.reshape(T * B, H)   # all steps' recurrent gradient in one GEMM
-    dw_x = dg @ saved.x_ones                      # [dW_ih | db] with a bias, else dW_ih
+    # every step's weight gradient in one GEMM: [dW_hh | dW_ih | db] = dA [h_prev | x | 1]
+    dw = dg @ saved.inputs
     I = saved.w_ih.shape[1]
-    if saved.bias:
-        dw_ih, db = xp.ascontiguousarray(dw_x[:, :I]), xp.ascontiguousarray(dw_x[:, I])
-    else:
-        dw_ih, db = dw_x, dg.sum(axis=1)
+    dw_hh, dw_ih = xp.ascontiguousarray(dw[:, :H]), xp.ascontiguousarray(dw[:, H:H + I])
+    db = xp.ascontiguousarray(dw[:, H + I]) if saved.bias else dg.sum(axis=1)
     dx = (dg.T @ saved.w_ih).reshape(T, B, -1) if need_dx else None
     return dx, dh, dc, dw_ih, dw_hh, db
 
