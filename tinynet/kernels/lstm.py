@@ -317,8 +317,7 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     dc = zeros if dc_n is None else dc_n.astype(acts.dtype, copy=False)
     steps = range(T) if saved.reverse else range(T - 1, -1, -1)
     if saved.feature_major:
-        d_gates, dh, dc = _backward_feature_major(xp, saved, dy, dh, dc, steps)
-        dg = d_gates.transpose(1, 0, 2).reshape(4 * H, T * B)    # (4H, T*B): one copy
+        dg, dh, dc = _backward_feature_major(xp, saved, dy, dh, dc, steps)
     else:
         d_gates, dh, dc = _backward_batch_major(xp, saved, dy, dh.copy(), dc.copy(), steps)
         dg = d_gates.reshape(T * B, 4 * H).T
@@ -377,7 +376,8 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
     dy_t = None if dy is None else xp.ascontiguousarray(dy.transpose(0, 2, 1))   # (T, H, B)
     keep = None if mask is None else mask[..., 0]         # (T, B)
     w_hh_t = xp.ascontiguousarray(saved.w_hh.T)           # (H, 4H)
-    d_gates = xp.empty_like(acts)
+    d_gates = xp.empty((G, T, B), dtype=acts.dtype)      # (4H, T*B) for the weight GEMM
+    d = xp.empty((G, B), dtype=acts.dtype)               # this step's, contiguous
     factor = xp.empty((G, B), dtype=acts.dtype)
     f_i, f_f, f_g, f_o = factor[:H], factor[H:2 * H], factor[2 * H:3 * H], factor[3 * H:]
     factor3 = factor[:3 * H].reshape(3, H, B)
@@ -407,12 +407,12 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
         dct *= o
         dct *= dh
         dct += dc
-        d = d_gates[t]
         xp.multiply(factor3, dct, out=d[:3 * H].reshape(3, H, B))
         xp.multiply(f_o, dh, out=d[3 * H:])
         xp.multiply(dct, f, out=dc)
         xp.matmul(w_hh_t, d, out=dh)
+        d_gates[:, t] = d                         # one strided copy while d is in cache
         if keep is not None:
             dh += carry_h
             dc += carry_c
-    return d_gates, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
+    return d_gates.reshape(G, T * B), xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
