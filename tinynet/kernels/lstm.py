@@ -134,6 +134,8 @@ class LSTMSaved(NamedTuple):
     reverse: bool
     bias: bool          # inputs ends with the column of ones
     feature_major: bool
+    products: object = None     # NumPy: (T, 2H, B) [i*g; f*c_prev] of every step
+    h_out: object = None        # NumPy: (T, H, B) the new hidden state of every step
 
     @property
     def h_prev(self):
@@ -264,7 +266,7 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
         x_slots[:, H + I] = 1
     acts = xp.empty((T, 4 * H, B), dtype=dtype)
     tanh_c = xp.empty((T, H, B), dtype=dtype)
-    ig = xp.empty((H, B), dtype=dtype)
+    products = xp.empty((T, 2 * H, B), dtype=dtype)      # [i g; f c_prev], kept for backward
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
@@ -277,10 +279,11 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
             i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
             g *= 2
             g -= 1                                # tanh(a_g) = 2 sigmoid(2 a_g) - 1
-            c = c_out[t]
-            xp.multiply(f, c_prev[t], out=c)
+            ig, fc = products[t, :H], products[t, H:]
             xp.multiply(i, g, out=ig)
-            c += ig
+            xp.multiply(f, c_prev[t], out=fc)
+            c = c_out[t]
+            xp.add(ig, fc, out=c)
             tc = tanh_c[t]
             xp.tanh(c, out=tc)
             h = h_out[t, :H]
@@ -295,7 +298,8 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     inputs = (zs_bm[1:] if reverse else zs_bm[:T]).reshape(T * B, rows)
     h_n = zs_bm[0 if reverse else T, :, :H]
     c_n = cs[0 if reverse else T]
-    saved = LSTMSaved(inputs, w_ih, w_hh, acts, c_prev, tanh_c, mask, reverse, has_bias, True)
+    saved = LSTMSaved(inputs, w_ih, w_hh, acts, c_prev, tanh_c, mask, reverse, has_bias, True,
+                      products, h_out[:, :H])
     return y, h_n.copy(), xp.ascontiguousarray(c_n.T), saved
 
 
@@ -367,6 +371,7 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
     array through memory. Returns ``d_gates (T, 4H, B)`` and ``dh0, dc0 (B, H)``.
     """
     acts, c_prev, tanh_c, mask = saved.acts, saved.c_prev, saved.tanh_c, saved.mask
+    products, h_out = saved.products, saved.h_out
     T, G, B = acts.shape
     H = G // 4
     dh = dh_n.T.copy()                                    # (H, B), updated in place
@@ -379,8 +384,9 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
     d_gates = xp.empty((G, T, B), dtype=acts.dtype)      # (4H, T*B) for the weight GEMM
     d = xp.empty((G, B), dtype=acts.dtype)               # this step's, contiguous
     factor = xp.empty((G, B), dtype=acts.dtype)
-    f_i, f_f, f_g, f_o = factor[:H], factor[H:2 * H], factor[2 * H:3 * H], factor[3 * H:]
+    f_g, f_o = factor[2 * H:3 * H], factor[3 * H:]
     factor3 = factor[:3 * H].reshape(3, H, B)
+    scratch = xp.empty((2 * H, B), dtype=acts.dtype)
     dct = xp.empty_like(dh)
     for t in steps:
         if keep is not None:
@@ -390,21 +396,19 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
         if keep is not None:
             dh *= keep[t]
             dc *= keep[t]
-        a, tc = acts[t], tanh_c[t]
+        a, tc, h, ig_fc = acts[t], tanh_c[t], h_out[t], products[t]
         i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        # factor = [g i(1-i); c f(1-f); i (1-g^2); tanh_c o(1-o)]
-        xp.multiply(a, a, out=factor)
-        xp.subtract(a, factor, out=factor)        # s (1 - s), every block (g's is replaced)
-        xp.multiply(g, g, out=f_g)
-        xp.subtract(1, f_g, out=f_g)
-        f_i *= g
-        f_f *= c_prev[t]
-        f_g *= i
-        f_o *= tc
-        # dc_total = dc + dh o (1 - tanh_c^2)
-        xp.multiply(tc, tc, out=dct)
-        xp.subtract(1, dct, out=dct)
-        dct *= o
+        # factor = [g i(1-i); c f(1-f); i (1-g^2); tanh_c o(1-o)], from the forward's
+        # products ig = i g, fc = f c and h = o tanh_c: two calls a block, no constants
+        xp.multiply(ig_fc, a[:2 * H], out=scratch)
+        xp.subtract(ig_fc, scratch, out=factor[:2 * H])   # [ig - ig i; fc - fc f]
+        xp.multiply(ig_fc[:H], g, out=f_g)
+        xp.subtract(i, f_g, out=f_g)                       # i - i g^2
+        xp.multiply(h, o, out=f_o)
+        xp.subtract(h, f_o, out=f_o)                       # h - h o
+        # dc_total = dc + dh o (1 - tanh_c^2) = dc + dh (o - h tanh_c)
+        xp.multiply(h, tc, out=dct)
+        xp.subtract(o, dct, out=dct)
         dct *= dh
         dct += dc
         xp.multiply(factor3, dct, out=d[:3 * H].reshape(3, H, B))

@@ -138,7 +138,7 @@ MUTATIONS = [
              "conv output size rounded up instead of down (registry and test_conv.py)"),
     # --- LSTM kernel that runs on the CPU
     Mutation("lstm-kernel-g-derivative", "tinynet/kernels/lstm.py",
-             "xp.subtract(1, f_g, out=f_g)", "xp.add(1, f_g, out=f_g)",
+             "xp.subtract(i, f_g, out=f_g)", "xp.add(i, f_g, out=f_g)",
              ["tests/kernels/test_lstm_kernel.py", "-k", "not torch"],
              "tanh derivative of the g gate in the NumPy backward loop (torch-free tests only)"),
     # --- to_device
