@@ -281,10 +281,10 @@ def test_stacked_step_input_matches_torch_lstm(reverse, dtype):
     tol = dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
     for bias in (True, False):
         biases = (b_ih, b_hh) if bias else (None, None)
-        args = [a.astype(dtype) for a in (x, h0, c0, w_ih, w_hh)] + [None if b is None else b.astype(dtype) for b in biases]
-        y, h_n, c_n, saved = lk.lstm_layer_forward(*map(lambda a: None if a is None else dev(a), args), reverse=reverse)
-        grads = [host(g) for g in lk.lstm_layer_backward(saved, dev(dy.astype(dtype)), dev(dh_n.astype(dtype)),
-                                                          dev(dc_n.astype(dtype)))]
+        args = [None if a is None else dev(a.astype(dtype)) for a in (x, h0, c0, w_ih, w_hh) + biases]
+        y, h_n, c_n, saved = lk.lstm_layer_forward(*args, reverse=reverse)
+        grads = [host(g) for g in lk.lstm_layer_backward(
+            saved, *(dev(a.astype(dtype)) for a in (dy, dh_n, dc_n)))]
         layer = torch.nn.LSTM(I, H, bias=bias).to(torch.float64)
         with torch.no_grad():
             layer.weight_ih_l0.copy_(torch.tensor(w_ih))

@@ -9,26 +9,29 @@ Notation (PyTorch's, gate order i, f, g, o; weights stacked in blocks of ``H`` r
     c' = f * c + i * g
     h' = o * tanh(c')
 
-Layout: every per-step array is batch-major, ``(B, 4H)`` gates and ``(B, H)`` states, and
-the whole-sequence arrays stack them over time, ``(T, B, 4H)`` and ``(T, B, H)``: a step is
-one contiguous block, and all steps together are the ``(T*B, .)`` matrices that the
-input projection and the weight gradients multiply in single GEMMs.
+The CPU time loop (NumPy; ~60 % of the time at B=32, H=128 is NumPy call overhead and
+passes over small arrays, the rest the GEMMs) is built around three choices:
 
-One transcendental pass gives all four gates. The pre-activation is pre-scaled once per
-call by folding a row scale into ``W_ih``, ``W_hh`` and the bias (never per step):
+* **One GEMM per step, nothing added after it.** Step t multiplies the stacked weights
+  ``[W_hh | W_ih | b]`` ``(4H, H+I+1)`` by the stacked input ``z_t = [h_{t-1}; x_t; 1]``
+  ``(H+I+1, B)``: recurrence, input projection and bias at once. After the loop,
+  ``[dW_hh | dW_ih | db] = dA @ Z`` is one GEMM over all steps, with ``dA`` ``(4H, T*B)``
+  the gate gradients and ``Z`` ``(T*B, H+I+1)`` the stacked inputs, batch-major.
+* **Feature-major steps.** A step's gates are ``(4H, B)``: ``[i; f; g; o]`` are four
+  contiguous ``(H, B)`` row blocks, so every gate operation is one pass over contiguous
+  memory (a ``(B, H)`` column block of a batch-major ``(B, 4H)`` array is 32 separate
+  rows, and NumPy pays per row), and ``W @ z`` with the batch as the short dimension
+  is the faster OpenBLAS product at these sizes. One transposing copy after the loop
+  gives the batch-major ``y`` and ``Z``.
+* **One transcendental pass for all four gates.** A row scale folded into the stacked
+  weights once per call, ``-1`` on the i, f, o rows and ``-2`` on the g rows, makes
+  ``act = 1 / (1 + exp(z))`` the sigmoid of i, f, o and ``sigmoid(2 a_g)`` on g, and
+  ``tanh(a_g) = 2 sigmoid(2 a_g) - 1``. NumPy's ``exp`` costs half its ``tanh`` here;
+  ``exp`` overflowing to ``inf`` gives the exact limits 0 (and -1).
 
-* NumPy (the CPU): scale ``-1`` on the i, f, o rows and ``-2`` on the g rows, then
-  ``e = exp(z)`` and ``act = n / (1 + e)`` with ``n = 1`` on i, f, o and ``n = 2`` on g,
-  since ``sigmoid(a) = 1 / (1 + exp(-a))`` and ``tanh(a) = 2 / (1 + exp(-2a)) - 1``
-  (the ``- 1`` is one small ``(B, H)`` subtraction). NumPy's ``exp`` costs half its
-  ``tanh`` here, and ``exp`` overflowing to ``inf`` gives the exact limits 0 (and -1).
-* CuPy: scale ``0.5`` on the i, f, o rows, and the compiled step kernel computes
-  ``sigmoid(a) = 0.5 * tanh(0.5 a) + 0.5`` (one ``tanh`` per gate, no overflow).
-
-The bias is folded into the input projection too: ``[x | 1] @ [W_ih | b]^T`` is one GEMM
-with one more column, instead of a GEMM and a pass over the ``(T, B, 4H)`` result (here a
-pass over an array that size costs as much as the GEMM). The backward gets
-``[dW_ih | db]`` from the same ``[x | 1]`` matrix in one GEMM.
+On CuPy the layout is batch-major, ``(B, 4H)`` gates per step, and one compiled kernel
+per step does the gate math: the rows of i, f, o are scaled by ``0.5`` and the kernel
+computes ``sigmoid(a) = 0.5 * tanh(0.5 a) + 0.5``.
 
 Backward of one step, given ``dh'`` and ``dc'`` (the gradient reaching ``c'`` from the
 future)::
@@ -40,20 +43,22 @@ future)::
     da_o = dh' * tanh(c')    * o (1 - o)
     dc = dc_total * f ;  dh = da @ W_hh ;  dx = da @ W_ih
 
-On the CPU the factors that do not depend on the incoming gradient (``i(1-i) * g`` and
-the others) are computed inside the time loop, step by step, while the step's ``(B, 4H)``
-block is in cache: computed for all steps at once before the loop they cost ~3x more,
-because every pass then streams a ``(T, B, 4H)`` array through memory. The weight
-gradients ``dW_hh = sum_t da_t^T h_{t-1}`` and ``dW_ih = sum_t da_t^T x_t`` are single
-GEMMs over the ``(T*B, 4H)`` matrix of all gate gradients after the loop.
+On the CPU the factors that do not depend on the incoming gradient are computed inside
+the backward loop, on the step's blocks while they are in cache, from products the
+forward kept: with ``ig = i g``, ``fc = f c`` and ``h' = o tanh(c')``,
+``g i(1-i) = ig - ig i``, ``c f(1-f) = fc - fc f``, ``i(1-g^2) = i - ig g``,
+``tanh(c') o(1-o) = h' - h' o`` and ``o(1-tanh(c')^2) = o - h' tanh(c')``: two calls
+each, and the first two in one pair of calls over ``[ig; fc]`` and ``[i; f]``.
+Computed for all steps before the loop they cost more, because each pass then streams
+a ``(T, 4H, B)`` array through memory.
 
 Variable-length batches use a boolean ``mask`` of shape ``(T, B, 1)``: where it is False
 the state is carried unchanged (``h_t = h_{t-1}``), the output is zero, and no gradient
 reaches that step's gates.
 
 On CuPy the per-step gate math runs as one compiled elementwise kernel each way (through
-``tinynet.backend.elementwise_kernel``); on NumPy the same math is a few in-place ufunc
-calls on preallocated buffers (counted in docs/kernels/lstm.md).
+``tinynet.backend.elementwise_kernel``); on NumPy it is 10 in-place ufunc calls a step
+forward and 13 backward, on preallocated buffers (docs/kernels/lstm.md counts them).
 """
 from __future__ import annotations
 
@@ -240,7 +245,7 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
 
 
 def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias):
-    """The NumPy time loop, feature-major: one GEMM and 10 calls a step, every call on
+    """The NumPy time loop, feature-major: one GEMM and 10 calls a step, each on
     contiguous memory.
 
     Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)`` by the
@@ -362,15 +367,15 @@ def _backward_batch_major(xp, saved, dy, dh, dc, steps):
 
 
 def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
-    """The NumPy backward time loop, feature-major like its forward: per step 17 calls on
-    contiguous ``(H, B)`` blocks that stay in cache, and ``dh = W_hh^T @ da``.
+    """The NumPy backward time loop, feature-major like its forward: per step 13 calls on
+    contiguous ``(H, B)`` blocks that stay in cache, the GEMM ``dh = W_hh^T @ da`` and one
+    copy of ``da`` into its column block of the ``(4H, T*B)`` weight-gradient matrix.
 
     The gradient-independent factors (``g i(1-i)`` and the others) are computed step by
-    step inside the loop, on the step's block while it is in cache; computed for all steps
-    at once before the loop they cost more, because each pass then streams a ``(T, 4H, B)``
-    array through memory. Returns ``d_gates (T, 4H, B)`` and ``dh0, dc0 (B, H)``.
+    step from the forward's products (see the module docstring). Returns ``dA (4H, T*B)``
+    (columns ordered t, b) and ``dh0, dc0 (B, H)``.
     """
-    acts, c_prev, tanh_c, mask = saved.acts, saved.c_prev, saved.tanh_c, saved.mask
+    acts, tanh_c, mask = saved.acts, saved.tanh_c, saved.mask
     products, h_out = saved.products, saved.h_out
     T, G, B = acts.shape
     H = G // 4
