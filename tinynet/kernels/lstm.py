@@ -225,7 +225,8 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
         x_ones = xp.concatenate([x_ones, xp.ones((T * B, 1), dtype=x.dtype)], axis=1)
     gates = (x_ones @ w[:, H:].T).reshape(T, B, 4 * H)
     w_hh_t = w[:, :H].T
-    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, (B, H), (B, H), x.dtype, h0, c0, reverse)
+    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, (B, H), (B, H), x.dtype,
+                                                          h0, c0, reverse)
     tanh_c = xp.empty((T, B, H), dtype=x.dtype)
     buf = xp.empty((B, 4 * H), dtype=x.dtype)
     for t in steps:
