@@ -40,13 +40,14 @@ from typing import Callable
 import numpy as np
 
 __all__ = [
-    "IDLE_GAP_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "write_json", "set_threads", "get_threads", "set_device", "get_device",
+    "IDLE_GAP_S", "REWARM_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "write_json", "set_threads", "get_threads", "set_device", "get_device",
     "set_smoke",
     "torch_or_none", "torch_device", "synchronize", "time_calls", "compare", "gemm_gflops",
     "make_row", "machine_info", "format_table", "markdown_table",
 ]
 
 IDLE_GAP_S = 0.15          # pause between libraries: lets the other's BLAS threads go idle
+REWARM_S = 0.1             # untimed calls after the gap, before the timed ones (see compare)
 DEFAULT_THREADS = 2
 
 _threads = None            # what set_threads last applied
@@ -167,7 +168,8 @@ def _iqr(values: list[float]) -> float:
 
 
 def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, reps: int = 5,
-            warmup: int = 2, gap: float = IDLE_GAP_S, device: str | None = None) -> dict:
+            warmup: int = 2, gap: float = IDLE_GAP_S, device: str | None = None,
+            rewarm: float = REWARM_S) -> dict:
     """Times several libraries' callables the same way, interleaved.
 
     Parameters
@@ -180,6 +182,13 @@ def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, reps: int = 5
         Untimed calls of each callable before the first round.
     gap : float
         Idle seconds before each library's batch (0.15 s: OpenBLAS threads spin ~0.1 s).
+    rewarm : float
+        After the gap, the library's callable runs untimed for at least this many seconds
+        (0.1 s; at least once) before its timed calls. On this project's VMs a second core
+        left idle for the gap woke slowly for the next ~40 ms: a 2-thread tinynet ELU took
+        3.3 ms per call there against 1.1-1.9 ms back to back, while single-threaded
+        NumPy and PyTorch (whose OpenMP threads spin between calls) were unaffected.
+        Training runs call back to back, so the timed calls should see that state.
     device : str, optional
         Device to synchronise (default: the runner's device).
 
@@ -190,7 +199,7 @@ def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, reps: int = 5
         the interquartile range of the per-round medians.
     """
     if _smoke:
-        rounds, reps, warmup, gap = 1, 1, 1, 0.0
+        rounds, reps, warmup, gap, rewarm = 1, 1, 1, 0.0, 0.0
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -200,6 +209,13 @@ def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, reps: int = 5
         for name, fn in fns.items():
             if gap:
                 time.sleep(gap)
+            if rewarm:
+                until = time.perf_counter() + rewarm
+                while True:
+                    fn()
+                    synchronize(device)
+                    if time.perf_counter() >= until:
+                        break
             samples[name].append(time_calls(fn, reps, device))
     return {name: {"median_s": statistics.median(v), "spread_s": _iqr(v),
                    "min_s": min(v), "rounds_s": v}

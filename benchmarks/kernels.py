@@ -1,8 +1,8 @@
 """Convolution and pooling kernels: tinynet against PyTorch, side by side (issue 4).
 
 Workloads (float32, forward and forward+backward, with input, weight and bias gradients):
-the convolutions of a ResNet / CNN / U-Net step, the U-Net's transposed convolutions and
-a 2x2 max pool. Timing follows ``common.py``: one process, the same thread count for both
+the convolutions of a ResNet / CNN / U-Net step, the U-Net's transposed convolutions, a
+2x2 max pool and the U-Net's ELU. Timing follows ``common.py``: one process, the same thread count for both
 libraries (2 by default), warm-up, interleaved rounds with an idle gap, medians, the ratio
 tinynet / PyTorch, achieved GFLOP/s and the fraction of NumPy's float32 GEMM roofline
 measured in the same run.
@@ -36,12 +36,14 @@ WORKLOADS = [
     ("convT N8 128->64 14x14 k2 s2", "convT", 8, 128, 64, 14, 14, 2, 2, 0),
     ("convT N8 128->64 14x14 k4 s2 p1", "convT", 8, 128, 64, 14, 14, 4, 2, 1),
     ("maxpool N8 C64 112x112 2x2 s2", "maxpool", 8, 64, 64, 112, 112, 2, 2, 0),
+    # the U-Net's activation (issue 11): one 16-channel 128x128 map of its first stage
+    ("elu N2 C16 128x128", "elu", 2, 16, 16, 128, 128, 0, 0, 0),
 ]
 
 
 def flops(op, N, C_in, C_out, H, W, k, s, p, backward):
     """GEMM flops of the workload (backward = input-gradient + weight-gradient GEMMs)."""
-    if op == "maxpool":
+    if op in ("maxpool", "elu"):
         return None
     if op == "conv":
         Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
@@ -57,7 +59,7 @@ def make_cases(op, N, C_in, C_out, H, W, k, s, p, device="cpu"):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C_in, H, W), dtype=np.float32)
     w = b = None
-    if op != "maxpool":
+    if op not in ("maxpool", "elu"):
         w_shape = (C_out, C_in, k, k) if op == "conv" else (C_in, C_out, k, k)
         w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
         b = rng.standard_normal(C_out, dtype=np.float32)
@@ -65,6 +67,8 @@ def make_cases(op, N, C_in, C_out, H, W, k, s, p, device="cpu"):
     def call(lib, x_, w_, b_):
         if op == "maxpool":
             return lib.max_pool2d(x_, k, s, p)
+        if op == "elu":
+            return lib.elu(x_)
         if op == "conv":
             return lib.conv2d(x_, w_, b_, s, p)
         return lib.conv_transpose2d(x_, w_, b_, s, p)

@@ -54,12 +54,14 @@ def jax_cases(jax_mods, op, N, C_in, C_out, H, W, k, s, p):
     rng = np.random.default_rng(0)     # the same draws as kernels.make_cases
     x = rng.standard_normal((N, C_in, H, W), dtype=np.float32)
     w = b = None
-    if op != "maxpool":
+    if op not in ("maxpool", "elu"):
         w_shape = (C_out, C_in, k, k) if op == "conv" else (C_in, C_out, k, k)
         w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
         b = rng.standard_normal(C_out, dtype=np.float32)
 
     def f(x_, w_, b_):
+        if op == "elu":
+            return jax.nn.elu(x_)
         if op == "maxpool":
             return lax.reduce_window(x_, -jnp.inf, lax.max, (1, 1, k, k), (1, 1, s, s), "VALID")
         if op == "conv":
@@ -71,12 +73,12 @@ def jax_cases(jax_mods, op, N, C_in, C_out, H, W, k, s, p):
         return y + b_[None, :, None, None]
 
     args = [jnp.asarray(a) for a in (x, w, b) if a is not None]
-    if op == "maxpool":
+    if op in ("maxpool", "elu"):
         args += [None, None]
     y_shape = jax.eval_shape(f, *args).shape
     gy = jnp.asarray(rng.standard_normal(y_shape, dtype=np.float32))
     forward = jax.jit(f)
-    argnums = (0,) if op == "maxpool" else (0, 1, 2)
+    argnums = (0,) if op in ("maxpool", "elu") else (0, 1, 2)
     grads = jax.jit(jax.grad(lambda *a: jnp.vdot(f(*a), gy), argnums=argnums))
 
     def run_forward():
@@ -98,7 +100,9 @@ def torch_reference(op, x, w, b, gy, k, s, p):
     import torch
     ts = [None if a is None else torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     TF = torch.nn.functional
-    if op == "maxpool":
+    if op == "elu":
+        y = TF.elu(ts[0])
+    elif op == "maxpool":
         y = TF.max_pool2d(ts[0], k, s, p)
     elif op == "conv":
         y = TF.conv2d(ts[0], ts[1], ts[2], s, p)

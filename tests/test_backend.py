@@ -134,3 +134,17 @@ def test_mixing_devices_in_one_op_is_value_error_naming_op_and_devices():
         a + b
     with pytest.raises(ValueError, match=r"linear: 'input' is on cpu but 'weight' is on cuda:0"):
         tn.functional.linear(tn.ones(2, 3, device="cpu"), tn.ones(4, 3, device="cuda"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expm1_of_nonpositive_is_within_4_ulp(dtype):
+    """Would fail if the float32 route lost its log correction (exp(x) - 1 is 100% off for
+    |x| < 1e-8) or its -20 clamp (exp underflows to 0 and log(0) gives NaN)."""
+    x = np.concatenate([-np.logspace(-12, 2, 20001), [0.0, -np.inf, 3.0]]).astype(dtype)
+    got = backend.asnumpy(backend.expm1_of_nonpositive(tn.tensor(x).data))
+    exact = np.expm1(np.minimum(x.astype(np.float64), 0.0))
+    ulp = np.spacing(np.abs(exact).astype(dtype)).astype(np.float64)
+    assert got.dtype == dtype
+    assert np.all(np.abs(got - exact) <= 4 * ulp), np.max(np.abs(got - exact) / ulp)
+    nan = backend.expm1_of_nonpositive(tn.tensor(np.array([np.nan], dtype)).data)
+    assert np.isnan(backend.asnumpy(nan)).all()

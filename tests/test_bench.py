@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -216,3 +217,52 @@ def test_runner_keeps_rows_in_the_common_keys_as_they_are():
     _normalise(row, "overhead")
     assert row.pop("suite") == "overhead"
     assert row == before
+
+
+def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
+    """benchmarks/targets.py: each named fwd+bwd row against its target, forward rows
+    ignored, and the geometric mean by hand: ratios 2 and 0.5 alternating over 10 rows and
+    1 on the last give exactly 1.0."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import targets
+    finally:
+        sys.path.pop(0)
+    rows = []
+    for k, (workload, _) in enumerate(targets.TARGETS):
+        ratio = 1.0 if k == len(targets.TARGETS) - 1 else (2.0 if k % 2 == 0 else 0.5)
+        rows.append({"workload": workload, "pass": "fwd", "ratio": 99.0})
+        rows.append({"workload": workload, "pass": "fwd+bwd+adam" if "step" in workload else "fwd+bwd",
+                     "ratio": ratio})
+    out, geomean = targets.table(rows)
+    assert geomean == pytest.approx(1.0)
+    assert [met for *_, met in out][:2] == [False, True]            # 2.0 > 1.3, 0.5 <= 1.3
+    assert out[-1][1:] == (1.0, 0.5, False)                         # SimpleCNN: 1.0 > 0.5
+    rows[-1].update(tinynet_peak_mb=30.0, torch_peak_mb=20.0, memory_ratio=1.5)
+    assert targets.memory(rows) == [(targets.TARGETS[-1][0], 30.0, 20.0, 1.5, False)]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"rows": rows[:-1]}))                # one row missing
+    assert targets.table(json.loads(path.read_text())["rows"])[1] is None
+    assert targets.main([str(path), "--markdown"]) == 0
+
+
+def test_compare_rewarms_each_library_after_its_gap_untimed():
+    """After each idle gap the callable runs untimed for ``rewarm`` seconds (at least once)
+    before its ``reps`` timed calls; with rewarm=0 only warm-up and timed calls happen."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.pop(0)
+    calls = []
+    common.compare({"a": lambda: calls.append("a")}, rounds=3, reps=2, warmup=1, gap=0.001,
+                   rewarm=0.0)
+    assert len(calls) == 1 + 3 * 2
+    calls.clear()
+    common.compare({"a": lambda: calls.append("a")}, rounds=3, reps=2, warmup=1, gap=0.001,
+                   rewarm=1e-9)
+    assert len(calls) == 1 + 3 * (1 + 2)            # one untimed call after each gap
+    calls.clear()
+    slow = lambda: calls.append(time.sleep(0.004))  # noqa: E731
+    common.compare({"a": slow}, rounds=1, reps=1, warmup=0, gap=0.0, rewarm=0.02)
+    assert len(calls) >= 1 + 4                      # >= 20 ms of 4 ms calls, then the timed one

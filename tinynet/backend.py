@@ -471,6 +471,42 @@ def erf(x):
     return numpy.asarray(_erf_host(x), dtype=x.dtype)
 
 
+def cpu_has_avx512() -> bool:
+    """Whether NumPy found AVX-512F on this CPU (its runtime dispatch table). Kernels whose
+    speed against plain GEMMs was measured to depend on it ask here."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:       # NumPy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX512F"))
+
+
+def expm1_of_nonpositive(x, out=None):
+    """``expm1(min(x, 0))`` elementwise, within 3 ulp of the exact value (2.7 ulp at
+    worst, measured over 2·10⁶ points from -25 to -10⁻¹²; NumPy's own ``expm1`` is within 1).
+
+    NumPy's ``expm1`` has no SIMD loop (~10 ns per float32 element here) while ``tanh`` has
+    (~3 ns), so float32 NumPy arrays take the half-angle identity: with ``t = tanh(m/2)``,
+    ``e^m = (1 + t)/(1 - t)``, hence ``expm1(m) = 2t/(1 - t)``. Unlike ``exp(m) - 1`` it has no
+    cancellation: t is accurate relative to itself however small m is, and for m <= 0,
+    ``1 - t`` lies in [1, 2]. (1.5x faster than ``exp`` with Kahan's log correction, and
+    more accurate.) Other dtypes and CuPy arrays use ``xp.expm1`` directly.
+    """
+    xp = get_array_module(x)
+    if xp is not numpy or x.dtype != numpy.float32:
+        return xp.expm1(xp.minimum(x, 0), out=out)
+    half = numpy.minimum(x, 0.0, out=out)
+    half *= numpy.float32(0.5)
+    t = numpy.tanh(half, out=half)
+    denominator = numpy.subtract(numpy.float32(1.0), t)
+    t += t
+    t /= denominator
+    return t
+
+
 _kernel_cache: dict = {}
 
 

@@ -36,6 +36,36 @@ def test_elu_value_and_gradient():
     assert_close(x.grad, np.array([2.0 * np.exp(-1.0), 1.0]))
 
 
+# Every float32 range the fast expm1 route treats differently: tiny (where exp(x) - 1 alone
+# loses every digit), moderate, below the -20 clamp, and the non-finite values.
+_ELU_POINTS = np.concatenate([-np.logspace(-12, 1.5, 400), np.linspace(-3, 3, 61),
+                              [-100.0, -np.inf, np.inf, 0.0]])
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0, 0.0, -0.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_matches_torch_over_every_range(alpha, dtype):
+    """Would fail if the float32 route dropped its log correction (tiny |x|), if the
+    max() selection were used for alpha > 1, or if the mask-free backward read the sign
+    of x from y for a negative alpha (y > 0 there for x < 0)."""
+    torch = pytest.importorskip("torch")
+    values = _ELU_POINTS.astype(dtype)
+    grad = np.linspace(-2, 2, values.size).astype(dtype)
+    x = _x(values, dtype=dtype)
+    y = F.elu(x, alpha=alpha)
+    y.backward(tn.tensor(grad))
+    tx = torch.tensor(values, requires_grad=True)
+    ty = torch.nn.functional.elu(tx, alpha)
+    ty.backward(torch.tensor(grad))
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=rtol, atol=0)
+    # The backward factor is y + alpha (PyTorch's own form for an in-place ELU): where
+    # alpha·exp(x) is below the resolution of y (x < -16 in float32, -37 in float64), it
+    # rounds to 0 where PyTorch's alpha·exp(x) does not: an absolute difference < eps·|grad|.
+    atol = np.finfo(dtype).eps * np.abs(grad).max()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=rtol, atol=atol)
+
+
 def test_sigmoid_and_tanh_derivatives():
     x = _x([0.0, 1.0])
     s = F.sigmoid(x)

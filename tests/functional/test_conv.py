@@ -259,3 +259,36 @@ def test_row_strip_path_equals_im2col_path(monkeypatch, shape, kernel, padding, 
     reference = run()
     for a, c in zip(reference, strips):
         np.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("groups,kernel,padding,dilation,output_padding", [
+    (1, (3, 3), (1, 1), (1, 1), 0), (2, (3, 2), (0, 1), (2, 1), 0), (4, (2, 3), (1, 0), (1, 2), 0),
+    (2, (3, 3), (2, 0), (2, 2), 1), (1, (1, 1), (0, 0), (1, 1), 0)])
+def test_stride_1_transposed_conv_through_the_flipped_conv_matches_torch(
+        monkeypatch, groups, kernel, padding, dilation, output_padding):
+    """A stride-1 transposed conv with >= 8 output channels runs as conv2d with the flipped,
+    per-group transposed kernel and padding d(k-1) - p. Would fail if the flip, the
+    per-group transpose or the padding were wrong; output_padding (a larger output than
+    that conv gives) must take the col2im path."""
+    torch = pytest.importorskip("torch")
+    from tinynet.functional import conv as conv_module
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 4 * groups, 7, 6))
+    w = rng.standard_normal((4 * groups, 12 // groups) + kernel)
+    b = rng.standard_normal(12)
+    calls = []
+    real = conv_module._conv2d_array
+    monkeypatch.setattr(conv_module, "_conv2d_array", lambda *a: calls.append(a[1].shape) or real(*a))
+    ts = [t(a, True) for a in (x, w, b)]
+    y = F.conv_transpose2d(*ts, padding=padding, dilation=dilation, groups=groups,
+                           output_padding=output_padding)
+    g = rng.standard_normal(arr(y).shape)
+    y.backward(t(g))
+    assert (calls[:1] == [(12, 4, *kernel)]) == (output_padding == 0)
+    tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    ty = torch.nn.functional.conv_transpose2d(*tt, padding=padding, dilation=dilation, groups=groups,
+                                              output_padding=output_padding)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(arr(y), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for ours, theirs in zip(ts, tt):
+        np.testing.assert_allclose(arr(ours.grad), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)

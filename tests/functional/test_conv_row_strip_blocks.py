@@ -29,7 +29,7 @@ def test_blocked_row_strips_equal_im2col(block, threads, monkeypatch):
     for name in ("_conv2d_row_strips", "_conv2d_weight_row_strips"):
         real = getattr(conv_module, name)
         monkeypatch.setattr(conv_module, name, lambda *a, _real=real, _n=name: calls.append(_n) or _real(*a))
-    monkeypatch.setattr(conv_module, "_ROW_STRIP_BLOCK", block)
+    monkeypatch.setattr(conv_module, "_row_strip_columns", lambda *a: block)
     monkeypatch.setattr(backend, "parallel_grain", 1)
     before = backend._num_threads
     backend.set_num_threads(threads, blas=1)    # blocks on the pool only with 1-thread BLAS

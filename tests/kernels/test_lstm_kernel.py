@@ -1,7 +1,7 @@
 """Raw-array recurrent kernels against a plain reference, finite differences and torch.
 
-These are the kernels the layers run: ``lstm_layer_forward``/``lstm_layer_backward`` (with
-``_backward_factors`` on the CPU and the compiled step kernels on a GPU) and the GRU/RNN
+These are the kernels the layers run: ``lstm_layer_forward``/``lstm_layer_backward`` (the
+exp-form NumPy time loops on the CPU, the compiled step kernels on a GPU) and the GRU/RNN
 layer kernels. Only the PyTorch comparisons need torch.
 """
 import numpy as np
@@ -83,25 +83,12 @@ def test_saturated_gates_stay_finite():
         y, h, c, saved = lk.lstm_layer_forward(x, dev(np.zeros((2, 1))), dev(np.full((2, 1), 0.5)),
                                                dev(np.ones((4, 1))), dev(np.zeros((4, 1))))
         acts = host(saved.acts)
+        if saved.feature_major:                  # NumPy keeps a step's gates as (4H, B)
+            acts = acts.transpose(0, 2, 1)
         assert np.all(np.isfinite(acts)) and np.all(np.isfinite(host(h)))
         expect = [1, 1, 1, 1] if sign > 0 else [0, 0, -1, 0]
         np.testing.assert_array_equal(acts[0], [expect, expect])
         np.testing.assert_allclose(host(c), [[1.5], [1.5]] if sign > 0 else [[0.0], [0.0]])
-
-
-def test_backward_factors_are_the_step_derivatives():
-    # the CPU backward's precomputed factors (_backward_factors), against the equations in
-    # the module docstring written out here
-    rng = np.random.default_rng(7)
-    T, B, H = 3, 2, 4
-    acts = np.concatenate([rng.uniform(0.05, 0.95, (T, B, 2 * H)), rng.uniform(-0.9, 0.9, (T, B, H)),
-                           rng.uniform(0.05, 0.95, (T, B, H))], -1)
-    c_prev, tanh_c = rng.standard_normal((T, B, H)), rng.uniform(-0.9, 0.9, (T, B, H))
-    factor, out_factor = map(host, lk._backward_factors(dev(acts.copy()), dev(c_prev), dev(tanh_c)))
-    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
-    expect = np.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
-    np.testing.assert_allclose(factor, expect, rtol=1e-14, atol=1e-15)
-    np.testing.assert_allclose(out_factor, o * (1 - tanh_c ** 2), rtol=1e-14, atol=1e-15)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -276,3 +263,49 @@ def test_float32_layer_close_to_float64():
     y32, *_ = lk.lstm_layer_forward(*[dev(a.astype(np.float32)) for a in args])
     assert y32.dtype == np.float32
     np.testing.assert_allclose(host(y32), host(y64), atol=1e-5)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stacked_step_input_matches_torch_lstm(reverse, dtype):
+    # The CPU layer multiplies [W_hh | W_ih | b] by the stacked step input [h; x; 1], and
+    # gets [dW_hh | dW_ih | db] from one GEMM. Wrong here means an x placed in the wrong
+    # slot (reverse runs read x_t from the slot after theirs), a ones row present without
+    # a bias, or the weight gradient split at the wrong column. Against torch's own LSTM
+    # (its C++ kernel, not a per-step autograd graph), with and without biases and lengths.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    T, B, I, H = 6, 3, 5, 7
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh = make(rng, T, B, I, H)
+    dy, dh_n, dc_n = rng.standard_normal((T, B, H)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    tol = dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    for bias in (True, False):
+        biases = (b_ih, b_hh) if bias else (None, None)
+        args = [None if a is None else dev(a.astype(dtype)) for a in (x, h0, c0, w_ih, w_hh) + biases]
+        y, h_n, c_n, saved = lk.lstm_layer_forward(*args, reverse=reverse)
+        grads = [host(g) for g in lk.lstm_layer_backward(
+            saved, *(dev(a.astype(dtype)) for a in (dy, dh_n, dc_n)))]
+        layer = torch.nn.LSTM(I, H, bias=bias).to(torch.float64)
+        with torch.no_grad():
+            layer.weight_ih_l0.copy_(torch.tensor(w_ih))
+            layer.weight_hh_l0.copy_(torch.tensor(w_hh))
+            if bias:
+                layer.bias_ih_l0.copy_(torch.tensor(b_ih))
+                layer.bias_hh_l0.copy_(torch.tensor(b_hh))
+        tx, th, tc = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+        flip = (lambda a: torch.flip(a, [0])) if reverse else (lambda a: a)
+        ty, (thn, tcn) = layer(flip(tx), (th[None], tc[None]))
+        ty = flip(ty)
+        np.testing.assert_allclose(host(y), ty.detach().numpy(), **tol)
+        np.testing.assert_allclose(host(h_n), thn[0].detach().numpy(), **tol)
+        np.testing.assert_allclose(host(c_n), tcn[0].detach().numpy(), **tol)
+        ((ty * torch.tensor(dy)).sum() + (thn[0] * torch.tensor(dh_n)).sum()
+         + (tcn[0] * torch.tensor(dc_n)).sum()).backward()
+        dx, dh0, dc0, dw_ih, dw_hh, db = grads
+        refs = [(dx, tx.grad), (dh0, th.grad), (dc0, tc.grad), (dw_ih, layer.weight_ih_l0.grad),
+                (dw_hh, layer.weight_hh_l0.grad)]
+        if bias:
+            refs += [(db, layer.bias_ih_l0.grad), (db, layer.bias_hh_l0.grad)]
+        for mine, ref in refs:
+            assert mine.dtype == dtype
+            np.testing.assert_allclose(mine, ref.numpy(), **tol)

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinynet as tn
 import tinynet.functional as F
+from tinynet import backend
 from tinynet.functional import conv as conv_module
 from tinynet.kernels import winograd as W
 from tinynet.testing import gradcheck, gradgradcheck
@@ -95,14 +96,14 @@ def test_float32_error_stays_within_a_small_multiple_of_im2col_error(winograd_mo
 
 def test_always_mode_routes_conv2d_and_its_input_gradient_through_winograd(winograd_mode, counted):
     winograd_mode("always")
-    x = tn.randn(2, 3, 6, 5, requires_grad=True)
-    w = tn.randn(4, 3, 3, 3, requires_grad=True)
+    x = tn.randn(2, 8, 6, 5, requires_grad=True)
+    w = tn.randn(4, 8, 3, 3, requires_grad=True)
     F.conv2d(x, w, padding=1).sum().backward()
     # forward conv2d, and the input gradient (a stride-1 transposed conv = flipped conv)
-    assert counted == [(2, 3, 6, 5), (2, 4, 6, 5)]
+    assert counted == [(2, 8, 6, 5), (2, 4, 6, 5)]
     counted.clear()
     F.conv2d(x, w, stride=2, padding=1)            # stride 2: not applicable
-    F.conv2d(x, tn.randn(4, 3, 2, 2))              # 2x2 kernel: not applicable
+    F.conv2d(x, tn.randn(4, 8, 2, 2))              # 2x2 kernel: not applicable
     assert counted == []
 
 
@@ -112,9 +113,14 @@ def test_never_mode_keeps_winograd_out(winograd_mode, counted):
     assert counted == []
 
 
-def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode):
+def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch):
     winograd_mode("auto")
     use = conv_module._use_winograd
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
+    # measured slower than im2col on every shape on an AVX2-only CPU; the GPU keeps the rule
+    assert not use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+    assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16), on_cpu=False)
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
     # ResNet-18 CIFAR stage 3 (N16, 128 channels, 16x16): 1024 tiles, 128 channels
     assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
     assert not use((4, 16, 224, 224), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1, (224, 224))

@@ -7,6 +7,7 @@ import pytest
 
 import tinynet as tn
 import tinynet.nn as nn
+import tinynet.functional as F
 from tinynet.testing import assert_close
 
 try:                      # only the PyTorch comparisons need it
@@ -180,6 +181,14 @@ def test_dropout_mask_statistics_and_scaling():
     y.sum().backward()
     assert np.array_equal(x.grad.numpy(), vals), "gradient must use the same scaled mask"
     assert np.all(nn.Dropout(1.0)(x).detach().numpy() == 0)
+
+
+def test_dropout_graph_keeps_a_one_byte_mask():
+    """The saved mask is boolean (as PyTorch keeps it), not a float array 4x its size:
+    this is what keeps a U-Net step's peak memory below PyTorch's."""
+    x = tn.ones(8, 8, requires_grad=True)
+    y = F.dropout(x, 0.5)
+    assert y.grad_fn.keep.dtype == np.bool_ and y.grad_fn.keep.shape == (8, 8)
 
 
 def test_dropout_is_repeatable_under_a_seed():

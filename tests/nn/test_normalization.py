@@ -123,3 +123,38 @@ def test_layer_norm_matches_torch_with_double_backward():
     assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
     xt = tn.tensor(x[:2, :2, :3], requires_grad=True)
     assert gradgradcheck(lambda t: F.layer_norm(t, 3), [xt])
+
+
+@needs_torch
+@pytest.mark.parametrize("shape,offset", [((2, 6, 40, 40), 0.0), ((2, 6, 40, 40), 100.0),
+                                          ((16, 7, 2, 2), 3.0), ((9, 5), 0.0)])
+def test_batch_norm_float32_in_channel_chunks_is_as_accurate_as_torch(monkeypatch, shape, offset):
+    """float32 batch norm run in uneven channel chunks on 3 threads, against a float64
+    reference, within 8x PyTorch's own float32 error. Would fail if a chunk wrote another
+    chunk's channels, or if the statistics lost the two-pass form (Σx² - Mμ² cancels on
+    the offset-100 input)."""
+    from tinynet import backend
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    before = backend._num_threads
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) + offset).astype(np.float32)
+    w, b = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
+    g = rng.standard_normal(shape).astype(np.float32)
+
+    def run(lib, tensor, arrays, dtype):
+        ts = [tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        y = lib.batch_norm(ts[0], None, None, ts[1], ts[2], training=True)
+        y.backward(tensor(g.astype(dtype)))
+        return [np.asarray(y.detach().numpy(), np.float64)] + [np.asarray(t.grad.numpy(), np.float64) for t in ts]
+
+    backend.set_num_threads(3)
+    try:
+        ours = run(F, tn.tensor, (x, w, b), np.float32)
+    finally:
+        backend.set_num_threads(before or backend._usable_cores())
+        backend._num_threads = before
+    theirs = run(torch.nn.functional, torch.tensor, (x, w, b), np.float32)
+    exact = run(torch.nn.functional, torch.tensor, (x, w, b), np.float64)
+    for o, t32, e in zip(ours, theirs, exact):
+        scale = np.abs(e).max()
+        assert np.abs(o - e).max() / scale <= 8 * max(np.abs(t32 - e).max() / scale, 1e-7)

@@ -82,15 +82,25 @@ def test_adamw_matches_torch(kw):
 
 
 @needs_torch
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
                                      ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
                                      ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
                                      ("AdamW", dict(lr=0.01))])
-def test_flat_update_chunks_spanning_parameters(name, kw, monkeypatch):
-    """Chunks smaller than, and straddling, the parameters give the same update."""
+def test_flat_update_chunks_spanning_parameters(name, kw, threads, monkeypatch):
+    """Chunks smaller than, and straddling, the parameters give the same update, also when
+    they run side by side on 3 threads (each must write only its own slice)."""
+    from tinynet import backend
     from tinynet.optim import _flat
     monkeypatch.setattr(_flat, "CHUNK", 7)
-    _run(lambda p: getattr(optim, name)(p, **kw), lambda p: getattr(torch.optim, name)(p, **kw))
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    before = backend._num_threads
+    backend.set_num_threads(threads)
+    try:
+        _run(lambda p: getattr(optim, name)(p, **kw), lambda p: getattr(torch.optim, name)(p, **kw))
+    finally:
+        backend.set_num_threads(before or backend._usable_cores())
+        backend._num_threads = before
 
 
 @needs_torch

@@ -41,12 +41,15 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
-    """y = x (x > 0), alpha·(exp(x) - 1) (x <= 0);  dy/dx = 1 or y + alpha.
+    """y = x (x > 0), alpha·(exp(x) - 1) (x <= 0);  dy/dx = 1 (x > 0), y + alpha (x <= 0).
 
-    Both directions touch only the non-positive entries with arithmetic, gathered by flat
-    index: expm1 has no SIMD loop in NumPy (~10 ns/element), and the backward is then one
-    copy of ``g`` plus a product on those entries, instead of three full passes
-    (``y + alpha``, ``g·(...)``, ``where``). Large arrays run in chunks on
+    Forward: ``y = max(x, alpha·expm1(min(x, 0)))``, exact for alpha <= 1 (then
+    ``alpha·expm1(x) >= x`` for x <= 0, and the negative branch is 0 < x for x > 0); a larger
+    alpha selects by ``x > 0``. ``expm1`` is :func:`tinynet.backend.expm1_of_nonpositive`
+    (SIMD tanh instead of NumPy's scalar expm1 loop). The backward needs no saved
+    mask: for alpha >= 0, x > 0 exactly where y > 0, and the factor is
+    ``min(y, 0) + alpha`` (1 where y > 0 when alpha = 1). Only a negative alpha, whose
+    negative branch is positive, keeps the sign of x. Large arrays run in chunks on
     ``tinynet.get_num_threads()`` threads (NumPy releases the GIL in these loops).
     """
 
@@ -54,37 +57,53 @@ class ELU(Function):
         xp = backend.get_array_module(x)
         self.alpha = alpha
         x = x if x.flags.c_contiguous else x.copy(order="C")   # ascontiguousarray makes 0-d 1-d
+        self.positive = x > 0 if alpha < 0 else None
         y = xp.empty_like(x)
-        self.positive = xp.empty(x.shape, dtype=bool)
-        x_flat, y_flat, positive = x.reshape(-1), y.reshape(-1), self.positive.reshape(-1)
+        x_flat, y_flat = x.reshape(-1), y.reshape(-1)
 
         def chunk(lo, hi):
             xs, ys = x_flat[lo:hi], y_flat[lo:hi]
-            xp.greater(xs, 0, out=positive[lo:hi])
-            ys[...] = xs
-            negative = xp.flatnonzero(~positive[lo:hi])
-            values = xp.expm1(xs[negative])
+            backend.expm1_of_nonpositive(xs, out=ys)
             if alpha != 1.0:
-                values *= alpha
-            ys[negative] = values
+                ys *= alpha
+            if alpha <= 1.0:
+                xp.maximum(xs, ys, out=ys)
+            else:
+                xp.copyto(ys, xs, where=xs > 0)
         backend.parallel_for(x.size, chunk, nbytes=2 * x.nbytes, like=x)
         return y
+
+    def _positive(self, y):
+        return self.positive if self.positive is not None else y > 0
 
     def backward(self, g):
         (y,) = self.outputs
         if is_grad_enabled():
             # Written through the output so that the second derivative flows: d(y + alpha) = dy.
-            return where(Tensor(self.positive), g, g * (y + self.alpha))
+            return where(Tensor(self._positive(y.data)), g, g * (y + self.alpha))
         xp = backend.get_array_module(g.data)
-        gx = xp.array(xp.broadcast_to(g.data, y.shape), order="C")    # a fresh C-order copy
-        gx_flat, y_flat, positive = gx.reshape(-1), y.data.reshape(-1), self.positive.reshape(-1)
         alpha = self.alpha
+        factor = xp.empty_like(y.data)     # an array even when y is 0-d (ufuncs return scalars)
+        if alpha < 0:
+            xp.add(y.data, alpha, out=factor)
+        else:
+            xp.minimum(y.data, 0, out=factor)
+        factor_flat, y_flat, g_data = factor.reshape(-1), y.data.reshape(-1), g.data
+        g_flat = g_data.reshape(-1) if g_data.shape == factor.shape and g_data.flags.c_contiguous else None
+        positive = self.positive.reshape(-1) if self.positive is not None else None
 
         def chunk(lo, hi):
-            negative = xp.flatnonzero(~positive[lo:hi]) + lo
-            gx_flat[negative] *= y_flat[negative] + y_flat.dtype.type(alpha)
-        backend.parallel_for(gx.size, chunk, nbytes=2 * gx.nbytes, like=gx)
-        return Tensor(gx)
+            f = factor_flat[lo:hi]
+            if alpha >= 0:
+                f += y_flat.dtype.type(alpha)
+            if alpha != 1.0:
+                xp.copyto(f, 1, where=positive[lo:hi] if positive is not None else y_flat[lo:hi] > 0)
+            if g_flat is not None:
+                f *= g_flat[lo:hi]
+        backend.parallel_for(factor.size, chunk, nbytes=3 * factor.nbytes, like=factor)
+        if g_flat is None:
+            factor *= g_data        # a broadcast or strided gradient: one pass, unchunked
+        return Tensor(factor)
 
 
 class Sigmoid(Function):

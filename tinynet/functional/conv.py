@@ -37,6 +37,7 @@ from ..autograd import Function, depends_on, is_grad_enabled
 from ..kernels import im2col as K
 from ..kernels import flat_rows as _flat_rows
 from ..kernels import phases as _phases
+from ..kernels import row_strips as RS
 from ..kernels import subpixel as _subpixel
 from ..kernels import winograd as _winograd
 from ..tensor import Tensor
@@ -79,22 +80,25 @@ def _use_batch_last(batch, width, col_rows, channels):
 
 def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size):
     """Row-strip GEMMs beat one im2col GEMM for stride-1 convs with >= 16 input and output
-    channels on maps large enough that the padded grid wastes little (measured, see the docs)."""
+    channels on maps large enough that the padded grid wastes little: at most 1.25x the
+    output (measured: 32x32 maps, 1.13x, 1.2-1.8x faster; 16x16 maps, 1.27x, 10-25% slower)."""
     N, C, H, W = x_shape
     C_out, _, kh, kw = w_shape
     if stride != (1, 1) or groups != 1 or min(C, C_out) < 16 or kh * kw == 1:
         return False
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
-    return (Ho, Wo) == tuple(output_size) and Hp * Wp <= 1.3 * Ho * Wo
+    return (Ho, Wo) == tuple(output_size) and Hp * Wp <= 1.25 * Ho * Wo
 
 
-def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
     """Winograd F(2x2, 3x3) (:mod:`tinynet.kernels.winograd`) applies to 3x3, stride-1,
     dilation-1, single-group convs with their natural output size. In "auto" mode it is
     chosen where it measured faster than im2col and row strips: many channels on both
     sides (its 2.25x fewer multiply-adds then outweigh its 8x-the-input memory passes)
-    and at least 128 output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ columns wide)."""
+    and at least 128 output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ columns wide), on
+    a CPU with AVX-512 (on an AVX2-only EPYC it was 1.1-1.3x slower than im2col on every
+    shape measured, ResNet-18's 128- and 256-channel stages included)."""
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return False
@@ -104,6 +108,8 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
         return False
     if mode == "always":
         return True
+    if on_cpu and not backend.cpu_has_avx512():
+        return False
     tiles = N * (-(-Ho // 2)) * (-(-Wo // 2))
     return min(C, w_shape[0]) >= 128 and tiles >= 128
 
@@ -147,14 +153,20 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
     return mode == "always" or -(-kw // stride[1]) * C_in <= kh * kw * C_out
 
 
-#: Grid columns per block of the row-strip forward GEMM (see ``_conv2d_row_strips``).
-_ROW_STRIP_BLOCK = 16384
+#: Bytes of strips per block of grid columns (see ``_conv2d_row_strips``): about 3 MB, the
+#: best measured on 16-, 32- and 64-channel maps (16384, 8192 and 4096 float32 columns).
+_ROW_STRIP_BYTES = 3 << 20
+
+
+def _row_strip_columns(C, kw, itemsize):
+    """Grid columns per row-strip block: ``_ROW_STRIP_BYTES`` of (C·kw)-row strips."""
+    return max(1024, _ROW_STRIP_BYTES // (C * kw * itemsize))
 
 
 def _conv2d_row_strips(x, w, b, padding, dilation):
-    """Stride-1 conv as one GEMM over :func:`row_strips` (no kh·kw im2col copy):
-    ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of Z_i`` shifted
-    by ``i·dh·Wp`` grid columns."""
+    """Stride-1 conv as GEMMs over :mod:`row strips <tinynet.kernels.row_strips>` (no kh·kw
+    im2col copy): ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of
+    Z_i`` shifted by ``i·dh·Wp`` grid columns."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = w.shape
@@ -164,65 +176,73 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     # all kernel rows stacked: one GEMM with M = kh·C_out uses the BLAS better than kh
     # GEMMs with M = C_out; row i's product is then read shifted by i·dh·Wp columns.
     w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh * C_out, C * kw)
-    reach = (kh - 1) * dilation[0]
-    chunk = K.batch_chunk(N, (C * kw + kh * C_out) * Hp * Wp * x.itemsize)
+    reach = (kh - 1) * dilation[0] * Wp
+    columns = _row_strip_columns(C, kw, x.itemsize)
+    chunk = K.batch_chunk(N, (C + C_out) * Hp * Wp * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
+        flat, _ = RS.padded_flat(xs, kw, padding, dilation, rows_below=(kh - 1) * dilation[0])
         T = n * Hp * Wp
         y = xp.empty((C_out, T), dtype=x.dtype)
 
         def column_blocks(first, last):
-            # Blocks of grid columns: each block's product (plus the reach·Wp columns its
-            # shifted rows read) stays in cache while its kh row blocks are summed, instead
-            # of a (kh·C_out, T) product written to memory and read back (0.83x, measured
-            # on 16->16 224²). Blocks are independent: with set_num_threads(n, blas=1)
-            # they run side by side on the pool.
-            for t0 in range(first * _ROW_STRIP_BLOCK, min(T, last * _ROW_STRIP_BLOCK), _ROW_STRIP_BLOCK):
-                L = min(_ROW_STRIP_BLOCK, T - t0)
-                z = w_rows @ strips[:, t0:t0 + L + reach * Wp]   # (kh·C_out, L + reach·Wp)
+            # Each block's strips and product (plus the reach columns its shifted rows
+            # read) stay in cache while its kh row blocks are summed. Blocks are
+            # independent: with set_num_threads(n, blas=1) they run side by side.
+            buffer = xp.empty((C, kw, columns + reach), dtype=x.dtype)
+            for t0 in range(first * columns, min(T, last * columns), columns):
+                L = min(columns, T - t0)
+                z = w_rows @ RS.strip_block(flat, kw, dilation[1], t0, L + reach, buffer)
                 block = y[:, t0:t0 + L]
                 block[...] = z[:C_out, :L]
                 for i in range(1, kh):
                     offset = i * dilation[0] * Wp
                     block += z[i * C_out:(i + 1) * C_out, offset:offset + L]
-        blocks = -(-T // _ROW_STRIP_BLOCK)
+        blocks = -(-T // columns)
         backend.parallel_for(blocks, column_blocks, like=x,
-                             nbytes=y.nbytes + strips.nbytes if backend.gemms_on_pool() else 0)
+                             nbytes=y.nbytes + flat.nbytes if backend.gemms_on_pool() else 0)
         _to_nchw(y.reshape(C_out, n, Hp, Wp)[:, :, :Ho, :Wo], out[n0:n0 + n], b)
     return out
 
 
 def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
-    """Stride-1 weight gradient: kernel row i is ``dY_grid @ strips[:, shifted by i]ᵀ``."""
+    """Stride-1 weight gradient: kernel row i is ``dY_grid @ strips[:, shifted by i]ᵀ``,
+    summed over blocks of grid columns (the GEMMs' inner dimension)."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight_shape
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     Ho, Wo = dy.shape[2:]
-    dw = xp.zeros((C_out, C, kh, kw), dtype=x.dtype)
-    reach = (kh - 1) * dilation[0]
-    chunk = K.batch_chunk(N, C * kw * Hp * Wp * x.itemsize)
+    dw = xp.zeros((kh, C_out, C * kw), dtype=x.dtype)
+    part = xp.empty((C_out, C * kw), dtype=x.dtype)
+    reach = (kh - 1) * dilation[0] * Wp
+    columns = _row_strip_columns(C, kw, x.itemsize)
+    buffer = xp.empty((C, kw, columns + reach), dtype=x.dtype)
+    chunk = K.batch_chunk(N, (C + C_out) * Hp * Wp * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
-        strips, _ = K.row_strips(xs, kw, padding, dilation, rows_below=reach)
+        flat, _ = RS.padded_flat(xs, kw, padding, dilation, rows_below=(kh - 1) * dilation[0])
         T = n * Hp * Wp
         grid = xp.zeros((C_out, n, Hp, Wp), dtype=x.dtype)
         grid[:, :, :Ho, :Wo] = dy[n0:n0 + n].transpose(1, 0, 2, 3)
         grid = grid.reshape(C_out, T)
-        # (Blocking these columns as in the forward measured no gain here: 1.00-1.27x.)
-        for i in range(kh):
-            offset = i * dilation[0] * Wp
-            dw[:, :, i, :] += backend.matmul(grid, strips[:, offset:offset + T].T).reshape(C_out, C, kw)
-    return dw
+        for t0 in range(0, T, columns):
+            L = min(columns, T - t0)
+            strips = RS.strip_block(flat, kw, dilation[1], t0, L + reach, buffer)
+            for i in range(kh):
+                offset = i * dilation[0] * Wp
+                xp.matmul(grid[:, t0:t0 + L], strips[:, offset:offset + L].T, out=part)
+                dw[i] += part
+    return xp.ascontiguousarray(dw.reshape(kh, C_out, C, kw).transpose(1, 2, 0, 3))
 
 
 def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     """x (N, C, H, W), w (C_out, C/G, kh, kw) -> (N, C_out, Ho, Wo) = W @ im2col(x) + b."""
     xp = backend.get_array_module(x)
-    if _use_winograd(x.shape, w.shape, stride, padding, dilation, groups, output_size):
+    if _use_winograd(x.shape, w.shape, stride, padding, dilation, groups, output_size,
+                     on_cpu=backend.device_of(x).type == "cpu"):
         return _winograd.conv2d_winograd(x, w, b, padding)
     if _use_row_strips(x.shape, w.shape, stride, padding, dilation, groups, output_size):
         return _conv2d_row_strips(x, w, b, padding, dilation)
@@ -271,18 +291,16 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     _, C_out_g, kh, kw = w.shape
     C_out = C_out_g * groups
     # Stride 1: the transposed conv is a conv with the flipped kernel and padding
-    # d(k-1) - p, which can take the row-strip path.
+    # d(k-1) - p, so it takes whichever path conv2d takes (Winograd, row strips, im2col).
+    # An im2col copy then replaces col2im's scatter-add, its zeroed buffer and its final
+    # transposing copy: 1.3-2.9x faster measured, except when the conv would have few
+    # output channels (C_out < 8: a GEMM only a few rows tall; 3 channels: 2.9x slower).
     flipped_padding = tuple(dilation[a] * ((kh, kw)[a] - 1) - padding[a] for a in range(2))
-    if (stride == (1, 1) and min(flipped_padding) >= 0
-            and _use_winograd(x.shape, (C_out, C_in, kh, kw), stride, flipped_padding, dilation,
-                              groups, output_size)):
-        w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        return _winograd.conv2d_winograd(x, w_flipped, b, flipped_padding)
-    if (stride == (1, 1) and groups == 1 and min(flipped_padding) >= 0
-            and _use_row_strips(x.shape, (C_out, C_in, kh, kw), stride, flipped_padding,
-                                dilation, groups, output_size)):
-        w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        return _conv2d_row_strips(x, w_flipped, b, flipped_padding, dilation)
+    natural = tuple((H, W)[a] + flipped_padding[a] * 2 - dilation[a] * ((kh, kw)[a] - 1) for a in range(2))
+    if stride == (1, 1) and min(flipped_padding) >= 0 and natural == tuple(output_size) and C_out >= 8:
+        w_conv = w[:, :, ::-1, ::-1].reshape(groups, C_in // groups, C_out_g, kh, kw)
+        w_conv = xp.ascontiguousarray(w_conv.transpose(0, 2, 1, 3, 4)).reshape(C_out, C_in // groups, kh, kw)
+        return _conv2d_array(x, w_conv, b, stride, flipped_padding, dilation, groups, output_size)
     if _use_subpixel(x.shape, w.shape, stride, padding, dilation, groups):
         # each output phase a small stride-1 correlation, every output pixel written once
         grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))

@@ -37,59 +37,83 @@ class BatchNormTrain(Function):
     """Batch-statistics normalization, fused forward and analytic backward.
 
     forward(x, weight, bias): weight and bias are (C,) arrays or None.
+
+    Both directions view x as (N, C, L) and run over channel chunks on tinynet's pool
+    (channels are independent). Per-channel sums take two steps, ``sum(axis=2)`` (NumPy's
+    pairwise sum along each contiguous row) then over N: NumPy's multi-axis ``sum`` over
+    (0, 2, 3) walked the same data 2-3x slower. Sums of products (``Σ(x-μ)²``, ``Σg·x̂``)
+    are one ``einsum`` each, without a product array in memory.
     """
 
     def forward(self, x, weight, bias, eps=1e-5, stats=None):
         xp = backend.get_array_module(x)
-        axes = (0,) + tuple(range(2, x.ndim))
-        cshape = _channel_shape(x.ndim, x.shape[1])
-        self.axes, self.cshape, self.eps = axes, cshape, eps
-        mean = x.mean(axis=axes, keepdims=True)
-        y = x - mean                                   # becomes the output, in place
-        square = y * y
-        var = square.mean(axis=axes, keepdims=True)
-        del square
-        invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-        # Only (C,)-sized statistics are kept: backward recomputes x̂ from the input, which
-        # the graph holds anyway, instead of keeping a second activation-sized array.
+        N, C = x.shape[:2]
+        cshape = _channel_shape(x.ndim, C)
+        self.cshape, self.eps = cshape, eps
+        x3 = xp.ascontiguousarray(x).reshape(N, C, -1)
+        M = N * x3.shape[2]
+        y = xp.empty_like(x3)
+        mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+        invstd = xp.empty(C, dtype=x.dtype)
+
+        def channels(lo, hi):
+            xs, ys = x3[:, lo:hi], y[:, lo:hi]
+            m = xs.sum(axis=2).sum(axis=0) / M
+            xp.subtract(xs, m[:, None], out=ys)                    # x - μ: becomes the output
+            v = xp.einsum("ncl,ncl->c", ys, ys) / M
+            mean[lo:hi], var[lo:hi] = m, v
+            invstd[lo:hi] = 1.0 / xp.sqrt(v + eps)
+            ys *= (invstd[lo:hi] if weight is None else invstd[lo:hi] * weight[lo:hi])[:, None]
+            if bias is not None:
+                ys += bias[lo:hi, None]
+        backend.parallel_for(C, channels, nbytes=3 * x.nbytes, like=x)
+        # Only (C,)-sized statistics are kept: backward recomputes x - μ from the input,
+        # which the graph holds anyway, instead of keeping a second activation-sized array.
         self.mean, self.invstd = mean, invstd
         if stats is not None:  # the caller updates its running statistics from these
-            stats["mean"], stats["var"] = mean.reshape(-1), var.reshape(-1)
-        y *= invstd if weight is None else invstd * weight.reshape(cshape)
-        if bias is not None:
-            y += bias.reshape(cshape)
-        return y
+            stats["mean"], stats["var"] = mean, var
+        return y.reshape(x.shape)
 
     def backward(self, g):
         x, weight, bias = self.inputs
         if is_grad_enabled():
             return self._backward_ops(g, x, weight, bias)
-        # First-order only (no graph requested): plain array arithmetic, two temporaries.
-        gd, axes = g.data, self.axes
-        M = gd.size // gd.shape[1]
-        xhat = x.data - self.mean
-        xhat *= self.invstd
-        work = gd * xhat
-        sum_gx = work.sum(axis=axes, keepdims=True)
-        sum_g = gd.sum(axis=axes, keepdims=True)
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            scale = self.invstd if weight is None else self.invstd * weight.data.reshape(self.cshape)
-            xhat *= sum_gx / M
-            gx = backend.get_array_module(gd).subtract(gd, sum_g / M, out=work)
-            gx -= xhat
-            gx *= scale
-            gx = Tensor(gx.astype(gd.dtype, copy=False))
-        if weight is not None and self.needs_input_grad[1]:
-            gw = Tensor(sum_gx.reshape(-1))
-        if bias is not None and self.needs_input_grad[2]:
-            gb = Tensor(sum_g.reshape(-1))
-        return gx, gw, gb
+        # First-order only (no graph requested): per channel, with x̂ = (x - μ)·invstd,
+        #   dx = scale·g + k·(x - μ) + c,   scale = γ·invstd,  k = -scale·invstd·Σg·x̂ / M,
+        #   c = -scale·Σg / M;   dγ = Σ g·x̂,  dβ = Σ g.
+        xp = backend.get_array_module(g.data)
+        N, C = x.shape[:2]
+        x3 = xp.ascontiguousarray(x.data).reshape(N, C, -1)
+        g3 = xp.ascontiguousarray(xp.broadcast_to(g.data, x.shape)).reshape(N, C, -1)
+        M = N * x3.shape[2]
+        want_x = self.needs_input_grad[0]
+        gx = xp.empty_like(x3) if want_x else None
+        sum_g, sum_gx = xp.empty(C, dtype=g3.dtype), xp.empty(C, dtype=g3.dtype)
+        mean, invstd = self.mean, self.invstd
+
+        def channels(lo, hi):
+            gs = g3[:, lo:hi]
+            centred = x3[:, lo:hi] - mean[lo:hi, None]
+            sg = gs.sum(axis=2).sum(axis=0)
+            sgx = xp.einsum("ncl,ncl->c", gs, centred) * invstd[lo:hi]
+            sum_g[lo:hi], sum_gx[lo:hi] = sg, sgx
+            if not want_x:
+                return
+            scale = invstd[lo:hi] if weight is None else invstd[lo:hi] * weight.data[lo:hi]
+            centred *= (-scale * invstd[lo:hi] * sgx / M)[:, None]
+            centred -= (scale * sg / M)[:, None]
+            xs = gx[:, lo:hi]
+            xp.multiply(gs, scale[:, None], out=xs)
+            xs += centred
+        backend.parallel_for(C, channels, nbytes=4 * x3.nbytes, like=x3)
+        gw = Tensor(sum_gx) if weight is not None and self.needs_input_grad[1] else None
+        gb = Tensor(sum_g) if bias is not None and self.needs_input_grad[2] else None
+        return (Tensor(gx.reshape(x.shape)) if want_x else None), gw, gb
 
     def _backward_ops(self, g, x, weight, bias):
         """The same formulas as tinynet ops, recomputing x̂ from x so that every derivative
         order flows through μ and σ (double backward)."""
-        axes, cshape = self.axes, self.cshape
+        axes, cshape = (0,) + tuple(range(2, x.ndim)), self.cshape
         M = x.data.size // x.shape[1]
         mu = _mean(x, axes, keepdim=True)
         xc = x - mu

@@ -28,11 +28,8 @@ On small maps (rows shorter than the batch), ``batch_last=True`` orders the colu
 strided copies run over contiguous runs of N elements rather than Wo (NumPy pays a fixed
 cost per run, which dominates on 4x4 maps).
 
-For stride-1 convolutions with many channels on large maps, :func:`row_strips` avoids
-most of the copy: it flattens each zero-padded image onto one (Hp·Wp) axis, where kernel
-offset (i, j) is a plain shift by ``i·dh·Wp + j·dw``; it stores only the kw column shifts
-(kw times the input instead of kh·kw), and the kh row shifts become column offsets into
-it, one GEMM per kernel row (see ``tinynet/functional/conv.py``).
+Stride-1 convolutions with many channels on large maps avoid most of this copy with
+row strips (:mod:`tinynet.kernels.row_strips`).
 
 Threads: the copies of :func:`im2col` and the sums of :func:`col2im` are independent per
 channel, so large ones run as channel chunks on tinynet's pool
@@ -49,7 +46,7 @@ from tinynet import backend
 __all__ = [
     "conv_output_size", "conv_transpose_output_size", "pool_output_size",
     "im2col", "col2im", "workspace_limit", "set_workspace_limit", "get_workspace_limit",
-    "batch_chunk", "pair", "row_strips",
+    "batch_chunk", "pair",
 ]
 
 #: Largest im2col buffer, in bytes, built in one piece; larger batches are chunked.
@@ -304,37 +301,3 @@ def _col2im_windows(col, input_size, stride, padding, dilation):
                 window += col[lo:hi, i, j]
     backend.parallel_for(C, add_channels, nbytes=2 * col.nbytes, like=col)
     return xp.ascontiguousarray(buf[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
-
-
-def row_strips(x, kw, padding=0, dilation=1, rows_below=0):
-    """The kw column-shifted copies of the flattened, zero-padded input.
-
-    Parameters
-    ----------
-    x : array (N, C, H, W)
-    kw : kernel width
-    rows_below : extra zero rows of the padded grid to append at the end, so that reading
-        at a row offset ``r <= rows_below`` stays inside the buffer.
-
-    Returns
-    -------
-    strips : array (C·kw, N·Hp·Wp + rows_below·Wp) with
-        ``strips[c·kw + j, t] = x_pad_flat[c, t + j·dw]``, where ``x_pad_flat[c]`` is the
-        (N, Hp, Wp) zero-padded batch of channel c read as one long row.
-    (Hp, Wp) : the padded image size (H + 2·ph, W + 2·pw).
-
-    A stride-1 convolution output at grid position t = (n·Hp + h)·Wp + w is then
-    ``sum over i of W[:, :, i, :].reshape(C_out, C·kw) @ strips[:, t + i·dh·Wp]``; grid
-    columns w >= Wo and rows h >= Ho are garbage and are cropped by the caller.
-    """
-    xp = backend.get_array_module(x)
-    (ph, pw), (_, dw) = pair(padding), pair(dilation)
-    N, C, H, W = x.shape
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    total = N * Hp * Wp + rows_below * Wp
-    flat = xp.zeros((C, total + (kw - 1) * dw), dtype=x.dtype)
-    flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
-    strips = xp.empty((C, kw, total), dtype=x.dtype)
-    for j in range(kw):
-        strips[:, j] = flat[:, j * dw:j * dw + total]
-    return strips.reshape(C * kw, total), (Hp, Wp)

@@ -9,10 +9,29 @@ Notation (PyTorch's, gate order i, f, g, o; weights stacked in blocks of ``H`` r
     c' = f * c + i * g
     h' = o * tanh(c')
 
-Sigmoid is computed as ``0.5 * tanh(0.5 * a) + 0.5``: one transcendental for all four
-gates and no ``exp`` that could overflow. In the layer kernels the ``0.5`` is folded into
-the weights once (rows of the i, f, o blocks are halved), so a step is one GEMM, one
-``tanh`` over ``(B, 4H)`` and an affine fix-up ``act = mul * t + add``.
+The CPU time loop (NumPy; ~60 % of the time at B=32, H=128 is NumPy call overhead and
+passes over small arrays, the rest the GEMMs) is built around three choices:
+
+* **One GEMM per step, nothing added after it.** Step t multiplies the stacked weights
+  ``[W_hh | W_ih | b]`` ``(4H, H+I+1)`` by the stacked input ``z_t = [h_{t-1}; x_t; 1]``
+  ``(H+I+1, B)``: recurrence, input projection and bias at once. After the loop,
+  ``[dW_hh | dW_ih | db] = dA @ Z`` is one GEMM over all steps, with ``dA`` ``(4H, T*B)``
+  the gate gradients and ``Z`` ``(T*B, H+I+1)`` the stacked inputs, batch-major.
+* **Feature-major steps.** A step's gates are ``(4H, B)``: ``[i; f; g; o]`` are four
+  contiguous ``(H, B)`` row blocks, so every gate operation is one pass over contiguous
+  memory (a ``(B, H)`` column block of a batch-major ``(B, 4H)`` array is 32 separate
+  rows, and NumPy pays per row), and ``W @ z`` with the batch as the short dimension
+  is the faster OpenBLAS product at these sizes. One transposing copy after the loop
+  gives the batch-major ``y`` and ``Z``.
+* **One transcendental pass for all four gates.** A row scale folded into the stacked
+  weights once per call, ``-1`` on the i, f, o rows and ``-2`` on the g rows, makes
+  ``act = 1 / (1 + exp(z))`` the sigmoid of i, f, o and ``sigmoid(2 a_g)`` on g, and
+  ``tanh(a_g) = 2 sigmoid(2 a_g) - 1``. NumPy's ``exp`` costs half its ``tanh`` here;
+  ``exp`` overflowing to ``inf`` gives the exact limits 0 (and -1).
+
+On CuPy the layout is batch-major, ``(B, 4H)`` gates per step, and one compiled kernel
+per step does the gate math: the rows of i, f, o are scaled by ``0.5`` and the kernel
+computes ``sigmoid(a) = 0.5 * tanh(0.5 a) + 0.5``.
 
 Backward of one step, given ``dh'`` and ``dc'`` (the gradient reaching ``c'`` from the
 future)::
@@ -24,20 +43,22 @@ future)::
     da_o = dh' * tanh(c')    * o (1 - o)
     dc = dc_total * f ;  dh = da @ W_hh ;  dx = da @ W_ih
 
-Everything that does not depend on the incoming gradient (the activation derivatives and
-the factors ``g, c, i, tanh(c')`` they multiply) is computed for all steps at once before
-the time loop, so each backward step is a handful of array operations plus one
-``(B, 4H) @ (4H, H)`` GEMM. The weight gradients ``dW_hh = sum_t da_t^T h_{t-1}`` and
-``dW_ih = sum_t da_t^T x_t`` are single GEMMs over the ``(T*B, 4H)`` matrix of all gate
-gradients after the loop.
+On the CPU the factors that do not depend on the incoming gradient are computed inside
+the backward loop, on the step's blocks while they are in cache, from products the
+forward kept: with ``ig = i g``, ``fc = f c`` and ``h' = o tanh(c')``,
+``g i(1-i) = ig - ig i``, ``c f(1-f) = fc - fc f``, ``i(1-g^2) = i - ig g``,
+``tanh(c') o(1-o) = h' - h' o`` and ``o(1-tanh(c')^2) = o - h' tanh(c')``: two calls
+each, and the first two in one pair of calls over ``[ig; fc]`` and ``[i; f]``.
+Computed for all steps before the loop they cost more, because each pass then streams
+a ``(T, 4H, B)`` array through memory.
 
 Variable-length batches use a boolean ``mask`` of shape ``(T, B, 1)``: where it is False
 the state is carried unchanged (``h_t = h_{t-1}``), the output is zero, and no gradient
 reaches that step's gates.
 
 On CuPy the per-step gate math runs as one compiled elementwise kernel each way (through
-``tinynet.backend.elementwise_kernel``); on NumPy the same math is a few in-place ufunc
-calls.
+``tinynet.backend.elementwise_kernel``); on NumPy it is 10 in-place ufunc calls a step
+forward and 13 backward, on preallocated buffers (docs/kernels/lstm.md counts them).
 """
 from __future__ import annotations
 
@@ -102,21 +123,76 @@ BACKWARD_KERNEL = backend.define_elementwise_kernel(
 
 # ------------------------------------------------------------------ whole layer
 class LSTMSaved(NamedTuple):
-    """What :func:`lstm_layer_backward` needs from :func:`lstm_layer_forward`."""
-    x2: object          # (T*B, I) input, flattened over time and batch
+    """What :func:`lstm_layer_backward` needs from :func:`lstm_layer_forward`.
+
+    ``acts``, ``c_prev`` and ``tanh_c`` are batch-major on CuPy (per step ``(B, 4H)`` and
+    ``(B, H)``, the compiled kernels' layout) and feature-major on NumPy (per step
+    ``(4H, B)`` and ``(H, B)``: ``feature_major`` says which).
+    """
+    inputs: object      # (T*B, H+I+1) [h_prev | x | 1] of every step ((T*B, H+I) without a bias)
     w_ih: object        # (4H, I)
     w_hh: object        # (4H, H)
-    acts: object        # (T, B, 4H) gate activations [i|f|g|o]
-    h_prev: object      # (T, B, H) state entering each step (time-indexed)
-    c_prev: object      # (T, B, H)
-    tanh_c: object      # (T, B, H) tanh of the new cell state
+    acts: object        # (T, B, 4H) or (T, 4H, B): gate activations [i|f|g|o]
+    c_prev: object      # (T, B, H) or (T, H, B)
+    tanh_c: object      # (T, B, H) or (T, H, B): tanh of the new cell state
     mask: object        # (T, B, 1) bool or None
     reverse: bool
+    bias: bool          # inputs ends with the column of ones
+    feature_major: bool
+    products: object = None     # NumPy: (T, 2H, B) [i*g; f*c_prev] of every step
+    h_out: object = None        # NumPy: (T, H, B) the new hidden state of every step
+
+    @property
+    def h_prev(self):
+        """``(T, B, H)`` state entering each step (time-indexed), a view of ``inputs``."""
+        T = self.acts.shape[0]
+        H = self.w_hh.shape[1]
+        return self.inputs[:, :H].reshape(T, -1, H)
 
 
 def length_mask(lengths, steps: int, xp):
     """``(T, B, 1)`` bool mask, True where step ``t < lengths[b]``."""
     return (xp.arange(steps)[:, None] < xp.asarray(lengths)[None, :])[:, :, None]
+
+
+def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
+    """``(4H,)`` row scale folded into the weights and bias (see the module docstring):
+    ``[-1, -1, -2, -1]`` per gate block for the exp form, ``[0.5, 0.5, 1, 0.5]`` for the
+    tanh form of the compiled kernel."""
+    if not exp_form:
+        return gate_scale(H, dtype, xp)[0]
+    scale = xp.full((4, H), -1, dtype=dtype)
+    scale[2] = -2
+    return scale.reshape(-1)
+
+
+def _stacked_weights(w_hh, w_ih, bias, scale, xp):
+    """``scale * [W_hh | W_ih | b]`` ``(4H, H+I+1)`` (no ``b`` column without a bias): the
+    weights of the stacked step input ``[h; x; 1]``."""
+    H, I = w_hh.shape[1], w_ih.shape[1]
+    w = xp.empty((w_hh.shape[0], H + I + (bias is not None)), dtype=w_hh.dtype)
+    xp.multiply(w_hh, scale[:, None], out=w[:, :H])
+    xp.multiply(w_ih, scale[:, None], out=w[:, H:H + I])
+    if bias is not None:
+        xp.multiply(bias, scale, out=w[:, H + I])
+    return w
+
+
+def _state_buffers(xp, T, h_shape, c_shape, dtype, h0, c0, reverse):
+    """``(T+1, ...)`` buffers of h and c in time order, with the initial state in place,
+    and the per-step views of them.
+
+    The state entering step t is ``hs[t]`` going forward and ``hs[t + 1]`` going backward,
+    so ``h_prev`` and ``h_out`` are two views of one buffer (likewise for c). ``h0`` fills
+    the first rows of its slot (the rest of a feature-major slot holds ``[x; 1]``).
+    """
+    hs = xp.empty((T + 1,) + h_shape, dtype=dtype)
+    cs = xp.empty((T + 1,) + c_shape, dtype=dtype)
+    hs[T if reverse else 0, :h0.shape[0]] = h0
+    cs[T if reverse else 0] = c0
+    h_out, h_prev = (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
+    c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
+    return hs, cs, h_out, h_prev, c_out, c_prev
 
 
 def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: bool = False,
@@ -133,73 +209,104 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     xp = backend.get_array_module(x, w_ih, w_hh)
     T, B, I = x.shape
     H = w_hh.shape[1]
-    scale, mul, add = gate_scale(H, x.dtype, xp)
-    # One GEMM projects the inputs of every step; the sigmoid's 0.5 is folded into the rows.
-    x2 = x.reshape(T * B, I)
-    gates = (x2 @ (w_ih * scale[:, None]).T).reshape(T, B, 4 * H)
+    step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
+    scale = _pre_activation_scale(H, x.dtype, xp, exp_form=step_kernel is None)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-    if bias is not None:
-        gates += bias * scale
-    w_hh_t = (w_hh * scale[:, None]).T          # (H, 4H), rows of i, f, o halved
+    w = _stacked_weights(w_hh, w_ih, bias, scale, xp)
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    if step_kernel is None:
+        return _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask,
+                                      bias is not None)
 
-    # hs[k]/cs[k] are states in time order; the state entering step t is hs[t] going
-    # forward and hs[t + 1] going backward, so h_prev and h_out are two views of one buffer.
-    hs = xp.empty((T + 1, B, H), dtype=x.dtype)
-    cs = xp.empty((T + 1, B, H), dtype=x.dtype)
+    # CuPy: batch-major, the input projection of all steps in one GEMM, then per step
+    # one GEMM and one compiled kernel for the gate math
+    x_ones = x.reshape(T * B, I)
+    if bias is not None:
+        x_ones = xp.concatenate([x_ones, xp.ones((T * B, 1), dtype=x.dtype)], axis=1)
+    gates = (x_ones @ w[:, H:].T).reshape(T, B, 4 * H)
+    w_hh_t = w[:, :H].T
+    hs, cs, h_out, h_prev, c_out, c_prev = _state_buffers(xp, T, (B, H), (B, H), x.dtype,
+                                                          h0, c0, reverse)
     tanh_c = xp.empty((T, B, H), dtype=x.dtype)
-    first, steps = (T, range(T - 1, -1, -1)) if reverse else (0, range(T))
-    hs[first] = h0
-    cs[first] = c0
-    h_out, h_prev = (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
-    c_out, c_prev = (cs[:T], cs[1:]) if reverse else (cs[1:], cs[:T])
     buf = xp.empty((B, 4 * H), dtype=x.dtype)
-    buf_h = buf[:, :H]
-    fwd = backend.elementwise_kernel(FORWARD_KERNEL, xp)
     for t in steps:
-        g = gates[t]
         xp.matmul(h_prev[t], w_hh_t, out=buf)
-        g += buf
-        if fwd is not None:
-            fwd(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], g)
-        else:
-            xp.tanh(g, out=g)
-            g *= mul
-            g += add
-            xp.multiply(g[:, H:2 * H], c_prev[t], out=c_out[t])
-            xp.multiply(g[:, :H], g[:, 2 * H:3 * H], out=buf_h)
-            c_out[t] += buf_h
-            xp.tanh(c_out[t], out=tanh_c[t])
-            xp.multiply(g[:, 3 * H:], tanh_c[t], out=h_out[t])
+        gates[t] += buf
+        step_kernel(c_prev[t], H, c_out[t], h_out[t], tanh_c[t], gates[t])
         if mask is not None:
             keep = ~mask[t]
             xp.copyto(h_out[t], h_prev[t], where=keep)
             xp.copyto(c_out[t], c_prev[t], where=keep)
     h_n, c_n = (hs[0], cs[0]) if reverse else (hs[T], cs[T])
     y = h_out if mask is None else xp.where(mask, h_out, 0).astype(x.dtype, copy=False)
-    saved = LSTMSaved(x2, w_ih, w_hh, gates, h_prev, c_prev, tanh_c, mask, reverse)
+    inputs = xp.concatenate([h_prev.reshape(T * B, H), x_ones], axis=1)
+    saved = LSTMSaved(inputs, w_ih, w_hh, gates, c_prev, tanh_c, mask, reverse,
+                      bias is not None, False)
     return y, h_n.copy(), c_n.copy(), saved
 
 
-def _backward_factors(acts, c_prev, tanh_c):
-    """Gradient-independent factors of every step, computed at once before the time loop.
+def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias):
+    """The NumPy time loop, feature-major: one GEMM and 10 calls a step, each on
+    contiguous memory.
 
-    ``d_gates = [dct, dct, dct, dh] * factor`` with
-    ``factor = [g i(1-i), c f(1-f), i (1-g^2), tanh_c o(1-o)]``, and
-    ``dct = dc + dh * out_factor`` with ``out_factor = o (1 - tanh_c^2)``.
+    Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)`` by the
+    stacked input ``z_t = [h_{t-1}; x_t; 1]`` ``(H+I+1, B)``: the input projection, the
+    bias and the recurrence in one GEMM, with nothing to add afterwards. The step's gates
+    are ``(4H, B)``: ``[i; f; g; o]`` are four contiguous ``(H, B)`` row blocks, so each
+    gate operation is one pass over contiguous memory (a ``(B, H)`` column block of a
+    batch-major ``(B, 4H)`` array would be 32 separate rows, and NumPy pays for each).
+    One transposing copy after the loop gives ``y`` and, batch-major, the ``[h | x | 1]``
+    rows that the backward's single weight-gradient GEMM multiplies.
     """
-    T, B, G = acts.shape
-    H = G // 4
-    i, g, o = acts[..., :H], acts[..., 2 * H:3 * H], acts[..., 3 * H:]
-    factor = 1 - acts
-    factor *= acts
-    factor[..., 2 * H:3 * H] = 1 - g * g
-    factor[..., :H] *= g
-    factor[..., H:2 * H] *= c_prev
-    factor[..., 2 * H:3 * H] *= i
-    factor[..., 3 * H:] *= tanh_c
-    out_factor = 1 - tanh_c * tanh_c
-    out_factor *= o
-    return factor.reshape(T, B, 4, H), out_factor
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    rows = w.shape[1]                                     # H + I (+ 1)
+    dtype = x.dtype
+    # zs[k] = [h; x; 1] in time order: z_t sits where h_{t-1} does (see _state_buffers)
+    zs, cs, h_out, z_prev, c_out, c_prev = _state_buffers(xp, T, (rows, B), (H, B), dtype,
+                                                          h0.T, c0.T, reverse)
+    x_slots = zs[1:] if reverse else zs[:T]
+    x_slots[:, H:H + I] = x.transpose(0, 2, 1)
+    zs[0 if reverse else T, H:] = 0                       # the slot after the last step has no x
+    if has_bias:
+        x_slots[:, H + I] = 1
+    acts = xp.empty((T, 4 * H, B), dtype=dtype)
+    tanh_c = xp.empty((T, H, B), dtype=dtype)
+    products = xp.empty((T, 2 * H, B), dtype=dtype)      # [i g; f c_prev], kept for backward
+    padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
+    # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
+    with xp.errstate(over="ignore"):
+        for t in steps:
+            a = acts[t]
+            xp.matmul(w, z_prev[t], out=a)
+            xp.exp(a, out=a)
+            a += 1
+            xp.divide(1, a, out=a)                # i, f, o; the g block holds sigmoid(2 a_g)
+            i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+            g *= 2
+            g -= 1                                # tanh(a_g) = 2 sigmoid(2 a_g) - 1
+            ig, fc = products[t, :H], products[t, H:]
+            xp.multiply(i, g, out=ig)
+            xp.multiply(f, c_prev[t], out=fc)
+            c = c_out[t]
+            xp.add(ig, fc, out=c)
+            tc = tanh_c[t]
+            xp.tanh(c, out=tc)
+            h = h_out[t, :H]
+            xp.multiply(o, tc, out=h)
+            if padded is not None:
+                xp.copyto(h, z_prev[t, :H], where=padded[t])
+                xp.copyto(c, c_prev[t], where=padded[t])
+    zs_bm = xp.ascontiguousarray(zs.transpose(0, 2, 1))            # (T+1, B, H+I+1)
+    y = (zs_bm[:T] if reverse else zs_bm[1:])[..., :H]
+    if mask is not None:
+        y = xp.where(mask, y, 0).astype(dtype, copy=False)
+    inputs = (zs_bm[1:] if reverse else zs_bm[:T]).reshape(T * B, rows)
+    h_n = zs_bm[0 if reverse else T, :, :H]
+    c_n = cs[0 if reverse else T]
+    saved = LSTMSaved(inputs, w_ih, w_hh, acts, c_prev, tanh_c, mask, reverse, has_bias, True,
+                      products, h_out[:, :H])
+    return y, h_n.copy(), xp.ascontiguousarray(c_n.T), saved
 
 
 def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx: bool = True):
@@ -210,21 +317,37 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     gradient of both ``b_ih`` and ``b_hh`` (they enter the gates as a sum). With
     ``need_dx=False`` the input-gradient GEMM is skipped and ``dx`` is None.
     """
-    acts, h_prev, c_prev, tanh_c, mask = saved.acts, saved.h_prev, saved.c_prev, saved.tanh_c, saved.mask
+    acts, mask = saved.acts, saved.mask
     xp = backend.get_array_module(acts)
-    T, B, G = acts.shape
-    H = G // 4
-    f = acts[..., H:2 * H]
-    bwd = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
-    if bwd is None:
-        factor4, out_factor = _backward_factors(acts, c_prev, tanh_c)
-    d_gates = xp.empty_like(acts)
-    d_gates4 = d_gates.reshape(T, B, 4, H)
-    dh = xp.zeros((B, H), dtype=acts.dtype) if dh_n is None else dh_n.astype(acts.dtype, copy=True)
-    dc = xp.zeros((B, H), dtype=acts.dtype) if dc_n is None else dc_n.astype(acts.dtype, copy=True)
-    dct = xp.empty_like(dh)
-    w_hh = saved.w_hh
+    T = acts.shape[0]
+    H = saved.w_hh.shape[1]
+    B = saved.inputs.shape[0] // T
+    zeros = xp.zeros((B, H), dtype=acts.dtype)
+    dh = zeros if dh_n is None else dh_n.astype(acts.dtype, copy=False)
+    dc = zeros if dc_n is None else dc_n.astype(acts.dtype, copy=False)
     steps = range(T) if saved.reverse else range(T - 1, -1, -1)
+    if saved.feature_major:
+        dg, dh, dc = _backward_feature_major(xp, saved, dy, dh, dc, steps)
+    else:
+        d_gates, dh, dc = _backward_batch_major(xp, saved, dy, dh.copy(), dc.copy(), steps)
+        dg = d_gates.reshape(T * B, 4 * H).T
+
+    # every step's weight gradient in one GEMM: [dW_hh | dW_ih | db] = dA [h_prev | x | 1]
+    dw = dg @ saved.inputs
+    I = saved.w_ih.shape[1]
+    dw_hh, dw_ih = xp.ascontiguousarray(dw[:, :H]), xp.ascontiguousarray(dw[:, H:H + I])
+    db = xp.ascontiguousarray(dw[:, H + I]) if saved.bias else dg.sum(axis=1)
+    dx = (dg.T @ saved.w_ih).reshape(T, B, -1) if need_dx else None
+    return dx, dh, dc, dw_ih, dw_hh, db
+
+
+def _backward_batch_major(xp, saved, dy, dh, dc, steps):
+    """CuPy: one compiled kernel per step for the gate gradients, then ``dh = da @ W_hh``."""
+    acts, c_prev, tanh_c, mask = saved.acts, saved.c_prev, saved.tanh_c, saved.mask
+    step_kernel = backend.elementwise_kernel(BACKWARD_KERNEL, xp)
+    H = dh.shape[1]
+    d_gates = xp.empty_like(acts)
+    dct = xp.empty_like(dh)
     for t in steps:
         if mask is not None:
             keep = ~mask[t]
@@ -235,23 +358,71 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
             dc *= mask[t]
         elif dy is not None:
             dh += dy[t]
-        if bwd is not None:
-            bwd(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
-            dc, dct = dct, dc
-        else:
-            xp.multiply(dh, out_factor[t], out=dct)
-            dct += dc
-            xp.multiply(factor4[t, :, :3], dct[:, None, :], out=d_gates4[t, :, :3])
-            xp.multiply(factor4[t, :, 3], dh, out=d_gates4[t, :, 3])
-            xp.multiply(dct, f[t], out=dc)
-        xp.matmul(d_gates[t], w_hh, out=dh)
+        step_kernel(acts[t], c_prev[t], tanh_c[t], dh, dc, H, dct, d_gates[t])
+        dc, dct = dct, dc
+        xp.matmul(d_gates[t], saved.w_hh, out=dh)
         if mask is not None:
             dh += carry_h
             dc += carry_c
+    return d_gates, dh, dc
 
-    dg2 = d_gates.reshape(T * B, G)
-    dw_hh = dg2.T @ h_prev.reshape(T * B, H)     # all steps' recurrent gradient in one GEMM
-    dw_ih = dg2.T @ saved.x2
-    db = dg2.sum(axis=0)
-    dx = (dg2 @ saved.w_ih).reshape(T, B, -1) if need_dx else None
-    return dx, dh, dc, dw_ih, dw_hh, db
+
+def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
+    """The NumPy backward time loop, feature-major like its forward: per step 13 calls on
+    contiguous ``(H, B)`` blocks that stay in cache, the GEMM ``dh = W_hh^T @ da`` and one
+    copy of ``da`` into its column block of the ``(4H, T*B)`` weight-gradient matrix.
+
+    The gradient-independent factors (``g i(1-i)`` and the others) are computed step by
+    step from the forward's products (see the module docstring). Returns ``dA (4H, T*B)``
+    (columns ordered t, b) and ``dh0, dc0 (B, H)``.
+    """
+    acts, tanh_c, mask = saved.acts, saved.tanh_c, saved.mask
+    products, h_out = saved.products, saved.h_out
+    T, G, B = acts.shape
+    H = G // 4
+    dh = dh_n.T.copy()                                    # (H, B), updated in place
+    dc = dc_n.T.copy()
+    if dy is not None and not dy.any():
+        dy = None       # the engine's zeros for an unused output: skip T additions
+    dy_t = None if dy is None else xp.ascontiguousarray(dy.transpose(0, 2, 1))   # (T, H, B)
+    keep = None if mask is None else mask[..., 0]         # (T, B)
+    w_hh_t = xp.ascontiguousarray(saved.w_hh.T)           # (H, 4H)
+    d_gates = xp.empty((G, T, B), dtype=acts.dtype)      # (4H, T*B) for the weight GEMM
+    d = xp.empty((G, B), dtype=acts.dtype)               # this step's, contiguous
+    factor = xp.empty((G, B), dtype=acts.dtype)
+    f_g, f_o = factor[2 * H:3 * H], factor[3 * H:]
+    factor3 = factor[:3 * H].reshape(3, H, B)
+    scratch = xp.empty((2 * H, B), dtype=acts.dtype)
+    dct = xp.empty_like(dh)
+    for t in steps:
+        if keep is not None:
+            carry_h, carry_c = dh * ~keep[t], dc * ~keep[t]
+        if dy_t is not None:
+            dh += dy_t[t]
+        if keep is not None:
+            dh *= keep[t]
+            dc *= keep[t]
+        a, tc, h, ig_fc = acts[t], tanh_c[t], h_out[t], products[t]
+        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        # factor = [g i(1-i); c f(1-f); i (1-g^2); tanh_c o(1-o)], from the forward's
+        # products ig = i g, fc = f c and h = o tanh_c: two calls a block, no constants
+        xp.multiply(ig_fc, a[:2 * H], out=scratch)
+        xp.subtract(ig_fc, scratch, out=factor[:2 * H])   # [ig - ig i; fc - fc f]
+        xp.multiply(ig_fc[:H], g, out=f_g)
+        xp.subtract(i, f_g, out=f_g)                       # i - i g^2
+        xp.multiply(h, o, out=f_o)
+        xp.subtract(h, f_o, out=f_o)                       # h - h o
+        # dc_total = dc + dh o (1 - tanh_c^2) = dc + dh (o - h tanh_c)
+        xp.multiply(h, tc, out=dct)
+        xp.subtract(o, dct, out=dct)
+        dct *= dh
+        dct += dc
+        xp.multiply(factor3, dct, out=d[:3 * H].reshape(3, H, B))
+        xp.multiply(f_o, dh, out=d[3 * H:])
+        xp.multiply(dct, f, out=dc)
+        xp.matmul(w_hh_t, d, out=dh)
+        d_gates[:, t] = d                         # one strided copy while d is in cache
+        if keep is not None:
+            dh += carry_h
+            dc += carry_c
+    return d_gates.reshape(G, T * B), xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)

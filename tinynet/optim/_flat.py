@@ -4,7 +4,9 @@ vectorised passes instead of a Python loop over every parameter tensor.
 ``FlatGroup(params)`` copies the parameters into one 1-D array and points each
 ``p.data`` at its slice (a reshaped view), so the model, the optimizer and any state dict
 keep seeing the same memory. The update then runs over the flat buffers in chunks of
-``CHUNK`` elements, gathering each chunk's gradients from the parameters' ``.grad``. Per-parameter optimizer state (``exp_avg``, ``momentum_buffer``...) is
+``CHUNK`` elements, gathering each chunk's gradients from the parameters' ``.grad``;
+chunks run side by side on tinynet's pool (Adam on ResNet-18's 11.2 M parameters: 33 ms
+on 1 thread, 20-26 ms on 2, AVX2 EPYC guest). Per-parameter optimizer state (``exp_avg``, ``momentum_buffer``...) is
 likewise a view into one flat buffer per state name, so ``state_dict()`` keeps PyTorch's
 per-parameter layout.
 
@@ -74,24 +76,31 @@ class FlatGroup:
             plan.append((start, start + filled, pieces))
         return plan
 
-    def grad_chunks(self):
-        """Yields ``(start, end, g)``: the gradients of flat positions [start, end) as a new
-        array the caller may overwrite. Working chunk by chunk keeps every temporary small
-        (cache-resident, and below the allocator's mmap threshold: a full-size temporary
-        would be page-faulted in afresh on every step)."""
+    def for_each_chunk(self, update) -> None:
+        """Calls ``update(start, end, g)`` for every chunk of the flat index space, with
+        ``g`` the gradients of positions [start, end) as a new array the caller may
+        overwrite. Working chunk by chunk keeps every temporary small (cache-resident, and
+        below the allocator's mmap threshold: a full-size temporary would be page-faulted
+        in afresh on every step). Chunks touch disjoint slices, so they run side by side on
+        tinynet's pool (:func:`tinynet.backend.parallel_for`); ``update`` must write only
+        its own slice."""
         if self.plan is None:
             self.plan = self._make_plan(CHUNK)
-        xp = self.xp
+        xp, plan = self.xp, self.plan
         grads = [p.grad.data.reshape(-1) for p in self.params]
-        for start, end, pieces in self.plan:
-            if len(pieces) == 1:
-                i, lo, hi = pieces[0]
-                g = grads[i][lo:hi].astype(self.dtype, copy=True)
-            else:
-                g = xp.concatenate([grads[i][lo:hi] for i, lo, hi in pieces])
-                if g.dtype != self.dtype:
-                    g = g.astype(self.dtype)
-            yield start, end, g
+
+        def chunks(first, last):
+            for start, end, pieces in plan[first:last]:
+                if len(pieces) == 1:
+                    i, lo, hi = pieces[0]
+                    g = grads[i][lo:hi].astype(self.dtype, copy=True)
+                else:
+                    g = xp.concatenate([grads[i][lo:hi] for i, lo, hi in pieces])
+                    if g.dtype != self.dtype:
+                        g = g.astype(self.dtype)
+                update(start, end, g)
+        # the bytes an update touches: the gradient, the parameter and ~2 state buffers
+        backend.parallel_for(len(plan), chunks, nbytes=4 * self.param.nbytes, like=self.param)
 
     def state_buffer(self, states: list, key: str):
         """The flat buffer behind ``state[key]`` of every parameter: existing per-parameter

@@ -99,7 +99,8 @@ class Adam(Optimizer):
         decay = 1.0 - lr * wd if wd and self._decoupled else None
         step_size = lr / (1.0 - b1 ** t)
         root_bc2 = math.sqrt(1.0 - b2 ** t)
-        for lo, hi, g in fg.grad_chunks():     # g: a fresh chunk, ours to overwrite
+
+        def update(lo, hi, g):     # g: a fresh chunk, ours to overwrite
             p_c, m_c, v_c = fg.param[lo:hi], m[lo:hi], v[lo:hi]
             if group["maximize"]:
                 xp.negative(g, out=g)
@@ -123,6 +124,7 @@ class Adam(Optimizer):
             xp.divide(m_c, scratch, out=scratch)
             scratch *= step_size
             p_c -= scratch
+        fg.for_each_chunk(update)
         for s in states:
             s["step"] = t
         return True

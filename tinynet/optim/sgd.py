@@ -61,7 +61,8 @@ class SGD(Optimizer):
                 return False          # some parameters skipped earlier steps: loop instead
         buf = fg.state_buffer(states, "momentum_buffer") if mu else None
         first = mu and not all(has)
-        for lo, hi, g in fg.grad_chunks():     # g: a fresh chunk, ours to overwrite
+
+        def update(lo, hi, g):     # g: a fresh chunk, ours to overwrite
             p_c = fg.param[lo:hi]
             if group["maximize"]:
                 fg.xp.negative(g, out=g)
@@ -78,7 +79,8 @@ class SGD(Optimizer):
                     g += mu * b_c
                 else:
                     p_c -= lr * b_c
-                    continue
+                    return
             g *= lr
             p_c -= g
+        fg.for_each_chunk(update)
         return True

@@ -138,9 +138,9 @@ MUTATIONS = [
              "conv output size rounded up instead of down (registry and test_conv.py)"),
     # --- LSTM kernel that runs on the CPU
     Mutation("lstm-kernel-g-derivative", "tinynet/kernels/lstm.py",
-             "factor[..., 2 * H:3 * H] = 1 - g * g", "factor[..., 2 * H:3 * H] = 1 + g * g",
+             "xp.subtract(i, f_g, out=f_g)", "xp.add(i, f_g, out=f_g)",
              ["tests/kernels/test_lstm_kernel.py", "-k", "not torch"],
-             "tanh derivative of the g gate in _backward_factors (torch-free tests only)"),
+             "tanh derivative of the g gate in the NumPy backward loop (torch-free tests only)"),
     # --- to_device
     Mutation("to-device-gradient-scaled", "tinynet/functional/elementwise.py",
              "return to_device(g, self.src)", "return to_device(g * 2, self.src)",
