@@ -58,6 +58,15 @@ def _groups_matmul(a, b, groups):
     return out.reshape(groups * M, L)
 
 
+def _groups_matmul_bt(a, b, groups):
+    """``a`` (G·M, P) times ``b`` (G·K, P)ᵀ block by block -> (G, M, K); a plain GEMM when
+    G == 1 (the weight gradient ``dY @ colᵀ`` per group)."""
+    if groups == 1:
+        return backend.matmul(a, b.T)[None]
+    P = a.shape[1]
+    return a.reshape(groups, -1, P) @ b.reshape(groups, -1, P).transpose(0, 2, 1)
+
+
 def _to_nchw(y, out, bias):
     """Writes ``y`` (C, n, Ho, Wo) (any strides) into ``out`` (n, C, Ho, Wo), adding
     ``bias`` in the same pass."""
@@ -317,7 +326,7 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         wt = xp.ascontiguousarray(wt).reshape(groups * C_out_g * kh * kw, C_in // groups)
     chunk = K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize)
     tiles = (kh, kw) == stride and dilation == (1, 1) and padding == (0, 0)
-    if (tuple(output_size) == (H, W) and K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize) == N
+    if (tuple(output_size) == (H, W) and chunk == N
             and _use_flat_rows((N, C_out, H, W), w.shape, stride, padding, dilation, groups)):
         # the adjoint of the flat-row conv: one GEMM, then contiguous adds per offset
         x_mat = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(C_in, N * H * W)
@@ -358,7 +367,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     """dW (C_out, C/G, kh, kw) = dY @ im2col(x)ᵀ, summed over batch chunks."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
-    C_out, C_g, kh, kw = weight_shape
+    C_out, _, kh, kw = weight_shape
     Ho, Wo = dy.shape[2:]
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
@@ -369,11 +378,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         for n0 in range(0, N, chunk):
             col, grid = _phases.phase_im2col(x[n0:n0 + chunk], (kh, kw), stride, padding, dilation, (Ho, Wo))
             dy_grid = _phases.to_grid(dy[n0:n0 + chunk], grid)     # zeros on the spare columns
-            col = col.reshape(groups, C_g * kh * kw, -1).transpose(0, 2, 1)
-            if groups == 1:
-                part = backend.matmul(dy_grid, col[0])[None]
-            else:
-                part = dy_grid.reshape(groups, C_out // groups, -1) @ col
+            part = _groups_matmul_bt(dy_grid, col.reshape(C * kh * kw, -1), groups)
             dw = part if dw is None else dw + part
         return dw.reshape(weight_shape)
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
@@ -382,12 +387,8 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         n = xs.shape[0]
         batch_last = _use_batch_last(n, Wo, C * kh * kw, C_out)
         col = K.im2col(xs, (kh, kw), stride, padding, dilation, (Ho, Wo), batch_last=batch_last)
-        col = col.reshape(groups, C_g * kh * kw, n * Ho * Wo).transpose(0, 2, 1)
         dy_mat = xp.ascontiguousarray(dy[n0:n0 + n].transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3)))
-        if groups == 1:
-            part = backend.matmul(dy_mat.reshape(C_out, n * Ho * Wo), col[0])[None]
-        else:
-            part = dy_mat.reshape(groups, C_out // groups, n * Ho * Wo) @ col
+        part = _groups_matmul_bt(dy_mat.reshape(C_out, n * Ho * Wo), col.reshape(C * kh * kw, n * Ho * Wo), groups)
         dw = part if dw is None else dw + part
     return dw.reshape(weight_shape)
 
