@@ -88,16 +88,16 @@ class ELU(Function):
             xp.add(y.data, alpha, out=factor)
         else:
             xp.minimum(y.data, 0, out=factor)
-        factor_flat, y_flat, g_data = factor.reshape(-1), y.data.reshape(-1), g.data
+        factor_flat, g_data = factor.reshape(-1), g.data
         g_flat = g_data.reshape(-1) if g_data.shape == factor.shape and g_data.flags.c_contiguous else None
-        positive = self.positive.reshape(-1) if self.positive is not None else None
+        positive = self._positive(y.data).reshape(-1) if alpha != 1.0 else None   # alpha = 1: no fix-up
 
         def chunk(lo, hi):
             f = factor_flat[lo:hi]
             if alpha >= 0:
-                f += y_flat.dtype.type(alpha)
-            if alpha != 1.0:
-                xp.copyto(f, 1, where=positive[lo:hi] if positive is not None else y_flat[lo:hi] > 0)
+                f += factor.dtype.type(alpha)
+            if positive is not None:
+                xp.copyto(f, 1, where=positive[lo:hi])
             if g_flat is not None:
                 f *= g_flat[lo:hi]
         backend.parallel_for(factor.size, chunk, nbytes=3 * factor.nbytes, like=factor)

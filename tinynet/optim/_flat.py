@@ -6,9 +6,9 @@ vectorised passes instead of a Python loop over every parameter tensor.
 keep seeing the same memory. The update then runs over the flat buffers in chunks of
 ``CHUNK`` elements, gathering each chunk's gradients from the parameters' ``.grad``;
 chunks run side by side on tinynet's pool (Adam on ResNet-18's 11.2 M parameters: 33 ms
-on 1 thread, 20-26 ms on 2, AVX2 EPYC guest). Per-parameter optimizer state (``exp_avg``, ``momentum_buffer``...) is
-likewise a view into one flat buffer per state name, so ``state_dict()`` keeps PyTorch's
-per-parameter layout.
+on 1 thread, 20-26 ms on 2, AVX2 EPYC guest). Per-parameter optimizer state
+(``exp_avg``, ``momentum_buffer``...) is likewise a view into one flat buffer per state
+name, so ``state_dict()`` keeps PyTorch's per-parameter layout.
 
 If something replaces a ``p.data`` (``Module.to``) or a state array
 (``load_state_dict``), the identity checks in :meth:`FlatGroup.valid` and
