@@ -263,7 +263,7 @@ def test_row_strip_path_equals_im2col_path(monkeypatch, shape, kernel, padding, 
 
 @pytest.mark.parametrize("groups,kernel,padding,dilation,output_padding", [
     (1, (3, 3), (1, 1), (1, 1), 0), (2, (3, 2), (0, 1), (2, 1), 0), (4, (2, 3), (1, 0), (1, 2), 0),
-    (2, (3, 3), (2, 0), (2, 2), 1), (1, (1, 1), (0, 0), (1, 1), 0)])
+    (2, (3, 3), (2, 0), (2, 2), 1), (2, (1, 1), (0, 0), (1, 1), 0)])  # 1x1 with one group: tests/kernels/test_pointwise.py
 def test_stride_1_transposed_conv_through_the_flipped_conv_matches_torch(
         monkeypatch, groups, kernel, padding, dilation, output_padding):
     """A stride-1 transposed conv with >= 8 output channels runs as conv2d with the flipped,

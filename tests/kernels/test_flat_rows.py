@@ -64,8 +64,8 @@ def test_wrapped_entries_are_zero_padding():
 
 @contextlib.contextmanager
 def forcing():
-    """conv2d takes the flat-row path wherever it applies (any channel count); yields the
-    list of the choices it made."""
+    """conv2d takes the flat-row path wherever it applies (any channel count, 1x1 kernels
+    included); yields the list of the choices it made."""
     calls = []
 
     def use(x_shape, w_shape, stride, padding, dilation, groups):
@@ -74,6 +74,7 @@ def forcing():
         return ok
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv_module, "_use_flat_rows", use)
+        mp.setattr(conv_module, "_use_pointwise", lambda *args: False)   # 1x1 kernels come first
         yield calls
 
 
@@ -157,3 +158,23 @@ def test_conv_transpose2d_through_flat_rows_matches_pytorch(g, c_in, bias, seed)
     ty = torch.nn.functional.conv_transpose2d(torch.tensor(x0), torch.tensor(w0),
                                               None if b0 is None else torch.tensor(b0), padding=p, dilation=d)
     np.testing.assert_allclose(y.numpy(), ty.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_cropped_output_does_not_take_flat_rows():
+    # A "same" geometry asked for a smaller output: the input gradient of a transposed conv
+    # with output_padding (x 1x1 -> y 1x2 here; its gradient is a conv of the 1x2 dy back
+    # to 1x1). Flat rows write the input's size, so this must take another path.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.standard_normal((1, 1, 1, 1)), rng.standard_normal((1, 1, 2, 2))
+    kw = dict(stride=1, padding=1, output_padding=(0, 1), dilation=2)
+    x, w = tn.tensor(x0, requires_grad=True), tn.tensor(w0, requires_grad=True)
+    y = F.conv_transpose2d(x, w, **kw)
+    tx, tw = torch.tensor(x0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, **kw)
+    gy = rng.standard_normal(tuple(ty.shape))
+    y.backward(tn.tensor(gy))
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)

@@ -23,12 +23,16 @@ internal ops take the spatial output size explicitly: a transposed conv with
 ``output_padding`` (or a conv whose last rows fit no window) has an input gradient one or
 more rows shorter than the "natural" size, and the explicit size crops it.
 
-Speed (see docs/kernels/convolution.md): 3x3 stride-1 convs with many channels (and the
-stride-1 transposed convs that are their input gradients) by Winograd F(2x2, 3x3)
-(:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds); otherwise one GEMM per group over the whole batch (or a
-batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`); bias added in the
-same pass that transposes the result back to NCHW; a GEMM plus a reshape for
-non-overlapping transposed convs (kernel == stride, the U-Net up-convolution).
+Speed (see docs/kernels/convolution.md): each op picks one path by the ``_use_*`` rules
+below. 1x1 kernels: one product per image in NCHW (:mod:`tinynet.kernels.pointwise`).
+3x3 stride-1 convs with many channels on AVX-512 CPUs: Winograd F(2x2, 3x3)
+(:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds). Other stride-1 convs with
+>= 16 channels on large maps: row strips (:mod:`tinynet.kernels.row_strips`); with few
+input channels: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on short
+rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
+(:mod:`tinynet.kernels.subpixel`). Otherwise one im2col GEMM per group over the batch
+(or a batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`), the bias
+added in the same pass that transposes the result back to NCHW.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from ..autograd import Function, depends_on, is_grad_enabled
 from ..kernels import im2col as K
 from ..kernels import flat_rows as _flat_rows
 from ..kernels import phases as _phases
+from ..kernels import pointwise as _pointwise
 from ..kernels import row_strips as RS
 from ..kernels import subpixel as _subpixel
 from ..kernels import winograd as _winograd
@@ -136,6 +141,12 @@ def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size
     if mode == "never" or K._is_tiling(tuple(w_shape[2:]), stride, padding, dilation):
         return False
     return mode == "always" or (stride != (1, 1) and output_size[1] <= 32 and w_shape[0] <= 128)
+
+
+def _use_pointwise(w_shape, padding, groups):
+    """1x1 kernels without padding, one group: a batched product per image in NCHW
+    (:mod:`tinynet.kernels.pointwise`), no column matrix, any stride."""
+    return tuple(w_shape[2:]) == (1, 1) and tuple(padding) == (0, 0) and groups == 1
 
 
 def _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups):
@@ -250,6 +261,8 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
 def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     """x (N, C, H, W), w (C_out, C/G, kh, kw) -> (N, C_out, Ho, Wo) = W @ im2col(x) + b."""
     xp = backend.get_array_module(x)
+    if _use_pointwise(w.shape, padding, groups):
+        return _pointwise.conv2d_pointwise(x, w, b, stride, output_size)
     if _use_winograd(x.shape, w.shape, stride, padding, dilation, groups, output_size,
                      on_cpu=backend.device_of(x).type == "cpu"):
         return _winograd.conv2d_winograd(x, w, b, padding)
@@ -260,7 +273,8 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     Ho, Wo = output_size
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     w2 = w.reshape(C_out, -1)
-    if _use_flat_rows(x.shape, w.shape, stride, padding, dilation, groups):
+    if (tuple(output_size) == (H, W)          # flat rows write the input's size, never a crop
+            and _use_flat_rows(x.shape, w.shape, stride, padding, dilation, groups)):
         # columns image by image: the batched GEMM writes NCHW, a ones row adds the bias
         if b is not None:
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
@@ -299,6 +313,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     N, C_in, H, W = x.shape
     _, C_out_g, kh, kw = w.shape
     C_out = C_out_g * groups
+    if _use_pointwise(w.shape, padding, groups):
+        return _pointwise.conv_transpose2d_pointwise(x, w, b, stride, output_size)
     # Stride 1: the transposed conv is a conv with the flipped kernel and padding
     # d(k-1) - p, so it takes whichever path conv2d takes (Winograd, row strips, im2col).
     # An im2col copy then replaces col2im's scatter-add, its zeroed buffer and its final
@@ -369,6 +385,8 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight_shape
     Ho, Wo = dy.shape[2:]
+    if _use_pointwise(weight_shape, padding, groups):
+        return _pointwise.conv2d_weight_pointwise(x, dy, stride)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
     dw = None
