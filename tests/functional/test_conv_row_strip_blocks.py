@@ -1,14 +1,19 @@
-"""The row-strip convolution in column blocks (tinynet/functional/conv.py): any block
-size, a partial last block, and blocks run on several threads give the im2col results,
-forward, input gradient (a flipped row-strip conv) and weight gradient."""
+"""Row-strip convolutions (tinynet/kernels/row_strips.py, tinynet/functional/conv.py):
+in bands of one image's rows (a partial last band included), in groups of whole images
+(a partial last group included) and on several threads they give the im2col results,
+forward, input gradient (a flipped row-strip conv) and weight gradient; forced on drawn
+geometries they match PyTorch; gradcheck and gradgradcheck; which convs take them."""
 import numpy as np
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
 import tinynet as tn
 import tinynet.functional as F
 from tinynet import backend
 from tinynet.functional import conv as conv_module
+from tinynet.kernels import row_strips as RS
 from tinynet.kernels import winograd
+from tinynet.testing import gradcheck, gradgradcheck
 
 
 def conv_and_grads(x0, w0, b0, g0):
@@ -18,25 +23,39 @@ def conv_and_grads(x0, w0, b0, g0):
     return y.detach().numpy(), x.grad.numpy(), w.grad.numpy()
 
 
-@pytest.mark.parametrize("block, threads", [(1000, 1), (777, 3), (1 << 20, 1)])
-def test_blocked_row_strips_equal_im2col(block, threads, monkeypatch):
+# float64 strips of a (5, 16, 23, 19) batch: 16·3·19 = 912 elements a grid row, 25 + 2
+# rows an image with its zero rows and the 2 rows its row shifts read below
+ROW = 912 * 8
+
+
+@pytest.mark.parametrize("budget, images, band, threads", [
+    (3 * ROW, 1, 1, 1),             # bands of 1 row
+    (7 * ROW, 1, 5, 3),             # bands of 5 rows (23 = 4·5 + 3), images on 3 threads
+    (2 * 27 * ROW, 2, 23, 1),       # 2 whole images a block, the last block 1
+    (2 * 27 * ROW, 2, 23, 3),
+    (1 << 30, 5, 23, 1)])           # the whole batch in one block
+def test_blocked_row_strips_equal_im2col(budget, images, band, threads, monkeypatch):
     rng = np.random.default_rng(0)
-    x0, w0, b0 = (rng.standard_normal(s) for s in [(2, 16, 23, 19), (16, 16, 3, 3), (16,)])
-    g0 = rng.standard_normal((2, 16, 23, 19))
+    x0, w0, b0 = (rng.standard_normal(s) for s in [(5, 16, 23, 19), (16, 16, 3, 3), (16,)])
+    g0 = rng.standard_normal((5, 16, 23, 19))
     monkeypatch.setattr(winograd, "_mode", "never")
+    monkeypatch.setattr(conv_module, "_ROW_STRIP_MIN_ELEMENTS", 0)     # small maps take them too
     assert conv_module._use_row_strips(x0.shape, w0.shape, (1, 1), (1, 1), (1, 1), 1, (23, 19))
     calls = []
     for name in ("_conv2d_row_strips", "_conv2d_weight_row_strips"):
         real = getattr(conv_module, name)
         monkeypatch.setattr(conv_module, name, lambda *a, _real=real, _n=name: calls.append(_n) or _real(*a))
-    monkeypatch.setattr(conv_module, "_row_strip_columns", lambda *a: block)
+    monkeypatch.setattr(conv_module, "_ROW_STRIP_BYTES", budget)
+    blk = conv_module._row_strip_blocks(x0, w0.shape, (1, 1), (1, 1))
+    assert (blk.images, blk.band) == (images, band)
     monkeypatch.setattr(backend, "parallel_grain", 1)
     before = backend._num_threads
     backend.set_num_threads(threads, blas=1)    # blocks on the pool only with 1-thread BLAS
     try:
-        # poison: free NaN buffers of the grid's size, which np.empty may hand back, so a
-        # column the blocks forget to write shows up instead of stale right answers
-        poison = [np.full((16, 2 * 25 * 21 + k), np.nan) for k in range(3)]
+        # poison: free NaN buffers of the output's and the strips' sizes, which np.empty
+        # may hand back, so an entry the blocks forget to write shows up instead of stale
+        # right answers
+        poison = [np.full(n + k, np.nan) for n in (5 * 16 * 23 * 19, budget // 8) for k in range(3)]
         del poison
         blocked = conv_and_grads(x0, w0, b0, g0)
     finally:
@@ -47,3 +66,81 @@ def test_blocked_row_strips_equal_im2col(block, threads, monkeypatch):
     reference = conv_and_grads(x0, w0, b0, g0)
     for got, expected in zip(blocked, reference):
         np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-11)
+
+
+@st.composite
+def strip_geometry(draw):
+    """Stride-1 geometries row strips apply to: any row padding, column padding up to "same"."""
+    kh, kw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, dw * (kw - 1) // 2))
+    H = draw(st.integers(max(1, (kh - 1) * dh - 2 * ph + 1), 9))
+    W = draw(st.integers(max(1, (kw - 1) * dw - 2 * pw + 1), 9))
+    return (draw(st.integers(1, 3)), draw(st.integers(1, 4)), H, W), (kh, kw), (ph, pw), (dh, dw)
+
+
+def forced_use(taken):
+    """A ``_use_row_strips`` that takes row strips wherever they apply (any channel count,
+    any map), recording its answers in ``taken``."""
+    def use(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+        taken.append(groups == 1 and RS.applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation,
+                                                output_size))
+        return taken[-1]
+    return use
+
+
+@settings(max_examples=60, deadline=None)
+@given(strip_geometry(), st.integers(1, 4), st.booleans(), st.sampled_from([1, 2, 5, 1 << 20]),
+       st.integers(0, 2**31 - 1))
+# a shift past a whole row: W = 1, padding 2, taps at -2, 0, +2 (all but the middle read zeros)
+@example(((2, 2, 3, 1), (1, 3), (0, 2), (1, 2)), 2, True, 1, 0)
+def test_row_strips_match_pytorch_on_drawn_geometries(g, c_out, bias, budget_rows, seed):
+    # blocks from one output row (plus the rows the kernel reaches) to the whole batch
+    torch = pytest.importorskip("torch")
+    shape, k, p, d = g
+    rng = np.random.default_rng(seed)
+    x0, w0 = rng.standard_normal(shape), rng.standard_normal((c_out, shape[1]) + k)
+    b0 = rng.standard_normal(c_out) if bias else None
+    taken = []
+    row = shape[1] * k[1] * shape[3] * 8
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module, "_use_row_strips", forced_use(taken))
+        mp.setattr(conv_module, "_use_pointwise", lambda *a: False)
+        mp.setattr(conv_module, "_ROW_STRIP_BYTES", row * ((k[0] - 1) * d[0] + budget_rows))
+        x, w = tn.tensor(x0, requires_grad=True), tn.tensor(w0, requires_grad=True)
+        b = None if b0 is None else tn.tensor(b0, requires_grad=True)
+        y = F.conv2d(x, w, b, padding=p, dilation=d)
+        gy = rng.standard_normal(y.shape)
+        y.backward(tn.tensor(gy))
+    assert taken[0]
+    tx, tw = torch.tensor(x0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    tb = None if b0 is None else torch.tensor(b0, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=p, dilation=d)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        if ours is not None:
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_gradcheck_and_gradgradcheck_through_row_strips(monkeypatch):
+    taken = []
+    monkeypatch.setattr(conv_module, "_use_row_strips", forced_use(taken))
+    monkeypatch.setattr(conv_module, "_ROW_STRIP_BYTES", 2 * 3 * 4 * 8 * 4)      # bands of 2 rows
+    rng = np.random.default_rng(2)
+    x = tn.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(3), requires_grad=True)
+    fn = lambda x_, w_, b_: F.conv2d(x_, w_, b_, padding=1)  # noqa: E731
+    assert gradcheck(fn, (x, w, b))
+    assert gradgradcheck(fn, (x, w, b))
+    assert taken and all(taken)
+
+
+def test_auto_rule_takes_large_maps_and_batches_only():
+    use = lambda n, c, h, k=3, p=1: conv_module._use_row_strips(  # noqa: E731
+        (n, c, h, h), (c, c, k, k), (1, 1), (p, p), (1, 1), 1, (h + 2 * p - k + 1,) * 2)
+    assert use(8, 64, 56) and use(4, 16, 224) and use(2, 16, 128) and use(16, 64, 32)
+    assert not use(16, 256, 8)          # 8x8 maps: 10 grid rows for 8 output rows
+    assert not use(2, 64, 32)           # a 4.7 MB im2col: cheaper than the strips' overheads
+    assert not use(8, 64, 56, p=2)      # padded wider than "same"
+    assert not use(8, 8, 56)            # few channels: flat rows or im2col

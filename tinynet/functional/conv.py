@@ -92,17 +92,25 @@ def _use_batch_last(batch, width, col_rows, channels):
     return batch > width and col_rows > channels
 
 
+#: im2col elements (C·kh·kw·N·Ho·Wo) below which im2col beats row strips: its column
+#: matrix is then small enough (8 MiB of float32) to stay cheap (measured: N2 64->64 32x32,
+#: 4.7 MB, im2col 2.2 ms against 2.8; N2 32->32 64x64, 9.4 MB, 4.2 against 3.6).
+_ROW_STRIP_MIN_ELEMENTS = 1 << 21
+
+
 def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size):
-    """Row-strip GEMMs beat one im2col GEMM for stride-1 convs with >= 16 input and output
-    channels on maps large enough that the padded grid wastes little: at most 1.25x the
-    output (measured: 32x32 maps, 1.13x, 1.2-1.8x faster; 16x16 maps, 1.27x, 10-25% slower)."""
+    """Row strips (:mod:`tinynet.kernels.row_strips`) where they apply (stride 1, padded no
+    more than "same" along the width) with one group and >= 16 input and output channels,
+    where the grid's zero rows waste little (at most 1.15x the output: 32x32 maps 1.06x,
+    16x16 1.125x; on 8x8 maps, 1.25x, they were 1.6x slower than im2col) and im2col's
+    columns would be large (:data:`_ROW_STRIP_MIN_ELEMENTS`)."""
     N, C, H, W = x_shape
     C_out, _, kh, kw = w_shape
-    if stride != (1, 1) or groups != 1 or min(C, C_out) < 16 or kh * kw == 1:
+    if (groups != 1 or min(C, C_out) < 16 or kh * kw == 1
+            or not RS.applies(x_shape, (kh, kw), stride, padding, dilation, output_size)):
         return False
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
-    return (Ho, Wo) == tuple(output_size) and Hp * Wp <= 1.25 * Ho * Wo
+    Ho, Wo = output_size
+    return (H + 2 * padding[0]) * W <= 1.15 * Ho * Wo and C * kh * kw * N * Ho * Wo >= _ROW_STRIP_MIN_ELEMENTS
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
@@ -173,87 +181,96 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
     return mode == "always" or -(-kw // stride[1]) * C_in <= kh * kw * C_out
 
 
-#: Bytes of strips per block of grid columns (see ``_conv2d_row_strips``): about 3 MB, the
-#: best measured on 16-, 32- and 64-channel maps (16384, 8192 and 4096 float32 columns).
+#: Bytes of strips per block (see :mod:`tinynet.kernels.row_strips`): about 3 MB, the best
+#: measured on 16-, 32- and 64-channel maps.
 _ROW_STRIP_BYTES = 3 << 20
 
 
-def _row_strip_columns(C, kw, itemsize):
-    """Grid columns per row-strip block: ``_ROW_STRIP_BYTES`` of (C·kw)-row strips."""
-    return max(1024, _ROW_STRIP_BYTES // (C * kw * itemsize))
+def _row_strip_blocks(x, w_shape, padding, dilation):
+    return RS.blocks(x.shape, tuple(w_shape[2:]), padding, dilation, _ROW_STRIP_BYTES // x.itemsize)
+
+
+def _row_strip_sums(z, blk, C_out, k, rows, dh, W):
+    """The kh row blocks of ``z = [W_0; …] @ S``, each shifted by ``i·dh·W`` columns, as
+    (C_out, k, rows, Wo) views of the block's ``k`` images (``rows``: output rows)."""
+    per = blk.Hp if k > 1 or rows == blk.Ho else rows
+    for i in range(z.shape[0] // C_out):
+        zi = z[i * C_out:(i + 1) * C_out, i * dh * W:(i * dh + k * per) * W]
+        yield zi.reshape(C_out, k, per, W)[:, :, :rows, :blk.Wo]
 
 
 def _conv2d_row_strips(x, w, b, padding, dilation):
     """Stride-1 conv as GEMMs over :mod:`row strips <tinynet.kernels.row_strips>` (no kh·kw
     im2col copy): ``Z = [W[:, :, 0, :]; …; W[:, :, kh-1, :]] @ strips``, ``y = sum over i of
-    Z_i`` shifted by ``i·dh·Wp`` grid columns."""
+    Z_i`` shifted by ``i·dh·W`` columns, written into the NCHW output with the bias."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = w.shape
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    Ho, Wo = Hp - (kh - 1) * dilation[0], Wp - (kw - 1) * dilation[1]
-    out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
+    blk = _row_strip_blocks(x, w.shape, padding, dilation)
+    out = xp.empty((N, C_out, blk.Ho, blk.Wo), dtype=x.dtype)
     # all kernel rows stacked: one GEMM with M = kh·C_out uses the BLAS better than kh
-    # GEMMs with M = C_out; row i's product is then read shifted by i·dh·Wp columns.
+    # GEMMs with M = C_out; row i's product is then read shifted by i·dh·W columns.
     w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh * C_out, C * kw)
-    reach = (kh - 1) * dilation[0] * Wp
-    columns = _row_strip_columns(C, kw, x.itemsize)
-    chunk = K.batch_chunk(N, (C + C_out) * Hp * Wp * x.itemsize)
-    for n0 in range(0, N, chunk):
-        xs = x[n0:n0 + chunk]
-        n = xs.shape[0]
-        flat, _ = RS.padded_flat(xs, kw, padding, dilation, rows_below=(kh - 1) * dilation[0])
-        T = n * Hp * Wp
-        y = xp.empty((C_out, T), dtype=x.dtype)
+    groups = -(-N // blk.images)
 
-        def column_blocks(first, last):
-            # Each block's strips and product (plus the reach columns its shifted rows
-            # read) stay in cache while its kh row blocks are summed. Blocks are
-            # independent: with set_num_threads(n, blas=1) they run side by side.
-            buffer = xp.empty((C, kw, columns + reach), dtype=x.dtype)
-            for t0 in range(first * columns, min(T, last * columns), columns):
-                L = min(columns, T - t0)
-                z = w_rows @ RS.strip_block(flat, kw, dilation[1], t0, L + reach, buffer)
-                block = y[:, t0:t0 + L]
-                block[...] = z[:C_out, :L]
-                for i in range(1, kh):
-                    offset = i * dilation[0] * Wp
-                    block += z[i * C_out:(i + 1) * C_out, offset:offset + L]
-        blocks = -(-T // columns)
-        backend.parallel_for(blocks, column_blocks, like=x,
-                             nbytes=y.nbytes + flat.nbytes if backend.gemms_on_pool() else 0)
-        _to_nchw(y.reshape(C_out, n, Hp, Wp)[:, :, :Ho, :Wo], out[n0:n0 + n], b)
+    def image_groups(first, last):
+        # Groups are independent: with set_num_threads(n, blas=1) they run side by side,
+        # each with its own buffers.
+        flat = RS.flat_buffer(x, blk, kw, padding, dilation)
+        buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
+        for n0 in range(first * blk.images, min(N, last * blk.images), blk.images):
+            k = min(blk.images, N - n0)
+            RS.fill_images(flat, x[n0:n0 + k], blk, padding)
+            for r0 in range(0, blk.Ho, blk.band):
+                rows = min(blk.band, blk.Ho - r0)
+                span = k * blk.Hp if k > 1 or rows == blk.Ho else rows
+                strips = RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
+                z = w_rows @ strips
+                target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
+                sums = _row_strip_sums(z, blk, C_out, k, rows, dilation[0], W)
+                first_row = next(sums)
+                if kh == 1:
+                    target[...] = first_row
+                else:
+                    xp.add(first_row, next(sums), out=target)
+                    for part in sums:
+                        target += part
+                if b is not None:
+                    target += b.reshape(-1, 1, 1, 1)
+    backend.parallel_for(groups, image_groups, like=x,
+                         nbytes=x.nbytes + out.nbytes if backend.gemms_on_pool() else 0)
     return out
 
 
 def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     """Stride-1 weight gradient: kernel row i is ``dY_grid @ strips[:, shifted by i]ᵀ``,
-    summed over blocks of grid columns (the GEMMs' inner dimension)."""
+    summed over the blocks (the GEMMs' inner dimension)."""
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight_shape
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    Ho, Wo = dy.shape[2:]
+    blk = _row_strip_blocks(x, weight_shape, padding, dilation)
     dw = xp.zeros((kh, C_out, C * kw), dtype=x.dtype)
     part = xp.empty((C_out, C * kw), dtype=x.dtype)
-    reach = (kh - 1) * dilation[0] * Wp
-    columns = _row_strip_columns(C, kw, x.itemsize)
-    buffer = xp.empty((C, kw, columns + reach), dtype=x.dtype)
-    chunk = K.batch_chunk(N, (C + C_out) * Hp * Wp * x.itemsize)
-    for n0 in range(0, N, chunk):
-        xs = x[n0:n0 + chunk]
-        n = xs.shape[0]
-        flat, _ = RS.padded_flat(xs, kw, padding, dilation, rows_below=(kh - 1) * dilation[0])
-        T = n * Hp * Wp
-        grid = xp.zeros((C_out, n, Hp, Wp), dtype=x.dtype)
-        grid[:, :, :Ho, :Wo] = dy[n0:n0 + n].transpose(1, 0, 2, 3)
-        grid = grid.reshape(C_out, T)
-        for t0 in range(0, T, columns):
-            L = min(columns, T - t0)
-            strips = RS.strip_block(flat, kw, dilation[1], t0, L + reach, buffer)
+    flat = RS.flat_buffer(x, blk, kw, padding, dilation)
+    buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
+    grid = xp.zeros((C_out, blk.images, blk.Hp, W), dtype=x.dtype)   # zeros off the output
+    for n0 in range(0, N, blk.images):
+        k = min(blk.images, N - n0)
+        RS.fill_images(flat, x[n0:n0 + k], blk, padding)
+        for r0 in range(0, blk.Ho, blk.band):
+            rows = min(blk.band, blk.Ho - r0)
+            span = k * blk.Hp if k > 1 or rows == blk.Ho else rows
+            strips = RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
+            if k == 1 and blk.Wo == W:      # a band of one image's rows: dy is its own grid
+                g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
+            else:
+                view = grid[:, :k, :span // k]
+                view[:, :, :rows, :blk.Wo] = dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
+                g = view.reshape(C_out, span * W)
+            L = g.shape[1]
             for i in range(kh):
-                offset = i * dilation[0] * Wp
-                xp.matmul(grid[:, t0:t0 + L], strips[:, offset:offset + L].T, out=part)
+                offset = i * dilation[0] * W
+                xp.matmul(g, strips[:, offset:offset + L].T, out=part)
                 dw[i] += part
     return xp.ascontiguousarray(dw.reshape(kh, C_out, C, kw).transpose(1, 2, 0, 3))
 

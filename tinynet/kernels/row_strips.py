@@ -1,70 +1,116 @@
 """Row strips: a stride-1 convolution as GEMMs over column shifts of the flattened input.
 
-Flatten each zero-padded image of ``x`` (N, C, H, W) onto one axis and lay the batch end
-to end, channel-major::
+Lay each image's rows end to end with ``ph`` zero rows above and below it but **no zero
+columns**, and the images of a block one after another, channel-major::
 
-    flat[c, (n·Hp + h)·Wp + w] = x_pad[n, c, h, w]          Hp = H + 2·ph, Wp = W + 2·pw
+    flat[c, lead + (k·Hp + ph + h)·W + w] = x[n0 + k, c, h, w]      Hp = H + 2·ph, lead = pw
 
-On that axis kernel offset (i, j) is a plain shift by ``i·dh·Wp + j·dw``: a stride-1
-convolution's output at grid position ``t = (n·Hp + h)·Wp + w`` is
+On that axis kernel offset (i, j) is a plain shift: a stride-1 convolution's output at
+grid position ``t = (k·Hp + h)·W + w`` is
 
-    y[:, t] = Σ_i Σ_j W[:, :, i, j] @ flat[:, t + i·dh·Wp + j·dw]
-            = Σ_i W_i @ S[:, t + i·dh·Wp]          W_i = W[:, :, i, :] as (C_out, C·kw)
+    y[:, t] = Σ_i Σ_j W[:, :, i, j] @ flat[:, t + i·dh·W + j·dw]      (read from ``lead`` on)
+            = Σ_i W_i @ S[:, t + i·dh·W]          W_i = W[:, :, i, :] as (C_out, C·kw)
 
 where the *strips* ``S[c·kw + j, t] = flat[c, t + j·dw]`` hold only the kw column shifts
-(kw times the input, where im2col holds kh·kw times). The kh row shifts are column
-offsets into S. Grid columns ``w >= Wo`` and rows ``h >= Ho`` are computed and cropped.
+(kw times the input, where im2col holds kh·kw times). The kh row shifts are column offsets
+into S, so one GEMM with the kernel rows stacked, ``[W_0; …; W_{kh-1}] @ S``, gives all
+the products, and the output is the sum of its kh row blocks, each read shifted by
+``i·dh·W`` columns.
 
-Strips are built one block of grid columns at a time (:func:`strip_block`): a block of
-width L, plus the ``reach·Wp`` columns its row shifts read (``reach = (kh-1)·dh``), is
-copied from ``flat`` into a small buffer that stays in cache while its GEMMs run. Whole
-strips of a 224x224 batch would be tens of MB, above glibc's largest mmap threshold
-(32 MiB), so every call would page-fault them in afresh (measured: 12.7 ms to build the
-strips of a 4x16x224x224 batch, ten times the cost of copying the input once).
+Without zero columns, a column shift ``s_j = j·dw - pw`` reads past a row's end into
+the next row (or before its start into the previous one) where the padded image would
+read zeros: those strip entries (the first ``-s_j`` or last ``s_j`` columns of every
+row of shift j) are zeroed after the copy. That is what makes the layout pay: the
+grid is ``Hp x W``, not ``Hp x Wp``, so the GEMM computes no padding columns (on a 32x32
+map with padding 1, 6% fewer columns), an image's input is one contiguous run per
+channel, and a "same" conv's output rows are the grid's rows: the row sums are written
+straight into the NCHW output, with no crop and no transposing copy. It needs
+``Wo <= W``, a conv padded no more than "same" (``2·pw <= dw·(kw-1)``).
 
-The weight gradient reads the same strips: ``dW_i = dY_grid @ S[:, shifted by i·dh·Wp]ᵀ``,
-with ``dY_grid`` the output gradient placed on the (Hp, Wp) grid (zeros elsewhere).
+Strips are built one block at a time into a reused buffer of about 3 MB that stays in
+cache while the block's GEMM and row sums run: a block is a group of whole images when
+an image is small, or a band of output rows of one image when it is large (a whole
+224x224 batch's strips would be tens of MB, above glibc's largest mmap threshold, and
+page-faulted in afresh on every call). The weight gradient reads the same strips:
+``dW_i = dY_grid @ S[:, shifted by i·dh·W]ᵀ``, with ``dY_grid`` the output gradient on the
+block's ``Hp x W`` grid (zeros elsewhere; for a "same" conv's band, ``dy`` itself).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tinynet import backend
 
-from .im2col import pair
-
-__all__ = ["padded_flat", "strip_block"]
+__all__ = ["applies", "Blocks", "blocks", "flat_buffer", "fill_images", "strip_block"]
 
 
-def padded_flat(x, kw, padding=0, dilation=1, rows_below=0):
-    """The zero-padded batch, one long row per channel.
+def applies(x_shape, kernel_size, stride, padding, dilation, output_size) -> bool:
+    """Stride 1, the natural output size, and an output row no wider than the input's
+    (``2·pw <= dw·(kw-1)``: padded no more than "same" along the width)."""
+    (kh, kw), (ph, pw), (dh, dw) = kernel_size, padding, dilation
+    H, W = x_shape[2:]
+    Ho, Wo = H + 2 * ph - (kh - 1) * dh, W + 2 * pw - (kw - 1) * dw
+    return tuple(stride) == (1, 1) and (Ho, Wo) == tuple(output_size) and Ho > 0 and 0 < Wo <= W
 
-    Parameters
-    ----------
-    x : array (N, C, H, W)
-    kw : kernel width (the last ``(kw-1)·dw`` zero columns let the widest shift read past
-        the final grid position)
-    rows_below : extra zero rows appended, so that a row shift of up to ``rows_below``
-        rows stays inside the buffer.
 
-    Returns
-    -------
-    flat : array (C, N·Hp·Wp + rows_below·Wp + (kw-1)·dw)
-    (Hp, Wp) : the padded image size.
-    """
+class Blocks(NamedTuple):
+    """How a batch is cut into strip blocks: ``images`` per block and, for one image per
+    block, ``band`` output rows per block (``band == Ho``: whole images)."""
+    images: int
+    band: int
+    Hp: int
+    Ho: int
+    Wo: int
+    reach: int          # (kh-1)·dh: the rows below a block that its row shifts read
+
+
+def blocks(x_shape, kernel_size, padding, dilation, budget) -> Blocks:
+    """The block shape for strips of at most about ``budget`` elements."""
+    N, C, H, W = x_shape
+    (kh, kw), (ph, pw), (dh, dw) = kernel_size, padding, dilation
+    Hp, reach = H + 2 * ph, (kh - 1) * dh
+    Ho, Wo = Hp - reach, W + 2 * pw - (kw - 1) * dw
+    per_row = C * kw * W
+    images = min(N, budget // (per_row * (Hp + reach)))
+    if images >= 1:
+        return Blocks(images, Ho, Hp, Ho, Wo, reach)
+    return Blocks(1, max(1, min(Ho, budget // per_row - reach)), Hp, Ho, Wo, reach)
+
+
+def flat_buffer(x, blk: Blocks, kw, padding, dilation):
+    """Zeros (C, lead + images·Hp·W + reach·W + tail): the flat layout of one block."""
     xp = backend.get_array_module(x)
-    (ph, pw), (_, dw) = pair(padding), pair(dilation)
-    N, C, H, W = x.shape
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    flat = xp.zeros((C, N * Hp * Wp + rows_below * Wp + (kw - 1) * dw), dtype=x.dtype)
-    flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
-    return flat, (Hp, Wp)
+    C, W = x.shape[1], x.shape[3]
+    (_, pw), (_, dw) = padding, dilation
+    tail = max(0, (kw - 1) * dw - pw)
+    return xp.zeros((C, pw + (blk.images * blk.Hp + blk.reach) * W + tail), dtype=x.dtype)
 
 
-def strip_block(flat, kw, dw, start, width, buffer):
-    """Strips of grid columns ``[start, start + width)``: an array (C·kw, width) with
-    ``S[c·kw + j, t] = flat[c, start + t + j·dw]``, written into ``buffer`` (C, kw, >= width)
-    (reused across blocks, so no large allocation per call)."""
+def fill_images(flat, xs, blk: Blocks, padding):
+    """Copies the images ``xs`` (k, C, H, W) into their rows of ``flat``; the zero rows
+    between them stay zero."""
+    k, C, H, W = xs.shape
+    ph, pw = padding
+    grid = flat[:, pw:pw + k * blk.Hp * W].reshape(C, k, blk.Hp, W)
+    grid[:, :, ph:ph + H] = xs.transpose(1, 0, 2, 3)
+
+
+def strip_block(flat, kw, dw, pw, W, row0, rows, buffer):
+    """Strips of grid rows ``[row0, row0 + rows)``: an array (C·kw, rows·W) with
+    ``S[c·kw + j, t] = flat[c, row0·W + t + j·dw]``, zero where the shift ``j·dw - pw``
+    crosses a row's edge, written into ``buffer`` (C, kw, >= rows·W) (reused across
+    blocks, so no large allocation per call)."""
     C = flat.shape[0]
-    block = buffer[:, :, :width]
+    L = rows * W
+    block = buffer[:, :, :L]
     for j in range(kw):
-        block[:, j] = flat[:, start + j * dw:start + j * dw + width]
-    return block.reshape(C * kw, width)
+        start = row0 * W + j * dw
+        block[:, j] = flat[:, start:start + L]
+        shift = j * dw - pw
+        if shift:
+            rows_j = block[:, j].reshape(C, rows, W)
+            if shift < 0:
+                rows_j[:, :, :-shift] = 0
+            else:
+                rows_j[:, :, max(W - shift, 0):] = 0
+    return block.reshape(C * kw, L)
