@@ -83,24 +83,31 @@ def _permuted(shape, seed=0):
 
 
 @settings(max_examples=150, deadline=None)
-@given(pool_cases(), st.integers(0, 2**31 - 1))
+@given(pool_cases(), st.integers(0, 2**31 - 1), st.sampled_from([1, 2, None]))
 # Four-offset kernels that tile the input exactly once took the 2x2 fast path and returned
 # a (2, 3, 4, 4) result where PyTorch gives (2, 3, 8, 2) (found by a fresh-seed dev run).
-@example((_permuted((2, 3, 8, 8)), (1, 4), (1, 4), (0, 0), (1, 1), False), 0)
-@example((_permuted((2, 3, 8, 8)), (4, 1), (4, 1), (0, 0), (1, 1), False), 0)
-@example((_permuted((1, 80, 4, 8)), (1, 4), (1, 4), (0, 0), (1, 1), True), 0)
-def test_max_pool_kernels_match_pytorch(case, seed):
+@example((_permuted((2, 3, 8, 8)), (1, 4), (1, 4), (0, 0), (1, 1), False), 0, None)
+@example((_permuted((2, 3, 8, 8)), (4, 1), (4, 1), (0, 0), (1, 1), False), 0, None)
+@example((_permuted((1, 80, 4, 8)), (1, 4), (1, 4), (0, 0), (1, 1), True), 0, None)
+@example((_permuted((2, 3, 9, 7)), (3, 3), (2, 2), (1, 1), (1, 1), False), 0, 2)   # 3 blocks, overlapping
+@example((_permuted((1, 5, 8, 6)), (2, 2), (2, 2), (0, 0), (1, 1), False), 0, 2)   # 2x2 tiles, last block 1
+def test_max_pool_kernels_match_pytorch(case, seed, block_planes):
+    # block_planes: planes per block (None: one block for the whole batch)
     torch = pytest.importorskip("torch")
     x, k, s, p, d, ceil_mode = case
     xt = torch.tensor(x, requires_grad=True)
     yt, it = torch.nn.functional.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
-    y, argmax = max_pool2d_forward(dev(x), k, s, p, d, ceil_mode)
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal(yt.shape)
+    padded = pool_kernels.pool_geometry(x.shape[2:], k, s, p, d, ceil_mode)[5]
+    with pytest.MonkeyPatch.context() as mp:
+        if block_planes:
+            mp.setattr(pool_kernels, "PLANE_BLOCK_BYTES", block_planes * padded[0] * padded[1] * 8)
+        y, argmax = max_pool2d_forward(dev(x), k, s, p, d, ceil_mode)
+        dx = host(max_pool2d_backward(dev(g), argmax, x.shape[2:], k, s, p, d, ceil_mode))
     np.testing.assert_array_equal(host(y), yt.detach().numpy())
     np.testing.assert_array_equal(host(flat_indices(argmax, x.shape[2:], k, s, p, d)), it.numpy())
-    rng = np.random.default_rng(seed)
-    g = rng.standard_normal(y.shape)
     yt.backward(torch.tensor(g))
-    dx = host(max_pool2d_backward(dev(g), argmax, x.shape[2:], k, s, p, d, ceil_mode))
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
     # gather is the adjoint of the scatter: <scatter(g), v> == <g, gather(v)>
     v = rng.standard_normal(x.shape)

@@ -45,6 +45,27 @@ def pool_geometry(input_size, kernel_size, stride, padding, dilation=1, ceil_mod
     return k, s, p, d, out, padded
 
 
+#: Bytes of input-sized planes per block (see :func:`_for_plane_blocks`).
+PLANE_BLOCK_BYTES = 1 << 20
+
+
+def _for_plane_blocks(count, plane_bytes, fn, like):
+    """Calls ``fn(b0, b1)`` over blocks of planes (one image channel each) of about
+    :data:`PLANE_BLOCK_BYTES`, chunks of blocks side by side on tinynet's pool. A block's
+    several strided passes (the 2x2 tournament's four sub-grids and its temporaries, the
+    backward's kh·kw strided writes) then find its cache lines still in L2: measured on
+    8x64x112x112, forward 20 -> 11 ms and backward 12.5 -> 5 ms against whole-batch passes
+    (PyTorch: 21 and 4.5 ms); smaller blocks lose to NumPy's cost per call. On a GPU one
+    block holds every plane."""
+    on_cpu = backend.device_of(like).type == "cpu"
+    per_block = max(1, PLANE_BLOCK_BYTES // max(1, plane_bytes)) if on_cpu else count
+
+    def chunk(lo, hi):
+        for b0 in range(lo, hi, per_block):
+            fn(b0, min(hi, b0 + per_block))
+    backend.parallel_for(count, chunk, nbytes=2 * count * plane_bytes, like=like)
+
+
 def _sub_grid(buf, i, j, out_hw, stride, dilation):
     (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
     return buf[:, :, i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
@@ -93,16 +114,14 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
                                                  spatial_first=True)
             return (xp.ascontiguousarray(y.transpose(2, 3, 0, 1)),
                     xp.ascontiguousarray(argmax.transpose(2, 3, 0, 1)))
-        if backend.parallel_chunks(N, 2 * x.nbytes, like=x) > 1:
-            # samples are independent: chunks of the batch on tinynet's pool
-            y = xp.empty((N, C) + out, dtype=x.dtype)
-            argmax = xp.empty((N, C) + out, dtype=xp.int8)
+        y = xp.empty((N * C, 1) + out, dtype=x.dtype)
+        argmax = xp.empty((N * C, 1) + out, dtype=xp.int8)
+        planes = buf.reshape(N * C, 1, H, W)
 
-            def pool_samples(lo, hi):
-                y[lo:hi], argmax[lo:hi] = _max_pool_2x2_tournament(xp, buf[lo:hi], spatial_first=False)
-            backend.parallel_for(N, pool_samples, nbytes=2 * x.nbytes, like=x)
-            return y, argmax
-        return _max_pool_2x2_tournament(xp, buf, spatial_first=False)
+        def pool_planes(b0, b1):
+            y[b0:b1], argmax[b0:b1] = _max_pool_2x2_tournament(xp, planes[b0:b1], spatial_first=False)
+        _for_plane_blocks(N * C, H * W * x.itemsize, pool_planes, like=x)
+        return y.reshape((N, C) + out), argmax.reshape((N, C) + out)
     return _max_pool_offset_loop(xp, buf, k, s, d, out, index_dtype)
 
 
@@ -166,18 +185,22 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
                                             padding, dilation, ceil_mode)
     overlapping = s[0] < (k[0] - 1) * d[0] + 1 or s[1] < (k[1] - 1) * d[1] + 1
     covered = _tiles_exactly(input_size, k, s, p, d, out)
-    buf = (xp.empty if covered else xp.zeros)((N, C) + padded, dtype=grad.dtype)
+    buf = (xp.empty if covered else xp.zeros)((N * C, 1) + padded, dtype=grad.dtype)
+    grad = grad.reshape(N * C, 1, *out)
+    argmax = argmax.reshape(N * C, 1, *out)
 
-    def route_samples(lo, hi):      # samples are independent: batch chunks on the pool
+    def route_planes(b0, b1):      # planes are independent
+
         for offset in range(k[0] * k[1]):
-            window = _sub_grid(buf[lo:hi], offset // k[1], offset % k[1], out, s, d)
+            window = _sub_grid(buf[b0:b1], offset // k[1], offset % k[1], out, s, d)
             if overlapping:
-                window += grad[lo:hi] * (argmax[lo:hi] == offset)
+                window += grad[b0:b1] * (argmax[b0:b1] == offset)
             else:
-                # one pass: dy where this offset won, 0 elsewhere, straight into the sub-grid
-                xp.multiply(grad[lo:hi], argmax[lo:hi] == offset, out=window)
-    backend.parallel_for(N, route_samples, nbytes=2 * buf.nbytes, like=grad)
+                # one pass: dy where this offset won, 0 elsewhere, into the sub-grid
+                xp.multiply(grad[b0:b1], argmax[b0:b1] == offset, out=window)
+    _for_plane_blocks(N * C, buf[0].nbytes, route_planes, like=grad)
     H, W = input_size
+    buf = buf.reshape((N, C) + padded)
     if buf.shape[2:] == (H, W):
         return buf
     return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
