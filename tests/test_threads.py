@@ -1,5 +1,5 @@
 """tinynet.set_num_threads / get_num_threads, TINYNET_NUM_THREADS, and the chunked pool
-(backend.parallel_for) that kernels use for NumPy work."""
+(backend.parallel_for, backend.parallel_blocks) that kernels use for NumPy work."""
 import os
 import subprocess
 import sys
@@ -80,6 +80,24 @@ def test_parallel_for_covers_every_index_once_on_several_threads(monkeypatch, re
     backend.parallel_for(10, work, nbytes=10)
     assert seen.tolist() == [1] * 10
     assert len(threads) == 3 and threading.get_ident() in threads
+
+
+def test_parallel_blocks_cover_every_index_once_in_blocks_of_block_bytes(monkeypatch, restore_threads):
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    monkeypatch.setattr(backend, "block_bytes", 3 * 8)          # 3 items of 8 bytes a block
+    tn.set_num_threads(2)
+    seen, blocks, threads = np.zeros(11, dtype=int), [], set()
+    lock = threading.Lock()
+
+    def work(lo, hi):
+        with lock:
+            threads.add(threading.get_ident())
+            blocks.append((lo, hi))
+            seen[lo:hi] += 1
+    backend.parallel_blocks(11, work, item_bytes=8)
+    assert seen.tolist() == [1] * 11
+    assert sorted(blocks) == [(0, 3), (3, 5), (5, 8), (8, 11)]     # chunks 0-5 and 5-11
+    assert len(threads) == 2
 
 
 def test_parallel_for_runs_small_jobs_in_the_caller(restore_threads):

@@ -102,7 +102,7 @@ def test_max_pool_kernels_match_pytorch(case, seed, block_planes):
     padded = pool_kernels.pool_geometry(x.shape[2:], k, s, p, d, ceil_mode)[5]
     with pytest.MonkeyPatch.context() as mp:
         if block_planes:
-            mp.setattr(pool_kernels, "PLANE_BLOCK_BYTES", block_planes * padded[0] * padded[1] * 8)
+            mp.setattr(backend, "block_bytes", block_planes * padded[0] * padded[1] * 8)
         y, argmax = max_pool2d_forward(dev(x), k, s, p, d, ceil_mode)
         dx = host(max_pool2d_backward(dev(g), argmax, x.shape[2:], k, s, p, d, ceil_mode))
     np.testing.assert_array_equal(host(y), yt.detach().numpy())

@@ -45,27 +45,6 @@ def pool_geometry(input_size, kernel_size, stride, padding, dilation=1, ceil_mod
     return k, s, p, d, out, padded
 
 
-#: Bytes of input-sized planes per block (see :func:`_for_plane_blocks`).
-PLANE_BLOCK_BYTES = 1 << 20
-
-
-def _for_plane_blocks(count, plane_bytes, fn, like):
-    """Calls ``fn(b0, b1)`` over blocks of planes (one image channel each) of about
-    :data:`PLANE_BLOCK_BYTES`, chunks of blocks side by side on tinynet's pool. A block's
-    several strided passes (the 2x2 tournament's four sub-grids and its temporaries, the
-    backward's kh·kw strided writes) then find its cache lines still in L2: measured on
-    8x64x112x112, forward 20 -> 11 ms and backward 12.5 -> 5 ms against whole-batch passes
-    (PyTorch: 21 and 4.5 ms); smaller blocks lose to NumPy's cost per call. On a GPU one
-    block holds every plane."""
-    on_cpu = backend.device_of(like).type == "cpu"
-    per_block = max(1, PLANE_BLOCK_BYTES // max(1, plane_bytes)) if on_cpu else count
-
-    def chunk(lo, hi):
-        for b0 in range(lo, hi, per_block):
-            fn(b0, min(hi, b0 + per_block))
-    backend.parallel_for(count, chunk, nbytes=2 * count * plane_bytes, like=like)
-
-
 def _sub_grid(buf, i, j, out_hw, stride, dilation):
     (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
     return buf[:, :, i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
@@ -120,7 +99,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
 
         def pool_planes(b0, b1):
             y[b0:b1], argmax[b0:b1] = _max_pool_2x2_tournament(xp, planes[b0:b1], spatial_first=False)
-        _for_plane_blocks(N * C, H * W * x.itemsize, pool_planes, like=x)
+        # planes (image channels) in L2-sized blocks: the tournament's strided sweeps and
+        # temporaries stay cached (8x64x112x112: 20 -> 9.4 ms; docs/kernels/pooling.md)
+        backend.parallel_blocks(N * C, pool_planes, H * W * x.itemsize, like=x)
         return y.reshape((N, C) + out), argmax.reshape((N, C) + out)
     return _max_pool_offset_loop(xp, buf, k, s, d, out, index_dtype)
 
@@ -198,7 +179,9 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
             else:
                 # one pass: dy where this offset won, 0 elsewhere, into the sub-grid
                 xp.multiply(grad[b0:b1], argmax[b0:b1] == offset, out=window)
-    _for_plane_blocks(N * C, buf[0].nbytes, route_planes, like=grad)
+    # planes in L2-sized blocks: the kh·kw strided writes of a block move its cache lines
+    # once (8x64x112x112: 12.5 -> 5.2 ms; docs/kernels/pooling.md)
+    backend.parallel_blocks(N * C, route_planes, buf[0].nbytes, like=grad)
     H, W = input_size
     buf = buf.reshape((N, C) + padded)
     if buf.shape[2:] == (H, W):
