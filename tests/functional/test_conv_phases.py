@@ -176,6 +176,8 @@ def test_auto_mode_routes_by_shape(phase_mode, counted):
     # copying the input per column tap costs more than col2im's sums
     assert not use((16, 64, 56, 56), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1)
     assert use((8, 128, 14, 14), (128, 64, 4, 4), (2, 2), (1, 1), (1, 1), 1)
+    # uneven phases (3x3 stride 2, a strided conv's input gradient): the phase grid
+    assert not use((16, 512, 4, 4), (512, 256, 3, 3), (2, 2), (1, 1), (1, 1), 1)
 
 
 def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode, monkeypatch):

@@ -169,16 +169,20 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
     """The sub-pixel transposed conv (:mod:`tinynet.kernels.subpixel`) needs one group,
     dilation 1, a stride above 1 and kernel >= stride (every output phase has a tap).
     It copies the input once per column tap (⌈kw/sw⌉ times) where col2im adds kh·kw
-    output-sized columns, so auto mode takes it when ⌈kw/sw⌉·C_in <= kh·kw·C_out. This
-    includes kernel == stride (the U-Net's 2x2 up-convolution), where its strided writes
-    of whole phase rows beat the tiling path's transposing copy of 2-element runs
-    (3.6 -> 2.6 ms on N8 128->64 14x14, measured)."""
+    output-sized columns, so auto mode takes it when ⌈kw/sw⌉·C_in <= kh·kw·C_out and the
+    kernel is a multiple of the stride (every phase has the same taps). This includes
+    kernel == stride (the U-Net's 2x2 up-convolution), where its strided writes of whole
+    phase rows beat the tiling path's transposing copy of 2-element runs (3.6 -> 2.6 ms
+    on N8 128->64 14x14, measured). With uneven phases (3x3 stride 2: the input gradient
+    of a strided conv) it measured equal or slower than the phase grid, 1.6x slower on
+    ResNet-18's N16 512->256 4x4 (10-12 ms against 6-7.6)."""
     mode = _phases.get_phase_mode()
     C_in, C_out, kh, kw = w_shape
     if (mode == "never" or groups != 1 or dilation != (1, 1) or stride == (1, 1)
             or kh < stride[0] or kw < stride[1]):
         return False
-    return mode == "always" or -(-kw // stride[1]) * C_in <= kh * kw * C_out
+    return mode == "always" or (kh % stride[0] == 0 and kw % stride[1] == 0
+                                and -(-kw // stride[1]) * C_in <= kh * kw * C_out)
 
 
 #: Bytes of strips per block (see :mod:`tinynet.kernels.row_strips`): about 3 MB, the best
