@@ -199,3 +199,20 @@ def test_predict_reads_npy_sequences_for_the_lstm_regressor(tmp_path, capsys):
     np.save(tmp_path / "bad.npy", seqs[:, :, :3])
     assert cli.main(["predict", "lstm", str(tmp_path / "reg.npz"), str(tmp_path / "bad.npy")]) == 2
     assert "samples of shape (10, 3), but the model takes (10, 5)" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_the_test_pass_says_training_finished(tmp_path, capsys, monkeypatch):
+    # fit() has returned (its deferred Ctrl-C handling is over): exit 130, no resume hint,
+    # and the complete checkpoint named
+    from tinynet.train import tasks
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tasks, "evaluate", interrupted)     # command.py imports it per call
+    _two_class_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    code, text, err = _train(["cnn", "--data", f"folder:{tmp_path / 'data'}", "--size", "8", "--epochs", "1",
+                              "--batch-size", "8", "--out", str(out)], capsys)
+    assert code == 130
+    assert "training had finished" in err and str(out / "last.npz") in err and "--resume" not in err
+    assert read_config(out / "last.npz")["run"]["options"]["epochs"] == 1

@@ -338,7 +338,15 @@ def _train(args, spec, options, out_dir, rank=0, world=1) -> int:
         return 1
     train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    test = evaluate(model, recipe.test_loader, recipe.task, device=args.device)
+    try:
+        test = evaluate(model, recipe.test_loader, recipe.task, device=args.device)
+    except KeyboardInterrupt:
+        # fit() has returned: every epoch ran and its checkpoint is complete, so there is
+        # nothing to resume; say so rather than a bare "interrupted"
+        if rank == 0:
+            print(f"\ninterrupted during the {recipe.test_name} pass; training had finished "
+                  f"(checkpoint {os.path.join(out_dir, 'last.npz')})", file=sys.stderr)
+        return 130
     test_seconds = time.perf_counter() - t1
     if rank != 0:       # rank 0 reports and writes the run's files
         return 0
