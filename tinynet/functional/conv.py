@@ -194,13 +194,12 @@ def _row_strip_blocks(x, w_shape, padding, dilation):
     return RS.blocks(x.shape, tuple(w_shape[2:]), padding, dilation, _ROW_STRIP_BYTES // x.itemsize)
 
 
-def _row_strip_sums(z, blk, C_out, k, rows, dh, W):
+def _row_strip_sums(z, blk, C_out, k, rows, span, dh, W):
     """The kh row blocks of ``z = [W_0; …] @ S``, each shifted by ``i·dh·W`` columns, as
     (C_out, k, rows, Wo) views of the block's ``k`` images (``rows``: output rows)."""
-    per = blk.Hp if k > 1 or rows == blk.Ho else rows
     for i in range(z.shape[0] // C_out):
-        zi = z[i * C_out:(i + 1) * C_out, i * dh * W:(i * dh + k * per) * W]
-        yield zi.reshape(C_out, k, per, W)[:, :, :rows, :blk.Wo]
+        zi = z[i * C_out:(i + 1) * C_out, i * dh * W:(i * dh + span) * W]
+        yield zi.reshape(C_out, k, span // k, W)[:, :, :rows, :blk.Wo]
 
 
 def _conv2d_row_strips(x, w, b, padding, dilation):
@@ -215,33 +214,27 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     # all kernel rows stacked: one GEMM with M = kh·C_out uses the BLAS better than kh
     # GEMMs with M = C_out; row i's product is then read shifted by i·dh·W columns.
     w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh * C_out, C * kw)
-    groups = -(-N // blk.images)
 
     def image_groups(first, last):
         # Groups are independent: with set_num_threads(n, blas=1) they run side by side,
         # each with its own buffers.
         flat = RS.flat_buffer(x, blk, kw, padding, dilation)
         buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
-        for n0 in range(first * blk.images, min(N, last * blk.images), blk.images):
-            k = min(blk.images, N - n0)
-            RS.fill_images(flat, x[n0:n0 + k], blk, padding)
-            for r0 in range(0, blk.Ho, blk.band):
-                rows = min(blk.band, blk.Ho - r0)
-                span = k * blk.Hp if k > 1 or rows == blk.Ho else rows
-                strips = RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
-                z = w_rows @ strips
-                target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
-                sums = _row_strip_sums(z, blk, C_out, k, rows, dilation[0], W)
-                first_row = next(sums)
-                if kh == 1:
-                    target[...] = first_row
-                else:
-                    xp.add(first_row, next(sums), out=target)
-                    for part in sums:
-                        target += part
-                if b is not None:
-                    target += b.reshape(-1, 1, 1, 1)
-    backend.parallel_for(groups, image_groups, like=x,
+        for n0, k, r0, rows, span in RS.block_plan(N, blk, first, last):
+            if r0 == 0:
+                RS.fill_images(flat, x[n0:n0 + k], blk, padding)
+            z = w_rows @ RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
+            target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
+            sums = _row_strip_sums(z, blk, C_out, k, rows, span, dilation[0], W)
+            if kh == 1:
+                target[...] = next(sums)
+            else:
+                xp.add(next(sums), next(sums), out=target)
+                for part in sums:
+                    target += part
+            if b is not None:
+                target += b.reshape(-1, 1, 1, 1)
+    backend.parallel_for(-(-N // blk.images), image_groups, like=x,
                          nbytes=x.nbytes + out.nbytes if backend.gemms_on_pool() else 0)
     return out
 
@@ -258,24 +251,20 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     flat = RS.flat_buffer(x, blk, kw, padding, dilation)
     buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
     grid = xp.zeros((C_out, blk.images, blk.Hp, W), dtype=x.dtype)   # zeros off the output
-    for n0 in range(0, N, blk.images):
-        k = min(blk.images, N - n0)
-        RS.fill_images(flat, x[n0:n0 + k], blk, padding)
-        for r0 in range(0, blk.Ho, blk.band):
-            rows = min(blk.band, blk.Ho - r0)
-            span = k * blk.Hp if k > 1 or rows == blk.Ho else rows
-            strips = RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
-            if k == 1 and blk.Wo == W:      # a band of one image's rows: dy is its own grid
-                g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
-            else:
-                view = grid[:, :k, :span // k]
-                view[:, :, :rows, :blk.Wo] = dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
-                g = view.reshape(C_out, span * W)
-            L = g.shape[1]
-            for i in range(kh):
-                offset = i * dilation[0] * W
-                xp.matmul(g, strips[:, offset:offset + L].T, out=part)
-                dw[i] += part
+    for n0, k, r0, rows, span in RS.block_plan(N, blk):
+        if r0 == 0:
+            RS.fill_images(flat, x[n0:n0 + k], blk, padding)
+        strips = RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
+        if k == 1 and blk.Wo == W:      # a band of one image's rows: dy is its own grid
+            g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
+        else:
+            view = grid[:, :k, :span // k]
+            view[:, :, :rows, :blk.Wo] = dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
+            g = view.reshape(C_out, span * W)
+        for i in range(kh):
+            offset = i * dilation[0] * W
+            xp.matmul(g, strips[:, offset:offset + g.shape[1]].T, out=part)
+            dw[i] += part
     return xp.ascontiguousarray(dw.reshape(kh, C_out, C, kw).transpose(1, 2, 0, 3))
 
 

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 from tinynet import backend
 
-__all__ = ["applies", "Blocks", "blocks", "flat_buffer", "fill_images", "strip_block"]
+__all__ = ["applies", "Blocks", "blocks", "block_plan", "flat_buffer", "fill_images", "strip_block"]
 
 
 def applies(x_shape, kernel_size, stride, padding, dilation, output_size) -> bool:
@@ -75,6 +75,19 @@ def blocks(x_shape, kernel_size, padding, dilation, budget) -> Blocks:
     if images >= 1:
         return Blocks(images, Ho, Hp, Ho, Wo, reach)
     return Blocks(1, max(1, min(Ho, budget // per_row - reach)), Hp, Ho, Wo, reach)
+
+
+def block_plan(N, blk: Blocks, first=0, last=None):
+    """The blocks of image groups ``[first, last)``: ``(n0, k, r0, rows, span)`` for ``k``
+    images from ``n0`` and output rows ``[r0, r0 + rows)``, whose output lies on ``span``
+    grid rows from grid row ``r0`` (``k·Hp`` for whole images, ``rows`` for a band; the
+    strips also cover the ``reach`` rows below)."""
+    groups = -(-N // blk.images) if last is None else last
+    for n0 in range(first * blk.images, min(N, groups * blk.images), blk.images):
+        k = min(blk.images, N - n0)
+        for r0 in range(0, blk.Ho, blk.band):
+            rows = min(blk.band, blk.Ho - r0)
+            yield n0, k, r0, rows, (k * blk.Hp if k > 1 or rows == blk.Ho else rows)
 
 
 def flat_buffer(x, blk: Blocks, kw, padding, dilation):
