@@ -28,14 +28,27 @@ def counting():
         yield calls
 
 
-def _tensors(arrays):
-    return [None if a is None else tn.tensor(a, requires_grad=True) for a in arrays]
-
-
-def _assert_grads(ours, theirs):
+def _check_against_torch(op, x_shape, w_shape, bias, seed, **kwargs):
+    """``op`` (conv2d or conv_transpose2d) forward and backward against PyTorch's, each of
+    the three pointwise kernels run once (forward, input gradient, weight gradient)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    c_out = w_shape[0] if op == "conv2d" else w_shape[1]
+    arrays = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
+              rng.standard_normal(c_out) if bias else None)
+    ours = [None if a is None else tn.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [None if a is None else torch.tensor(a, requires_grad=True) for a in arrays]
+    with counting() as calls:
+        y = getattr(F, op)(*ours, **kwargs)
+        ty = getattr(torch.nn.functional, op)(*theirs, **kwargs)
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+        gy = rng.standard_normal(y.shape)
+        y.backward(tn.tensor(gy))
+    ty.backward(torch.tensor(gy))
     for o, t in zip(ours, theirs):
         if o is not None:
             np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-9)
+    assert calls == {"conv2d_pointwise": 1, "conv_transpose2d_pointwise": 1, "conv2d_weight_pointwise": 1}
 
 
 @settings(max_examples=60, deadline=None)
@@ -43,44 +56,17 @@ def _assert_grads(ours, theirs):
        st.tuples(st.integers(1, 3), st.integers(1, 3)), st.tuples(st.integers(1, 2), st.integers(1, 2)),
        st.booleans(), st.integers(0, 2**31 - 1))
 def test_conv2d_1x1_matches_pytorch(N, C_in, C_out, H, W, stride, dilation, bias, seed):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(seed)
-    arrays = (rng.standard_normal((N, C_in, H, W)), rng.standard_normal((C_out, C_in, 1, 1)),
-              rng.standard_normal(C_out) if bias else None)
-    ours, theirs = _tensors(arrays), [None if a is None else torch.tensor(a, requires_grad=True)
-                                           for a in arrays]
-    with counting() as calls:
-        y = F.conv2d(*ours, stride=stride, dilation=dilation)
-        ty = torch.nn.functional.conv2d(*theirs, stride=stride, dilation=dilation)
-        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
-        gy = rng.standard_normal(y.shape)
-        y.backward(tn.tensor(gy))
-    ty.backward(torch.tensor(gy))
-    _assert_grads(ours, theirs)
-    assert calls == {"conv2d_pointwise": 1, "conv_transpose2d_pointwise": 1, "conv2d_weight_pointwise": 1}
+    _check_against_torch("conv2d", (N, C_in, H, W), (C_out, C_in, 1, 1), bias, seed,
+                         stride=stride, dilation=dilation)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 6), st.integers(1, 6),
        st.tuples(st.integers(1, 3), st.integers(1, 3)), st.data(), st.booleans(), st.integers(0, 2**31 - 1))
 def test_conv_transpose2d_1x1_matches_pytorch(N, C_in, C_out, H, W, stride, data, bias, seed):
-    torch = pytest.importorskip("torch")
     output_padding = tuple(data.draw(st.integers(0, s - 1)) for s in stride)
-    rng = np.random.default_rng(seed)
-    arrays = (rng.standard_normal((N, C_in, H, W)), rng.standard_normal((C_in, C_out, 1, 1)),
-              rng.standard_normal(C_out) if bias else None)
-    ours, theirs = _tensors(arrays), [None if a is None else torch.tensor(a, requires_grad=True)
-                                           for a in arrays]
-    with counting() as calls:
-        y = F.conv_transpose2d(*ours, stride=stride, output_padding=output_padding)
-        ty = torch.nn.functional.conv_transpose2d(*theirs, stride=stride, output_padding=output_padding)
-        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
-        gy = rng.standard_normal(y.shape)
-        y.backward(tn.tensor(gy))
-    ty.backward(torch.tensor(gy))
-    _assert_grads(ours, theirs)
-    assert calls["conv_transpose2d_pointwise"] == 1 and calls["conv2d_pointwise"] == 1
-    assert calls["conv2d_weight_pointwise"] == 1
+    _check_against_torch("conv_transpose2d", (N, C_in, H, W), (C_in, C_out, 1, 1), bias, seed,
+                         stride=stride, output_padding=output_padding)
 
 
 @pytest.mark.parametrize("shape, c_out, stride", [
