@@ -178,3 +178,15 @@ def test_cropped_output_does_not_take_flat_rows():
     np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+
+
+def test_flat_row_weight_gradient_in_batch_chunks_equals_one_chunk(monkeypatch):
+    from tinynet.kernels import im2col as K
+    rng = np.random.default_rng(9)
+    x, dy = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((5, 4, 6, 7))
+    assert conv_module._use_flat_rows(x.shape, (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1)
+    whole = F.conv2d_weight(tn.tensor(x), tn.tensor(dy), (4, 3, 3, 3), padding=1).numpy()
+    monkeypatch.setattr(K, "workspace_limit", 1)           # one image a chunk
+    assert K.batch_chunk(5, 1000) == 1
+    chunked = F.conv2d_weight(tn.tensor(x), tn.tensor(dy), (4, 3, 3, 3), padding=1).numpy()
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
