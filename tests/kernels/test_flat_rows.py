@@ -134,10 +134,14 @@ def test_flat_col2im_is_the_adjoint_of_flat_im2col(g, seed):
     x = rng.standard_normal(shape)
     col = host(flat_im2col(dev(x), k, p, d))                        # (N, C·kh·kw, H·W)
     y = rng.standard_normal(col.shape)
-    y_channel_major = y.reshape(N, C, k[0], k[1], H * W).transpose(1, 2, 3, 0, 4).copy()
+    y_image_major = y.reshape(N, C, k[0], k[1], H * W)
+    y_channel_major = y_image_major.transpose(1, 2, 3, 0, 4).copy()
     back = host(flat_col2im(dev(y_channel_major), (H, W), p, d))
     assert back.shape == shape
     np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10, atol=1e-10)
+    # the same columns in the layout of a product batched over images: the same sums
+    back_image_major = host(flat_col2im(dev(y_image_major.copy()), (H, W), p, d, image_major=True))
+    np.testing.assert_allclose(back_image_major, back, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)

@@ -362,10 +362,11 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     tiles = (kh, kw) == stride and dilation == (1, 1) and padding == (0, 0)
     if (tuple(output_size) == (H, W) and chunk == N
             and _use_flat_rows((N, C_out, H, W), w.shape, stride, padding, dilation, groups)):
-        # the adjoint of the flat-row conv: one GEMM, then contiguous adds per offset
-        x_mat = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(C_in, N * H * W)
-        col = backend.matmul(wt, x_mat).reshape(C_out, kh, kw, N, H * W)
-        y = _flat_rows.flat_col2im(col, (H, W), padding, dilation)
+        # the adjoint of the flat-row conv: a product per image on x where it lies (no
+        # transposing copy; 3->16 32x32 N32 input gradient 2.2 -> 1.2 ms), then
+        # contiguous adds per offset
+        col = xp.matmul(wt, x.reshape(N, C_in, H * W)).reshape(N, C_out, kh, kw, H * W)
+        y = _flat_rows.flat_col2im(col, (H, W), padding, dilation, image_major=True)
         if b is not None:
             y += b.reshape(-1, 1, 1)
         return y

@@ -91,12 +91,14 @@ def flat_im2col(x, kernel_size, padding, dilation, ones=False):
     return col
 
 
-def flat_col2im(col, input_size, padding, dilation):
-    """Adjoint of :func:`flat_im2col` on channel-major columns.
+def flat_col2im(col, input_size, padding, dilation, image_major=False):
+    """Adjoint of :func:`flat_im2col`.
 
     Parameters
     ----------
-    col : array (C, kh, kw, N, H·W); its wrapped entries are overwritten with zeros
+    col : array (C, kh, kw, N, H·W), or (N, C, kh, kw, H·W) with ``image_major`` (the
+        layout of a product batched over images); its wrapped entries are overwritten
+        with zeros
     input_size : (H, W)
 
     Returns
@@ -105,9 +107,14 @@ def flat_col2im(col, input_size, padding, dilation):
         the windows (h', w') whose offset (i, j) reads pixel (h, w).
     """
     xp = backend.get_array_module(col)
+    if image_major:
+        col = col.transpose(1, 2, 3, 0, 4)       # a view: the sums below run on either layout
     C, kh, kw, N, L = col.shape
     (H, W), (ph, pw), (dh, dw) = input_size, padding, dilation
-    flat = xp.zeros((C, N, (H + 2 * ph) * W + 2 * pw), dtype=col.dtype)
+    shape = (N, C) if image_major else (C, N)    # image-major: no transposing copy at the end
+    flat = xp.zeros(shape + ((H + 2 * ph) * W + 2 * pw,), dtype=col.dtype)
+    if image_major:
+        flat = flat.transpose(1, 0, 2)
     for i in range(kh):
         for j in range(kw):
             by_row = col[:, i, j].reshape(C, N, H, W)
@@ -119,5 +126,5 @@ def flat_col2im(col, input_size, padding, dilation):
             start = i * dh * W + j * dw
             window = flat[:, :, start:start + L]
             window += col[:, i, j]
-    x = flat[:, :, pw + ph * W:pw + (ph + H) * W].reshape(C, N, H, W)
-    return xp.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    x = flat[:, :, pw + ph * W:pw + (ph + H) * W].transpose(1, 0, 2)
+    return xp.ascontiguousarray(x).reshape(N, C, H, W)
