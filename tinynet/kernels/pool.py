@@ -171,7 +171,6 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
     argmax = argmax.reshape(N * C, 1, *out)
 
     def route_planes(b0, b1):      # planes are independent
-
         for offset in range(k[0] * k[1]):
             window = _sub_grid(buf[b0:b1], offset // k[1], offset % k[1], out, s, d)
             if overlapping:
