@@ -182,21 +182,3 @@ def test_threaded_max_pool_matches_one_thread(kernel, stride, monkeypatch, resto
     y3, gx3 = run()
     np.testing.assert_array_equal(y1, y3)
     np.testing.assert_array_equal(gx1, gx3)
-
-
-def test_threaded_flat_row_conv_matches_one_thread(monkeypatch, restore_threads):
-    """Few-channel "same" convs (flat rows): batch chunks side by side, a partial last one."""
-    from tinynet.functional import conv as conv_module
-    rng = np.random.default_rng(6)
-    x0, w0, b0 = rng.standard_normal((7, 3, 9, 8)), rng.standard_normal((5, 3, 3, 3)), rng.standard_normal(5)
-    assert conv_module._use_flat_rows(x0.shape, w0.shape, (1, 1), (1, 1), (1, 1), 1)
-
-    def run():
-        with tn.no_grad():
-            return F.conv2d(tn.tensor(x0), tn.tensor(w0), tn.tensor(b0), padding=1).numpy()
-    tn.set_num_threads(1)
-    y1 = run()
-    monkeypatch.setattr(backend, "parallel_grain", 64)
-    tn.set_num_threads(3)
-    assert backend.parallel_chunks(7, 7 * 28 * 72 * 8) == 3
-    np.testing.assert_array_equal(run(), y1)

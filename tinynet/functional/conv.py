@@ -288,18 +288,10 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         # columns image by image: the batched GEMM writes NCHW, a ones row adds the bias
         if b is not None:
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
-        col_bytes = w2.shape[1] * H * W * x.itemsize
-        chunk = K.batch_chunk(N, col_bytes)
-
-        def images(lo, hi):
-            # images are independent: halves of the batch side by side on the pool, each
-            # copying its columns and running its small GEMMs (3->16 32x32 N32 forward:
-            # 0.95 -> 0.67 ms, measured; the copies alone ran on one core before)
-            for n0 in range(lo, hi, chunk):
-                n1 = min(hi, n0 + chunk)
-                col = _flat_rows.flat_im2col(x[n0:n1], (kh, kw), padding, dilation, ones=b is not None)
-                xp.matmul(w2, col, out=out[n0:n1].reshape(n1 - n0, C_out, H * W))
-        backend.parallel_for(N, images, nbytes=N * (col_bytes + out[0].nbytes), like=x)
+        chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
+        for n0 in range(0, N, chunk):
+            col = _flat_rows.flat_im2col(x[n0:n0 + chunk], (kh, kw), padding, dilation, ones=b is not None)
+            xp.matmul(w2, col, out=out[n0:n0 + chunk].reshape(col.shape[0], C_out, H * W))
         return out
     if _use_phases(x.shape, w.shape, stride, padding, dilation, groups, output_size):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, output_size)
