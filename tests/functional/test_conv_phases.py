@@ -2,6 +2,8 @@
 sub-pixel transposed conv (tinynet/kernels/phases.py, subpixel.py) and forced away from
 them: PyTorch parity forward and backward on drawn arguments (stride, padding, dilation,
 groups, output_padding, bias), gradcheck and gradgradcheck, and the routing of auto mode."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -15,11 +17,22 @@ from tinynet.kernels.im2col import conv_output_size, conv_transpose_output_size
 from tinynet.testing import gradcheck, gradgradcheck
 
 
+@contextlib.contextmanager
+def restored_phase_mode(mode=None):
+    """Sets the phase mode (if given) and restores the previous one on exit."""
+    before = P.get_phase_mode()
+    if mode is not None:
+        P.set_phase_mode(mode)
+    try:
+        yield P.set_phase_mode
+    finally:
+        P.set_phase_mode(before)
+
+
 @pytest.fixture
 def phase_mode():
-    before = P.get_phase_mode()
-    yield P.set_phase_mode
-    P.set_phase_mode(before)
+    with restored_phase_mode() as set_mode:
+        yield set_mode
 
 
 @pytest.fixture
@@ -82,16 +95,12 @@ def test_conv2d_forward_and_backward_match_pytorch(mode, a, seed):
     if min(conv_output_size(s, k, st_, p, d) for s, k, st_, p, d in
            zip(a["size"], a["kernel"], a["stride"], a["padding"], a["dilation"])) <= 0:
         return
-    previous = P.get_phase_mode()
-    P.set_phase_mode(mode)
-    try:
+    with restored_phase_mode(mode):
         geometry = dict(stride=a["stride"], padding=a["padding"], dilation=a["dilation"], groups=a["groups"])
         _pair(torch, a, lambda x, w, b=None: F.conv2d(x, w, b, **geometry),
               lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **geometry),
               [(a["n"], a["c_in"], H, W), (a["c_out"], a["c_in"] // a["groups"], kh, kw),
                (a["c_out"],) if a["bias"] else None], None, seed)
-    finally:
-        P.set_phase_mode(previous)
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])
@@ -104,17 +113,13 @@ def test_conv_transpose2d_forward_and_backward_match_pytorch(mode, a, seed):
     if min(conv_transpose_output_size(s, k, st_, p, op, d) for s, k, st_, p, op, d in
            zip(a["size"], a["kernel"], a["stride"], a["padding"], a["output_padding"], a["dilation"])) <= 0:
         return
-    previous = P.get_phase_mode()
-    P.set_phase_mode(mode)
-    try:
+    with restored_phase_mode(mode):
         geometry = dict(stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
                         dilation=a["dilation"], groups=a["groups"])
         _pair(torch, a, lambda x, w, b=None: F.conv_transpose2d(x, w, b, **geometry),
               lambda x, w, b=None: torch.nn.functional.conv_transpose2d(x, w, b, **geometry),
               [(a["n"], a["c_in"], H, W), (a["c_in"], a["c_out"] // a["groups"], kh, kw),
                (a["c_out"],) if a["bias"] else None], None, seed)
-    finally:
-        P.set_phase_mode(previous)
 
 
 @pytest.mark.parametrize("args", [

@@ -8,6 +8,7 @@ from tinynet.kernels import im2col as im2col_module
 from tinynet.kernels.im2col import (batch_chunk, col2im, conv_output_size,
                                     conv_transpose_output_size, get_workspace_limit, im2col,
                                     pool_output_size, set_workspace_limit)
+from tinynet.testing.opinfo import conv as opinfo_conv
 
 
 def dev(a):
@@ -85,14 +86,9 @@ def test_pool_output_size_matches_pytorch(g, ceil_mode):
 
 @st.composite
 def conv_geometry(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    low_h, low_w = max(1, dh * (kh - 1) + 1 - 2 * ph), max(1, dw * (kw - 1) + 1 - 2 * pw)
-    H, W = draw(st.integers(low_h, low_h + 6)), draw(st.integers(low_w, low_w + 6))
-    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    return (N, C, H, W), (kh, kw), (sh, sw), (ph, pw), (dh, dw)
+    """(x shape, kernel, stride, padding, dilation): any geometry with an output."""
+    k, s, p, d, _, (H, W) = draw(opinfo_conv.conv_geometry(max_kernel=4, max_dilation=3, extra=6))
+    return (draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W), k, s, p, d
 
 
 @settings(max_examples=100, deadline=None)

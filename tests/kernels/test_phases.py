@@ -9,6 +9,7 @@ from tinynet import backend
 from tinynet.kernels import phases as P
 from tinynet.kernels.im2col import conv_output_size, conv_transpose_output_size, im2col
 from tinynet.kernels.subpixel import conv_transpose2d_subpixel
+from tinynet.testing.opinfo import conv as opinfo_conv
 
 
 def dev(a):
@@ -24,12 +25,8 @@ def conv_geometry(draw):
     """(x shape, kernel, stride, padding, dilation, output size): any conv geometry, with
     sometimes a smaller output size than the natural one (a transposed conv's gradient
     with output_padding reads only the first windows)."""
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    low_h, low_w = max(1, dh * (kh - 1) + 1 - 2 * ph), max(1, dw * (kw - 1) + 1 - 2 * pw)
-    H, W = draw(st.integers(low_h, low_h + 6)), draw(st.integers(low_w, low_w + 6))
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), _, (H, W) = draw(
+        opinfo_conv.conv_geometry(max_kernel=4, max_dilation=3, extra=6))
     N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     Ho, Wo = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
     Ho -= draw(st.integers(0, Ho - 1))
