@@ -42,7 +42,7 @@ def same_geometry(draw):
 def test_flat_im2col_is_im2col_image_by_image(g, ones, seed):
     # a wrong shift, or a wrap-around entry left non-zero, changes some window
     shape, k, p, d = g
-    assert applies(shape, k, (1, 1), p, d)
+    assert applies(shape, k, (1, 1), p, d, shape[2:])
     N, C, H, W = shape
     x = np.random.default_rng(seed).standard_normal(shape)
     col = host(flat_im2col(dev(x), k, p, d, ones=ones))
@@ -68,8 +68,8 @@ def forcing():
     included); yields the list of the choices it made."""
     calls = []
 
-    def use(x_shape, w_shape, stride, padding, dilation, groups):
-        ok = groups == 1 and applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation)
+    def use(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+        ok = groups == 1 and applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation, output_size)
         calls.append(ok)
         return ok
     with pytest.MonkeyPatch.context() as mp:
@@ -116,11 +116,13 @@ def test_gradcheck_and_gradgradcheck_through_flat_rows():
 
 
 def test_auto_mode_takes_flat_rows_for_few_input_channels_only():
-    use = conv_module._use_flat_rows
-    assert use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1)       # an RGB first layer
-    assert not use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1)   # "valid": smaller output
-    assert not use((32, 3, 32, 32), (16, 3, 3, 3), (2, 2), (1, 1), (1, 1), 1)   # strided
-    assert not use((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # row strips' shapes
+    def use(x_shape, w_shape, stride, padding, output_size):
+        return conv_module._use_flat_rows(x_shape, w_shape, stride, padding, (1, 1), 1, output_size)
+    assert use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), (32, 32))        # an RGB first layer
+    assert not use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (0, 0), (30, 30))    # "valid": smaller output
+    assert not use((32, 3, 32, 32), (16, 3, 3, 3), (2, 2), (1, 1), (16, 16))    # strided
+    assert not use((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (56, 56))   # row strips' shapes
+    assert not use((1, 1, 3, 3), (1, 1, 3, 3), (1, 1), (1, 1), (2, 3))          # a cropped output
 
 
 @settings(max_examples=100, deadline=None)
@@ -188,7 +190,7 @@ def test_flat_row_weight_gradient_in_batch_chunks_equals_one_chunk(monkeypatch):
     from tinynet.kernels import im2col as K
     rng = np.random.default_rng(9)
     x, dy = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((5, 4, 6, 7))
-    assert conv_module._use_flat_rows(x.shape, (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1)
+    assert conv_module._use_flat_rows(x.shape, (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, (6, 7))
     whole = F.conv2d_weight(tn.tensor(x), tn.tensor(dy), (4, 3, 3, 3), padding=1).numpy()
     monkeypatch.setattr(K, "workspace_limit", 1)           # one image a chunk
     assert K.batch_chunk(5, 1000) == 1

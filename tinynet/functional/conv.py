@@ -157,12 +157,12 @@ def _use_pointwise(w_shape, padding, groups):
     return tuple(w_shape[2:]) == (1, 1) and tuple(padding) == (0, 0) and groups == 1
 
 
-def _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups):
+def _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups, output_size):
     """Flat-row im2col (:mod:`tinynet.kernels.flat_rows`) for stride-1 "same" convs with
     few input channels (< 16: the first layer of an image network), where im2col's
     per-row copies and the transposing copy after the GEMM cost more than the GEMM."""
     return (groups == 1 and x_shape[1] < 16
-            and _flat_rows.applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation))
+            and _flat_rows.applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation, output_size))
 
 
 def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
@@ -283,8 +283,7 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     Ho, Wo = output_size
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     w2 = w.reshape(C_out, -1)
-    if (tuple(output_size) == (H, W)          # flat rows write the input's size, never a crop
-            and _use_flat_rows(x.shape, w.shape, stride, padding, dilation, groups)):
+    if _use_flat_rows(x.shape, w.shape, stride, padding, dilation, groups, output_size):
         # columns image by image: the batched GEMM writes NCHW, a ones row adds the bias
         if b is not None:
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
@@ -352,8 +351,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         wt = xp.ascontiguousarray(wt).reshape(groups * C_out_g * kh * kw, C_in // groups)
     chunk = K.batch_chunk(N, C_out * kh * kw * H * W * x.itemsize)
     tiles = (kh, kw) == stride and dilation == (1, 1) and padding == (0, 0)
-    if (tuple(output_size) == (H, W) and chunk == N
-            and _use_flat_rows((N, C_out, H, W), w.shape, stride, padding, dilation, groups)):
+    if chunk == N and _use_flat_rows((N, C_out) + tuple(output_size), w.shape, stride, padding,
+                                     dilation, groups, (H, W)):
         # the adjoint of the flat-row conv: a product per image on x where it lies (no
         # transposing copy; 3->16 32x32 N32 input gradient 2.2 -> 1.2 ms), then
         # contiguous adds per offset
@@ -401,7 +400,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
     dw = None
-    if (Ho, Wo) == (H, W) and _use_flat_rows(x.shape, weight_shape, stride, padding, dilation, groups):
+    if _use_flat_rows(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         # the flat-row forward's columns, image by image: dW = Σ_n dY[n] @ col[n]ᵀ reads dY
         # where it lies (no transposing copy of it, no padded copy of x): 15-35% faster
         chunk = K.batch_chunk(N, C * kh * kw * H * W * x.itemsize)

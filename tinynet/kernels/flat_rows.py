@@ -38,10 +38,12 @@ from tinynet import backend
 __all__ = ["applies", "flat_im2col", "flat_col2im"]
 
 
-def applies(x_shape, kernel_size, stride, padding, dilation) -> bool:
-    """Stride 1 and an output the size of the input (per axis ``d(k-1) = 2p``)."""
-    return stride == (1, 1) and all(dilation[a] * (kernel_size[a] - 1) == 2 * padding[a]
-                                    for a in range(2))
+def applies(x_shape, kernel_size, stride, padding, dilation, output_size) -> bool:
+    """Stride 1 and an output the size of the input (per axis ``d(k-1) = 2p``), asked for
+    at that size: the columns cover the whole input, so they never give a cropped output
+    (as the input gradient of a transposed conv with ``output_padding`` asks)."""
+    return (stride == (1, 1) and tuple(output_size) == tuple(x_shape[2:])
+            and all(dilation[a] * (kernel_size[a] - 1) == 2 * padding[a] for a in range(2)))
 
 
 def flat_im2col(x, kernel_size, padding, dilation, ones=False):
