@@ -243,7 +243,7 @@ def test_row_strip_path_equals_im2col_path(monkeypatch, shape, kernel, padding, 
     x, w, b = rng.standard_normal(shape), rng.standard_normal((17, shape[1]) + kernel), rng.standard_normal(17)
     pad, dil = K.pair(padding), K.pair(dilation)
     size = tuple(shape[2 + a] + 2 * pad[a] - dil[a] * (kernel[a] - 1) for a in range(2))   # stride 1
-    monkeypatch.setattr(conv_module, "_ROW_STRIP_MIN_ELEMENTS", 0)     # small maps take them too
+    monkeypatch.setattr(conv_module, "_ROW_STRIP_MAX_GRID", 1.5)     # small maps take them too
     assert conv_module._use_row_strips(shape, w.shape, (1, 1), pad, dil, 1, size)
 
     def run():

@@ -39,7 +39,7 @@ def test_blocked_row_strips_equal_im2col(budget, images, band, threads, monkeypa
     x0, w0, b0 = (rng.standard_normal(s) for s in [(5, 16, 23, 19), (16, 16, 3, 3), (16,)])
     g0 = rng.standard_normal((5, 16, 23, 19))
     monkeypatch.setattr(winograd, "_mode", "never")
-    monkeypatch.setattr(conv_module, "_ROW_STRIP_MIN_ELEMENTS", 0)     # small maps take them too
+    monkeypatch.setattr(conv_module, "_ROW_STRIP_MAX_GRID", 1.5)     # small maps take them too
     assert conv_module._use_row_strips(x0.shape, w0.shape, (1, 1), (1, 1), (1, 1), 1, (23, 19))
     calls = []
     for name in ("_conv2d_row_strips", "_conv2d_weight_row_strips"):
@@ -136,11 +136,13 @@ def test_gradcheck_and_gradgradcheck_through_row_strips(monkeypatch):
     assert taken and all(taken)
 
 
-def test_auto_rule_takes_large_maps_and_batches_only():
+def test_auto_rule_takes_maps_of_29_rows_and_more():
     use = lambda n, c, h, k=3, p=1: conv_module._use_row_strips(  # noqa: E731
         (n, c, h, h), (c, c, k, k), (1, 1), (p, p), (1, 1), 1, (h + 2 * p - k + 1,) * 2)
     assert use(8, 64, 56) and use(4, 16, 224) and use(2, 16, 128) and use(16, 64, 32)
+    assert use(1, 16, 32) and use(2, 64, 32) and use(1, 16, 29)     # any batch, any size
+    assert not use(1, 16, 28)           # 30 grid rows for 28 output rows: 1.071 > 1.07
+    assert not use(16, 128, 16)         # 16x16 maps: 18 grid rows for 16 output rows
     assert not use(16, 256, 8)          # 8x8 maps: 10 grid rows for 8 output rows
-    assert not use(2, 64, 32)           # a 4.7 MB im2col: cheaper than the strips' overheads
     assert not use(8, 64, 56, p=2)      # padded wider than "same"
     assert not use(8, 8, 56)            # few channels: flat rows or im2col

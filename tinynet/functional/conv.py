@@ -92,25 +92,25 @@ def _use_batch_last(batch, width, col_rows, channels):
     return batch > width and col_rows > channels
 
 
-#: im2col elements (C·kh·kw·N·Ho·Wo) below which im2col beats row strips: its column
-#: matrix is then small enough (8 MiB of float32) to stay cheap (measured: N2 64->64 32x32,
-#: 4.7 MB, im2col 2.2 ms against 2.8; N2 32->32 64x64, 9.4 MB, 4.2 against 3.6).
-_ROW_STRIP_MIN_ELEMENTS = 1 << 21
+#: Largest grid per output pixel (``(H + 2·ph)·W / (Ho·Wo)``) for which auto mode takes
+#: row strips: 1.07 admits maps of 29 rows and more with a 3x3 "same" kernel (32x32: 34
+#: grid rows for 32, 1.06). There they beat im2col at every size measured, 0.65-0.88x the time
+#: from N1 16->16 to N2 64->64 and equal on larger ones; on 16x16 maps (1.125) they
+#: measured 1.0-1.2x, on 8x8 maps (1.25) up to 1.75x.
+_ROW_STRIP_MAX_GRID = 1.07
 
 
 def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size):
     """Row strips (:mod:`tinynet.kernels.row_strips`) where they apply (stride 1, padded no
     more than "same" along the width) with one group and >= 16 input and output channels,
-    where the grid's zero rows waste little (at most 1.15x the output: 32x32 maps 1.06x,
-    16x16 1.125x; on 8x8 maps, 1.25x, they were 1.6x slower than im2col) and im2col's
-    columns would be large (:data:`_ROW_STRIP_MIN_ELEMENTS`)."""
+    where the grid's zero rows waste little (:data:`_ROW_STRIP_MAX_GRID`)."""
     N, C, H, W = x_shape
     C_out, _, kh, kw = w_shape
     if (groups != 1 or min(C, C_out) < 16 or kh * kw == 1
             or not RS.applies(x_shape, (kh, kw), stride, padding, dilation, output_size)):
         return False
     Ho, Wo = output_size
-    return (H + 2 * padding[0]) * W <= 1.15 * Ho * Wo and C * kh * kw * N * Ho * Wo >= _ROW_STRIP_MIN_ELEMENTS
+    return (H + 2 * padding[0]) * W <= _ROW_STRIP_MAX_GRID * Ho * Wo
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
