@@ -146,3 +146,16 @@ def test_auto_rule_takes_maps_of_29_rows_and_more():
     assert not use(16, 256, 8)          # 8x8 maps: 10 grid rows for 8 output rows
     assert not use(8, 64, 56, p=2)      # padded wider than "same"
     assert not use(8, 8, 56)            # few channels: flat rows or im2col
+
+
+@pytest.mark.parametrize("budget_rows, band", [
+    (128, 64),          # room for 126 output rows: two bands of 64, not 126 and a sliver of 2
+    (64, 43),           # room for 62: three bands (43, 43, 42), not 62, 62 and 4
+    (130, 128),         # the whole image fits in one band
+    (3, 1)])            # room for one row: bands of one row
+def test_bands_are_evened_out(budget_rows, band):
+    per_row = 16 * 3 * 128          # a 16-channel 128-wide image, 3 column shifts
+    blk = RS.blocks((2, 16, 128, 128), (3, 3), (1, 1), (1, 1), budget_rows * per_row)
+    assert (blk.images, blk.band) == (1, band)
+    rows = [r for n0, _, _, r, _ in RS.block_plan(2, blk) if n0 == 0]
+    assert sum(rows) == 128 and max(rows) - min(rows) <= 1

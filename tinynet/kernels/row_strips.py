@@ -74,7 +74,9 @@ def blocks(x_shape, kernel_size, padding, dilation, budget) -> Blocks:
     images = min(N, budget // (per_row * (Hp + reach)))
     if images >= 1:
         return Blocks(images, Ho, Hp, Ho, Wo, reach)
-    return Blocks(1, max(1, min(Ho, budget // per_row - reach)), Hp, Ho, Wo, reach)
+    band = max(1, min(Ho, budget // per_row - reach))
+    band = -(-Ho // -(-Ho // band))         # as many bands, evened out: no sliver of a last band
+    return Blocks(1, band, Hp, Ho, Wo, reach)
 
 
 def block_plan(N, blk: Blocks, first=0, last=None):
