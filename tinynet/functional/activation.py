@@ -22,12 +22,21 @@ __all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softm
 
 
 class ReLU(Function):
+    """y = max(x, 0); dy/dx = [x > 0] = [y > 0], read from the output in backward (no
+    mask kept: ``maximum`` is one pass where ``x * (x > 0)`` was two, and the output is
+    alive anyway, the next op's input). NaN stays NaN forward and gets no gradient."""
+
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        y = backend.get_array_module(x).empty_like(x)   # an array even when x is 0-d
+        backend.get_array_module(x).maximum(x, 0, out=y)
+        return y
 
     def backward(self, g):
-        return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
+        (y,) = self.outputs
+        positive = y.data > 0
+        if is_grad_enabled():
+            return depends_on(g * Tensor(positive.astype(g.dtype)), self.inputs[0])
+        return Tensor(g.data * positive)
 
 
 class LeakyReLU(Function):
