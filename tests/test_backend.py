@@ -148,3 +148,23 @@ def test_expm1_of_nonpositive_is_within_4_ulp(dtype):
     assert np.all(np.abs(got - exact) <= 4 * ulp), np.max(np.abs(got - exact) / ulp)
     nan = backend.expm1_of_nonpositive(tn.tensor(np.array([np.nan], dtype)).data)
     assert np.isnan(backend.asnumpy(nan)).all()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 1024 * 5 + 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_maximum_and_minimum_scalar_are_numpys(size, dtype):
+    """The row-against-constant-row route (large contiguous float arrays) and its
+    remainder give NumPy's values, NaN and infinities included, with or without ``out``;
+    strided and integer inputs take NumPy's own call."""
+    rng = np.random.default_rng(size)
+    x = (rng.standard_normal(size) * 5).astype(dtype)
+    if dtype != np.int64 and size > 3:
+        x[[0, size // 2, -1]] = [np.nan, np.inf, -np.inf]
+    for bound, ref in ((backend.maximum_scalar, np.maximum), (backend.minimum_scalar, np.minimum)):
+        for value in ((0, -1, 2) if dtype == np.int64 else (0, -1.5, 2)):
+            expected = ref(x, value)
+            np.testing.assert_array_equal(bound(x, value), expected)
+            out = np.full_like(expected, 7)
+            assert bound(x, value, out=out) is out
+            np.testing.assert_array_equal(out, expected)
+            np.testing.assert_array_equal(bound(x[::2], value), expected[::2])

@@ -22,21 +22,12 @@ __all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softm
 
 
 class ReLU(Function):
-    """y = max(x, 0); dy/dx = [x > 0] = [y > 0], read from the output in backward (no
-    mask kept: ``maximum`` is one pass where ``x * (x > 0)`` was two, and the output is
-    alive anyway, the next op's input). NaN stays NaN forward and gets no gradient."""
-
     def forward(self, x):
-        y = backend.get_array_module(x).empty_like(x)   # an array even when x is 0-d
-        backend.get_array_module(x).maximum(x, 0, out=y)
-        return y
+        self.mask = x > 0
+        return x * self.mask
 
     def backward(self, g):
-        (y,) = self.outputs
-        positive = y.data > 0
-        if is_grad_enabled():
-            return depends_on(g * Tensor(positive.astype(g.dtype)), self.inputs[0])
-        return Tensor(g.data * positive)
+        return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
 
 
 class LeakyReLU(Function):
@@ -96,7 +87,7 @@ class ELU(Function):
         if alpha < 0:
             xp.add(y.data, alpha, out=factor)
         else:
-            xp.minimum(y.data, 0, out=factor)
+            backend.minimum_scalar(y.data, 0, out=factor)
         factor_flat, g_data = factor.reshape(-1), g.data
         g_flat = g_data.reshape(-1) if g_data.shape == factor.shape and g_data.flags.c_contiguous else None
         positive = self._positive(y.data).reshape(-1) if alpha != 1.0 else None   # alpha = 1: no fix-up
