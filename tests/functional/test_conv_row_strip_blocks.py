@@ -159,3 +159,22 @@ def test_bands_are_evened_out(budget_rows, band):
     assert (blk.images, blk.band) == (1, band)
     rows = [r for n0, _, _, r, _ in RS.block_plan(2, blk) if n0 == 0]
     assert sum(rows) == 128 and max(rows) - min(rows) <= 1
+
+
+@settings(max_examples=200)
+@given(k=st.integers(1, 4), C=st.integers(1, 2), P=st.integers(1, 6), gap=st.integers(0, 4),
+       L=st.integers(1, 40), first=st.integers(-30, 30))
+def test_periodic_fill_is_the_window_of_images_and_zeros(k, C, P, gap, L, first):
+    """The strips' copy straight from the images: whole periods, a period clipped at
+    either end, a window before, after or between the images, each against the
+    element-by-element definition (a NaN left anywhere is a column it forgot)."""
+    period = P + gap
+    images = np.random.default_rng(0).standard_normal((k, C, P))
+    expected = np.zeros((C, L))
+    for m in range(k):
+        for p in range(P):
+            if 0 <= first + m * period + p < L:
+                expected[:, first + m * period + p] = images[m, :, p]
+    strip = np.full((C, L), np.nan)
+    RS._periodic_fill(strip, images, first, period)
+    np.testing.assert_array_equal(strip, expected)

@@ -217,13 +217,11 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
 
     def image_groups(first, last):
         # Groups are independent: with set_num_threads(n, blas=1) they run side by side,
-        # each with its own buffers.
-        flat = RS.flat_buffer(x, blk, kw, padding, dilation)
+        # each with its own buffer.
         buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
         for n0, k, r0, rows, span in RS.block_plan(N, blk, first, last):
-            if r0 == 0:
-                RS.fill_images(flat, x[n0:n0 + k], blk, padding)
-            z = w_rows @ RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
+            strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach, buffer)
+            z = w_rows @ strips
             target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
             sums = _row_strip_sums(z, blk, C_out, k, rows, span, dilation[0], W)
             if kh == 1:
@@ -248,13 +246,10 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     blk = _row_strip_blocks(x, weight_shape, padding, dilation)
     dw = xp.zeros((kh, C_out, C * kw), dtype=x.dtype)
     part = xp.empty((C_out, C * kw), dtype=x.dtype)
-    flat = RS.flat_buffer(x, blk, kw, padding, dilation)
     buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
     grid = xp.zeros((C_out, blk.images, blk.Hp, W), dtype=x.dtype)   # zeros off the output
     for n0, k, r0, rows, span in RS.block_plan(N, blk):
-        if r0 == 0:
-            RS.fill_images(flat, x[n0:n0 + k], blk, padding)
-        strips = RS.strip_block(flat, kw, dilation[1], padding[1], W, r0, span + blk.reach, buffer)
+        strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach, buffer)
         if k == 1 and blk.Wo == W:      # a band of one image's rows: dy is its own grid
             g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
         else:

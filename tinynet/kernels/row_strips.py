@@ -31,7 +31,11 @@ Strips are built one block at a time into a reused buffer of about 3 MB that sta
 cache while the block's GEMM and row sums run: a block is a group of whole images when
 an image is small, or a band of output rows of one image when it is large (a whole
 224x224 batch's strips would be tens of MB, above glibc's largest mmap threshold, and
-page-faulted in afresh on every call). The weight gradient reads the same strips:
+page-faulted in afresh on every call). The flat layout itself is never stored: on it an
+image is one contiguous run per channel, so each strip row is copied from the images
+where they lie, with zeros written only for the padding rows between them (one pass over
+the input fewer than filling a zero-padded flat buffer first and copying the strips from
+it). The weight gradient reads the same strips:
 ``dW_i = dY_grid @ S[:, shifted by i·dh·W]ᵀ``, with ``dY_grid`` the output gradient on the
 block's ``Hp x W`` grid (zeros elsewhere; for a "same" conv's band, ``dy`` itself).
 """
@@ -41,7 +45,7 @@ from typing import NamedTuple
 
 from tinynet import backend
 
-__all__ = ["applies", "Blocks", "blocks", "block_plan", "flat_buffer", "fill_images", "strip_block"]
+__all__ = ["applies", "Blocks", "blocks", "block_plan", "strip_block"]
 
 
 def applies(x_shape, kernel_size, stride, padding, dilation, output_size) -> bool:
@@ -92,40 +96,65 @@ def block_plan(N, blk: Blocks, first=0, last=None):
             yield n0, k, r0, rows, (k * blk.Hp if k > 1 or rows == blk.Ho else rows)
 
 
-def flat_buffer(x, blk: Blocks, kw, padding, dilation):
-    """Zeros (C, lead + images·Hp·W + reach·W + tail): the flat layout of one block."""
-    xp = backend.get_array_module(x)
-    C, W = x.shape[1], x.shape[3]
-    (_, pw), (_, dw) = padding, dilation
-    tail = max(0, (kw - 1) * dw - pw)
-    return xp.zeros((C, pw + (blk.images * blk.Hp + blk.reach) * W + tail), dtype=x.dtype)
+def strip_block(xs, blk: Blocks, kw, padding, dilation, row0, rows, buffer):
+    """Strips of grid rows ``[row0, row0 + rows)`` of the images ``xs`` (k, C, H, W): an
+    array (C·kw, rows·W) with ``S[c·kw + j, t] = flat[c, row0·W + t + j·dw]``, zero where
+    the shift ``j·dw - pw`` crosses a row's edge, written into ``buffer`` (C, kw,
+    >= rows·W) (reused across blocks, so no large allocation per call).
 
-
-def fill_images(flat, xs, blk: Blocks, padding):
-    """Copies the images ``xs`` (k, C, H, W) into their rows of ``flat``; the zero rows
-    between them stay zero."""
+    The flat layout is never built: on it, image m's pixels are one contiguous run per
+    channel, ``Hp·W`` after image m-1's, so each strip row is a window onto a periodic
+    sequence (H·W pixels, then (Hp - H)·W zeros) and is written with a few calls whatever
+    the number of images (see :func:`_periodic_fill`)."""
     k, C, H, W = xs.shape
-    ph, pw = padding
-    grid = flat[:, pw:pw + k * blk.Hp * W].reshape(C, k, blk.Hp, W)
-    grid[:, :, ph:ph + H] = xs.transpose(1, 0, 2, 3)
-
-
-def strip_block(flat, kw, dw, pw, W, row0, rows, buffer):
-    """Strips of grid rows ``[row0, row0 + rows)``: an array (C·kw, rows·W) with
-    ``S[c·kw + j, t] = flat[c, row0·W + t + j·dw]``, zero where the shift ``j·dw - pw``
-    crosses a row's edge, written into ``buffer`` (C, kw, >= rows·W) (reused across
-    blocks, so no large allocation per call)."""
-    C = flat.shape[0]
+    (ph, pw), dw = padding, dilation[1]
     L = rows * W
     block = buffer[:, :, :L]
+    images = xs.reshape(k, C, H * W)
     for j in range(kw):
-        start = row0 * W + j * dw
-        block[:, j] = flat[:, start:start + L]
+        strip = block[:, j]
+        # strip column t holds flat position row0·W + t + j·dw - pw (from the grid's start),
+        # and image 0's first pixel sits at ph·W
+        _periodic_fill(strip, images, ph * W - (row0 * W + j * dw - pw), blk.Hp * W)
         shift = j * dw - pw
         if shift:
-            rows_j = block[:, j].reshape(C, rows, W)
+            rows_j = strip.reshape(C, rows, W)
             if shift < 0:
                 rows_j[:, :, :-shift] = 0
             else:
                 rows_j[:, :, max(W - shift, 0):] = 0
     return block.reshape(C * kw, L)
+
+
+def _periodic_fill(strip, images, first, period):
+    """``strip`` (C, L) := columns ``[0, L)`` of the sequence that holds ``images[m]``
+    (C, P) at columns ``[first + m·period, first + m·period + P)`` (m < k) and zeros
+    everywhere else. The periods wholly inside the window take one strided copy and one
+    strided zero fill; a clipped period at either end, and the zeros beyond the images,
+    a few plain slices."""
+    k, C, P = images.shape
+    L = strip.shape[1]
+
+    def piece(m, lo, hi):
+        """Columns [lo, hi) lie in period m (or before/after all images: zeros)."""
+        start = first + m * period
+        a, b = (max(lo, start), min(hi, start + P)) if 0 <= m < k else (hi, hi)
+        if a < b:
+            strip[:, a:b] = images[m, :, a - start:b - start]
+            strip[:, lo:a] = 0
+            strip[:, b:hi] = 0
+        else:
+            strip[:, lo:hi] = 0
+
+    m0 = min(k, max(0, -(first // period)))     # first period starting at column >= 0
+    m1 = max(m0, min(k, (L - first) // period))   # periods [m0, m1) end within the window
+    lo = min(L, max(0, first + m0 * period))
+    hi = max(lo, min(L, first + m1 * period))
+    if m1 > m0:
+        whole = strip[:, lo:hi].reshape(C, m1 - m0, period)
+        whole[:, :, :P] = images[m0:m1].transpose(1, 0, 2)
+        whole[:, :, P:] = 0
+    if lo > 0:
+        piece(m0 - 1, 0, lo)      # the end of period m0 - 1, or the zeros before image 0
+    if hi < L:
+        piece(m1, hi, L)          # the start of period m1, or the zeros after the images
