@@ -43,8 +43,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinynet import backend
-
 __all__ = ["applies", "Blocks", "blocks", "block_plan", "strip_block"]
 
 
