@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from tinynet import backend
 
-__all__ = ["applies", "flat_im2col", "flat_col2im"]
+__all__ = ["applies", "flat_im2col", "flat_col2im", "zero_wrapped"]
 
 
 def applies(x_shape, kernel_size, stride, padding, dilation, output_size) -> bool:
@@ -44,6 +44,19 @@ def applies(x_shape, kernel_size, stride, padding, dilation, output_size) -> boo
     (as the input gradient of a transposed conv with ``output_padding`` asks)."""
     return (stride == (1, 1) and tuple(output_size) == tuple(x_shape[2:])
             and all(dilation[a] * (kernel_size[a] - 1) == 2 * padding[a] for a in range(2)))
+
+
+def zero_wrapped(rows, shift):
+    """Zeros the entries of ``rows`` (..., W), a copy of flat rows read ``shift`` columns
+    to the right (``j·dw - pw``), that crossed a row's edge: the first ``-shift`` of
+    every row for a left shift, the last ``shift`` for a right one. On a zero-padded
+    image they would have read padding; without zero columns they read the neighbouring
+    row. Shared with :mod:`tinynet.kernels.row_strips`."""
+    W = rows.shape[-1]
+    if shift < 0:
+        rows[..., :-shift] = 0
+    elif shift > 0:
+        rows[..., max(0, W - shift):] = 0
 
 
 def flat_im2col(x, kernel_size, padding, dilation, ones=False):
@@ -84,12 +97,7 @@ def flat_im2col(x, kernel_size, padding, dilation, ones=False):
             start = i * dh * W + j * dw
             taps[:, :, i, j] = flat[:, :, start:start + L]
             # entries that wrapped onto the neighbouring row are padding: zero them
-            by_row = taps[:, :, i, j].reshape(N, C, H, W)
-            shift = j * dw - pw
-            if shift < 0:
-                by_row[..., :-shift] = 0
-            elif shift > 0:
-                by_row[..., max(0, W - shift):] = 0
+            zero_wrapped(taps[:, :, i, j].reshape(N, C, H, W), j * dw - pw)
     return col
 
 
@@ -119,12 +127,7 @@ def flat_col2im(col, input_size, padding, dilation, image_major=False):
         flat = flat.transpose(1, 0, 2)
     for i in range(kh):
         for j in range(kw):
-            by_row = col[:, i, j].reshape(C, N, H, W)
-            shift = j * dw - pw
-            if shift < 0:
-                by_row[..., :-shift] = 0
-            elif shift > 0:
-                by_row[..., max(0, W - shift):] = 0
+            zero_wrapped(col[:, i, j].reshape(C, N, H, W), j * dw - pw)
             start = i * dh * W + j * dw
             window = flat[:, :, start:start + L]
             window += col[:, i, j]

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .flat_rows import zero_wrapped
+
 __all__ = ["applies", "Blocks", "blocks", "block_plan", "strip_block"]
 
 
@@ -114,13 +116,7 @@ def strip_block(xs, blk: Blocks, kw, padding, dilation, row0, rows, buffer):
         # strip column t holds flat position row0·W + t + j·dw - pw (from the grid's start),
         # and image 0's first pixel sits at ph·W
         _periodic_fill(strip, images, ph * W - (row0 * W + j * dw - pw), blk.Hp * W)
-        shift = j * dw - pw
-        if shift:
-            rows_j = strip.reshape(C, rows, W)
-            if shift < 0:
-                rows_j[:, :, :-shift] = 0
-            else:
-                rows_j[:, :, max(W - shift, 0):] = 0
+        zero_wrapped(strip.reshape(C, rows, W), j * dw - pw)
     return block.reshape(C * kw, L)
 
 
