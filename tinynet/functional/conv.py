@@ -168,10 +168,10 @@ def _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups, output_s
 def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
     """The sub-pixel transposed conv (:mod:`tinynet.kernels.subpixel`) needs one group,
     dilation 1, a stride above 1 and kernel >= stride (every output phase has a tap).
-    It copies the input once per column tap (⌈kw/sw⌉ times) where col2im adds kh·kw
-    output-sized columns, so auto mode takes it when ⌈kw/sw⌉·C_in <= kh·kw·C_out and the
-    kernel is a multiple of the stride (every phase has the same taps). This includes
-    kernel == stride (the U-Net's 2x2 up-convolution), where its strided writes of whole
+    It copies the input once per tap of a phase (⌈kh/sh⌉·⌈kw/sw⌉ times) where col2im adds
+    kh·kw output-sized columns, so auto mode takes it when ⌈kh/sh⌉·⌈kw/sw⌉·C_in <=
+    kh·kw·C_out and the kernel is a multiple of the stride (every phase has the same
+    taps, none padded with zeros). This includes kernel == stride (the U-Net's 2x2 up-convolution), where its strided writes of whole
     phase rows beat the tiling path's transposing copy of 2-element runs (3.6 -> 2.6 ms
     on N8 128->64 14x14, measured). With uneven phases (3x3 stride 2: the input gradient
     of a strided conv) it measured equal or slower than the phase grid, 1.6x slower on
@@ -182,7 +182,7 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
             or kh < stride[0] or kw < stride[1]):
         return False
     return mode == "always" or (kh % stride[0] == 0 and kw % stride[1] == 0
-                                and -(-kw // stride[1]) * C_in <= kh * kw * C_out)
+                                and -(-kh // stride[0]) * -(-kw // stride[1]) * C_in <= kh * kw * C_out)
 
 
 #: Bytes of strips per block (see :mod:`tinynet.kernels.row_strips`): about 3 MB, the best
@@ -333,7 +333,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     if _use_subpixel(x.shape, w.shape, stride, padding, dilation, groups):
         # each output phase a small stride-1 correlation, every output pixel written once
         grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))
-        chunk = K.batch_chunk(N, (-(-kw // stride[1]) * C_in + stride[1] * kh * C_out)
+        taps = -(-kh // stride[0]) * -(-kw // stride[1])
+        chunk = K.batch_chunk(N, (taps * C_in + stride[0] * stride[1] * C_out)
                               * grid[0] * grid[1] * x.itemsize)
         parts = [_subpixel.conv_transpose2d_subpixel(x[n0:n0 + chunk], w, b, stride, padding, output_size)
                  for n0 in range(0, N, chunk)]
