@@ -262,16 +262,18 @@ def test_row_strip_path_equals_im2col_path(monkeypatch, shape, kernel, padding, 
 @pytest.mark.parametrize("groups,kernel,padding,dilation,output_padding", [
     (1, (3, 3), (1, 1), (1, 1), 0), (2, (3, 2), (0, 1), (2, 1), 0), (4, (2, 3), (1, 0), (1, 2), 0),
     (2, (3, 3), (2, 0), (2, 2), 1), (2, (1, 1), (0, 0), (1, 1), 0)])  # 1x1 with one group: tests/kernels/test_pointwise.py
+@pytest.mark.parametrize("large_weight", [False, True])
 def test_stride_1_transposed_conv_through_the_flipped_conv_matches_torch(
-        monkeypatch, groups, kernel, padding, dilation, output_padding):
+        monkeypatch, groups, kernel, padding, dilation, output_padding, large_weight):
     """A stride-1 transposed conv with >= 8 output channels runs as conv2d with the flipped,
     per-group transposed kernel and padding d(k-1) - p. Would fail if the flip, the
     per-group transpose or the padding were wrong; output_padding (a larger output than
-    that conv gives) must take the col2im path."""
+    that conv gives) and a flipped weight at least as large as the columns it would
+    multiply (C_out >= N·H·W: one image of 2x2 here) must take the col2im path."""
     torch = pytest.importorskip("torch")
     from tinynet.functional import conv as conv_module
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((2, 4 * groups, 7, 6))
+    x = rng.standard_normal((1, 4 * groups, 2, 2) if large_weight else (2, 4 * groups, 7, 6))
     w = rng.standard_normal((4 * groups, 12 // groups) + kernel)
     b = rng.standard_normal(12)
     calls = []
@@ -282,7 +284,7 @@ def test_stride_1_transposed_conv_through_the_flipped_conv_matches_torch(
                            output_padding=output_padding)
     g = rng.standard_normal(arr(y).shape)
     y.backward(t(g))
-    assert (calls[:1] == [(12, 4, *kernel)]) == (output_padding == 0)
+    assert (calls[:1] == [(12, 4, *kernel)]) == (output_padding == 0 and not large_weight)
     tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     ty = torch.nn.functional.conv_transpose2d(*tt, padding=padding, dilation=dilation, groups=groups,
                                               output_padding=output_padding)

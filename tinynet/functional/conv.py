@@ -323,10 +323,15 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     # d(k-1) - p, so it takes whichever path conv2d takes (Winograd, row strips, im2col).
     # An im2col copy then replaces col2im's scatter-add, its zeroed buffer and its final
     # transposing copy: 1.3-2.9x faster measured, except when the conv would have few
-    # output channels (C_out < 8: a GEMM only a few rows tall; 3 channels: 2.9x slower).
+    # output channels (C_out < 8: a GEMM only a few rows tall; 3 channels: 2.9x slower)
+    # or the flipped weight it copies (C_in·C_out·kh·kw) is at least as large as the
+    # columns that weight multiplies (C_in·kh·kw·N·H·W), i.e. C_out >= N·H·W: deep layers
+    # on small maps, where col2im reads Wᵀ in place as a transposed GEMM operand (N2
+    # 256->128 8x8 1.2 against 3.0 ms, N16 512->512 4x4 12-14 against 16-18 ms).
     flipped_padding = tuple(dilation[a] * ((kh, kw)[a] - 1) - padding[a] for a in range(2))
     natural = tuple((H, W)[a] + flipped_padding[a] * 2 - dilation[a] * ((kh, kw)[a] - 1) for a in range(2))
-    if stride == (1, 1) and min(flipped_padding) >= 0 and natural == tuple(output_size) and C_out >= 8:
+    if (stride == (1, 1) and min(flipped_padding) >= 0 and natural == tuple(output_size) and C_out >= 8
+            and C_out < N * H * W):
         w_conv = w[:, :, ::-1, ::-1].reshape(groups, C_in // groups, C_out_g, kh, kw)
         w_conv = xp.ascontiguousarray(w_conv.transpose(0, 2, 1, 3, 4)).reshape(C_out, C_in // groups, kh, kw)
         return _conv2d_array(x, w_conv, b, stride, flipped_padding, dilation, groups, output_size)
