@@ -115,14 +115,34 @@ def test_gradcheck_and_gradgradcheck_through_flat_rows():
     assert forced and forced[0]
 
 
-def test_auto_mode_takes_flat_rows_for_few_input_channels_only():
+def test_auto_mode_takes_flat_rows_for_few_input_channels_or_small_batches():
     def use(x_shape, w_shape, stride, padding, output_size):
         return conv_module._use_flat_rows(x_shape, w_shape, stride, padding, (1, 1), 1, output_size)
     assert use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), (32, 32))        # an RGB first layer
     assert not use((32, 3, 32, 32), (16, 3, 3, 3), (1, 1), (0, 0), (30, 30))    # "valid": smaller output
     assert not use((32, 3, 32, 32), (16, 3, 3, 3), (2, 2), (1, 1), (16, 16))    # strided
-    assert not use((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (56, 56))   # row strips' shapes
+    assert not use((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (56, 56))   # many channels, N8
     assert not use((1, 1, 3, 3), (1, 1, 3, 3), (1, 1), (1, 1), (2, 3))          # a cropped output
+    assert use((2, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (16, 16))    # the U-Net's N2
+    assert not use((3, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (16, 16))
+
+
+@pytest.mark.parametrize("c_out,flat", [(4, True), (5, False)])
+def test_flat_row_weight_gradient_needs_no_more_output_channels_than_pixels(monkeypatch, c_out, flat):
+    # per image it writes a whole (C_out, C·kh·kw) partial dW from an inner dimension of
+    # H·W; on a 2x2 map (4 pixels) 5 output channels go back to im2col
+    torch = pytest.importorskip("torch")
+    calls = []
+    monkeypatch.setattr(conv_module._flat_rows, "flat_im2col",
+                        lambda *a, _f=conv_module._flat_rows.flat_im2col, **k: calls.append(1) or _f(*a, **k))
+    rng = np.random.default_rng(4)
+    x, dy = rng.standard_normal((2, 20, 2, 2)), rng.standard_normal((2, c_out, 2, 2))
+    dw = host(conv_module._conv2d_weight_array(dev(x), dev(dy), (c_out, 20, 3, 3), (1, 1), (1, 1), (1, 1), 1))
+    assert bool(calls) == flat
+    expected = torch.ops.aten.convolution_backward(
+        torch.tensor(dy), torch.tensor(x), torch.zeros(c_out, 20, 3, 3), None, [1, 1], [1, 1], [1, 1],
+        False, [0, 0], 1, [False, True, False])[1].numpy()
+    np.testing.assert_allclose(dw, expected, rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=100, deadline=None)

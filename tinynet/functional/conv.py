@@ -28,7 +28,7 @@ below. 1x1 kernels: one product per image in NCHW (:mod:`tinynet.kernels.pointwi
 3x3 stride-1 convs with many channels on AVX-512 CPUs: Winograd F(2x2, 3x3)
 (:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds). Other stride-1 convs with
 >= 16 channels on large maps: row strips (:mod:`tinynet.kernels.row_strips`); with few
-input channels: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on short
+input channels or a batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on short
 rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
 (:mod:`tinynet.kernels.subpixel`). Otherwise one im2col GEMM per group over the batch
 (or a batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`), the bias
@@ -157,11 +157,21 @@ def _use_pointwise(w_shape, padding, groups):
     return tuple(w_shape[2:]) == (1, 1) and tuple(padding) == (0, 0) and groups == 1
 
 
+#: Largest batch for which auto mode takes flat rows whatever the channel count.
+_FLAT_ROWS_MAX_BATCH = 2
+
+
 def _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups, output_size):
-    """Flat-row im2col (:mod:`tinynet.kernels.flat_rows`) for stride-1 "same" convs with
-    few input channels (< 16: the first layer of an image network), where im2col's
-    per-row copies and the transposing copy after the GEMM cost more than the GEMM."""
-    return (groups == 1 and x_shape[1] < 16
+    """Flat-row im2col (:mod:`tinynet.kernels.flat_rows`) for stride-1 "same" convs where
+    im2col's per-row copies (N·C·kh·kw·Ho runs of Wo) and the transposing copy after the
+    GEMM cost more than the GEMM: few input channels (< 16: the first layer of an image
+    network), or a batch of at most :data:`_FLAT_ROWS_MAX_BATCH` images (the U-Net's N2,
+    on the 8x8 and 16x16 maps that row strips leave to im2col), where the product per
+    image loses nothing to one over the batch. Measured against im2col in one process,
+    alternated (minimum of 8 calls x 3 rounds): forward 0.72-0.97x and input gradient
+    0.74-0.92x on N1-N2 16-256 channels, 8x8 and 16x16; at N16 the per-image products
+    (256 columns or fewer) made the forward up to 1.5x slower."""
+    return (groups == 1 and (x_shape[1] < 16 or x_shape[0] <= _FLAT_ROWS_MAX_BATCH)
             and _flat_rows.applies(x_shape, tuple(w_shape[2:]), stride, padding, dilation, output_size))
 
 
@@ -401,9 +411,12 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
     dw = None
-    if _use_flat_rows(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
+    if _use_flat_rows(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)) and C_out <= H * W:
         # the flat-row forward's columns, image by image: dW = Σ_n dY[n] @ col[n]ᵀ reads dY
-        # where it lies (no transposing copy of it, no padded copy of x): 15-35% faster
+        # where it lies (no transposing copy of it, no padded copy of x): 15-35% faster.
+        # Each image's product is a whole (C_out, C·kh·kw) partial dW summed afterwards,
+        # over an inner dimension of only H·W: with C_out > H·W those partials outweigh the
+        # columns (N2 256->256 8x8: 2.3 against 1.9 ms with im2col), so im2col keeps them.
         chunk = K.batch_chunk(N, C * kh * kw * H * W * x.itemsize)
         for n0 in range(0, N, chunk):
             col = _flat_rows.flat_im2col(x[n0:n0 + chunk], (kh, kw), padding, dilation)
