@@ -266,3 +266,65 @@ def test_compare_rewarms_each_library_after_its_gap_untimed():
     slow = lambda: calls.append(time.sleep(0.004))  # noqa: E731
     common.compare({"a": slow}, rounds=1, reps=1, warmup=0, gap=0.0, rewarm=0.02)
     assert len(calls) >= 1 + 4                      # >= 20 ms of 4 ms calls, then the timed one
+
+
+# ----------------------------------------------------------------- benchmarks/ab.py
+def _ab():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import ab
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return ab
+
+
+def test_ab_swap_runs_the_old_module_and_restores_the_new():
+    # the "old" conv.py: this one with flat rows for no batch size; its _use_flat_rows
+    # reads the old constant through its own globals, and the swap back restores both
+    ab = _ab()
+    from tinynet.functional import conv as conv_module
+    live_source = Path(conv_module.__file__).read_text()
+    assert "_FLAT_ROWS_MAX_BATCH = 2\n" in live_source
+    old = ab.module_at_revision("tinynet.functional.conv",
+                                live_source.replace("_FLAT_ROWS_MAX_BATCH = 2\n", "_FLAT_ROWS_MAX_BATCH = 0\n"),
+                                "test")
+    swap = ab.Swap(conv_module, old)
+    args = ((2, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+    live_function = conv_module._use_flat_rows
+    try:
+        swap.use("old")
+        assert conv_module._FLAT_ROWS_MAX_BATCH == 0 and not conv_module._use_flat_rows(*args)
+        assert conv_module._use_flat_rows is not live_function
+    finally:
+        swap.use("new")
+    assert conv_module._FLAT_ROWS_MAX_BATCH == 2 and conv_module._use_flat_rows(*args)
+    assert conv_module._use_flat_rows is live_function
+
+
+def test_ab_alternates_sides_and_counts_the_pairs_the_new_side_wins():
+    ab = _ab()
+    import types
+    live, old = types.ModuleType("live"), types.ModuleType("old")
+    live.delay, old.delay = 0.004, 0.0          # the new code is the slow one here
+    swap = ab.Swap(live, old)
+    seen = []
+
+    def fn():
+        seen.append(live.delay)
+        time.sleep(live.delay)
+    result = ab.alternate(fn, [swap], calls=4, warmup=1)
+    assert seen == [0.0, 0.004] + [0.0, 0.004, 0.004, 0.0] * 2       # warm-up, then ABBA
+    assert result["new_faster_pairs"] == 0
+    assert min(result["new"]) > max(result["old"]) and live.delay == 0.004
+    assert "new faster in 0 of 4 pairs" in ab.report(result, "toy")
+
+
+def test_ab_names_a_bad_revision_and_an_unknown_workload():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: benchmarks/ab.py reads old code with git show")
+    ab = _ab()
+    with pytest.raises(ValueError, match="ab: cannot read tinynet/kernels/subpixel.py at 'no-such-rev'"):
+        ab.source_at_revision("tinynet.kernels.subpixel", "no-such-rev")
+    assert "def conv_transpose2d_subpixel" in ab.source_at_revision("tinynet.kernels.subpixel", "HEAD")
+    with pytest.raises(ValueError, match="ab: unknown workload 'nope'; one of: unet, resnet18, cnn"):
+        ab.workload("nope")

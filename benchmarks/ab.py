@@ -1,0 +1,175 @@
+"""Old code against new, in one process, call by call: is a change faster?
+
+On a shared VM whose speed drifts by 10-30% for minutes at a time, two runs of
+``run.py`` (or two processes alternating) cannot resolve a 5% change: the machine moves
+more than the code. This tool takes the code of some modules as it was at a git
+revision (``--base``), loads it beside the working tree's, and times one workload with
+each, alternating call by call (ABBA order, so that neither side always runs second),
+on the same data and the same model. Both sides see the same machine state at every
+moment, so their ratio is steady where the times themselves are not.
+
+    python benchmarks/ab.py --base HEAD~1 --swap tinynet.functional.conv --workload unet
+    python benchmarks/ab.py --base 09b6a80 --swap tinynet.kernels.subpixel,tinynet.functional.conv \\
+        --workload "convT N8 128->64 14x14 k4 s2 p1" --calls 30
+
+Workloads: a training step of ``training.py`` (``unet``, ``resnet18``, ``cnn``) or a
+``kernels.py`` row by its name (forward + backward; ``--forward`` for the forward only).
+
+How the swap works. Each ``--swap`` module's source at ``--base`` (``git show``) is
+executed as a separate module object in the same package, so its relative imports
+resolve to the live package. Its functions keep the old module's globals: an old
+function calls the old helpers of its own file, and the live (shared) modules for
+everything else. Swapping to the old side copies every name the old file defines into
+the live module's namespace; swapping back restores the live ones. Code that looks names up through the module at call time (all
+of tinynet's kernels and ops do: ``_conv2d_array(...)``, ``_subpixel.conv_...(...)``)
+runs the old code; a reference bound elsewhere before the swap (``from .conv import
+conv2d`` in ``tinynet.functional``) still points at the new function, which is why the
+public entry points stay the same and only what they call changes. Swap the module
+that defines what changed, and every module whose functions you want old.
+
+Output: per side the minimum and median over the calls, the ratio new / old of each,
+and in how many of the ABBA pairs the new code was faster. Nothing is written; this is
+a developer's tool, not a suite of ``run.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+import common  # noqa: E402
+
+
+def module_at_revision(name: str, source: str, label: str) -> types.ModuleType:
+    """Module ``name``'s ``source`` (another version of its file) as a new module object
+    in the same package, named ``name@label``; the live module is untouched."""
+    live = importlib.import_module(name)
+    old = types.ModuleType(f"{name}@{label}")
+    old.__package__ = live.__package__
+    old.__file__ = live.__file__
+    exec(compile(source, f"{live.__file__}@{label}", "exec"), old.__dict__)
+    return old
+
+
+def source_at_revision(name: str, revision: str) -> str:
+    """The text of module ``name``'s file at git ``revision`` (the repository holding it)."""
+    path = os.path.realpath(importlib.import_module(name).__file__)
+    root = subprocess.run(["git", "-C", os.path.dirname(path), "rev-parse", "--show-toplevel"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    relative = os.path.relpath(path, root)
+    done = subprocess.run(["git", "-C", root, "show", f"{revision}:{relative}"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(f"ab: cannot read {relative} at {revision!r}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Swap:
+    """Switches a live module's namespace between its own names and an old version's.
+
+    ``use("old")`` copies every public and private name the old module defines (not its
+    dunders) into the live module; ``use("new")`` puts the live names back. Names only
+    the live module has stay: a new function bound elsewhere may still look them up."""
+
+    def __init__(self, live: types.ModuleType, old: types.ModuleType):
+        self.live = live
+        self.new_names = {k: v for k, v in vars(live).items() if not k.startswith("__")}
+        self.old_names = {k: v for k, v in vars(old).items() if not k.startswith("__")}
+
+    def use(self, side: str) -> None:
+        vars(self.live).update(self.old_names if side == "old" else self.new_names)
+
+
+def workload(name: str, forward_only: bool = False):
+    """A callable running one step of ``name`` (a training key or a kernels row name)."""
+    import kernels
+    import training
+    if name in training.WORKLOADS:
+        if forward_only:
+            raise ValueError("ab: --forward applies to kernel rows, not training steps")
+        _, shape, _ = training.WORKLOADS[name]
+        return training.tinynet_step_fn(name, shape)[1]
+    for row in kernels.WORKLOADS:
+        if row[0] == name:
+            return kernels.make_cases(row[1], *row[2:])["tinynet"][0 if forward_only else 1]
+    known = list(training.WORKLOADS) + [row[0] for row in kernels.WORKLOADS]
+    raise ValueError(f"ab: unknown workload {name!r}; one of: {', '.join(known)}")
+
+
+def alternate(fn, swaps, calls: int, warmup: int = 2) -> dict:
+    """Times ``fn`` ``calls`` times on each side, in ABBA order; returns seconds per side
+    and the per-pair wins of the new side."""
+    def run(side):
+        for s in swaps:
+            s.use(side)
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    try:
+        for side in ("old", "new"):
+            for _ in range(warmup):
+                run(side)
+        times = {"old": [], "new": []}
+        wins = 0
+        for k in range(calls):
+            order = ("old", "new") if k % 2 == 0 else ("new", "old")
+            pair = {side: run(side) for side in order}
+            for side in order:
+                times[side].append(pair[side])
+            wins += pair["new"] < pair["old"]
+    finally:
+        for s in swaps:
+            s.use("new")
+    return {"old": times["old"], "new": times["new"], "new_faster_pairs": wins}
+
+
+def report(result: dict, label: str) -> str:
+    old, new = result["old"], result["new"]
+    lines = [f"{label}: {len(new)} calls per side, alternating", "",
+             "| side | min ms | median ms |", "|---|---:|---:|"]
+    for side, values in (("old", old), ("new", new)):
+        lines.append(f"| {side} | {min(values) * 1e3:.3f} | {statistics.median(values) * 1e3:.3f} |")
+    lines += ["", f"new / old: min {min(new) / min(old):.3f}, median "
+                  f"{statistics.median(new) / statistics.median(old):.3f}; new faster in "
+                  f"{result['new_faster_pairs']} of {len(new)} pairs"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="git revision of the old code (e.g. HEAD~1)")
+    parser.add_argument("--swap", required=True,
+                        help="comma-separated modules to take from --base (e.g. tinynet.functional.conv)")
+    parser.add_argument("--workload", required=True, help="unet, resnet18, cnn, or a kernels.py row name")
+    parser.add_argument("--calls", type=int, default=20, help="timed calls per side (default 20)")
+    parser.add_argument("--forward", action="store_true", help="kernel rows: time the forward only")
+    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)
+    args = parser.parse_args(argv)
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
+    common.set_threads(args.threads)
+    try:
+        swaps = []
+        for name in filter(None, args.swap.split(",")):
+            old = module_at_revision(name, source_at_revision(name, args.base), args.base)
+            swaps.append(Swap(importlib.import_module(name), old))
+        fn = workload(args.workload, args.forward)
+    except (ValueError, ImportError, subprocess.CalledProcessError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    result = alternate(fn, swaps, args.calls)
+    print(report(result, f"{args.workload}, {args.swap} at {args.base} (old) against the working tree (new)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
