@@ -2,6 +2,7 @@
 random generator, and the constructor's errors."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinynet as tn
 from tinynet.testing import assert_close
@@ -215,6 +216,42 @@ def test_rng_state_round_trip_resumes_the_sequence():
     tn.randn(10)                       # move on
     tn.set_rng_state(state)
     np.testing.assert_array_equal(tn.randn(4).numpy(), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(4096,), (4097,), (3, 2001), (2, 3000)]),
+       st.one_of(st.floats(1e-9, 1.0, exclude_max=True), st.sampled_from([0.1, 1 / 3, 0.5, 1 - 1e-9])),
+       st.integers(0, 3))
+def test_keep_mask_is_the_float_draw_bit_for_bit_and_leaves_the_same_state(seed, shape, p, before):
+    # the mask from raw 64-bit words against its definition, u >= p on float32 uniforms:
+    # odd and even sizes, a half word buffered before (odd draws first) and after, and
+    # p that rounds to 1 in float32 (1 - 1e-9: keep nothing)
+    from tinynet import random as tr
+    tn.manual_seed(seed)
+    tr.generator().random(before, dtype=np.float32)
+    state = tn.get_rng_state()
+    expected = tr.generator().random(shape, dtype=np.float32) >= p
+    expected_next = tr.generator().random(3, dtype=np.float32)
+    tn.set_rng_state(state)
+    keep = tr.keep_mask(shape, p)
+    assert keep.shape == shape and keep.dtype == bool
+    np.testing.assert_array_equal(keep, expected)
+    np.testing.assert_array_equal(tr.generator().random(3, dtype=np.float32), expected_next)
+
+
+def test_keep_mask_at_the_boundary_keeps_u_equal_to_p_and_drops_u_just_below():
+    # p set to a drawn value u (in [0.25, 0.5), where float32 has steps of 2^-25, finer
+    # than the draws' 2^-24): u >= p keeps it; p one float32 step above u drops it
+    from tinynet import random as tr
+    tn.manual_seed(3)
+    state = tn.get_rng_state()
+    u = tr.generator().random(5000, dtype=np.float32)
+    i = int(np.flatnonzero((u >= 0.25) & (u < 0.5))[0])
+    for p, kept in ((float(u[i]), True), (float(u[i]) + 2.0 ** -25, False)):
+        tn.set_rng_state(state)
+        keep = tr.keep_mask((5000,), p)
+        assert bool(keep[i]) is kept
+        np.testing.assert_array_equal(keep, u >= np.float32(p))
 
 
 def test_rng_state_is_a_copy():

@@ -24,7 +24,7 @@ from ..autograd import Function, is_grad_enabled
 from .. import backend
 from ..backend import numpy as np
 from ..kernels import attention as K
-from ..random import generator
+from ..random import keep_mask
 from ..tensor import Tensor
 from ._operands import check_tensor, check_broadcastable
 from .activation import softmax
@@ -156,7 +156,7 @@ def dropout_mask(shape: tuple, p: float, like: Tensor):
         return None
     if p == 1.0:
         return like.xp.zeros(shape, dtype=like.dtype)
-    keep = generator().random(shape, dtype=np.float32) >= p
+    keep = keep_mask(shape, p)
     mask = keep.astype(like.dtype)
     mask *= 1.0 / (1.0 - p)
     return backend.to_device(mask, like.device)

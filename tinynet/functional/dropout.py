@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..autograd import Function
 from .. import backend
 from ..backend import numpy as np
-from ..random import generator
+from ..random import keep_mask
 from ..tensor import Tensor
 from ._operands import check_tensor
 
@@ -47,9 +47,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if p == 1.0:
         return Dropout.apply(input, keep=input.xp.zeros(input.shape, dtype=bool), scale=0.0)
-    # Drawn on the host so that a seed gives the same mask on every device.
-    # (float32 draws: half the work of float64, and 2^-24 resolution is plenty for p).
-    keep = generator().random(input.shape, dtype=np.float32) >= p
+    # Drawn on the host so that a seed gives the same mask on every device: float32
+    # uniforms u >= p (2^-24 resolution is plenty for p), tested on the raw draws.
+    keep = keep_mask(input.shape, p)
     return Dropout.apply(input, keep=backend.to_device(keep, input.device), scale=1.0 / (1.0 - p))
 
 
@@ -74,5 +74,5 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if p == 1.0:
         keep, scale = np.zeros(shape, dtype=bool), 0.0
     else:
-        keep, scale = generator().random(shape, dtype=np.float32) >= p, 1.0 / (1.0 - p)
+        keep, scale = keep_mask(shape, p), 1.0 / (1.0 - p)
     return Dropout.apply(input, keep=backend.to_device(keep, input.device), scale=scale)
