@@ -20,12 +20,13 @@ executed as a separate module object in the same package, so its relative import
 resolve to the live package. Its functions keep the old module's globals: an old
 function calls the old helpers of its own file, and the live (shared) modules for
 everything else. Swapping to the old side copies every name the old file defines into
-the live module's namespace; swapping back restores the live ones. Code that looks names up through the module at call time (all
-of tinynet's kernels and ops do: ``_conv2d_array(...)``, ``_subpixel.conv_...(...)``)
-runs the old code; a reference bound elsewhere before the swap (``from .conv import
-conv2d`` in ``tinynet.functional``) still points at the new function, which is why the
-public entry points stay the same and only what they call changes. Swap the module
-that defines what changed, and every module whose functions you want old.
+the live module's namespace; swapping back restores the live ones. Code that looks
+names up through the module at call time (all of tinynet's kernels and ops do:
+``_conv2d_array(...)``, ``_subpixel.conv_...(...)``) runs the old code; a reference
+bound elsewhere before the swap (``from .conv import conv2d`` in ``tinynet.functional``)
+still points at the new function, which is why the public entry points stay the same
+and only what they call changes. Swap the module that defines what changed, and every
+module whose functions you want old.
 
 Output: per side the minimum and median over the calls, the ratio new / old of each,
 and in how many of the ABBA pairs the new code was faster. Nothing is written; this is

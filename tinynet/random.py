@@ -57,17 +57,18 @@ def keep_mask(shape, p: float):
     leaving the generator in the same state, at about half the cost.
 
     NumPy makes a float32 uniform from one 32-bit half of a 64-bit PCG64 word (low half
-    first, the high half buffered for the next draw): ``u = (w >> 8) · 2⁻²⁴``. So
+    first, the high half buffered for the next draw): ``u = (h >> 8) · 2⁻²⁴`` for a
+    half h. So
     ``u >= p``, with p rounded to float32 as NumPy compares it, is the integer test
-    ``w >= ⌈p·2²⁴⌉·2⁸`` on the raw words, and no float is made: 1.1 against 2.2 ms for
-    524,288 draws here. The buffered half, before and after, is read from and written to
+    ``h >= ⌈p·2²⁴⌉·2⁸`` on the raw 32-bit halves h, and no float is made: 1.1 against
+    2.2 ms for 524,288 draws here. The buffered half, before and after, is read from and written to
     the generator's state, so the stream continues exactly as the float draw would leave
     it. Small masks, and a big-endian host, take the float draw itself.
     """
     n = 1
     for size in shape:
         n *= int(size)
-    if n < _RAW_MASK_MIN or np.little_endian is False:
+    if n < _RAW_MASK_MIN or not np.little_endian:
         return _generator.random(shape, dtype=np.float32) >= p
     threshold = int(np.ceil(np.float64(np.float32(p)) * 2.0 ** 24)) << 8
     if threshold >= 1 << 32:

@@ -28,11 +28,12 @@ below. 1x1 kernels: one product per image in NCHW (:mod:`tinynet.kernels.pointwi
 3x3 stride-1 convs with many channels on AVX-512 CPUs: Winograd F(2x2, 3x3)
 (:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds). Other stride-1 convs with
 >= 16 channels on large maps: row strips (:mod:`tinynet.kernels.row_strips`); with few
-input channels or a batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on short
-rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
-(:mod:`tinynet.kernels.subpixel`). Otherwise one im2col GEMM per group over the batch
-(or a batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`), the bias
-added in the same pass that transposes the result back to NCHW.
+input channels or a batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`).
+Strided convs on short rows: the phase grid (:mod:`tinynet.kernels.phases`); strided
+transposed convs: sub-pixel (:mod:`tinynet.kernels.subpixel`). Otherwise one im2col
+GEMM per group over the batch (or a batch chunk, bounded by
+:data:`tinynet.kernels.im2col.workspace_limit`), the bias added in the same pass that
+transposes the result back to NCHW.
 """
 from __future__ import annotations
 
@@ -181,11 +182,12 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
     It copies the input once per tap of a phase (⌈kh/sh⌉·⌈kw/sw⌉ times) where col2im adds
     kh·kw output-sized columns, so auto mode takes it when ⌈kh/sh⌉·⌈kw/sw⌉·C_in <=
     kh·kw·C_out and the kernel is a multiple of the stride (every phase has the same
-    taps, none padded with zeros). This includes kernel == stride (the U-Net's 2x2 up-convolution), where its strided writes of whole
-    phase rows beat the tiling path's transposing copy of 2-element runs (3.6 -> 2.6 ms
-    on N8 128->64 14x14, measured). With uneven phases (3x3 stride 2: the input gradient
-    of a strided conv) it measured equal or slower than the phase grid, 1.6x slower on
-    ResNet-18's N16 512->256 4x4 (10-12 ms against 6-7.6)."""
+    taps, none padded with zeros). This includes kernel == stride (the U-Net's 2x2
+    up-convolution), where its strided writes of whole phase rows beat the tiling path's
+    transposing copy of 2-element runs (3.6 -> 2.6 ms on N8 128->64 14x14, measured).
+    With uneven phases (3x3 stride 2: the input gradient of a strided conv) it measured
+    equal or slower than the phase grid, 1.6x slower on ResNet-18's N16 512->256 4x4
+    (10-12 ms against 6-7.6)."""
     mode = _phases.get_phase_mode()
     C_in, C_out, kh, kw = w_shape
     if (mode == "never" or groups != 1 or dilation != (1, 1) or stride == (1, 1)
@@ -411,7 +413,8 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
     dw = None
-    if _use_flat_rows(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)) and C_out <= H * W:
+    if (_use_flat_rows(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo))
+            and C_out <= H * W):
         # the flat-row forward's columns, image by image: dW = Σ_n dY[n] @ col[n]ᵀ reads dY
         # where it lies (no transposing copy of it, no padded copy of x): 15-35% faster.
         # Each image's product is a whole (C_out, C·kh·kw) partial dW summed afterwards,

@@ -30,8 +30,8 @@ not a multiple of the stride is padded with zero taps):
 
 The bias rides in the GEMM: a row of ones heads the strips, and every phase's column of
 ``Wᵀ`` carries the bias in that row. Cost: the GEMM flops of the transposed conv times
-``Hq·Wq / (H·W)`` (the grid's spare row and column), one copy of the input per tap (a
-small input: the output is sh·sw times larger), and one pass over the output. With
+``Hq·Wq / (H·W)`` (the grid's spare row and column), one copy of the input per tap (an
+input sh·sw times smaller than the output), and one pass over the output. With
 row taps in M instead (a GEMM per column phase, then an add of the row taps' shifted
 blocks), the 4x4 stride-2 kernel of N8 128->64 14x14 took 1.1-1.3x as long: that form
 writes a product twice the size and reads it back for the sums.
