@@ -219,15 +219,22 @@ def test_runner_keeps_rows_in_the_common_keys_as_they_are():
     assert row == before
 
 
+def _benchmark_module(name):
+    """``benchmarks/<name>.py`` imported as a top-level module, as its scripts import each
+    other (the directory is on ``sys.path`` only for the import)."""
+    import importlib
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
 def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
     """benchmarks/targets.py: each named fwd+bwd row against its target, forward rows
     ignored, and the geometric mean by hand: ratios 2 and 0.5 alternating over 10 rows and
     1 on the last give exactly 1.0."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import targets
-    finally:
-        sys.path.pop(0)
+    targets = _benchmark_module("targets")
     rows = []
     for k, (workload, _) in enumerate(targets.TARGETS):
         ratio = 1.0 if k == len(targets.TARGETS) - 1 else (2.0 if k % 2 == 0 else 0.5)
@@ -249,11 +256,7 @@ def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
 def test_compare_rewarms_each_library_after_its_gap_untimed():
     """After each idle gap the callable runs untimed for ``rewarm`` seconds (at least once)
     before its ``reps`` timed calls; with rewarm=0 only warm-up and timed calls happen."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import common
-    finally:
-        sys.path.pop(0)
+    common = _benchmark_module("common")
     calls = []
     common.compare({"a": lambda: calls.append("a")}, rounds=3, reps=2, warmup=1, gap=0.001,
                    rewarm=0.0)
@@ -269,19 +272,11 @@ def test_compare_rewarms_each_library_after_its_gap_untimed():
 
 
 # ----------------------------------------------------------------- benchmarks/ab.py
-def _ab():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import ab
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return ab
-
 
 def test_ab_swap_runs_the_old_module_and_restores_the_new():
     # the "old" conv.py: this one with flat rows for no batch size; its _use_flat_rows
     # reads the old constant through its own globals, and the swap back restores both
-    ab = _ab()
+    ab = _benchmark_module("ab")
     from tinynet.functional import conv as conv_module
     live_source = Path(conv_module.__file__).read_text()
     assert "_FLAT_ROWS_MAX_BATCH = 2\n" in live_source
@@ -302,7 +297,7 @@ def test_ab_swap_runs_the_old_module_and_restores_the_new():
 
 
 def test_ab_alternates_sides_and_counts_the_pairs_the_new_side_wins():
-    ab = _ab()
+    ab = _benchmark_module("ab")
     import types
     live, old = types.ModuleType("live"), types.ModuleType("old")
     live.delay, old.delay = 0.004, 0.0          # the new code is the slow one here
@@ -322,7 +317,7 @@ def test_ab_alternates_sides_and_counts_the_pairs_the_new_side_wins():
 def test_ab_names_a_bad_revision_and_an_unknown_workload():
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: benchmarks/ab.py reads old code with git show")
-    ab = _ab()
+    ab = _benchmark_module("ab")
     with pytest.raises(ValueError, match="ab: cannot read tinynet/kernels/subpixel.py at 'no-such-rev'"):
         ab.source_at_revision("tinynet.kernels.subpixel", "no-such-rev")
     assert "def conv_transpose2d_subpixel" in ab.source_at_revision("tinynet.kernels.subpixel", "HEAD")
