@@ -22,6 +22,10 @@ __all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softm
 
 
 class ReLU(Function):
+    """y = max(x, 0) as ``x * [x > 0]``; dy/dx = [x > 0], the mask kept from the forward
+    (a one-pass ``maximum`` reading the mask back from y measured equal overall: its
+    backward paid the comparison the forward saved; docs/kernels/selection.md)."""
+
     def forward(self, x):
         self.mask = x > 0
         return x * self.mask
