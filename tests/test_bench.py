@@ -323,3 +323,12 @@ def test_ab_names_a_bad_revision_and_an_unknown_workload():
     assert "def conv_transpose2d_subpixel" in ab.source_at_revision("tinynet.kernels.subpixel", "HEAD")
     with pytest.raises(ValueError, match="ab: unknown workload 'nope'; one of: unet, resnet18, cnn"):
         ab.workload("nope")
+
+
+def test_ab_rejects_a_call_count_below_one_and_an_unknown_module(capsys):
+    ab = _benchmark_module("ab")
+    with pytest.raises(SystemExit) as exit_info:
+        ab.main(["--base", "HEAD", "--swap", "tinynet.random", "--workload", "unet", "--calls", "0"])
+    assert exit_info.value.code == 2 and "--calls must be at least 1" in capsys.readouterr().err
+    assert ab.main(["--base", "HEAD", "--swap", "tinynet.no_such_module", "--workload", "unet"]) == 2
+    assert "tinynet.no_such_module" in capsys.readouterr().err
