@@ -1,19 +1,27 @@
-"""Issue 11's speed targets, read off a benchmark run's JSON (``run.py --json``).
+"""Issue 11's speed targets, read off one or more benchmark runs' JSON (``run.py --json``).
 
     python benchmarks/run.py --only kernels,recurrent,training --json bench.json
     python benchmarks/targets.py bench.json [--markdown]
+    python benchmarks/targets.py run1.json run2.json run3.json [--markdown]
 
 Prints each row the issue's table names (forward + backward, time / PyTorch time) beside
 its target, whether it is met, the geometric mean of those ratios against its own target
 (<= 1.0), and each training step's peak memory against PyTorch's (target <= 1.0; the
 training suite measures it in fresh processes). It only reads figures; the timing method
 is ``common.py``'s.
+
+Given several runs, it prints one column per run (headed by the time the run ended) and
+their median, and judges each target on the median: on a shared machine whose speed
+drifts for minutes at a time, one run's ratio can move by 0.2-0.3 with no change to the
+code (docs/benchmarks.md), and the median of runs spread over time is the fairer figure.
+The median column's geometric mean is that of the rows' medians.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import statistics
 import sys
 
 # (workload as the suites name it, target ratio) -- the rows of the issue's table
@@ -60,13 +68,86 @@ def memory(rows) -> list[tuple]:
              r["memory_ratio"] <= MEMORY_TARGET) for r in rows if r.get("memory_ratio")]
 
 
+def _geomean(ratios):
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+
+
+def runs_table(runs) -> tuple[list[tuple], list, float | None]:
+    """Several runs' rows: ``[(workload, [ratio or None per run], median or None, target,
+    met or None)]`` with the median over the runs that have the row, each run's geometric
+    mean (None where a row is missing), and the geometric mean of the medians."""
+    per_run = [table(rows) for rows in runs]
+    out = []
+    for k, (workload, target) in enumerate(TARGETS):
+        ratios = [t[0][k][1] for t in per_run]
+        present = [r for r in ratios if r is not None]
+        median = statistics.median(present) if present else None
+        out.append((workload, ratios, median, target, None if median is None else median <= target))
+    medians = [m for _, _, m, _, _ in out if m is not None]
+    return out, [t[1] for t in per_run], _geomean(medians) if len(medians) == len(TARGETS) else None
+
+
+def runs_memory(runs) -> list[tuple]:
+    """``[(workload, [ratio or None per run], median, met)]`` for the steps with peak memory."""
+    per_run = [{w: ratio for w, _, _, ratio, _ in memory(rows)} for rows in runs]
+    names = list(dict.fromkeys(w for figures in per_run for w in figures))
+    out = []
+    for workload in names:
+        ratios = [figures.get(workload) for figures in per_run]
+        median = statistics.median(r for r in ratios if r is not None)
+        out.append((workload, ratios, median, median <= MEMORY_TARGET))
+    return out
+
+
+def _print_runs(runs, labels, markdown: bool) -> None:
+    out, geomeans, median_geomean = runs_table(runs)
+    fmt = lambda r: "-" if r is None else f"{r:.2f}x"  # noqa: E731
+    verdict = lambda met: "-" if met is None else ("yes" if met else "no")  # noqa: E731
+    lines = [("workload (forward + backward)", "target", *labels, "median", "met")]
+    for workload, ratios, median, target, met in out:
+        lines.append((workload, f"<= {target}x", *map(fmt, ratios), fmt(median), verdict(met)))
+    lines.append((f"geometric mean ({len(TARGETS)} rows)", f"<= {GEOMEAN_TARGET}x", *map(fmt, geomeans),
+                  fmt(median_geomean),
+                  verdict(None if median_geomean is None else median_geomean <= GEOMEAN_TARGET)))
+    for workload, ratios, median, met in runs_memory(runs):
+        lines.append((f"peak memory, {workload}", f"<= {MEMORY_TARGET}x", *map(fmt, ratios), fmt(median),
+                      verdict(met)))
+    if markdown:
+        print("| " + " | ".join(lines[0]) + " |")
+        print("|---|" + "---:|" * (len(lines[0]) - 2) + "---|")
+        for line in lines[1:]:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(line[k]) for line in lines) for k in range(len(lines[0]))]
+        for line in lines:
+            print("  ".join(cell.ljust(w) if k == 0 else cell.rjust(w)
+                            for k, (cell, w) in enumerate(zip(line, widths))))
+
+
+def _label(result: dict, index: int) -> str:
+    """A run's column heading: the time it ended (``created``, as ``run.py`` writes it),
+    else its number."""
+    created = str(result.get("created", ""))
+    parts = created.split()
+    return parts[1][:5] if len(parts) >= 2 else f"run {index + 1}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", help="a run.py --json file with the kernels, recurrent and training suites")
+    parser.add_argument("json", nargs="+",
+                        help="run.py --json files with the kernels, recurrent and training suites; "
+                             "several: one column each, and their median")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
-    with open(args.json) as f:
-        rows = json.load(f)["rows"]
+    results = []
+    for path in args.json:
+        with open(path) as f:
+            results.append(json.load(f))
+    if len(results) > 1:
+        _print_runs([r["rows"] for r in results], [_label(r, k) for k, r in enumerate(results)],
+                    args.markdown)
+        return 0
+    rows = results[0]["rows"]
     out, geomean = table(rows)
     fmt = lambda r: f"{r:.2f}x"  # noqa: E731
     if args.markdown:

@@ -253,6 +253,49 @@ def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
     assert targets.main([str(path), "--markdown"]) == 0
 
 
+def test_targets_over_several_runs_judges_the_median(tmp_path, capsys):
+    """Several runs: each row's ratios per run and their median, the target judged on the
+    median (not on any one run, nor the mean), a row missing from one run taken from the
+    others, each run's geometric mean and the geometric mean of the medians, by hand."""
+    targets = _benchmark_module("targets")
+    n = len(targets.TARGETS)
+
+    def rows(ratios, memory=None):
+        out = [{"workload": w, "pass": "fwd+bwd+adam" if "step" in w else "fwd+bwd", "ratio": r}
+               for (w, _), r in zip(targets.TARGETS, ratios) if r is not None]
+        if memory is not None:
+            out[-1].update(tinynet_peak_mb=1.0, torch_peak_mb=1.0, memory_ratio=memory)
+        return out
+
+    # row 0 (target 1.3): 1.0, 2.0, 1.2 -> median 1.2, met (mean 1.4 would miss)
+    # row 1 (target 1.3): 1.4, 1.0, 1.5 -> median 1.4, missed though one run meets it
+    # row 2: missing from run 3 -> median of 4.0 and 1.0 = 2.5; others 1.0 throughout
+    runs = [rows([1.0, 1.4, 4.0] + [1.0] * (n - 3), memory=0.5),
+            rows([2.0, 1.0, 1.0] + [1.0] * (n - 3), memory=2.0),
+            rows([1.2, 1.5, None] + [1.0] * (n - 3), memory=0.9)]
+    out, geomeans, geomean = targets.runs_table(runs)
+    assert out[0][1:] == ([1.0, 2.0, 1.2], 1.2, 1.3, True)
+    assert out[1][1:] == ([1.4, 1.0, 1.5], 1.4, 1.3, False)
+    assert out[2][1:3] == ([4.0, 1.0, None], 2.5)
+    assert geomeans[0] == pytest.approx((1.4 * 4.0) ** (1 / n))
+    assert geomeans[1] == pytest.approx(2.0 ** (1 / n))
+    assert geomeans[2] is None                                      # run 3 lacks a row
+    assert geomean == pytest.approx((1.2 * 1.4 * 2.5) ** (1 / n))
+    assert targets.runs_memory(runs) == [(targets.TARGETS[-1][0], [0.5, 2.0, 0.9], 0.9, True)]
+    no_row_3 = [[r for r in run if r["workload"] != targets.TARGETS[3][0]] for run in runs]
+    out, _, geomean = targets.runs_table(no_row_3)                  # missing from every run
+    assert out[3][1:3] == ([None, None, None], None) and geomean is None
+    paths = []
+    for k, r in enumerate(runs):
+        paths.append(tmp_path / f"run{k}.json")
+        paths[-1].write_text(json.dumps({"created": f"2026-12-01 1{k}:30:00 UTC", "rows": r}))
+    assert targets.main([str(p) for p in paths] + ["--markdown"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split(" | ")[2:5] == ["10:30", "11:30", "12:30"]
+    first = printed[2].split(" | ")
+    assert first[0] == "| " + targets.TARGETS[0][0] and first[2:] == ["1.00x", "2.00x", "1.20x", "1.20x", "yes |"]
+
+
 def test_compare_rewarms_each_library_after_its_gap_untimed():
     """After each idle gap the callable runs untimed for ``rewarm`` seconds (at least once)
     before its ``reps`` timed calls; with rewarm=0 only warm-up and timed calls happen."""
