@@ -31,9 +31,11 @@ synchronises that device around every timed batch so GPU times are real.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -41,7 +43,7 @@ import numpy as np
 
 __all__ = [
     "IDLE_GAP_S", "REWARM_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "write_json", "set_threads", "get_threads", "set_device", "get_device",
-    "set_smoke",
+    "set_smoke", "REFERENCES", "module_installed", "load_reference",
     "torch_or_none", "torch_device", "synchronize", "time_calls", "compare", "gemm_gflops",
     "make_row", "machine_info", "format_table", "markdown_table",
 ]
@@ -49,6 +51,11 @@ __all__ = [
 IDLE_GAP_S = 0.15          # pause between libraries: lets the other's BLAS threads go idle
 REWARM_S = 0.1             # untimed calls after the gap, before the timed ones (see compare)
 DEFAULT_THREADS = 2
+#: The optional reference libraries beside PyTorch (issue 11), as rows and tables name
+#: them: a row timed with one carries ``<name>_ms`` and ``<name>_ratio`` (its time over
+#: PyTorch's). ``run.py --references`` adds them: JAX on the kernel rows
+#: (``references.py``), Keras 3 on the U-Net step (``keras_unet.py``).
+REFERENCES = {"jax": "JAX", "keras": "Keras"}
 
 _threads = None            # what set_threads last applied
 _thread_limiter = None     # threadpoolctl's limiter, kept alive so its limit stays in force
@@ -57,6 +64,23 @@ _smoke = False             # set by the runner's --quick: compare() does the lea
 
 
 # ----------------------------------------------------------------------------- setup
+
+def module_installed(name: str) -> bool:
+    """True when ``import name`` would find the module, without importing it (a module
+    set to None in ``sys.modules``, as tests do to hide one, counts as missing)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
+
+
+def load_reference(caller: str, label: str, why: str | None, load: Callable[[], object]):
+    """``load()`` for a reference library (:data:`REFERENCES`) when ``why`` (the reason it
+    cannot run) is None; otherwise None, with the reason printed for ``caller``."""
+    if why:
+        print(f"{caller}: no {label} reference: {why}")
+        return None
+    return load()
+
 
 def torch_or_none():
     """The ``torch`` module, or None when PyTorch is not installed."""
@@ -261,7 +285,9 @@ def make_row(workload: str, timing: dict, flops: float | None = None,
     ``timing`` is :func:`compare`'s result. Keys: ``workload``, ``tinynet_ms``,
     ``torch_ms`` (None without PyTorch), ``ratio`` (tinynet / PyTorch, None without
     PyTorch), their spreads, ``gflops`` (tinynet's, when ``flops`` is given),
-    ``torch_gflops``, ``roofline_fraction`` (``gflops / roofline``), plus ``extra``.
+    ``torch_gflops``, ``roofline_fraction`` (``gflops / roofline``), plus ``extra``; and
+    for each reference library of :data:`REFERENCES` in ``timing``, ``<name>_ms`` and
+    ``<name>_ratio`` (its time over PyTorch's, None without PyTorch).
     """
     def ms(name, key="median_s"):
         return timing[name][key] * 1e3 if name in timing else None
@@ -279,6 +305,10 @@ def make_row(workload: str, timing: dict, flops: float | None = None,
     }
     row["roofline_fraction"] = (row["gflops"] / roofline
                                 if row["gflops"] is not None and roofline else None)
+    for name in REFERENCES:
+        if name in timing:
+            row[f"{name}_ms"] = ms(name)
+            row[f"{name}_ratio"] = row[f"{name}_ms"] / pt_ms if pt_ms else None
     row.update(extra)
     return row
 
@@ -360,24 +390,36 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _references_in(rows: list[dict]) -> list[str]:
+    """The reference libraries (:data:`REFERENCES`) some row was timed with, in order."""
+    return [name for name in REFERENCES if any(f"{name}_ms" in r for r in rows)]
+
+
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of rows (workload, times, ratio, GFLOP/s, roofline)."""
+    """A fixed-width text table of rows (workload, times, ratio, GFLOP/s, roofline), with
+    each reference library's time and ratio to PyTorch where rows have them."""
     width = max([len(_label(r)) for r in rows] + [8])
+    refs = _references_in(rows)
     head = (f"{'workload':{width}s} {'tinynet ms':>11s} {'torch ms':>10s} {'ratio':>6s} "
-            f"{'GFLOP/s':>8s} {'of GEMM':>7s}")
+            f"{'GFLOP/s':>8s} {'of GEMM':>7s}"
+            + "".join(f" {REFERENCES[n] + ' ms':>10s} {REFERENCES[n] + ' ratio':>11s}" for n in refs))
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{_label(r):{width}s} {_fmt(r.get('tinynet_ms'), '11.3f')} "
                      f"{_fmt(r.get('torch_ms'), '10.3f'):>10s} {_fmt(r.get('ratio'), '6.2f'):>6s} "
                      f"{_fmt(r.get('gflops'), '8.1f'):>8s} "
-                     f"{_fmt(r.get('roofline_fraction'), '7.2f'):>7s}")
+                     f"{_fmt(r.get('roofline_fraction'), '7.2f'):>7s}"
+                     + "".join(f" {_fmt(r.get(n + '_ms'), '10.3f'):>10s} "
+                               f"{_fmt(r.get(n + '_ratio'), '11.2f'):>11s}" for n in refs))
     return "\n".join(lines)
 
 
 def markdown_table(rows: list[dict], suite_column: bool = False) -> str:
     """The same table in Markdown (used for docs/benchmarks.md)."""
+    refs = _references_in(rows)
     cols = (["suite"] if suite_column else []) + [
-        "workload", "tinynet ms", "torch ms", "ratio", "GFLOP/s", "of GEMM"]
+        "workload", "tinynet ms", "torch ms", "ratio", "GFLOP/s", "of GEMM"] + [
+        f"{REFERENCES[n]} {unit}" for n in refs for unit in ("ms", "ratio")]
     lines = ["| " + " | ".join(cols) + " |",
              "|" + "|".join("---" if c in ("suite", "workload") else "---:" for c in cols) + "|"]
     for r in rows:
@@ -388,11 +430,16 @@ def markdown_table(rows: list[dict], suite_column: bool = False) -> str:
         if r.get("torch_spread_ms"):
             pt_ms += f" ± {r['torch_spread_ms']:.2g}"
         cells = ([str(r.get("suite", ""))] if suite_column else []) + [
-            _label(r).replace("|", "/"), tn_ms, pt_ms,
-            _fmt(r.get("ratio"), ".2f") + ("x" if r.get("ratio") is not None else ""),
+            _label(r).replace("|", "/"), tn_ms, pt_ms, _ratio(r.get("ratio")),
             _fmt(r.get("gflops"), ".1f"), _fmt(r.get("roofline_fraction"), ".2f")]
+        for n in refs:
+            cells += [_fmt(r.get(n + "_ms"), ".3g"), _ratio(r.get(n + "_ratio"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _label(row: dict) -> str:

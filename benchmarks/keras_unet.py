@@ -67,13 +67,18 @@ def keras_unet(keras, size=128, in_channels=3, num_classes=2, filters=FILTERS, d
     return keras.Model(inputs, outputs)
 
 
-def keras_step_fn(keras, shape):
-    """``step()`` for the Keras U-Net on training.py's data (moved to channels last)."""
+def keras_step_fn(keras, shape, base_width=16):
+    """``(model, step)`` for the Keras U-Net on training.py's data (moved to channels
+    last); ``base_width`` scales the filters as ``UNet(base_width=...)`` does (the
+    runner's ``--quick`` models are narrow)."""
     import training
     x, y = training.make_data("unet", shape)
     x, y = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(y.transpose(0, 2, 3, 1))
     keras.utils.set_random_seed(0)
-    model = keras_unet(keras, size=shape[2], in_channels=shape[1])
+    filters = tuple(base_width * 2 ** level for level in range(len(FILTERS)))
+    model = keras_unet(keras, size=shape[2], in_channels=shape[1], filters=filters)
+    if filters == FILTERS and shape[1] == 3:
+        assert model.count_params() == PARAMETERS, model.count_params()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
 
     def step():
@@ -81,28 +86,25 @@ def keras_step_fn(keras, shape):
     return model, step
 
 
-def run(quick: bool = False, threads: int = 1) -> list[dict]:
-    keras = import_keras(threads)
-    if keras is None:
-        print("keras_unet: Keras 3 with JAX is not installed (pip install -e '.[keras]'); skipped")
-        return []
+def unavailable(device: str = "cpu") -> str | None:
+    """Why the Keras reference cannot run here (None when it can)."""
+    if str(device).startswith("cuda"):
+        return "Keras runs on JAX's CPU backend only in these benchmarks"
     import common
+    if not (common.module_installed("keras") and common.module_installed("jax")):
+        return "Keras 3 with JAX is not installed (pip install -e '.[keras]')"
+    return None
+
+
+def run(quick: bool = False, threads: int = 1) -> list[dict]:
+    """The U-Net training row with Keras beside tinynet and PyTorch (``training.run``'s)."""
+    why = unavailable()
+    if why:
+        print(f"keras_unet: skipped: {why}")
+        return []
+    import_keras(threads)
     import training
-    shape = (1, 3, 32, 32) if quick else training.WORKLOADS["unet"][1]
-    model, keras_step = keras_step_fn(keras, shape)
-    if not quick:
-        assert model.count_params() == PARAMETERS, model.count_params()
-    fns = {"tinynet": training.tinynet_step_fn("unet", shape)[1]}
-    torch = common.torch_or_none()
-    if torch is not None:
-        fns["torch"] = training.torch_step_fn(torch, "unet", shape)[1]
-    fns["keras"] = keras_step
-    timing = common.compare(fns, rounds=2 if quick else 7, reps=1 if quick else 3)
-    row = common.make_row(f"U-Net step N{shape[0]} {shape[1]}x{shape[2]}x{shape[3]}", timing,
-                          **{"pass": "fwd+bwd+adam"})
-    row["keras_ms"] = timing["keras"]["median_s"] * 1e3
-    row["keras_ratio"] = row["keras_ms"] / row["torch_ms"] if row["torch_ms"] else None
-    return [row]
+    return training.run(quick=quick, memory=False, references=("keras",), names=("unet",))
 
 
 def main(argv=None) -> int:
@@ -112,11 +114,9 @@ def main(argv=None) -> int:
     keras = import_keras(args.threads)       # before anything else touches XLA
     info, threads = common.start_standalone(args)
     rows = run(quick=args.quick, threads=args.threads)
-    for r in rows:
+    if rows:
         print(f"Keras {keras.__version__} ({keras.backend.backend()} backend)")
-        print(f"{r['workload']}: tinynet {r['tinynet_ms']:.1f} ms, PyTorch {r['torch_ms']:.1f} ms, "
-              f"Keras {r['keras_ms']:.1f} ms; tinynet/PyTorch {r['ratio']:.2f}, "
-              f"Keras/PyTorch {r['keras_ratio']:.2f}")
+        print(common.format_table(rows))
     common.write_json(args.json, info, threads, rows)
     return 0
 

@@ -11,7 +11,9 @@ measured in the same run.
     python benchmarks/kernels.py --quick         # smoke run: small batches, one call each
     python benchmarks/kernels.py --json out.json --threads 2 [--device cuda]
 
-``run(quick=False, device=None) -> list[dict]`` is what ``benchmarks/run.py`` calls.
+``run(quick=False, device=None, references=()) -> list[dict]`` is what
+``benchmarks/run.py`` calls; ``references=("jax",)`` (``run.py --references jax``) also
+times jit-compiled JAX on every row, in the same interleaved rounds (``references.py``).
 """
 from __future__ import annotations
 
@@ -111,15 +113,24 @@ def make_cases(op, N, C_in, C_out, H, W, k, s, p, device="cpu"):
     return cases
 
 
-def run(quick: bool = False, device: str | None = None) -> list[dict]:
-    """One row per (workload, pass); ``quick`` shrinks batches to 1 (a smoke run)."""
+def run(quick: bool = False, device: str | None = None, references=()) -> list[dict]:
+    """One row per (workload, pass); ``quick`` shrinks batches to 1 (a smoke run).
+    ``references`` may name ``"jax"``: JAX then runs beside both libraries, checked
+    against PyTorch first (skipped, with the reason printed, where it cannot run)."""
     device = device or common.get_device()
     roofline = common.gemm_gflops(device=device)
+    jax_mods = _jax_reference(device) if "jax" in references else None
     rows = []
     for name, op, N, *shape in WORKLOADS:
         if quick:
             N = 1
         cases = make_cases(op, N, *shape, device=device)
+        if jax_mods is not None:
+            import references as reference
+            jax_forward, jax_forward_backward, check, (x, w, b, gy) = reference.jax_cases(
+                jax_mods, op, N, *shape)
+            check(*reference.torch_reference(op, x, w, b, gy, *shape[-3:]))
+            cases["jax"] = (jax_forward, jax_forward_backward)
         for index, pass_name in enumerate(("fwd", "fwd+bwd")):
             timing = common.compare({lib: fns[index] for lib, fns in cases.items()},
                                     rounds=2 if quick else 7, reps=2 if quick else 5,
@@ -127,6 +138,13 @@ def run(quick: bool = False, device: str | None = None) -> list[dict]:
             rows.append(common.make_row(name, timing, flops=flops(op, N, *shape, backward=index == 1),
                                         roofline=roofline, **{"pass": pass_name}))
     return rows
+
+
+def _jax_reference(device):
+    """JAX's modules for the reference rows, or None with the reason printed."""
+    import references as reference
+    return common.load_reference("kernels", "JAX", reference.unavailable(device),
+                                 lambda: reference.import_jax(common.get_threads()))
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,8 @@ importing JAX; with more threads XLA uses its default (all cores), which the tab
 
     python benchmarks/references.py [--threads N] [--quick] [--json FILE]
 
-Not done (issue 11 asks for it too): the Keras 3 U-Net reference; see the closing note.
+The same rows come from ``run.py --references jax``, in the runner's tables (the JAX
+columns beside PyTorch's); ``keras_unet.py`` is the second reference, on the U-Net step.
 """
 from __future__ import annotations
 
@@ -112,31 +113,25 @@ def torch_reference(op, x, w, b, gy, k, s, p):
     return y.detach().numpy(), [t.grad.numpy() for t in ts if t is not None]
 
 
-def run(quick: bool = False, threads: int = 1) -> list[dict]:
-    jax_mods = import_jax(threads)
-    if jax_mods is None:
-        print("references: JAX is not installed (pip install -e '.[jax]'); skipped")
-        return []
+def unavailable(device: str = "cpu") -> str | None:
+    """Why the JAX reference cannot run here (None when it can)."""
+    if str(device).startswith("cuda"):
+        return "JAX runs on its CPU backend only in these benchmarks"
     if common.torch_or_none() is None:
-        print("references: PyTorch is not installed (the contract to compare with); skipped")
+        return "PyTorch, the contract each JAX result is checked against, is not installed"
+    if not common.module_installed("jax"):
+        return "JAX is not installed (pip install -e '.[jax]')"
+    return None
+
+
+def run(quick: bool = False, threads: int = 1) -> list[dict]:
+    """The kernel rows with JAX beside tinynet and PyTorch (``kernels.run``'s rows)."""
+    why = unavailable()
+    if why:
+        print(f"references: skipped: {why}")
         return []
-    rows = []
-    for name, op, N, *shape in kernels.WORKLOADS:
-        if quick:
-            N = 1
-        cases = kernels.make_cases(op, N, *shape)
-        jf, jfb, check, (x, w, b, gy) = jax_cases(jax_mods, op, N, *shape)
-        check(*torch_reference(op, x, w, b, gy, *shape[-3:]))
-        cases["jax"] = (jf, jfb)
-        for index, pass_name in enumerate(("fwd", "fwd+bwd")):
-            timing = common.compare({lib: fns[index] for lib, fns in cases.items()},
-                                    rounds=2 if quick else 7, reps=2 if quick else 5)
-            jax_ms = timing["jax"]["median_s"] * 1e3
-            row = common.make_row(name, timing, **{"pass": pass_name})
-            row["jax_ms"] = jax_ms
-            row["jax_ratio"] = jax_ms / row["torch_ms"] if row["torch_ms"] else None
-            rows.append(row)
-    return rows
+    import_jax(threads)
+    return kernels.run(quick=quick, references=("jax",))
 
 
 def main(argv=None) -> int:
@@ -149,12 +144,7 @@ def main(argv=None) -> int:
         jax = jax_mods[0]
         print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, XLA threads: "
               f"{'1' if args.threads == 1 else 'default (all cores)'}")
-        head = f"{'workload':44s} {'pass':8s} {'tinynet':>9s} {'torch':>9s} {'jax':>9s} {'tn/pt':>6s} {'jax/pt':>6s}"
-        print(head)
-        print("-" * len(head))
-        for r in rows:
-            print(f"{r['workload']:44s} {r['pass']:8s} {r['tinynet_ms']:9.2f} {r['torch_ms']:9.2f} "
-                  f"{r['jax_ms']:9.2f} {r['ratio']:6.2f} {r['jax_ratio']:6.2f}")
+        print(common.format_table(rows))
     common.write_json(args.json, info, threads, rows)
     return 0
 

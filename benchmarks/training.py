@@ -29,7 +29,9 @@ GPU the rows have no memory figures.
     python benchmarks/training.py --profile    # also: where tinynet's step time goes
     python benchmarks/training.py --json out.json --threads 2 [--device cuda]
 
-``run(quick=False, device=None) -> list[dict]`` is what ``benchmarks/run.py`` calls.
+``run(quick=False, device=None, references=()) -> list[dict]`` is what
+``benchmarks/run.py`` calls; ``references=("keras",)`` (``run.py --references keras``) also
+times the U-Net written as Keras 3 code, in the same interleaved rounds (``keras_unet.py``).
 """
 from __future__ import annotations
 
@@ -235,9 +237,12 @@ def measure_memory(library: str, name: str, shape) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- run
-def run(quick: bool = False, device: str | None = None, memory: bool | None = None) -> list[dict]:
-    """Rows for the three workloads; ``memory`` (default: on the CPU and not ``quick``) adds
-    peak memory, measured in child processes.
+def run(quick: bool = False, device: str | None = None, memory: bool | None = None,
+        references=(), names=None) -> list[dict]:
+    """Rows for the workloads (``names``, default all three); ``memory`` (default: on the
+    CPU and not ``quick``) adds peak memory, measured in child processes. ``references``
+    may name ``"keras"``: the Keras U-Net then runs beside both libraries on the U-Net row
+    (skipped, with the reason printed, where it cannot run).
 
     Uses the thread count and smoke mode already in force (``main`` and the runner set
     them); ``device`` defaults to the runner's.
@@ -251,9 +256,11 @@ def run(quick: bool = False, device: str | None = None, memory: bool | None = No
         print("training: peak memory is measured on the CPU only; skipped on "
               f"{device}", file=sys.stderr)
         memory = False
+    keras = _keras_reference(device) if "keras" in references else None
     rounds, reps = (2, 1) if quick else (7, 3)
     rows = []
-    for name, (label, shape, target) in WORKLOADS.items():
+    for name in names or WORKLOADS:
+        label, shape, target = WORKLOADS[name]
         width = None
         if quick:
             shape, width = QUICK_SHAPES[name], QUICK_WIDTHS[name]
@@ -263,6 +270,9 @@ def run(quick: bool = False, device: str | None = None, memory: bool | None = No
         if torch is not None:
             fns["torch"] = torch_step_fn(torch, name, shape, init_from=model, width=width,
                                          device=common.torch_device(device))[1]
+        if keras is not None and name == "unet":
+            import keras_unet
+            fns["keras"] = keras_unet.keras_step_fn(keras, shape, base_width=width or 16)[1]
         timing = common.compare(fns, rounds=rounds, reps=reps, warmup=1 if quick else 2,
                                 device=device)
         row = common.make_row(label, timing, target=target, **{"pass": PASS})
@@ -280,6 +290,13 @@ def run(quick: bool = False, device: str | None = None, memory: bool | None = No
                 row["pass_memory_target"] = row["memory_ratio"] <= MEMORY_TARGET
         rows.append(row)
     return rows
+
+
+def _keras_reference(device):
+    """The ``keras`` module for the U-Net reference, or None with the reason printed."""
+    import keras_unet
+    return common.load_reference("training", "Keras", keras_unet.unavailable(device),
+                                 lambda: keras_unet.import_keras(common.get_threads()))
 
 
 def profile(name: str, steps: int = 5, top: int = 15, device: str = "cpu") -> None:

@@ -296,6 +296,75 @@ def test_targets_over_several_runs_judges_the_median(tmp_path, capsys):
     assert first[0] == "| " + targets.TARGETS[0][0] and first[2:] == ["1.00x", "2.00x", "1.20x", "1.20x", "yes |"]
 
 
+def test_rows_and_tables_carry_the_reference_libraries():
+    """A library of ``common.REFERENCES`` in the timing gives the row ``<name>_ms`` and its
+    ratio to PyTorch (None without PyTorch); the tables add its two columns only when a
+    row has it, and show its figures there."""
+    common = _benchmark_module("common")
+
+    def timing(**ms):
+        return {lib: {"median_s": v / 1e3, "spread_s": 0.0} for lib, v in ms.items()}
+    row = common.make_row("w", timing(tinynet=2.0, torch=1.0, jax=4.0), **{"pass": "fwd"})
+    assert (row["jax_ms"], row["jax_ratio"], row["ratio"]) == (4.0, 4.0, 2.0)
+    assert "keras_ms" not in row
+    alone = common.make_row("v", timing(tinynet=2.0, keras=3.0))         # no PyTorch
+    assert (alone["keras_ms"], alone["keras_ratio"]) == (3.0, None)
+    plain = common.make_row("u", timing(tinynet=2.0, torch=1.0))
+    assert "JAX" not in common.format_table([plain]) and "JAX" not in common.markdown_table([plain])
+    text = common.format_table([row, plain]).splitlines()
+    assert text[0].split()[-4:] == ["JAX", "ms", "JAX", "ratio"]
+    assert text[2].split()[-2:] == ["4.000", "4.00"] and text[3].split()[-2:] == ["-", "-"]
+    md = common.markdown_table([row, alone]).splitlines()
+    assert md[0].endswith("| JAX ms | JAX ratio | Keras ms | Keras ratio |")
+    assert md[2].endswith("| 4 | 4.00x | - | - |") and md[3].endswith("| - | - | 3 | - |")
+
+
+REFERENCE_TOY = '''
+from common import make_row
+
+def run(quick=False, references=()):
+    timing = {"tinynet": {"median_s": 0.002, "spread_s": 0.0}}
+    return [make_row("toy", timing, notes=",".join(references) or "none")]
+'''
+
+
+def test_runner_hands_references_to_their_suite_only(toy_bench_dir, tmp_path):
+    """``--references jax`` reaches the kernels suite's ``run(references=...)``, ``keras``
+    the training suite's; a suite is not handed the other's, and one without any gets
+    none. Unknown names, or a reference whose suite ``--only`` leaves out, exit with 2."""
+    (toy_bench_dir / "kernels.py").write_text(REFERENCE_TOY)
+    (toy_bench_dir / "training.py").write_text(REFERENCE_TOY)
+    env = {"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir)}
+    result = _run(["--quick", "--only", "kernels,training", "--references", "jax",
+                   "--json", str(tmp_path / "r.json")], env_extra=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = {r["suite"]: r["notes"] for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert notes == {"kernels": "jax", "training": "none"}
+    result = _run(["--quick", "--only", "kernels,training", "--references", "keras,jax",
+                   "--json", str(tmp_path / "r.json")], env_extra=env)
+    notes = {r["suite"]: r["notes"] for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert notes == {"kernels": "jax", "training": "keras"}
+    bad = _run(["--references", "tensorflow"], env_extra=env)
+    assert bad.returncode == 2 and "--references: unknown reference(s) tensorflow" in bad.stderr
+    bad = _run(["--only", "kernels", "--references", "keras"], env_extra=env)
+    assert bad.returncode == 2 and "training suite, which --only leaves out" in bad.stderr
+
+
+def test_reference_suites_say_why_a_reference_cannot_run(monkeypatch, capsys):
+    """Without JAX (or Keras), or on a GPU, the kernels and training suites print why and
+    time no reference, instead of failing."""
+    kernels, training = _benchmark_module("kernels"), _benchmark_module("training")
+    monkeypatch.setitem(sys.modules, "jax", None)
+    assert kernels._jax_reference("cpu") is None
+    assert training._keras_reference("cpu") is None
+    out = capsys.readouterr().out
+    assert "no JAX reference: JAX is not installed (pip install -e '.[jax]')" in out
+    assert "no Keras reference: Keras 3 with JAX is not installed" in out
+    monkeypatch.delitem(sys.modules, "jax")
+    assert kernels._jax_reference("cuda:0") is None and training._keras_reference("cuda") is None
+    assert "CPU backend only" in capsys.readouterr().out
+
+
 def test_compare_rewarms_each_library_after_its_gap_untimed():
     """After each idle gap the callable runs untimed for ``rewarm`` seconds (at least once)
     before its ``reps`` timed calls; with rewarm=0 only warm-up and timed calls happen."""

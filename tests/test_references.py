@@ -52,3 +52,37 @@ def test_keras_unet_is_the_seed_unet():
     from tinynet.models import UNet
     assert model.count_params() == 1_941_122 == sum(p.numel() for p in UNet(3, 2).parameters())
     assert tuple(model.output.shape) == (None, 128, 128, 2)
+
+
+@pytest.fixture
+def smoke():
+    """The runner's --quick: one call per library, no gaps (these tests time nothing)."""
+    import common
+    common.set_smoke(True)
+    yield
+    common.set_smoke(False)
+
+
+def test_runner_rows_carry_jax_beside_pytorch(smoke):
+    """``kernels.run(references=("jax",))`` (``run.py --references jax``): every kernel row
+    also has JAX's time and its ratio to PyTorch's, after the check against PyTorch."""
+    pytest.importorskip("jax", reason="the jax extra is not installed")
+    pytest.importorskip("torch", reason="PyTorch is the reference")
+    import kernels
+    rows = kernels.run(quick=True, references=("jax",))
+    assert len(rows) == 2 * len(kernels.WORKLOADS)
+    for row in rows:
+        assert row["jax_ms"] > 0 and row["jax_ratio"] == pytest.approx(row["jax_ms"] / row["torch_ms"])
+
+
+def test_runner_unet_row_carries_keras_beside_pytorch(smoke):
+    """``training.run(references=("keras",))`` (``run.py --references keras``): the U-Net
+    row also has the Keras U-Net's step time (narrow, as the quick tinynet model is)."""
+    import keras_unet
+    if keras_unet.unavailable() or keras_unet.import_keras(threads=2) is None:
+        pytest.skip("the keras extra is not installed")
+    pytest.importorskip("torch", reason="PyTorch is the reference")
+    import training
+    (row,) = training.run(quick=True, memory=False, references=("keras",), names=("unet",))
+    assert row["workload"].startswith("U-Net step") and row["keras_ms"] > 0
+    assert row["keras_ratio"] == pytest.approx(row["keras_ms"] / row["torch_ms"])

@@ -11,6 +11,8 @@ A benchmark module is a file ``benchmarks/<name>.py`` with ``run(quick=False)``
 returning a list of row dicts (``workload``, ``tinynet_ms``, ``torch_ms``, ``ratio``, and
 optionally ``gflops``, ``roofline_fraction``, ``pass``, ``notes``). A module whose ``run``
 also takes ``device`` supports ``--device cuda``; others are skipped on the GPU.
+``--references`` hands ``references=(names,)`` to the suite that times each reference
+library (:data:`REFERENCES`); its rows then carry ``<name>_ms`` and ``<name>_ratio``.
 """
 from __future__ import annotations
 
@@ -60,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "figures are not meaningful")
     parser.add_argument("--only", metavar="NAMES",
                         help=f"comma-separated suites to run, from: {', '.join(SUITES)}")
+    parser.add_argument("--references", metavar="NAMES",
+                        help="also time optional reference libraries on the same workloads, "
+                             "as extra columns of the same tables: jax (the kernels rows, "
+                             "jit-compiled; pip install -e '.[jax]') and/or keras (the U-Net "
+                             "step as Keras 3 code on JAX; '.[keras]'), comma-separated; each "
+                             "is skipped with the reason printed where it is not installed; "
+                             "CPU only")
     parser.add_argument("--threads", type=_positive_int, default=2, metavar="N",
                         help="threads for NumPy's BLAS and for PyTorch (default 2)")
     parser.add_argument("--json", metavar="FILE", help="write machine info and all rows as JSON")
@@ -85,6 +94,21 @@ def _parse_only(parser: argparse.ArgumentParser, only: str | None) -> list[str]:
     if unknown or not names:
         parser.error(f"--only: unknown suite(s) {', '.join(unknown) or repr(only)}; "
                      f"choose from {', '.join(SUITES)}")
+    return names
+
+
+#: The reference libraries ``--references`` accepts, and the suite that times each.
+REFERENCES = {"jax": "kernels", "keras": "training"}
+
+
+def _parse_references(parser: argparse.ArgumentParser, text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in REFERENCES]
+    if unknown or not names:
+        parser.error(f"--references: unknown reference(s) {', '.join(unknown) or repr(text)}; "
+                     f"choose from {', '.join(REFERENCES)}")
     return names
 
 
@@ -140,6 +164,11 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     """Runs the suites selected by parsed ``args``; returns the exit status."""
     parser = parser or add_arguments(argparse.ArgumentParser(prog="tinynet bench"))
     names = _parse_only(parser, args.only)
+    references = _parse_references(parser, getattr(args, "references", None))
+    for ref in references:
+        if REFERENCES[ref] not in names:
+            parser.error(f"--references {ref}: its rows are in the {REFERENCES[ref]} suite, "
+                         "which --only leaves out")
     bench_dir = find_benchmarks_dir()
     if bench_dir is None:
         print("tinynet bench: the benchmark suite was not found. It lives in the benchmarks/ "
@@ -189,6 +218,9 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
             module = _load(bench_dir, name)
             run = getattr(module, "run")
             kwargs = {"quick": args.quick}
+            wanted = tuple(r for r in references if REFERENCES[r] == name)
+            if wanted:
+                kwargs["references"] = wanted
             if "device" in inspect.signature(run).parameters:
                 kwargs["device"] = common.get_device()
             elif on_gpu:
