@@ -43,7 +43,7 @@ import numpy as np
 
 __all__ = [
     "IDLE_GAP_S", "REWARM_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "write_json", "set_threads", "get_threads", "set_device", "get_device",
-    "set_smoke", "REFERENCES", "module_installed", "load_reference",
+    "set_smoke", "REFERENCES", "module_installed", "load_reference", "reference_versions",
     "torch_or_none", "torch_device", "synchronize", "time_calls", "compare", "gemm_gflops",
     "make_row", "machine_info", "format_table", "markdown_table",
 ]
@@ -384,6 +384,13 @@ def machine_info(device: str | None = None) -> dict:
         if torch is not None:
             info["torch_cuda"] = torch.version.cuda
     return info
+
+
+def reference_versions() -> dict:
+    """``{name: version}`` of the reference libraries (:data:`REFERENCES`) this process has
+    imported, i.e. that timed rows (XLA, under both, takes all cores unless ``--threads 1``)."""
+    return {name: getattr(sys.modules[name], "__version__", "?") for name in REFERENCES
+            if sys.modules.get(name) is not None}
 
 
 def _fmt(value, spec: str) -> str:

@@ -341,13 +341,25 @@ def test_runner_hands_references_to_their_suite_only(toy_bench_dir, tmp_path):
     notes = {r["suite"]: r["notes"] for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
     assert notes == {"kernels": "jax", "training": "none"}
     result = _run(["--quick", "--only", "kernels,training", "--references", "keras,jax",
-                   "--json", str(tmp_path / "r.json")], env_extra=env)
-    notes = {r["suite"]: r["notes"] for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
-    assert notes == {"kernels": "jax", "training": "keras"}
+                   "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")],
+                  env_extra=env)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {r["suite"]: r["notes"] for r in data["rows"]} == {"kernels": "jax", "training": "keras"}
+    assert data["references"] == {}                 # the toy suites import neither library
+    assert "- References: none could run" in (tmp_path / "r.md").read_text()
     bad = _run(["--references", "tensorflow"], env_extra=env)
     assert bad.returncode == 2 and "--references: unknown reference(s) tensorflow" in bad.stderr
     bad = _run(["--only", "kernels", "--references", "keras"], env_extra=env)
     assert bad.returncode == 2 and "training suite, which --only leaves out" in bad.stderr
+
+
+def test_markdown_names_the_references_that_ran_and_xla_threads():
+    """The Markdown header line: each reference's version, Keras' backend, XLA's threads."""
+    import tinynet.bench as bench
+    common = _benchmark_module("common")
+    line = bench._references_line(common, {"jax": "0.4.1", "keras": "3.1"}, threads=2)
+    assert line == "- References: JAX 0.4.1, Keras 3.1 (JAX backend); XLA on all cores"
+    assert bench._references_line(common, {"jax": "0.4.1"}, threads=1).endswith("XLA on 1 thread")
 
 
 def test_reference_suites_say_why_a_reference_cannot_run(monkeypatch, capsys):

@@ -255,6 +255,10 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": args.quick,
               "device": common.get_device(), "machine": info, "thread_setup": thread_report,
               "gemm_gflops": roofline, "suites": suites, "rows": all_rows}
+    if references:
+        result["references"] = common.reference_versions()
+        print("references: " + (", ".join(f"{common.REFERENCES[n]} {v}" for n, v in
+                                          result["references"].items()) or "none could run"))
     if args.json:
         _ensure_parent(args.json)
         with open(args.json, "w") as f:
@@ -303,6 +307,8 @@ def write_markdown(result: dict, path: str) -> None:
              f"- Versions: Python {info['python']}, NumPy {info['numpy']}, "
              f"PyTorch {info['torch'] or 'not installed'}, tinynet {info['tinynet']}",
              f"- Device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else ""),
+             *([_references_line(common, result["references"], info["threads"])]
+               if "references" in result else []),
              f"- {'CuPy' if 'gpu' in info else 'NumPy'} float32 GEMM roofline: "
              f"{result['gemm_gflops']:.1f} GFLOP/s", ""]
     rows = result["rows"]
@@ -319,6 +325,15 @@ def write_markdown(result: dict, path: str) -> None:
     _ensure_parent(path)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def _references_line(common, versions: dict, threads: int) -> str:
+    """The Markdown line naming the reference libraries that ran, and XLA's threads."""
+    if not versions:
+        return "- References: none could run"
+    names = ", ".join(f"{common.REFERENCES[n]} {v}" + (" (JAX backend)" if n == "keras" else "")
+                      for n, v in versions.items())
+    return f"- References: {names}; XLA on {'1 thread' if threads == 1 else 'all cores'}"
 
 
 def write_plot(rows: list[dict], path: str, title: str = "tinynet / PyTorch time") -> bool:
