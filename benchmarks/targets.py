@@ -49,27 +49,27 @@ def _backward_row(rows, workload):
     return None
 
 
+def _complete_geomean(ratios):
+    """The geometric mean of one ratio per target row; None when any row lacks one."""
+    if len(ratios) != len(TARGETS) or any(r is None for r in ratios):
+        return None
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
 def table(rows) -> tuple[list[tuple], float | None]:
     """``[(workload, ratio or None, target, met or None)]`` and the geometric mean."""
-    out, logs = [], []
+    out = []
     for workload, target in TARGETS:
         row = _backward_row(rows, workload)
         ratio = None if row is None else row.get("ratio")
         out.append((workload, ratio, target, None if ratio is None else ratio <= target))
-        if ratio:
-            logs.append(math.log(ratio))
-    geomean = math.exp(sum(logs) / len(logs)) if len(logs) == len(TARGETS) else None
-    return out, geomean
+    return out, _complete_geomean([ratio for _, ratio, _, _ in out])
 
 
 def memory(rows) -> list[tuple]:
     """``[(workload, tinynet MB, torch MB, ratio, met)]`` for the rows with peak memory."""
     return [(r["workload"], r["tinynet_peak_mb"], r["torch_peak_mb"], r["memory_ratio"],
              r["memory_ratio"] <= MEMORY_TARGET) for r in rows if r.get("memory_ratio")]
-
-
-def _geomean(ratios):
-    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
 
 
 def runs_table(runs) -> tuple[list[tuple], list, float | None]:
@@ -83,8 +83,7 @@ def runs_table(runs) -> tuple[list[tuple], list, float | None]:
         present = [r for r in ratios if r is not None]
         median = statistics.median(present) if present else None
         out.append((workload, ratios, median, target, None if median is None else median <= target))
-    medians = [m for _, _, m, _, _ in out if m is not None]
-    return out, [t[1] for t in per_run], _geomean(medians) if len(medians) == len(TARGETS) else None
+    return out, [t[1] for t in per_run], _complete_geomean([m for _, _, m, _, _ in out])
 
 
 def runs_memory(runs) -> list[tuple]:
