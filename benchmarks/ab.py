@@ -28,8 +28,21 @@ still points at the new function, which is why the public entry points stay the 
 and only what they call changes. Swap the module that defines what changed, and every
 module whose functions you want old.
 
+A setting rather than code (``--env NAME=VALUE``, repeatable): an environment variable
+read when a library loads (``OPENBLAS_THREAD_TIMEOUT``, ``TINYNET_NO_MALLOPT``) cannot be
+switched inside one process, so two worker processes run the workload, the old side with
+this environment and the new side with the variables set, and take turns one call at a
+time in the same ABBA order, each call after ``--gap`` seconds of idle (default 0.2: the
+other process's BLAS threads spin about 0.1 s after its call and would take a core)::
+
+    python benchmarks/ab.py --env OPENBLAS_THREAD_TIMEOUT=20 --workload resnet18 --calls 30
+
+Two processes can differ in more than the setting (where their buffers landed in
+memory): run an A/A comparison, ``--env`` of a variable nothing reads, to see how far
+two identical processes differ on your machine.
+
 Output: per side the minimum and median over the calls, the ratio new / old of each,
-and in how many of the ABBA pairs the new code was faster. Nothing is written; this is
+and in how many of the ABBA pairs the new side was faster. Nothing is written; this is
 a developer's tool, not a suite of ``run.py``.
 """
 from __future__ import annotations
@@ -90,20 +103,41 @@ class Swap:
         vars(self.live).update(self.old_names if side == "old" else self.new_names)
 
 
-def workload(name: str, forward_only: bool = False):
-    """A callable running one step of ``name`` (a training key or a kernels row name)."""
+def workload(name: str, forward_only: bool = False, build: bool = True):
+    """A callable running one step of ``name`` (a training key or a kernels row name);
+    with ``build=False`` only checks the name (None)."""
     import kernels
     import training
     if name in training.WORKLOADS:
         if forward_only:
             raise ValueError("ab: --forward applies to kernel rows, not training steps")
         _, shape, _ = training.WORKLOADS[name]
-        return training.tinynet_step_fn(name, shape)[1]
+        return training.tinynet_step_fn(name, shape)[1] if build else None
     for row in kernels.WORKLOADS:
         if row[0] == name:
+            if not build:
+                return None
             return kernels.make_cases(row[1], *row[2:])["tinynet"][0 if forward_only else 1]
     known = list(training.WORKLOADS) + [row[0] for row in kernels.WORKLOADS]
     raise ValueError(f"ab: unknown workload {name!r}; one of: {', '.join(known)}")
+
+
+def alternate_sides(run, calls: int, warmup: int = 2) -> dict:
+    """Calls ``run(side)`` (which times one call of that side and returns seconds) for
+    ``warmup`` untimed calls per side, then ``calls`` times per side in ABBA order;
+    returns seconds per side and the per-pair wins of the new side."""
+    for side in ("old", "new"):
+        for _ in range(warmup):
+            run(side)
+    times = {"old": [], "new": []}
+    wins = 0
+    for k in range(calls):
+        order = ("old", "new") if k % 2 == 0 else ("new", "old")
+        pair = {side: run(side) for side in order}
+        for side in order:
+            times[side].append(pair[side])
+        wins += pair["new"] < pair["old"]
+    return {"old": times["old"], "new": times["new"], "new_faster_pairs": wins}
 
 
 def alternate(fn, swaps, calls: int, warmup: int = 2) -> dict:
@@ -116,21 +150,63 @@ def alternate(fn, swaps, calls: int, warmup: int = 2) -> dict:
         fn()
         return time.perf_counter() - start
     try:
-        for side in ("old", "new"):
-            for _ in range(warmup):
-                run(side)
-        times = {"old": [], "new": []}
-        wins = 0
-        for k in range(calls):
-            order = ("old", "new") if k % 2 == 0 else ("new", "old")
-            pair = {side: run(side) for side in order}
-            for side in order:
-                times[side].append(pair[side])
-            wins += pair["new"] < pair["old"]
+        return alternate_sides(run, calls, warmup)
     finally:
         for s in swaps:
             s.use("new")
-    return {"old": times["old"], "new": times["new"], "new_faster_pairs": wins}
+
+
+def alternate_processes(command: list[str], new_env: dict, calls: int, gap: float = 0.2,
+                        warmup: int = 2) -> dict:
+    """Two workers running ``command`` (which times one call per line read from stdin and
+    prints its seconds), the old one in this environment, the new one with ``new_env``
+    added; they take turns in ABBA order, each call after ``gap`` seconds of idle."""
+    workers = {"old": subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
+               "new": subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       env={**os.environ, **new_env})}
+
+    def run(side):
+        time.sleep(gap)
+        worker = workers[side]
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+        line = worker.stdout.readline()
+        if not line:
+            raise RuntimeError(f"ab: the {side} side's worker exited with status "
+                               f"{worker.wait()} (its error is above)")
+        return float(line)
+    try:
+        return alternate_sides(run, calls, warmup)
+    finally:
+        for worker in workers.values():
+            try:
+                worker.stdin.close()
+            except OSError:
+                pass                     # a worker that died closed its end already
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def serve(fn) -> None:
+    """The worker of ``--env`` mode: one timed call of ``fn`` per line on stdin."""
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        fn()
+        print(time.perf_counter() - start, flush=True)
+
+
+def parse_env(items) -> dict:
+    """``["NAME=VALUE", ...]`` -> ``{NAME: VALUE}``; a ValueError naming a bad item."""
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"ab: --env takes NAME=VALUE, got {item!r}")
+        env[name] = value
+    return env
 
 
 def report(result: dict, label: str) -> str:
@@ -147,26 +223,51 @@ def report(result: dict, label: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="git revision of the old code (e.g. HEAD~1)")
-    parser.add_argument("--swap", required=True,
+    parser.add_argument("--base", help="git revision of the old code (e.g. HEAD~1)")
+    parser.add_argument("--swap",
                         help="comma-separated modules to take from --base (e.g. tinynet.functional.conv)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="instead of --base/--swap: the new side is a process with this "
+                             "environment variable set (repeatable), the old one without")
+    parser.add_argument("--gap", type=float, default=0.2,
+                        help="--env: idle seconds before each call (default 0.2)")
     parser.add_argument("--workload", required=True, help="unet, resnet18, cnn, or a kernels.py row name")
     parser.add_argument("--calls", type=int, default=20, help="timed calls per side (default 20)")
     parser.add_argument("--forward", action="store_true", help="kernel rows: time the forward only")
     parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.calls < 1:
         parser.error("--calls must be at least 1")
-    common.set_threads(args.threads)
+    if args.worker:
+        common.set_threads(args.threads)
+        serve(workload(args.workload, args.forward))
+        return 0
+    if args.env and (args.base or args.swap):
+        parser.error("--env compares two processes of the same code: give it without --base/--swap")
+    if not args.env and not (args.base and args.swap):
+        parser.error("give --base and --swap (old code against new), or --env (a setting)")
     try:
-        swaps = []
-        for name in filter(None, args.swap.split(",")):
-            old = module_at_revision(name, source_at_revision(name, args.base), args.base)
-            swaps.append(Swap(importlib.import_module(name), old))
-        fn = workload(args.workload, args.forward)
+        if args.env:
+            new_env = parse_env(args.env)
+            workload(args.workload, args.forward, build=False)      # a bad name fails here
+        else:
+            common.set_threads(args.threads)
+            swaps = []
+            for name in filter(None, args.swap.split(",")):
+                old = module_at_revision(name, source_at_revision(name, args.base), args.base)
+                swaps.append(Swap(importlib.import_module(name), old))
+            fn = workload(args.workload, args.forward)
     except (ValueError, ImportError, subprocess.CalledProcessError) as e:
         print(e, file=sys.stderr)
         return 2
+    if args.env:
+        command = [sys.executable, os.path.abspath(__file__), "--worker", "--workload", args.workload,
+                   "--threads", str(args.threads)] + (["--forward"] if args.forward else [])
+        result = alternate_processes(command, new_env, args.calls, gap=args.gap)
+        setting = " ".join(args.env)
+        print(report(result, f"{args.workload}, a process with {setting} (new) against one without (old)"))
+        return 0
     result = alternate(fn, swaps, args.calls)
     print(report(result, f"{args.workload}, {args.swap} at {args.base} (old) against the working tree (new)"))
     return 0

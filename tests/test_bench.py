@@ -456,3 +456,40 @@ def test_ab_rejects_a_call_count_below_one_and_an_unknown_module(capsys):
     assert exit_info.value.code == 2 and "--calls must be at least 1" in capsys.readouterr().err
     assert ab.main(["--base", "HEAD", "--swap", "tinynet.no_such_module", "--workload", "unet"]) == 2
     assert "tinynet.no_such_module" in capsys.readouterr().err
+
+
+SLEEP_WORKER = """
+import os, sys, time
+delay = float(os.environ.get("AB_TEST_DELAY", "0.02"))
+for _ in sys.stdin:
+    start = time.perf_counter()
+    time.sleep(delay)
+    print(time.perf_counter() - start, flush=True)
+"""
+
+
+def test_ab_env_mode_runs_the_new_side_in_a_process_with_the_setting():
+    """``--env``: two workers take turns; only the new one has the variable (here a worker
+    that sleeps 20 ms, or 1 ms with the setting), so the new side wins every pair."""
+    ab = _benchmark_module("ab")
+    command = [sys.executable, "-c", SLEEP_WORKER]
+    result = ab.alternate_processes(command, {"AB_TEST_DELAY": "0.001"}, calls=4, gap=0.0, warmup=1)
+    assert len(result["old"]) == len(result["new"]) == 4
+    assert result["new_faster_pairs"] == 4
+    assert min(result["old"]) >= 0.02 > max(result["new"])
+    assert "AB_TEST_DELAY" not in os.environ
+
+
+def test_ab_env_mode_names_a_worker_that_died_and_bad_settings(capsys):
+    ab = _benchmark_module("ab")
+    with pytest.raises(RuntimeError, match="the old side's worker exited with status 3"):
+        ab.alternate_processes([sys.executable, "-c", "raise SystemExit(3)"], {}, calls=1, gap=0.0)
+    assert ab.main(["--env", "NO_EQUALS_SIGN", "--workload", "cnn"]) == 2
+    assert "--env takes NAME=VALUE, got 'NO_EQUALS_SIGN'" in capsys.readouterr().err
+    assert ab.main(["--env", "A=1", "--workload", "nope"]) == 2
+    assert "unknown workload 'nope'" in capsys.readouterr().err
+    for args in (["--env", "A=1", "--base", "HEAD", "--workload", "cnn"], ["--workload", "cnn"]):
+        with pytest.raises(SystemExit) as exit_info:
+            ab.main(args)
+        assert exit_info.value.code == 2
+    assert "--env compares two processes of the same code" in capsys.readouterr().err
