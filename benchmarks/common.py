@@ -386,10 +386,10 @@ def machine_info(device: str | None = None) -> dict:
     return info
 
 
-def reference_versions() -> dict:
-    """``{name: version}`` of the reference libraries (:data:`REFERENCES`) this process has
-    imported, i.e. that timed rows (XLA, under both, takes all cores unless ``--threads 1``)."""
-    return {name: getattr(sys.modules[name], "__version__", "?") for name in REFERENCES
+def reference_versions(names=tuple(REFERENCES)) -> dict:
+    """``{name: version}`` of the reference libraries among ``names`` that this process has
+    imported, i.e. that timed rows (Keras imports JAX too, hence the filter)."""
+    return {name: getattr(sys.modules[name], "__version__", "?") for name in names
             if sys.modules.get(name) is not None}
 
 

@@ -353,10 +353,16 @@ def test_runner_hands_references_to_their_suite_only(toy_bench_dir, tmp_path):
     assert bad.returncode == 2 and "training suite, which --only leaves out" in bad.stderr
 
 
-def test_markdown_names_the_references_that_ran_and_xla_threads():
-    """The Markdown header line: each reference's version, Keras' backend, XLA's threads."""
+def test_markdown_names_the_references_that_ran_and_xla_threads(monkeypatch):
+    """The Markdown header line: each reference's version, Keras' backend, XLA's threads;
+    and only the references asked for (Keras imports JAX, which then timed nothing)."""
     import tinynet.bench as bench
     common = _benchmark_module("common")
+    import types
+    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(__version__="0.4.1"))
+    monkeypatch.setitem(sys.modules, "keras", types.SimpleNamespace(__version__="3.1"))
+    assert common.reference_versions(("keras",)) == {"keras": "3.1"}
+    assert common.reference_versions() == {"jax": "0.4.1", "keras": "3.1"}
     line = bench._references_line(common, {"jax": "0.4.1", "keras": "3.1"}, threads=2)
     assert line == "- References: JAX 0.4.1, Keras 3.1 (JAX backend); XLA on all cores"
     assert bench._references_line(common, {"jax": "0.4.1"}, threads=1).endswith("XLA on 1 thread")

@@ -256,7 +256,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
               "device": common.get_device(), "machine": info, "thread_setup": thread_report,
               "gemm_gflops": roofline, "suites": suites, "rows": all_rows}
     if references:
-        result["references"] = common.reference_versions()
+        result["references"] = common.reference_versions(references)
         print("references: " + (", ".join(f"{common.REFERENCES[n]} {v}" for n, v in
                                           result["references"].items()) or "none could run"))
     if args.json:
