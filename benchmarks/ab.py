@@ -239,6 +239,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.calls < 1:
         parser.error("--calls must be at least 1")
+    if args.gap < 0:
+        parser.error("--gap must be 0 or more seconds")
     if args.worker:
         common.set_threads(args.threads)
         serve(workload(args.workload, args.forward))

@@ -494,8 +494,10 @@ def test_ab_env_mode_names_a_worker_that_died_and_bad_settings(capsys):
     assert "--env takes NAME=VALUE, got 'NO_EQUALS_SIGN'" in capsys.readouterr().err
     assert ab.main(["--env", "A=1", "--workload", "nope"]) == 2
     assert "unknown workload 'nope'" in capsys.readouterr().err
-    for args in (["--env", "A=1", "--base", "HEAD", "--workload", "cnn"], ["--workload", "cnn"]):
+    for args in (["--env", "A=1", "--base", "HEAD", "--workload", "cnn"], ["--workload", "cnn"],
+                 ["--env", "A=1", "--gap", "-1", "--workload", "cnn"]):
         with pytest.raises(SystemExit) as exit_info:
             ab.main(args)
         assert exit_info.value.code == 2
-    assert "--env compares two processes of the same code" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--env compares two processes of the same code" in err and "--gap must be 0 or more" in err
