@@ -98,12 +98,10 @@ def unavailable(device: str = "cpu") -> str | None:
 
 def run(quick: bool = False, threads: int = 1) -> list[dict]:
     """The U-Net training row with Keras beside tinynet and PyTorch (``training.run``'s)."""
-    why = unavailable()
-    if why:
-        print(f"keras_unet: skipped: {why}")
-        return []
-    import_keras(threads)
+    import common
     import training
+    if common.load_reference("keras_unet", "Keras", unavailable(), lambda: import_keras(threads)) is None:
+        return []
     return training.run(quick=quick, memory=False, references=("keras",), names=("unet",))
 
 

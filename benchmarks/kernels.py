@@ -120,13 +120,14 @@ def run(quick: bool = False, device: str | None = None, references=()) -> list[d
     device = device or common.get_device()
     roofline = common.gemm_gflops(device=device)
     jax_mods = _jax_reference(device) if "jax" in references else None
+    if jax_mods is not None:
+        import references as reference
     rows = []
     for name, op, N, *shape in WORKLOADS:
         if quick:
             N = 1
         cases = make_cases(op, N, *shape, device=device)
         if jax_mods is not None:
-            import references as reference
             jax_forward, jax_forward_backward, check, (x, w, b, gy) = reference.jax_cases(
                 jax_mods, op, N, *shape)
             check(*reference.torch_reference(op, x, w, b, gy, *shape[-3:]))

@@ -126,11 +126,8 @@ def unavailable(device: str = "cpu") -> str | None:
 
 def run(quick: bool = False, threads: int = 1) -> list[dict]:
     """The kernel rows with JAX beside tinynet and PyTorch (``kernels.run``'s rows)."""
-    why = unavailable()
-    if why:
-        print(f"references: skipped: {why}")
+    if common.load_reference("references", "JAX", unavailable(), lambda: import_jax(threads)) is None:
         return []
-    import_jax(threads)
     return kernels.run(quick=quick, references=("jax",))
 
 
