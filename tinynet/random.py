@@ -58,12 +58,12 @@ def keep_mask(shape, p: float):
 
     NumPy makes a float32 uniform from one 32-bit half of a 64-bit PCG64 word (low half
     first, the high half buffered for the next draw): ``u = (h >> 8) · 2⁻²⁴`` for a
-    half h. So
-    ``u >= p``, with p rounded to float32 as NumPy compares it, is the integer test
-    ``h >= ⌈p·2²⁴⌉·2⁸`` on the raw 32-bit halves h, and no float is made: 1.1 against
-    2.2 ms for 524,288 draws here. The buffered half, before and after, is read from and written to
-    the generator's state, so the stream continues exactly as the float draw would leave
-    it. Small masks, and a big-endian host, take the float draw itself.
+    half h. So ``u >= p``, with p rounded to float32 as NumPy compares it, is the integer
+    test ``h >= ⌈p·2²⁴⌉·2⁸`` on the raw 32-bit halves h, and no float is made: 1.1
+    against 2.2 ms for 524,288 draws here. The buffered half, before and after, is read
+    from and written to the generator's state, so the stream continues exactly as the
+    float draw would leave it. Small masks, and a big-endian host, take the float draw
+    itself.
     """
     n = 1
     for size in shape:
