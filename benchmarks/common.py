@@ -386,6 +386,45 @@ def machine_info(device: str | None = None) -> dict:
     return info
 
 
+#: The kinds of CPU time on /proc/stat's ``cpu`` line, in order (``guest`` time is
+#: already counted in ``user``).
+CPU_TIME_KINDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_times(stat_text: str | None = None) -> dict | None:
+    """The machine's CPU time so far by kind (clock ticks summed over its CPUs, from the
+    ``cpu`` line of Linux's /proc/stat, or of ``stat_text``); None where it cannot be read.
+
+    ``steal`` is the time the hypervisor ran something else while this guest had work to
+    run: on a shared virtual machine, the one figure that tells a slow phase of the host
+    from a slow change of the code."""
+    if stat_text is None:
+        try:
+            with open("/proc/stat") as f:
+                stat_text = f.read()
+        except OSError:
+            return None
+    for line in stat_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            try:
+                values = [int(v) for v in fields[1:1 + len(CPU_TIME_KINDS)]]
+            except ValueError:
+                return None
+            values += [0] * (len(CPU_TIME_KINDS) - len(values))   # old kernels: no steal field
+            return dict(zip(CPU_TIME_KINDS, values))
+    return None
+
+
+def steal_share(before: dict | None, after: dict | None) -> float | None:
+    """The share of all CPU time between two :func:`cpu_times` snapshots that the
+    hypervisor took (0.25: a quarter); None if either is missing or no time passed."""
+    if before is None or after is None:
+        return None
+    total = sum(after[k] - before[k] for k in CPU_TIME_KINDS)
+    return None if total <= 0 else (after["steal"] - before["steal"]) / total
+
+
 def reference_versions(names=tuple(REFERENCES)) -> dict:
     """``{name: version}`` of the reference libraries among ``names`` that this process has
     imported, i.e. that timed rows (Keras imports JAX too, hence the filter)."""

@@ -14,7 +14,9 @@ Given several runs, it prints one column per run (headed by the time the run end
 their median, and judges each target on the median: on a shared machine whose speed
 drifts for minutes at a time, one run's ratio can move by 0.2-0.3 with no change to the
 code (docs/benchmarks.md), and the median of runs spread over time is the fairer figure.
-The median column's geometric mean is that of the rows' medians.
+The median column's geometric mean is that of the rows' medians. A last line gives the
+share of CPU time the hypervisor took during each run (``steal``, as ``run.py`` records
+it), which tells a slow phase of the host from a slow run of the code.
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def runs_memory(runs) -> list[tuple]:
     return out
 
 
-def _print_runs(runs, labels, markdown: bool) -> None:
+def _print_runs(runs, labels, markdown: bool, steals=None) -> None:
     out, geomeans, median_geomean = runs_table(runs)
     fmt = lambda r: "-" if r is None else f"{r:.2f}x"  # noqa: E731
     verdict = lambda met: "-" if met is None else ("yes" if met else "no")  # noqa: E731
@@ -111,6 +113,11 @@ def _print_runs(runs, labels, markdown: bool) -> None:
     for workload, ratios, median, met in runs_memory(runs):
         lines.append((f"peak memory, {workload}", f"<= {MEMORY_TARGET}x", *map(fmt, ratios), fmt(median),
                       verdict(met)))
+    if steals is not None:
+        shown = [s for s in steals if s is not None]
+        percent = lambda s: "-" if s is None else f"{s:.1%}"  # noqa: E731
+        lines.append(("hypervisor steal during the run", "", *map(percent, steals),
+                      percent(statistics.median(shown) if shown else None), ""))
     if markdown:
         print("| " + " | ".join(lines[0]) + " |")
         print("|---|" + "---:|" * (len(lines[0]) - 2) + "---|")
@@ -144,9 +151,9 @@ def main(argv=None) -> int:
             results.append(json.load(f))
     if len(results) > 1:
         _print_runs([r["rows"] for r in results], [_label(r, k) for k, r in enumerate(results)],
-                    args.markdown)
+                    args.markdown, steals=[r.get("steal") for r in results])
         return 0
-    rows = results[0]["rows"]
+    rows, steal = results[0]["rows"], results[0].get("steal")
     out, geomean = table(rows)
     fmt = lambda r: f"{r:.2f}x"  # noqa: E731
     if args.markdown:
@@ -160,6 +167,8 @@ def main(argv=None) -> int:
         for workload, ours, theirs, ratio, met in memory(rows):
             print(f"| peak memory, {workload} ({ours:.0f} / {theirs:.0f} MB) | {fmt(ratio)} | "
                   f"<= {MEMORY_TARGET}x | {'yes' if met else 'no'} |")
+        if steal is not None:
+            print(f"| hypervisor steal during the run | {steal:.1%} | | |")
     else:
         for workload, ratio, target, met in out:
             shown = "missing" if ratio is None else fmt(ratio)
@@ -168,6 +177,8 @@ def main(argv=None) -> int:
         for workload, ours, theirs, ratio, met in memory(rows):
             print(f"{'peak memory, ' + workload:48s} {fmt(ratio):>8s}  target <= {MEMORY_TARGET}x  "
                   f"{'met' if met else 'missed'} ({ours:.0f} / {theirs:.0f} MB)")
+        if steal is not None:
+            print(f"{'hypervisor steal during the run':40s} {steal:>8.1%}")
     return 0
 
 

@@ -296,6 +296,59 @@ def test_targets_over_several_runs_judges_the_median(tmp_path, capsys):
     assert first[0] == "| " + targets.TARGETS[0][0] and first[2:] == ["1.00x", "2.00x", "1.20x", "1.20x", "yes |"]
 
 
+# the per-CPU line first: the parser must pick the machine's ``cpu`` line by name
+PROC_STAT = """cpu0 1 2 3 4 5 6 7 8 0 0
+cpu  {user} 0 {system} {idle} 0 0 0 {steal} 0 0
+intr 12345
+"""
+
+
+def test_steal_is_read_off_proc_stat_as_a_share_of_all_cpu_time():
+    """/proc/stat's ``cpu`` line (not ``cpu0``), steal over the sum of the eight kinds, by
+    hand: 300 user + 100 system + 500 idle + 100 steal ticks between the snapshots -> 10%."""
+    common = _benchmark_module("common")
+    before = common.cpu_times(PROC_STAT.format(user=1000, system=200, idle=5000, steal=50))
+    after = common.cpu_times(PROC_STAT.format(user=1300, system=300, idle=5500, steal=150))
+    assert before == {"user": 1000, "nice": 0, "system": 200, "idle": 5000, "iowait": 0,
+                      "irq": 0, "softirq": 0, "steal": 50}
+    assert common.steal_share(before, after) == pytest.approx(0.1)
+    assert common.steal_share(before, before) is None                 # no time passed
+    assert common.steal_share(None, after) is None
+    assert common.cpu_times("cpu  1 2 3 4\n")["steal"] == 0          # a kernel without the field
+    assert common.cpu_times("intr 1 2\n") is None
+    assert common.cpu_times("cpu  1 x 3\n") is None
+
+
+def test_runner_and_targets_report_the_steal_of_each_run(toy_bench_dir, tmp_path, capsys):
+    """The JSON holds the run's and each suite's steal share (a fraction, where /proc/stat
+    exists), the Markdown names it, and targets.py shows each run's beside the targets."""
+    result = _run(["--quick", "--only", "kernels", "--json", str(tmp_path / "r.json"),
+                   "--markdown", str(tmp_path / "r.md")],
+                  env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    markdown = (tmp_path / "r.md").read_text()
+    if os.path.exists("/proc/stat"):
+        assert 0.0 <= data["steal"] <= 1.0 and 0.0 <= data["suites"]["kernels"]["steal"] <= 1.0
+        assert f"Hypervisor steal during the run: {data['steal']:.1%} of CPU time" in markdown
+    else:
+        assert data["steal"] is None and "not measured" in markdown
+    targets = _benchmark_module("targets")
+    rows = [{"workload": w, "pass": "fwd+bwd+adam" if "step" in w else "fwd+bwd", "ratio": 1.0}
+            for w, _ in targets.TARGETS]
+    paths = []
+    for k, steal in enumerate([0.02, None, 0.30]):
+        paths.append(tmp_path / f"run{k}.json")
+        paths[-1].write_text(json.dumps({"created": f"2026-12-01 1{k}:00:00 UTC", "rows": rows,
+                                         "steal": steal}))
+    assert targets.main([str(p) for p in paths] + ["--markdown"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1].split(" | ")
+    assert last[0] == "| hypervisor steal during the run" and last[2:6] == ["2.0%", "-", "30.0%", "16.0%"]
+    assert targets.main([str(paths[2])]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split() == ["hypervisor", "steal", "during", "the",
+                                                              "run", "30.0%"]
+
+
 def test_rows_and_tables_carry_the_reference_libraries():
     """A library of ``common.REFERENCES`` in the timing gives the row ``<name>_ms`` and its
     ratio to PyTorch (None without PyTorch); the tables add its two columns only when a

@@ -198,7 +198,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     if args.quick:
         print("\n--quick: a smoke run with few repetitions; do not quote these figures.")
 
-    started = time.perf_counter()
+    started, cpu_at_start = time.perf_counter(), common.cpu_times()
     gemm_library = "CuPy" if on_gpu else "NumPy"
     print(f"\nmeasuring the {gemm_library} float32 GEMM roofline ...", flush=True)
     sizes = (1024,) if args.quick else (1024, 2048) if not on_gpu else (2048, 4096)
@@ -213,7 +213,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
             print(f"skipped: benchmarks/{name}.py is not in this tree")
             suites[name] = {"status": "missing", "rows": []}
             continue
-        t0 = time.perf_counter()
+        t0, cpu_before = time.perf_counter(), common.cpu_times()
         try:
             module = _load(bench_dir, name)
             run = getattr(module, "run")
@@ -238,9 +238,10 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
         for row in rows:
             _normalise(row, name)
         seconds = time.perf_counter() - t0
-        suites[name] = {"status": "ok", "seconds": round(seconds, 1), "rows": rows}
+        steal = common.steal_share(cpu_before, common.cpu_times())
+        suites[name] = {"status": "ok", "seconds": round(seconds, 1), "steal": steal, "rows": rows}
         all_rows.extend(rows)
-        print(f"({name}: {len(rows)} rows in {seconds:.1f} s)")
+        print(f"({name}: {len(rows)} rows in {seconds:.1f} s{_steal_text(steal, '; hypervisor steal ')})")
 
     print("\n=== summary: time ratio tinynet / PyTorch (below 1 = tinynet faster) ===")
     if all_rows:
@@ -249,12 +250,14 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
         print("no results")
     failed = [n for n, s in suites.items() if s["status"].startswith("error")]
     total = time.perf_counter() - started
+    steal = common.steal_share(cpu_at_start, common.cpu_times())
     print(f"\n{len(all_rows)} rows from {sum(s['status'] == 'ok' for s in suites.values())} "
-          f"suite(s) in {total:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+          f"suite(s) in {total:.0f} s" + _steal_text(steal, "; hypervisor steal ")
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
 
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": args.quick,
               "device": common.get_device(), "machine": info, "thread_setup": thread_report,
-              "gemm_gflops": roofline, "suites": suites, "rows": all_rows}
+              "gemm_gflops": roofline, "steal": steal, "suites": suites, "rows": all_rows}
     if references:
         result["references"] = common.reference_versions(references)
         print("references: " + (", ".join(f"{common.REFERENCES[n]} {v}" for n, v in
@@ -310,7 +313,9 @@ def write_markdown(result: dict, path: str) -> None:
              *([_references_line(common, result["references"], info["threads"])]
                if "references" in result else []),
              f"- {'CuPy' if 'gpu' in info else 'NumPy'} float32 GEMM roofline: "
-             f"{result['gemm_gflops']:.1f} GFLOP/s", ""]
+             f"{result['gemm_gflops']:.1f} GFLOP/s",
+             f"- Hypervisor steal during the run: "
+             + (_steal_text(result.get("steal")) or "not measured (no /proc/stat)"), ""]
     rows = result["rows"]
     if rows:
         lines.append(common.markdown_table(rows, suite_column=True))
@@ -325,6 +330,12 @@ def write_markdown(result: dict, path: str) -> None:
     _ensure_parent(path)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def _steal_text(share, lead: str = "") -> str:
+    """``share`` of CPU time stolen by the hypervisor (:func:`common.steal_share`), in words;
+    "" when it was not measured."""
+    return "" if share is None else f"{lead}{share:.1%} of CPU time"
 
 
 def _references_line(common, versions: dict, threads: int) -> str:
