@@ -12,6 +12,8 @@ where the two libraries differ live here:
   compile them all;
 * threads: the BLAS thread count and a small pool that runs NumPy work in chunks
   (:func:`set_num_threads`, :func:`parallel_for`);
+* a matrix product that adds into its output (:func:`matmul_into`: NumPy's own BLAS
+  called directly through :mod:`tinynet.cblas`, where ``matmul`` cannot);
 * the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace).
 
 CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
@@ -28,6 +30,8 @@ from typing import Any, NamedTuple
 
 import numpy
 
+from . import cblas as _cblas
+
 __all__ = [
     "Device", "device", "numpy", "get_array_module", "device_of", "to_device",
     "is_cuda_available", "set_default_device", "get_default_device", "as_strided",
@@ -35,7 +39,7 @@ __all__ = [
     "ElementwiseKernelSource", "define_elementwise_kernel", "KERNEL_SOURCES",
     "install_stand_in", "is_device_string",
     "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "parallel_chunks",
-    "matmul", "gemms_on_pool", "minimum_scalar",
+    "matmul", "matmul_into", "gemms_on_pool", "minimum_scalar",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -476,6 +480,27 @@ def matmul(a, b, out=None):
         numpy.add(parts[0], parts[1], out=out)
         for p in parts[2:]:
             out += p
+    return out
+
+
+def matmul_into(a, b, out, accumulate: bool = False):
+    """``out[...] = a @ b``, or ``out += a @ b`` with ``accumulate``, for 2-D arrays;
+    returns ``out``.
+
+    ``out`` may be a view into a larger array (a band of an image's output rows, one
+    kernel row's block of a weight gradient). On NumPy arrays the product is one call to
+    NumPy's own BLAS with β = 1 or 0 (:mod:`tinynet.cblas`), which adds the product in as
+    it computes it and writes the view where it lies. Without that BLAS, and on CuPy
+    arrays, it is ``xp.matmul`` (plus a temporary and an add when accumulating): the
+    same values up to rounding.
+    """
+    if not _is_cupy_array(out) and _cblas.gemm(a, b, out, beta=1.0 if accumulate else 0.0):
+        return out
+    xp = get_array_module(out)
+    if accumulate:
+        out += xp.matmul(a, b)
+    else:
+        xp.matmul(a, b, out=out)
     return out
 
 

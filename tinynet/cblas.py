@@ -1,0 +1,178 @@
+"""NumPy's own BLAS, called directly for the product NumPy cannot make: one that adds
+into its output.
+
+BLAS's matrix product (GEMM) computes, for A (M, K), B (K, N) and C (M, N),
+
+    C ← α·op(A)·op(B) + β·C            op(X) = X or Xᵀ
+
+NumPy's ``matmul`` always passes β = 0, so a sum of products ``Σ_i A_i @ B_i`` costs a
+temporary and an add pass over C per term (in a convolution's row strips, a C as large
+as the layer's output per kernel row). With β = 1 the GEMM adds each product into C
+inside its micro-kernel, while a tile of C sits in registers: no temporary, no pass.
+
+The three operands are passed as pointers with a leading dimension (the distance
+between rows), so any 2-D view whose elements are contiguous along one axis is read or
+written where it lies: a band of rows of a larger array, or a transposed view (then
+``op(X) = Xᵀ`` of the underlying row-major matrix).
+
+Finding it: NumPy loads its BLAS when it is imported. Its wheels bundle OpenBLAS
+(``scipy-openblas``: symbols named ``scipy_cblas_sgemm64_``, 64-bit integers); other
+builds link a system OpenBLAS (``cblas_sgemm``). This module looks for an OpenBLAS in
+NumPy's package (its wheels' copy), then among the libraries the process has loaded
+(``/proc/self/maps``), reads its integer width from ``openblas_get_config``
+(``USE64BITINT``), and checks one small product against ``matmul`` before it is used.
+Opening a loaded library returns the copy already in memory, with NumPy's thread
+settings. Where none is found (another BLAS, or ``TINYNET_NO_CBLAS=1``), :func:`available`
+is False and :func:`gemm` returns False: callers fall back to ``out += a @ b``.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy
+
+__all__ = ["available", "gemm"]
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+# (prefix, suffix) of the symbol names, most specific first
+_NAMINGS = (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", ""))
+
+_routines = None        # {dtype: ctypes function}, {} when there is no usable BLAS
+
+
+def _library_paths() -> list:
+    """The OpenBLAS shipped inside NumPy's wheel, then any other OpenBLAS this process has
+    loaded (a system NumPy's; another package's own copy, such as SciPy's, comes after
+    NumPy's, so that tinynet calls the copy whose threads NumPy uses)."""
+    here = os.path.dirname(numpy.__file__)
+    paths = []
+    for folder in (os.path.join(here, os.pardir, "numpy.libs"), os.path.join(here, ".dylibs")):
+        paths += sorted(glob.glob(os.path.join(folder, "*openblas*")))
+    seen = {os.path.realpath(p) for p in paths}
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.rsplit(None, 1)[-1]
+                if path.startswith("/") and "openblas" in os.path.basename(path).lower():
+                    if os.path.realpath(path) not in seen:
+                        seen.add(os.path.realpath(path))
+                        paths.append(path)
+    except OSError:
+        pass
+    return paths
+
+
+def _bind(lib, prefix, suffix) -> dict:
+    """The sgemm and dgemm of one naming, typed for the library's integer width; {} if absent."""
+    try:
+        config = getattr(lib, f"{prefix}openblas_get_config{suffix}")
+        gemms = {numpy.dtype(numpy.float32): (getattr(lib, f"{prefix}cblas_sgemm{suffix}"), ctypes.c_float),
+                 numpy.dtype(numpy.float64): (getattr(lib, f"{prefix}cblas_dgemm{suffix}"), ctypes.c_double)}
+    except AttributeError:
+        return {}
+    config.restype = ctypes.c_char_p
+    integer = ctypes.c_int64 if b"USE64BITINT" in (config() or b"") else ctypes.c_int32
+    routines = {}
+    for dtype, (fn, scalar) in gemms.items():
+        # order, transA, transB (C enums), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
+        fn.argtypes = [ctypes.c_int] * 3 + [integer] * 3 + [scalar, ctypes.c_void_p, integer,
+                                                            ctypes.c_void_p, integer, scalar,
+                                                            ctypes.c_void_p, integer]
+        fn.restype = None
+        routines[dtype] = fn
+    return routines
+
+
+def _agrees(routines) -> bool:
+    """One small product of each dtype, with a transposed operand and β = 1, against NumPy."""
+    rng = numpy.random.default_rng(0)
+    for dtype, fn in routines.items():
+        a = rng.standard_normal((3, 5)).astype(dtype)
+        b = rng.standard_normal((4, 5)).astype(dtype).T
+        c = rng.standard_normal((3, 4)).astype(dtype)
+        expected = c + a @ b
+        if not _call(fn, a, b, c, 1.0) or not numpy.allclose(c, expected, rtol=1e-4, atol=1e-5):
+            return False
+    return True
+
+
+def _load() -> dict:
+    if os.environ.get("TINYNET_NO_CBLAS"):
+        return {}
+    for path in _library_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in _NAMINGS:
+            routines = _bind(lib, prefix, suffix)
+            if routines and _agrees(routines):
+                return routines
+    return {}
+
+
+def available() -> bool:
+    """True when NumPy's BLAS was found and :func:`gemm` calls it."""
+    global _routines
+    if _routines is None:
+        _routines = _load()
+    return bool(_routines)
+
+
+def _operand(x):
+    """(transpose flag, leading dimension) of a 2-D view contiguous along one axis, or None.
+
+    Row-major ``X`` (rows ``ld`` elements apart, ``ld >= columns``) is passed as is; a view
+    contiguous down its columns is the transpose of a row-major matrix. The stride of an
+    axis of length 1 is never used, so it is not checked."""
+    rows, cols = x.shape
+    item = x.itemsize
+    s0, s1 = x.strides
+    if (cols == 1 or s1 == item) and (rows == 1 or (s0 % item == 0 and s0 >= cols * item)):
+        return _NO_TRANS, (s0 // item if rows > 1 else cols)
+    if (rows == 1 or s0 == item) and (cols == 1 or (s1 % item == 0 and s1 >= rows * item)):
+        return _TRANS, (s1 // item if cols > 1 else rows)
+    return None
+
+
+def _call(fn, a, b, out, beta) -> bool:
+    layout_a, layout_b, layout_c = _operand(a), _operand(b), _operand(out)
+    if layout_a is None or layout_b is None or layout_c is None or layout_c[0] != _NO_TRANS:
+        return False
+    (M, K), N = a.shape, b.shape[1]
+    fn(_ROW_MAJOR, layout_a[0], layout_b[0], M, N, K, 1.0, a.ctypes.data, layout_a[1],
+       b.ctypes.data, layout_b[1], beta, out.ctypes.data, layout_c[1])
+    return True
+
+
+def gemm(a, b, out, beta: float = 0.0) -> bool:
+    """``out ← a @ b + beta·out`` in place through NumPy's BLAS; False (``out`` untouched)
+    where it cannot: no BLAS found, not NumPy arrays of one native float dtype (float32
+    or float64), shapes that do not chain, an empty dimension, an unaligned operand or one
+    not contiguous along either axis (``out``: along its rows), or ``out`` overlapping an
+    input.
+
+    a (M, K), b (K, N), out (M, N): 2-D views; ``out`` may be a block of a larger array.
+
+    >>> import numpy as np
+    >>> a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    >>> out = np.ones((2, 4), np.float32)
+    >>> gemm(a, b, out, beta=1.0) or np.add(out, a @ b, out=out) is out  # either way
+    True
+    >>> out.tolist()
+    [[4.0, 4.0, 4.0, 4.0], [4.0, 4.0, 4.0, 4.0]]
+    """
+    if not available():
+        return False
+    fn = _routines.get(getattr(out, "dtype", None))
+    if (fn is None or type(a) is not numpy.ndarray or type(b) is not numpy.ndarray
+            or type(out) is not numpy.ndarray or a.dtype != out.dtype or b.dtype != out.dtype
+            or a.ndim != 2 or b.ndim != 2 or out.ndim != 2
+            or a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1]) or 0 in a.shape
+            or 0 in out.shape or not out.flags.writeable
+            or not (a.flags.aligned and b.flags.aligned and out.flags.aligned)
+            or numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
+        return False
+    return _call(fn, a, b, out, beta)
