@@ -13,9 +13,11 @@ grid position ``t = (k·Hp + h)·W + w`` is
 
 where the *strips* ``S[c·kw + j, t] = flat[c, t + j·dw]`` hold only the kw column shifts
 (kw times the input, where im2col holds kh·kw times). The kh row shifts are column offsets
-into S, so one GEMM with the kernel rows stacked, ``[W_0; …; W_{kh-1}] @ S``, gives all
-the products, and the output is the sum of its kh row blocks, each read shifted by
-``i·dh·W`` columns.
+into S: the output is the sum of kh products ``W_i @ S``, each read ``i·dh·W`` columns
+further along. Where the output rows are the grid's (a "same" conv), each product is
+added into the output rows where they lie (``backend.matmul_into``, a GEMM with β = 1);
+otherwise one GEMM with the kernel rows stacked, ``[W_0; …; W_{kh-1}] @ S``, gives all the
+products, and its kh row blocks, each read shifted, are summed into the output.
 
 Without zero columns, a column shift ``s_j = j·dw - pw`` reads past a row's end into
 the next row (or before its start into the previous one) where the padded image would
@@ -23,12 +25,12 @@ read zeros: those strip entries (the first ``-s_j`` or last ``s_j`` columns of e
 row of shift j) are zeroed after the copy. That is what makes the layout pay: the
 grid is ``Hp x W``, not ``Hp x Wp``, so the GEMM computes no padding columns (on a 32x32
 map with padding 1, 6% fewer columns), an image's input is one contiguous run per
-channel, and a "same" conv's output rows are the grid's rows: the row sums are written
+channel, and a "same" conv's output rows are the grid's rows: the products are written
 straight into the NCHW output, with no crop and no transposing copy. It needs
 ``Wo <= W``, a conv padded no more than "same" (``2·pw <= dw·(kw-1)``).
 
 Strips are built one block at a time into a reused buffer of about 3 MB that stays in
-cache while the block's GEMM and row sums run: a block is a group of whole images when
+cache while the block's GEMMs run: a block is a group of whole images when
 an image is small, or a band of output rows of one image when it is large (a whole
 224x224 batch's strips would be tens of MB, above glibc's largest mmap threshold, and
 page-faulted in afresh on every call). The flat layout itself is never stored: on it an
@@ -37,7 +39,9 @@ where they lie, with zeros written only for the padding rows between them (one p
 the input fewer than filling a zero-padded flat buffer first and copying the strips from
 it). The weight gradient reads the same strips:
 ``dW_i = dY_grid @ S[:, shifted by i·dh·W]ᵀ``, with ``dY_grid`` the output gradient on the
-block's ``Hp x W`` grid (zeros elsewhere; for a "same" conv's band, ``dy`` itself).
+block's ``Hp x W`` grid (zeros elsewhere; for a "same" conv's band, ``dy`` itself), added
+up over the blocks as its transpose, ``S[:, shifted] @ dY_gridᵀ`` (the faster orientation
+for the BLAS).
 """
 from __future__ import annotations
 
