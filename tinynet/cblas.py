@@ -56,8 +56,9 @@ def _library_paths() -> list:
             for line in maps:
                 path = line.rsplit(None, 1)[-1]
                 if path.startswith("/") and "openblas" in os.path.basename(path).lower():
-                    if os.path.realpath(path) not in seen:
-                        seen.add(os.path.realpath(path))
+                    real = os.path.realpath(path)
+                    if real not in seen:
+                        seen.add(real)
                         paths.append(path)
     except OSError:
         pass
