@@ -235,22 +235,34 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     # 64->64 56x56, 0.95x on N4 16->16 224x224 (docs/kernels/convolution.md).
     in_place = blk.Wo == W
     dh = dilation[0]
+    # In place, the bias rides in the first product: a row of ones under the strips and
+    # the bias as one more column of W_0, so no pass over the output adds it (conv4's
+    # forward: that pass was 7% of it).
+    ones_row = in_place and b is not None
+    products = [w_rows[i * C_out:(i + 1) * C_out] for i in range(kh)]
+    if ones_row:
+        products[0] = xp.concatenate([products[0], b.reshape(C_out, 1)], axis=1)
 
     def image_groups(first, last):
         # Groups are independent: with set_num_threads(n, blas=1) they run side by side,
         # each with its own buffer.
-        buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
+        buffer = xp.empty((C * kw + ones_row, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
+        if ones_row:
+            buffer[C * kw] = 1          # strip_block writes only the rows above it
+        strip_buffer = buffer[:C * kw].reshape(C, kw, -1)
         for n0, k, r0, rows, span in RS.block_plan(N, blk, first, last):
-            strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach, buffer)
+            strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach,
+                                    strip_buffer)
             target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
             if in_place:
+                with_ones = buffer[:, :strips.shape[1]]      # the strips and the row of ones
                 for m in range(k):       # image m's output rows start at grid row m·Hp
                     rows_out = out[n0 + m].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
                     start = m * (span // k) * W
                     for i in range(kh):
-                        shifted = strips[:, start + i * dh * W:start + (i * dh + rows) * W]
-                        backend.matmul_into(w_rows[i * C_out:(i + 1) * C_out], shifted, rows_out,
-                                            accumulate=i > 0)
+                        source = with_ones if i == 0 else strips
+                        shifted = source[:, start + i * dh * W:start + (i * dh + rows) * W]
+                        backend.matmul_into(products[i], shifted, rows_out, accumulate=i > 0)
             else:
                 sums = _row_strip_sums(w_rows @ strips, blk, C_out, k, rows, span, dh, W)
                 if kh == 1:
@@ -259,7 +271,7 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
                     xp.add(next(sums), next(sums), out=target)
                     for part in sums:
                         target += part
-            if b is not None:
+            if b is not None and not ones_row:
                 target += b.reshape(-1, 1, 1, 1)
     backend.parallel_for(-(-N // blk.images), image_groups, like=x,
                          nbytes=x.nbytes + out.nbytes if backend.gemms_on_pool() else 0)
