@@ -31,6 +31,7 @@ go through it. When none is set, each op pays one ``is not None`` test.
 from __future__ import annotations
 
 import functools
+import sys
 import weakref
 
 from . import backend
@@ -375,7 +376,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     captured = {id(t): None for t in inputs}
 
-    def capture(leaf, g, create_graph):
+    def capture(leaf, g, create_graph, owned=False):
         if id(leaf) in captured:
             prev = captured[id(leaf)]
             if not create_graph and g._ctx is not None:
@@ -424,6 +425,7 @@ def _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, 
     order, _keep_alive, leaf_edges = _topological_order(root._ctx)
     grads = {(id(root._ctx), root._output_index): gradient}
     leaf_grads = {}
+    owned = set()       # leaves whose pending gradient array nothing outside the walk holds
     with set_grad_enabled(create_graph):
         for node in order:
             outs = []
@@ -443,6 +445,9 @@ def _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, 
             if len(in_grads) != len(node.inputs):
                 raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} "
                                    f"gradients for {len(node.inputs)} inputs")
+            sole = () if create_graph or not any(
+                need and inp._ctx is None for inp, need in zip(node.inputs, node.needs_input_grad)
+            ) else _sole_references(in_grads)
             for inp, g, needed in zip(node.inputs, in_grads, node.needs_input_grad):
                 if not needed:
                     continue
@@ -454,11 +459,17 @@ def _walk(root, gradient, retain_graph, create_graph, deliver, capture_nonleaf, 
                     prev = leaf_grads.get(key)
                     if g is not None:
                         leaf_grads[key] = g if prev is None else prev + g
+                        if prev is not None or id(g) in sole:   # a sum is a new array too
+                            owned.add(key)
                     leaf_edges[key] -= 1
                     if leaf_edges[key] == 0:
                         total = leaf_grads.pop(key, None)
                         if total is not None:
-                            deliver(inp, _run_hooks(_leaf_grad_hooks(inp), total), create_graph)
+                            hooks = _leaf_grad_hooks(inp)
+                            # a hook may keep the gradient it is given: then it is not ours
+                            deliver(inp, _run_hooks(hooks, total), create_graph,
+                                    owned=key in owned and not hooks)
+                        owned.discard(key)
                 elif g is not None:
                     key = (id(inp._ctx), inp._output_index)
                     prev = grads.get(key)
@@ -518,14 +529,60 @@ def _xp_of(node):
     return numpy
 
 
-def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
+def _sole_references(tensors) -> set:
+    """The ids of the Tensors in the tuple ``tensors`` (a node's input gradients, just
+    returned by its ``backward``) that only that tuple refers to, each holding a
+    C-contiguous array that only that Tensor refers to and that owns its memory, or is a
+    reshaped view of a whole array only it refers to (kernels often return
+    ``buf.reshape(shape)``): arrays the ``backward`` made and kept no reference to. A
+    leaf's first gradient can then become its ``.grad`` without a copy, as PyTorch's
+    AccumulateGrad steals a gradient nothing else uses.
+
+    Something else refers to the Tensor or its memory when the gradient is the seed or
+    another incoming gradient passed on (the walk still holds it), appears twice in the
+    tuple (one gradient for two inputs), is a slice of a larger array, or is kept by the
+    op: then the leaf gets a copy. The counts are compared with those of fresh probe
+    Tensors measured through this same code at import (:data:`_SOLE`), so they hold
+    whatever the interpreter adds for the calls and the loop.
+    """
+    return {id(t) for t in tensors if t is not None and _counts(t) in _SOLE}
+
+
+def _counts(t):
+    """References to ``t``, to its array and to the array's base (None without one)."""
+    array = t.data
+    base = getattr(array, "base", 0)
+    if not array.flags.c_contiguous or base is not None and not (
+            getattr(base, "base", 0) is None and getattr(base, "nbytes", -1) == array.nbytes):
+        return None     # strided, a slice, a view of a view, or not an array: never taken
+    return sys.getrefcount(t), sys.getrefcount(array), None if base is None else sys.getrefcount(base)
+
+
+_SOLE = frozenset()     # _counts of Tensors only a tuple holds; measured once Tensor exists
+
+
+def _calibrate() -> None:
+    """Measures :data:`_SOLE`; ``tinynet.tensor`` calls it once it has bound :data:`Tensor`."""
+    global _SOLE
+    import numpy
+    _SOLE = frozenset(_sole_counts((Tensor(numpy.empty(2)), Tensor(numpy.empty(2).reshape(1, 2)))))
+
+
+def _sole_counts(tensors) -> set:
+    """:func:`_sole_references`'s loop with the counts in place of the test."""
+    return {_counts(t) for t in tensors if t is not None}
+
+
+def _accumulate_leaf(leaf, g, create_graph: bool, owned: bool = False) -> None:
+    """Adds ``g`` into ``leaf.grad``. ``owned``: nothing but the walk refers to ``g`` and
+    its array (:func:`_sole_references`), so a first gradient is taken without a copy."""
     if not create_graph:
         g = Tensor(g.data) if g._ctx is not None else g
     if g.dtype != leaf.dtype:
-        g = Tensor(g.data.astype(leaf.dtype))
+        g, owned = Tensor(g.data.astype(leaf.dtype)), True
     if leaf.grad is None:
         # Never alias a gradient buffer that may belong to someone else (e.g. the seed).
-        leaf.grad = g if create_graph else Tensor(g.data.copy())
+        leaf.grad = g if create_graph else Tensor(g.data if owned else g.data.copy())
     else:
         leaf.grad = leaf.grad + g
     if leaf._hooks is not None:

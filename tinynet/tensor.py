@@ -272,6 +272,7 @@ class Tensor:
 
 
 _autograd.Tensor = Tensor   # the engine builds its output Tensors with this class
+_autograd._calibrate()
 
 
 def backend_grad_enabled() -> bool:
