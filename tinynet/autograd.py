@@ -545,7 +545,13 @@ def _sole_references(tensors) -> set:
     Tensors measured through this same code at import (:data:`_SOLE`), so they hold
     whatever the interpreter adds for the calls and the loop.
     """
-    return {id(t) for t in tensors if t is not None and _counts(t) in _SOLE}
+    return {key for key, counts in _counted(tensors) if counts in _SOLE}
+
+
+def _counted(tensors) -> list:
+    """``(id, _counts)`` of each Tensor in ``tensors``: the one loop that both
+    :func:`_sole_references` and :func:`_calibrate` count through."""
+    return [(id(t), _counts(t)) for t in tensors if t is not None]
 
 
 def _counts(t):
@@ -565,12 +571,8 @@ def _calibrate() -> None:
     """Measures :data:`_SOLE`; ``tinynet.tensor`` calls it once it has bound :data:`Tensor`."""
     global _SOLE
     import numpy
-    _SOLE = frozenset(_sole_counts((Tensor(numpy.empty(2)), Tensor(numpy.empty(2).reshape(1, 2)))))
-
-
-def _sole_counts(tensors) -> set:
-    """:func:`_sole_references`'s loop with the counts in place of the test."""
-    return {_counts(t) for t in tensors if t is not None}
+    _SOLE = frozenset(counts for _, counts in
+                      _counted((Tensor(numpy.empty(2)), Tensor(numpy.empty(2).reshape(1, 2)))))
 
 
 def _accumulate_leaf(leaf, g, create_graph: bool, owned: bool = False) -> None:

@@ -253,7 +253,6 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
         for n0, k, r0, rows, span in RS.block_plan(N, blk, first, last):
             strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach,
                                     strip_buffer)
-            target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
             if in_place:
                 with_ones = buffer[:, :strips.shape[1]]      # the strips and the row of ones
                 for m in range(k):       # image m's output rows start at grid row m·Hp
@@ -263,15 +262,16 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
                         source = with_ones if i == 0 else strips
                         shifted = source[:, start + i * dh * W:start + (i * dh + rows) * W]
                         backend.matmul_into(products[i], shifted, rows_out, accumulate=i > 0)
+                continue
+            target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
+            sums = _row_strip_sums(w_rows @ strips, blk, C_out, k, rows, span, dh, W)
+            if kh == 1:
+                target[...] = next(sums)
             else:
-                sums = _row_strip_sums(w_rows @ strips, blk, C_out, k, rows, span, dh, W)
-                if kh == 1:
-                    target[...] = next(sums)
-                else:
-                    xp.add(next(sums), next(sums), out=target)
-                    for part in sums:
-                        target += part
-            if b is not None and not ones_row:
+                xp.add(next(sums), next(sums), out=target)
+                for part in sums:
+                    target += part
+            if b is not None:
                 target += b.reshape(-1, 1, 1, 1)
     backend.parallel_for(-(-N // blk.images), image_groups, like=x,
                          nbytes=x.nbytes + out.nbytes if backend.gemms_on_pool() else 0)

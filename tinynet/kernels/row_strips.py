@@ -17,9 +17,9 @@ into S: the output is the sum of kh products ``W_i @ S``, each read ``i·dh·W``
 further along. Where the output rows are the grid's (a "same" conv), each product is
 added into the output rows where they lie (``backend.matmul_into``, a GEMM with β = 1;
 the bias rides in the first product, as one more column of ``W_0`` against a row of ones
-under the strips);
-otherwise one GEMM with the kernel rows stacked, ``[W_0; …; W_{kh-1}] @ S``, gives all the
-products, and its kh row blocks, each read shifted, are summed into the output.
+under the strips); otherwise one GEMM with the kernel rows stacked,
+``[W_0; …; W_{kh-1}] @ S``, gives all the products, and its kh row blocks, each read
+shifted, are summed into the output.
 
 Without zero columns, a column shift ``s_j = j·dw - pw`` reads past a row's end into
 the next row (or before its start into the previous one) where the padded image would
