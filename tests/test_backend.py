@@ -4,6 +4,7 @@ import types
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import tinynet as tn
 from tinynet import backend
@@ -167,3 +168,82 @@ def test_minimum_scalar_is_numpys(size, dtype):
         assert backend.minimum_scalar(x, value, out=out) is out
         np.testing.assert_array_equal(out, expected)
         np.testing.assert_array_equal(backend.minimum_scalar(x[::2], value), expected[::2])
+
+
+@st.composite
+def strided_views(draw, shape, dtype):
+    """A view of ``shape`` into a fresh array: axes permuted, each sliced from a drawn
+    start with step 1, 2 or -1, whole or not, so that innermost runs are short or long,
+    contiguous or not, and merge across axes or not."""
+    ndim = len(shape)
+    perm = draw(st.permutations(range(ndim)))       # view axis a is base axis perm[a]
+    steps = [draw(st.sampled_from([1, 1, 2, -1])) for _ in range(ndim)]
+    starts = [draw(st.integers(0, 2)) for _ in range(ndim)]
+    spare = [draw(st.sampled_from([0, 2])) for _ in range(ndim)]   # 0: a whole axis (runs merge)
+    base_shape = [0] * ndim
+    for a in range(ndim):
+        base_shape[perm[a]] = starts[a] + abs(steps[a]) * shape[a] + spare[a]
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    base = (rng.standard_normal(base_shape) * 100).astype(dtype)
+    index = [None] * ndim
+    for a in range(ndim):
+        first, n, step = starts[a], shape[a], steps[a]
+        index[perm[a]] = (slice(first, first + step * n, step) if step > 0
+                          else slice(first + n - 1, first - 1 if first else None, -1))
+    return base[tuple(index)].transpose(perm)
+
+
+@st.composite
+def copy_pairs(draw):
+    ndim = draw(st.integers(2, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim)))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int16]))
+    dst = draw(strided_views(shape, dtype))
+    if draw(st.booleans()):
+        return dst, draw(strided_views(shape, dtype))
+    return dst, dst[::-1]                             # overlapping: one buffer, reversed
+
+
+@given(copy_pairs())
+def test_copy_is_numpys_assignment(pair):
+    """``backend.copy`` writes exactly what ``dst[...] = src`` writes, for views with
+    short or long, contiguous or strided innermost runs, overlapping ones included
+    (would fail if a run view took the wrong length or the wrong axes)."""
+    dst, src = pair
+    assert dst.shape == src.shape
+    expected = dst.copy()
+    expected[...] = src.copy()
+    fewest, backend._MIN_RUNS = backend._MIN_RUNS, 1      # the run route for small arrays too
+    try:
+        assert backend.copy(dst, src) is dst
+    finally:
+        backend._MIN_RUNS = fewest
+    np.testing.assert_array_equal(dst, expected)
+
+
+def test_copy_moves_short_runs_as_void_elements(monkeypatch):
+    """The short-run route is taken (im2col's windows of a 16x16 map) and not for long
+    runs or a strided innermost axis; either way the values are NumPy's."""
+    kinds = []
+    real = np.copyto
+    monkeypatch.setattr(backend.numpy, "copyto", lambda d, s, **k: kinds.append(d.dtype.kind) or real(d, s, **k))
+    buf = np.arange(4 * 8 * 18 * 18, dtype=np.float32).reshape(4, 8, 18, 18)
+    window = buf[:, :, 1:17, 2:18]                                  # runs of 16 floats
+    out = np.empty((4, 8, 16, 16), np.float32)
+    backend.copy(out, window)
+    np.testing.assert_array_equal(out, window)
+    assert kinds == ["V"]
+    kinds.clear()
+    backend.copy(np.empty((8, 4, 18, 18), np.float32), buf.transpose(1, 0, 2, 3))  # runs of 324
+    backend.copy(np.empty((4, 8, 16, 9), np.float32), buf[:, :, 1:17, ::2])        # strided
+    assert kinds == []
+    # runs merge across the source's inner axes but not the destination's: rows of 4
+    kinds.clear()
+    src = np.arange(8 * 16 * 16 * 4, dtype=np.float32).reshape(8, 16, 16, 4)[::2]
+    dst = np.zeros((4, 16, 16, 6), np.float32)[..., 1:5]
+    backend.copy(dst, src)
+    np.testing.assert_array_equal(dst, src)
+    assert kinds == ["V"]
+    contiguous = backend.ascontiguous(window.transpose(1, 0, 2, 3))
+    assert contiguous.flags.c_contiguous and kinds == ["V", "V"]
+    np.testing.assert_array_equal(contiguous, window.transpose(1, 0, 2, 3))

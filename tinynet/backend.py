@@ -542,6 +542,55 @@ def cpu_has_avx512() -> bool:
     return bool(__cpu_features__.get("AVX512F"))
 
 
+#: Longest contiguous run, in bytes, that :func:`copy` moves as one opaque element.
+RUN_BYTES = 256
+
+
+def copy(dst, src):
+    """``dst[...] = src`` for two arrays of one shape and dtype; returns ``dst``.
+
+    NumPy's strided copy pays about 20 ns per contiguous run it walks (its inner loop
+    restarts for every run), so a copy made of short runs, like im2col's rows of ``Wo``
+    values, costs far more than its bytes. When both arrays' innermost axes are contiguous
+    for at most :data:`RUN_BYTES` (and not throughout), each run is viewed as one element
+    of a void dtype of the run's size: the inner loop then walks runs, moving each with
+    one fixed-size memory copy (runs of 4-32 float32: 0.4-0.6x the time; 56-64: 0.73x;
+    about 112 and more: equal; measured on this project's AVX2 EPYC guest). The bytes
+    moved are the same, so the result is identical. Other arrays (CuPy's, broadcast or
+    strided innermost axes, long runs) take ``dst[...] = src``."""
+    if (type(dst) is numpy.ndarray and type(src) is numpy.ndarray and dst.ndim >= 2
+            and dst.strides[-1] == src.strides[-1] == dst.itemsize
+            and dst.shape == src.shape and dst.dtype == src.dtype):
+        shape, run, axis = dst.shape, dst.itemsize, dst.ndim
+        while axis > 0 and (shape[axis - 1] == 1 or dst.strides[axis - 1] == src.strides[axis - 1] == run):
+            axis -= 1
+            run *= shape[axis]
+        # a few hundred runs save less than the views cost (about 4 us)
+        if 0 < axis and run <= RUN_BYTES and dst.nbytes >= _MIN_RUNS * run:
+            kind = _run_dtypes.get(run)
+            if kind is None:
+                kind = _run_dtypes[run] = numpy.dtype((numpy.void, run))
+            rows = shape[:axis] + (-1,)
+            numpy.copyto(dst.reshape(rows).view(numpy.uint8).view(kind),
+                         src.reshape(rows).view(numpy.uint8).view(kind))
+            return dst
+    dst[...] = src
+    return dst
+
+
+def ascontiguous(a):
+    """``xp.ascontiguousarray(a)`` for arrays of one or more dimensions, through :func:`copy`
+    (a C-contiguous array is returned as it is)."""
+    if type(a) is numpy.ndarray and not a.flags.c_contiguous:
+        return copy(numpy.empty(a.shape, dtype=a.dtype), a)
+    return get_array_module(a).ascontiguousarray(a)
+
+
+_run_dtypes: dict = {}
+#: Fewest runs for which :func:`copy` builds its void views.
+_MIN_RUNS = 512
+
+
 #: Row length of :func:`minimum_scalar`'s constant row.
 _MIN_ROW = 1024
 _min_rows: dict = {}

@@ -79,7 +79,7 @@ def _to_nchw(y, out, bias):
     xp = backend.get_array_module(y)
     y = y.transpose(1, 0, 2, 3)
     if bias is None:
-        out[...] = y
+        backend.copy(out, y)
     else:
         xp.add(y, bias.reshape(-1, 1, 1), out=out)
 
@@ -297,7 +297,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
             g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
         else:
             view = grid[:, :k, :span // k]
-            view[:, :, :rows, :blk.Wo] = dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
+            backend.copy(view[:, :, :rows, :blk.Wo], dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3))
             g = view.reshape(C_out, span * W)
         for i in range(kh):
             offset = i * dilation[0] * W
@@ -419,7 +419,7 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
             col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, H, W, n)
             y = K.col2im(col, output_size, stride, padding, dilation, batch_last=True)
         else:
-            x_mat = xp.ascontiguousarray(xs.transpose(1, 0, 2, 3)).reshape(C_in, n * H * W)
+            x_mat = backend.ascontiguous(xs.transpose(1, 0, 2, 3)).reshape(C_in, n * H * W)
             col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, n, H, W)
             y = K.col2im(col, output_size, stride, padding, dilation)   # a fresh array
         if b is not None and not phases:
@@ -471,7 +471,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         n = xs.shape[0]
         batch_last = _use_batch_last(n, Wo, C * kh * kw, C_out)
         col = K.im2col(xs, (kh, kw), stride, padding, dilation, (Ho, Wo), batch_last=batch_last)
-        dy_mat = xp.ascontiguousarray(dy[n0:n0 + n].transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3)))
+        dy_mat = backend.ascontiguous(dy[n0:n0 + n].transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3)))
         part = _groups_matmul_bt(dy_mat.reshape(C_out, n * Ho * Wo), col.reshape(C * kh * kw, n * Ho * Wo), groups)
         dw = part if dw is None else dw + part
     return dw.reshape(weight_shape)

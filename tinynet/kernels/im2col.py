@@ -128,7 +128,7 @@ def _padded_channel_major(x, out_hw, kernel_size, stride, padding, dilation, fil
     if ph == pw == 0 and Hp == H and Wp == W:
         return x.transpose(1, 0, 2, 3)      # a view: the slices below do the copying
     buf = xp.full((C, N, Hp, Wp), fill, dtype=x.dtype) if fill else xp.zeros((C, N, Hp, Wp), x.dtype)
-    buf[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    backend.copy(buf[:, :, ph:ph + H, pw:pw + W], x.transpose(1, 0, 2, 3))
     return buf
 
 
@@ -140,7 +140,7 @@ def _padded_batch_last(x, out_hw, kernel_size, stride, padding, dilation):
     Hp = max((Ho - 1) * sh + (kh - 1) * dh + 1, ph + H)
     Wp = max((Wo - 1) * sw + (kw - 1) * dw + 1, pw + W)
     buf = xp.zeros((C, Hp, Wp, N), x.dtype)
-    buf[:, ph:ph + H, pw:pw + W] = x.transpose(1, 2, 3, 0)
+    backend.copy(buf[:, ph:ph + H, pw:pw + W], x.transpose(1, 2, 3, 0))
     return buf
 
 
@@ -200,7 +200,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
         buf = _padded_batch_last(x, output_size, kernel_size, stride, padding, dilation)
         for i in range(kh):
             for j in range(kw):
-                out[:, i, j] = _window_batch_last(buf, i, j, output_size, stride, dilation)
+                backend.copy(out[:, i, j], _window_batch_last(buf, i, j, output_size, stride, dilation))
         return out
     if out is None:
         out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
@@ -220,7 +220,7 @@ def _im2col_tiles(x, out):
     N, C = x.shape[:2]
     _, kh, kw, _, Ho, Wo = out.shape
     tiles = x[:, :, :Ho * kh, :Wo * kw].reshape(N, C, Ho, kh, Wo, kw)
-    out[...] = tiles.transpose(1, 3, 5, 0, 2, 4)
+    backend.copy(out, tiles.transpose(1, 3, 5, 0, 2, 4))
     return out
 
 
@@ -232,7 +232,7 @@ def _im2col_windows(x, out, stride, padding, dilation):
     def copy_channels(lo, hi):     # channels are independent: chunks run on the pool
         for i in range(kh):
             for j in range(kw):
-                out[lo:hi, i, j] = _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation)
+                backend.copy(out[lo:hi, i, j], _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation))
     backend.parallel_for(C, copy_channels, nbytes=2 * out.nbytes, like=x)
     return out
 
@@ -264,7 +264,7 @@ def col2im(col, input_size, stride=1, padding=0, dilation=1, batch_last=False):
             for j in range(kw):
                 window = _window_batch_last(buf, i, j, (Ho, Wo), stride, dilation)
                 window += col[:, i, j]
-        return xp.ascontiguousarray(buf[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2))
+        return backend.ascontiguous(buf[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2))
     if _is_tiling(col.shape[1:3], stride, padding, dilation):
         return _col2im_tiles(col, input_size)
     return _col2im_windows(col, input_size, stride, padding, dilation)
@@ -278,9 +278,9 @@ def _col2im_tiles(col, input_size):
     C, kh, kw, N, Ho, Wo = col.shape
     tiles = col.transpose(3, 0, 4, 1, 5, 2).reshape(N, C, Ho * kh, Wo * kw)
     if (Ho * kh, Wo * kw) == (H, W):
-        return xp.ascontiguousarray(tiles)
+        return backend.ascontiguous(tiles)
     x = xp.zeros((N, C, H, W), dtype=col.dtype)
-    x[:, :, :Ho * kh, :Wo * kw] = tiles
+    backend.copy(x[:, :, :Ho * kh, :Wo * kw], tiles)
     return x
 
 
@@ -300,4 +300,4 @@ def _col2im_windows(col, input_size, stride, padding, dilation):
                 window = _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation)
                 window += col[lo:hi, i, j]
     backend.parallel_for(C, add_channels, nbytes=2 * col.nbytes, like=col)
-    return xp.ascontiguousarray(buf[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+    return backend.ascontiguous(buf[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))

@@ -233,7 +233,7 @@ def to_grid(y, grid):
     N, C, Ho, Wo = y.shape
     Hq, Wq = grid
     if (Ho, Wo) == (Hq, Wq):
-        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(C, N * Hq * Wq)
+        return backend.ascontiguous(y.transpose(1, 0, 2, 3)).reshape(C, N * Hq * Wq)
     out = xp.zeros((C, N, Hq, Wq), dtype=y.dtype)
-    out[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
+    backend.copy(out[:, :, :Ho, :Wo], y.transpose(1, 0, 2, 3))
     return out.reshape(C, N * Hq * Wq)

@@ -185,7 +185,7 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
     buf = buf.reshape((N, C) + padded)
     if buf.shape[2:] == (H, W):
         return buf
-    return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+    return backend.ascontiguous(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
 
 
 def max_pool2d_gather(values, argmax, kernel_size, stride=None, padding=0, dilation=1,
@@ -248,4 +248,4 @@ def avg_pool2d_backward(grad, input_size, kernel_size, stride=None, padding=0,
         window = _sub_grid(buf, offset // k[1], offset % k[1], out, s, d)
         window += share
     H, W = input_size
-    return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+    return backend.ascontiguous(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])

@@ -79,7 +79,7 @@ def conv_transpose2d_subpixel(x, w, b, stride, padding, output_size):
     grid = strips[ones:ones + C_in, head:].reshape(C_in, N, Hq, Wq)
 
     def place_channels(lo, hi):         # strips[t, v][col] = x_grid[col - t·Wq - v]
-        grid[lo:hi, :, :H, :W] = x[:, lo:hi].transpose(1, 0, 2, 3)
+        backend.copy(grid[lo:hi, :, :H, :W], x[:, lo:hi].transpose(1, 0, 2, 3))
         for k in range(1, th * tw):
             shift = (k // tw) * Wq + k % tw
             strips[ones + k * C_in + lo:ones + k * C_in + hi, head:] = \

@@ -151,7 +151,7 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
         xs = x[n0:n0 + chunk]
         n = xs.shape[0]
         xpad = xp.zeros((C, n, Hp, Wp), dtype=x.dtype)
-        xpad[:, :, ph:ph + H, pw:pw + W] = xs.transpose(1, 0, 2, 3)    # Hp >= H + 2ph
+        backend.copy(xpad[:, :, ph:ph + H, pw:pw + W], xs.transpose(1, 0, 2, 3))    # Hp >= H + 2ph
         v = _input_transform(xpad, th, tw, xp.empty((4, 4, C, n, th, tw), dtype=x.dtype))
         m = u @ v.reshape(16, C, n * th * tw)           # 16 GEMMs (C_out, C) @ (C, P)
         y = _output_transform(m.reshape(4, 4, C_out, n, th, tw),

@@ -124,7 +124,7 @@ MUTATIONS = [
              ["tests/kernels/test_im2col.py"],
              "the tiling fast path taken with padding"),
     Mutation("im2col-tiles-swap-offsets", "tinynet/kernels/im2col.py",
-             "out[...] = tiles.transpose(1, 3, 5, 0, 2, 4)", "out[...] = tiles.transpose(1, 5, 3, 0, 2, 4)",
+             "backend.copy(out, tiles.transpose(1, 3, 5, 0, 2, 4))", "backend.copy(out, tiles.transpose(1, 5, 3, 0, 2, 4))",
              ["tests/kernels/test_im2col.py"],
              "kernel offsets (i, j) swapped in the im2col tiling copy"),
     Mutation("col2im-tiles-swap-offsets", "tinynet/kernels/im2col.py",
