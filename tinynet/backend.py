@@ -14,6 +14,8 @@ where the two libraries differ live here:
   (:func:`set_num_threads`, :func:`parallel_for`);
 * a matrix product that adds into its output (:func:`matmul_into`: NumPy's own BLAS
   called directly through :mod:`tinynet.cblas`, where ``matmul`` cannot);
+* strided copies of short runs (:func:`copy`: each run viewed as one element of a void
+  dtype, which CuPy does not have);
 * the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace).
 
 CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
