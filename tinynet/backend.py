@@ -546,6 +546,9 @@ def cpu_has_avx512() -> bool:
 
 #: Longest contiguous run, in bytes, that :func:`copy` moves as one opaque element.
 RUN_BYTES = 256
+#: Fewest runs for which :func:`copy` builds its void views.
+_MIN_RUNS = 512
+_run_dtypes: dict = {}      # run size in bytes -> its void dtype
 
 
 def copy(dst, src):
@@ -586,11 +589,6 @@ def ascontiguous(a):
     if type(a) is numpy.ndarray and not a.flags.c_contiguous:
         return copy(numpy.empty(a.shape, dtype=a.dtype), a)
     return get_array_module(a).ascontiguousarray(a)
-
-
-_run_dtypes: dict = {}
-#: Fewest runs for which :func:`copy` builds its void views.
-_MIN_RUNS = 512
 
 
 #: Row length of :func:`minimum_scalar`'s constant row.
