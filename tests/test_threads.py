@@ -96,7 +96,7 @@ def test_parallel_blocks_cover_every_index_once_in_blocks_of_block_bytes(monkeyp
             seen[lo:hi] += 1
     backend.parallel_blocks(11, work, item_bytes=8)
     assert seen.tolist() == [1] * 11
-    assert sorted(blocks) == [(0, 3), (3, 5), (5, 8), (8, 11)]     # chunks 0-5 and 5-11
+    assert sorted(blocks) == [(0, 3), (3, 6), (6, 9), (9, 11)]     # chunks 0-6 and 6-11
     assert len(threads) == 2
 
 

@@ -10,7 +10,8 @@ where the two libraries differ live here:
 * compiled elementwise kernels (CuPy only; callers keep an ``xp`` fallback); every kernel
   tinynet defines is declared once with :func:`define_elementwise_kernel`, so a test can
   compile them all;
-* threads: the BLAS thread count and a small pool that runs NumPy work in chunks
+* threads: the BLAS thread count, and NumPy work run in chunks on OpenBLAS's own
+  worker threads (:mod:`tinynet.blas_threads`) or a small Python pool
   (:func:`set_num_threads`, :func:`parallel_for`);
 * a matrix product that adds into its output (:func:`matmul_into`: NumPy's own BLAS
   called directly through :mod:`tinynet.cblas`, where ``matmul`` cannot);
@@ -28,10 +29,12 @@ with its own CuPy-like namespace, is never a GPU, and is not offered to users.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, NamedTuple
 
 import numpy
 
+from . import blas_threads as _blas_workers
 from . import cblas as _cblas
 
 __all__ = [
@@ -289,17 +292,25 @@ def synchronize() -> None:
 
 
 # --------------------------------------------------------------------------- threads
-# NumPy releases the GIL inside ufunc loops, copies and fancy indexing, so Python threads
-# can run chunks of one large array operation on several cores at once. The pool below
-# holds ``get_num_threads() - 1`` workers; the calling thread runs the first chunk itself.
+# NumPy releases the GIL inside ufunc loops, copies and fancy indexing, so threads can run
+# chunks of one large array operation on several cores at once. The calling thread runs
+# the first chunk itself; the others run on OpenBLAS's own worker threads where that
+# works (tinynet.blas_threads: after a product those workers spin on the other cores, so
+# a thread of one's own would only share a core with them), else on a Python pool of
+# ``get_num_threads() - 1`` workers.
 _num_threads = None      # set by set_num_threads (or TINYNET_NUM_THREADS); None = all cores
 _pool = None             # concurrent.futures.ThreadPoolExecutor, made on first use
+_in_chunk = threading.local()    # .active: this thread is running a chunk of parallel_for
 _blas_limiter = None     # threadpoolctl's limiter, kept alive so its limit stays in force
 _blas_threads = None     # the BLAS thread count set_num_threads applied (None: untouched)
 
 #: Smallest chunk worth a thread, in bytes touched: below this, handing a chunk to a
 #: worker (~20-50 µs) costs more than it saves.
 parallel_grain = 1 << 20
+
+#: Run :func:`parallel_for`'s chunks on OpenBLAS's worker threads where possible
+#: (:mod:`tinynet.blas_threads`); False keeps them on the Python pool.
+chunks_on_blas_threads = True
 
 
 def _usable_cores() -> int:
@@ -318,9 +329,10 @@ def _check_threads(n, source) -> int:
 
 
 def set_num_threads(n: int, blas: int | None = None) -> None:
-    """Sets the threads tinynet uses on the CPU, like ``torch.set_num_threads``: the size
-    of tinynet's own pool for chunked array work, and the BLAS library's threads (through
-    threadpoolctl, imported on this call; without it only the pool changes).
+    """Sets the threads tinynet uses on the CPU, like ``torch.set_num_threads``: how many
+    threads tinynet's chunked array work uses (:func:`parallel_for`), and the BLAS
+    library's threads (through threadpoolctl, imported on this call; without it only the
+    first changes).
 
     ``blas`` (default: ``n``) sets the BLAS threads separately. ``set_num_threads(n,
     blas=1)`` makes tinynet split its large matrix products into ``n`` column (or row)
@@ -365,15 +377,33 @@ def parallel_chunks(count: int, nbytes: int = 0, like=None) -> int:
     return max(1, min(get_num_threads(), count, nbytes // parallel_grain))
 
 
+def chunk_bounds(count: int, chunks: int) -> list:
+    """Where :func:`parallel_for`'s chunks start, then ``count``: consecutive ranges whose
+    sizes differ by at most one, the larger first (OpenBLAS's own split, so that both
+    routes cut the same way).
+
+    >>> chunk_bounds(11, 2), chunk_bounds(12, 3)
+    ([0, 6, 11], [0, 4, 8, 12])
+    """
+    bounds = [0]
+    for k in range(chunks):
+        bounds.append(bounds[-1] + -(-(count - bounds[-1]) // (chunks - k)))
+    return bounds
+
+
 def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     """Calls ``fn(start, stop)`` over consecutive chunks covering ``range(count)``, on up
     to :func:`get_num_threads` threads at once, and waits for all of them.
 
     ``nbytes`` (the bytes the whole job reads and writes) sets how many chunks are worth
-    it: at most one per :data:`parallel_grain` bytes. Small jobs, a single thread, and
-    work on a CuPy array ``like`` (the GPU is already parallel) run ``fn(0, count)`` in
-    the caller. ``fn`` must write only its own chunk. An exception in any chunk is raised
-    here after all chunks have finished.
+    it: at most one per :data:`parallel_grain` bytes. Small jobs, a single thread, work
+    on a CuPy array ``like`` (the GPU is already parallel) and calls made from inside a
+    chunk run ``fn(0, count)`` in the caller. Otherwise the caller runs the first chunk
+    and OpenBLAS's worker threads the others (:mod:`tinynet.blas_threads`), or, where
+    that cannot be used (no OpenBLAS, more chunks than its threads,
+    :data:`chunks_on_blas_threads` False, or BLAS on one thread with
+    :func:`gemms_on_pool`), a Python thread pool. ``fn`` must write only its own chunk.
+    An exception in any chunk is raised here after all chunks have finished.
 
     >>> import numpy as np
     >>> x = np.arange(8.0)
@@ -384,18 +414,29 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     """
     global _pool
     chunks = parallel_chunks(count, nbytes, like)
-    if chunks <= 1:
+    if chunks <= 1 or getattr(_in_chunk, "active", False):    # small, or nested: in place
         fn(0, count)
+        return
+
+    def chunk(lo, hi):
+        _in_chunk.active = True
+        try:
+            fn(lo, hi)
+        finally:
+            _in_chunk.active = False
+    # With BLAS on one thread (gemms_on_pool) the chunks are GEMMs that need threads of
+    # their own; otherwise the chunks go to OpenBLAS's workers when they can.
+    if chunks_on_blas_threads and not gemms_on_pool() and _blas_workers.run(count, chunks, chunk):
         return
     if _pool is None:
         from concurrent.futures import ThreadPoolExecutor
         _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1,
                                    thread_name_prefix="tinynet")
-    bounds = [count * k // chunks for k in range(chunks + 1)]
-    futures = [_pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
+    bounds = chunk_bounds(count, chunks)
+    futures = [_pool.submit(chunk, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
     error = None
     try:
-        fn(bounds[0], bounds[1])
+        chunk(bounds[0], bounds[1])
     except BaseException as e:  # still wait: the workers write into the caller's arrays
         error = e
     for f in futures:

@@ -33,13 +33,14 @@ import os
 
 import numpy
 
-__all__ = ["available", "gemm"]
+__all__ = ["available", "gemm", "library"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (prefix, suffix) of the symbol names, most specific first
 _NAMINGS = (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", ""))
 
 _routines = None        # {dtype: ctypes function}, {} when there is no usable BLAS
+_library = None         # (ctypes.CDLL, symbol prefix, symbol suffix) of that BLAS
 
 
 def _library_paths() -> list:
@@ -100,6 +101,7 @@ def _agrees(routines) -> bool:
 
 
 def _load() -> dict:
+    global _library
     if os.environ.get("TINYNET_NO_CBLAS"):
         return {}
     for path in _library_paths():
@@ -110,6 +112,7 @@ def _load() -> dict:
         for prefix, suffix in _NAMINGS:
             routines = _bind(lib, prefix, suffix)
             if routines and _agrees(routines):
+                _library = (lib, prefix, suffix)
                 return routines
     return {}
 
@@ -120,6 +123,14 @@ def available() -> bool:
     if _routines is None:
         _routines = _load()
     return bool(_routines)
+
+
+def library():
+    """``(lib, prefix, suffix)``: the ``ctypes.CDLL`` of the OpenBLAS that :func:`gemm`
+    calls and the prefix and suffix of its ``openblas_*`` and ``cblas_*`` symbol names
+    (``"scipy_"`` and ``"64_"`` in NumPy's wheels); None where :func:`available` is False.
+    :mod:`tinynet.blas_threads` binds more of the same library through it."""
+    return _library if available() else None
 
 
 def _operand(x):
