@@ -28,13 +28,15 @@ def conv_and_grads(x0, w0, b0, g0):
 ROW = 912 * 8
 
 
-@pytest.mark.parametrize("budget, images, band, threads", [
-    (3 * ROW, 1, 1, 1),             # bands of 1 row
-    (7 * ROW, 1, 5, 3),             # bands of 5 rows (23 = 4·5 + 3), images on 3 threads
-    (2 * 27 * ROW, 2, 23, 1),       # 2 whole images a block, the last block 1
-    (2 * 27 * ROW, 2, 23, 3),
-    (1 << 30, 5, 23, 1)])           # the whole batch in one block
-def test_blocked_row_strips_equal_im2col(budget, images, band, threads, monkeypatch):
+@pytest.mark.parametrize("budget, images, band, threads, blas", [
+    (3 * ROW, 1, 1, 1, None),       # bands of 1 row
+    (7 * ROW, 1, 5, 3, None),       # bands of 5 rows (23 = 4·5 + 3), images on 3 threads:
+    (7 * ROW, 1, 5, 3, 1),          # OpenBLAS's workers, or the Python pool with 1-thread BLAS
+    (2 * 27 * ROW, 2, 23, 1, None),     # 2 whole images a block, the last block 1
+    (2 * 27 * ROW, 2, 23, 3, None),
+    (2 * 27 * ROW, 2, 23, 3, 1),
+    (1 << 30, 5, 23, 1, None)])     # the whole batch in one block
+def test_blocked_row_strips_equal_im2col(budget, images, band, threads, blas, monkeypatch):
     rng = np.random.default_rng(0)
     x0, w0, b0 = (rng.standard_normal(s) for s in [(5, 16, 23, 19), (16, 16, 3, 3), (16,)])
     g0 = rng.standard_normal((5, 16, 23, 19))
@@ -50,7 +52,7 @@ def test_blocked_row_strips_equal_im2col(budget, images, band, threads, monkeypa
     assert (blk.images, blk.band) == (images, band)
     monkeypatch.setattr(backend, "parallel_grain", 1)
     before = backend._num_threads
-    backend.set_num_threads(threads, blas=1)    # blocks on the pool only with 1-thread BLAS
+    backend.set_num_threads(threads, blas=blas)
     try:
         # poison: free NaN buffers of the output's and the strips' sizes, which np.empty
         # may hand back, so an entry the blocks forget to write shows up instead of stale
