@@ -216,3 +216,47 @@ def test_flat_row_weight_gradient_in_batch_chunks_equals_one_chunk(monkeypatch):
     assert K.batch_chunk(5, 1000) == 1
     chunked = F.conv2d_weight(tn.tensor(x), tn.tensor(dy), (4, 3, 3, 3), padding=1).numpy()
     np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("on_blas_threads", [True, False])
+@pytest.mark.parametrize("image_chunk", [False, True])
+def test_flat_rows_in_image_chunks_on_two_threads_equal_one_thread(on_blas_threads, image_chunk,
+                                                                   monkeypatch):
+    """Forward, input gradient, weight gradient and a biased transposed conv split over
+    the batch on two threads (OpenBLAS's workers or the Python pool), each thread's
+    images in workspace chunks or at once, give the one-thread results (the weight
+    gradient's partials in image order)."""
+    from tinynet.kernels import im2col as K
+    rng = np.random.default_rng(11)
+    x0, w0, b0 = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g0 = rng.standard_normal((5, 4, 6, 7))
+    assert conv_module._use_flat_rows(x0.shape, w0.shape, (1, 1), (1, 1), (1, 1), 1, (6, 7))
+
+    bt = rng.standard_normal(3)
+
+    def conv_and_grads():
+        x, w, b = (tn.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+        y = F.conv2d(x, w, b, padding=1)
+        y.backward(tn.tensor(g0))
+        # and a transposed conv with a bias (the input gradient's path, biased)
+        yt = F.conv_transpose2d(tn.tensor(g0), tn.tensor(w0), tn.tensor(bt), padding=1)
+        return [t.numpy() for t in (y.detach(), x.grad, w.grad, b.grad, yt)]
+    one = conv_and_grads()
+    if image_chunk:
+        monkeypatch.setattr(K, "workspace_limit", 1)       # one image a chunk
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    monkeypatch.setattr(backend, "chunks_on_blas_threads", on_blas_threads)
+    before = backend._num_threads
+    backend.set_num_threads(2)
+    split = []
+    real = backend.parallel_for
+    monkeypatch.setattr(backend, "parallel_for", lambda n, fn, nbytes=0, like=None:
+                        split.append(backend.parallel_chunks(n, nbytes, like)) or real(n, fn, nbytes, like))
+    try:
+        two = conv_and_grads()
+    finally:
+        backend.set_num_threads(before or backend._usable_cores())
+        backend._num_threads = before
+    assert split.count(2) >= 4          # forward, input and weight gradients, transposed conv
+    for got, expected in zip(two, one):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

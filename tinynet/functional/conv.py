@@ -214,6 +214,17 @@ def _row_strip_sums(z, blk, C_out, k, rows, span, dh, W):
         yield zi.reshape(C_out, k, span // k, W)[:, :, :rows, :blk.Wo]
 
 
+def _sum_in_order(partials):
+    """The sum of the ``(start, array)`` partials of :func:`tinynet.backend.parallel_for`'s
+    chunks, added in the order of their starts: the same sums whichever chunk ended first.
+    Adds into the first partial (each chunk made its own)."""
+    partials.sort(key=lambda p: p[0])
+    total = partials[0][1]
+    for _, part in partials[1:]:
+        total += part
+    return total
+
+
 def _conv2d_row_strips(x, w, b, padding, dilation):
     """Stride-1 conv as GEMMs over :mod:`row strips <tinynet.kernels.row_strips>` (no kh·kw
     im2col copy): ``y = Σ_i W_i @ strips`` shifted by ``i·dh·W`` columns, ``W_i = W[:, :, i, :]``,
@@ -311,10 +322,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
                 backend.matmul_into(strips[:, offset:offset + g.shape[1]], g.T, dw_t[i], accumulate=True)
         partials.append((first, dw_t))
     backend.parallel_for(-(-N // blk.images), image_groups, like=x, nbytes=x.nbytes + dy.nbytes)
-    partials.sort(key=lambda p: p[0])   # the same order of sums, whichever chunk ends first
-    dw_t = partials[0][1]
-    for _, part in partials[1:]:
-        dw_t += part
+    dw_t = _sum_in_order(partials)
     return xp.ascontiguousarray(dw_t.reshape(kh, C, kw, C_out).transpose(3, 1, 0, 2))
 
 
@@ -338,9 +346,13 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         if b is not None:
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
-        for n0 in range(0, N, chunk):
-            col = _flat_rows.flat_im2col(x[n0:n0 + chunk], (kh, kw), padding, dilation, ones=b is not None)
-            xp.matmul(w2, col, out=out[n0:n0 + chunk].reshape(col.shape[0], C_out, H * W))
+
+        def images(lo, hi):     # independent: side by side, each product on one thread
+            for n0 in range(lo, hi, chunk):
+                n1 = min(hi, n0 + chunk)
+                col = _flat_rows.flat_im2col(x[n0:n1], (kh, kw), padding, dilation, ones=b is not None)
+                xp.matmul(w2, col, out=out[n0:n1].reshape(n1 - n0, C_out, H * W))
+        backend.parallel_for(N, images, nbytes=kh * kw * x.nbytes + out.nbytes, like=x)
         return out
     if _use_phases(x.shape, w.shape, stride, padding, dilation, groups, output_size):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, output_size)
@@ -412,10 +424,14 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         # the adjoint of the flat-row conv: a product per image on x where it lies (no
         # transposing copy; 3->16 32x32 N32 input gradient 2.2 -> 1.2 ms), then
         # contiguous adds per offset
-        col = xp.matmul(wt, x.reshape(N, C_in, H * W)).reshape(N, C_out, kh, kw, H * W)
-        y = _flat_rows.flat_col2im(col, (H, W), padding, dilation, image_major=True)
-        if b is not None:
-            y += b.reshape(-1, 1, 1)
+        y = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
+
+        def images(lo, hi):     # independent: side by side, each product on one thread
+            col = xp.matmul(wt, x[lo:hi].reshape(hi - lo, C_in, H * W)).reshape(hi - lo, C_out, kh, kw, H * W)
+            _flat_rows.flat_col2im(col, (H, W), padding, dilation, image_major=True, out=y[lo:hi])
+            if b is not None:
+                y[lo:hi] += b.reshape(-1, 1, 1)
+        backend.parallel_for(N, images, nbytes=kh * kw * y.nbytes + x.nbytes, like=x)
         return y
     phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W))
     if phases:
@@ -464,11 +480,18 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         # over an inner dimension of only H·W: with C_out > H·W those partials outweigh the
         # columns (N2 256->256 8x8: 2.3 against 1.9 ms with im2col), so im2col keeps them.
         chunk = K.batch_chunk(N, C * kh * kw * H * W * x.itemsize)
-        for n0 in range(0, N, chunk):
-            col = _flat_rows.flat_im2col(x[n0:n0 + chunk], (kh, kw), padding, dilation)
-            part = (dy[n0:n0 + chunk].reshape(col.shape[0], C_out, H * W) @ col.transpose(0, 2, 1)).sum(axis=0)
-            dw = part if dw is None else dw + part
-        return dw.reshape(weight_shape)
+        partials = []
+
+        def images(lo, hi):     # independent: side by side, each its own partial sum
+            dw = None
+            for n0 in range(lo, hi, chunk):
+                n1 = min(hi, n0 + chunk)
+                col = _flat_rows.flat_im2col(x[n0:n1], (kh, kw), padding, dilation)
+                part = (dy[n0:n1].reshape(n1 - n0, C_out, H * W) @ col.transpose(0, 2, 1)).sum(axis=0)
+                dw = part if dw is None else dw + part
+            partials.append((lo, dw))
+        backend.parallel_for(N, images, nbytes=kh * kw * x.nbytes + dy.nbytes, like=x)
+        return _sum_in_order(partials).reshape(weight_shape)
     if _use_phases(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, (Ho, Wo))
         chunk = K.batch_chunk(N, C * kh * kw * Hq * Wq * x.itemsize)

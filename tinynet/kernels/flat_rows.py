@@ -101,7 +101,7 @@ def flat_im2col(x, kernel_size, padding, dilation, ones=False):
     return col
 
 
-def flat_col2im(col, input_size, padding, dilation, image_major=False):
+def flat_col2im(col, input_size, padding, dilation, image_major=False, out=None):
     """Adjoint of :func:`flat_im2col`.
 
     Parameters
@@ -110,6 +110,7 @@ def flat_col2im(col, input_size, padding, dilation, image_major=False):
         layout of a product batched over images); its wrapped entries are overwritten
         with zeros
     input_size : (H, W)
+    out : array (N, C, H, W), optional; written instead of a new array
 
     Returns
     -------
@@ -132,4 +133,7 @@ def flat_col2im(col, input_size, padding, dilation, image_major=False):
             window = flat[:, :, start:start + L]
             window += col[:, i, j]
     x = flat[:, :, pw + ph * W:pw + (ph + H) * W].transpose(1, 0, 2)
-    return xp.ascontiguousarray(x).reshape(N, C, H, W)
+    if out is None:
+        return xp.ascontiguousarray(x).reshape(N, C, H, W)
+    backend.copy(out, x.reshape(N, C, H, W))
+    return out
