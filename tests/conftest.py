@@ -105,3 +105,15 @@ def pytest_terminal_summary(terminalreporter):
             f"FAILED: TINYNET_TEST_DEVICE={TEST_DEVICE} was asked for, but nothing ran on it: "
             f"{reason}. Failing the run instead of reporting success; unset "
             "TINYNET_TEST_DEVICE to test on the CPU.", red=True, bold=True)
+
+
+@pytest.fixture
+def restore_threads():
+    """Puts tinynet's thread settings (and BLAS's) back after a test that changes them."""
+    before = backend._num_threads
+    yield
+    if before is None:
+        backend.set_num_threads(backend._usable_cores())
+        backend._num_threads = None
+    else:
+        backend.set_num_threads(before)

@@ -19,16 +19,9 @@ needs_workers = pytest.mark.skipif(not blas_threads.available(),
 
 
 @pytest.fixture
-def two_threads(monkeypatch):
-    before = backend._num_threads
+def two_threads(monkeypatch, restore_threads):
     monkeypatch.setattr(backend, "parallel_grain", 1)
     tn.set_num_threads(2)
-    yield
-    if before is None:
-        backend.set_num_threads(backend._usable_cores())
-        backend._num_threads = None
-    else:
-        backend.set_num_threads(before)
 
 
 def _thread_names(count=2, **kw):

@@ -15,17 +15,6 @@ from tinynet import backend
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def restore_threads(monkeypatch):
-    before = backend._num_threads
-    yield
-    if before is None:
-        backend.set_num_threads(backend._usable_cores())
-        backend._num_threads = None
-    else:
-        backend.set_num_threads(before)
-
-
 def _blas_threads():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     infos = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
