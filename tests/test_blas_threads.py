@@ -148,3 +148,36 @@ def test_a_mechanism_that_does_not_cover_the_range_is_not_used(monkeypatch):
     monkeypatch.setattr(blas_threads, "_DOUBLE_REAL", 0x2)
     assert not blas_threads.available()
     assert not blas_threads.run(4, 1, lambda lo, hi: None)
+
+
+@needs_workers
+def test_jobs_from_several_python_threads_at_once_all_finish_correctly():
+    """Two Python threads each running many jobs at once (one waits for a worker the other
+    holds, or takes the Python pool): every job's result is right and nothing hangs. In a
+    subprocess, so that a hang fails the test instead of the suite."""
+    code = """
+import threading, numpy as np, tinynet as tn
+from tinynet import backend, blas_threads
+tn.set_num_threads(2)
+backend.parallel_grain = 1
+errors = []
+def worker(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        x = rng.standard_normal(1000)
+        out = np.empty_like(x)
+        def double(lo, hi):
+            np.multiply(x[lo:hi], 2, out=out[lo:hi])
+        backend.parallel_for(len(x), double, nbytes=x.nbytes)
+        if not np.array_equal(out, 2 * x):
+            errors.append(seed)
+threads = [threading.Thread(target=worker, args=(s,)) for s in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(errors), blas_threads.threads())
+"""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "2"]
