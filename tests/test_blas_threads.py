@@ -181,3 +181,24 @@ print(len(errors), blas_threads.threads())
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "2"]
+
+
+def test_no_cblas_keeps_the_chunks_on_the_python_pool():
+    code = """
+import threading, tinynet as tn
+from tinynet import backend, blas_threads
+tn.set_num_threads(2)
+backend.parallel_grain = 1
+names = []
+barrier = threading.Barrier(2, timeout=30)
+def work(lo, hi):
+    barrier.wait()
+    names.append(threading.current_thread().name)
+backend.parallel_for(2, work, nbytes=2)
+print(blas_threads.available(), sorted(n.startswith("tinynet") for n in names))
+"""
+    env = dict(os.environ, PYTHONPATH=ROOT, TINYNET_NO_CBLAS="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "[False,", "True]"]

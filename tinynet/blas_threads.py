@@ -124,7 +124,7 @@ def available() -> bool:
     if _binding is None:
         _checked = 0
         _binding = _bind()
-        if _binding and not _works(min(2, _binding[1]())):
+        if _binding and not _works(max(1, min(2, _binding[1]()))):
             _binding = False
     return bool(_binding)
 

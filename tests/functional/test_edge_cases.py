@@ -224,3 +224,32 @@ def test_group_norm_of_an_empty_batch_is_empty_like_torch():
     assert y.shape == tuple(torch.nn.functional.group_norm(torch.ones(0, 4, 3), 2).shape)
     y.sum().backward()
     assert x.grad.shape == (0, 4, 3)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, transposed", [
+    ((0, 3, 8, 8), 3, 1, False),        # flat rows
+    ((0, 16, 40, 40), 3, 1, False),     # row strips
+    ((0, 8, 8, 8), 1, 1, False),        # a 1x1 conv
+    ((0, 8, 9, 9), 3, 2, False),        # the phase grid
+    ((0, 8, 4, 4), 2, 2, True),         # a transposed conv
+    ((0, 8, 5, 5), 3, 1, True)])
+def test_conv_of_an_empty_batch_is_empty_with_zero_weight_gradients_like_torch(shape, kernel, stride,
+                                                                                transposed):
+    """The weight gradient once summed no products into None, and a transposed conv whose
+    batch loop never ran returned None."""
+    c = shape[1]
+    x, xt = _pair(np.zeros(shape))
+    w, wt = _pair(np.ones((c, 4, kernel, kernel) if transposed else (16, c, kernel, kernel)))
+    b, bt = _pair(np.ones(4 if transposed else 16))
+    if transposed:
+        y, yt = (F.conv_transpose2d(x, w, b, stride=stride),
+                 torch.nn.functional.conv_transpose2d(xt, wt, bt, stride=stride))
+    else:
+        y, yt = (F.conv2d(x, w, b, stride=stride, padding=kernel // 2),
+                 torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=kernel // 2))
+    assert y.shape == tuple(yt.shape)
+    y.sum().backward()
+    yt.sum().backward()
+    for ours, theirs in ((x, xt), (w, wt), (b, bt)):
+        assert ours.grad.shape == tuple(theirs.grad.shape)
+        assert_close(ours.grad, theirs.grad)

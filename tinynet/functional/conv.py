@@ -329,6 +329,8 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
 def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     """x (N, C, H, W), w (C_out, C/G, kh, kw) -> (N, C_out, Ho, Wo) = W @ im2col(x) + b."""
     xp = backend.get_array_module(x)
+    if x.shape[0] == 0:         # an empty batch: an empty output
+        return xp.empty((0, w.shape[0]) + tuple(output_size), dtype=x.dtype)
     if _use_pointwise(w.shape, padding, groups):
         return _pointwise.conv2d_pointwise(x, w, b, stride, output_size)
     if _use_winograd(x.shape, w.shape, stride, padding, dilation, groups, output_size,
@@ -384,6 +386,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     N, C_in, H, W = x.shape
     _, C_out_g, kh, kw = w.shape
     C_out = C_out_g * groups
+    if N == 0:                  # an empty batch: an empty output
+        return xp.empty((0, C_out) + tuple(output_size), dtype=x.dtype)
     if _use_pointwise(w.shape, padding, groups):
         return _pointwise.conv_transpose2d_pointwise(x, w, b, stride, output_size)
     # Stride 1: the transposed conv is a conv with the flipped kernel and padding
@@ -467,6 +471,8 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight_shape
     Ho, Wo = dy.shape[2:]
+    if N == 0:                  # an empty batch: no products to sum
+        return xp.zeros(weight_shape, dtype=x.dtype)
     if _use_pointwise(weight_shape, padding, groups):
         return _pointwise.conv2d_weight_pointwise(x, dy, stride)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
