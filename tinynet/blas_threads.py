@@ -8,7 +8,7 @@ with a spinning worker and gains little or nothing. Measured on the 2-core guest
 over 524,288 floats right after a GEMM took 3.9 ms in two chunks on the Python pool and
 3.7 ms in one; with its second chunk on the spinning OpenBLAS worker, 2.2 ms. In a
 ResNet-18 training step the chunked passes (batch norm, Adam, im2col copies) took 148 ms
-on the pool and 87 ms on the workers.
+on the pool and 91 ms on the workers.
 
 How. OpenBLAS splits its own level-1 routines over its threads with an exported helper::
 
