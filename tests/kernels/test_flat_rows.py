@@ -234,12 +234,12 @@ def test_flat_rows_in_image_chunks_on_two_threads_equal_one_thread(on_blas_threa
 
     bt = rng.standard_normal(3)
 
-    def conv_and_grads():
-        x, w, b = (tn.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    def conv_and_grads():      # on the CPU whatever the suite's device: CPU threads are the point
+        x, w, b = (tn.tensor(a, requires_grad=True, device="cpu") for a in (x0, w0, b0))
         y = F.conv2d(x, w, b, padding=1)
-        y.backward(tn.tensor(g0))
+        y.backward(tn.tensor(g0, device="cpu"))
         # and a transposed conv with a bias (the input gradient's path, biased)
-        yt = F.conv_transpose2d(tn.tensor(g0), tn.tensor(w0), tn.tensor(bt), padding=1)
+        yt = F.conv_transpose2d(*(tn.tensor(a, device="cpu") for a in (g0, w0, bt)), padding=1)
         return [t.numpy() for t in (y.detach(), x.grad, w.grad, b.grad, yt)]
     one = conv_and_grads()
     if image_chunk:
