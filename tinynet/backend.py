@@ -400,9 +400,9 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
     on a CuPy array ``like`` (the GPU is already parallel) and calls made from inside a
     chunk run ``fn(0, count)`` in the caller. Otherwise the caller runs the first chunk
     and OpenBLAS's worker threads the others (:mod:`tinynet.blas_threads`), or, where
-    that cannot be used (no OpenBLAS, more chunks than its threads,
-    :data:`chunks_on_blas_threads` False, or BLAS on one thread with
-    :func:`gemms_on_pool`), a Python thread pool. ``fn`` must write only its own chunk.
+    that cannot be used (no OpenBLAS, more chunks than its threads, as with BLAS on one
+    thread for :func:`gemms_on_pool`, or :data:`chunks_on_blas_threads` False), a Python
+    thread pool. ``fn`` must write only its own chunk.
     An exception in any chunk is raised here after all chunks have finished.
 
     >>> import numpy as np
@@ -424,9 +424,9 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
             fn(lo, hi)
         finally:
             _in_chunk.active = False
-    # With BLAS on one thread (gemms_on_pool) the chunks are GEMMs that need threads of
-    # their own; otherwise the chunks go to OpenBLAS's workers when they can.
-    if chunks_on_blas_threads and not gemms_on_pool() and _blas_workers.run(count, chunks, chunk):
+    # OpenBLAS's workers when they can: not with fewer OpenBLAS threads than chunks, as
+    # under set_num_threads(n, blas=1), whose chunks are GEMMs that need threads of their own
+    if chunks_on_blas_threads and _blas_workers.run(count, chunks, chunk):
         return
     if _pool is None:
         from concurrent.futures import ThreadPoolExecutor

@@ -286,8 +286,8 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
                 target += b.reshape(-1, 1, 1, 1)
     # Image groups side by side, each GEMM on one thread (OpenBLAS runs on one thread
     # inside parallel_for's chunks), instead of one group at a time with 2-thread GEMMs:
-    # forward 0.60x on N4 16->16 224x224, 0.74-0.80x on the U-Net's N2 16- and 32-channel
-    # layers, 0.91x on N8 64->64 56x56 (docs/kernels/convolution.md).
+    # forward 0.60-0.79x on N4 16->16 224x224, 0.74-0.86x on the U-Net's N2 16- and
+    # 32-channel layers, 0.91-0.96x on N8 64->64 56x56 (docs/kernels/convolution.md).
     backend.parallel_for(-(-N // blk.images), image_groups, like=x, nbytes=x.nbytes + out.nbytes)
     return out
 
