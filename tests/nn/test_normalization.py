@@ -126,15 +126,21 @@ def test_layer_norm_matches_torch_with_double_backward():
 
 
 @needs_torch
+@pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("shape,offset", [((2, 6, 40, 40), 0.0), ((2, 6, 40, 40), 100.0),
-                                          ((16, 7, 2, 2), 3.0), ((9, 5), 0.0)])
-def test_batch_norm_float32_in_channel_chunks_is_as_accurate_as_torch(monkeypatch, shape, offset):
+                                          ((16, 7, 2, 2), 3.0), ((9, 5), 0.0),
+                                          ((12, 5, 3, 7), 100.0)])
+def test_batch_norm_float32_in_channel_chunks_is_as_accurate_as_torch(monkeypatch, shape, offset,
+                                                                      batch_first):
     """float32 batch norm run in uneven channel chunks on 3 threads, against a float64
-    reference, within 8x PyTorch's own float32 error. Would fail if a chunk wrote another
-    chunk's channels, or if the statistics lost the two-pass form (Σx² - Mμ² cancels on
-    the offset-100 input)."""
+    reference, within 8x PyTorch's own float32 error, with the sums taken batch first or
+    row by row (both forced, whatever the batch size). Would fail if a chunk wrote another
+    chunk's channels, if a per-channel vector were broadcast against the wrong axis, or if
+    the statistics lost the two-pass form (Σx² - Mμ² cancels on the offset-100 input)."""
     from tinynet import backend
+    from tinynet.functional import normalization
     monkeypatch.setattr(backend, "parallel_grain", 1)
+    monkeypatch.setattr(normalization, "_BATCH_FIRST_MIN", 1 if batch_first else 10 ** 9)
     before = backend._num_threads
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(shape) + offset).astype(np.float32)
