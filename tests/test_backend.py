@@ -106,6 +106,11 @@ def test_as_strided_and_sliding_window_view():
     assert w.shape == (4, 3) and w[1].tolist() == [1.0, 2.0, 3.0]
     s = backend.as_strided(x, (3, 2), (16, 8))
     assert s.tolist() == [[0, 1], [2, 3], [4, 5]]
+    assert not s.flags.writeable and np.shares_memory(s, x)
+    odd = x[1::2]                                   # not contiguous: the general route
+    assert backend.as_strided(odd, (2,), (16,)).tolist() == [1.0, 3.0]
+    with pytest.raises(ValueError):                 # a contiguous array's view stays inside it
+        backend.as_strided(x, (4, 2), (16, 8))
     copy = backend.ElementwiseKernelSource("T x", "T y", "y = x", "copy")
     assert backend.elementwise_kernel(copy, np) is None      # NumPy callers take their fallback
 

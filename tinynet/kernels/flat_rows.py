@@ -92,12 +92,12 @@ def flat_im2col(x, kernel_size, padding, dilation, ones=False):
     if ones:
         col[:, rows] = 1
     taps = col[:, :rows].reshape(N, C, kh, kw, L)
-    for i in range(kh):
-        for j in range(kw):
-            start = i * dh * W + j * dw
-            taps[:, :, i, j] = flat[:, :, start:start + L]
-            # entries that wrapped onto the neighbouring row are padding: zero them
-            zero_wrapped(taps[:, :, i, j].reshape(N, C, H, W), j * dw - pw)
+    # offset (i, j) starts i·dh·W + j·dw into the flat image: a sum of strides, so all
+    # kh·kw slices are one strided view and one copy (NumPy pays its per-call cost once)
+    sn, sc, sf = flat.strides
+    backend.copy(taps, backend.as_strided(flat, taps.shape, (sn, sc, dh * W * sf, dw * sf, sf)))
+    for j in range(kw):     # entries that wrapped onto the neighbouring row are padding
+        zero_wrapped(taps[:, :, :, j].reshape(N, C, kh, H, W), j * dw - pw)
     return col
 
 
