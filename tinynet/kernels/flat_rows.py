@@ -1,4 +1,4 @@
-"""im2col for stride-1 "same" convolutions on flattened images: one contiguous copy per
+"""im2col for stride-1 "same" convolutions on flattened images: one contiguous run per
 kernel offset and image channel, and columns already in NCHW order (raw arrays).
 
 Shapes: x (N, C, H, W), kernel (kh, kw), padding (ph, pw), dilation (dh, dw), stride 1,
