@@ -52,8 +52,10 @@ class _Channels:
     would be as large as the block itself.
     """
 
-    def __init__(self, xp, L, batch_first):
-        self.xp, self.L, self.batch_first = xp, L, batch_first
+    def __init__(self, xp, x3):
+        """For the blocks of ``x3`` (N, C, L); the order follows from its batch size."""
+        self.xp, self.L = xp, x3.shape[2]
+        self.batch_first = x3.shape[0] >= _BATCH_FIRST_MIN
 
     def sum(self, a):
         """``(c,)`` sums over the batch and the positions of ``a`` ``(N, c, L)``."""
@@ -91,7 +93,7 @@ class BatchNormTrain(Function):
         self.cshape, self.eps = cshape, eps
         x3 = xp.ascontiguousarray(x).reshape(N, C, -1)
         M = N * x3.shape[2]
-        ch = _Channels(xp, x3.shape[2], N >= _BATCH_FIRST_MIN)
+        ch = _Channels(xp, x3)
         y = xp.empty_like(x3)
         mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
         invstd = xp.empty(C, dtype=x.dtype)
@@ -126,7 +128,7 @@ class BatchNormTrain(Function):
         x3 = xp.ascontiguousarray(x.data).reshape(N, C, -1)
         g3 = xp.ascontiguousarray(xp.broadcast_to(g.data, x.shape)).reshape(N, C, -1)
         M = N * x3.shape[2]
-        ch = _Channels(xp, x3.shape[2], N >= _BATCH_FIRST_MIN)
+        ch = _Channels(xp, x3)
         want_x = self.needs_input_grad[0]
         gx = xp.empty_like(x3) if want_x else None
         sum_g, sum_gx = xp.empty(C, dtype=g3.dtype), xp.empty(C, dtype=g3.dtype)
