@@ -117,3 +117,17 @@ def restore_threads():
         backend._num_threads = None
     else:
         backend.set_num_threads(before)
+
+
+@pytest.fixture
+def chunk_counts(monkeypatch):
+    """A list that receives, for every ``backend.parallel_for`` call of the test, how many
+    chunks it ran in (``backend.parallel_chunks`` of its arguments)."""
+    counts = []
+    real = backend.parallel_for
+
+    def spy(count, fn, nbytes=0, like=None):
+        counts.append(backend.parallel_chunks(count, nbytes, like))
+        real(count, fn, nbytes, like)
+    monkeypatch.setattr(backend, "parallel_for", spy)
+    return counts

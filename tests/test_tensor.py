@@ -242,20 +242,14 @@ def test_keep_mask_is_the_float_draw_bit_for_bit_and_leaves_the_same_state(seed,
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("before,shape", [(0, (4096,)), (1, (4097,)), (3, (3, 2001)), (2, (2, 3000)),
                                           (0, (2, 3, 1001))])
-def test_keep_mask_in_chunks_on_threads_is_the_serial_draw(monkeypatch, restore_threads, threads,
-                                                          before, shape):
+def test_keep_mask_in_chunks_on_threads_is_the_serial_draw(monkeypatch, restore_threads, chunk_counts,
+                                                          threads, before, shape):
     # every mask split over the threads (a grain of one byte), uneven chunks included:
     # each chunk jumps its own copy of the generator ahead to its first word, so the mask
     # and the state after it must be exactly those of the float draw made in one go
     from tinynet import backend, random as tr
     monkeypatch.setattr(backend, "parallel_grain", 1)
     backend.set_num_threads(threads)
-    calls = []
-    real = backend.parallel_for
-    monkeypatch.setattr(backend, "parallel_for",
-                        lambda count, fn, nbytes=0, like=None: (
-                            calls.append(backend.parallel_chunks(count, nbytes, like)),
-                            real(count, fn, nbytes, like))[1])
     tn.manual_seed(11)
     tr.generator().random(before, dtype=np.float32)
     state = tn.get_rng_state()
@@ -263,7 +257,7 @@ def test_keep_mask_in_chunks_on_threads_is_the_serial_draw(monkeypatch, restore_
     expected_next = tr.generator().random(5, dtype=np.float32)
     tn.set_rng_state(state)
     keep = tr.keep_mask(shape, 0.3)
-    assert calls == [threads], "the mask was not drawn in chunks"
+    assert chunk_counts == [threads], "the mask was not drawn in chunks"
     np.testing.assert_array_equal(keep, expected)
     np.testing.assert_array_equal(tr.generator().random(5, dtype=np.float32), expected_next)
 
