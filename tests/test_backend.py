@@ -142,10 +142,13 @@ def test_mixing_devices_in_one_op_is_value_error_naming_op_and_devices():
         tn.functional.linear(tn.ones(2, 3, device="cpu"), tn.ones(4, 3, device="cuda"))
 
 
+@pytest.mark.parametrize("simd_expm1", [False, True], ids=["tanh-form", "numpy-expm1"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_expm1_of_nonpositive_is_within_4_ulp(dtype):
-    """Would fail if the float32 route lost its log correction (exp(x) - 1 is 100% off for
-    |x| < 1e-8) or its -20 clamp (exp underflows to 0 and log(0) gives NaN)."""
+def test_expm1_of_nonpositive_is_within_4_ulp(dtype, simd_expm1, monkeypatch):
+    """Both routes, whichever this CPU takes: would fail if the half-angle form lost a
+    factor (2t / (1 - t)), if a route skipped the clamp to x <= 0 (3.0 gives 0), or
+    if either wrote a NaN input as a number."""
+    monkeypatch.setattr(backend, "numpy_has_simd_loop", lambda name, dtype: simd_expm1)
     x = np.concatenate([-np.logspace(-12, 2, 20001), [0.0, -np.inf, 3.0]]).astype(dtype)
     got = backend.asnumpy(backend.expm1_of_nonpositive(tn.tensor(x).data))
     exact = np.expm1(np.minimum(x.astype(np.float64), 0.0))
@@ -154,6 +157,10 @@ def test_expm1_of_nonpositive_is_within_4_ulp(dtype):
     assert np.all(np.abs(got - exact) <= 4 * ulp), np.max(np.abs(got - exact) / ulp)
     nan = backend.expm1_of_nonpositive(tn.tensor(np.array([np.nan], dtype)).data)
     assert np.isnan(backend.asnumpy(nan)).all()
+
+
+def test_numpy_has_simd_loop_answers_false_where_it_cannot_tell():
+    assert backend.numpy_has_simd_loop("no_such_ufunc", np.float32) is False
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 1024 * 5 + 7])
