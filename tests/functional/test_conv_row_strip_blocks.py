@@ -36,7 +36,10 @@ ROW = 912 * 8
     (2 * 27 * ROW, 2, 23, 3, None),
     (2 * 27 * ROW, 2, 23, 3, 1),
     (1 << 30, 5, 23, 1, None)])     # the whole batch in one block
-def test_blocked_row_strips_equal_im2col(budget, images, band, threads, blas, monkeypatch):
+@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "stacked"])
+def test_blocked_row_strips_equal_im2col(budget, images, band, threads, blas, in_place, monkeypatch):
+    # both ways of summing a "same" conv's kernel rows, whichever this CPU's rule takes
+    monkeypatch.setattr(conv_module, "_row_strips_in_place", lambda c_out: in_place)
     rng = np.random.default_rng(0)
     x0, w0, b0 = (rng.standard_normal(s) for s in [(5, 16, 23, 19), (16, 16, 3, 3), (16,)])
     g0 = rng.standard_normal((5, 16, 23, 19))
@@ -92,10 +95,10 @@ def forced_use(taken):
 
 @settings(max_examples=60, deadline=None)
 @given(strip_geometry(), st.integers(1, 4), st.booleans(), st.sampled_from([1, 2, 5, 1 << 20]),
-       st.integers(0, 2**31 - 1))
+       st.integers(0, 2**31 - 1), st.booleans())
 # a shift past a whole row: W = 1, padding 2, taps at -2, 0, +2 (all but the middle read zeros)
-@example(((2, 2, 3, 1), (1, 3), (0, 2), (1, 2)), 2, True, 1, 0)
-def test_row_strips_match_pytorch_on_drawn_geometries(g, c_out, bias, budget_rows, seed):
+@example(((2, 2, 3, 1), (1, 3), (0, 2), (1, 2)), 2, True, 1, 0, True)
+def test_row_strips_match_pytorch_on_drawn_geometries(g, c_out, bias, budget_rows, seed, in_place):
     # blocks from one output row (plus the rows the kernel reaches) to the whole batch
     torch = pytest.importorskip("torch")
     shape, k, p, d = g
@@ -107,6 +110,7 @@ def test_row_strips_match_pytorch_on_drawn_geometries(g, c_out, bias, budget_row
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv_module, "_use_row_strips", forced_use(taken))
         mp.setattr(conv_module, "_use_pointwise", lambda *a: False)
+        mp.setattr(conv_module, "_row_strips_in_place", lambda c: in_place)
         mp.setattr(conv_module, "_ROW_STRIP_BYTES", row * ((k[0] - 1) * d[0] + budget_rows))
         x, w = tn.tensor(x0, requires_grad=True), tn.tensor(w0, requires_grad=True)
         b = None if b0 is None else tn.tensor(b0, requires_grad=True)
@@ -124,9 +128,11 @@ def test_row_strips_match_pytorch_on_drawn_geometries(g, c_out, bias, budget_row
             np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-9, atol=1e-9)
 
 
-def test_gradcheck_and_gradgradcheck_through_row_strips(monkeypatch):
+@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "stacked"])
+def test_gradcheck_and_gradgradcheck_through_row_strips(in_place, monkeypatch):
     taken = []
     monkeypatch.setattr(conv_module, "_use_row_strips", forced_use(taken))
+    monkeypatch.setattr(conv_module, "_row_strips_in_place", lambda c_out: in_place)
     monkeypatch.setattr(conv_module, "_ROW_STRIP_BYTES", 2 * 3 * 4 * 8 * 4)      # bands of 2 rows
     rng = np.random.default_rng(2)
     x = tn.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
@@ -136,6 +142,13 @@ def test_gradcheck_and_gradgradcheck_through_row_strips(monkeypatch):
     assert gradcheck(fn, (x, w, b))
     assert gradgradcheck(fn, (x, w, b))
     assert taken and all(taken)
+
+
+def test_stacked_kernel_rows_for_up_to_32_channels_on_avx512_only(monkeypatch):
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
+    assert [conv_module._row_strips_in_place(c) for c in (3, 16, 32, 33, 64)] == [False] * 3 + [True] * 2
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
+    assert all(conv_module._row_strips_in_place(c) for c in (3, 16, 32, 33, 64))
 
 
 def test_auto_rule_takes_maps_of_29_rows_and_more():

@@ -206,6 +206,27 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
 _ROW_STRIP_BYTES = 3 << 20
 
 
+#: Most output channels for which a "same" row-strip conv on an AVX-512 CPU stacks its
+#: kernel rows into one GEMM instead of adding them in place (:func:`_row_strips_in_place`).
+_ROW_STRIP_STACK_MAX_CHANNELS = 32
+
+
+def _row_strips_in_place(C_out):
+    """Whether a "same" row-strip conv adds its kh kernel-row products into the output
+    where it lies (``matmul_into`` with β = 1), rather than stacking the kernel rows into
+    one GEMM of M = kh·C_out rows and summing Z's shifted row blocks afterwards.
+
+    In place writes each output once, the stacked GEMM kh outputs' worth that are read
+    back; the stacked GEMM's taller M uses the BLAS better. Measured (alternated in one
+    process, docs/kernels/convolution.md): on an AVX2-only EPYC in place won (forward
+    0.91x on N8 64->64 56x56, 0.95x on N4 16->16 224x224); on an AVX-512 EPYC (OpenBLAS's
+    SkylakeX kernels) the stacked GEMM won wherever C_out <= 32 (forward and input
+    gradient 0.82-0.95x on the U-Net's N2 16- and 32-channel layers, 0.92x on N4 16->16
+    224x224) and lost from 64 on (1.03-1.17x on N2 64 and 128->64 32x32, N8 64->64
+    56x56)."""
+    return not (C_out <= _ROW_STRIP_STACK_MAX_CHANNELS and backend.cpu_has_avx512())
+
+
 def _row_strip_blocks(x, w_shape, padding, dilation):
     return RS.blocks(x.shape, tuple(w_shape[2:]), padding, dilation, _ROW_STRIP_BYTES // x.itemsize)
 
@@ -245,10 +266,7 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     blk = _row_strip_blocks(x, w.shape, padding, dilation)
     out = xp.empty((N, C_out, blk.Ho, blk.Wo), dtype=x.dtype)
     w_rows = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh * C_out, C * kw)
-    # Adding in place beats the stacked GEMM and its row sums (M = kh·C_out uses the BLAS
-    # better, but writes kh outputs' worth and reads them back): forward 0.91x on N8
-    # 64->64 56x56, 0.95x on N4 16->16 224x224 (docs/kernels/convolution.md).
-    in_place = blk.Wo == W
+    in_place = blk.Wo == W and _row_strips_in_place(C_out)
     dh = dilation[0]
     # In place, the bias rides in the first product: a row of ones under the strips and
     # the bias as one more column of W_0, so no pass over the output adds it (conv4's
