@@ -12,8 +12,9 @@ moment, so their ratio is steady where the times themselves are not.
     python benchmarks/ab.py --base 09b6a80 --swap tinynet.kernels.subpixel,tinynet.functional.conv \\
         --workload "convT N8 128->64 14x14 k4 s2 p1" --calls 30
 
-Workloads: a training step of ``training.py`` (``unet``, ``resnet18``, ``cnn``) or a
-``kernels.py`` row by its name (forward + backward; ``--forward`` for the forward only).
+Workloads: a training step of ``training.py`` (``unet``, ``resnet18``, ``cnn``), the
+1-layer LSTM of ``recurrent.py`` (``lstm``) or a ``kernels.py`` row by its name (forward
++ backward; ``--forward`` for the forward only, kernel rows and ``lstm``).
 
 How the swap works. Each ``--swap`` module's source at ``--base`` (``git show``) is
 executed as a separate module object in the same package, so its relative imports
@@ -108,6 +109,8 @@ def workload(name: str, forward_only: bool = False, build: bool = True):
     with ``build=False`` only checks the name (None)."""
     import kernels
     import training
+    if name == "lstm":
+        return _lstm_step(forward_only) if build else None
     if name in training.WORKLOADS:
         if forward_only:
             raise ValueError("ab: --forward applies to kernel rows, not training steps")
@@ -118,8 +121,27 @@ def workload(name: str, forward_only: bool = False, build: bool = True):
             if not build:
                 return None
             return kernels.make_cases(row[1], *row[2:])["tinynet"][0 if forward_only else 1]
-    known = list(training.WORKLOADS) + [row[0] for row in kernels.WORKLOADS]
+    known = list(training.WORKLOADS) + ["lstm"] + [row[0] for row in kernels.WORKLOADS]
     raise ValueError(f"ab: unknown workload {name!r}; one of: {', '.join(known)}")
+
+
+def _lstm_step(forward_only: bool):
+    """``recurrent.py``'s 1-layer LSTM row (B32, T50, 64 -> 128): forward, or forward and
+    backward through time of the last hidden state's sum."""
+    import numpy as np
+    import recurrent
+    import tinynet as tn
+    model = recurrent._tinynet_model("LSTM", 1, False)
+    x = tn.tensor(np.random.default_rng(0).standard_normal(
+        (recurrent.T, recurrent.B, recurrent.I)).astype(np.float32))
+
+    def step():
+        if forward_only:
+            with tn.no_grad():
+                return model(x)
+        model.zero_grad()
+        recurrent._last_h(model(x)).sum().backward()
+    return step
 
 
 def alternate_sides(run, calls: int, warmup: int = 2) -> dict:
@@ -231,7 +253,7 @@ def main(argv=None) -> int:
                              "environment variable set (repeatable), the old one without")
     parser.add_argument("--gap", type=float, default=0.2,
                         help="--env: idle seconds before each call (default 0.2)")
-    parser.add_argument("--workload", required=True, help="unet, resnet18, cnn, or a kernels.py row name")
+    parser.add_argument("--workload", required=True, help="unet, resnet18, cnn, lstm, or a kernels.py row name")
     parser.add_argument("--calls", type=int, default=20, help="timed calls per side (default 20)")
     parser.add_argument("--forward", action="store_true", help="kernel rows: time the forward only")
     parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)

@@ -508,6 +508,14 @@ def test_ab_names_a_bad_revision_and_an_unknown_workload():
         ab.workload("nope")
 
 
+def test_ab_lstm_workload_is_recurrent_py_s_one_layer_lstm():
+    ab = _benchmark_module("ab")
+    out, (h, c) = ab.workload("lstm", forward_only=True)()
+    assert out.shape == (50, 32, 128) and h.shape == c.shape == (1, 32, 128)
+    assert ab.workload("lstm")() is None             # forward and backward through time
+    assert ab.workload("lstm", build=False) is None
+
+
 def test_ab_rejects_a_call_count_below_one_and_an_unknown_module(capsys):
     ab = _benchmark_module("ab")
     with pytest.raises(SystemExit) as exit_info:
