@@ -1,8 +1,9 @@
 """Raw-array recurrent kernels against a plain reference, finite differences and torch.
 
 These are the kernels the layers run: ``lstm_layer_forward``/``lstm_layer_backward`` (the
-exp-form NumPy time loops on the CPU, the compiled step kernels on a GPU) and the GRU/RNN
-layer kernels. Only the PyTorch comparisons need torch.
+NumPy time loops on the CPU, in both gate forms whichever this CPU takes, the compiled
+step kernels on a GPU) and the GRU/RNN layer kernels. Only the PyTorch comparisons need
+torch.
 """
 import numpy as np
 import pytest
@@ -10,6 +11,13 @@ import pytest
 from tinynet import backend
 from tinynet.kernels import gru as gk
 from tinynet.kernels import lstm as lk
+
+
+@pytest.fixture(autouse=True, params=["exp gates", "tanh gates"])
+def gate_form(request, monkeypatch):
+    """Every test runs the NumPy time loop's exp form and its tanh form (lk.tanh_gates)."""
+    monkeypatch.setattr(lk, "tanh_gates", lambda: request.param == "tanh gates")
+    return request.param
 
 
 def dev(a):
@@ -84,7 +92,7 @@ def test_saturated_gates_stay_finite():
                                                dev(np.ones((4, 1))), dev(np.zeros((4, 1))))
         acts = host(saved.acts)
         if saved.feature_major:                  # NumPy keeps a step's gates as (4H, B)
-            acts = acts.transpose(0, 2, 1)
+            acts = acts.transpose(0, 2, 1)[..., np.argsort(lk.NUMPY_BLOCKS)]   # rows [i; f; o; g]
         assert np.all(np.isfinite(acts)) and np.all(np.isfinite(host(h)))
         expect = [1, 1, 1, 1] if sign > 0 else [0, 0, -1, 0]
         np.testing.assert_array_equal(acts[0], [expect, expect])

@@ -23,11 +23,19 @@ passes over small arrays, the rest the GEMMs) is built around three choices:
   rows, and NumPy pays per row), and ``W @ z`` with the batch as the short dimension
   is the faster OpenBLAS product at these sizes. One transposing copy after the loop
   gives the batch-major ``y`` and ``Z``.
-* **One transcendental pass for all four gates.** A row scale folded into the stacked
-  weights once per call, ``-1`` on the i, f, o rows and ``-2`` on the g rows, makes
-  ``act = 1 / (1 + exp(z))`` the sigmoid of i, f, o and ``sigmoid(2 a_g)`` on g, and
-  ``tanh(a_g) = 2 sigmoid(2 a_g) - 1``. NumPy's ``exp`` costs half its ``tanh`` here;
-  ``exp`` overflowing to ``inf`` gives the exact limits 0 (and -1).
+* **One transcendental pass for all four gates**, with the gate blocks stored in the
+  order ``[i; f; o; g]`` (the stacked weights' rows permuted once per call), so that the
+  three sigmoid gates are one contiguous block and g the last. A row scale folded into
+  the weights once per call picks the form by NumPy's speed on this CPU
+  (:func:`tanh_gates`):
+
+  - with AVX-512 (NumPy's float32 ``tanh`` 0.38 ns per element): ``0.5`` on the i, f, o
+    rows, then ``act = tanh(z)`` over all four blocks and ``0.5·act + 0.5`` over the
+    first three, since ``sigmoid(a) = 0.5 tanh(a/2) + 0.5``: 3 calls;
+  - elsewhere (its AVX2 ``tanh`` costs twice its ``exp``): ``-1`` on the i, f, o rows and
+    ``-2`` on the g rows make ``act = 1 / (1 + exp(z))`` the sigmoid of i, f, o and
+    ``sigmoid(2 a_g)`` on g, and ``tanh(a_g) = 2 sigmoid(2 a_g) - 1``: 5 calls.
+    ``exp`` overflowing to ``inf`` gives the exact limits 0 (and -1).
 
 On CuPy the layout is batch-major, ``(B, 4H)`` gates per step, and one compiled kernel
 per step does the gate math: the rows of i, f, o are scaled by ``0.5`` and the kernel
@@ -57,8 +65,9 @@ the state is carried unchanged (``h_t = h_{t-1}``), the output is zero, and no g
 reaches that step's gates.
 
 On CuPy the per-step gate math runs as one compiled elementwise kernel each way (through
-``tinynet.backend.elementwise_kernel``); on NumPy it is 10 in-place ufunc calls a step
-forward and 13 backward, on preallocated buffers (docs/kernels/lstm.md counts them).
+``tinynet.backend.elementwise_kernel``); on NumPy it is 8 in-place ufunc calls a step
+forward (10 in the exp form) and 13 backward, on preallocated buffers
+(docs/kernels/lstm.md counts them).
 """
 from __future__ import annotations
 
@@ -132,7 +141,7 @@ class LSTMSaved(NamedTuple):
     inputs: object      # (T*B, H+I+1) [h_prev | x | 1] of every step ((T*B, H+I) without a bias)
     w_ih: object        # (4H, I)
     w_hh: object        # (4H, H)
-    acts: object        # (T, B, 4H) or (T, 4H, B): gate activations [i|f|g|o]
+    acts: object        # (T, B, 4H) [i|f|g|o] or (T, 4H, B) [i;f;o;g]: gate activations
     c_prev: object      # (T, B, H) or (T, H, B)
     tanh_c: object      # (T, B, H) or (T, H, B): tanh of the new cell state
     mask: object        # (T, B, 1) bool or None
@@ -153,6 +162,20 @@ class LSTMSaved(NamedTuple):
 def length_mask(lengths, steps: int, xp):
     """``(T, B, 1)`` bool mask, True where step ``t < lengths[b]``."""
     return (xp.arange(steps)[:, None] < xp.asarray(lengths)[None, :])[:, :, None]
+
+
+def tanh_gates() -> bool:
+    """Whether the NumPy time loop computes its gates with one ``tanh`` (the sigmoid as
+    ``0.5 tanh(a/2) + 0.5``) rather than one ``exp``: on CPUs with AVX-512, where NumPy's
+    float32 ``tanh`` loop is as fast as its ``exp`` (6.3 against 7.8 µs on 16,384 values,
+    2-core AVX-512 EPYC) and saves the two calls of the g fix-up (forward 0.91x,
+    docs/kernels/lstm.md); on AVX2 its ``tanh`` took twice its ``exp``."""
+    return backend.cpu_has_avx512()
+
+
+#: Where the NumPy path keeps PyTorch's gate blocks (i, f, g, o): rows ``[i; f; o; g]``,
+#: so the three sigmoid gates are one contiguous block.
+NUMPY_BLOCKS = (0, 1, 3, 2)
 
 
 def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
@@ -210,13 +233,15 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     T, B, I = x.shape
     H = w_hh.shape[1]
     step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
-    scale = _pre_activation_scale(H, x.dtype, xp, exp_form=step_kernel is None)
+    tanh_form = step_kernel is not None or tanh_gates()
+    scale = _pre_activation_scale(H, x.dtype, xp, exp_form=not tanh_form)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     w = _stacked_weights(w_hh, w_ih, bias, scale, xp)
     steps = range(T - 1, -1, -1) if reverse else range(T)
     if step_kernel is None:
+        w = w.reshape(4, H, -1)[list(NUMPY_BLOCKS)].reshape(4 * H, -1)      # rows [i; f; o; g]
         return _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask,
-                                      bias is not None)
+                                      bias is not None, tanh_form)
 
     # CuPy: batch-major, the input projection of all steps in one GEMM, then per step
     # one GEMM and one compiled kernel for the gate math
@@ -245,14 +270,15 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     return y, h_n.copy(), c_n.copy(), saved
 
 
-def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias):
-    """The NumPy time loop, feature-major: one GEMM and 10 calls a step, each on
-    contiguous memory.
+def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias,
+                           tanh_form):
+    """The NumPy time loop, feature-major: one GEMM and 8 calls a step (10 in the exp
+    form), each on contiguous memory.
 
-    Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)`` by the
-    stacked input ``z_t = [h_{t-1}; x_t; 1]`` ``(H+I+1, B)``: the input projection, the
-    bias and the recurrence in one GEMM, with nothing to add afterwards. The step's gates
-    are ``(4H, B)``: ``[i; f; g; o]`` are four contiguous ``(H, B)`` row blocks, so each
+    Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)``, rows in
+    the order ``[i; f; o; g]``, by the stacked input ``z_t = [h_{t-1}; x_t; 1]``
+    ``(H+I+1, B)``: the input projection, the bias and the recurrence in one GEMM, with
+    nothing to add afterwards. The step's gates are ``(4H, B)``: four contiguous ``(H, B)`` row blocks, so each
     gate operation is one pass over contiguous memory (a ``(B, H)`` column block of a
     batch-major ``(B, 4H)`` array would be 32 separate rows, and NumPy pays for each).
     One transposing copy after the loop gives ``y`` and, batch-major, the ``[h | x | 1]``
@@ -274,17 +300,24 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     tanh_c = xp.empty((T, H, B), dtype=dtype)
     products = xp.empty((T, 2 * H, B), dtype=dtype)      # [i g; f c_prev], kept for backward
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
+    half = dtype.type(0.5)
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
         for t in steps:
             a = acts[t]
             xp.matmul(w, z_prev[t], out=a)
-            xp.exp(a, out=a)
-            a += 1
-            xp.divide(1, a, out=a)                # i, f, o; the g block holds sigmoid(2 a_g)
-            i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-            g *= 2
-            g -= 1                                # tanh(a_g) = 2 sigmoid(2 a_g) - 1
+            i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+            if tanh_form:
+                xp.tanh(a, out=a)                 # tanh(a/2) on i, f, o; tanh(a_g) on g
+                sigmoids = a[:3 * H]
+                sigmoids *= half
+                sigmoids += half                  # sigmoid(a) = 0.5 tanh(a/2) + 0.5
+            else:
+                xp.exp(a, out=a)
+                a += 1
+                xp.divide(1, a, out=a)            # i, f, o; the g block holds sigmoid(2 a_g)
+                g *= 2
+                g -= 1                            # tanh(a_g) = 2 sigmoid(2 a_g) - 1
             ig, fc = products[t, :H], products[t, H:]
             xp.multiply(i, g, out=ig)
             xp.multiply(f, c_prev[t], out=fc)
@@ -403,7 +436,7 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
             dh *= keep[t]
             dc *= keep[t]
         a, tc, h, ig_fc = acts[t], tanh_c[t], h_out[t], products[t]
-        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]        # NUMPY_BLOCKS
         # factor = [g i(1-i); c f(1-f); i (1-g^2); tanh_c o(1-o)], from the forward's
         # products ig = i g, fc = f c and h = o tanh_c: two calls a block, no constants
         xp.multiply(ig_fc, a[:2 * H], out=scratch)
