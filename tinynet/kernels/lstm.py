@@ -25,9 +25,9 @@ passes over small arrays, the rest the GEMMs) is built around three choices:
   gives the batch-major ``y`` and ``Z``.
 * **One transcendental pass for all four gates**, with the gate blocks stored in the
   order ``[i; f; o; g]`` (the stacked weights' rows permuted once per call), so that the
-  three sigmoid gates are one contiguous block and g the last. A row scale folded into
-  the weights once per call picks the form by NumPy's speed on this CPU
-  (:func:`tanh_gates`):
+  three sigmoid gates are one contiguous block and g the last. The form follows NumPy's
+  speed on this CPU (:func:`tanh_gates`), set up by a row scale folded into the weights
+  once per call:
 
   - with AVX-512 (NumPy's float32 ``tanh`` 0.38 ns per element): ``0.5`` on the i, f, o
     rows, then ``act = tanh(z)`` over all four blocks and ``0.5·act + 0.5`` over the
@@ -168,8 +168,9 @@ def tanh_gates() -> bool:
     """Whether the NumPy time loop computes its gates with one ``tanh`` (the sigmoid as
     ``0.5 tanh(a/2) + 0.5``) rather than one ``exp``: on CPUs with AVX-512, where NumPy's
     float32 ``tanh`` loop is as fast as its ``exp`` (6.3 against 7.8 µs on 16,384 values,
-    2-core AVX-512 EPYC) and saves the two calls of the g fix-up (forward 0.91x,
-    docs/kernels/lstm.md); on AVX2 its ``tanh`` took twice its ``exp``."""
+    2-core AVX-512 EPYC) and saves the two calls of the g fix-up (forward 0.956x, forward
+    and backward 0.942x, docs/kernels/lstm.md); on AVX2 its ``tanh`` took twice its
+    ``exp``."""
     return backend.cpu_has_avx512()
 
 
@@ -278,8 +279,8 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)``, rows in
     the order ``[i; f; o; g]``, by the stacked input ``z_t = [h_{t-1}; x_t; 1]``
     ``(H+I+1, B)``: the input projection, the bias and the recurrence in one GEMM, with
-    nothing to add afterwards. The step's gates are ``(4H, B)``: four contiguous ``(H, B)`` row blocks, so each
-    gate operation is one pass over contiguous memory (a ``(B, H)`` column block of a
+    nothing to add afterwards. The step's gates are ``(4H, B)``: four contiguous
+    ``(H, B)`` row blocks, so each gate operation is one pass over contiguous memory (a ``(B, H)`` column block of a
     batch-major ``(B, 4H)`` array would be 32 separate rows, and NumPy pays for each).
     One transposing copy after the loop gives ``y`` and, batch-major, the ``[h | x | 1]``
     rows that the backward's single weight-gradient GEMM multiplies.
