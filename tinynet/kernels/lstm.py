@@ -280,8 +280,9 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     the order ``[i; f; o; g]``, by the stacked input ``z_t = [h_{t-1}; x_t; 1]``
     ``(H+I+1, B)``: the input projection, the bias and the recurrence in one GEMM, with
     nothing to add afterwards. The step's gates are ``(4H, B)``: four contiguous
-    ``(H, B)`` row blocks, so each gate operation is one pass over contiguous memory (a ``(B, H)`` column block of a
-    batch-major ``(B, 4H)`` array would be 32 separate rows, and NumPy pays for each).
+    ``(H, B)`` row blocks, so each gate operation is one pass over contiguous memory (a
+    ``(B, H)`` column block of a batch-major ``(B, 4H)`` array would be 32 separate
+    rows, and NumPy pays for each).
     One transposing copy after the loop gives ``y`` and, batch-major, the ``[h | x | 1]``
     rows that the backward's single weight-gradient GEMM multiplies.
     """
