@@ -712,10 +712,10 @@ def expm1_of_nonpositive(x, out=None):
     and CuPy arrays use ``xp.expm1`` directly.
     """
     xp = get_array_module(x)
+    m = minimum_scalar(x, 0.0, out=out)
     if xp is not numpy or x.dtype != numpy.float32 or numpy_has_simd_loop("expm1", x.dtype):
-        m = minimum_scalar(x, 0.0, out=out)
         return xp.expm1(m, out=m)
-    half = minimum_scalar(x, 0.0, out=out)
+    half = m
     half *= numpy.float32(0.5)
     t = numpy.tanh(half, out=half)
     denominator = numpy.subtract(numpy.float32(1.0), t)
