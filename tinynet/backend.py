@@ -580,20 +580,27 @@ def erf(x):
     return numpy.asarray(_erf_host(x), dtype=x.dtype)
 
 
+_avx512 = None          # cpu_has_avx512's answer, read once
+
+
 def cpu_has_avx512() -> bool:
-    """Whether NumPy found AVX-512F on this CPU (its runtime dispatch table). Kernels whose
-    speed against plain GEMMs was measured to depend on it ask here."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:       # NumPy < 2
+    """Whether NumPy found AVX-512F on this CPU (its runtime dispatch table, read once:
+    conv and LSTM calls ask on every call). Kernels whose speed was measured to depend
+    on it ask here."""
+    global _avx512
+    if _avx512 is None:
         try:
-            from numpy.core._multiarray_umath import __cpu_features__
-        except ImportError:
-            return False
-    return bool(__cpu_features__.get("AVX512F"))
+            from numpy._core._multiarray_umath import __cpu_features__
+        except ImportError:       # NumPy < 2
+            try:
+                from numpy.core._multiarray_umath import __cpu_features__
+            except ImportError:
+                __cpu_features__ = {}
+        _avx512 = bool(__cpu_features__.get("AVX512F"))
+    return _avx512
 
 
-_simd_loops: dict = {}      # (ufunc name, dtype name) -> bool
+_simd_loops: dict = {}      # (ufunc name, dtype) -> bool
 
 
 def numpy_has_simd_loop(name: str, dtype) -> bool:
@@ -606,12 +613,12 @@ def numpy_has_simd_loop(name: str, dtype) -> bool:
     (float32 ``expm1``: 13 against 0.36 ns per element, measured on one AVX-512 EPYC with
     and without ``NPY_DISABLE_CPU_FEATURES``), so a kernel that could write the same value
     with another ufunc asks here which one is fast."""
-    key = (name, numpy.dtype(dtype).name)
+    key = (name, dtype)             # as given (a dtype or a scalar type): hashing is cheap
     found = _simd_loops.get(key)
     if found is None:
         try:
             from numpy.lib.introspect import opt_func_info
-            info = opt_func_info(func_name=f"^{name}$", signature=key[1])[name]
+            info = opt_func_info(func_name=f"^{name}$", signature=numpy.dtype(dtype).name)[name]
             found = any(not str(loop.get("current", "baseline")).startswith("baseline")
                         for loop in info.values())
         except (ImportError, KeyError, TypeError, AttributeError):
