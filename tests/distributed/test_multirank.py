@@ -84,7 +84,8 @@ def test_ranks_with_different_models_all_get_the_mismatch_error():
 
 def test_an_exception_on_one_rank_ends_the_whole_job():
     code, out, err, seconds = launch(2, "fault.py", timeout=60)
-    assert code != 0
-    assert seconds < 30, f"the job took {seconds:.1f} s to end"
-    assert "planted failure on rank 1" in err and "aborting all ranks" in err
-    assert "unreachable" not in out
+    report = f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+    assert code != 0, report
+    assert seconds < 30, f"the job took {seconds:.1f} s to end\n{report}"
+    assert "planted failure on rank 1" in err and "aborting all ranks" in err, report
+    assert "unreachable" not in out, report

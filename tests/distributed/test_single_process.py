@@ -2,6 +2,9 @@
 
 What only several ranks can show is in test_multirank.py."""
 import builtins
+import io
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -55,6 +58,27 @@ def test_missing_mpi4py_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_mpi4py)
     with pytest.raises(ImportError, match=r'pip install "tinynet\[dist\]"'):
         dist.init_process_group()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="reads a pipe's fill level with FIONREAD (POSIX)")
+def test_the_abort_hook_waits_until_the_launcher_has_read_the_traceback(tmp_path):
+    """mpiexec tears the job down when MPI_Abort reaches it; text the rank wrote but the
+    launcher had not yet read from the pipe was lost (a CI run saw an empty stderr)."""
+    from tinynet.distributed.process_group import _unread_bytes, _wait_until_read
+    r, w = os.pipe()
+    with os.fdopen(w, "w") as stream, os.fdopen(r, "rb", buffering=0) as reader:
+        stream.write("x" * 100)
+        stream.flush()
+        assert _unread_bytes(stream) == 100
+        assert not _wait_until_read(stream, limit=0.05)     # nobody reads: gives up
+        threading.Timer(0.2, reader.read, (1000,)).start()   # the launcher reads, later
+        assert _wait_until_read(stream, limit=10.0)
+        assert _unread_bytes(stream) == 0                    # returned after the read
+    with open(tmp_path / "log", "w") as f:                  # not a pipe: nothing to wait for
+        f.write("x")
+        f.flush()
+        assert _unread_bytes(f) == 0
+    assert _unread_bytes(io.StringIO("x")) == 0             # no file descriptor at all
 
 
 def test_argument_errors():

@@ -17,14 +17,19 @@ Failure behaviour. MPI has no fault tolerance: if one rank dies while the others
 collective, they wait forever. So ``init_process_group`` replaces ``sys.excepthook`` (and
 ``threading.excepthook``): an uncaught exception on any rank prints its traceback with the
 rank's number, then calls ``MPI_Abort`` on the world, which makes ``mpiexec`` kill every
-rank and exit non-zero. Ctrl-C on ``mpiexec`` is forwarded to every rank as SIGINT, raises
-``KeyboardInterrupt`` there, and ends the same way.
+rank and exit non-zero. Before aborting, the rank waits (at most a second) until the
+launcher has read the traceback out of its stderr pipe: ``mpiexec`` tears the job down as
+soon as the abort reaches it, and text still in the pipe then is lost. Ctrl-C on
+``mpiexec`` is forwarded to every rank as SIGINT, raises ``KeyboardInterrupt`` there, and
+ends the same way.
 """
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
+import time
 import traceback
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "is_available",
@@ -112,6 +117,33 @@ def get_world_size() -> int:
 def barrier() -> None:
     """Returns once every rank has called it."""
     communicator().Barrier()
+
+
+def _unread_bytes(stream) -> int:
+    """Bytes written to the pipe or socket under ``stream`` that its reader has not read yet
+    (0 for anything else, or where the platform cannot tell)."""
+    try:
+        import fcntl
+        import struct
+        import termios
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            return 0
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except (ImportError, AttributeError, OSError, ValueError):
+        return 0
+
+
+def _wait_until_read(stream, limit: float = 1.0) -> bool:
+    """Waits until the reader of ``stream``'s pipe has taken everything written to it, or
+    ``limit`` seconds pass; True when it was drained."""
+    deadline = time.monotonic() + limit
+    while _unread_bytes(stream) > 0:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def _install_abort_hooks(MPI, rank: int) -> None:
