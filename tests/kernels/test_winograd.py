@@ -121,15 +121,41 @@ def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch
     assert not use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
     assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16), on_cpu=False)
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
-    # ResNet-18 CIFAR stage 3 (N16, 128 channels, 16x16): 1024 tiles, 128 channels; taken
-    # on one thread only (on two its one-core transforms made it 1.2x slower, measured)
-    monkeypatch.setattr(backend, "get_num_threads", lambda: 2)
-    assert not use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
-    assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16), on_cpu=False)
-    monkeypatch.setattr(backend, "get_num_threads", lambda: 1)
-    assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
-    assert not use((4, 16, 224, 224), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1, (224, 224))
-    assert not use((2, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+    # ResNet-18 CIFAR stages 2 and 3 (N16, 128 channels 16x16, 256 channels 8x8): 1024 and
+    # 256 tiles, on any number of threads (the transforms run on all of them)
+    for threads in (1, 2):
+        monkeypatch.setattr(backend, "get_num_threads", lambda n=threads: n)
+        assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+        assert use((16, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+        assert not use((16, 64, 32, 32), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1, (32, 32))
+        assert not use((16, 512, 4, 4), (512, 512, 3, 3), (1, 1), (1, 1), (1, 1), 1, (4, 4))
+        assert not use((4, 16, 224, 224), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1, (224, 224))
+        assert not use((2, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+        # the U-Net's N2 128-channel 16x16 level: 128 tiles, 1.2-1.5x slower measured
+        assert not use((2, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 9, 7), (2, 4, 4, 11), (5, 3, 3, 3)])
+def test_kernel_split_over_threads_matches_the_direct_sum(shape, monkeypatch):
+    """Every pass split into chunks (rows of the padded grid, rows of tiles, images) on two
+    threads, with odd sizes so that the chunks are uneven and the last tile is cropped."""
+    n, c, h, width = shape
+    rng = np.random.default_rng(sum(shape))
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((6, c, 3, 3)), rng.standard_normal(6)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    before = backend._num_threads
+    backend.set_num_threads(2)
+    try:
+        # poison: free NaN buffers that np.empty may hand back, so an entry a chunk forgets
+        # to write shows up
+        poison = [np.full(x.size * k, np.nan) for k in (2, 4, 16)]
+        del poison
+        y = W.conv2d_winograd(x, w, b, (1, 2))
+    finally:
+        backend.set_num_threads(before or backend._usable_cores())
+        backend._num_threads = before
+    expected = direct_conv(x, w, (1, 2)) + b[:, None, None]
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])

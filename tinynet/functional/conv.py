@@ -25,7 +25,7 @@ more rows shorter than the "natural" size, and the explicit size crops it.
 
 Speed (see docs/kernels/convolution.md): each op picks one path by the ``_use_*`` rules
 below. 1x1 kernels: one product per image in NCHW (:mod:`tinynet.kernels.pointwise`).
-3x3 stride-1 convs with many channels on one thread of an AVX-512 CPU: Winograd F(2x2, 3x3)
+3x3 stride-1 convs with many channels and tiles on an AVX-512 CPU: Winograd F(2x2, 3x3)
 (:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds). Other stride-1 convs with
 >= 16 channels on large maps: row strips (:mod:`tinynet.kernels.row_strips`); with few
 input channels or a batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`).
@@ -119,13 +119,13 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     dilation-1, single-group convs with their natural output size. In "auto" mode it is
     chosen where it measured faster than im2col and row strips: many channels on both
     sides (its 2.25x fewer multiply-adds then outweigh its 8x-the-input memory passes)
-    and at least 128 output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ columns wide), on
-    a CPU with AVX-512 and on one thread (:func:`tinynet.backend.get_num_threads`). Its
-    transforms are NumPy passes on one core while its products use every BLAS thread,
-    so more threads shrink only the part it saves: on an AVX-512 EPYC it measured
-    0.93-1.00x im2col's time on one thread and 1.16-1.21x on two (ResNet-18's N16 128-
-    and 256-channel stages, forward and input gradient); on an AVX2-only EPYC it was
-    1.1-1.3x slower on every shape measured."""
+    and at least 256 output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ rows tall), on
+    a CPU with AVX-512. On a 2-core AVX-512 EPYC, 2 threads, its channels-last
+    transforms split over the threads: 0.78-0.87x im2col's time on ResNet-18's N16
+    128->128 16x16 (1024 tiles) and 0.81-0.82x on N16 256->256 8x8 (256 tiles); 1.09x on
+    N16 512->512 4x4 (64 tiles), 1.24-1.45x on the U-Net's N2 128-channel 16x16 (128
+    tiles), 1.4-1.5x on N16 64->64 32x32 (row strips). On an AVX2-only EPYC (its earlier
+    NCHW form, not re-measured since) it was 1.1-1.3x slower on every shape measured."""
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return False
@@ -135,10 +135,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
         return False
     if mode == "always":
         return True
-    if on_cpu and (not backend.cpu_has_avx512() or backend.get_num_threads() > 1):
+    if on_cpu and not backend.cpu_has_avx512():
         return False
     tiles = N * (-(-Ho // 2)) * (-(-Wo // 2))
-    return min(C, w_shape[0]) >= 128 and tiles >= 128
+    return min(C, w_shape[0]) >= 128 and tiles >= 256
 
 
 def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size):
