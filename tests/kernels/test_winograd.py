@@ -35,14 +35,20 @@ def winograd_mode():
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts calls of the Winograd kernel made by tinynet.functional.conv."""
+    """Records the calls of the Winograd kernels made by tinynet.functional.conv: the
+    input's shape for the convolution, ("weight", input shape) for the weight gradient."""
     calls = []
-    original = W.conv2d_winograd
+    conv, weight = W.conv2d_winograd, W.conv2d_weight_winograd
 
-    def wrapper(*args, **kwargs):
+    def conv_wrapper(*args, **kwargs):
         calls.append(args[0].shape)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(conv_module._winograd, "conv2d_winograd", wrapper)
+        return conv(*args, **kwargs)
+
+    def weight_wrapper(*args, **kwargs):
+        calls.append(("weight", args[0].shape))
+        return weight(*args, **kwargs)
+    monkeypatch.setattr(conv_module._winograd, "conv2d_winograd", conv_wrapper)
+    monkeypatch.setattr(conv_module._winograd, "conv2d_weight_winograd", weight_wrapper)
     return calls
 
 
@@ -78,6 +84,29 @@ def test_kernel_matches_the_direct_sum_in_float64(n, c, k, h, width, ph, pw, bia
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
 
 
+def direct_weight_grad(x, dy, padding):
+    """Reference: dW[k, c, i, j] = Σ dy[n, k, h, w] x_pad[n, c, h + i, w + j], in float64."""
+    ph, pw = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    Ho, Wo = dy.shape[2:]
+    return np.stack([np.stack([np.einsum("nkhw,nchw->kc", dy.astype(np.float64), xp[:, :, i:i + Ho, j:j + Wo])
+                               for j in range(3)], axis=-1) for i in range(3)], axis=-2)
+
+
+@settings(max_examples=20)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 4), h=st.integers(1, 9),
+       width=st.integers(1, 9), ph=st.integers(0, 2), pw=st.integers(0, 2))
+def test_weight_gradient_kernel_matches_the_direct_sum_in_float64(n, c, k, h, width, ph, pw):
+    if h + 2 * ph < 3 or width + 2 * pw < 3:
+        return   # no 3x3 window fits
+    rng = np.random.default_rng(n * 1000 + c * 100 + h * 10 + width)
+    x = rng.standard_normal((n, c, h, width))
+    dy = rng.standard_normal((n, k, h + 2 * ph - 2, width + 2 * pw - 2))
+    dw = W.conv2d_weight_winograd(x, dy, (ph, pw))
+    assert dw.shape == (k, c, 3, 3) and dw.dtype == np.float64
+    np.testing.assert_allclose(dw, direct_weight_grad(x, dy, (ph, pw)), rtol=1e-10, atol=1e-10)
+
+
 def test_float32_error_stays_within_a_small_multiple_of_im2col_error(winograd_mode):
     winograd_mode("never")      # the comparison runs the im2col path
     rng = np.random.default_rng(2)
@@ -92,6 +121,15 @@ def test_float32_error_stays_within_a_small_multiple_of_im2col_error(winograd_mo
     assert err_wino < 64 * eps                 # a few roundings per term, relative to Σ|x||w|
     err_im2col = np.max(np.abs(im2col - exact) / scale)
     assert err_wino < 8 * max(err_im2col, eps)
+    # the weight gradient sums over all N·Ho·Wo positions: the same bound per entry
+    dy = rng.standard_normal((2, 32, 12, 12)).astype(np.float32)
+    exact = direct_weight_grad(x, dy, (1, 1))
+    scale = direct_weight_grad(np.abs(x), np.abs(dy), (1, 1))
+    wino = W.conv2d_weight_winograd(x, dy, (1, 1))
+    im2col = conv_module._conv2d_weight_array(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    err_wino = np.max(np.abs(wino - exact) / scale)
+    assert err_wino < 64 * eps
+    assert err_wino < 8 * max(np.max(np.abs(im2col - exact) / scale), eps)
 
 
 def test_always_mode_routes_conv2d_and_its_input_gradient_through_winograd(winograd_mode, counted):
@@ -99,8 +137,9 @@ def test_always_mode_routes_conv2d_and_its_input_gradient_through_winograd(winog
     x = tn.randn(2, 8, 6, 5, requires_grad=True)
     w = tn.randn(4, 8, 3, 3, requires_grad=True)
     F.conv2d(x, w, padding=1).sum().backward()
-    # forward conv2d, and the input gradient (a stride-1 transposed conv = flipped conv)
-    assert counted == [(2, 8, 6, 5), (2, 4, 6, 5)]
+    # forward conv2d, the input gradient (a stride-1 transposed conv = flipped conv) and
+    # the weight gradient
+    assert sorted(counted, key=str) == sorted([(2, 8, 6, 5), (2, 4, 6, 5), ("weight", (2, 8, 6, 5))], key=str)
     counted.clear()
     F.conv2d(x, w, stride=2, padding=1)            # stride 2: not applicable
     F.conv2d(x, tn.randn(4, 8, 2, 2))              # 2x2 kernel: not applicable
@@ -151,11 +190,14 @@ def test_kernel_split_over_threads_matches_the_direct_sum(shape, monkeypatch):
         poison = [np.full(x.size * k, np.nan) for k in (2, 4, 16)]
         del poison
         y = W.conv2d_winograd(x, w, b, (1, 2))
+        dy = rng.standard_normal(y.shape)
+        dw = W.conv2d_weight_winograd(x, dy, (1, 2))
     finally:
         backend.set_num_threads(before or backend._usable_cores())
         backend._num_threads = before
     expected = direct_conv(x, w, (1, 2)) + b[:, None, None]
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, direct_weight_grad(x, dy, (1, 2)), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])

@@ -497,6 +497,9 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         return xp.zeros(weight_shape, dtype=x.dtype)
     if _use_pointwise(weight_shape, padding, groups):
         return _pointwise.conv2d_weight_pointwise(x, dy, stride)
+    if _use_winograd(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo),
+                     on_cpu=backend.device_of(x).type == "cpu"):
+        return _winograd.conv2d_weight_winograd(x, dy, padding)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
     dw = None
