@@ -26,11 +26,12 @@ more rows shorter than the "natural" size, and the explicit size crops it.
 Speed (see docs/kernels/convolution.md): each op picks one path by the ``_use_*`` rules
 below. 1x1 kernels: one product per image in NCHW (:mod:`tinynet.kernels.pointwise`).
 3x3 stride-1 convs with many channels and tiles on an AVX-512 CPU: Winograd F(2x2, 3x3)
-(:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds). Other stride-1 convs with
->= 16 channels on large maps: row strips (:mod:`tinynet.kernels.row_strips`); with few
-input channels or a batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`).
-Strided convs on short rows: the phase grid (:mod:`tinynet.kernels.phases`); strided
-transposed convs: sub-pixel (:mod:`tinynet.kernels.subpixel`). Otherwise one im2col
+(:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds; forward, input and weight
+gradient). Other stride-1 convs with >= 16 channels on large maps: row strips
+(:mod:`tinynet.kernels.row_strips`); with few input channels or a batch of one or two:
+flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on short rows: the phase
+grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
+(:mod:`tinynet.kernels.subpixel`). Otherwise one im2col
 GEMM per group over the batch (or a batch chunk, bounded by
 :data:`tinynet.kernels.im2col.workspace_limit`), the bias added in the same pass that
 transposes the result back to NCHW.
@@ -124,8 +125,11 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     transforms split over the threads: 0.78-0.87x im2col's time on ResNet-18's N16
     128->128 16x16 (1024 tiles) and 0.81-0.82x on N16 256->256 8x8 (256 tiles); 1.09x on
     N16 512->512 4x4 (64 tiles), 1.24-1.45x on the U-Net's N2 128-channel 16x16 (128
-    tiles), 1.4-1.5x on N16 64->64 32x32 (row strips). On an AVX2-only EPYC (its earlier
-    NCHW form, not re-measured since) it was 1.1-1.3x slower on every shape measured."""
+    tiles), 1.4-1.5x on N16 64->64 32x32 (row strips). The weight gradient
+    (:func:`tinynet.kernels.winograd.conv2d_weight_winograd`) takes the same rule: 0.73-
+    0.75x on the two ResNet shapes, 1.06-1.52x on the others. On an AVX2-only EPYC (its
+    earlier NCHW form, not re-measured since) it was 1.1-1.3x slower on every shape
+    measured."""
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return False
