@@ -145,13 +145,13 @@ def _transformed_input(xs, padding, th, tw):
     v = xp.empty((4, 4, th, tw, n * C), dtype=xs.dtype)
 
     def pad_rows(lo, hi):           # rows of the padded grid are independent
-        for r in range(lo, hi):
-            if ph <= r < ph + H:
-                xpad[r, :pw] = 0
-                xpad[r, pw + W:] = 0
-                xpad[r, pw:pw + W] = xs[:, :, r - ph].transpose(2, 0, 1)
-            else:
-                xpad[r] = 0
+        a, b = min(max(lo, ph), hi), max(min(hi, ph + H), lo)   # the rows holding x
+        xpad[lo:a] = 0
+        xpad[b:hi] = 0
+        if b > a:
+            xpad[a:b, :pw] = 0
+            xpad[a:b, pw + W:] = 0
+            xpad[a:b, pw:pw + W] = xs[:, :, a - ph:b - ph].transpose(2, 3, 0, 1)
     backend.parallel_for(Hp, pad_rows, nbytes=2 * xs.nbytes, like=xs)
     flat = xpad.reshape(Hp, Wp, n * C)
 
@@ -265,12 +265,10 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
 
         def transform_dy(lo, hi):       # rows of tiles are independent
             rows = grid[2 * lo:2 * hi]
-            for r in range(2 * lo, 2 * hi):
-                if r < Ho:
-                    grid[r, :Wo] = dys[:, :, r].transpose(2, 0, 1)
-                    grid[r, Wo:] = 0
-                else:
-                    grid[r] = 0
+            inside = max(0, min(2 * hi, Ho) - 2 * lo)        # rows of dy in this block
+            rows[inside:] = 0
+            rows[:inside, Wo:] = 0
+            rows[:inside, :Wo] = dys[:, :, 2 * lo:2 * lo + inside].transpose(2, 3, 0, 1)
             _output_transform_adjoint(rows.reshape(2 * (hi - lo), 2 * tw, n * C_out), dm[:, :, lo:hi])
         backend.parallel_for(th, transform_dy, nbytes=10 * dys.nbytes, like=x)
         # 16 GEMMs (C_out, P) @ (P, C_in), summed over the tiles P = (tile row, column, image)
