@@ -175,12 +175,18 @@ def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 9, 7), (2, 4, 4, 11), (5, 3, 3, 3)])
-def test_kernel_split_over_threads_matches_the_direct_sum(shape, monkeypatch):
+@pytest.mark.parametrize("blocks", [None, (2, 1)])
+def test_kernel_split_over_threads_matches_the_direct_sum(shape, blocks, monkeypatch):
     """Every pass split into chunks (rows of the padded grid, rows of tiles, images) on two
-    threads, with odd sizes so that the chunks are uneven and the last tile is cropped."""
+    threads, with odd sizes so that the chunks are uneven and the last tile is cropped;
+    ``blocks``: the forward's image groups and tile-row blocks made tiny (2 images, one
+    tile row), so that a chunk holds several of each and the last ones are short."""
     n, c, h, width = shape
     rng = np.random.default_rng(sum(shape))
     x, w, b = rng.standard_normal(shape), rng.standard_normal((6, c, 3, 3)), rng.standard_normal(6)
+    if blocks is not None:
+        monkeypatch.setattr(W, "_BLOCK_IMAGES", blocks[0])
+        monkeypatch.setattr(W, "_BLOCK_BYTES", blocks[1])
     monkeypatch.setattr(backend, "parallel_grain", 1)
     before = backend._num_threads
     backend.set_num_threads(2)

@@ -122,10 +122,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     sides (its 2.25x fewer multiply-adds then outweigh its 8x-the-input memory passes)
     and at least 256 output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ rows tall), on
     a CPU with AVX-512. On a 2-core AVX-512 EPYC, 2 threads, its channels-last
-    transforms split over the threads: 0.78-0.87x im2col's time on ResNet-18's N16
-    128->128 16x16 (1024 tiles) and 0.81-0.82x on N16 256->256 8x8 (256 tiles); 1.09x on
-    N16 512->512 4x4 (64 tiles), 1.24-1.45x on the U-Net's N2 128-channel 16x16 (128
-    tiles), 1.4-1.5x on N16 64->64 32x32 (row strips). The weight gradient
+    transforms on every thread: 0.68-0.71x im2col's time on ResNet-18's N16 128->128
+    16x16 (1024 tiles) and 0.82x on N16 256->256 8x8 (256 tiles); 1.5x on N16 512->512
+    4x4 (64 tiles), 1.2x on the U-Net's N2 128-channel 16x16 (128 tiles), 1.04x on N16
+    64->64 32x32 (row strips). The weight gradient
     (:func:`tinynet.kernels.winograd.conv2d_weight_winograd`) takes the same rule: 0.73-
     0.75x on the two ResNet shapes, 1.06-1.52x on the others. On an AVX2-only EPYC (its
     earlier NCHW form, not re-measured since) it was 1.1-1.3x slower on every shape

@@ -133,16 +133,14 @@ def _tiles(H, W, padding):
     return (Ho, Wo), (th, tw), (2 * th + 2, 2 * tw + 2)
 
 
-def _transformed_input(xs, padding, th, tw):
-    """V (4, 4, th, tw, n·C) of the images xs (n, C, H, W): copied channels last into a
-    zero-padded (Hp, Wp, n, C) grid, then :func:`_input_transform`, both split over
-    tinynet's threads (rows of the grid, rows of tiles)."""
+def _padded_grid(xs, padding, th, tw):
+    """The images xs (n, C, H, W) copied channels last into a zero-padded grid
+    (Hp, Wp, n·C), Hp = 2·th + 2, Wp = 2·tw + 2; rows of the grid on tinynet's threads."""
     xp = backend.get_array_module(xs)
     n, C, H, W = xs.shape
     ph, pw = padding
     Hp, Wp = 2 * th + 2, 2 * tw + 2
     xpad = xp.empty((Hp, Wp, n, C), dtype=xs.dtype)
-    v = xp.empty((4, 4, th, tw, n * C), dtype=xs.dtype)
 
     def pad_rows(lo, hi):           # rows of the padded grid are independent
         a, b = min(max(lo, ph), hi), max(min(hi, ph + H), lo)   # the rows holding x
@@ -153,12 +151,27 @@ def _transformed_input(xs, padding, th, tw):
             xpad[a:b, pw + W:] = 0
             xpad[a:b, pw:pw + W] = xs[:, :, a - ph:b - ph].transpose(2, 3, 0, 1)
     backend.parallel_for(Hp, pad_rows, nbytes=2 * xs.nbytes, like=xs)
-    flat = xpad.reshape(Hp, Wp, n * C)
+    return xpad.reshape(Hp, Wp, n * C)
+
+
+def _transformed_input(xs, padding, th, tw):
+    """V (4, 4, th, tw, n·C) of the images xs (n, C, H, W): :func:`_padded_grid`, then
+    :func:`_input_transform` over rows of tiles on tinynet's threads."""
+    xp = backend.get_array_module(xs)
+    flat = _padded_grid(xs, padding, th, tw)
+    v = xp.empty((4, 4, th, tw, flat.shape[2]), dtype=xs.dtype)
 
     def transform_in(lo, hi):       # rows of tiles: tile row t reads grid rows 2t..2t+3
         _input_transform(flat[2 * lo:2 * hi + 2], hi - lo, tw, v[:, :, lo:hi])
     backend.parallel_for(th, transform_in, nbytes=18 * xs.nbytes, like=xs)
     return v
+
+
+#: Images and bytes of transformed tiles per block of the CPU forward
+#: (:func:`conv2d_winograd`): 4 images and about 2 MB of V were the fastest of the sizes
+#: measured (1-16 tile rows x 1-8 images, N16 64x32x32 and 128x16x16).
+_BLOCK_IMAGES = 4
+_BLOCK_BYTES = 2 << 20
 
 
 def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
@@ -177,44 +190,50 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
     y : array (N, C_out, Ho, Wo), Ho = H + 2ph - 2, Wo = W + 2pw - 2, equal (up to
         rounding) to ``W @ im2col(x) + b``.
 
-    Layout: pixels first, channels last. The input is copied once to (Hp, Wp, n, C_in)
-    (zero-padded), so both transforms run over contiguous runs of n·C values (on NCHW
-    their strided slices ran over rows of ⌈W/2⌉ values: 3-12x slower), the transformed
-    tiles ``V[ξ, ν]`` are (P, C_in) matrices with P = (tile row, tile column, image),
-    and each of the 16 products is ``M[ξ, ν] = V[ξ, ν] @ U[ξ, ν]ᵀ`` (P, C_out). One
-    transposing copy at the end gives NCHW. Every pass runs on tinynet's threads
-    (:func:`tinynet.backend.parallel_for`, over rows of tiles or images).
+    Layout: pixels first, channels last. The images are copied to a zero-padded
+    (Hp, Wp, n, C_in) grid, so both transforms run over contiguous runs of n·C values (on
+    NCHW their strided slices ran over rows of ⌈W/2⌉ values: 3-12x slower), the
+    transformed tiles ``V[ξ, ν]`` are (P, C_in) matrices with P = (tile row, tile column,
+    image), and each of the 16 products is ``M[ξ, ν] = V[ξ, ν] @ U[ξ, ν]ᵀ`` (P, C_out).
+    One transposing copy per block of images gives NCHW.
+
+    Blocks (CPU): groups of :data:`_BLOCK_IMAGES` images run side by side on tinynet's
+    threads, each product on one thread (as the row-strip convolution does), and each
+    group goes through its tile rows in blocks of about :data:`_BLOCK_BYTES` of V:
+    transform, 16 products, output transform, while the block is in cache. On CuPy the
+    whole batch is one block.
     """
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out = w.shape[0]
-    (Ho, Wo), (th, tw), (Hp, Wp) = _tiles(H, W, padding)
+    (Ho, Wo), (th, tw), _ = _tiles(H, W, padding)
     if u is None:
         u = transform_weight(w)
     u_t = u.transpose(0, 2, 1)                        # U[ξ, ν]ᵀ, (16, C_in, C_out)
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
-    per_sample = (16 * (C + C_out) * th * tw + C * Hp * Wp + 4 * C * th * Wp) * x.itemsize
-    chunk = K.batch_chunk(N, per_sample)
-    for n0 in range(0, N, chunk):
-        xs = x[n0:n0 + chunk]
-        n = xs.shape[0]
-        v = _transformed_input(xs, padding, th, tw)
-        m = v.reshape(16, th * tw * n, C) @ u_t        # 16 GEMMs (P, C_in) @ (C_in, C_out)
-        m = m.reshape(4, 4, th, tw, n * C_out)
-        y = xp.empty((th, 2, tw, 2, n, C_out), dtype=x.dtype)
+    on_cpu = backend.device_of(x).type == "cpu"
+    images = min(N, _BLOCK_IMAGES) if on_cpu else N
+    rows = max(1, _BLOCK_BYTES // (16 * tw * images * C * x.itemsize)) if on_cpu else th
 
-        def transform_out(lo, hi):      # rows of tiles are independent
-            _output_transform(m[:, :, lo:hi], y[lo:hi].reshape(hi - lo, 2, tw, 2, n * C_out))
-        backend.parallel_for(th, transform_out, nbytes=5 * m.nbytes // 4, like=x)
-        pixels = y.reshape(2 * th, 2 * tw, n, C_out)[:Ho, :Wo]
-
-        def to_nchw(lo, hi):            # images are independent
-            source = pixels[:, :, lo:hi].transpose(2, 3, 0, 1)
+    def image_groups(lo, hi):       # independent: side by side, each product on one thread
+        for n0 in range(lo, hi, images):
+            xs = x[n0:min(hi, n0 + images)]
+            n = xs.shape[0]
+            flat = _padded_grid(xs, padding, th, tw)
+            y = xp.empty((th, 2, tw, 2, n, C_out), dtype=x.dtype)
+            for t0 in range(0, th, rows):
+                tb = min(rows, th - t0)
+                v = _input_transform(flat[2 * t0:2 * t0 + 2 * tb + 2], tb, tw,
+                                     xp.empty((4, 4, tb, tw, n * C), dtype=x.dtype))
+                m = v.reshape(16, tb * tw * n, C) @ u_t     # 16 GEMMs (P, C_in) @ (C_in, C_out)
+                _output_transform(m.reshape(4, 4, tb, tw, n * C_out),
+                                  y[t0:t0 + tb].reshape(tb, 2, tw, 2, n * C_out))
+            source = y.reshape(2 * th, 2 * tw, n, C_out)[:Ho, :Wo].transpose(2, 3, 0, 1)
             if bias is None:
-                out[n0 + lo:n0 + hi] = source
+                out[n0:n0 + n] = source
             else:
-                xp.add(source, bias.reshape(-1, 1, 1), out=out[n0 + lo:n0 + hi])
-        backend.parallel_for(n, to_nchw, nbytes=2 * n * C_out * Ho * Wo * x.itemsize, like=x)
+                xp.add(source, bias.reshape(-1, 1, 1), out=out[n0:n0 + n])
+    backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + out.nbytes), like=x)
     return out
 
 
