@@ -51,7 +51,6 @@ order of magnitude in float32, so it is not used.
 from __future__ import annotations
 
 from tinynet import backend
-from tinynet.kernels import im2col as K
 
 __all__ = ["B_T", "G", "A_T", "transform_weight", "conv2d_winograd", "conv2d_weight_winograd",
            "set_winograd_mode", "get_winograd_mode"]
@@ -154,22 +153,10 @@ def _padded_grid(xs, padding, th, tw):
     return xpad.reshape(Hp, Wp, n * C)
 
 
-def _transformed_input(xs, padding, th, tw):
-    """V (4, 4, th, tw, n·C) of the images xs (n, C, H, W): :func:`_padded_grid`, then
-    :func:`_input_transform` over rows of tiles on tinynet's threads."""
-    xp = backend.get_array_module(xs)
-    flat = _padded_grid(xs, padding, th, tw)
-    v = xp.empty((4, 4, th, tw, flat.shape[2]), dtype=xs.dtype)
-
-    def transform_in(lo, hi):       # rows of tiles: tile row t reads grid rows 2t..2t+3
-        _input_transform(flat[2 * lo:2 * hi + 2], hi - lo, tw, v[:, :, lo:hi])
-    backend.parallel_for(th, transform_in, nbytes=18 * xs.nbytes, like=xs)
-    return v
-
-
-#: Images and bytes of transformed tiles per block of the CPU forward
-#: (:func:`conv2d_winograd`): 4 images and about 2 MB of V were the fastest of the sizes
-#: measured (1-16 tile rows x 1-8 images, N16 64x32x32 and 128x16x16).
+#: Images and bytes of transformed tiles per block on the CPU (:func:`conv2d_winograd`,
+#: :func:`conv2d_weight_winograd`): 4 images and about 2 MB of V were the fastest of the
+#: sizes measured for the forward (1-16 tile rows x 1-8 images, N16 64x32x32 and
+#: 128x16x16).
 _BLOCK_IMAGES = 4
 _BLOCK_BYTES = 2 << 20
 
@@ -267,32 +254,46 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
     ``dY @ colsᵀ``, and the exact gradient (Winograd is exact in exact arithmetic). The
     output rows and columns past Ho, Wo of the last tiles get zero gradient: the
     forward cropped them.
+
+    Blocks as in :func:`conv2d_winograd`: groups of images side by side on tinynet's
+    threads, tile rows in blocks; each thread adds its blocks' products into its own
+    partial dU, and the partials are summed in image order (the same sums every run).
     """
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out = dy.shape[1]
-    (Ho, Wo), (th, tw), (Hp, Wp) = _tiles(H, W, padding)
-    per_sample = (16 * (C + C_out) * th * tw + C * Hp * Wp + 4 * C * th * Wp) * x.itemsize
-    chunk = K.batch_chunk(N, per_sample)
-    du = None
-    for n0 in range(0, N, chunk):
-        xs, dys = x[n0:n0 + chunk], dy[n0:n0 + chunk]
-        n = xs.shape[0]
-        v = _transformed_input(xs, padding, th, tw)
-        grid = xp.empty((2 * th, 2 * tw, n, C_out), dtype=x.dtype)
-        dm = xp.empty((4, 4, th, tw, n * C_out), dtype=x.dtype)
+    (Ho, Wo), (th, tw), _ = _tiles(H, W, padding)
+    on_cpu = backend.device_of(x).type == "cpu"
+    images = min(N, _BLOCK_IMAGES) if on_cpu else N
+    rows = max(1, _BLOCK_BYTES // (16 * tw * images * max(C, C_out) * x.itemsize)) if on_cpu else th
+    partials = []
 
-        def transform_dy(lo, hi):       # rows of tiles are independent
-            rows = grid[2 * lo:2 * hi]
-            inside = max(0, min(2 * hi, Ho) - 2 * lo)        # rows of dy in this block
-            rows[inside:] = 0
-            rows[:inside, Wo:] = 0
-            rows[:inside, :Wo] = dys[:, :, 2 * lo:2 * lo + inside].transpose(2, 3, 0, 1)
-            _output_transform_adjoint(rows.reshape(2 * (hi - lo), 2 * tw, n * C_out), dm[:, :, lo:hi])
-        backend.parallel_for(th, transform_dy, nbytes=10 * dys.nbytes, like=x)
-        # 16 GEMMs (C_out, P) @ (P, C_in), summed over the tiles P = (tile row, column, image)
-        part = dm.reshape(16, th * tw * n, C_out).transpose(0, 2, 1) @ v.reshape(16, th * tw * n, C)
-        du = part if du is None else du + part
+    def image_groups(lo, hi):       # independent: side by side, each its own partial dU
+        du = xp.zeros((16, C_out, C), dtype=x.dtype)
+        for n0 in range(lo, hi, images):
+            xs, dys = x[n0:min(hi, n0 + images)], dy[n0:min(hi, n0 + images)]
+            n = xs.shape[0]
+            flat = _padded_grid(xs, padding, th, tw)
+            for t0 in range(0, th, rows):
+                tb = min(rows, th - t0)
+                v = _input_transform(flat[2 * t0:2 * t0 + 2 * tb + 2], tb, tw,
+                                     xp.empty((4, 4, tb, tw, n * C), dtype=x.dtype))
+                grid = xp.empty((2 * tb, 2 * tw, n, C_out), dtype=x.dtype)
+                inside = max(0, min(2 * (t0 + tb), Ho) - 2 * t0)    # rows of dy in the block
+                grid[inside:] = 0
+                grid[:inside, Wo:] = 0
+                grid[:inside, :Wo] = dys[:, :, 2 * t0:2 * t0 + inside].transpose(2, 3, 0, 1)
+                dm = _output_transform_adjoint(grid.reshape(2 * tb, 2 * tw, n * C_out),
+                                               xp.empty((4, 4, tb, tw, n * C_out), dtype=x.dtype))
+                # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles
+                P = tb * tw * n
+                du += dm.reshape(16, P, C_out).transpose(0, 2, 1) @ v.reshape(16, P, C)
+        partials.append((lo, du))
+    backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + dy.nbytes), like=x)
+    partials.sort(key=lambda p: p[0])       # added in image order: the same sums every run
+    du = partials[0][1]
+    for _, part in partials[1:]:
+        du += part
     g = xp.asarray(G, dtype=x.dtype)
     dw = du.reshape(16, C_out * C).T @ xp.kron(g, g)      # (C_out·C_in, 9)
     return dw.reshape(C_out, C, 3, 3)
