@@ -322,6 +322,18 @@ def test_steal_is_read_off_proc_stat_as_a_share_of_all_cpu_time():
 def test_runner_and_targets_report_the_steal_of_each_run(toy_bench_dir, tmp_path, capsys):
     """The JSON holds the run's and each suite's steal share (a fraction, where /proc/stat
     exists), the Markdown names it, and targets.py shows each run's beside the targets."""
+    # /proc/stat counts in 10 ms ticks, and the toy suite alone can end inside one (its
+    # share is then None: no time passed, as a CI run once saw); make it last 0.1 s
+    (toy_bench_dir / "kernels.py").write_text(TOY_MODULE + """
+_toy_run = run
+
+def run(quick=False):
+    import time
+    end = time.perf_counter() + 0.1
+    while time.perf_counter() < end:
+        pass
+    return _toy_run(quick)
+""")
     result = _run(["--quick", "--only", "kernels", "--json", str(tmp_path / "r.json"),
                    "--markdown", str(tmp_path / "r.md")],
                   env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir)})
