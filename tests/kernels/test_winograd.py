@@ -132,7 +132,7 @@ def test_float32_error_stays_within_a_small_multiple_of_im2col_error(winograd_mo
     assert err_wino < 8 * max(np.max(np.abs(im2col - exact) / scale), eps)
 
 
-def test_always_mode_routes_conv2d_and_its_input_gradient_through_winograd(winograd_mode, counted):
+def test_always_mode_routes_conv2d_and_both_its_gradients_through_winograd(winograd_mode, counted):
     winograd_mode("always")
     x = tn.randn(2, 8, 6, 5, requires_grad=True)
     w = tn.randn(4, 8, 3, 3, requires_grad=True)
@@ -179,8 +179,8 @@ def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch
 def test_kernel_split_over_threads_matches_the_direct_sum(shape, blocks, monkeypatch):
     """Every pass split into chunks (rows of the padded grid, rows of tiles, images) on two
     threads, with odd sizes so that the chunks are uneven and the last tile is cropped;
-    ``blocks``: the forward's image groups and tile-row blocks made tiny (2 images, one
-    tile row), so that a chunk holds several of each and the last ones are short."""
+    ``blocks``: the image groups and tile-row blocks of both kernels made tiny (2 images,
+    one tile row), so that a chunk holds several of each and the last ones are short."""
     n, c, h, width = shape
     rng = np.random.default_rng(sum(shape))
     x, w, b = rng.standard_normal(shape), rng.standard_normal((6, c, 3, 3)), rng.standard_normal(6)
