@@ -44,6 +44,7 @@ __all__ = [
     "ElementwiseKernelSource", "define_elementwise_kernel", "KERNEL_SOURCES",
     "install_stand_in", "is_device_string",
     "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "parallel_chunks",
+    "sum_in_order",
     "matmul", "matmul_into", "gemms_on_pool", "minimum_scalar",
 ]
 
@@ -454,6 +455,17 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None) -> None:
             error = error or e
     if error is not None:
         raise error
+
+
+def sum_in_order(partials):
+    """The sum of the ``(start, array)`` partials that :func:`parallel_for`'s chunks
+    appended, added in the order of their starts: the same sums whichever chunk ended
+    first. Adds into the first partial (each chunk made its own)."""
+    partials.sort(key=lambda p: p[0])
+    total = partials[0][1]
+    for _, part in partials[1:]:
+        total += part
+    return total
 
 
 #: Bytes per block of :func:`parallel_blocks`: about the L2 cache of one core (1 MiB on

@@ -243,17 +243,6 @@ def _row_strip_sums(z, blk, C_out, k, rows, span, dh, W):
         yield zi.reshape(C_out, k, span // k, W)[:, :, :rows, :blk.Wo]
 
 
-def _sum_in_order(partials):
-    """The sum of the ``(start, array)`` partials of :func:`tinynet.backend.parallel_for`'s
-    chunks, added in the order of their starts: the same sums whichever chunk ended first.
-    Adds into the first partial (each chunk made its own)."""
-    partials.sort(key=lambda p: p[0])
-    total = partials[0][1]
-    for _, part in partials[1:]:
-        total += part
-    return total
-
-
 def _conv2d_row_strips(x, w, b, padding, dilation):
     """Stride-1 conv as GEMMs over :mod:`row strips <tinynet.kernels.row_strips>` (no kh·kw
     im2col copy): ``y = Σ_i W_i @ strips`` shifted by ``i·dh·W`` columns, ``W_i = W[:, :, i, :]``,
@@ -348,7 +337,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
                 backend.matmul_into(strips[:, offset:offset + g.shape[1]], g.T, dw_t[i], accumulate=True)
         partials.append((first, dw_t))
     backend.parallel_for(-(-N // blk.images), image_groups, like=x, nbytes=x.nbytes + dy.nbytes)
-    dw_t = _sum_in_order(partials)
+    dw_t = backend.sum_in_order(partials)
     return xp.ascontiguousarray(dw_t.reshape(kh, C, kw, C_out).transpose(3, 1, 0, 2))
 
 
@@ -526,7 +515,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
                 dw = part if dw is None else dw + part
             partials.append((lo, dw))
         backend.parallel_for(N, images, nbytes=kh * kw * x.nbytes + dy.nbytes, like=x)
-        return _sum_in_order(partials).reshape(weight_shape)
+        return backend.sum_in_order(partials).reshape(weight_shape)
     if _use_phases(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, (Ho, Wo))
         chunk = K.batch_chunk(N, C * kh * kw * Hq * Wq * x.itemsize)

@@ -161,6 +161,27 @@ _BLOCK_IMAGES = 4
 _BLOCK_BYTES = 2 << 20
 
 
+def _block_plan(x, th, tw, channels):
+    """(images per group, tile rows per block) for the images x: :data:`_BLOCK_IMAGES`
+    images and about :data:`_BLOCK_BYTES` of 16-position tiles of ``channels`` values on
+    the CPU; the whole batch and all ``th`` tile rows on CuPy."""
+    if backend.device_of(x).type != "cpu":
+        return x.shape[0], th
+    images = min(x.shape[0], _BLOCK_IMAGES)
+    return images, max(1, _BLOCK_BYTES // (16 * tw * images * channels * x.itemsize))
+
+
+def _tile_blocks(xs, padding, th, tw, rows):
+    """Yields ``(t0, tb, V)`` for the images xs (n, C, H, W), block by block of ``rows``
+    tile rows: V (4, 4, tb, tw, n·C) of tile rows t0 .. t0 + tb - 1."""
+    xp = backend.get_array_module(xs)
+    flat = _padded_grid(xs, padding, th, tw)
+    for t0 in range(0, th, rows):
+        tb = min(rows, th - t0)
+        yield t0, tb, _input_transform(flat[2 * t0:2 * t0 + 2 * tb + 2], tb, tw,
+                                       xp.empty((4, 4, tb, tw, flat.shape[2]), dtype=xs.dtype))
+
+
 def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
     """3x3, stride-1, dilation-1, single-group convolution by F(2x2, 3x3).
 
@@ -198,20 +219,14 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
         u = transform_weight(w)
     u_t = u.transpose(0, 2, 1)                        # U[ξ, ν]ᵀ, (16, C_in, C_out)
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
-    on_cpu = backend.device_of(x).type == "cpu"
-    images = min(N, _BLOCK_IMAGES) if on_cpu else N
-    rows = max(1, _BLOCK_BYTES // (16 * tw * images * C * x.itemsize)) if on_cpu else th
+    images, rows = _block_plan(x, th, tw, C)
 
     def image_groups(lo, hi):       # independent: side by side, each product on one thread
         for n0 in range(lo, hi, images):
             xs = x[n0:min(hi, n0 + images)]
             n = xs.shape[0]
-            flat = _padded_grid(xs, padding, th, tw)
             y = xp.empty((th, 2, tw, 2, n, C_out), dtype=x.dtype)
-            for t0 in range(0, th, rows):
-                tb = min(rows, th - t0)
-                v = _input_transform(flat[2 * t0:2 * t0 + 2 * tb + 2], tb, tw,
-                                     xp.empty((4, 4, tb, tw, n * C), dtype=x.dtype))
+            for t0, tb, v in _tile_blocks(xs, padding, th, tw, rows):
                 m = v.reshape(16, tb * tw * n, C) @ u_t     # 16 GEMMs (P, C_in) @ (C_in, C_out)
                 _output_transform(m.reshape(4, 4, tb, tw, n * C_out),
                                   y[t0:t0 + tb].reshape(tb, 2, tw, 2, n * C_out))
@@ -263,9 +278,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
     N, C, H, W = x.shape
     C_out = dy.shape[1]
     (Ho, Wo), (th, tw), _ = _tiles(H, W, padding)
-    on_cpu = backend.device_of(x).type == "cpu"
-    images = min(N, _BLOCK_IMAGES) if on_cpu else N
-    rows = max(1, _BLOCK_BYTES // (16 * tw * images * max(C, C_out) * x.itemsize)) if on_cpu else th
+    images, rows = _block_plan(x, th, tw, max(C, C_out))
     partials = []
 
     def image_groups(lo, hi):       # independent: side by side, each its own partial dU
@@ -273,11 +286,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
         for n0 in range(lo, hi, images):
             xs, dys = x[n0:min(hi, n0 + images)], dy[n0:min(hi, n0 + images)]
             n = xs.shape[0]
-            flat = _padded_grid(xs, padding, th, tw)
-            for t0 in range(0, th, rows):
-                tb = min(rows, th - t0)
-                v = _input_transform(flat[2 * t0:2 * t0 + 2 * tb + 2], tb, tw,
-                                     xp.empty((4, 4, tb, tw, n * C), dtype=x.dtype))
+            for t0, tb, v in _tile_blocks(xs, padding, th, tw, rows):
                 grid = xp.empty((2 * tb, 2 * tw, n, C_out), dtype=x.dtype)
                 inside = max(0, min(2 * (t0 + tb), Ho) - 2 * t0)    # rows of dy in the block
                 grid[inside:] = 0
@@ -290,10 +299,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
                 du += dm.reshape(16, P, C_out).transpose(0, 2, 1) @ v.reshape(16, P, C)
         partials.append((lo, du))
     backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + dy.nbytes), like=x)
-    partials.sort(key=lambda p: p[0])       # added in image order: the same sums every run
-    du = partials[0][1]
-    for _, part in partials[1:]:
-        du += part
+    du = backend.sum_in_order(partials)     # in image order: the same sums every run
     g = xp.asarray(G, dtype=x.dtype)
     dw = du.reshape(16, C_out * C).T @ xp.kron(g, g)      # (C_out·C_in, 9)
     return dw.reshape(C_out, C, 3, 3)
