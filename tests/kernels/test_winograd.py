@@ -156,9 +156,15 @@ def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch
     winograd_mode("auto")
     use = conv_module._use_winograd
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
-    # measured slower than im2col on every shape on an AVX2-only CPU; the GPU keeps the rule
-    assert not use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
-    assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16), on_cpu=False)
+    # on an AVX2-only CPU from 512 tiles: ResNet-18's N16 128-channel 16x16 stage (1024
+    # tiles) and N32 256x8x8 (512), not N16 256x8x8 (256) nor N8 256x8x8 (128)
+    assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+    assert use((32, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+    assert not use((16, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+    assert not use((8, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
+    assert not use((16, 64, 32, 32), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1, (32, 32))
+    # the GPU keeps the AVX-512 rule whatever the host CPU
+    assert use((16, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8), on_cpu=False)
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
     # ResNet-18 CIFAR stages 2 and 3 (N16, 128 channels 16x16, 256 channels 8x8): 1024 and
     # 256 tiles, on any number of threads (the transforms run on all of them)

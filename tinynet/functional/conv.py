@@ -25,12 +25,12 @@ more rows shorter than the "natural" size, and the explicit size crops it.
 
 Speed (see docs/kernels/convolution.md): each op picks one path by the ``_use_*`` rules
 below. 1x1 kernels: one product per image in NCHW (:mod:`tinynet.kernels.pointwise`).
-3x3 stride-1 convs with many channels and tiles on an AVX-512 CPU: Winograd F(2x2, 3x3)
-(:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds; forward, input and weight
-gradient). Other stride-1 convs with >= 16 channels on large maps: row strips
-(:mod:`tinynet.kernels.row_strips`); with few input channels or a batch of one or two:
-flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on short rows: the phase
-grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
+3x3 stride-1 convs with many channels and tiles (more tiles on a CPU without AVX-512):
+Winograd F(2x2, 3x3) (:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds;
+forward, input and weight gradient). Other stride-1 convs with >= 16 channels on large
+maps: row strips (:mod:`tinynet.kernels.row_strips`); with few input channels or a
+batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on
+short rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
 (:mod:`tinynet.kernels.subpixel`). Otherwise one im2col
 GEMM per group over the batch (or a batch chunk, bounded by
 :data:`tinynet.kernels.im2col.workspace_limit`), the bias added in the same pass that
@@ -115,21 +115,33 @@ def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_
     return (H + 2 * padding[0]) * W <= _ROW_STRIP_MAX_GRID * Ho * Wo
 
 
+#: Fewest output tiles for which auto mode takes Winograd F(2x2, 3x3) (see
+#: :func:`_use_winograd`): on a CPU with AVX-512 (and on the GPU), and on one without.
+_WINOGRAD_MIN_TILES = 256
+_WINOGRAD_MIN_TILES_AVX2 = 512
+
+
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
     """Winograd F(2x2, 3x3) (:mod:`tinynet.kernels.winograd`) applies to 3x3, stride-1,
     dilation-1, single-group convs with their natural output size. In "auto" mode it is
     chosen where it measured faster than im2col and row strips: many channels on both
     sides (its 2.25x fewer multiply-adds then outweigh its 8x-the-input memory passes)
-    and at least 256 output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ rows tall), on
-    a CPU with AVX-512. On a 2-core AVX-512 EPYC, 2 threads, its channels-last
-    transforms on every thread: 0.68-0.71x im2col's time on ResNet-18's N16 128->128
-    16x16 (1024 tiles) and 0.82x on N16 256->256 8x8 (256 tiles); 1.5x on N16 512->512
-    4x4 (64 tiles), 1.2x on the U-Net's N2 128-channel 16x16 (128 tiles), 1.04x on N16
-    64->64 32x32 (row strips). The weight gradient
-    (:func:`tinynet.kernels.winograd.conv2d_weight_winograd`) takes the same rule: 0.73-
-    0.75x on the two ResNet shapes, 1.06-1.52x on the others. On an AVX2-only EPYC (its
-    earlier NCHW form, not re-measured since) it was 1.1-1.3x slower on every shape
-    measured."""
+    and enough output tiles (its 16 GEMMs are P = N·⌈Ho/2⌉·⌈Wo/2⌉ rows tall):
+    :data:`_WINOGRAD_MIN_TILES` with AVX-512 or on the GPU, :data:`_WINOGRAD_MIN_TILES_AVX2`
+    on a CPU without. Measured against im2col / row strips, 2 threads, its channels-last
+    transforms on every thread:
+
+    - 2-core AVX-512 EPYC: 0.68-0.71x on ResNet-18's N16 128->128 16x16 (1024 tiles) and
+      0.82x on N16 256->256 8x8 (256 tiles); 1.5x on N16 512->512 4x4 (64 tiles), 1.2x on
+      the U-Net's N2 128-channel 16x16 (128 tiles), 1.04x on N16 64->64 32x32. The
+      weight gradient (:func:`tinynet.kernels.winograd.conv2d_weight_winograd`) takes the
+      same rule: 0.73-0.75x on the two ResNet shapes, 1.06-1.52x on the others.
+    - 2-core AVX2-only EPYC (Zen 3), forward / weight gradient: N16 128->128 16x16
+      0.69-0.87x / 0.71-0.87x, N32 256->256 8x8 (512 tiles) 0.90x / 0.79x, N8 128->128
+      16x16 (512) 1.04x / 0.90x; from 256 tiles down it lost or tied: N16 256->256 8x8
+      0.93-0.95x / 1.06-1.19x, N4 256->256 16x16 1.03x / 0.97x, N16 512->512 4x4 1.6x /
+      2.7x, N2 128->128 16x16 1.7x / 2.0x.
+    """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return False
@@ -139,10 +151,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
         return False
     if mode == "always":
         return True
-    if on_cpu and not backend.cpu_has_avx512():
-        return False
     tiles = N * (-(-Ho // 2)) * (-(-Wo // 2))
-    return min(C, w_shape[0]) >= 128 and tiles >= 256
+    avx2_only = on_cpu and not backend.cpu_has_avx512()
+    return min(C, w_shape[0]) >= 128 and tiles >= (_WINOGRAD_MIN_TILES_AVX2 if avx2_only
+                                                    else _WINOGRAD_MIN_TILES)
 
 
 def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size):
