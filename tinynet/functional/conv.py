@@ -30,11 +30,10 @@ Winograd F(2x2, 3x3) (:mod:`tinynet.kernels.winograd`, 2.25x fewer multiply-adds
 forward, input and weight gradient). Other stride-1 convs with >= 16 channels on large
 maps: row strips (:mod:`tinynet.kernels.row_strips`); with few input channels or a
 batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs on
-short rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs: sub-pixel
-(:mod:`tinynet.kernels.subpixel`). Otherwise one im2col
-GEMM per group over the batch (or a batch chunk, bounded by
-:data:`tinynet.kernels.im2col.workspace_limit`), the bias added in the same pass that
-transposes the result back to NCHW.
+short rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs:
+sub-pixel (:mod:`tinynet.kernels.subpixel`). Otherwise one im2col GEMM per group over
+the batch (or a batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`),
+the bias added in the same pass that transposes the result back to NCHW.
 """
 from __future__ import annotations
 
