@@ -45,7 +45,7 @@ __all__ = [
     "IDLE_GAP_S", "REWARM_S", "DEFAULT_THREADS", "standalone_parser", "start_standalone", "write_json", "set_threads", "get_threads", "set_device", "get_device",
     "set_smoke", "REFERENCES", "module_installed", "load_reference", "reference_versions",
     "torch_or_none", "torch_device", "synchronize", "time_calls", "compare", "gemm_gflops",
-    "make_row", "machine_info", "format_table", "markdown_table",
+    "make_row", "machine_info", "blas_note", "format_table", "markdown_table",
 ]
 
 IDLE_GAP_S = 0.15          # pause between libraries: lets the other's BLAS threads go idle
@@ -347,9 +347,23 @@ def _blas() -> list[str]:
             for i in threadpool_info() if i["user_api"] == "blas"]
 
 
+def blas_note(info: dict) -> str | None:
+    """A sentence for a report whose NumPy BLAS runs below its CPU (``OPENBLAS_CORETYPE``
+    set to an AVX2 core on an AVX-512 CPU): NumPy's GEMMs then run about half as fast as
+    the CPU allows, while PyTorch picks its own kernels. None otherwise."""
+    if not info.get("cpu_avx512") or info.get("blas_avx512", True):
+        return None
+    held = info.get("openblas_coretype")
+    return (f"this CPU has AVX-512 but NumPy's OpenBLAS runs its {info.get('blas_kernels')} "
+            f"(AVX2) kernels" + (f", as OPENBLAS_CORETYPE={held} asks" if held else "")
+            + ": its GEMMs run at about half the speed the CPU allows, while PyTorch picks "
+            "its own (AVX-512) kernels")
+
+
 def machine_info(device: str | None = None) -> dict:
     """The machine a result came from: CPU, cores, memory, BLAS, library versions, GPU."""
     import tinynet as tn
+    from tinynet import backend, cblas
     device = device or _device
     try:
         usable = len(os.sched_getaffinity(0))
@@ -364,6 +378,10 @@ def machine_info(device: str | None = None) -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": _blas(),
+        "blas_kernels": cblas.corename(),
+        "blas_avx512": backend.blas_has_avx512(),
+        "cpu_avx512": backend.cpu_has_avx512(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "tinynet": tn.__version__,
         "torch": None,
         "threads": get_threads(),

@@ -574,3 +574,35 @@ def test_ab_env_mode_names_a_worker_that_died_and_bad_settings(capsys):
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--env compares two processes of the same code" in err and "--gap must be 0 or more" in err
+
+
+def test_blas_note_only_where_the_blas_runs_below_the_cpu():
+    common = _benchmark_module("common")
+    held = {"cpu_avx512": True, "blas_avx512": False, "blas_kernels": "Haswell",
+            "openblas_coretype": "Haswell"}
+    note = common.blas_note(held)
+    assert "Haswell (AVX2) kernels" in note and "OPENBLAS_CORETYPE=Haswell" in note
+    assert "OPENBLAS_CORETYPE" not in common.blas_note({**held, "openblas_coretype": None})
+    assert common.blas_note({**held, "blas_avx512": True}) is None
+    assert common.blas_note({**held, "cpu_avx512": False}) is None
+    assert common.blas_note({"blas": ["unknown"]}) is None      # an older report's keys
+
+
+def test_runner_reports_the_blas_kernels_and_a_coretype_that_holds_them(toy_bench_dir, tmp_path):
+    """With ``OPENBLAS_CORETYPE=Haswell`` the report names the kernels OpenBLAS loaded and,
+    on an AVX-512 CPU, says in its header and Markdown that NumPy's GEMMs run below it."""
+    from tinynet import cblas
+    if not cblas.available():
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that tinynet.cblas can find")
+    out = tmp_path / "out"
+    result = _run(["--quick", "--only", "kernels", "--json", str(out / "r.json"),
+                   "--markdown", str(out / "r.md")],
+                  env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir),
+                             "OPENBLAS_CORETYPE": "Haswell"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    machine = json.loads((out / "r.json").read_text())["machine"]
+    assert machine["blas_kernels"] == "Haswell" and machine["blas_avx512"] is False
+    assert machine["openblas_coretype"] == "Haswell"
+    said = "OPENBLAS_CORETYPE=Haswell" in result.stdout
+    assert said == machine["cpu_avx512"], result.stdout
+    assert ("OPENBLAS_CORETYPE=Haswell" in (out / "r.md").read_text()) == machine["cpu_avx512"]

@@ -2,8 +2,11 @@
 transposed, a block of a larger array) ``gemm`` gives ``beta·out + a @ b`` in float32
 and float64, writes nothing outside ``out``, and refuses (False, ``out`` untouched) what
 it cannot pass to BLAS; ``backend.matmul_into`` gives the same values with and without
-it; the library is found in a fresh process and ``TINYNET_NO_CBLAS=1`` turns it off."""
+it; the library is found in a fresh process and ``TINYNET_NO_CBLAS=1`` turns it off;
+``corename`` names the kernels OpenBLAS loaded (``OPENBLAS_CORETYPE`` included), and
+``backend.blas_has_avx512`` follows it rather than the CPU."""
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +164,37 @@ def test_found_in_a_fresh_process_unless_switched_off(env, expected):
                          cwd=ROOT, env={**environment, **env, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == expected, out.stderr
+
+
+@needs_blas
+def test_corename_is_what_openblas_reports_to_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    names = {i["architecture"] for i in threadpoolctl.threadpool_info()
+             if i["internal_api"] == "openblas"
+             and os.path.realpath(i["filepath"]) == os.path.realpath(cblas.library()[0]._name)}
+    if not names:
+        pytest.skip("threadpoolctl does not list the OpenBLAS that tinynet.cblas found")
+    assert names == {cblas.corename()}
+
+
+@needs_blas
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="OPENBLAS_CORETYPE=Haswell is x86-64")
+def test_openblas_coretype_holds_the_blas_kernels_below_the_cpu():
+    """An AVX-512 CPU with ``OPENBLAS_CORETYPE=Haswell`` runs AVX2 GEMMs: the kernel
+    choices that depend on the GEMM must see AVX2 (the CPU's flags would say AVX-512)."""
+    code = "from tinynet import backend, cblas; print(cblas.corename(), backend.blas_has_avx512())"
+    environment = {k: v for k, v in os.environ.items() if k != "TINYNET_NO_CBLAS"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, capture_output=True, text=True,
+                         env={**environment, "OPENBLAS_CORETYPE": "Haswell", "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["Haswell", "False"], out.stderr
+
+
+@pytest.mark.parametrize("name, cpu, expected", [
+    ("SkylakeX", False, True), ("Cooperlake", False, True), ("SapphireRapids", True, True),
+    ("Haswell", True, False), ("Zen", True, False), ("Prescott", False, False),
+    (None, True, True), (None, False, False)])
+def test_blas_has_avx512_follows_the_kernels_then_the_cpu(monkeypatch, name, cpu, expected):
+    monkeypatch.setattr(backend, "_blas_avx512", None)
+    monkeypatch.setattr(cblas, "corename", lambda: name)
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: cpu)
+    assert backend.blas_has_avx512() is expected

@@ -612,6 +612,25 @@ def cpu_has_avx512() -> bool:
     return _avx512
 
 
+#: OpenBLAS kernel names (``openblas_get_corename``, lower case) built on AVX-512.
+_AVX512_BLAS_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+_blas_avx512 = None     # blas_has_avx512's answer, read once
+
+
+def blas_has_avx512() -> bool:
+    """Whether NumPy's BLAS runs AVX-512 GEMM kernels: the kernels OpenBLAS chose
+    (:func:`tinynet.cblas.corename`), which ``OPENBLAS_CORETYPE`` can hold below the CPU
+    (``Haswell`` on an AVX-512 CPU); :func:`cpu_has_avx512` where that is unknown (another
+    BLAS). Kernels whose choice was measured to depend on the GEMM's kernels ask here,
+    those that depend on NumPy's own loops ask :func:`cpu_has_avx512`."""
+    global _blas_avx512
+    if _blas_avx512 is None:
+        name = _cblas.corename()
+        _blas_avx512 = (cpu_has_avx512() if name is None
+                        else name.lower() in _AVX512_BLAS_KERNELS)
+    return _blas_avx512
+
+
 _simd_loops: dict = {}      # (ufunc name, dtype) -> bool
 
 

@@ -143,12 +143,14 @@ def _load(bench_dir: Path, name: str):
     return module
 
 
-def _print_machine(info: dict, thread_report: dict) -> None:
+def _print_machine(info: dict, thread_report: dict, note: str | None = None) -> None:
     print("machine")
     print(f"  cpu      {info['cpu']} ({info['cores']} cores, {info['usable_cores']} usable, "
           f"{info['memory_gib']} GiB)")
     for blas in info["blas"]:
         print(f"  blas     {blas}")
+    if note:
+        print(f"  note     {note}")
     print(f"  threads  {thread_report['threads']} requested; NumPy BLAS: "
           f"{thread_report['numpy_threads'] or 'unknown (threadpoolctl missing)'}; "
           f"PyTorch: {thread_report['torch_threads'] if thread_report['torch_threads'] else '-'}")
@@ -187,7 +189,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     common.set_smoke(args.quick)
     thread_report = common.set_threads(args.threads)
     info = common.machine_info()
-    _print_machine(info, thread_report)
+    _print_machine(info, thread_report, common.blas_note(info))
     torch = common.torch_or_none()
     if torch is None:
         print("\nPyTorch is not installed: timing tinynet alone; the torch and ratio columns "
@@ -306,7 +308,8 @@ def write_markdown(result: dict, path: str) -> None:
              f"- CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
              f"{info['memory_gib']} GiB",
              f"- Threads: {info['threads']} for NumPy's BLAS and for PyTorch",
-             f"- BLAS: {'; '.join(info['blas'])}",
+             f"- BLAS: {'; '.join(info['blas'])}"
+             + (f" ({common.blas_note(info)})" if common.blas_note(info) else ""),
              f"- Versions: Python {info['python']}, NumPy {info['numpy']}, "
              f"PyTorch {info['torch'] or 'not installed'}, tinynet {info['tinynet']}",
              f"- Device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else ""),

@@ -33,7 +33,7 @@ import os
 
 import numpy
 
-__all__ = ["available", "gemm", "library"]
+__all__ = ["available", "gemm", "library", "corename"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (prefix, suffix) of the symbol names, most specific first
@@ -131,6 +131,24 @@ def library():
     (``"scipy_"`` and ``"64_"`` in NumPy's wheels); None where :func:`available` is False.
     :mod:`tinynet.blas_threads` binds more of the same library through it."""
     return _library if available() else None
+
+
+def corename() -> str | None:
+    """The name of the CPU kernels OpenBLAS chose at load time (``openblas_get_corename``:
+    ``"SkylakeX"``, ``"Haswell"``, ``"Zen"``, ...), or None where :func:`available` is False.
+
+    It need not match the CPU: ``OPENBLAS_CORETYPE`` picks the kernels when the library
+    loads, so an AVX-512 CPU may run ``Haswell`` (AVX2) GEMMs, about half as fast."""
+    if not available():
+        return None
+    lib, prefix, suffix = _library
+    try:
+        fn = getattr(lib, f"{prefix}openblas_get_corename{suffix}")
+    except AttributeError:
+        return None
+    fn.restype = ctypes.c_char_p
+    name = fn()
+    return name.decode("ascii", "replace") if name else None
 
 
 def _operand(x):

@@ -144,10 +144,13 @@ def test_gradcheck_and_gradgradcheck_through_row_strips(in_place, monkeypatch):
     assert taken and all(taken)
 
 
-def test_stacked_kernel_rows_for_up_to_32_channels_on_avx512_only(monkeypatch):
+def test_stacked_kernel_rows_for_up_to_32_channels_with_avx512_gemms_only(monkeypatch):
+    """The rule asks which kernels the BLAS runs, not what the CPU has: an AVX-512 CPU
+    whose OpenBLAS is held to Haswell kernels takes the AVX2 rule."""
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
+    monkeypatch.setattr(backend, "blas_has_avx512", lambda: True)
     assert [conv_module._row_strips_in_place(c) for c in (3, 16, 32, 33, 64)] == [False] * 3 + [True] * 2
-    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
+    monkeypatch.setattr(backend, "blas_has_avx512", lambda: False)
     assert all(conv_module._row_strips_in_place(c) for c in (3, 16, 32, 33, 64))
 
 

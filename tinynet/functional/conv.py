@@ -140,6 +140,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       16x16 (512) 1.04x / 0.90x; from 256 tiles down it lost or tied: N16 256->256 8x8
       0.93-0.95x / 1.06-1.19x, N4 256->256 16x16 1.03x / 0.97x, N16 512->512 4x4 1.6x /
       2.7x, N2 128->128 16x16 1.7x / 2.0x.
+    - 2-core AVX-512 Zen 5 whose OpenBLAS runs its AVX2 kernels (``OPENBLAS_CORETYPE=Haswell``):
+      the AVX2 rule made the ResNet-18 step 1.064x slower (5 of 30 calls faster), and
+      Winograd from 64 channels 1.02x. The rule asks the CPU (NumPy's loops, which run
+      the transforms), not :func:`tinynet.backend.blas_has_avx512`.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -238,8 +242,10 @@ def _row_strips_in_place(C_out):
     SkylakeX kernels) the stacked GEMM won wherever C_out <= 32 (forward and input
     gradient 0.82-0.95x on the U-Net's N2 16- and 32-channel layers, 0.92x on N4 16->16
     224x224) and lost from 64 on (1.03-1.17x on N2 64 and 128->64 32x32, N8 64->64
-    56x56)."""
-    return not (C_out <= _ROW_STRIP_STACK_MAX_CHANNELS and backend.cpu_has_avx512())
+    56x56). The GEMM's kernels decide, not the CPU (:func:`tinynet.backend.blas_has_avx512`):
+    on an AVX-512 Zen 5 with ``OPENBLAS_CORETYPE=Haswell`` in place won again (N4 16->16
+    224x224 forward and backward 0.95-0.98x)."""
+    return not (C_out <= _ROW_STRIP_STACK_MAX_CHANNELS and backend.blas_has_avx512())
 
 
 def _row_strip_blocks(x, w_shape, padding, dilation):
