@@ -349,15 +349,16 @@ def _blas() -> list[str]:
 
 def blas_note(info: dict) -> str | None:
     """A sentence for a report whose NumPy BLAS runs below its CPU (``OPENBLAS_CORETYPE``
-    set to an AVX2 core on an AVX-512 CPU): NumPy's GEMMs then run about half as fast as
-    the CPU allows, while PyTorch picks its own kernels. None otherwise."""
+    set to an older core, e.g. Haswell's AVX2, on an AVX-512 CPU): NumPy's GEMMs then run
+    at half the speed the CPU allows or less, while PyTorch picks its own kernels. None
+    otherwise."""
     if not info.get("cpu_avx512") or info.get("blas_avx512", True):
         return None
     held = info.get("openblas_coretype")
     return (f"this CPU has AVX-512 but NumPy's OpenBLAS runs its {info.get('blas_kernels')} "
-            f"(AVX2) kernels" + (f", as OPENBLAS_CORETYPE={held} asks" if held else "")
-            + ": its GEMMs run at about half the speed the CPU allows, while PyTorch picks "
-            "its own (AVX-512) kernels")
+            "kernels, not its AVX-512 ones" + (f", as OPENBLAS_CORETYPE={held} asks" if held else "")
+            + ": its GEMMs run at half the speed the CPU allows or less (Haswell's: about "
+            "half), while PyTorch picks its own AVX-512 kernels")
 
 
 def machine_info(device: str | None = None) -> dict:

@@ -581,7 +581,7 @@ def test_blas_note_only_where_the_blas_runs_below_the_cpu():
     held = {"cpu_avx512": True, "blas_avx512": False, "blas_kernels": "Haswell",
             "openblas_coretype": "Haswell"}
     note = common.blas_note(held)
-    assert "Haswell (AVX2) kernels" in note and "OPENBLAS_CORETYPE=Haswell" in note
+    assert "runs its Haswell kernels, not its AVX-512 ones" in note and "OPENBLAS_CORETYPE=Haswell" in note
     assert "OPENBLAS_CORETYPE" not in common.blas_note({**held, "openblas_coretype": None})
     assert common.blas_note({**held, "blas_avx512": True}) is None
     assert common.blas_note({**held, "cpu_avx512": False}) is None
