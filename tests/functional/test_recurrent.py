@@ -123,3 +123,72 @@ def test_bad_arguments(call, err, match):
     args = lstm_args(np.random.default_rng(4))
     with pytest.raises(err, match=match):
         call(args)
+
+
+def _direction_args(rng, op, I=3, H=2, B=2):
+    gates, states = {"lstm_layer": (4, 2), "gru_layer": (3, 1), "rnn_layer": (1, 1)}[op]
+    st = [t(rng.standard_normal((B, H))) for _ in range(states)]
+    w = [t(rng.standard_normal((gates * H, I)) * 0.6), t(rng.standard_normal((gates * H, H)) * 0.6),
+         t(rng.standard_normal(gates * H)), t(rng.standard_normal(gates * H))]
+    return st, w
+
+
+@pytest.mark.parametrize("op", ["lstm_layer", "gru_layer", "rnn_layer"])
+@pytest.mark.parametrize("lengths", [None, [5, 3]])
+def test_bidirectional_layer_side_by_side_equals_two_single_direction_calls(op, lengths, monkeypatch):
+    """The two directions run as two chunks of parallel_for (forced here on a tiny layer by
+    a 1-byte grain): outputs and every input's gradient equal two calls of the
+    single-direction op (forward, then reverse), and the float64 gradients pass gradcheck
+    on that path."""
+    from tinynet import backend
+    if backend.get_num_threads() < 2:
+        pytest.skip("one thread: parallel_for runs the two directions one after the other")
+    chunks = []
+    parallel_for = backend.parallel_for
+
+    def counting(count, fn, nbytes=0, like=None):
+        chunks.append(backend.parallel_chunks(count, nbytes, like))
+        return parallel_for(count, fn, nbytes, like)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    monkeypatch.setattr(backend, "parallel_for", counting)
+    rng = np.random.default_rng(3)
+    x = t(rng.standard_normal((5, 2, 3)))
+    (st_f, w_f), (st_r, w_r) = _direction_args(rng, op), _direction_args(rng, op)
+    single = getattr(F, op)
+    both = F.bidirectional_layer(op, x, st_f, w_f, st_r, w_r, lengths=lengths)
+    assert chunks[:1] == [2], "the two directions did not run as two chunks"
+    expected = (single(x, *st_f, *w_f, lengths=lengths), single(x, *st_r, *w_r, reverse=True, lengths=lengths))
+    leaves = [x, *st_f, *w_f, *st_r, *w_r]
+    grads = []
+    for outputs in (both, expected):
+        for leaf in leaves:
+            leaf.grad = None
+        loss = sum(((k + 1) * o).sum() for k, o in enumerate(outputs[0] + outputs[1]))
+        loss.backward()
+        grads.append([leaf.grad.numpy() for leaf in leaves])
+    for got, want in zip(both[0] + both[1], expected[0] + expected[1]):
+        assert_close(got.detach(), want.detach(), rtol=1e-12, atol=1e-12)
+    for got, want in zip(*grads):
+        assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert chunks.count(2) >= 2, "backward did not run the directions as two chunks"
+    fn = lambda x_, *a: sum(F.bidirectional_layer(op, x_, a[:len(st_f)], a[len(st_f):len(st_f) + 4],  # noqa: E731
+                                                  a[len(st_f) + 4:2 * len(st_f) + 4], a[2 * len(st_f) + 4:],
+                                                  lengths=lengths), ())
+    assert gradcheck(fn, tuple(leaves))
+
+
+def test_bidirectional_layer_errors():
+    rng = np.random.default_rng(0)
+    x = t(rng.standard_normal((4, 2, 3)))
+    st, w = _direction_args(rng, "lstm_layer")
+    with pytest.raises(ValueError, match="op must be one of 'lstm_layer', 'gru_layer', 'rnn_layer'"):
+        F.bidirectional_layer("lstm", x, st, w, st, w)
+    with pytest.raises(ValueError, match="lstm_layer takes 2 states and 4 weights .* got 1 states_reverse"):
+        F.bidirectional_layer("lstm_layer", x, st, w, st[:1], w)
+    with pytest.raises(ValueError, match=r"lstm_layer: expected c0 of shape \(2, 2\)"):
+        F.bidirectional_layer("lstm_layer", x, st, w, [st[0], st[1][:1]], w)
+    with pytest.raises(ValueError, match="lstm_layer: lengths has 3 entries"):
+        F.bidirectional_layer("lstm_layer", x, st, w, st, w, lengths=[1, 2, 3])
+    st1, w1 = _direction_args(rng, "rnn_layer")
+    with pytest.raises(ValueError, match="rnn_layer: nonlinearity must be 'tanh' or 'relu'"):
+        F.bidirectional_layer("rnn_layer", x, st1, w1, st1, w1, nonlinearity="gelu")

@@ -7,6 +7,8 @@ so a PyTorch ``state_dict`` loads by name and gives the same results.
 Each layer and direction is one fused op (:func:`tinynet.functional.lstm_layer` and
 friends): the input projection of all steps is one GEMM, each step one recurrent GEMM
 plus fused gate math, and backward through time ends with single weight-gradient GEMMs.
+A bidirectional layer's two directions are one node
+(:func:`tinynet.functional.bidirectional_layer`), whose time loops run side by side.
 
 Variable-length batches: pass ``lengths`` (one int per sequence, each in ``[1, T]``) with a
 padded batch. Steps at or after a sequence's length are padding: they leave its state
@@ -212,24 +214,23 @@ class RNNBase(Module):
         D = 2 if self.bidirectional else 1
         finals = [[] for _ in states]
         layer_input = x
+        op = {"LSTM": "lstm_layer", "GRU": "gru_layer"}.get(self.mode, "rnn_layer")
+        nonlinearity = "relu" if self.mode == "RNN_RELU" else "tanh"
         for layer in range(self.num_layers):
+            inits = [[s[layer * D + d] for s in states] for d in range(D)]
+            weights = [self._layer_weights(layer * D + d) for d in range(D)]
+            if D == 2:      # one node, the two directions side by side
+                directions = F.bidirectional_layer(op, layer_input, inits[0], weights[0], inits[1],
+                                                   weights[1], lengths=lengths,
+                                                   nonlinearity=nonlinearity)
+            elif op == "rnn_layer":
+                directions = [F.rnn_layer(layer_input, *inits[0], *weights[0],
+                                          nonlinearity=nonlinearity, lengths=lengths)]
+            else:
+                layer_op = F.lstm_layer if op == "lstm_layer" else F.gru_layer
+                directions = [layer_op(layer_input, *inits[0], *weights[0], lengths=lengths)]
             outputs = []
-            for d in range(D):
-                idx = layer * D + d
-                init = [s[idx] for s in states]
-                w = self._layer_weights(idx)
-                if self.mode == "LSTM":
-                    y, h_n, c_n = F.lstm_layer(layer_input, init[0], init[1], *w, reverse=bool(d),
-                                               lengths=lengths)
-                    res = (h_n, c_n)
-                elif self.mode == "GRU":
-                    y, h_n = F.gru_layer(layer_input, init[0], *w, reverse=bool(d), lengths=lengths)
-                    res = (h_n,)
-                else:
-                    y, h_n = F.rnn_layer(layer_input, init[0], *w,
-                                         nonlinearity="tanh" if self.mode == "RNN_TANH" else "relu",
-                                         reverse=bool(d), lengths=lengths)
-                    res = (h_n,)
+            for y, *res in directions:
                 outputs.append(y)
                 for acc, r in zip(finals, res):
                     acc.append(r)

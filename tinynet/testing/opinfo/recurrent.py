@@ -139,3 +139,60 @@ register(OpInfo(
     "rnn_layer[relu]", _rnn_layer_relu,
     samples=lambda: _layer_sample(1).filter(_relu_layer_ok),
     torch_op=_torch_layer(lambda torch: torch.rnn_relu_cell, 1), max_examples=15, fast_mode=True))
+
+
+@st.composite
+def _bidirectional_sample(draw, gates, states=1):
+    """Both directions' states and weights (each direction its own) for one input."""
+    T, B = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    I, H = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    bias = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
+    args = [rng.standard_normal((T, B, I))]
+    for _ in range(2):
+        args += [rng.standard_normal((B, H)) * 0.8 for _ in range(states)]
+        args += _weights(rng, gates, I, H, bias)
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["lengths"] = [int(v) for v in rng.integers(1, T + 1, B)]
+    return Sample(tuple(args), kwargs)
+
+
+def _bidirectional(op, states):
+    """``F.bidirectional_layer`` with its arguments flat, as the registry passes them: x,
+    then the forward direction's states and 4 weights, then the reverse direction's;
+    returns both directions' outputs as one tuple."""
+    count = states + 4
+
+    def run(x, *args, lengths=None):
+        forward, reverse = F.bidirectional_layer(op, x, args[:states], args[states:count],
+                                                 args[count:count + states], args[count + states:],
+                                                 lengths=lengths)
+        return (*forward, *reverse)
+    return run
+
+
+def _torch_bidirectional(cell, states):
+    layer = _torch_layer(cell, states)
+    count = states + 4
+
+    def run(torch, x, *args, lengths=None):
+        return (*layer(torch, x, *args[:count], lengths=lengths),
+                *layer(torch, x, *args[count:], reverse=True, lengths=lengths))
+    return run
+
+
+register(OpInfo(
+    "bidirectional_layer", _bidirectional("lstm_layer", 2),
+    samples=lambda: _bidirectional_sample(4, states=2),
+    torch_op=_torch_bidirectional(lambda torch: torch.lstm_cell, 2), max_examples=10,
+    fast_mode=True, note="both directions in one node; double backward runs the op-written BPTT"))
+
+register(OpInfo(
+    "bidirectional_layer[gru]", _bidirectional("gru_layer", 1), samples=lambda: _bidirectional_sample(3),
+    torch_op=_torch_bidirectional(lambda torch: torch.gru_cell, 1), max_examples=10, fast_mode=True))
+
+register(OpInfo(
+    "bidirectional_layer[rnn]", _bidirectional("rnn_layer", 1), samples=lambda: _bidirectional_sample(1),
+    torch_op=_torch_bidirectional(lambda torch: torch.rnn_tanh_cell, 1), max_examples=10,
+    fast_mode=True))
