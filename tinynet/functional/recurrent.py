@@ -404,8 +404,8 @@ class BidirectionalLayer(Function):
 
 
 def _work_bytes(x, w_hh):
-    """Bytes of one direction's gates over the sequence: what decides whether the two
-    directions run side by side (:func:`tinynet.backend.parallel_for`'s grain)."""
+    """Bytes of both directions' gates over the sequence (T·B·G·H values each): what
+    decides whether the two run side by side (:func:`tinynet.backend.parallel_for`'s grain)."""
     return 2 * x.shape[0] * x.shape[1] * w_hh.shape[0] * x.itemsize
 
 
