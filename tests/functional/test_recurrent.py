@@ -187,10 +187,14 @@ def test_bidirectional_layer_errors():
         F.bidirectional_layer("lstm", x, st, w, st, w)
     with pytest.raises(ValueError, match="lstm_layer takes 2 states and 4 weights .* got 1 states_reverse"):
         F.bidirectional_layer("lstm_layer", x, st, w, st[:1], w)
-    with pytest.raises(ValueError, match=r"lstm_layer: expected c0 of shape \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"bidirectional_layer: expected c0_reverse of shape \(2, 2\)"):
         F.bidirectional_layer("lstm_layer", x, st, w, [st[0], st[1][:1]], w)
-    with pytest.raises(ValueError, match="lstm_layer: lengths has 3 entries"):
+    with pytest.raises(ValueError, match=r"bidirectional_layer: w_hh_reverse must have shape"):
+        F.bidirectional_layer("lstm_layer", x, st, w, st, [w[0], w[1][:4], w[2], w[3]])
+    with pytest.raises(ValueError, match=r"bidirectional_layer: b_ih must have shape \(8,\)"):
+        F.bidirectional_layer("lstm_layer", x, st, [w[0], w[1], w[2][:3], w[3]], st, w)
+    with pytest.raises(ValueError, match="bidirectional_layer: lengths has 3 entries"):
         F.bidirectional_layer("lstm_layer", x, st, w, st, w, lengths=[1, 2, 3])
     st1, w1 = _direction_args(rng, "rnn_layer")
-    with pytest.raises(ValueError, match="rnn_layer: nonlinearity must be 'tanh' or 'relu'"):
+    with pytest.raises(ValueError, match="bidirectional_layer: nonlinearity must be 'tanh' or 'relu'"):
         F.bidirectional_layer("rnn_layer", x, st1, w1, st1, w1, nonlinearity="gelu")

@@ -43,27 +43,30 @@ __all__ = ["lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
 
 
 # ------------------------------------------------------------------ validation
-def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates):
-    """Checks shapes/dtypes/devices of one layer's arguments; x (..., I), h (..., H)."""
+def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates, suffix=""):
+    """Checks shapes/dtypes/devices of one layer's arguments; x (..., I), h (..., H).
+    ``suffix`` follows the weights' names in messages (``"_reverse"``: the reverse
+    direction's)."""
+    n_ih, n_hh = "w_ih" + suffix, "w_hh" + suffix
     check_tensor(x, op, "input", floating=True)
-    check_tensor(w_ih, op, "w_ih", ndim=2, floating=True)
-    check_tensor(w_hh, op, "w_hh", ndim=2, floating=True)
+    check_tensor(w_ih, op, n_ih, ndim=2, floating=True)
+    check_tensor(w_hh, op, n_hh, ndim=2, floating=True)
     H = w_hh.shape[1]
     if w_hh.shape[0] != gates * H:
-        raise ValueError(f"{op}: w_hh must have shape ({gates}*hidden_size, hidden_size) = "
+        raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, hidden_size) = "
                          f"({gates * H}, {H}), got {tuple(w_hh.shape)}")
     if w_ih.shape[0] != gates * H:
-        raise ValueError(f"{op}: w_ih has {w_ih.shape[0]} rows but w_hh implies {gates}*hidden_size "
+        raise ValueError(f"{op}: {n_ih} has {w_ih.shape[0]} rows but {n_hh} implies {gates}*hidden_size "
                          f"= {gates * H}")
     if x.shape[-1] != w_ih.shape[1]:
-        raise ValueError(f"{op}: input has {x.shape[-1]} features but w_ih expects "
+        raise ValueError(f"{op}: input has {x.shape[-1]} features but {n_ih} expects "
                          f"input_size={w_ih.shape[1]} (input shape {tuple(x.shape)})")
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+    for name, b in (("b_ih" + suffix, b_ih), ("b_hh" + suffix, b_hh)):
         if b is not None:
             check_tensor(b, op, name, floating=True)
             if tuple(b.shape) != (gates * H,):
                 raise ValueError(f"{op}: {name} must have shape ({gates * H},), got {tuple(b.shape)}")
-    tensors = dict(input=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+    tensors = {"input": x, n_ih: w_ih, n_hh: w_hh, "b_ih" + suffix: b_ih, "b_hh" + suffix: b_hh}
     for name, t in h.items():
         check_tensor(t, op, name, floating=True)
         tensors[name] = t
@@ -426,15 +429,17 @@ _LAYERS = {"lstm_layer": (LSTMLayer, ("h0", "c0"), 4), "gru_layer": (GRULayer, (
            "rnn_layer": (RNNLayer, ("h0",), 1)}
 
 
-def _checked_layer(op, input, states, weights, lengths):
-    """Checks one direction's arguments as the layer op ``op`` does; returns the mask of
-    ``lengths`` (None when every sequence is full)."""
+def _checked_layer(op, input, states, weights, lengths, name=None, suffix=""):
+    """Checks one direction's arguments as the layer op ``op`` does, in messages that
+    start with ``name`` (default ``op``) and name the states and weights with ``suffix``;
+    returns the mask of ``lengths`` (None when every sequence is full)."""
     _, names, gates = _LAYERS[op]
-    T, B = _check_sequence(op, input)
-    H = _check_weights(op, input, dict(zip(names, states)), *weights, gates)
-    for name, state in zip(names, states):
-        _check_state(op, name, state, B, H)
-    return _mask_from_lengths(op, lengths, T, B, input)
+    name, names = name or op, [n + suffix for n in names]
+    T, B = _check_sequence(name, input)
+    H = _check_weights(name, input, dict(zip(names, states)), *weights, gates, suffix=suffix)
+    for state_name, state in zip(names, states):
+        _check_state(name, state_name, state, B, H)
+    return _mask_from_lengths(name, lengths, T, B, input)
 
 
 def _check_nonlinearity(op, nonlinearity):
@@ -505,7 +510,7 @@ def bidirectional_layer(op: str, input: Tensor, states, weights, states_reverse,
                          f"got {op!r}")
     options = {}
     if op == "rnn_layer":
-        _check_nonlinearity(op, nonlinearity)
+        _check_nonlinearity("bidirectional_layer", nonlinearity)
         options["nonlinearity"] = nonlinearity
     layer, names, _ = _LAYERS[op]
     states, states_reverse = tuple(states), tuple(states_reverse)
@@ -515,8 +520,9 @@ def bidirectional_layer(op: str, input: Tensor, states, weights, states_reverse,
             raise ValueError(f"bidirectional_layer: {op} takes {len(names)} states and 4 weights "
                              f"(w_ih, w_hh, b_ih, b_hh; biases may be None) per direction, got "
                              f"{len(st)} {which} and {len(w)} weights")
-    mask = _checked_layer(op, input, states, weights, lengths)
-    _checked_layer(op, input, states_reverse, weights_reverse, None)
+    mask = _checked_layer(op, input, states, weights, lengths, name="bidirectional_layer")
+    _checked_layer(op, input, states_reverse, weights_reverse, None, name="bidirectional_layer",
+                   suffix="_reverse")
     outputs = BidirectionalLayer.apply(input, *states, *weights, *states_reverse, *weights_reverse,
                                        layer=layer, count=len(states) + 4, mask=mask, **options)
     half = len(outputs) // 2
