@@ -303,13 +303,13 @@ def write_markdown(result: dict, path: str) -> None:
     """Writes the machine and one Markdown table of all rows (grouped by suite)."""
     common = sys.modules.get("common") or _load_common(find_benchmarks_dir())
     info = result["machine"]
+    note = common.blas_note(info)
     lines = [f"Results from `tinynet bench` on {result['created']}"
              + (" (--quick: smoke run, not for quoting)" if result["quick"] else "") + ".", "",
              f"- CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
              f"{info['memory_gib']} GiB",
              f"- Threads: {info['threads']} for NumPy's BLAS and for PyTorch",
-             f"- BLAS: {'; '.join(info['blas'])}"
-             + (f" ({common.blas_note(info)})" if common.blas_note(info) else ""),
+             f"- BLAS: {'; '.join(info['blas'])}" + (f" ({note})" if note else ""),
              f"- Versions: Python {info['python']}, NumPy {info['numpy']}, "
              f"PyTorch {info['torch'] or 'not installed'}, tinynet {info['tinynet']}",
              f"- Device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else ""),

@@ -373,13 +373,14 @@ class BidirectionalLayer(Function):
 
     def forward(self, x, *args, layer=None, count=0, mask=None, **options):
         self.directions, self.count = (layer(), layer()), count
+        self.work = _work_bytes(x, args[count - 3])      # args[count - 3]: the forward w_hh
         outputs = [None, None]
 
         def run(lo, hi):        # independent: each direction writes only its own outputs
             for d in range(lo, hi):
                 outputs[d] = self.directions[d].forward(x, *args[d * count:(d + 1) * count],
                                                         reverse=bool(d), mask=mask, **options)
-        backend.parallel_for(2, run, nbytes=_work_bytes(x, args[count - 3]), like=x)
+        backend.parallel_for(2, run, nbytes=self.work, like=x)
         return (*outputs[0], *outputs[1])
 
     def backward(self, *grads):
@@ -396,8 +397,7 @@ class BidirectionalLayer(Function):
         if is_grad_enabled():   # the op-written path records a graph: one direction at a time
             run(0, 2)
         else:
-            backend.parallel_for(2, run, nbytes=_work_bytes(x.data, self.inputs[count - 2].data),
-                                 like=x.data)
+            backend.parallel_for(2, run, nbytes=self.work, like=x.data)
         (dx, *rest), (dx_reverse, *rest_reverse) = results
         if dx is None or dx_reverse is None:
             dx = dx if dx_reverse is None else dx_reverse

@@ -215,20 +215,17 @@ class RNNBase(Module):
         finals = [[] for _ in states]
         layer_input = x
         op = {"LSTM": "lstm_layer", "GRU": "gru_layer"}.get(self.mode, "rnn_layer")
-        nonlinearity = "relu" if self.mode == "RNN_RELU" else "tanh"
+        options = ({"nonlinearity": "relu" if self.mode == "RNN_RELU" else "tanh"}
+                   if op == "rnn_layer" else {})
         for layer in range(self.num_layers):
             inits = [[s[layer * D + d] for s in states] for d in range(D)]
             weights = [self._layer_weights(layer * D + d) for d in range(D)]
             if D == 2:      # one node, the two directions side by side
                 directions = F.bidirectional_layer(op, layer_input, inits[0], weights[0], inits[1],
-                                                   weights[1], lengths=lengths,
-                                                   nonlinearity=nonlinearity)
-            elif op == "rnn_layer":
-                directions = [F.rnn_layer(layer_input, *inits[0], *weights[0],
-                                          nonlinearity=nonlinearity, lengths=lengths)]
+                                                   weights[1], lengths=lengths, **options)
             else:
-                layer_op = F.lstm_layer if op == "lstm_layer" else F.gru_layer
-                directions = [layer_op(layer_input, *inits[0], *weights[0], lengths=lengths)]
+                directions = [getattr(F, op)(layer_input, *inits[0], *weights[0], lengths=lengths,
+                                             **options)]
             outputs = []
             for y, *res in directions:
                 outputs.append(y)
