@@ -183,6 +183,19 @@ def test_auto_mode_routes_by_shape(phase_mode, counted):
     assert use((8, 128, 14, 14), (128, 64, 4, 4), (2, 2), (1, 1), (1, 1), 1)
     # uneven phases (3x3 stride 2, a strided conv's input gradient): the phase grid
     assert not use((16, 512, 4, 4), (512, 256, 3, 3), (2, 2), (1, 1), (1, 1), 1)
+    phases = conv_module._use_phases
+    geometry = (3, 3), (2, 2), (1, 1), (1, 1), 1
+    resnet_stage = (16, 64, 32, 32), (128, 64) + geometry[0]
+    # ResNet-18's 64->128 stride-2 conv (N16, rows of 16): im2col's row copies beat the
+    # grid's spare GEMM columns for the conv and its weight gradient ...
+    assert not phases(*resnet_stage, *geometry[1:], (16, 16))
+    # ... while its input gradient (col2im's scatter) keeps the grid
+    assert phases(*resnet_stage, *geometry[1:], (16, 16), gather=False)
+    # rows of 8, or a batch longer than a row (im2col batch-innermost): the grid
+    assert phases((16, 128, 16, 16), (128, 128, 3, 3), *geometry[1:], (8, 8))
+    assert phases((32, 64, 32, 32), (128, 64, 3, 3), *geometry[1:], (16, 16))
+    # 256 output channels: the GEMM dominates, either direction
+    assert not phases((16, 128, 16, 16), (256, 128, 3, 3), *geometry[1:], (8, 8), gather=False)
 
 
 def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode, monkeypatch):

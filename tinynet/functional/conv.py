@@ -160,19 +160,33 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
                                                     else _WINOGRAD_MIN_TILES)
 
 
-def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size, gather=True):
     """The phase grid (:mod:`tinynet.kernels.phases`) turns im2col's strided copies (one
     per kernel offset and output row) into contiguous ones (one per kernel offset and
     channel), at the price of GEMM columns for the grid's spare rows and columns.
     Shapes are the conv's (for a transposed conv: its output as ``x_shape``, its weight,
     its input's size as ``output_size``). Auto: strided convs with short output rows
     (<= 32, where the per-row copy cost shows) and at most 128 output channels (more,
-    and the GEMM dominates so that the spare columns cost more than the copies save);
-    measured, see the docs."""
+    and the GEMM dominates so that the spare columns cost more than the copies save).
+    Gathering the columns (``gather``: conv2d and its weight gradient; not col2im's
+    scatter, the input gradient) also needs rows that im2col would copy slowly: output
+    rows of at most :data:`_PHASE_MAX_ROW` values, or a batch longer than a row (where
+    im2col goes batch-innermost, :func:`_use_batch_last`). Measured, see the docs."""
     mode = _phases.get_phase_mode()
     if mode == "never" or K._is_tiling(tuple(w_shape[2:]), stride, padding, dilation):
         return False
-    return mode == "always" or (stride != (1, 1) and output_size[1] <= 32 and w_shape[0] <= 128)
+    if mode == "always":
+        return True
+    if stride == (1, 1) or output_size[1] > 32 or w_shape[0] > 128:
+        return False
+    return not gather or output_size[1] <= _PHASE_MAX_ROW or x_shape[0] > output_size[1]
+
+
+#: Longest output row for which conv2d and its weight gradient take the phase grid
+#: whatever the batch (:func:`_use_phases`): im2col's copies of rows of 16 values measured
+#: faster than the grid's spare GEMM columns (N8-N16, 16-64 channels on 32x32 inputs:
+#: phases 1.1-1.3x slower, ResNet-18's 64->128 stage 1.2x), of 8 values slower (0.6-0.9x).
+_PHASE_MAX_ROW = 8
 
 
 def _use_pointwise(w_shape, padding, groups):
@@ -469,7 +483,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
                 y[lo:hi] += b.reshape(-1, 1, 1)
         backend.parallel_for(N, images, nbytes=kh * kw * y.nbytes + x.nbytes, like=x)
         return y
-    phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W))
+    phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W),
+                         gather=False)
     if phases:
         grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))
         chunk = K.batch_chunk(N, C_out * kh * kw * grid[0] * grid[1] * x.itemsize)
