@@ -126,8 +126,8 @@ def chunk_counts(monkeypatch):
     counts = []
     real = backend.parallel_for
 
-    def spy(count, fn, nbytes=0, like=None):
-        counts.append(backend.parallel_chunks(count, nbytes, like))
-        real(count, fn, nbytes, like)
+    def spy(count, fn, nbytes=0, like=None, calls=1):
+        counts.append(backend.parallel_chunks(count, nbytes, like, calls))
+        real(count, fn, nbytes, like, calls)
     monkeypatch.setattr(backend, "parallel_for", spy)
     return counts

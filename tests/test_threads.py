@@ -96,6 +96,27 @@ def test_parallel_for_runs_small_jobs_in_the_caller(restore_threads):
     assert calls == [(0, 100, threading.get_ident())]
 
 
+def test_a_chunk_needs_a_grain_per_numpy_call(monkeypatch, restore_threads, chunk_counts):
+    tn.set_num_threads(4)
+    monkeypatch.setattr(backend, "parallel_grain", 100)
+    # 1,000 bytes: ten grains in one call each, five in two calls each, one in ten
+    assert [backend.parallel_chunks(8, 1000, calls=c) for c in (1, 2, 5, 10, 11)] == [4, 4, 2, 1, 1]
+    seen = []
+    backend.parallel_for(8, lambda lo, hi: seen.append((lo, hi)), nbytes=1000, calls=5)
+    assert sorted(seen) == [(0, 4), (4, 8)]
+    # batch norm's passes are short calls: a 1 MB batch stays in the caller, whose
+    # forward (5 calls of 3 MB / 2 a chunk) and backward (7 of 4 MB / 2) would otherwise split
+    monkeypatch.setattr(backend, "parallel_grain", 1 << 20)
+    x = tn.randn(16, 256, 8, 8, requires_grad=True, device="cpu")   # 1 MB of float32
+    del chunk_counts[:]
+    F.batch_norm(x, None, None, training=True).sum().backward()
+    assert chunk_counts[:1] + chunk_counts[-1:] == [1, 1]
+    x = tn.randn(16, 64, 32, 32, requires_grad=True, device="cpu")  # 4 MB: two chunks each
+    del chunk_counts[:]
+    F.batch_norm(x, None, None, training=True).sum().backward()
+    assert chunk_counts[:1] + chunk_counts[-1:] == [2, 2]
+
+
 def test_parallel_for_raises_a_chunks_error_after_all_finish(monkeypatch, restore_threads):
     monkeypatch.setattr(backend, "parallel_grain", 1)
     tn.set_num_threads(2)

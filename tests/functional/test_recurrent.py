@@ -148,9 +148,9 @@ def test_bidirectional_layer_side_by_side_equals_two_single_direction_calls(op, 
     chunks = []
     parallel_for = backend.parallel_for
 
-    def counting(count, fn, nbytes=0, like=None):
-        chunks.append(backend.parallel_chunks(count, nbytes, like))
-        return parallel_for(count, fn, nbytes, like)
+    def counting(count, fn, nbytes=0, like=None, calls=1):
+        chunks.append(backend.parallel_chunks(count, nbytes, like, calls))
+        return parallel_for(count, fn, nbytes, like, calls)
     monkeypatch.setattr(backend, "parallel_grain", 1)
     monkeypatch.setattr(backend, "parallel_for", counting)
     rng = np.random.default_rng(3)

@@ -104,7 +104,7 @@ class ELU(Function):
                 xp.copyto(f, 1, where=positive[lo:hi])
             if g_flat is not None:
                 f *= g_flat[lo:hi]
-        backend.parallel_for(factor.size, chunk, nbytes=3 * factor.nbytes, like=factor)
+        backend.parallel_for(factor.size, chunk, nbytes=3 * factor.nbytes, like=factor, calls=2)
         if g_flat is None:
             factor *= g_data        # a broadcast or strided gradient: one pass, unchunked
         return Tensor(factor)

@@ -108,7 +108,7 @@ class BatchNormTrain(Function):
             ys *= ch.expand(invstd[lo:hi] if weight is None else invstd[lo:hi] * weight[lo:hi])
             if bias is not None:
                 ys += ch.expand(bias[lo:hi])
-        backend.parallel_for(C, channels, nbytes=3 * x.nbytes, like=x)
+        backend.parallel_for(C, channels, nbytes=3 * x.nbytes, like=x, calls=5)
         # Only (C,)-sized statistics are kept: backward recomputes x - μ from the input,
         # which the graph holds anyway, instead of keeping a second activation-sized array.
         self.mean, self.invstd = mean, invstd
@@ -148,7 +148,7 @@ class BatchNormTrain(Function):
             xs = gx[:, lo:hi]
             xp.multiply(gs, ch.expand(scale), out=xs)
             xs += centred
-        backend.parallel_for(C, channels, nbytes=4 * x3.nbytes, like=x3)
+        backend.parallel_for(C, channels, nbytes=4 * x3.nbytes, like=x3, calls=7)
         gw = Tensor(sum_gx) if weight is not None and self.needs_input_grad[1] else None
         gb = Tensor(sum_g) if bias is not None and self.needs_input_grad[2] else None
         return (Tensor(gx.reshape(x.shape)) if want_x else None), gw, gb
