@@ -181,7 +181,7 @@ def _phase_im2col(x, kernel_size, stride, padding, dilation, output_size):
     def copy_channels(lo, hi):      # channels are independent: chunks run on the pool
         for i, j, a, b, shift in taps:
             col[lo:hi, i, j] = phases[a, b, lo:hi, shift:shift + T]
-    backend.parallel_for(C, copy_channels, nbytes=2 * col.nbytes, like=x)
+    backend.parallel_for(C, copy_channels, nbytes=2 * col.nbytes, like=x, calls=len(taps))
     return col, grid
 
 
@@ -211,7 +211,7 @@ def phase_col2im(col, input_size, kernel_size, stride, padding, dilation, grid, 
         for i, j, a, b, shift in taps:
             window = phases[a, b, lo:hi, shift:shift + T]
             window += col[lo:hi, i, j]
-    backend.parallel_for(C, add_channels, nbytes=2 * col.nbytes, like=col)
+    backend.parallel_for(C, add_channels, nbytes=2 * col.nbytes, like=col, calls=len(taps))
     images = phases[:, :, :, :T].reshape(sh, sw, C, N, Hq, Wq)
     x = xp.empty((N, C, H, W), dtype=col.dtype)
     for a, (u0, r0, nu) in enumerate(_phase_blocks(H, sh, padding[0], Hq)):
