@@ -147,6 +147,33 @@ def test_threaded_elu_matches_one_thread(monkeypatch, restore_threads):
     np.testing.assert_array_equal(gx1, x.grad.numpy())
 
 
+def test_threaded_relu_matches_one_thread(monkeypatch, restore_threads, chunk_counts):
+    from tinynet.functional import activation
+    rng = np.random.default_rng(2)
+    data = rng.standard_normal((3, 5, 7, 11)).astype(np.float32)
+    data[0, 0, 0, :3] = 0.0                                        # ties at the kink: gradient 0
+    x = tn.tensor(data, requires_grad=True, device="cpu")
+    g = tn.tensor(rng.standard_normal((3, 5, 7, 11)).astype(np.float32), device="cpu")
+    tn.set_num_threads(1)
+    y1 = F.relu(x)
+    y1.backward(g)
+    gx1, x.grad = x.grad.numpy(), None
+    monkeypatch.setattr(backend, "parallel_grain", 64)
+    monkeypatch.setattr(activation, "_RELU_CHUNKED_BYTES", 64)
+    tn.set_num_threads(3)
+    del chunk_counts[:]
+    y3 = F.relu(x)
+    y3.backward(g)
+    assert chunk_counts == [3, 3]                                   # both directions in chunks
+    np.testing.assert_array_equal(y1.detach().numpy(), y3.detach().numpy())
+    np.testing.assert_array_equal(gx1, x.grad.numpy())
+    np.testing.assert_array_equal(gx1, g.numpy() * (data > 0))
+    # a graph for a second derivative: the op-written backward, whatever the size
+    x.grad = None
+    (gx,) = tn.autograd.grad(F.relu(x), x, g, create_graph=True)
+    np.testing.assert_array_equal(gx.detach().numpy(), gx1)
+
+
 @pytest.mark.parametrize("shape", [(8, 200, 3000), (300, 50, 300), (10, 30000, 20)])
 def test_split_matmul_equals_one_gemm(shape, monkeypatch, restore_threads):
     """Column, row and inner-dimension splits (wide, tall, long-K products) on the pool."""

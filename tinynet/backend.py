@@ -322,11 +322,18 @@ parallel_grain = 1 << 20
 chunks_on_blas_threads = True
 
 
+_cores = None           # _usable_cores' answer, read once: every parallel_for asks for it
+
+
 def _usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """The cores this process may run on (its CPU affinity), as at the first call."""
+    global _cores
+    if _cores is None:
+        try:
+            _cores = max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            _cores = max(1, os.cpu_count() or 1)
+    return _cores
 
 
 def _check_threads(n, source) -> int:
