@@ -22,7 +22,7 @@ __all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softm
 
 
 #: Smallest array for which ReLU runs in chunks on several threads. Two cheap passes a
-#: chunk: forward + backward on ResNet-18's N16 64x32x32 maps (4 MB) measured 0.67-0.81x
+#: chunk: forward + backward on ResNet-18's N16 64x32x32 maps (4 MB) measured 0.67-0.83x
 #: the one-thread time, on its 2 MB and 1 MB maps 1.04-1.17x (2-core Zen 5 guest).
 _RELU_CHUNKED_BYTES = 4 << 20
 
@@ -51,7 +51,8 @@ class ReLU(Function):
     def backward(self, g):
         gd = g.data
         if (gd.nbytes < _RELU_CHUNKED_BYTES or is_grad_enabled() or gd.shape != self.mask.shape
-                or not gd.flags.c_contiguous or backend.parallel_chunks(gd.size, gd.nbytes, gd) <= 1):
+                or not gd.flags.c_contiguous
+                or backend.parallel_chunks(gd.size, gd.nbytes, gd) <= 1):
             return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
         xp = backend.get_array_module(gd)
         gx = xp.empty_like(gd)
