@@ -418,11 +418,12 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None, calls: int = 1) -> 
     short calls costs a hand-over each (measured on a 2-core guest: ten passes of 256 kB
     per chunk 1.45x slower on two threads than on one, of 1 MB 0.69x). Small jobs, a
     single thread, work on a CuPy array ``like`` (the GPU is already parallel) and calls
-    made from inside a chunk run ``fn(0, count)`` in the caller. Otherwise the caller runs the first chunk
-    and OpenBLAS's worker threads the others (:mod:`tinynet.blas_threads`), or, where
-    that cannot be used (no OpenBLAS, more chunks than its threads, as with BLAS on one
-    thread for :func:`gemms_on_pool`, or :data:`chunks_on_blas_threads` False), a Python
-    thread pool. ``fn`` must write only its own chunk.
+    made from inside a chunk run ``fn(0, count)`` in the caller. Otherwise the caller
+    runs the first chunk and OpenBLAS's worker threads the others
+    (:mod:`tinynet.blas_threads`), or, where that cannot be used (no OpenBLAS, more
+    chunks than its threads, as with BLAS on one thread for :func:`gemms_on_pool`, or
+    :data:`chunks_on_blas_threads` False), a Python thread pool. ``fn`` must write only
+    its own chunk.
     An exception in any chunk is raised here after all chunks have finished.
 
     >>> import numpy as np
