@@ -285,7 +285,8 @@ def make_row(workload: str, timing: dict, flops: float | None = None,
     ``timing`` is :func:`compare`'s result. Keys: ``workload``, ``tinynet_ms``,
     ``torch_ms`` (None without PyTorch), ``ratio`` (tinynet / PyTorch, None without
     PyTorch), their spreads, ``gflops`` (tinynet's, when ``flops`` is given),
-    ``torch_gflops``, ``roofline_fraction`` (``gflops / roofline``), plus ``extra``; and
+    ``torch_gflops``, ``roofline_fraction`` (``gflops / roofline``),
+    ``torch_roofline_fraction`` (``torch_gflops / roofline``), plus ``extra``; and
     for each reference library of :data:`REFERENCES` in ``timing``, ``<name>_ms`` and
     ``<name>_ratio`` (its time over PyTorch's, None without PyTorch).
     """
@@ -305,6 +306,10 @@ def make_row(workload: str, timing: dict, flops: float | None = None,
     }
     row["roofline_fraction"] = (row["gflops"] / roofline
                                 if row["gflops"] is not None and roofline else None)
+    # PyTorch's rate in units of NumPy's GEMM rate: the ratio tinynet would read with
+    # every flop at the roofline (benchmarks/targets.py's floor)
+    row["torch_roofline_fraction"] = (row["torch_gflops"] / roofline
+                                      if row["torch_gflops"] is not None and roofline else None)
     for name in REFERENCES:
         if name in timing:
             row[f"{name}_ms"] = ms(name)

@@ -17,6 +17,12 @@ code (docs/benchmarks.md), and the median of runs spread over time is the fairer
 The median column's geometric mean is that of the rows' medians. A last line gives the
 share of CPU time the hypervisor took during each run (``steal``, as ``run.py`` records
 it), which tells a slow phase of the host from a slow run of the code.
+
+A last column, ``floor``, gives for each row with a flop count PyTorch's GFLOP/s over
+NumPy's square-matrix float32 GEMM rate measured in the same run (the median over the
+runs): the ratio tinynet would read if every one of the row's nominal flops ran at
+that rate and nothing else took time. A target below its floor cannot be met by a
+GEMM-based kernel through that BLAS; only fewer flops can.
 """
 from __future__ import annotations
 
@@ -68,6 +74,28 @@ def table(rows) -> tuple[list[tuple], float | None]:
     return out, _complete_geomean([ratio for _, ratio, _, _ in out])
 
 
+def floor(row) -> float | None:
+    """PyTorch's GFLOP/s over the run's GEMM roofline for one row (None without a flop
+    count or without PyTorch); rows written before ``torch_roofline_fraction`` existed give
+    it through tinynet's figures (``gflops / roofline_fraction`` is the roofline)."""
+    if row is None:
+        return None
+    if row.get("torch_roofline_fraction") is not None:
+        return row["torch_roofline_fraction"]
+    if row.get("torch_gflops") and row.get("gflops") and row.get("roofline_fraction"):
+        return row["torch_gflops"] * row["roofline_fraction"] / row["gflops"]
+    return None
+
+
+def floors(runs) -> list:
+    """Per target row, the median of :func:`floor` over the runs that have one (or None)."""
+    out = []
+    for workload, _ in TARGETS:
+        values = [f for f in (floor(_backward_row(rows, workload)) for rows in runs) if f is not None]
+        out.append(statistics.median(values) if values else None)
+    return out
+
+
 def memory(rows) -> list[tuple]:
     """``[(workload, tinynet MB, torch MB, ratio, met)]`` for the rows with peak memory."""
     return [(r["workload"], r["tinynet_peak_mb"], r["torch_peak_mb"], r["memory_ratio"],
@@ -104,23 +132,23 @@ def _print_runs(runs, labels, markdown: bool, steals=None) -> None:
     out, geomeans, median_geomean = runs_table(runs)
     fmt = lambda r: "-" if r is None else f"{r:.2f}x"  # noqa: E731
     verdict = lambda met: "-" if met is None else ("yes" if met else "no")  # noqa: E731
-    lines = [("workload (forward + backward)", "target", *labels, "median", "met")]
-    for workload, ratios, median, target, met in out:
-        lines.append((workload, f"<= {target}x", *map(fmt, ratios), fmt(median), verdict(met)))
+    lines = [("workload (forward + backward)", "target", *labels, "median", "met", "floor")]
+    for (workload, ratios, median, target, met), low in zip(out, floors(runs)):
+        lines.append((workload, f"<= {target}x", *map(fmt, ratios), fmt(median), verdict(met), fmt(low)))
     lines.append((f"geometric mean ({len(TARGETS)} rows)", f"<= {GEOMEAN_TARGET}x", *map(fmt, geomeans),
                   fmt(median_geomean),
-                  verdict(None if median_geomean is None else median_geomean <= GEOMEAN_TARGET)))
+                  verdict(None if median_geomean is None else median_geomean <= GEOMEAN_TARGET), ""))
     for workload, ratios, median, met in runs_memory(runs):
         lines.append((f"peak memory, {workload}", f"<= {MEMORY_TARGET}x", *map(fmt, ratios), fmt(median),
-                      verdict(met)))
+                      verdict(met), ""))
     if steals is not None:
         shown = [s for s in steals if s is not None]
         percent = lambda s: "-" if s is None else f"{s:.1%}"  # noqa: E731
         lines.append(("hypervisor steal during the run", "", *map(percent, steals),
-                      percent(statistics.median(shown) if shown else None), ""))
+                      percent(statistics.median(shown) if shown else None), "", ""))
     if markdown:
         print("| " + " | ".join(lines[0]) + " |")
-        print("|---|" + "---:|" * (len(lines[0]) - 2) + "---|")
+        print("|---|" + "---:|" * (len(lines[0]) - 3) + "---|---:|")
         for line in lines[1:]:
             print("| " + " | ".join(line) + " |")
     else:
@@ -155,24 +183,27 @@ def main(argv=None) -> int:
         return 0
     rows, steal = results[0]["rows"], results[0].get("steal")
     out, geomean = table(rows)
+    lows = floors([rows])
     fmt = lambda r: f"{r:.2f}x"  # noqa: E731
     if args.markdown:
-        print("| workload (forward + backward) | ratio | target | met |\n|---|---:|---:|---|")
-        for workload, ratio, target, met in out:
+        print("| workload (forward + backward) | ratio | target | met | floor |\n|---|---:|---:|---|---:|")
+        for (workload, ratio, target, met), low in zip(out, lows):
             print(f"| {workload} | {'-' if ratio is None else fmt(ratio)} | <= {target}x | "
-                  f"{'-' if met is None else ('yes' if met else 'no')} |")
+                  f"{'-' if met is None else ('yes' if met else 'no')} | {'-' if low is None else fmt(low)} |")
         g = "-" if geomean is None else fmt(geomean)
         print(f"| geometric mean ({len(TARGETS)} rows) | {g} | <= {GEOMEAN_TARGET}x | "
-              f"{'-' if geomean is None else ('yes' if geomean <= GEOMEAN_TARGET else 'no')} |")
+              f"{'-' if geomean is None else ('yes' if geomean <= GEOMEAN_TARGET else 'no')} | |")
         for workload, ours, theirs, ratio, met in memory(rows):
             print(f"| peak memory, {workload} ({ours:.0f} / {theirs:.0f} MB) | {fmt(ratio)} | "
-                  f"<= {MEMORY_TARGET}x | {'yes' if met else 'no'} |")
+                  f"<= {MEMORY_TARGET}x | {'yes' if met else 'no'} | |")
         if steal is not None:
-            print(f"| hypervisor steal during the run | {steal:.1%} | | |")
+            print(f"| hypervisor steal during the run | {steal:.1%} | | | |")
     else:
-        for workload, ratio, target, met in out:
+        for (workload, ratio, target, met), low in zip(out, lows):
             shown = "missing" if ratio is None else fmt(ratio)
-            print(f"{workload:40s} {shown:>8s}  target <= {target}x  {'' if met is None else ('met' if met else 'missed')}")
+            verdict = "" if met is None else ("met" if met else "missed")
+            print((f"{workload:40s} {shown:>8s}  target <= {target}x  {verdict:6s}"
+                   + ("" if low is None else f"  floor {fmt(low)}")).rstrip())
         print(f"{'geometric mean':40s} {'-' if geomean is None else fmt(geomean):>8s}  target <= {GEOMEAN_TARGET}x")
         for workload, ours, theirs, ratio, met in memory(rows):
             print(f"{'peak memory, ' + workload:48s} {fmt(ratio):>8s}  target <= {MEMORY_TARGET}x  "

@@ -293,7 +293,37 @@ def test_targets_over_several_runs_judges_the_median(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split(" | ")[2:5] == ["10:30", "11:30", "12:30"]
     first = printed[2].split(" | ")
-    assert first[0] == "| " + targets.TARGETS[0][0] and first[2:] == ["1.00x", "2.00x", "1.20x", "1.20x", "yes |"]
+    assert first[0] == "| " + targets.TARGETS[0][0] and first[2:] == ["1.00x", "2.00x", "1.20x", "1.20x", "yes",
+                                                                       "- |"]
+
+
+def test_targets_floor_is_torch_over_the_gemm_roofline(tmp_path, capsys):
+    """The floor column: PyTorch's GFLOP/s over the run's GEMM roofline, from the row's own
+    key or (older JSON) through tinynet's rate and its fraction of the roofline; the
+    median over runs; '-' where a row has no flop count. By hand: PyTorch at 300 GFLOP/s
+    against a 200 GFLOP/s roofline reads 1.5x."""
+    common = _benchmark_module("common")
+    targets = _benchmark_module("targets")
+    timing = {"tinynet": {"median_s": 0.02, "spread_s": 0.0}, "torch": {"median_s": 0.01, "spread_s": 0.0}}
+    row = common.make_row(targets.TARGETS[0][0], timing, flops=3e9, roofline=200.0, **{"pass": "fwd+bwd"})
+    assert row["torch_gflops"] == pytest.approx(300.0) and row["torch_roofline_fraction"] == pytest.approx(1.5)
+    assert targets.floor(row) == pytest.approx(1.5)
+    legacy = {k: v for k, v in row.items() if k != "torch_roofline_fraction"}
+    assert targets.floor(legacy) == pytest.approx(1.5)         # 300 * 0.75 / 150
+    assert targets.floor({"workload": "x", "ratio": 1.0}) is None and targets.floor(None) is None
+    slower = dict(row, torch_roofline_fraction=0.5)
+    runs = [[row], [slower], [dict(row, torch_roofline_fraction=1.0)]]
+    assert targets.floors(runs)[:2] == [pytest.approx(1.0), None]   # median of 1.5, 0.5, 1.0
+    paths = []
+    for k, rows in enumerate(runs):
+        paths.append(tmp_path / f"run{k}.json")
+        paths[-1].write_text(json.dumps({"created": f"2026-12-01 1{k}:00:00 UTC", "rows": rows}))
+    assert targets.main([str(p) for p in paths] + ["--markdown"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith("| met | floor |") and printed[2].endswith("| 1.00x |")
+    assert printed[3].endswith("| - |")                          # the second row: no flops
+    assert targets.main([str(paths[0])]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("floor 1.50x")
 
 
 # the per-CPU line first: the parser must pick the machine's ``cpu`` line by name
