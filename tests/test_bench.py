@@ -230,6 +230,18 @@ def _benchmark_module(name):
         sys.path.remove(str(ROOT / "benchmarks"))
 
 
+def _run_files(tmp_path, runs, minute=0, steals=None):
+    """One run.py-style JSON file per run's rows, ended at 10:mm, 11:mm, ... UTC."""
+    paths = []
+    for k, rows in enumerate(runs):
+        paths.append(tmp_path / f"run{k}.json")
+        result = {"created": f"2026-12-01 1{k}:{minute:02d}:00 UTC", "rows": rows}
+        if steals is not None:
+            result["steal"] = steals[k]
+        paths[-1].write_text(json.dumps(result))
+    return paths
+
+
 def test_targets_reads_the_issue_rows_and_their_geometric_mean(tmp_path):
     """benchmarks/targets.py: each named fwd+bwd row against its target, forward rows
     ignored, and the geometric mean by hand: ratios 2 and 0.5 alternating over 10 rows and
@@ -285,10 +297,7 @@ def test_targets_over_several_runs_judges_the_median(tmp_path, capsys):
     no_row_3 = [[r for r in run if r["workload"] != targets.TARGETS[3][0]] for run in runs]
     out, _, geomean = targets.runs_table(no_row_3)                  # missing from every run
     assert out[3][1:3] == ([None, None, None], None) and geomean is None
-    paths = []
-    for k, r in enumerate(runs):
-        paths.append(tmp_path / f"run{k}.json")
-        paths[-1].write_text(json.dumps({"created": f"2026-12-01 1{k}:30:00 UTC", "rows": r}))
+    paths = _run_files(tmp_path, runs, minute=30)
     assert targets.main([str(p) for p in paths] + ["--markdown"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split(" | ")[2:5] == ["10:30", "11:30", "12:30"]
@@ -314,10 +323,7 @@ def test_targets_floor_is_torch_over_the_gemm_roofline(tmp_path, capsys):
     slower = dict(row, torch_roofline_fraction=0.5)
     runs = [[row], [slower], [dict(row, torch_roofline_fraction=1.0)]]
     assert targets.floors(runs)[:2] == [pytest.approx(1.0), None]   # median of 1.5, 0.5, 1.0
-    paths = []
-    for k, rows in enumerate(runs):
-        paths.append(tmp_path / f"run{k}.json")
-        paths[-1].write_text(json.dumps({"created": f"2026-12-01 1{k}:00:00 UTC", "rows": rows}))
+    paths = _run_files(tmp_path, runs)
     assert targets.main([str(p) for p in paths] + ["--markdown"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].endswith("| met | floor |") and printed[2].endswith("| 1.00x |")
@@ -378,11 +384,7 @@ def run(quick=False):
     targets = _benchmark_module("targets")
     rows = [{"workload": w, "pass": "fwd+bwd+adam" if "step" in w else "fwd+bwd", "ratio": 1.0}
             for w, _ in targets.TARGETS]
-    paths = []
-    for k, steal in enumerate([0.02, None, 0.30]):
-        paths.append(tmp_path / f"run{k}.json")
-        paths[-1].write_text(json.dumps({"created": f"2026-12-01 1{k}:00:00 UTC", "rows": rows,
-                                         "steal": steal}))
+    paths = _run_files(tmp_path, [rows] * 3, steals=[0.02, None, 0.30])
     assert targets.main([str(p) for p in paths] + ["--markdown"]) == 0
     last = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert last[0] == "| hypervisor steal during the run" and last[2:6] == ["2.0%", "-", "30.0%", "16.0%"]
