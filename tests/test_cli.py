@@ -53,6 +53,9 @@ def test_short_training_run_writes_metrics_checkpoint_and_plots(tmp_path, capsys
     text = capsys.readouterr().out
     assert code == 0
     assert "test accuracy: " in text and "epoch 2/2" in text
+    # built-in data and the recipe's model: the recipe's own line describes the run
+    from tinynet.train.recipes import RECIPES
+    assert text.splitlines()[0] == f"tinynet train cnn: {RECIPES['cnn'].about}"
     history = json.loads((out / "metrics.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2] and "val_accuracy" in history[0]
     assert (out / "last.npz").is_file() and (out / "metrics.csv").is_file()

@@ -42,6 +42,8 @@ def test_folder_classifier_trains_records_its_config_and_predicts(tmp_path, caps
                               "--batch-size", "8", "--out", str(out)], capsys)
     assert code == 0, err
     assert "validation accuracy: " in text                 # no test/ folder: the figure is validation's
+    # the user's data: the header names the model built for it, not the recipe's digits
+    assert text.splitlines()[0] == "tinynet train cnn: SimpleCNN(in_channels=3, num_classes=2, input_size=[8, 8])"
     config = read_config(out / "last.npz")
     assert config["model"] == {"name": "SimpleCNN", "kwargs": {"in_channels": 3, "num_classes": 2,
                                                                "input_size": [8, 8]}}

@@ -29,6 +29,8 @@ __all__ = ["add_arguments", "add_model_arguments", "run", "description", "RUN_OP
 #: Options that define a run; ``--resume`` restores them and refuses different values.
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "seed", "data", "images", "masks", "size", "width", "classes",
                "val_split")
+#: Options whose defaults a recipe's one-line ``about`` describes (its data, its model's size).
+_DESCRIBED_BY_ABOUT = ("data", "images", "masks", "size", "width", "classes")
 _DATA_OPTIONS = ("data", "images", "masks", "size", "width", "classes", "val_split", "skip_bad")
 _RUN_FILES = ("last.npz", "metrics.csv", "metrics.json", "test_metrics.json", "curves.png", "predictions.png",
               "attention.png", "samples.txt", "frames.png")
@@ -227,6 +229,16 @@ def _headline(task, test: dict) -> str:
     return text + (f" (loss {test['loss']:.4f})" if "loss" not in task.headline else "")
 
 
+def _described(spec, recipe, options) -> str:
+    """The recipe's one line (its defaults) for a run on them; once the data or the model's
+    size is the user's, the model actually built, as its checkpoint records it."""
+    config = recipe.model_config
+    if config is None or all(options.get(k) is None for k in _DESCRIBED_BY_ABOUT):
+        return spec.about
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in config.get("kwargs", {}).items())
+    return f"{config['name']}({kwargs})"
+
+
 def run(args) -> int:
     """Runs ``tinynet train`` with parsed ``args``; returns the exit status."""
     from . import distributed
@@ -301,7 +313,7 @@ def _train(args, spec, options, out_dir, rank=0, world=1) -> int:
     config = {"model": recipe.model_config, "run": run_config}
     source = options.get("data") or (f"{options['images']} + {options['masks']}" if options.get("images")
                                      else "built-in data")
-    print(f"tinynet train {args.model}: {spec.about}")
+    print(f"tinynet train {args.model}: {_described(spec, recipe, options)}")
     print(f"  {n_params:,} parameters; {source}: {n_train} training, "
           f"{len(recipe.val_loader.dataset)} validation samples")
     print(f"  epochs {epochs}, batch size {options['batch_size']}, lr {lr:g}, seed {options['seed']}, "
