@@ -31,7 +31,7 @@ RUN_OPTIONS = ("epochs", "batch_size", "lr", "seed", "data", "images", "masks", 
                "val_split")
 #: Options whose defaults a recipe's one-line ``about`` describes (its data, its model's size).
 _DESCRIBED_BY_ABOUT = ("data", "images", "masks", "size", "width", "classes")
-_DATA_OPTIONS = ("data", "images", "masks", "size", "width", "classes", "val_split", "skip_bad")
+_DATA_OPTIONS = _DESCRIBED_BY_ABOUT + ("val_split", "skip_bad")
 _RUN_FILES = ("last.npz", "metrics.csv", "metrics.json", "test_metrics.json", "curves.png", "predictions.png",
               "attention.png", "samples.txt", "frames.png")
 
