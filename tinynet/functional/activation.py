@@ -27,6 +27,12 @@ __all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softm
 _RELU_CHUNKED_BYTES = 4 << 20
 
 
+def _relu_in_chunks(a) -> bool:
+    """Whether ReLU's pass over ``a`` runs in chunks on several threads (the size test
+    first: below it, asking the pool would cost more than the pass)."""
+    return a.nbytes >= _RELU_CHUNKED_BYTES and backend.parallel_chunks(a.size, a.nbytes, a) > 1
+
+
 class ReLU(Function):
     """y = max(x, 0) as ``x * [x > 0]``; dy/dx = [x > 0], the mask kept from the forward
     (a one-pass ``maximum`` reading the mask back from y measured equal overall: its
@@ -34,7 +40,7 @@ class ReLU(Function):
     :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's threads."""
 
     def forward(self, x):
-        if x.nbytes < _RELU_CHUNKED_BYTES or backend.parallel_chunks(x.size, x.nbytes, x) <= 1:
+        if not _relu_in_chunks(x):
             self.mask = x > 0
             return x * self.mask
         xp = backend.get_array_module(x)
@@ -50,9 +56,8 @@ class ReLU(Function):
 
     def backward(self, g):
         gd = g.data
-        if (gd.nbytes < _RELU_CHUNKED_BYTES or is_grad_enabled() or gd.shape != self.mask.shape
-                or not gd.flags.c_contiguous
-                or backend.parallel_chunks(gd.size, gd.nbytes, gd) <= 1):
+        if (not _relu_in_chunks(gd) or is_grad_enabled() or gd.shape != self.mask.shape
+                or not gd.flags.c_contiguous):
             return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
         xp = backend.get_array_module(gd)
         gx = xp.empty_like(gd)
