@@ -225,12 +225,77 @@ def test_copy_is_numpys_assignment(pair):
     assert dst.shape == src.shape
     expected = dst.copy()
     expected[...] = src.copy()
-    fewest, backend._MIN_RUNS = backend._MIN_RUNS, 1      # the run route for small arrays too
+    # the run route and the BLAS transposes for small arrays too
+    limits = backend._MIN_RUNS, backend._MIN_TRANSPOSE_BYTES, backend._MIN_TRANSPOSE_RUN
+    backend._MIN_RUNS = backend._MIN_TRANSPOSE_BYTES = backend._MIN_TRANSPOSE_RUN = 1
     try:
         assert backend.copy(dst, src) is dst
     finally:
-        backend._MIN_RUNS = fewest
+        backend._MIN_RUNS, backend._MIN_TRANSPOSE_BYTES, backend._MIN_TRANSPOSE_RUN = limits
     np.testing.assert_array_equal(dst, expected)
+
+
+needs_blas_transposes = pytest.mark.skipif(
+    not backend.blas_transposes(), reason="no OpenBLAS found for tinynet.cblas: copies stay NumPy's")
+
+
+@needs_blas_transposes
+def test_transposing_copies_go_to_blas_where_it_wins(monkeypatch):
+    """Which copies become BLAS transposes, and how many calls each makes: one for a whole
+    transpose (NCHW -> HWNC is (N·C, H·W) -> (H·W, N·C)); one more, into a staging array,
+    for the inside of a padded buffer; none for small copies, short source rows, other
+    dtypes or overlapping arrays; a few from a cropped source outside a parallel chunk and
+    none inside one. The values are always NumPy's."""
+    from tinynet import cblas
+    calls = []
+    real = cblas.transpose
+    monkeypatch.setattr(cblas, "transpose", lambda *a: calls.append(a[1:3]) or real(*a))
+
+    def check(dst, src, expected_calls):
+        calls.clear()
+        expected = np.empty_like(dst)
+        expected[...] = src
+        backend.copy(dst, src)
+        np.testing.assert_array_equal(dst, expected)
+        assert len(calls) == expected_calls, calls
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 16, 16, 16)).astype(np.float32)            # 128 kB
+    check(np.empty((16, 16, 8, 16), np.float32), x.transpose(2, 3, 0, 1), 1)
+    assert calls == [(128, 256)]                                            # rows N·C, columns H·W
+    check(np.empty((16, 16, 16, 8), np.float32), x.transpose(1, 2, 3, 0), 1)
+    padded = np.zeros((18, 18, 8, 16), np.float32)
+    check(padded[1:17, 1:17], x.transpose(2, 3, 0, 1), 1)                   # staged
+    assert not padded[0].any() and not padded[:, 17].any()
+    check(np.empty((16, 8, 16, 16), np.float32), x.transpose(1, 0, 2, 3), 0)  # rows stay rows
+    check(np.empty((16, 16, 2, 16), np.float32), x[:2].transpose(2, 3, 0, 1), 0)  # 32 kB
+    short = rng.standard_normal((64, 128, 8)).astype(np.float32)            # source rows of 8
+    check(np.empty((8, 64, 128), np.float32), short.transpose(2, 0, 1), 0)
+    check(np.empty((16, 16, 8, 16), np.float64), x.astype(np.float64).transpose(2, 3, 0, 1), 1)
+    check(np.empty((16, 16, 8, 16), np.int32), x.astype(np.int32).transpose(2, 3, 0, 1), 0)
+    wide = rng.standard_normal((8, 16, 8, 40)).astype(np.float32)
+    cropped = wide[..., :36].transpose(2, 3, 0, 1)                          # 8 matrices, 128 x 36
+    check(np.empty(cropped.shape, np.float32), cropped, 8)
+    assert calls == [(128, 36)] * 8
+    monkeypatch.setattr(backend._in_chunk, "active", True, raising=False)
+    check(np.empty(cropped.shape, np.float32), cropped, 0)
+
+
+@needs_blas_transposes
+def test_a_large_transpose_is_split_by_rows_over_the_threads(monkeypatch):
+    from tinynet import cblas
+    calls = []
+    real = cblas.transpose
+    monkeypatch.setattr(cblas, "transpose", lambda *a: calls.append(a[1:3]) or real(*a))
+    x = np.random.default_rng(1).standard_normal((1024, 1100)).astype(np.float32)   # 4.3 MB
+    monkeypatch.setattr(backend, "_num_threads", 2)
+    out = backend.ascontiguous(x.T)
+    np.testing.assert_array_equal(out, x.T)
+    assert sorted(calls) == [(512, 1100), (512, 1100)]
+    calls.clear()
+    monkeypatch.setattr(backend, "_num_threads", 1)
+    np.testing.assert_array_equal(backend.ascontiguous(x.T), x.T)
+    assert calls == [(1024, 1100)]
 
 
 def test_copy_moves_short_runs_as_void_elements(monkeypatch):

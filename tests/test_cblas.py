@@ -4,7 +4,10 @@ and float64, writes nothing outside ``out``, and refuses (False, ``out`` untouch
 it cannot pass to BLAS; ``backend.matmul_into`` gives the same values with and without
 it; the library is found in a fresh process and ``TINYNET_NO_CBLAS=1`` turns it off;
 ``corename`` names the kernels OpenBLAS loaded (``OPENBLAS_CORETYPE`` included), and
-``backend.blas_has_avx512`` follows it rather than the CPU."""
+``backend.blas_has_avx512`` follows it rather than the CPU. ``transpose`` writes the
+transpose of a block of rows into a block of another array and nothing else, keeps every
+float's bits (signs of zeros, infinities, NaN), and refuses leading dimensions BLAS
+cannot take and dtypes other than float32 and float64."""
 import os
 import platform
 import subprocess
@@ -198,3 +201,36 @@ def test_blas_has_avx512_follows_the_kernels_then_the_cpu(monkeypatch, name, cpu
     monkeypatch.setattr(cblas, "corename", lambda: name)
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: cpu)
     assert backend.blas_has_avx512() is expected
+
+
+@needs_blas
+@given(st.data(), st.integers(1, 40), st.integers(1, 40), st.sampled_from([np.float32, np.float64]))
+def test_transpose_writes_the_transposed_block_and_nothing_else(data, rows, cols, dtype):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    lda, ldb = cols + data.draw(st.integers(0, 3)), rows + data.draw(st.integers(0, 3))
+    a = rng.standard_normal((rows, lda)).astype(dtype)
+    frame = rng.standard_normal((cols, ldb)).astype(dtype)
+    before = frame.copy()
+    assert cblas.transpose(dtype, rows, cols, a.ctypes.data, lda, frame.ctypes.data, ldb)
+    np.testing.assert_array_equal(frame[:, :rows], a[:, :cols].T)
+    np.testing.assert_array_equal(frame[:, rows:], before[:, rows:])   # the gap between rows
+
+
+@needs_blas
+def test_transpose_keeps_every_floats_bits():
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -3.5, 7e37], np.float32)
+    a = np.tile(special, (16, 4))                                 # 16 x 32
+    b = np.empty((32, 16), np.float32)
+    assert cblas.transpose(np.float32, 16, 32, a.ctypes.data, 32, b.ctypes.data, 16)
+    np.testing.assert_array_equal(b.view(np.uint32), a.T.view(np.uint32))
+
+
+@needs_blas
+def test_transpose_refuses_what_blas_cannot_take():
+    a, b = np.ones((4, 6), np.float32), np.zeros((6, 4), np.float32)
+    assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, 5, b.ctypes.data, 4) is False    # lda < cols
+    assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, 6, b.ctypes.data, 3) is False    # ldb < rows
+    ints = np.ones((4, 6), np.int32)
+    assert cblas.can_transpose(np.int32) is False
+    assert cblas.transpose(np.int32, 4, 6, ints.ctypes.data, 6, b.ctypes.data, 4) is False
+    assert not b.any()

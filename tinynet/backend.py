@@ -705,8 +705,100 @@ def copy(dst, src):
             numpy.copyto(dst.reshape(rows).view(numpy.uint8).view(kind),
                          src.reshape(rows).view(numpy.uint8).view(kind))
             return dst
+    if (type(dst) is numpy.ndarray and type(src) is numpy.ndarray and dst.nbytes >= _MIN_TRANSPOSE_BYTES
+            and dst.shape == src.shape and dst.dtype == src.dtype and _copy_by_transposes(dst, src)):
+        return dst
     dst[...] = src
     return dst
+
+
+def blas_transposes() -> bool:
+    """Whether :func:`copy` makes large transposing copies of float arrays with BLAS
+    (:func:`tinynet.cblas.transpose`: NumPy's OpenBLAS found), 6-11x faster than NumPy's."""
+    return _cblas.can_transpose(numpy.float32)
+
+
+#: Smallest copy, in bytes, that :func:`copy` hands to BLAS transposes: below it NumPy's
+#: copy stays in cache and costs less than the stride analysis (64x64 float32: NumPy
+#: 1.1 µs, BLAS 3.3; 256x256: 54 against 10).
+_MIN_TRANSPOSE_BYTES = 64 << 10
+#: Fewest values along the source's contiguous axis for a BLAS transpose. NumPy copies
+#: along the destination's rows; with a short source row (1024x8 float32 to 8x1024) the
+#: values it reads sit in a few cache lines and it beats BLAS (2.4 against 5.7 µs); from
+#: 16 on BLAS wins (1024x32: 18 against 8 µs; 8x25088, a page per value read: 80 against 25).
+_MIN_TRANSPOSE_RUN = 16
+#: Most transposes one :func:`copy` makes (one per index of the axes that are neither
+#: array's contiguous axis); more, and each is too small to win.
+_MAX_TRANSPOSES = 16
+
+
+def _copy_by_transposes(dst, src) -> bool:
+    """``dst[...] = src`` as BLAS transposes (:func:`tinynet.cblas.transpose`) when the copy
+    is one, or a batch of up to :data:`_MAX_TRANSPOSES`; False (nothing written) otherwise.
+
+    Axes of length 1 are dropped and neighbouring axes merged where both arrays hold them
+    as one (``NCHW -> HWNC`` is then ``(N·C, H·W) -> (H·W, N·C)``). What remains is a
+    transpose when one axis ``i`` is contiguous in ``dst`` and another, ``j``, in ``src``:
+    ``src`` read along ``i`` is the row-major matrix A (rows ``i``, columns ``j``, row
+    stride ``lda``), and ``dst`` its transpose. Every other axis indexes one such matrix.
+    A large single transpose (4 MB and more) is split by rows over tinynet's threads."""
+    item = dst.itemsize
+    axes = []                       # (length, dst stride, src stride) in elements, outer first
+    for n, d, s in zip(dst.shape, dst.strides, src.strides):
+        if n == 1:
+            continue
+        if d % item or s % item:
+            return False
+        d, s = d // item, s // item
+        if axes and axes[-1][1] == d * n and axes[-1][2] == s * n:
+            axes[-1] = (axes[-1][0] * n, d, s)
+        else:
+            axes.append((n, d, s))
+    i = next((k for k, a in enumerate(axes) if a[1] == 1), None)
+    j = next((k for k, a in enumerate(axes) if a[2] == 1), None)
+    if i is None or j is None or i == j:
+        return False
+    (rows, _, lda), (cols, ldb, _) = axes[i], axes[j]
+    batch = [a for k, a in enumerate(axes) if k not in (i, j)]
+    count = 1
+    for n, _, _ in batch:
+        count *= n
+    if (cols < _MIN_TRANSPOSE_RUN or lda < cols or ldb < rows or not dst.flags.writeable
+            or numpy.may_share_memory(dst, src)):
+        return False
+    if count > 1:
+        # Each BLAS call hands the GIL over, which costs the most when tinynet's threads
+        # run copies side by side (16 transposes of 32 kB on each of two threads: 2x the
+        # time of one thread). Into a dst that is not contiguous (the inside of a padded
+        # buffer): transpose into a contiguous copy, one matrix, then copy its long runs
+        # over; otherwise a few matrices, outside a parallel chunk.
+        if dst.flags.c_contiguous:
+            if count > _MAX_TRANSPOSES or getattr(_in_chunk, "active", False):
+                return False
+        else:
+            staged = numpy.empty(dst.shape, dtype=dst.dtype)
+            if not _copy_by_transposes(staged, src):
+                return False
+            copy(dst, staged)
+            return True
+    offsets = [(0, 0)]              # (dst, src) element offsets of each matrix
+    for n, d, s in batch:
+        offsets = [(od + k * d, os_ + k * s) for od, os_ in offsets for k in range(n)]
+    if not _cblas.can_transpose(dst.dtype):
+        return False
+    a0, b0 = src.ctypes.data, dst.ctypes.data
+
+    def matrices(lo, hi):
+        for od, os_ in offsets[lo:hi]:
+            _cblas.transpose(dst.dtype, rows, cols, a0 + os_ * item, lda, b0 + od * item, ldb)
+
+    def row_blocks(lo, hi):         # rows lo..hi of A are columns lo..hi of B
+        _cblas.transpose(dst.dtype, hi - lo, cols, a0 + lo * lda * item, lda, b0 + lo * item, ldb)
+    if count == 1:
+        parallel_for(rows, row_blocks, nbytes=dst.nbytes // 2)
+    else:
+        parallel_for(count, matrices, nbytes=dst.nbytes // 2)
+    return True
 
 
 def ascontiguous(a):

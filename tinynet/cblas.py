@@ -33,7 +33,7 @@ import os
 
 import numpy
 
-__all__ = ["available", "gemm", "library", "corename"]
+__all__ = ["available", "gemm", "can_transpose", "transpose", "library", "corename"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (prefix, suffix) of the symbol names, most specific first
@@ -41,6 +41,8 @@ _NAMINGS = (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", ""))
 
 _routines = None        # {dtype: ctypes function}, {} when there is no usable BLAS
 _library = None         # (ctypes.CDLL, symbol prefix, symbol suffix) of that BLAS
+_integer = None         # its BLAS integer type (ctypes.c_int64 or c_int32)
+_transposes = None      # {dtype: ctypes function} of ?omatcopy, {} where unusable
 
 
 def _library_paths() -> list:
@@ -74,8 +76,9 @@ def _bind(lib, prefix, suffix) -> dict:
                  numpy.dtype(numpy.float64): (getattr(lib, f"{prefix}cblas_dgemm{suffix}"), ctypes.c_double)}
     except AttributeError:
         return {}
+    global _integer
     config.restype = ctypes.c_char_p
-    integer = ctypes.c_int64 if b"USE64BITINT" in (config() or b"") else ctypes.c_int32
+    integer = _integer = ctypes.c_int64 if b"USE64BITINT" in (config() or b"") else ctypes.c_int32
     routines = {}
     for dtype, (fn, scalar) in gemms.items():
         # order, transA, transB (C enums), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
@@ -206,3 +209,57 @@ def gemm(a, b, out, beta: float = 0.0) -> bool:
             or numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
         return False
     return _call(fn, a, b, out, beta)
+
+
+def _bind_transposes() -> dict:
+    """OpenBLAS's ``cblas_somatcopy`` / ``cblas_domatcopy``, checked against NumPy on one
+    small padded matrix; {} where absent or wrong."""
+    if not available():
+        return {}
+    lib, prefix, suffix = _library
+    routines = {}
+    for dtype, letter, scalar in ((numpy.float32, "s", ctypes.c_float), (numpy.float64, "d", ctypes.c_double)):
+        fn = getattr(lib, f"{prefix}cblas_{letter}omatcopy{suffix}", None)
+        if fn is None:
+            return {}
+        # order, trans (C enums), rows, cols, alpha, A, lda, B, ldb
+        fn.argtypes = [ctypes.c_int, ctypes.c_int, _integer, _integer, scalar, ctypes.c_void_p,
+                       _integer, ctypes.c_void_p, _integer]
+        fn.restype = None
+        a = numpy.arange(3 * 7, dtype=dtype).reshape(3, 7)          # a 3x5 matrix, lda 7
+        b = numpy.full((5, 4), -1, dtype=dtype)                      # its transpose, ldb 4
+        fn(_ROW_MAJOR, _TRANS, 3, 5, 1.0, a.ctypes.data, 7, b.ctypes.data, 4)
+        if not (numpy.array_equal(b[:, :3], a[:, :5].T) and (b[:, 3] == -1).all()):
+            return {}
+        routines[numpy.dtype(dtype)] = fn
+    return routines
+
+
+def can_transpose(dtype) -> bool:
+    """True when :func:`transpose` runs for arrays of ``dtype``."""
+    global _transposes
+    if _transposes is None:
+        _transposes = _bind_transposes()
+    return numpy.dtype(dtype) in _transposes
+
+
+def transpose(dtype, rows: int, cols: int, a: int, lda: int, b: int, ldb: int) -> bool:
+    """``B = Aᵀ`` through OpenBLAS's out-of-place transposing copy (``?omatcopy``), for
+    float32 or float64; False (nothing written) where it cannot run.
+
+    A is a ``rows x cols`` row-major matrix at address ``a`` whose rows are ``lda``
+    elements apart (``lda >= cols``); B, at address ``b``, gets ``cols`` rows of ``rows``
+    elements, ``ldb`` apart (``ldb >= rows``): ``B[j, i] = A[i, j]``. The two must not
+    overlap. Why: NumPy's copy of a transposed view walks one operand element by element
+    across rows (about 2 GB/s on a 1 MB float32 matrix here), while OpenBLAS moves small
+    blocks that stay in cache, 6-11x faster (:func:`tinynet.backend.copy` uses it).
+    Values are copied as ``1.0 * a``: the same bits, except that a signalling NaN comes
+    out quiet.
+    """
+    if not can_transpose(dtype):
+        return False
+    fn = _transposes[numpy.dtype(dtype)]
+    if lda < cols or ldb < rows:
+        return False
+    fn(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a, lda, b, ldb)
+    return True

@@ -80,6 +80,11 @@ def _to_nchw(y, out, bias):
     y = y.transpose(1, 0, 2, 3)
     if bias is None:
         backend.copy(out, y)
+    elif y.strides[-1] != y.itemsize:
+        # a transposing copy (batch-innermost columns): BLAS's transpose, then the bias
+        # in a second, contiguous pass, beat NumPy's fused but element-by-element add
+        backend.copy(out, y)
+        out += bias.reshape(-1, 1, 1)
     else:
         xp.add(y, bias.reshape(-1, 1, 1), out=out)
 
@@ -495,7 +500,7 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
             col = _groups_matmul(wt, _phases.to_grid(xs, grid), groups).reshape(C_out, kh, kw, -1)
             y = _phases.phase_col2im(col, output_size, (kh, kw), stride, padding, dilation, grid, b)
         elif not tiles and _use_batch_last(n, W, C_out * kh * kw, C_in):
-            x_mat = xp.ascontiguousarray(xs.transpose(1, 2, 3, 0)).reshape(C_in, H * W * n)
+            x_mat = backend.ascontiguous(xs.transpose(1, 2, 3, 0)).reshape(C_in, H * W * n)
             col = _groups_matmul(wt, x_mat, groups).reshape(C_out, kh, kw, H, W, n)
             y = K.col2im(col, output_size, stride, padding, dilation, batch_last=True)
         else:

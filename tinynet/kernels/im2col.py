@@ -143,7 +143,7 @@ def _padded_batch_last(x, out_hw, kernel_size, stride, padding, dilation):
     Hp = max((Ho - 1) * sh + (kh - 1) * dh + 1, ph + H)
     Wp = max((Wo - 1) * sw + (kw - 1) * dw + 1, pw + W)
     buf = xp.zeros((C, Hp, Wp, N), x.dtype)
-    buf[:, ph:ph + H, pw:pw + W] = x.transpose(1, 2, 3, 0)
+    backend.copy(buf[:, ph:ph + H, pw:pw + W], x.transpose(1, 2, 3, 0))
     return buf
 
 
@@ -283,7 +283,11 @@ def col2im(col, input_size, stride=1, padding=0, dilation=1, batch_last=False):
             for j in range(kw):
                 window = _window_batch_last(buf, i, j, (Ho, Wo), stride, dilation)
                 window += col[:, i, j]
-        return xp.ascontiguousarray(buf[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2))
+        # the whole buffer transposed at once (one matrix for BLAS), then the crop
+        whole = backend.ascontiguous(buf.transpose(3, 0, 1, 2))
+        if (Hp, Wp) == (H, W):
+            return whole
+        return backend.ascontiguous(whole[:, :, ph:ph + H, pw:pw + W])
     if _is_tiling(col.shape[1:3], stride, padding, dilation):
         return _col2im_tiles(col, input_size)
     return _col2im_windows(col, input_size, stride, padding, dilation)

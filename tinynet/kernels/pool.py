@@ -89,9 +89,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
         if W <= 8 and N * C >= 64:
             # Tiny maps: NumPy's cost per contiguous run dominates (a run is Wo <= 4
             # elements), so pool an (H, W, N, C) copy, whose runs are N·C long.
-            y, argmax = _max_pool_2x2_tournament(xp, xp.ascontiguousarray(x.transpose(2, 3, 0, 1)),
+            y, argmax = _max_pool_2x2_tournament(xp, backend.ascontiguous(x.transpose(2, 3, 0, 1)),
                                                  spatial_first=True)
-            return (xp.ascontiguousarray(y.transpose(2, 3, 0, 1)),
+            return (backend.ascontiguous(y.transpose(2, 3, 0, 1)),
                     xp.ascontiguousarray(argmax.transpose(2, 3, 0, 1)))
         y = xp.empty((N * C, 1) + out, dtype=x.dtype)
         argmax = xp.empty((N * C, 1) + out, dtype=xp.int8)

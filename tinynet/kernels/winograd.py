@@ -150,7 +150,7 @@ def _padded_grid(xs, padding, th, tw):
         if b > a:
             xpad[a:b, :pw] = 0
             xpad[a:b, pw + W:] = 0
-            xpad[a:b, pw:pw + W] = xs[:, :, a - ph:b - ph].transpose(2, 3, 0, 1)
+            backend.copy(xpad[a:b, pw:pw + W], xs[:, :, a - ph:b - ph].transpose(2, 3, 0, 1))
     backend.parallel_for(Hp, pad_rows, nbytes=2 * xs.nbytes, like=xs)
     return xpad.reshape(Hp, Wp, n * C)
 
@@ -233,10 +233,9 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
                 _output_transform(m.reshape(4, 4, tb, tw, n * C_out),
                                   y[t0:t0 + tb].reshape(tb, 2, tw, 2, n * C_out))
             source = y.reshape(2 * th, 2 * tw, n, C_out)[:Ho, :Wo].transpose(2, 3, 0, 1)
-            if bias is None:
-                out[n0:n0 + n] = source
-            else:
-                xp.add(source, bias.reshape(-1, 1, 1), out=out[n0:n0 + n])
+            backend.copy(out[n0:n0 + n], source)       # a transposing copy: BLAS's
+            if bias is not None:
+                out[n0:n0 + n] += bias.reshape(-1, 1, 1)
     backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + out.nbytes), like=x)
     return out
 
@@ -293,7 +292,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
                 inside = max(0, min(2 * (t0 + tb), Ho) - 2 * t0)    # rows of dy in the block
                 grid[inside:] = 0
                 grid[:inside, Wo:] = 0
-                grid[:inside, :Wo] = dys[:, :, 2 * t0:2 * t0 + inside].transpose(2, 3, 0, 1)
+                backend.copy(grid[:inside, :Wo], dys[:, :, 2 * t0:2 * t0 + inside].transpose(2, 3, 0, 1))
                 dm = _output_transform_adjoint(grid.reshape(2 * tb, 2 * tw, n * C_out),
                                                xp.empty((4, 4, tb, tw, n * C_out), dtype=x.dtype))
                 # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles
