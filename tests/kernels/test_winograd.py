@@ -172,12 +172,40 @@ def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch
         monkeypatch.setattr(backend, "get_num_threads", lambda n=threads: n)
         assert use((16, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
         assert use((16, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
-        assert not use((16, 64, 32, 32), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1, (32, 32))
         assert not use((16, 512, 4, 4), (512, 512, 3, 3), (1, 1), (1, 1), (1, 1), 1, (4, 4))
         assert not use((4, 16, 224, 224), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1, (224, 224))
         assert not use((2, 256, 8, 8), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
         # the U-Net's N2 128-channel 16x16 level: 128 tiles, 1.2-1.5x slower measured
         assert not use((2, 128, 16, 16), (128, 128, 3, 3), (1, 1), (1, 1), (1, 1), 1, (16, 16))
+
+
+def test_auto_mode_takes_winograd_from_32_channels_on_wide_maps_with_blas_transposes(
+        winograd_mode, monkeypatch):
+    """32-127 channels: maps of 32x32 and more, images per thread (at most 4) x channels
+    >= 128, on an AVX-512 CPU whose transposing copies run on BLAS."""
+    winograd_mode("auto")
+    use = conv_module._use_winograd
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
+    monkeypatch.setattr(backend, "blas_transposes", lambda: True)
+    monkeypatch.setattr(backend, "get_num_threads", lambda: 2)
+
+    def wide(n, c, size, on_cpu=True):
+        return use((n, c, size, size), (c, c, 3, 3), (1, 1), (1, 1), (1, 1), 1, (size, size), on_cpu=on_cpu)
+    # ResNet-18's first stage, the benchmark's conv1, 32 channels on 32x32 maps
+    assert wide(16, 64, 32) and wide(8, 64, 56) and wide(16, 32, 32) and wide(4, 64, 32)
+    assert not wide(2, 64, 32)          # one image per thread: runs of 64
+    assert not wide(2, 32, 64)          # the U-Net's N2 levels
+    assert not wide(16, 64, 16)         # 16x16 maps tied
+    assert not wide(16, 16, 64)         # 16 channels
+    assert not wide(16, 64, 32, on_cpu=False)
+    monkeypatch.setattr(backend, "get_num_threads", lambda: 16)
+    assert not wide(16, 64, 32)         # one image per thread
+    monkeypatch.setattr(backend, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(backend, "blas_transposes", lambda: False)
+    assert not wide(16, 64, 32)
+    monkeypatch.setattr(backend, "blas_transposes", lambda: True)
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
+    assert not wide(16, 64, 32)
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 9, 7), (2, 4, 4, 11), (5, 3, 3, 3)])

@@ -123,6 +123,10 @@ def _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_
 #: :func:`_use_winograd`): on a CPU with AVX-512 (and on the GPU), and on one without.
 _WINOGRAD_MIN_TILES = 256
 _WINOGRAD_MIN_TILES_AVX2 = 512
+#: Below 128 channels (see :func:`_use_winograd`): the smallest output map (pixels) and
+#: the fewest values (images per thread x channels) in the transforms' contiguous runs.
+_WINOGRAD_MIN_MAP = 32 * 32
+_WINOGRAD_MIN_RUN = 128
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
@@ -149,6 +153,17 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       the AVX2 rule made the ResNet-18 step 1.064x slower (5 of 30 calls faster), and
       Winograd from 64 channels 1.02x. The rule asks the CPU (NumPy's loops, which run
       the transforms), not :func:`tinynet.backend.blas_has_avx512`.
+    - The same guest once the transposing copies around the transforms ran on BLAS
+      (:func:`tinynet.backend.copy`; a third of the forward's time had been NumPy's copy
+      into the channels-last grid), Winograd against the default path, forward / input
+      gradient / weight gradient: N16 64->64 32x32 0.83 / 0.84 / 0.77x, N8 0.63 / 0.63 /
+      0.62x, N4 0.70 / 0.68 / 0.71x, N8 64->64 56x56 0.90 / 0.87 / 0.90x, N16 32->32
+      32x32 0.72 / 0.72 / 0.73x, N8 64->128 32x32 0.59 / 0.81 / 0.60x; it lost with one
+      image per thread (N2 64->64 32x32 1.27 / 1.14 / 1.30x, N2 32->32 64x64 1.46-1.56x:
+      runs of C values), tied on 16x16 maps (N16 64->64 1.00 / 0.91 / 1.07x), and lost
+      with 16 channels (N4 16->16 224x224 2.2-2.5x). Hence, below 128 channels: at least
+      32 of them, maps of at least 32x32 and images per thread x channels >= 128, on an
+      AVX-512 CPU with BLAS transposes; the ResNet-18 step 0.938x (19 of 20 pairs).
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -161,8 +176,15 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
         return True
     tiles = N * (-(-Ho // 2)) * (-(-Wo // 2))
     avx2_only = on_cpu and not backend.cpu_has_avx512()
-    return min(C, w_shape[0]) >= 128 and tiles >= (_WINOGRAD_MIN_TILES_AVX2 if avx2_only
-                                                    else _WINOGRAD_MIN_TILES)
+    channels = min(C, w_shape[0])
+    if channels >= 128:
+        return tiles >= (_WINOGRAD_MIN_TILES_AVX2 if avx2_only else _WINOGRAD_MIN_TILES)
+    # 32-127 channels: on an AVX-512 CPU whose transposing copies run on BLAS
+    # (backend.blas_transposes), on maps of 32x32 and more with groups of images wide
+    # enough that the transforms' contiguous runs (images x channels) reach 128 values
+    per_thread = min(_winograd._BLOCK_IMAGES, -(-N // backend.get_num_threads()))
+    return (on_cpu and not avx2_only and channels >= 32 and backend.blas_transposes()
+            and Ho * Wo >= _WINOGRAD_MIN_MAP and per_thread * channels >= _WINOGRAD_MIN_RUN)
 
 
 def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size, gather=True):
