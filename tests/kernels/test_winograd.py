@@ -182,10 +182,11 @@ def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch
 def test_auto_mode_takes_winograd_from_32_channels_on_wide_maps_with_blas_transposes(
         winograd_mode, monkeypatch):
     """32-127 channels: maps of 32x32 and more, images per thread (at most 4) x channels
-    >= 128, on an AVX-512 CPU whose transposing copies run on BLAS."""
+    >= 128, on an AVX-512 CPU whose BLAS runs AVX2 kernels and makes the transposes."""
     winograd_mode("auto")
     use = conv_module._use_winograd
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
+    monkeypatch.setattr(backend, "blas_has_avx512", lambda: False)
     monkeypatch.setattr(backend, "blas_transposes", lambda: True)
     monkeypatch.setattr(backend, "get_num_threads", lambda: 2)
 
@@ -204,6 +205,10 @@ def test_auto_mode_takes_winograd_from_32_channels_on_wide_maps_with_blas_transp
     monkeypatch.setattr(backend, "blas_transposes", lambda: False)
     assert not wide(16, 64, 32)
     monkeypatch.setattr(backend, "blas_transposes", lambda: True)
+    monkeypatch.setattr(backend, "blas_has_avx512", lambda: True)       # its GEMMs 1.8x faster
+    assert not wide(16, 64, 32)
+    assert wide(16, 128, 32)                                            # the 128-channel rule
+    monkeypatch.setattr(backend, "blas_has_avx512", lambda: False)
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
     assert not wide(16, 64, 32)
 

@@ -161,9 +161,14 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       32x32 0.72 / 0.72 / 0.73x, N8 64->128 32x32 0.59 / 0.81 / 0.60x; it lost with one
       image per thread (N2 64->64 32x32 1.27 / 1.14 / 1.30x, N2 32->32 64x64 1.46-1.56x:
       runs of C values), tied on 16x16 maps (N16 64->64 1.00 / 0.91 / 1.07x), and lost
-      with 16 channels (N4 16->16 224x224 2.2-2.5x). Hence, below 128 channels: at least
-      32 of them, maps of at least 32x32 and images per thread x channels >= 128, on an
-      AVX-512 CPU with BLAS transposes; the ResNet-18 step 0.938x (19 of 20 pairs).
+      with 16 channels (N4 16->16 224x224 2.2-2.5x). With the variables unset (OpenBLAS's
+      SkylakeX kernels, GEMMs ~1.8x faster) the same shapes lost: N16 64->64 32x32
+      1.06 / 1.02 / 1.12x, N8 64->64 56x56 1.36 / 1.25 / 1.19x, N16 32->32 32x32
+      1.08 / 1.02 / 0.99x (N4 64->64 32x32 0.93 / 0.97 / 0.92x). Hence, below 128
+      channels: at least 32 of them, maps of at least 32x32 and images per thread x
+      channels >= 128, on an AVX-512 CPU whose BLAS has AVX2 kernels
+      (:func:`tinynet.backend.blas_has_avx512` False) and makes the transposes; the
+      ResNet-18 step 0.938x (19 of 20 pairs).
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -179,12 +184,14 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     channels = min(C, w_shape[0])
     if channels >= 128:
         return tiles >= (_WINOGRAD_MIN_TILES_AVX2 if avx2_only else _WINOGRAD_MIN_TILES)
-    # 32-127 channels: on an AVX-512 CPU whose transposing copies run on BLAS
-    # (backend.blas_transposes), on maps of 32x32 and more with groups of images wide
-    # enough that the transforms' contiguous runs (images x channels) reach 128 values
+    # 32-127 channels: on an AVX-512 CPU whose BLAS runs AVX2 kernels (its GEMMs half
+    # as fast, so the flops saved are worth twice as much) and makes the transposing
+    # copies (backend.blas_transposes), on maps of 32x32 and more with groups of images
+    # wide enough that the transforms' contiguous runs (images x channels) reach 128
     per_thread = min(_winograd._BLOCK_IMAGES, -(-N // backend.get_num_threads()))
-    return (on_cpu and not avx2_only and channels >= 32 and backend.blas_transposes()
-            and Ho * Wo >= _WINOGRAD_MIN_MAP and per_thread * channels >= _WINOGRAD_MIN_RUN)
+    return (on_cpu and not avx2_only and not backend.blas_has_avx512() and channels >= 32
+            and backend.blas_transposes() and Ho * Wo >= _WINOGRAD_MIN_MAP
+            and per_thread * channels >= _WINOGRAD_MIN_RUN)
 
 
 def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size, gather=True):
