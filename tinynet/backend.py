@@ -742,6 +742,8 @@ def _copy_by_transposes(dst, src) -> bool:
     ``src`` read along ``i`` is the row-major matrix A (rows ``i``, columns ``j``, row
     stride ``lda``), and ``dst`` its transpose. Every other axis indexes one such matrix.
     A large single transpose (4 MB and more) is split by rows over tinynet's threads."""
+    if not _cblas.can_transpose(dst.dtype):
+        return False
     item = dst.itemsize
     axes = []                       # (length, dst stride, src stride) in elements, outer first
     for n, d, s in zip(dst.shape, dst.strides, src.strides):
@@ -784,8 +786,6 @@ def _copy_by_transposes(dst, src) -> bool:
     offsets = [(0, 0)]              # (dst, src) element offsets of each matrix
     for n, d, s in batch:
         offsets = [(od + k * d, os_ + k * s) for od, os_ in offsets for k in range(n)]
-    if not _cblas.can_transpose(dst.dtype):
-        return False
     a0, b0 = src.ctypes.data, dst.ctypes.data
 
     def matrices(lo, hi):
