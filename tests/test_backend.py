@@ -273,6 +273,11 @@ def test_transposing_copies_go_to_blas_where_it_wins(monkeypatch):
     check(np.empty((8, 64, 128), np.float32), short.transpose(2, 0, 1), 0)
     check(np.empty((16, 16, 8, 16), np.float64), x.astype(np.float64).transpose(2, 3, 0, 1), 1)
     check(np.empty((16, 16, 8, 16), np.int32), x.astype(np.int32).transpose(2, 3, 0, 1), 0)
+    raw = np.zeros(x.nbytes + 1, np.uint8)                                  # float32s off by a byte
+    unaligned = raw[1:].view(np.float32).reshape(x.shape)
+    unaligned[...] = x
+    assert not unaligned.flags.aligned
+    check(np.empty((16, 16, 8, 16), np.float32), unaligned.transpose(2, 3, 0, 1), 0)
     wide = rng.standard_normal((8, 16, 8, 40)).astype(np.float32)
     cropped = wide[..., :36].transpose(2, 3, 0, 1)                          # 8 matrices, 128 x 36
     check(np.empty(cropped.shape, np.float32), cropped, 8)

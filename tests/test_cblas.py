@@ -230,6 +230,8 @@ def test_transpose_refuses_what_blas_cannot_take():
     a, b = np.ones((4, 6), np.float32), np.zeros((6, 4), np.float32)
     assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, 5, b.ctypes.data, 4) is False    # lda < cols
     assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, 6, b.ctypes.data, 3) is False    # ldb < rows
+    huge = 2 ** (8 * __import__("ctypes").sizeof(cblas._integer) - 1)       # past the BLAS integer
+    assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, huge, b.ctypes.data, 4) is False
     ints = np.ones((4, 6), np.int32)
     assert cblas.can_transpose(np.int32) is False
     assert cblas.transpose(np.int32, 4, 6, ints.ctypes.data, 6, b.ctypes.data, 4) is False

@@ -766,7 +766,7 @@ def _copy_by_transposes(dst, src) -> bool:
     for n, _, _ in batch:
         count *= n
     if (cols < _MIN_TRANSPOSE_RUN or lda < cols or ldb < rows or not dst.flags.writeable
-            or numpy.may_share_memory(dst, src)):
+            or not (dst.flags.aligned and src.flags.aligned) or numpy.may_share_memory(dst, src)):
         return False
     if count > 1:
         # Each BLAS call hands the GIL over, which costs the most when tinynet's threads

@@ -259,7 +259,8 @@ def transpose(dtype, rows: int, cols: int, a: int, lda: int, b: int, ldb: int) -
     if not can_transpose(dtype):
         return False
     fn = _transposes[numpy.dtype(dtype)]
-    if lda < cols or ldb < rows:
+    largest = 2 ** (8 * ctypes.sizeof(_integer) - 1) - 1       # what the BLAS integer holds
+    if lda < cols or ldb < rows or max(rows, cols, lda, ldb) > largest:
         return False
     fn(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a, lda, b, ldb)
     return True
