@@ -705,7 +705,9 @@ def copy(dst, src):
             numpy.copyto(dst.reshape(rows).view(numpy.uint8).view(kind),
                          src.reshape(rows).view(numpy.uint8).view(kind))
             return dst
+    # a transpose moves the innermost axis: equal innermost strides rule it out cheaply
     if (type(dst) is numpy.ndarray and type(src) is numpy.ndarray and dst.nbytes >= _MIN_TRANSPOSE_BYTES
+            and dst.ndim >= 2 and (dst.strides[-1] != src.strides[-1] or dst.shape[-1] == 1)
             and dst.shape == src.shape and dst.dtype == src.dtype and _copy_by_transposes(dst, src)):
         return dst
     dst[...] = src
