@@ -155,10 +155,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       Winograd from 64 channels 1.02x. The rule asks the CPU (NumPy's loops, which run
       the transforms), not :func:`tinynet.backend.blas_has_avx512`.
     - The same guest once the transposing copies around the transforms ran on BLAS
-      (:func:`tinynet.backend.copy`; a third of the forward's time had been NumPy's copy
-      into the channels-last grid), Winograd against the default path, forward / input
-      gradient / weight gradient: N16 64->64 32x32 0.83 / 0.84 / 0.77x, N8 0.63 / 0.63 /
-      0.62x, N4 0.70 / 0.68 / 0.71x, N8 64->64 56x56 0.90 / 0.87 / 0.90x, N16 32->32
+      (:func:`tinynet.backend.copy`; over a quarter of the forward's time had been
+      NumPy's copies into and out of the channels-last grid), Winograd against the
+      default path, forward / input gradient / weight gradient: N16 64->64 32x32
+      0.83 / 0.84 / 0.77x, N8 0.63 / 0.63 / 0.62x, N4 0.70 / 0.68 / 0.71x, N8 64->64 56x56 0.90 / 0.87 / 0.90x, N16 32->32
       32x32 0.72 / 0.72 / 0.73x, N8 64->128 32x32 0.59 / 0.81 / 0.60x; it lost with one
       image per thread (N2 64->64 32x32 1.27 / 1.14 / 1.30x, N2 32->32 64x64 1.46-1.56x:
       runs of C values), tied on 16x16 maps (N16 64->64 1.00 / 0.91 / 1.07x), and lost
