@@ -157,19 +157,19 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     - The same guest once the transposing copies around the transforms ran on BLAS
       (:func:`tinynet.backend.copy`; over a quarter of the forward's time had been
       NumPy's copies into and out of the channels-last grid), Winograd against the
-      default path, forward / input gradient / weight gradient: N16 64->64 32x32
-      0.83 / 0.84 / 0.77x, N8 0.63 / 0.63 / 0.62x, N4 0.70 / 0.68 / 0.71x, N8 64->64 56x56 0.90 / 0.87 / 0.90x, N16 32->32
-      32x32 0.72 / 0.72 / 0.73x, N8 64->128 32x32 0.59 / 0.81 / 0.60x; it lost with one
-      image per thread (N2 64->64 32x32 1.27 / 1.14 / 1.30x, N2 32->32 64x64 1.46-1.56x:
-      runs of C values), tied on 16x16 maps (N16 64->64 1.00 / 0.91 / 1.07x), and lost
-      with 16 channels (N4 16->16 224x224 2.2-2.5x). With the variables unset (OpenBLAS's
-      SkylakeX kernels, GEMMs ~1.8x faster) the same shapes lost: N16 64->64 32x32
-      1.06 / 1.02 / 1.12x, N8 64->64 56x56 1.36 / 1.25 / 1.19x, N16 32->32 32x32
-      1.08 / 1.02 / 0.99x (N4 64->64 32x32 0.93 / 0.97 / 0.92x). Hence, below 128
-      channels: at least 32 of them, maps of at least 32x32 and images per thread x
-      channels >= 128, on an AVX-512 CPU whose BLAS has AVX2 kernels
-      (:func:`tinynet.backend.blas_has_avx512` False) and makes the transposes; the
-      ResNet-18 step 0.938x (19 of 20 pairs).
+      default path, forward / input gradient / weight gradient: N16 64->64 32x32 0.83
+      / 0.84 / 0.77x, N8 0.63 / 0.63 / 0.62x, N4 0.70 / 0.68 / 0.71x, N8 64->64 56x56
+      0.90 / 0.87 / 0.90x, N16 32->32 32x32 0.72 / 0.72 / 0.73x, N8 64->128 32x32 0.59
+      / 0.81 / 0.60x; it lost with one image per thread (N2 64->64 32x32 1.27 / 1.14 /
+      1.30x, N2 32->32 64x64 1.46-1.56x: runs of C values), tied on 16x16 maps (N16
+      64->64 1.00 / 0.91 / 1.07x), and lost with 16 channels (N4 16->16 224x224
+      2.2-2.5x). With the variables unset (OpenBLAS's SkylakeX kernels, GEMMs ~1.8x
+      faster) the same shapes lost: N16 64->64 32x32 1.06 / 1.02 / 1.12x, N8 64->64
+      56x56 1.36 / 1.25 / 1.19x, N16 32->32 32x32 1.08 / 1.02 / 0.99x (N4 64->64 32x32
+      0.93 / 0.97 / 0.92x). Hence, below 128 channels: at least 32 of them, maps of at
+      least 32x32 and images per thread x channels >= 128, on an AVX-512 CPU whose
+      BLAS has AVX2 kernels (:func:`tinynet.backend.blas_has_avx512` False) and makes
+      the transposes; the ResNet-18 step 0.938x (19 of 20 pairs).
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
