@@ -273,6 +273,8 @@ def test_transposing_copies_go_to_blas_where_it_wins(monkeypatch):
     check(np.empty((8, 64, 128), np.float32), short.transpose(2, 0, 1), 0)
     check(np.empty((16, 16, 8, 16), np.float64), x.astype(np.float64).transpose(2, 3, 0, 1), 1)
     check(np.empty((16, 16, 8, 16), np.int32), x.astype(np.int32).transpose(2, 3, 0, 1), 0)
+    square = rng.standard_normal((256, 256)).astype(np.float32)
+    check(square, square.T, 0)                                              # overlapping: NumPy's
     raw = np.zeros(x.nbytes + 1, np.uint8)                                  # float32s off by a byte
     unaligned = raw[1:].view(np.float32).reshape(x.shape)
     unaligned[...] = x

@@ -8,6 +8,7 @@ it; the library is found in a fresh process and ``TINYNET_NO_CBLAS=1`` turns it 
 transpose of a block of rows into a block of another array and nothing else, keeps every
 float's bits (signs of zeros, infinities, NaN), and refuses leading dimensions BLAS
 cannot take and dtypes other than float32 and float64."""
+import ctypes
 import os
 import platform
 import subprocess
@@ -230,7 +231,7 @@ def test_transpose_refuses_what_blas_cannot_take():
     a, b = np.ones((4, 6), np.float32), np.zeros((6, 4), np.float32)
     assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, 5, b.ctypes.data, 4) is False    # lda < cols
     assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, 6, b.ctypes.data, 3) is False    # ldb < rows
-    huge = 2 ** (8 * __import__("ctypes").sizeof(cblas._integer) - 1)       # past the BLAS integer
+    huge = 2 ** (8 * ctypes.sizeof(cblas._integer) - 1)                    # past the BLAS integer
     assert cblas.transpose(np.float32, 4, 6, a.ctypes.data, huge, b.ctypes.data, 4) is False
     ints = np.ones((4, 6), np.int32)
     assert cblas.can_transpose(np.int32) is False
