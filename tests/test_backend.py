@@ -286,6 +286,8 @@ def test_transposing_copies_go_to_blas_where_it_wins(monkeypatch):
     assert calls == [(128, 36)] * 8
     monkeypatch.setattr(backend._in_chunk, "active", True, raising=False)
     check(np.empty(cropped.shape, np.float32), cropped, 0)
+    # asked about an array, only NumPy's take the route (CuPy's copies are CuPy's)
+    assert backend.blas_transposes(x) and not backend.blas_transposes(object())
 
 
 @needs_blas_transposes

@@ -295,35 +295,47 @@ def test_stride_1_transposed_conv_through_the_flipped_conv_matches_torch(
         np.testing.assert_allclose(arr(ours.grad), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("case", ["winograd", "batch-innermost", "col2im"])
+@pytest.mark.parametrize("case", ["winograd", "winograd-cropped", "batch-innermost", "col2im"])
 def test_transposing_copies_give_the_same_conv_with_and_without_blas(case, monkeypatch):
     """The copies that became BLAS transposes (Winograd's output with its bias, the
     batch-innermost product's return to NCHW with its bias, col2im's batch-innermost crop)
     keep NumPy's fused add / single copy where BLAS's transpose is absent: both routes
-    give the same bits, and match a float64 reference."""
+    give the same bits, and match a float64 reference. Copies of any size may take BLAS
+    here, so that these small convolutions reach it."""
+    from tinynet import cblas
     from tinynet.kernels import winograd as W
     rng = np.random.default_rng(7)
-    # winograd: 16 channels on 18x17 maps (odd: a cropped last tile); batch-innermost:
-    # 8 images of 4x4 (more images than columns); col2im: as many input channels as
-    # pixels in the batch, so that the input gradient scatters batch-innermost columns
-    # (padding 1: a cropped buffer) instead of running as a conv
-    shape = {"winograd": (2, 16, 18, 17), "batch-innermost": (8, 24, 4, 4), "col2im": (8, 128, 4, 4)}[case]
+    # winograd: 16 channels on 18x18 maps (one transpose back to NCHW), 18x17 (odd: a
+    # cropped last tile); batch-innermost: 16 images of 4x4 (more images than columns);
+    # col2im: as many input channels as pixels in the batch, so that the input gradient
+    # scatters batch-innermost columns (padding 1: a cropped buffer) instead of running
+    # as a conv
+    shape = {"winograd": (2, 16, 18, 18), "winograd-cropped": (2, 16, 18, 17),
+             "batch-innermost": (16, 24, 4, 4), "col2im": (16, 256, 4, 4)}[case]
     x = rng.standard_normal(shape).astype(np.float32)
     w = (rng.standard_normal((20, shape[1], 3, 3)) * 0.2).astype(np.float32)
     b = rng.standard_normal(20).astype(np.float32)
     gy = rng.standard_normal((shape[0], 20) + shape[2:]).astype(np.float32)
+    monkeypatch.setattr(backend, "_MIN_TRANSPOSE_BYTES", 1)
+    calls = []
+    real_transpose, real_can = cblas.transpose, cblas.can_transpose
+    monkeypatch.setattr(cblas, "transpose", lambda *a: calls.append(a) or real_transpose(*a))
     before = W.get_winograd_mode()
-    W.set_winograd_mode("always" if case == "winograd" else "never")
-    results = []
+    W.set_winograd_mode("always" if case.startswith("winograd") else "never")
+    results, transposes = [], []
     try:
         for blas in (True, False):
-            monkeypatch.setattr(backend, "blas_transposes", lambda blas=blas: blas)
+            monkeypatch.setattr(cblas, "can_transpose", lambda dtype, blas=blas: blas and real_can(dtype))
+            calls.clear()
             tx, tw, tb = (tn.tensor(a, requires_grad=True) for a in (x, w, b))
             y = F.conv2d(tx, tw, tb, padding=1)
             y.backward(tn.tensor(gy))
             results.append([y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()])
+            transposes.append(len(calls))
+            on_numpy = type(tx.data) is np.ndarray      # not the CUDA stand-in's arrays
     finally:
         W.set_winograd_mode(before)
+    assert transposes[1] == 0 and (transposes[0] > 0) == (on_numpy and real_can(np.float32))
     for with_blas, without in zip(*results):
         np.testing.assert_array_equal(with_blas, without)
     torch = pytest.importorskip("torch")

@@ -284,7 +284,7 @@ def col2im(col, input_size, stride=1, padding=0, dilation=1, batch_last=False):
                 window = _window_batch_last(buf, i, j, (Ho, Wo), stride, dilation)
                 window += col[:, i, j]
         inside = buf[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2)
-        if (Hp, Wp) == (H, W) or not backend.blas_transposes():
+        if (Hp, Wp) == (H, W) or not backend.blas_transposes(buf):
             return backend.ascontiguous(inside)
         # BLAS transposes the whole buffer, one matrix, then the crop copies rows: 0.31-0.68x
         # the time of NumPy's transposing crop on ResNet-18's 4x4-16x16 maps (without the

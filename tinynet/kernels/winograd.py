@@ -233,12 +233,10 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
                 _output_transform(m.reshape(4, 4, tb, tw, n * C_out),
                                   y[t0:t0 + tb].reshape(tb, 2, tw, 2, n * C_out))
             source = y.reshape(2 * th, 2 * tw, n, C_out)[:Ho, :Wo].transpose(2, 3, 0, 1)
-            if bias is None or backend.blas_transposes():
-                backend.copy(out[n0:n0 + n], source)   # a transposing copy: BLAS's
-                if bias is not None:
-                    out[n0:n0 + n] += bias.reshape(-1, 1, 1)
-            else:                                       # NumPy's: the add in the same pass
-                xp.add(source, bias.reshape(-1, 1, 1), out=out[n0:n0 + n])
+            if bias is None:                            # transposing copies: BLAS's
+                backend.copy(out[n0:n0 + n], source)
+            else:
+                backend.copy_add(out[n0:n0 + n], source, bias.reshape(-1, 1, 1))
     backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + out.nbytes), like=x)
     return out
 
