@@ -133,6 +133,20 @@ def test_gemm_refuses_what_blas_cannot_take_and_leaves_out_alone(case):
 
 
 @needs_blas
+def test_gemm_refuses_sizes_and_row_distances_past_the_blas_integer(monkeypatch):
+    # an 8-bit BLAS integer (largest 127) stands in for a 32-bit one and sizes past 2^31
+    monkeypatch.setattr(cblas, "_integer", ctypes.c_int8)
+    out = np.zeros((4, 5), np.float32)
+    for a, b in ((np.ones((4, 200), np.float32), np.ones((200, 5), np.float32)),      # K
+                 (np.ones((4, 300), np.float32)[:, :3], np.ones((3, 5), np.float32)),  # lda
+                 (np.ones((4, 3), np.float32), np.ones((3, 130), np.float32)[:, :5])):  # ldb
+        assert cblas.gemm(a, b, out, beta=1.0) is False
+    assert not out.any()
+    assert cblas.gemm(np.ones((4, 3), np.float32), np.ones((3, 5), np.float32), out) is True
+    np.testing.assert_array_equal(out, 3)
+
+
+@needs_blas
 def test_matmul_into_gives_the_same_values_without_the_blas(monkeypatch):
     """The fallback (``xp.matmul``, plus an add when accumulating) and the direct call
     agree, accumulating into a strided block and overwriting it."""

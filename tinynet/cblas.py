@@ -170,11 +170,19 @@ def _operand(x):
     return None
 
 
+def _fits(*values) -> bool:
+    """Whether every value fits the BLAS integer (32 or 64 bits, signed): ctypes would
+    pass a larger one truncated, and BLAS would read or write the wrong memory."""
+    return max(values) <= 2 ** (8 * ctypes.sizeof(_integer) - 1) - 1
+
+
 def _call(fn, a, b, out, beta) -> bool:
     layout_a, layout_b, layout_c = _operand(a), _operand(b), _operand(out)
     if layout_a is None or layout_b is None or layout_c is None or layout_c[0] != _NO_TRANS:
         return False
     (M, K), N = a.shape, b.shape[1]
+    if not _fits(M, N, K, layout_a[1], layout_b[1], layout_c[1]):
+        return False
     fn(_ROW_MAJOR, layout_a[0], layout_b[0], M, N, K, 1.0, a.ctypes.data, layout_a[1],
        b.ctypes.data, layout_b[1], beta, out.ctypes.data, layout_c[1])
     return True
@@ -184,8 +192,8 @@ def gemm(a, b, out, beta: float = 0.0) -> bool:
     """``out ← a @ b + beta·out`` in place through NumPy's BLAS; False (``out`` untouched)
     where it cannot: no BLAS found, not NumPy arrays of one native float dtype (float32
     or float64), shapes that do not chain, an empty dimension, an unaligned operand or one
-    not contiguous along either axis (``out``: along its rows), or ``out`` overlapping an
-    input.
+    not contiguous along either axis (``out``: along its rows), a size or row distance
+    past the BLAS integer, or ``out`` overlapping an input.
 
     a (M, K), b (K, N), out (M, N): 2-D views; ``out`` may be a block of a larger array.
 
@@ -259,8 +267,7 @@ def transpose(dtype, rows: int, cols: int, a: int, lda: int, b: int, ldb: int) -
     if not can_transpose(dtype):
         return False
     fn = _transposes[numpy.dtype(dtype)]
-    largest = 2 ** (8 * ctypes.sizeof(_integer) - 1) - 1       # what the BLAS integer holds
-    if lda < cols or ldb < rows or max(rows, cols, lda, ldb) > largest:
+    if lda < cols or ldb < rows or not _fits(rows, cols, lda, ldb):
         return False
     fn(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a, lda, b, ldb)
     return True
