@@ -14,6 +14,7 @@ import time
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -638,3 +639,56 @@ def test_runner_reports_the_blas_kernels_and_a_coretype_that_holds_them(toy_benc
     said = "OPENBLAS_CORETYPE=Haswell" in result.stdout
     assert said == machine["cpu_avx512"], result.stdout
     assert ("OPENBLAS_CORETYPE=Haswell" in (out / "r.md").read_text()) == machine["cpu_avx512"]
+
+
+def test_layers_finds_every_convolution_of_resnet18_by_shape(device):
+    """benchmarks/layers.py's map of a step: ResNet-18 (CIFAR stem, width 8) on N2 32x32
+    has 20 convolutions, listed here by hand from the architecture."""
+    layers = _benchmark_module("layers")
+    training = _benchmark_module("training")
+    found = layers.conv_layers(training.tinynet_model("resnet18", 8).to(device), (2, 3, 32, 32), device)
+    expected = {   # (kind, N, C_in, H, W, C_out, k, s, p, output_padding): count
+        ("conv", 2, 3, 32, 32, 8, 3, 1, 1, 0): 1,                                # stem
+        ("conv", 2, 8, 32, 32, 8, 3, 1, 1, 0): 4,                                # stage 1
+        ("conv", 2, 8, 32, 32, 16, 3, 2, 1, 0): 1, ("conv", 2, 8, 32, 32, 16, 1, 2, 0, 0): 1,
+        ("conv", 2, 16, 16, 16, 16, 3, 1, 1, 0): 3,                              # stage 2
+        ("conv", 2, 16, 16, 16, 32, 3, 2, 1, 0): 1, ("conv", 2, 16, 16, 16, 32, 1, 2, 0, 0): 1,
+        ("conv", 2, 32, 8, 8, 32, 3, 1, 1, 0): 3,                                # stage 3
+        ("conv", 2, 32, 8, 8, 64, 3, 2, 1, 0): 1, ("conv", 2, 32, 8, 8, 64, 1, 2, 0, 0): 1,
+        ("conv", 2, 64, 4, 4, 64, 3, 1, 1, 0): 3,                                # stage 4
+    }
+    assert dict(found) == expected
+
+
+@pytest.mark.parametrize("key", [
+    ("conv", 2, 3, 8, 8, 4, 3, 2, 1, 0),        # stride 2 on an even map: dx needs output_padding 1
+    ("conv", 2, 3, 7, 7, 4, 3, 1, 1, 0),
+    ("convT", 2, 4, 5, 5, 3, 2, 2, 0, 0),
+    ("convT", 2, 4, 5, 5, 3, 3, 2, 1, 1)])
+def test_layers_times_the_products_pytorch_computes(key, device):
+    """Each pass's tinynet callable gives PyTorch's tensor: the script times the same
+    products (a wrong output_padding would time an input gradient of another size)."""
+    pytest.importorskip("torch")
+    cases = _benchmark_module("layers").make_cases(key, device)
+    for name, fns in cases.items():
+        ours, theirs = fns["tinynet"]().numpy(), fns["torch"]()
+        if isinstance(theirs, tuple):        # convolution_backward: (dx, dW, db) with Nones
+            theirs = next(t for t in theirs if t is not None)
+        np.testing.assert_allclose(ours, theirs.cpu().numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_layers_standalone_prints_the_table_and_its_total(tmp_path):
+    pytest.importorskip("threadpoolctl")
+    out = tmp_path / "layers.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layers.py"), "--quick",
+                             "--model", "cnn", "--threads", "1", "--json", str(out)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    rows = json.loads(out.read_text())["rows"]
+    # SimpleCNN: conv 1->16 on 8x8 and 16->32 on 4x4, three passes each
+    assert [(r["workload"], r["pass"]) for r in rows] == [
+        (f"conv N8 {c} k3 s1 p1 x1", p) for c in ("1->16 8x8", "16->32 4x4") for p in ("fwd", "dx", "dW")]
+    for row in rows:
+        _check_common_keys(row)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert "one step's convolutions" in result.stdout
