@@ -524,6 +524,30 @@ def test_ab_swap_runs_the_old_module_and_restores_the_new():
     assert conv_module._use_flat_rows is live_function
 
 
+def test_ab_swap_keeps_what_the_new_side_cached_since_the_last_switch():
+    # a module that binds a cache into its globals on first use, as tinynet.cblas does:
+    # the new side's binding, made after the Swap was built, must survive old-new switches
+    ab = _benchmark_module("ab")
+    source = ("_cache = None\n"
+              "binds = []\n"
+              "def bound():\n"
+              "    global _cache\n"
+              "    if _cache is None:\n"
+              "        binds.append(1)\n"
+              "        _cache = object()\n"
+              "    return _cache\n")
+    live = ab.module_at_revision("tinynet.cblas", source, "live")
+    old = ab.module_at_revision("tinynet.cblas", source, "old")
+    swap = ab.Swap(live, old)
+    first = live.bound()
+    for _ in range(3):
+        swap.use("old")
+        live.bound()            # the old function, its cache in the old module's globals
+        swap.use("new")
+        assert live.bound() is first
+    assert live.binds == [1] and old.binds == [1]
+
+
 def test_ab_alternates_sides_and_counts_the_pairs_the_new_side_wins():
     ab = _benchmark_module("ab")
     import types
