@@ -43,25 +43,30 @@ PASSES = ("fwd", "dx", "dW")
 
 
 def conv_layers(model, shape, device="cpu") -> Counter:
-    """``Counter`` of ``(kind, N, C_in, C_out, H, W, k, s, p, output_padding)`` over the
+    """``Counter`` of ``(kind, N, C_in, H, W, C_out, k, s, p, output_padding)`` over the
     model's convolutions in one forward of a ``shape`` batch (kind ``"conv"`` or
-    ``"convT"``; square kernels, strides and paddings, one group, no dilation)."""
+    ``"convT"``; square maps, kernels, strides and paddings, one group, no dilation)."""
     found = Counter()
 
     def hook(module, inputs, output):
         x = inputs[0]
-        if module.groups != 1 or module.dilation != (1, 1):
-            raise ValueError(f"layers.py: {module!r} has groups or dilation; not supported")
+        square = (x.shape[2] == x.shape[3] and len({*module.kernel_size}) == len({*module.stride})
+                  == len({*module.padding}) == 1)
+        if module.groups != 1 or module.dilation != (1, 1) or not square:
+            raise ValueError(f"layers.py: {module!r} on a {tuple(x.shape)} input: only square "
+                             "maps, kernels, strides and paddings, one group, no dilation")
         kind = "convT" if isinstance(module, nn.ConvTranspose2d) else "conv"
         output_padding = module.output_padding[0] if kind == "convT" else 0
         found[(kind,) + tuple(x.shape) + (output.shape[1], module.kernel_size[0], module.stride[0],
                                           module.padding[0], output_padding)] += 1
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    with tn.no_grad():
-        model(tn.zeros(*shape, device=device))
-    for h in handles:
-        h.remove()
+    try:
+        with tn.no_grad():
+            model(tn.zeros(*shape, device=device))
+    finally:
+        for h in handles:
+            h.remove()
     return found
 
 

@@ -684,6 +684,15 @@ def test_layers_finds_every_convolution_of_resnet18_by_shape(device):
     assert dict(found) == expected
 
 
+def test_layers_names_a_layer_it_cannot_time_and_leaves_no_hook(device):
+    from tinynet import nn
+    layers = _benchmark_module("layers")
+    model = nn.Conv2d(3, 4, (3, 1), padding=(1, 0)).to(device)
+    with pytest.raises(ValueError, match=r"Conv2d\(3, 4, kernel_size=\(3, 1\).*only square"):
+        layers.conv_layers(model, (1, 3, 8, 8), device)
+    assert not model.__dict__.get("_forward_hooks")
+
+
 @pytest.mark.parametrize("key", [
     ("conv", 2, 3, 8, 8, 4, 3, 2, 1, 0),        # stride 2 on an even map: dx needs output_padding 1
     ("conv", 2, 3, 7, 7, 4, 3, 1, 1, 0),
