@@ -39,9 +39,6 @@ import tinynet.functional as F  # noqa: E402
 from tinynet import nn  # noqa: E402
 from tinynet.functional.conv import conv2d_weight  # noqa: E402
 
-PASSES = ("fwd", "dx", "dW")
-
-
 def conv_layers(model, shape, device="cpu") -> Counter:
     """``Counter`` of ``(kind, N, C_in, H, W, C_out, k, s, p, output_padding)`` over the
     model's convolutions in one forward of a ``shape`` batch (kind ``"conv"`` or
@@ -98,7 +95,7 @@ def make_cases(key, device="cpu") -> dict:
     dy = rng.standard_normal((N, C_out, Ho, Wo)).astype(np.float32)
     tx, tw, tdy = (tn.tensor(a, device=device) for a in (x, w, dy))
     if kind == "conv":
-        back = (H - 1 - ((Ho - 1) * s - 2 * p + k - 1))      # the input gradient's output_padding
+        back = H - ((Ho - 1) * s - 2 * p + k)       # the input gradient's output_padding
         cases = {"fwd": lambda: F.conv2d(tx, tw, stride=s, padding=p),
                  "dx": lambda: F.conv_transpose2d(tdy, tw, stride=s, padding=p, output_padding=back),
                  "dW": lambda: conv2d_weight(tx, tdy, w_shape, stride=s, padding=p)}
