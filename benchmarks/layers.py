@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402  (benchmark driver)
 
 import common  # noqa: E402
+import kernels  # noqa: E402
 import training  # noqa: E402
 import tinynet as tn  # noqa: E402
 import tinynet.functional as F  # noqa: E402
@@ -72,13 +73,11 @@ def label(key) -> str:
     return f"{kind} N{N} {C_in}->{C_out} {H}x{W} k{k} s{s} p{p}"
 
 
-def flops(key) -> float:
-    """Multiply-adds x 2 of one product (the three are equal): the direct convolution's."""
-    kind, N, C_in, H, W, C_out, k, s, p, op = key
-    if kind == "conv":
-        Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
-        return 2.0 * N * C_out * Ho * Wo * C_in * k * k
-    return 2.0 * N * C_in * H * W * C_out * k * k
+def flops(key) -> int:
+    """Multiply-adds x 2 of one product (the three are equal): the direct convolution's,
+    as ``kernels.py`` counts its rows' forward."""
+    kind, N, C_in, H, W, C_out, k, s, p, _ = key
+    return kernels.flops(kind, N, C_in, C_out, H, W, k, s, p, backward=False)
 
 
 def make_cases(key, device="cpu") -> dict:
