@@ -520,23 +520,22 @@ def gemms_on_pool() -> bool:
     return _num_threads is not None and _num_threads > 1 and _blas_threads == 1
 
 
-def matmul(a, b, out=None):
+def matmul(a, b):
     """``a @ b`` for 2-D arrays; split into blocks on tinynet's pool when BLAS was set to
     one thread by ``set_num_threads(n, blas=1)`` with n > 1 and the product is large.
 
     Blocks: columns of ``b`` (and of the result) when the result is wide, else rows of
     ``a``, else the inner dimension K (partial products summed), each block one BLAS call
     that releases the GIL. Otherwise (the default, CuPy arrays, small products) it is
-    exactly ``xp.matmul(a, b, out=out)``.
+    exactly ``a @ b``.
     """
     n = _num_threads
     if (not gemms_on_pool() or _is_cupy_array(a)
             or a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < (1 << 22)):
-        return a @ b if out is None else get_array_module(a).matmul(a, b, out=out)
+        return a @ b
     M, K = a.shape
     L = b.shape[1]
-    if out is None:
-        out = numpy.empty((M, L), dtype=numpy.result_type(a, b))
+    out = numpy.empty((M, L), dtype=numpy.result_type(a, b))
     every_thread = n * parallel_grain     # as if large enough for one chunk per thread
     if L >= 256 * n:
         parallel_for(L, lambda lo, hi: numpy.matmul(a, b[:, lo:hi], out=out[:, lo:hi]),
@@ -688,7 +687,9 @@ def copy(dst, src):
     one fixed-size memory copy (runs of 4-32 float32: 0.4-0.6x the time; 56-64: 0.73x;
     about 112 and more: equal; measured on this project's AVX2 EPYC guest). The bytes
     moved are the same, so the result is identical. Other arrays (CuPy's, broadcast or
-    strided innermost axes, long runs) take ``dst[...] = src``."""
+    strided innermost axes, long runs) go to OpenBLAS's transposes where they are one
+    (:func:`_copy_by_transposes`: NumPy arrays of at least :data:`_MIN_TRANSPOSE_BYTES`
+    whose contiguous axis moved), and to ``dst[...] = src`` otherwise."""
     if (type(dst) is numpy.ndarray and type(src) is numpy.ndarray and dst.ndim >= 2
             and dst.strides[-1] == src.strides[-1] == dst.itemsize
             and dst.shape == src.shape and dst.dtype == src.dtype):

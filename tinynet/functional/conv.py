@@ -33,7 +33,8 @@ batch of one or two: flat rows (:mod:`tinynet.kernels.flat_rows`). Strided convs
 short rows: the phase grid (:mod:`tinynet.kernels.phases`); strided transposed convs:
 sub-pixel (:mod:`tinynet.kernels.subpixel`). Otherwise one im2col GEMM per group over
 the batch (or a batch chunk, bounded by :data:`tinynet.kernels.im2col.workspace_limit`),
-the bias added in the same pass that transposes the result back to NCHW.
+the bias added as the result is copied back to NCHW (:func:`tinynet.backend.copy_add`: one
+fused pass, or a second contiguous pass after a BLAS transposing copy).
 """
 from __future__ import annotations
 
@@ -609,7 +610,7 @@ def _bias_grad(gy: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------- Functions
 class _Geometry(Function):
-    """Stores the normalised (stride, padding, dilation, groups, output_size) kwargs."""
+    """Stores the normalised stride, padding, dilation and groups."""
 
     def _keep(self, stride, padding, dilation, groups):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups

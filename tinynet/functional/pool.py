@@ -157,18 +157,10 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     out = AvgPool2d.apply(x, geometry=(k, s, p, ceil_mode, bool(count_include_pad)))
     if divisor_override is not None:
         # window sum / divisor = mean · (window size clipped to the padded input) / divisor
-        sizes = [_clipped_window_sizes(x.shape[2 + a], out.shape[2 + a], k[a], s[a], p[a], x.xp)
-                 for a in range(2)]
-        scale = (sizes[0][:, None] * sizes[1][None, :]).astype(x.dtype) / divisor_override
-        out = out * Tensor(scale)
+        sizes = P.avg_pool2d_divisor(x.shape[2:], k, s, p, ceil_mode, count_include_pad=True,
+                                     dtype=x.dtype, xp=x.xp)
+        out = out * Tensor(sizes / divisor_override)
     return _squeeze(out, 0) if was_3d else out
-
-
-def _clipped_window_sizes(size, out_size, k, s, p, xp):
-    """Per output position along one axis: how many of the window's k positions lie inside
-    the padded input [-p, size + p) (the divisor of ``count_include_pad=True``)."""
-    start = xp.arange(out_size) * s - p
-    return xp.minimum(start + k, size + p) - start
 
 
 def _adaptive_bins(size, out, xp, dtype):

@@ -28,8 +28,10 @@ carries the bias through the same product.
 
 :func:`flat_col2im` is the adjoint (the stride-1 transposed convolution's scatter): zero
 the wrapped entries of the columns, add every offset's slice back into the flat image,
-and crop the padding rows. It takes channel-major columns (C, kh, kw, N, H·W), as the
-transposed conv's one GEMM ``Wᵀ @ X`` produces them.
+and crop the padding rows. The convolutions' input gradient gives it image-major columns
+(N, C, kh, kw, H·W), one product per image (``image_major=True``, written into the
+caller's ``out``); it also takes channel-major columns (C, kh, kw, N, H·W), as one GEMM
+``Wᵀ @ X`` over the batch produces them.
 """
 from __future__ import annotations
 

@@ -17,11 +17,10 @@ Backward of one step given ``dh'``::
 Elman RNN: ``h' = act(x @ W_ih^T + b_ih + h @ W_hh^T + b_hh)`` with act = tanh or relu;
 ``da = dh' * act'(.)``, ``dh = da @ W_hh``.
 
-As in :mod:`tinynet.kernels.lstm`: one GEMM projects all inputs, one GEMM per step for the
-recurrence, the factors that do not depend on the gradient are computed for all steps
-before the backward loop, and the weight gradients are single GEMMs after it. The
-``mask`` convention (``(T, B, 1)`` bool, False = padded step that carries the state) is
-the same.
+One GEMM projects all inputs, one GEMM per step runs the recurrence, the factors that do
+not depend on the gradient are computed for all steps before the backward loop, and the
+weight gradients are single GEMMs after it. The ``mask`` convention (``(T, B, 1)`` bool,
+False = padded step that carries the state) is :mod:`tinynet.kernels.lstm`'s.
 """
 from __future__ import annotations
 
@@ -61,7 +60,7 @@ def gru_layer_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False, ma
     xp = backend.get_array_module(x, w_ih, w_hh)
     T, B, I = x.shape
     H = w_hh.shape[1]
-    scale, _, _ = gate_scale(H, x.dtype, xp, sigmoid_blocks=(0, 1), blocks=3)
+    scale = gate_scale(H, x.dtype, xp, sigmoid_blocks=(0, 1), blocks=3)
     x2 = x.reshape(T * B, I)
     gx = (x2 @ (w_ih * scale[:, None]).T).reshape(T, B, 3 * H)
     if b_ih is not None:

@@ -179,8 +179,7 @@ def _all_windows(buf, kernel_size, out_hw, stride, dilation, batch_last=False):
     return backend.as_strided(buf, shape, strides)
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, out=None,
-           batch_last=False):
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, batch_last=False):
     """Columns of all convolution windows, channel-major.
 
     Parameters
@@ -190,7 +189,6 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
     output_size : (Ho, Wo), optional
         Defaults to the convolution output size; a smaller size reads only the first
         windows (used by the gradient of a transposed conv with ``output_padding``).
-    out : array (C, kh, kw, N, Ho, Wo), optional ((C, kh, kw, Ho, Wo, N) with ``batch_last``)
     batch_last : bool
         Order the columns (Ho, Wo, N) instead of (N, Ho, Wo). Same values, another
         column order: on small maps (Wo < N) every strided copy then runs over
@@ -218,13 +216,11 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ou
                        conv_output_size(W, kw, sw, pw, dilation[1]))
     Ho, Wo = output_size
     if batch_last:
-        if out is None:
-            out = xp.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
+        out = xp.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
         buf = _padded_batch_last(x, output_size, kernel_size, stride, padding, dilation)
         return backend.copy(out, _all_windows(buf, kernel_size, output_size, stride, dilation,
                                               batch_last=True))
-    if out is None:
-        out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
     if _is_tiling(kernel_size, stride, padding, dilation):
         return _im2col_tiles(x, out)
     return _im2col_windows(x, out, stride, padding, dilation)

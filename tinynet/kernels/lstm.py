@@ -17,7 +17,7 @@ passes over small arrays, the rest the GEMMs) is built around three choices:
   ``(H+I+1, B)``: recurrence, input projection and bias at once. After the loop,
   ``[dW_hh | dW_ih | db] = dA @ Z`` is one GEMM over all steps, with ``dA`` ``(4H, T*B)``
   the gate gradients and ``Z`` ``(T*B, H+I+1)`` the stacked inputs, batch-major.
-* **Feature-major steps.** A step's gates are ``(4H, B)``: ``[i; f; g; o]`` are four
+* **Feature-major steps.** A step's gates are ``(4H, B)``: ``[i; f; o; g]`` are four
   contiguous ``(H, B)`` row blocks, so every gate operation is one pass over contiguous
   memory (a ``(B, H)`` column block of a batch-major ``(B, 4H)`` array is 32 separate
   rows, and NumPy pays per row), and ``W @ z`` with the batch as the short dimension
@@ -81,18 +81,14 @@ __all__ = [
 
 
 def gate_scale(hidden: int, dtype, xp, sigmoid_blocks=(0, 1, 3), blocks: int = 4):
-    """``(scale, mul, add)`` vectors of length ``blocks * hidden`` for the tanh form of sigmoid.
-
-    For a sigmoid block ``scale = mul = add = 0.5`` (``sigmoid(a) = 0.5 tanh(0.5 a) + 0.5``);
-    for a tanh block ``scale = mul = 1, add = 0``.
+    """``(blocks * hidden,)`` row scale of the pre-activations for the tanh form of sigmoid:
+    ``0.5`` on a sigmoid block (``sigmoid(a) = 0.5 tanh(0.5 a) + 0.5``: the kernels take
+    ``tanh`` of the scaled rows, then ``0.5 t + 0.5``), ``1`` on a tanh block.
     """
     scale = xp.ones((blocks, hidden), dtype=dtype)
-    add = xp.zeros((blocks, hidden), dtype=dtype)
     for k in sigmoid_blocks:
         scale[k] = 0.5
-        add[k] = 0.5
-    scale = scale.reshape(-1)
-    return scale, scale, add.reshape(-1)
+    return scale.reshape(-1)
 
 
 # ------------------------------------------------------------------ fused per-step math
@@ -182,9 +178,9 @@ NUMPY_BLOCKS = (0, 1, 3, 2)
 def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
     """``(4H,)`` row scale folded into the weights and bias (see the module docstring):
     ``[-1, -1, -2, -1]`` per gate block for the exp form, ``[0.5, 0.5, 1, 0.5]`` for the
-    tanh form of the compiled kernel."""
+    tanh form (the compiled kernel's, and NumPy's with AVX-512)."""
     if not exp_form:
-        return gate_scale(H, dtype, xp)[0]
+        return gate_scale(H, dtype, xp)
     scale = xp.full((4, H), -1, dtype=dtype)
     scale[2] = -2
     return scale.reshape(-1)
@@ -352,7 +348,7 @@ def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx
     gradient of both ``b_ih`` and ``b_hh`` (they enter the gates as a sum). With
     ``need_dx=False`` the input-gradient GEMM is skipped and ``dx`` is None.
     """
-    acts, mask = saved.acts, saved.mask
+    acts = saved.acts
     xp = backend.get_array_module(acts)
     T = acts.shape[0]
     H = saved.w_hh.shape[1]

@@ -20,8 +20,9 @@ window (the adjoint, col2im-style).
 
 Output sizes come from :func:`tinynet.kernels.im2col.pool_output_size`.
 
-Threads: samples are independent, so on large batches the 2x2 max-pool forward and the
-max-pool backward run batch chunks on tinynet's pool (:func:`tinynet.backend.parallel_for`).
+Threads: the N·C planes are independent, so on large inputs the 2x2 max-pool forward and
+the max-pool backward run blocks of planes on tinynet's pool
+(:func:`tinynet.backend.parallel_blocks`); small maps run in one call.
 """
 from __future__ import annotations
 

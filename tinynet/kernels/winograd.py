@@ -128,10 +128,10 @@ def _output_transform(m, out):
 
 
 def _tiles(H, W, padding):
-    """Output size, output tiles per axis and the padded grid the tiles read (>= H + 2p)."""
+    """Output size and output tiles per axis (the tiles read a padded grid of
+    ``(2·th + 2, 2·tw + 2)``, :func:`_padded_grid`)."""
     Ho, Wo = H + 2 * padding[0] - 2, W + 2 * padding[1] - 2
-    th, tw = -(-Ho // 2), -(-Wo // 2)
-    return (Ho, Wo), (th, tw), (2 * th + 2, 2 * tw + 2)
+    return (Ho, Wo), (-(-Ho // 2), -(-Wo // 2))
 
 
 def _padded_grid(xs, padding, th, tw):
@@ -184,7 +184,7 @@ def _tile_blocks(xs, padding, th, tw, rows):
                                        xp.empty((4, 4, tb, tw, flat.shape[2]), dtype=xs.dtype))
 
 
-def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
+def conv2d_winograd(x, w, bias=None, padding=(0, 0)):
     """3x3, stride-1, dilation-1, single-group convolution by F(2x2, 3x3).
 
     Parameters
@@ -193,7 +193,6 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
     w : array (C_out, C_in, 3, 3)
     bias : array (C_out,) or None
     padding : (ph, pw)
-    u : the transformed weight from :func:`transform_weight`, if already computed
 
     Returns
     -------
@@ -216,10 +215,8 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), u=None):
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out = w.shape[0]
-    (Ho, Wo), (th, tw), _ = _tiles(H, W, padding)
-    if u is None:
-        u = transform_weight(w)
-    u_t = u.transpose(0, 2, 1)                        # U[ξ, ν]ᵀ, (16, C_in, C_out)
+    (Ho, Wo), (th, tw) = _tiles(H, W, padding)
+    u_t = transform_weight(w).transpose(0, 2, 1)     # U[ξ, ν]ᵀ, (16, C_in, C_out)
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     images, rows = _block_plan(x, th, tw, C)
 
@@ -279,7 +276,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out = dy.shape[1]
-    (Ho, Wo), (th, tw), _ = _tiles(H, W, padding)
+    (Ho, Wo), (th, tw) = _tiles(H, W, padding)
     images, rows = _block_plan(x, th, tw, max(C, C_out))
     partials = []
 
