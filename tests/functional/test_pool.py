@@ -52,6 +52,20 @@ def test_avg_pool_4x4_known_answer_and_ceil_mode():
     assert y[1, 1] == X4[0, 0, 2:, 2:].mean()
 
 
+def test_ceil_mode_window_may_hang_past_the_padded_input():
+    # PyTorch's rule: with ceil_mode only the output size must be positive, so a 2x2 window
+    # on a 1x3 map is one row of two windows, clipped to the input
+    x = t([[[[5.0, 7.0, 6.0]]]], True)
+    y, idx = F.max_pool2d(x, 2, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(arr(y), [[[[7, 6]]]])
+    np.testing.assert_array_equal(idx.numpy(), [[[[1, 2]]]])
+    y.sum().backward()
+    np.testing.assert_array_equal(arr(x.grad), [[[[0, 1, 1]]]])
+    # avg: the divisor is the window clipped to the padded input, (5 + 7) / 2 and 6 / 1
+    np.testing.assert_array_equal(arr(F.avg_pool2d(t([[[[5.0, 7.0, 6.0]]]]), 2, ceil_mode=True)),
+                                  [[[[6, 6]]]])
+
+
 def test_adaptive_avg_pool_1x1_is_the_global_mean():
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 7))
     y = arr(F.adaptive_avg_pool2d(t(x), 1))
@@ -130,6 +144,27 @@ def test_adaptive_avg_pool_matches_pytorch(size):
 
 
 @needs_torch
+@pytest.mark.parametrize("shape,kw", [
+    ((2, 3, 1, 3), dict(kernel_size=2)),
+    ((2, 3, 6, 6), dict(kernel_size=8)),
+    ((1, 2, 2, 5), dict(kernel_size=(3, 2), stride=2, padding=(0, 1))),
+    ((1, 2, 3, 4), dict(kernel_size=(2, 3), stride=(3, 2), padding=1)),
+])
+def test_ceil_mode_past_the_padded_input_matches_pytorch(shape, kw):
+    x = np.random.default_rng(0).standard_normal(shape)
+    for ours, theirs in ((F.max_pool2d, TF.max_pool2d), (F.avg_pool2d, TF.avg_pool2d)):
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt, ceil_mode=True, **kw)
+        g = np.random.default_rng(1).standard_normal(tuple(yt.shape))
+        yt.backward(torch.tensor(g))
+        xo = t(x, True)
+        y = ours(xo, ceil_mode=True, **kw)
+        y.backward(t(g))
+        np.testing.assert_allclose(arr(y), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(arr(xo.grad), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@needs_torch
 def test_max_pool_ties_take_the_first_maximum_like_pytorch():
     x = np.random.default_rng(4).integers(0, 3, (2, 2, 6, 8)).astype(np.float64)
     for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)):
@@ -152,6 +187,8 @@ X = t(np.ones((2, 3, 6, 6)))
     (lambda: F.max_pool2d(X, (2, 4), padding=(1, 3)), ValueError, "at most half"),
     (lambda: F.max_pool2d(X, 7), ValueError, "larger than the padded input"),
     (lambda: F.max_pool2d(X, 3, dilation=3), ValueError, "larger than the padded input"),
+    (lambda: F.max_pool2d(X, 7, stride=1, ceil_mode=True), ValueError, "output size is not positive"),
+    (lambda: F.avg_pool2d(X, 7, stride=1, ceil_mode=True), ValueError, "output size is not positive"),
     (lambda: F.max_pool2d(X, 2.5), TypeError, "kernel_size must be an int"),
     (lambda: F.max_pool2d(np.ones((1, 1, 4, 4)), 2), TypeError, "must be a Tensor"),
     (lambda: F.avg_pool2d(X, 2, padding=2), ValueError, "at most half"),

@@ -99,7 +99,9 @@ def _pool_args(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     was_3d = x.ndim == 3
     H, W = x.shape[-2:]
     for a, size in enumerate((H, W)):
-        if size + 2 * p[a] < d[a] * (k[a] - 1) + 1:
+        # with ceil_mode a window may hang past the padded input, as in PyTorch: only a
+        # window that would start past it (no output) is an error
+        if not ceil_mode and size + 2 * p[a] < d[a] * (k[a] - 1) + 1:
             raise ValueError(f"{op}: kernel_size {k} (dilation {d}) is larger than the padded "
                              f"input {H + 2 * p[0]}x{W + 2 * p[1]}")
         if K.pool_output_size(size, k[a], s[a], p[a], d[a], ceil_mode) <= 0:
