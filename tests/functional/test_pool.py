@@ -66,6 +66,16 @@ def test_ceil_mode_window_may_hang_past_the_padded_input():
                                   [[[[6, 6]]]])
 
 
+def test_max_pool_window_of_padding_only_is_minus_inf_without_gradient():
+    # dilation 3 and padding 1 on a 1x2 map: the window's taps are columns -1 and 2
+    x = t([[[[1.0, 2.0]]]], True)
+    y, idx = F.max_pool2d(x, (1, 2), stride=1, padding=(0, 1), dilation=(1, 3), return_indices=True)
+    assert arr(y).tolist() == [[[[-np.inf]]]]
+    assert idx.numpy().tolist() == [[[[-1]]]]       # the first tap's position, outside the plane
+    y.backward(t(np.ones((1, 1, 1, 1))))
+    np.testing.assert_array_equal(arr(x.grad), np.zeros((1, 1, 1, 2)))
+
+
 def test_adaptive_avg_pool_1x1_is_the_global_mean():
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 7))
     y = arr(F.adaptive_avg_pool2d(t(x), 1))
