@@ -87,6 +87,17 @@ def test_softmax_rows_sum_to_one_and_match_formula():
     assert_close(y0.sum(0), np.ones(3), rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape,implicit", [((4,), 0), ((2, 3), 1), ((2, 3, 4), 0), ((2, 3, 4, 5), 1)])
+def test_softmax_without_dim_takes_pytorchs_implicit_dim_and_warns(shape, implicit):
+    x = _x(np.random.default_rng(0).standard_normal(shape), requires_grad=False)
+    for f, module in ((F.softmax, tn.nn.Softmax()), (F.log_softmax, tn.nn.LogSoftmax())):
+        with pytest.warns(UserWarning, match=f"dim={implicit}"):
+            y = f(x)
+        assert_close(y, f(x, implicit).numpy(), rtol=0, atol=0)
+        with pytest.warns(UserWarning, match="implicit dimension"):
+            assert_close(module(x), y.numpy(), rtol=0, atol=0)
+
+
 def test_softmax_gradient_of_one_component():
     # d softmax_0 / dx_j = y0 (δ0j - y_j)
     x = _x([0.5, -0.5, 1.0])

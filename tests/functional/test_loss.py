@@ -99,6 +99,29 @@ def test_cross_entropy_ignore_index_and_weighted_mean():
     assert F.nll_loss(tn.tensor(lp), tn.tensor([0, 1, 1]), ignore_index=1).item() == pytest.approx(-lp[0, 0])
 
 
+@pytest.mark.parametrize("kw,shape", [
+    (dict(), (3, 4)),                                        # the fused op
+    (dict(weight=np.array([2.0, 0.5, 1.0, 1.5])), (3, 4)),   # log_softmax + nll_loss
+    (dict(label_smoothing=0.1), (3, 4)),
+    (dict(), (2, 4, 3)),                                     # spatial targets
+])
+def test_cross_entropy_with_every_target_ignored_is_nan_with_zero_gradient(kw, shape):
+    # PyTorch's rule: the weighted mean is 0/0 = NaN, but no target contributes, so the
+    # gradient is zero (a NaN gradient would put NaN in every parameter)
+    x = _x(np.random.default_rng(0).standard_normal(shape))
+    t = tn.tensor(np.full((shape[0],) + shape[2:], -100))
+    kw = {k: (tn.tensor(v) if k == "weight" else v) for k, v in kw.items()}
+    loss = F.cross_entropy(x, t, **kw)
+    assert np.isnan(loss.item())
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros(shape))
+    x.grad = None
+    nll = F.nll_loss(F.log_softmax(x, 1), t)
+    assert np.isnan(nll.item())
+    nll.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros(shape))
+
+
 def test_cross_entropy_label_smoothing():
     scores = np.array([[1.0, 2.0, 0.5]])
     lp = _log_softmax(scores)[0]

@@ -14,6 +14,7 @@ from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_floating, normalize_dim
 import math
+import warnings
 
 from .elementwise import where, exp
 from .reduction import sum as _sum
@@ -236,16 +237,30 @@ def tanh(input) -> Tensor:
     return Tanh.apply(_activation_input(input, "tanh"))
 
 
-def softmax(input, dim: int = -1) -> Tensor:
-    """exp(x) / Σ_dim exp(x), shifted by the max for stability."""
-    _activation_input(input, "softmax")
-    return Softmax.apply(input, dim=normalize_dim(dim, input.ndim, "softmax") if input.ndim else None)
+def _softmax_dim(input, dim, op):
+    """The normalised axis of ``softmax`` / ``log_softmax``; ``dim=None`` takes PyTorch's
+    implicit choice (dim 0 for 0-, 1- and 3-D inputs, else dim 1) and warns, as PyTorch
+    does, that the choice is deprecated."""
+    _activation_input(input, op)
+    if not input.ndim:
+        return None
+    if dim is None:
+        dim = 0 if input.ndim in (1, 3) else 1
+        warnings.warn(f"{op}: implicit dimension choice is deprecated (PyTorch's rule took "
+                      f"dim={dim} for a {input.ndim}-D input); pass dim explicitly",
+                      UserWarning, stacklevel=3)
+    return normalize_dim(dim, input.ndim, op)
 
 
-def log_softmax(input, dim: int = -1) -> Tensor:
-    """log(softmax(x)) without overflow or log(0)."""
-    _activation_input(input, "log_softmax")
-    return LogSoftmax.apply(input, dim=normalize_dim(dim, input.ndim, "log_softmax") if input.ndim else None)
+def softmax(input, dim: int | None = None) -> Tensor:
+    """exp(x) / Σ_dim exp(x), shifted by the max for stability. ``dim=None``: PyTorch's
+    implicit choice, with its deprecation warning (see :func:`_softmax_dim`)."""
+    return Softmax.apply(input, dim=_softmax_dim(input, dim, "softmax"))
+
+
+def log_softmax(input, dim: int | None = None) -> Tensor:
+    """log(softmax(x)) without overflow or log(0). ``dim=None`` as in :func:`softmax`."""
+    return LogSoftmax.apply(input, dim=_softmax_dim(input, dim, "log_softmax"))
 
 
 class GELU(Function):

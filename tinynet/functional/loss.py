@@ -205,7 +205,8 @@ def _check_class_weight(weight, C, op):
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-w[t]·input[t] for log-probabilities ``input`` (N, C, ...) and class indices ``target``.
 
-    'mean' divides by Σ w[t] over non-ignored targets (PyTorch's weighted mean).
+    'mean' divides by Σ w[t] over non-ignored targets (PyTorch's weighted mean); with every
+    target ignored that is 0/0, a NaN loss whose gradient is zero, as in PyTorch.
     """
     return _nll_loss(input, target, weight, ignore_index, reduction, "nll_loss")
 
@@ -230,7 +231,18 @@ def _nll_loss(input, target, weight, ignore_index, reduction, op):
     total = _sum(losses)
     if reduction == "sum":
         return total
-    return total / _sum(w)
+    return _weighted_mean(total, w.data.sum())
+
+
+def _weighted_mean(total, denom):
+    """``total / denom`` for a weighted mean over targets, ``denom`` an array (no gradient)
+    that is 0 only when every target is ignored: the loss is then NaN (0/0) but its
+    gradient zero, as PyTorch's (no target contributes; dividing the zero gradients by 0
+    would make them NaN and put NaN in every parameter)."""
+    xp = total.xp
+    empty = denom == 0
+    safe = xp.where(empty, 1, denom).astype(total.dtype)
+    return total / Tensor(safe) + Tensor(xp.where(empty, xp.nan, 0).astype(total.dtype))
 
 
 class CrossEntropyIndex(Function):
@@ -254,12 +266,16 @@ class CrossEntropyIndex(Function):
         e = xp.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
         losses = (xp.log(total[:, 0]) - shifted[rows, safe]) * keep
-        # an array, not x.dtype.type(...): a CuPy scalar has no implicit host conversion
+        # arrays, not x.dtype.type(...): a CuPy scalar has no implicit host conversion.
+        # Every target ignored ('mean'): the loss is 0/0 = NaN but the gradient zero, as
+        # PyTorch's (see _weighted_mean)
         denom = keep.sum().astype(x.dtype) if mean else xp.asarray(1, dtype=x.dtype)
+        empty = denom == 0
+        denom = xp.where(empty, 1, denom).astype(x.dtype)
         e /= total                                     # now softmax(x)
         self.softmax, self.rows, self.safe = e, rows, safe
         self.scale = (keep / denom).astype(x.dtype)[:, None]
-        return xp.asarray(losses.sum() / denom, dtype=x.dtype)
+        return xp.asarray(losses.sum() / denom + xp.where(empty, xp.nan, 0), dtype=x.dtype)
 
     def backward(self, g):
         x = self.inputs[0]
@@ -282,6 +298,8 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     Input (N, C), (N, C, d1, ...) or (C,); index target (N,), (N, d1, ...) or ();
     probability target shaped like input. ``label_smoothing`` ε mixes the one-hot target
     with the uniform distribution: (1 - ε)·nll + ε·mean_c(-w_c·log p_c) (PyTorch's rule).
+    With class indices and every target ignored, 'mean' gives a NaN loss and a zero
+    gradient, as PyTorch does.
     """
     _check_reduction(reduction, "cross_entropy")
     check_tensor(input, "cross_entropy", "input", floating=True)
@@ -323,10 +341,10 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     if reduction == "mean":
         if weight is not None:
             t = input.xp.where(target.data != ignore_index, target.data, 0)
-            denom = Tensor(weight.data[t].astype(input.dtype) * keep.data).sum()
+            denom = (weight.data[t].astype(input.dtype) * keep.data).sum()
         else:
-            denom = keep.sum()
-        smooth = _sum(smooth) / denom
+            denom = keep.data.sum()
+        smooth = _weighted_mean(_sum(smooth), denom)
     elif reduction == "sum":
         smooth = _sum(smooth)
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / C)

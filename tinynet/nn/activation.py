@@ -53,18 +53,13 @@ class Tanh(Module):
         return F.tanh(input)
 
 
-def _implicit_dim(ndim: int) -> int:
-    # PyTorch's legacy choice when dim is not given.
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 class Softmax(Module):
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.softmax(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
+        return F.softmax(input, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -76,7 +71,7 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.log_softmax(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
+        return F.log_softmax(input, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
