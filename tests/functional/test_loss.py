@@ -201,6 +201,10 @@ def test_class_target_errors():
         F.cross_entropy(x, tn.tensor([0, 1]), label_smoothing=1.5)
     with pytest.raises(TypeError, match="cross_entropy: argument 'target' must be a Tensor, got list"):
         F.cross_entropy(x, [0, 1])
+    probs = tn.full((2, 3), 1 / 3)
+    with pytest.raises(ValueError, match="cross_entropy: ignore_index is not supported for probability"):
+        F.cross_entropy(x, probs, ignore_index=1)
+    assert F.cross_entropy(x, probs, ignore_index=-1).item() == pytest.approx(np.log(3))   # PyTorch's rule
 
 
 def test_binary_cross_entropy_gradient_is_finite_at_saturated_probabilities():

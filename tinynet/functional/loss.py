@@ -323,6 +323,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         _check_class_weight(weight, C, "cross_entropy")
     w_b = reshape(weight.to(input.dtype), wshape) if weight is not None else None
     if isinstance(target, Tensor) and target.dtype.kind == "f":
+        if ignore_index >= 0:     # PyTorch's check: a negative index ignores nothing here
+            raise ValueError(f"cross_entropy: ignore_index is not supported for probability "
+                             f"(floating point) targets, got ignore_index={ignore_index}")
         target = _check_pair(input, target, "cross_entropy")
         if label_smoothing:
             target = target * (1.0 - label_smoothing) + label_smoothing / C
