@@ -180,7 +180,20 @@ def test_cat_and_stack_errors():
 def test_pad_errors():
     with pytest.raises(ValueError, match="pad: 'pad' must have an even length"):
         F.pad(tn.ones(2, 3), (1,))
-    with pytest.raises(ValueError, match="pad: padding sizes must be non-negative ints"):
-        F.pad(tn.ones(2, 3), (1, -1))
+    with pytest.raises(ValueError, match="pad: padding sizes must be ints"):
+        F.pad(tn.ones(2, 3), (1, 0.5))
+    with pytest.raises(ValueError, match="pad: negative padding sizes crop in mode 'constant' only"):
+        F.pad(tn.ones(2, 3), (1, -1), mode="reflect")
+    with pytest.raises(ValueError, match=r"pad: cropping \(-2, -2\) of dim 1 removes more than its size 3"):
+        F.pad(tn.ones(2, 3), (-2, -2))
+
+
+def test_pad_negative_sizes_crop_then_pad():
+    x = tn.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = F.pad(x, (-1, 2, 1, -1), value=9.0)     # drop column 0 and the last row, then pad
+    assert y.detach().numpy().tolist() == [[9, 9, 9, 9], [1, 2, 9, 9]]
+    y.sum().backward()
+    assert x.grad.numpy().tolist() == [[0, 1, 1], [0, 0, 0]]
+    assert F.pad(x, (-3, 0)).shape == (2, 0)                 # an empty crop, as in PyTorch
     with pytest.raises(ValueError, match="pad: mode must be 'constant', 'reflect' or 'replicate', got 'circular'"):
         F.pad(tn.ones(2, 3), (1, 1), mode="circular")

@@ -266,7 +266,13 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pads with ``value`` (mode 'constant'), or by reflecting ('reflect') or repeating
-    ('replicate') the edges; ``pad = (left, right, top, bottom, ...)`` from the last dim back."""
+    ('replicate') the edges; ``pad = (left, right, top, bottom, ...)`` from the last dim back.
+
+    In mode 'constant' a negative size crops that side, as in PyTorch: the result is the
+    crop, padded by the positive sizes (``pad(x, (-1, 2))`` drops the first column, then
+    adds two on the right). The other modes take non-negative sizes only (PyTorch's
+    reflect and replicate with negative sizes are not a crop then a pad).
+    """
     check_tensor(input, "pad")
     if mode not in ("constant", "reflect", "replicate"):
         raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
@@ -274,8 +280,22 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: 'pad' must have an even length of at most 2*ndim = {2 * input.ndim}, "
                          f"got {len(pad)}")
-    if any((not isinstance(p, int)) or p < 0 for p in pad):
-        raise ValueError(f"pad: padding sizes must be non-negative ints, got {pad}")
+    if any(isinstance(p, bool) or not isinstance(p, int) for p in pad):
+        raise ValueError(f"pad: padding sizes must be ints, got {pad}")
+    if any(p < 0 for p in pad):
+        if mode != "constant":
+            raise ValueError(f"pad: negative padding sizes crop in mode 'constant' only, got "
+                             f"{pad} in mode {mode!r}")
+        index = [slice(None)] * input.ndim
+        for k in range(len(pad) // 2):
+            dim, (lo, hi) = input.ndim - 1 - k, pad[2 * k:2 * k + 2]
+            n = input.shape[dim]
+            if n + min(lo, 0) + min(hi, 0) < 0:
+                raise ValueError(f"pad: cropping ({lo}, {hi}) of dim {dim} removes more than "
+                                 f"its size {n} (input shape {tuple(input.shape)})")
+            index[dim] = slice(max(-lo, 0), n - max(-hi, 0))
+        input = getitem(input, tuple(index))
+        pad = tuple(max(p, 0) for p in pad)
     if mode != "constant":
         from .padding import pad_edges   # padding builds on getitem, defined here
         return pad_edges(input, pad, mode)

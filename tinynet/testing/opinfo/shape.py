@@ -218,8 +218,18 @@ register(OpInfo("stack", lambda *xs, dim: F.stack(list(xs), dim), _join_samples(
 
 def _pad_kwargs(shape):
     n = len(shape)
+
+    def keep_one(pad):
+        # negative sizes crop (PyTorch's rule); keep at least one entry of every dim
+        pad = list(pad)
+        for k in range(len(pad) // 2):
+            size = shape[n - 1 - k]
+            if size + min(pad[2 * k], 0) + min(pad[2 * k + 1], 0) < 1:
+                pad[2 * k] = max(pad[2 * k], 0)
+                pad[2 * k + 1] = max(pad[2 * k + 1], 0)
+        return tuple(pad)
     return st.integers(0, n).flatmap(lambda k: st.fixed_dictionaries({
-        "pad": st.lists(st.integers(0, 2), min_size=2 * k, max_size=2 * k).map(tuple),
+        "pad": st.lists(st.integers(-2, 2), min_size=2 * k, max_size=2 * k).map(keep_one),
         "value": st.sampled_from([0.0, -1.5])}))
 
 
