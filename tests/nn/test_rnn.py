@@ -259,3 +259,11 @@ def test_bad_types_and_constructor_arguments():
         nn.GRUCell(3, 4)(tn.randn(2, 5))
     with pytest.raises(ValueError, match="1-D .* or 2-D"):
         nn.RNNCell(3, 4)(tn.randn(1, 2, 3))
+
+
+@pytest.mark.parametrize("cell", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_cells_take_device_then_dtype_positionally_like_pytorch(cell):
+    # PyTorch's order: (input_size, hidden_size, bias, device, dtype)
+    extra = ("tanh",) if cell == "RNNCell" else ()
+    m = getattr(nn, cell)(3, 4, True, *extra, "cpu", tn.float64)
+    assert m.weight_ih.dtype == tn.float64 and m.weight_ih.device.type == "cpu"

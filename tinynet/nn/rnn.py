@@ -44,7 +44,7 @@ def _check_size(name, value, op, allow_zero=False):
 
 # ------------------------------------------------------------------ cells
 class RNNCellBase(Module):
-    def __init__(self, mode, input_size, hidden_size, bias=True, dtype=None, device=None):
+    def __init__(self, mode, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
         op = type(self).__name__
         _check_size("input_size", input_size, op)
@@ -72,8 +72,8 @@ class RNNCellBase(Module):
 class LSTMCell(RNNCellBase):
     """One LSTM step: ``(h', c') = cell(input, (h, c))``; input ``(B, I)`` or ``(I,)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=None, device=None):
-        super().__init__("LSTM", input_size, hidden_size, bias, dtype, device)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx=None):
         return F.lstm_cell(input, hx, *self._weights())
@@ -82,8 +82,8 @@ class LSTMCell(RNNCellBase):
 class GRUCell(RNNCellBase):
     """One GRU step: ``h' = cell(input, h)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=None, device=None):
-        super().__init__("GRU", input_size, hidden_size, bias, dtype, device)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return F.gru_cell(input, hx, *self._weights())
@@ -93,10 +93,10 @@ class RNNCell(RNNCellBase):
     """One Elman step ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``, act tanh or relu."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", dtype=None, device=None):
+                 nonlinearity: str = "tanh", device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, bias, dtype, device)
+        super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
@@ -114,7 +114,7 @@ class RNNBase(Module):
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=None, device=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
         super().__init__()
         op = type(self).__name__
         _check_size("input_size", input_size, op)
@@ -258,9 +258,9 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype=None, device=None):
+                 device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, device)
+                         bidirectional, device, dtype)
 
 
 class GRU(RNNBase):
@@ -268,9 +268,9 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype=None, device=None):
+                 device=None, dtype=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, device)
+                         bidirectional, device, dtype)
 
 
 class RNN(RNNBase):
@@ -278,9 +278,9 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, dtype=None, device=None):
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, dtype, device)
+                         batch_first, dropout, bidirectional, device, dtype)
         self.nonlinearity = nonlinearity
