@@ -195,5 +195,13 @@ def test_pad_negative_sizes_crop_then_pad():
     y.sum().backward()
     assert x.grad.numpy().tolist() == [[0, 1, 1], [0, 0, 0]]
     assert F.pad(x, (-3, 0)).shape == (2, 0)                 # an empty crop, as in PyTorch
+
+
+def test_pad_value_none_is_zero_and_other_modes_take_no_value():
+    x = tn.tensor([[1.0, 2.0]])
+    assert F.pad(x, (1, 1), value=None).numpy().tolist() == [[0, 1, 2, 0]]
+    assert F.pad(x, (1, 0), mode="reflect", value=0.0).numpy().tolist() == [[2, 1, 2]]
+    with pytest.raises(ValueError, match="pad: mode 'reflect' takes no fill value, got value=2.0"):
+        F.pad(x, (1, 0), mode="reflect", value=2.0)
     with pytest.raises(ValueError, match="pad: mode must be 'constant', 'reflect' or 'replicate', got 'circular'"):
         F.pad(tn.ones(2, 3), (1, 1), mode="circular")

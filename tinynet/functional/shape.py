@@ -264,14 +264,15 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
-def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
+def pad(input, pad, mode: str = "constant", value: float | None = None) -> Tensor:
     """Pads with ``value`` (mode 'constant'), or by reflecting ('reflect') or repeating
     ('replicate') the edges; ``pad = (left, right, top, bottom, ...)`` from the last dim back.
 
     In mode 'constant' a negative size crops that side, as in PyTorch: the result is the
     crop, padded by the positive sizes (``pad(x, (-1, 2))`` drops the first column, then
     adds two on the right). The other modes take non-negative sizes only (PyTorch's
-    reflect and replicate with negative sizes are not a crop then a pad).
+    reflect and replicate with negative sizes are not a crop then a pad). ``value``: the
+    fill of mode 'constant' (None: 0); the other modes take none, as in PyTorch.
     """
     check_tensor(input, "pad")
     if mode not in ("constant", "reflect", "replicate"):
@@ -297,8 +298,12 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
         input = getitem(input, tuple(index))
         pad = tuple(max(p, 0) for p in pad)
     if mode != "constant":
+        if value is not None and value != 0:
+            raise ValueError(f"pad: mode {mode!r} takes no fill value, got value={value!r}")
         from .padding import pad_edges   # padding builds on getitem, defined here
         return pad_edges(input, pad, mode)
+    if value is None:
+        value = 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"pad: 'value' must be a number, got {type(value).__name__}")
     widths = [(0, 0)] * input.ndim
