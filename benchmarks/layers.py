@@ -39,6 +39,8 @@ import tinynet as tn  # noqa: E402
 import tinynet.functional as F  # noqa: E402
 from tinynet import nn  # noqa: E402
 from tinynet.functional.conv import conv2d_weight  # noqa: E402
+from tinynet.kernels.im2col import conv_output_size, conv_transpose_output_size  # noqa: E402
+
 
 def conv_layers(model, shape, device="cpu") -> Counter:
     """``Counter`` of ``(kind, N, C_in, H, W, C_out, k, s, p, output_padding)`` over the
@@ -88,13 +90,13 @@ def make_cases(key, device="cpu") -> dict:
     w_shape = (C_out, C_in, k, k) if kind == "conv" else (C_in, C_out, k, k)
     w = (rng.standard_normal(w_shape) / np.sqrt(C_in * k * k)).astype(np.float32)
     if kind == "conv":
-        Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        Ho, Wo = conv_output_size(H, k, s, p), conv_output_size(W, k, s, p)
     else:
-        Ho, Wo = (H - 1) * s - 2 * p + k + op, (W - 1) * s - 2 * p + k + op
+        Ho, Wo = conv_transpose_output_size(H, k, s, p, op), conv_transpose_output_size(W, k, s, p, op)
     dy = rng.standard_normal((N, C_out, Ho, Wo)).astype(np.float32)
     tx, tw, tdy = (tn.tensor(a, device=device) for a in (x, w, dy))
     if kind == "conv":
-        back = H - ((Ho - 1) * s - 2 * p + k)       # the input gradient's output_padding
+        back = H - conv_transpose_output_size(Ho, k, s, p)     # the input gradient's output_padding
         cases = {"fwd": lambda: F.conv2d(tx, tw, stride=s, padding=p),
                  "dx": lambda: F.conv_transpose2d(tdy, tw, stride=s, padding=p, output_padding=back),
                  "dW": lambda: conv2d_weight(tx, tdy, w_shape, stride=s, padding=p)}

@@ -234,15 +234,20 @@ def _nll_loss(input, target, weight, ignore_index, reduction, op):
     return _weighted_mean(total, w.data.sum())
 
 
-def _weighted_mean(total, denom):
-    """``total / denom`` for a weighted mean over targets, ``denom`` an array (no gradient)
-    that is 0 only when every target is ignored: the loss is then NaN (0/0) but its
-    gradient zero, as PyTorch's (no target contributes; dividing the zero gradients by 0
-    would make them NaN and put NaN in every parameter)."""
-    xp = total.xp
+def _mean_denominator(xp, denom, dtype):
+    """``(safe, nan)`` for a weighted mean over targets whose weight sum ``denom`` (an
+    array) is 0 only when every target is ignored: ``safe`` is ``denom`` with that 0 made
+    1 and ``nan`` is NaN then (0 otherwise), so ``total / safe + nan`` is PyTorch's NaN
+    loss while its gradient stays zero, as PyTorch's (no target contributes; dividing the
+    zero gradients by 0 would make them NaN and put NaN in every parameter)."""
     empty = denom == 0
-    safe = xp.where(empty, 1, denom).astype(total.dtype)
-    return total / Tensor(safe) + Tensor(xp.where(empty, xp.nan, 0).astype(total.dtype))
+    return xp.where(empty, 1, denom).astype(dtype), xp.where(empty, xp.nan, 0).astype(dtype)
+
+
+def _weighted_mean(total, denom):
+    """``total / denom`` as a graph op, with :func:`_mean_denominator`'s rule for 0."""
+    safe, nan = _mean_denominator(total.xp, denom, total.dtype)
+    return total / Tensor(safe) + Tensor(nan)
 
 
 class CrossEntropyIndex(Function):
@@ -267,15 +272,13 @@ class CrossEntropyIndex(Function):
         total = e.sum(axis=1, keepdims=True)
         losses = (xp.log(total[:, 0]) - shifted[rows, safe]) * keep
         # arrays, not x.dtype.type(...): a CuPy scalar has no implicit host conversion.
-        # Every target ignored ('mean'): the loss is 0/0 = NaN but the gradient zero, as
-        # PyTorch's (see _weighted_mean)
+        # Every target ignored ('mean'): a NaN loss, a zero gradient (_mean_denominator)
         denom = keep.sum().astype(x.dtype) if mean else xp.asarray(1, dtype=x.dtype)
-        empty = denom == 0
-        denom = xp.where(empty, 1, denom).astype(x.dtype)
+        denom, nan = _mean_denominator(xp, denom, x.dtype)
         e /= total                                     # now softmax(x)
         self.softmax, self.rows, self.safe = e, rows, safe
         self.scale = (keep / denom).astype(x.dtype)[:, None]
-        return xp.asarray(losses.sum() / denom + xp.where(empty, xp.nan, 0), dtype=x.dtype)
+        return xp.asarray(losses.sum() / denom + nan, dtype=x.dtype)
 
     def backward(self, g):
         x = self.inputs[0]
