@@ -230,7 +230,7 @@ def _pad_kwargs(shape):
         return tuple(pad)
     return st.integers(0, n).flatmap(lambda k: st.fixed_dictionaries({
         "pad": st.lists(st.integers(-2, 2), min_size=2 * k, max_size=2 * k).map(keep_one),
-        "value": st.sampled_from([0.0, -1.5])}))
+        "value": st.sampled_from([None, 0.0, -1.5])}))
 
 
 register(OpInfo("pad", F.pad, _x_and(_pad_kwargs, min_dims=1),
