@@ -390,7 +390,10 @@ def parallel_chunks(count: int, nbytes: int = 0, like=None, calls: int = 1) -> i
     """How many chunks :func:`parallel_for` would run the same job in (1: in the caller)."""
     if like is not None and _is_cupy_array(like):
         return 1
-    return max(1, min(get_num_threads(), count, nbytes // (parallel_grain * calls)))
+    grains = nbytes // (parallel_grain * calls)
+    if grains <= 1 or count <= 1:     # small: no need to ask how many threads there are
+        return 1
+    return min(get_num_threads(), count, grains)
 
 
 def chunk_bounds(count: int, chunks: int) -> list:
