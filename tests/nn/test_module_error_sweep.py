@@ -17,6 +17,7 @@ LAYERS = {
     "Conv2d": lambda: nn.Conv2d(2, 3, 3), "ConvTranspose2d": lambda: nn.ConvTranspose2d(2, 3, 3),
     "MaxPool2d": lambda: nn.MaxPool2d(2), "AvgPool2d": lambda: nn.AvgPool2d(2),
     "AdaptiveAvgPool2d": lambda: nn.AdaptiveAvgPool2d(2), "BatchNorm1d": lambda: nn.BatchNorm1d(3),
+    "AdaptiveMaxPool2d": lambda: nn.AdaptiveMaxPool2d(2),
     "BatchNorm2d": lambda: nn.BatchNorm2d(3), "LayerNorm": lambda: nn.LayerNorm(3),
     "Dropout": lambda: nn.Dropout(0.5), "Dropout2d": lambda: nn.Dropout2d(0.5),
     "ReLU": nn.ReLU, "ELU": nn.ELU, "LeakyReLU": nn.LeakyReLU, "Sigmoid": nn.Sigmoid,

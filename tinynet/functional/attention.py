@@ -15,6 +15,12 @@ Masks follow PyTorch: a boolean ``attn_mask`` is True where a query may attend; 
 ``attn_mask`` is added to the scores (and receives the scores' gradient); ``is_causal``
 lets query i see keys j <= i (top-left aligned when L != S). A query that may see nothing
 outputs zeros.
+
+Grouped-query attention (``enable_gqa=True``): query (..., Hq, L, E) against key
+(..., Hk, S, E) and value (..., Hv, S, Ev) with Hk and Hv dividing Hq; each key/value head
+serves Hq/Hk consecutive query heads, i.e. key and value are ``repeat_interleave``d along
+the head dim (-3) before the attention, as PyTorch (the repeat is an expand and a reshape,
+whose gradient sums over each group).
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from .activation import softmax
 from .elementwise import where
 from .linalg import matmul
 from .reduction import sum as _sum
-from .shape import transpose
+from .shape import expand, reshape, transpose, unsqueeze
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -176,9 +182,35 @@ def attention(query, key, value, bias, scale: float, dropout_p: float, return_we
                            return_weights=return_weights)
 
 
+def repeat_heads(x: Tensor, repeats: int) -> Tensor:
+    """(..., H, S, E) -> (..., H·repeats, S, E), head h copied to heads h·r .. h·r + r - 1
+    (``repeat_interleave`` along dim -3); an expand and a reshape, so differentiable."""
+    if repeats == 1:
+        return x
+    *lead, H, S, E = x.shape
+    wide = expand(unsqueeze(x, -3), *lead, H, repeats, S, E)
+    return reshape(wide, *lead, H * repeats, S, E)
+
+
+def _group_query_heads(query, key, value, op):
+    """enable_gqa: key and value repeated so that their head dim (-3) equals query's."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        check_tensor(t, op, name)
+        if t.ndim < 3:
+            raise ValueError(f"{op}: enable_gqa=True needs '{name}' with a head dim (..., heads, "
+                             f"length, features), at least 3-D, got shape {tuple(t.shape)}")
+    Hq = query.shape[-3]
+    for name, t in (("key", key), ("value", value)):
+        if Hq % t.shape[-3]:
+            raise ValueError(f"{op}: enable_gqa=True needs the number of heads of '{name}' "
+                             f"({t.shape[-3]}) to divide the number of heads of 'query' ({Hq})")
+    return repeat_heads(key, Hq // key.shape[-3]), repeat_heads(value, Hq // value.shape[-3])
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
     """softmax(scale·Q Kᵀ + mask) V, PyTorch's ``scaled_dot_product_attention``.
 
     Parameters
@@ -191,6 +223,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         pass 0.0 in evaluation).
     is_causal : query i attends to keys j <= i; not combined with ``attn_mask``.
     scale : α, default 1/√E.
+    enable_gqa : grouped-query attention: query (..., Hq, L, E), key (..., Hk, S, E) and
+        value (..., Hv, S, Ev) with Hk and Hv dividing Hq; key and value heads are repeated
+        (``repeat_interleave`` along dim -3) to Hq. Without it the head dims broadcast as
+        any batch dim.
 
     Returns (..., L, Ev) with the broadcast batch dims.
 
@@ -203,6 +239,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     [1.0, 2.0]
     """
     op = "scaled_dot_product_attention"
+    if enable_gqa:
+        key, value = _group_query_heads(query, key, value, op)
     batch = _check_qkv(query, key, value, op)
     L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
     scores_shape = batch + (L, S)

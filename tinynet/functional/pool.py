@@ -1,4 +1,5 @@
-"""Max, average and adaptive average pooling, PyTorch semantics, differentiable to any order.
+"""Max, average, adaptive average and adaptive max pooling, PyTorch semantics,
+differentiable to any order.
 
 The array work is in :mod:`tinynet.kernels.pool`. The gradient ops form closed pairs:
 
@@ -7,9 +8,12 @@ The array work is in :mod:`tinynet.kernels.pool`. The gradient ops form closed p
     gather(v, argmax):         dv = scatter(g, argmax)
     avg_pool2d(x) = A x:        dx = Aᵀ dy                      (AvgPool2dBackward)
     Aᵀ dy:                  d(dy) = A g
+    adaptive_max_pool2d(x):     dx = scatter(dy, index)         (AdaptiveMaxPool2dBackward)
+    scatter(dy, index):     d(dy) = gather(g, index)            (AdaptiveMaxPool2dGather)
 
-``argmax`` (the window offset of each maximum) is a constant of the graph: second
-derivatives of max pooling flow through the same positions as the first.
+``argmax`` (the window offset of each maximum) and ``index`` (the flat ``h·W + w`` of
+each adaptive maximum) are constants of the graph: second derivatives of max pooling
+flow through the same positions as the first.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from .linalg import matmul as _matmul
 from .reduction import mean as _mean
 from .shape import squeeze as _squeeze, unsqueeze as _unsqueeze
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
 
 # --------------------------------------------------------------------------- Functions
@@ -79,6 +83,39 @@ class AvgPool2dBackward(Function):
 
     def backward(self, g):
         return AvgPool2d.apply(g, geometry=self.geometry)
+
+
+class AdaptiveMaxPool2d(Function):
+    def forward(self, x, *, output_size, return_indices):
+        self.input_size = x.shape[2:]
+        y, self.indices = P.adaptive_max_pool2d_forward(x, output_size)
+        return (y, self.indices) if return_indices else y
+
+    def backward(self, gy, *unused_index_grad):
+        return depends_on(AdaptiveMaxPool2dBackward.apply(gy, Tensor(self.indices),
+                                                          input_size=self.input_size),
+                          self.inputs[0])
+
+
+class AdaptiveMaxPool2dBackward(Function):
+    """Scatter-add: ``dy`` written to each bin's maximum (summed where bins share one)."""
+
+    def forward(self, gy, indices, *, input_size):
+        return P.adaptive_max_pool2d_backward(gy, indices, input_size)
+
+    def backward(self, g):
+        return AdaptiveMaxPool2dGather.apply(g, self.inputs[1]), None
+
+
+class AdaptiveMaxPool2dGather(Function):
+    """Gather: values read at each bin's maximum; the adjoint of the scatter."""
+
+    def forward(self, values, indices):
+        self.input_size = values.shape[2:]
+        return P.adaptive_max_pool2d_gather(values, indices)
+
+    def backward(self, g):
+        return AdaptiveMaxPool2dBackward.apply(g, self.inputs[1], input_size=self.input_size), None
 
 
 # --------------------------------------------------------------------------- checks
@@ -165,6 +202,26 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     return _squeeze(out, 0) if was_3d else out
 
 
+def _adaptive_output_size(op, input, output_size):
+    """Checks ``input`` (3-D or 4-D, floating, non-empty planes) and returns (Ho, Wo), a
+    ``None`` in ``output_size`` standing for that input size."""
+    check_tensor(input, op, "input", ndim=(3, 4), floating=True)
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+        sizes = list(output_size)
+    else:
+        sizes = [output_size, output_size]
+    H, W = input.shape[-2:]
+    sizes = [(H, W)[a] if sizes[a] is None else sizes[a] for a in range(2)]
+    for v in sizes:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{op}: output_size must be positive ints, got {output_size!r}")
+    if min(H, W) <= 0:
+        raise ValueError(f"{op}: input has an empty spatial size {(H, W)}")
+    return tuple(sizes)
+
+
 def _adaptive_bins(size, out, xp, dtype):
     """(out, size) averaging matrix of PyTorch's bins [floor(i·size/out), ceil((i+1)·size/out))."""
     i = xp.arange(out)
@@ -188,22 +245,8 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     >>> F.adaptive_avg_pool2d(tn.ones(2, 3, 7, 7), 1).shape
     (2, 3, 1, 1)
     """
-    op = "adaptive_avg_pool2d"
-    check_tensor(input, op, "input", ndim=(3, 4), floating=True)
-    if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
-        sizes = list(output_size)
-    else:
-        sizes = [output_size, output_size]
+    Ho, Wo = _adaptive_output_size("adaptive_avg_pool2d", input, output_size)
     H, W = input.shape[-2:]
-    sizes = [(H, W)[a] if sizes[a] is None else sizes[a] for a in range(2)]
-    for v in sizes:
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{op}: output_size must be positive ints, got {output_size!r}")
-    Ho, Wo = sizes
-    if min(H, W) <= 0:
-        raise ValueError(f"{op}: input has an empty spatial size {(H, W)}")
     if (Ho, Wo) == (1, 1):
         return _mean(input, (-2, -1), keepdim=True)
     # Beyond a global mean, PyTorch's backward reads the input: its gradient requires grad
@@ -215,3 +258,31 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     rows = Tensor(_adaptive_bins(H, Ho, xp, dtype))                # (Ho, H)
     cols = Tensor(_adaptive_bins(W, Wo, xp, dtype).T.copy())       # (W, Wo)
     return _matmul(_matmul(rows, input), cols)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max pooling to a fixed output size; PyTorch's ``adaptive_max_pool2d``.
+
+    Input (N, C, H, W) or (C, H, W) -> (N, C, Ho, Wo) or (C, Ho, Wo). Output (i, j) is the
+    maximum over rows ``[floor(i·H/Ho), ceil((i+1)·H/Ho))`` and columns
+    ``[floor(j·W/Wo), ceil((j+1)·W/Wo))``; ``None`` in ``output_size`` keeps that input
+    size. Ties keep the first maximum (row-major) and NaN propagates, as in PyTorch. With
+    ``return_indices`` also returns int64 indices ``h·W + w`` into each input plane. The
+    gradient goes to each bin's maximum (summed where bins overlap); the second derivative
+    gathers at the same positions.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> x = tn.tensor([[[1., 5., 2.], [4., 3., 0.]]])
+    >>> y, i = F.adaptive_max_pool2d(x, (1, 2), return_indices=True)
+    >>> y.numpy().tolist(), i.numpy().tolist()
+    ([[[5.0, 5.0]]], [[[1, 1]]])
+    """
+    output_size = _adaptive_output_size("adaptive_max_pool2d", input, output_size)
+    was_3d = input.ndim == 3
+    x = _unsqueeze(input, 0) if was_3d else input
+    out = AdaptiveMaxPool2d.apply(x, output_size=output_size, return_indices=bool(return_indices))
+    if was_3d:
+        out = tuple(_squeeze(t, 0) for t in out) if return_indices else _squeeze(out, 0)
+    return out

@@ -20,6 +20,15 @@ window (the adjoint, col2im-style).
 
 Output sizes come from :func:`tinynet.kernels.im2col.pool_output_size`.
 
+Adaptive max pooling fixes the output size (Ho, Wo) instead of the window: output row i
+covers input rows ``[floor(i·H/Ho), ceil((i+1)·H/Ho))`` (PyTorch's bins; they overlap when
+Ho does not divide H). The windows differ in size by at most one, so the kernel loops over
+the largest window's offsets, clipping each bin's rows/columns to its last one (a repeated
+element can neither beat itself nor change the winner). A later element wins when strictly
+greater or NaN (PyTorch's rule: ties keep the first, NaN propagates, the last NaN wins).
+It keeps the flat index ``h·W + w`` itself (int64, what ``return_indices`` gives), and its
+backward is a scatter-add there (bins overlap), its adjoint a gather.
+
 Threads: the N·C planes are independent, so on large inputs the 2x2 max-pool forward and
 the max-pool backward run blocks of planes on tinynet's pool
 (:func:`tinynet.backend.parallel_blocks`); small maps run in one call.
@@ -32,6 +41,8 @@ from tinynet.kernels.im2col import _padded_channel_major, pair, pool_output_size
 __all__ = [
     "pool_geometry", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_gather",
     "flat_indices", "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_divisor",
+    "adaptive_bins", "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
+    "adaptive_max_pool2d_gather",
 ]
 
 
@@ -250,3 +261,65 @@ def avg_pool2d_backward(grad, input_size, kernel_size, stride=None, padding=0,
         window += share
     H, W = input_size
     return backend.ascontiguous(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+
+
+def adaptive_bins(size, out, xp):
+    """PyTorch's adaptive bins along one axis: ``start[i] = floor(i·size/out)``,
+    ``end[i] = ceil((i+1)·size/out)`` (int64 arrays of length ``out``)."""
+    i = xp.arange(out, dtype=xp.int64)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def adaptive_max_pool2d_forward(x, output_size):
+    """Adaptive max pooling with indices.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W);  output_size : (Ho, Wo)
+
+    Returns
+    -------
+    y : array (N, C, Ho, Wo), ``y[n, c, i, j] = max of x[n, c, hs_i:he_i, ws_j:we_j]``
+        over the bins of :func:`adaptive_bins`.
+    indices : int64 array (N, C, Ho, Wo), ``h·W + w`` of the maximum in its plane (the
+        first of equal maxima; the last NaN if any).
+    """
+    xp = backend.get_array_module(x)
+    H, W = x.shape[2:]
+    (h_start, h_end), (w_start, w_end) = adaptive_bins(H, output_size[0], xp), adaptive_bins(W, output_size[1], xp)
+    y, indices = None, None
+    for i in range(int((h_end - h_start).max())):          # offsets of the largest window
+        h = xp.minimum(h_start + i, h_end - 1)[:, None]
+        for j in range(int((w_end - w_start).max())):
+            w = xp.minimum(w_start + j, w_end - 1)[None, :]
+            window = x[:, :, h, w]                         # (N, C, Ho, Wo), one element per bin
+            flat = h * W + w
+            if y is None:
+                y, indices = window, xp.broadcast_to(flat, window.shape).copy()
+                continue
+            better = (window > y) | xp.isnan(window)
+            y = xp.where(better, window, y)
+            indices = xp.where(better, flat, indices)
+    return y, indices
+
+
+def adaptive_max_pool2d_backward(grad, indices, input_size):
+    """``grad`` (N, C, Ho, Wo) added into a zero (N, C, H, W) at each output's index (bins
+    may overlap and share a winner, so it accumulates)."""
+    xp = backend.get_array_module(grad)
+    N, C = grad.shape[:2]
+    H, W = input_size
+    out = xp.zeros((N * C, H * W), dtype=grad.dtype)
+    plane = xp.arange(N * C, dtype=xp.int64)[:, None] * (H * W)
+    backend.scatter_add(out.reshape(-1), (plane + indices.reshape(N * C, -1)).reshape(-1),
+                        grad.reshape(-1))
+    return out.reshape(N, C, H, W)
+
+
+def adaptive_max_pool2d_gather(values, indices):
+    """Adjoint of :func:`adaptive_max_pool2d_backward`: ``values`` (N, C, H, W) read at
+    ``indices`` (N, C, Ho, Wo)."""
+    xp = backend.get_array_module(values)
+    N, C = values.shape[:2]
+    flat = values.reshape(N, C, -1)
+    return xp.take_along_axis(flat, indices.reshape(N, C, -1), axis=2).reshape(indices.shape)

@@ -3,7 +3,7 @@ from .module import Module, Parameter, RemovableHandle
 from .containers import Sequential, ModuleList, ModuleDict
 from .linear import Linear, Identity, Flatten, Lambda, Embedding
 from .conv import Conv2d, ConvTranspose2d
-from .pool import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
+from .pool import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .sync_batchnorm import SyncBatchNorm
 from .dropout import Dropout
@@ -35,3 +35,4 @@ from .activation import GELU, SiLU                              # noqa: E402
 __all__ += ["Conv1d", "Dropout2d", "GELU", "SiLU"]
 from .loss import L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss    # noqa: E402
 __all__ += ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
+__all__ += ["AdaptiveMaxPool2d"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from .. import functional as F
-from ..functional.embedding import lookup
+from ..functional.embedding import check_options, lookup
 from ..creation import empty
 from ..tensor import Tensor
 from . import init
@@ -91,21 +91,61 @@ class Lambda(Module):
 class Embedding(Module):
     """A lookup table: integer indices (any shape) -> rows of weight (num_embeddings,
     embedding_dim). Initialised N(0, 1); the ``padding_idx`` row starts at zero and gets
-    no gradient."""
+    no gradient. ``max_norm``, ``norm_type`` and ``scale_grad_by_freq`` are
+    ``F.embedding``'s (``max_norm`` rescales rows of ``weight`` in place at each forward);
+    ``sparse=True`` is refused (tinynet has no sparse tensors). ``_weight`` (a
+    (num_embeddings, embedding_dim) Tensor) is used as the weight, not re-initialised;
+    ``_freeze`` makes it not require grad, as in PyTorch."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 device=None, dtype=None):
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False, _weight: Tensor | None = None,
+                 _freeze: bool = False, device=None, dtype=None):
         super().__init__()
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
-        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")
+        self.embedding_dim = embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx must be within num_embeddings "
                                  f"({num_embeddings}), got {padding_idx}")
             padding_idx = non_negative_int(padding_idx % num_embeddings, "padding_idx", "Embedding")
         self.padding_idx = padding_idx
-        self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
-        self.reset_parameters()
+        check_options("Embedding", max_norm, norm_type, sparse)
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = bool(scale_grad_by_freq), bool(sparse)
+        if _weight is None:
+            self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype),
+                                    requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            if not isinstance(_weight, Tensor) or tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                got = tuple(_weight.shape) if isinstance(_weight, Tensor) else type(_weight).__name__
+                raise ValueError(f"Embedding: _weight must be a Tensor of shape "
+                                 f"({num_embeddings}, {embedding_dim}) (num_embeddings, "
+                                 f"embedding_dim), got {got}")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, sparse: bool = False) -> "Embedding":
+        """An Embedding whose weight is ``embeddings`` (V, D), shared, not copied (as
+        PyTorch); ``freeze`` (default True) makes it not require grad.
+
+        Example
+        -------
+        >>> import tinynet as tn
+        >>> e = Embedding.from_pretrained(tn.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        >>> e(tn.tensor([1])).numpy().tolist(), e.weight.requires_grad
+        ([[3.0, 4.0]], False)
+        """
+        if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
+            got = f"{embeddings.ndim}-D" if isinstance(embeddings, Tensor) else type(embeddings).__name__
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be a 2-D Tensor "
+                             f"(num_embeddings, embedding_dim), got {got}")
+        rows, cols = embeddings.shape
+        return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
@@ -113,8 +153,17 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, input: Tensor) -> Tensor:
-        return lookup(input, self.weight, self.padding_idx, "Embedding")
+        return lookup(input, self.weight, self.padding_idx, "Embedding", self.max_norm,
+                      self.norm_type, self.scale_grad_by_freq, self.sparse)
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += ", scale_grad_by_freq=True"
+        return s

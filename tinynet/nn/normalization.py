@@ -97,10 +97,12 @@ class BatchNorm2d(_BatchNorm):
 
 
 class LayerNorm(Module):
-    """Normalizes over the trailing ``normalized_shape`` dims; weight ones, bias zeros."""
+    """Normalizes over the trailing ``normalized_shape`` dims; weight ones, bias zeros.
+    ``bias=False`` (with ``elementwise_affine``) keeps the weight and drops the bias, as
+    PyTorch: no ``bias`` parameter and none in the state dict."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 device=None, dtype=None):
+                 bias: bool = True, device=None, dtype=None):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         for s in shape:
@@ -109,9 +111,11 @@ class LayerNorm(Module):
         self.elementwise_affine = bool(elementwise_affine)
         if elementwise_affine:
             self.weight = Parameter(ones(*shape, device=device, dtype=dtype))
-            self.bias = Parameter(zeros(*shape, device=device, dtype=dtype))
         else:
             self.register_parameter("weight", None)
+        if elementwise_affine and bias:
+            self.bias = Parameter(zeros(*shape, device=device, dtype=dtype))
+        else:
             self.register_parameter("bias", None)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -124,16 +128,18 @@ class LayerNorm(Module):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
     """Normalizes each group of ``num_channels / num_groups`` channels of every sample (see
     ``F.group_norm``); weight ones and bias zeros of shape (num_channels,), PyTorch's names.
-    The same in training and evaluation (no running statistics)."""
+    The same in training and evaluation (no running statistics). ``bias=False`` (keyword
+    only, as in PyTorch) keeps the weight and drops the bias."""
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 device=None, dtype=None):
+                 device=None, dtype=None, *, bias: bool = True):
         super().__init__()
         self.num_groups = positive_int(num_groups, "num_groups", "GroupNorm")
         self.num_channels = positive_int(num_channels, "num_channels", "GroupNorm")
@@ -143,9 +149,11 @@ class GroupNorm(Module):
         self.eps, self.affine = float(eps), bool(affine)
         if affine:
             self.weight = Parameter(ones(num_channels, device=device, dtype=dtype))
-            self.bias = Parameter(zeros(num_channels, device=device, dtype=dtype))
         else:
             self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = Parameter(zeros(num_channels, device=device, dtype=dtype))
+        else:
             self.register_parameter("bias", None)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -157,4 +165,5 @@ class GroupNorm(Module):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")

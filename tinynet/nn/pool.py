@@ -1,4 +1,5 @@
-"""Pooling layers: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` (no parameters)."""
+"""Pooling layers: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``AdaptiveMaxPool2d``
+(no parameters)."""
 from __future__ import annotations
 
 from .. import functional as F
@@ -6,7 +7,7 @@ from ..tensor import Tensor
 from ._validate import int_pair, check_input
 from .module import Module
 
-__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
 
 
 def _window(layer, kernel_size, stride, padding):
@@ -60,21 +61,42 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+def _check_output_size(layer, output_size):
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if len(sizes) != 2 or any(v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                                                 or v <= 0) for v in sizes):
+        raise ValueError(f"{layer}: output_size must be a positive int or a pair "
+                         f"(None keeps the input size), got {output_size!r}")
+    return output_size
+
+
 class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed (Ho, Wo); ``None`` keeps that input size."""
 
     def __init__(self, output_size):
         super().__init__()
-        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
-        if len(sizes) != 2 or any(v is not None and (isinstance(v, bool) or not isinstance(v, int)
-                                                     or v <= 0) for v in sizes):
-            raise ValueError(f"AdaptiveAvgPool2d: output_size must be a positive int or a pair "
-                             f"(None keeps the input size), got {output_size!r}")
-        self.output_size = output_size
+        self.output_size = _check_output_size("AdaptiveAvgPool2d", output_size)
 
     def forward(self, input: Tensor) -> Tensor:
         check_input(input, "AdaptiveAvgPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
         return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed (Ho, Wo) (``F.adaptive_max_pool2d``); ``None`` keeps that
+    input size; ``return_indices`` also returns the int64 ``h·W + w`` of each maximum."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size = _check_output_size("AdaptiveMaxPool2d", output_size)
+        self.return_indices = bool(return_indices)
+
+    def forward(self, input: Tensor):
+        check_input(input, "AdaptiveMaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

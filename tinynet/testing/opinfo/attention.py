@@ -4,7 +4,8 @@ The strategy draws batch dims (none, one or two; key and value's may broadcast a
 query's), lengths L and S, feature sizes E and Ev,
 and one of: no mask, a boolean mask (some rows may be fully masked: their output is 0), a
 float mask (a differentiable leaf) at the full or the broadcast (L, S) shape, or
-``is_causal``; ``scale`` is None or a number. Dropout is random, so its entry fixes the
+``is_causal``; ``scale`` is None or a number; ``enable_gqa`` is drawn too, and when True
+query has Hq heads (dim -3) and key and value each have a divisor of Hq. Dropout is random, so its entry fixes the
 seed around each call (as the dropout entry does) and has no PyTorch parity.
 """
 from __future__ import annotations
@@ -20,14 +21,22 @@ from .. import strategies as tst
 
 @st.composite
 def attention_samples(draw, dropout=False):
+    gqa = draw(st.booleans())
     batch = draw(st.sampled_from([(), (2,), (1, 2)]))
     L, S = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     E, Ev = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     # key and value may broadcast against query's batch dims: size-1 or missing leading dims
     kv_batch = draw(st.sampled_from([batch, tuple(1 for _ in batch), batch[1:]]))
+    k_batch = v_batch = kv_batch
+    if gqa:     # a head dim: Hq query heads, key and value heads each dividing Hq
+        Hq = draw(st.sampled_from([1, 2, 4, 6]))
+        heads = [h for h in range(1, Hq + 1) if Hq % h == 0]
+        batch = batch + (Hq,)
+        k_batch = kv_batch + (draw(st.sampled_from(heads)),)
+        v_batch = kv_batch + (draw(st.sampled_from(heads)),)
     q = draw(tst.arrays(batch + (L, E), -2, 2))
-    k = draw(tst.arrays(kv_batch + (S, E), -2, 2))
-    v = draw(tst.arrays(kv_batch + (S, Ev)))
+    k = draw(tst.arrays(k_batch + (S, E), -2, 2))
+    v = draw(tst.arrays(v_batch + (S, Ev)))
     kind = draw(st.sampled_from(["none", "bool", "float", "causal"]))
     mask_shape = draw(st.sampled_from([batch + (L, S), (L, S)]))
     mask, kwargs = None, {}
@@ -38,6 +47,7 @@ def attention_samples(draw, dropout=False):
         mask = draw(tst.arrays(mask_shape, -2, 2))
     kwargs["is_causal"] = kind == "causal"
     kwargs["scale"] = draw(st.none() | st.floats(0.2, 1.5))
+    kwargs["enable_gqa"] = gqa
     if dropout:
         kwargs["dropout_p"] = draw(st.sampled_from([0.0, 0.3, 0.6]))
     return Sample((q, k, v, mask), kwargs)

@@ -1,4 +1,4 @@
-"""Registry entries: max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+"""Registry entries: max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d.
 
 Strategies draw kernel, stride (or None), padding (at most half the kernel), dilation,
 ceil_mode, count_include_pad, return_indices and non-square inputs; max pooling gets
@@ -20,7 +20,7 @@ from .. import strategies as tst
 from .conv import _smallest
 
 __all__ = ["expected_pool_size", "pool_geometry", "windows_see_input", "max_pool2d_samples", "avg_pool2d_samples",
-           "adaptive_avg_pool2d_samples"]
+           "adaptive_avg_pool2d_samples", "adaptive_max_pool2d_samples"]
 
 
 def expected_pool_size(size, k, s, p, d, ceil_mode):
@@ -105,6 +105,17 @@ def adaptive_avg_pool2d_samples(draw):
     return Sample((x,), dict(output_size=size))
 
 
+@st.composite
+def adaptive_max_pool2d_samples(draw):
+    """Tie-free inputs (3-D or 4-D), output sizes up to two past the input (overlapping bins,
+    shared maxima), None entries, return_indices."""
+    H, W = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    x = draw(tst.tie_free(_batch(draw) + (draw(st.integers(1, 3)), H, W)))
+    Ho, Wo = draw(st.none() | st.integers(1, H + 2)), draw(st.none() | st.integers(1, W + 2))
+    size = Ho if Wo == Ho and Ho is not None and draw(st.booleans()) else (Ho, Wo)
+    return Sample((x,), dict(output_size=size, return_indices=draw(st.booleans())))
+
+
 register(OpInfo(
     "max_pool2d", F.max_pool2d, lambda: max_pool2d_samples(),
     lambda torch, x, **kw: torch.nn.functional.max_pool2d(x, **kw), max_examples=40))
@@ -114,3 +125,6 @@ register(OpInfo(
 register(OpInfo(
     "adaptive_avg_pool2d", F.adaptive_avg_pool2d, lambda: adaptive_avg_pool2d_samples(),
     lambda torch, x, **kw: torch.nn.functional.adaptive_avg_pool2d(x, **kw), max_examples=40))
+register(OpInfo(
+    "adaptive_max_pool2d", F.adaptive_max_pool2d, lambda: adaptive_max_pool2d_samples(),
+    lambda torch, x, **kw: torch.nn.functional.adaptive_max_pool2d(x, **kw), max_examples=40))
