@@ -297,3 +297,31 @@ def test_binary_cross_entropy_weights_must_broadcast_to_the_input():
     with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: pos_weight of shape "
                                          r"\(5,\) does not broadcast to the input shape \(3, 4\)"):
         F.binary_cross_entropy_with_logits(x, t, pos_weight=tn.ones(5))
+
+
+# ----------------------------------------------------------------- reduction='elementwise_mean'
+@pytest.mark.parametrize("name", LOSSES)
+def test_elementwise_mean_is_the_deprecated_mean_as_torch(name):
+    ours_args, theirs_args, _ = _problem(name)
+    with pytest.warns(UserWarning, match="reduction='elementwise_mean' is deprecated"):
+        ours = getattr(F, name)(*ours_args, reduction="elementwise_mean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = getattr(TF, name)(*theirs_args, reduction="elementwise_mean")
+        mean = getattr(F, name)(*ours_args, reduction="mean")
+    _same(ours, theirs)
+    assert ours.item() == mean.item()
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "huber_loss"])
+def test_elementwise_mean_with_a_weight_is_refused_as_torch(name):
+    x = tn.ones(2, 2)
+    with pytest.raises(ValueError, match=rf"{name}: reduction must be one of"):
+        getattr(F, name)(x, x, reduction="elementwise_mean", weight=x)
+
+
+def test_elementwise_mean_module_warns_when_called():
+    x, t = tn.tensor([1.0, 3.0]), tn.tensor([0.0, 0.0])
+    loss = nn.MSELoss(reduction="elementwise_mean")
+    with pytest.warns(UserWarning, match="reduction='elementwise_mean' is deprecated"):
+        assert loss(x, t).item() == 5.0

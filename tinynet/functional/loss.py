@@ -50,11 +50,17 @@ def legacy_reduction(size_average, reduce, stacklevel: int = 3) -> str:
     return ret
 
 
-def _reduction(size_average, reduce, reduction, op) -> str:
+def _reduction(size_average, reduce, reduction, op, alias: bool = True) -> str:
     """The reduction a loss applies: ``size_average``/``reduce`` override ``reduction``
-    when either is given (:func:`legacy_reduction`); the result must be a valid name."""
+    when either is given (:func:`legacy_reduction`); else ``reduction`` must be a valid
+    name, or (with ``alias``, wherever PyTorch accepts it) the deprecated spelling
+    'elementwise_mean' of 'mean', with PyTorch's UserWarning."""
     if size_average is not None or reduce is not None:
         return legacy_reduction(size_average, reduce, stacklevel=4)
+    if alias and reduction == "elementwise_mean":
+        warnings.warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' "
+                      "instead.", UserWarning, stacklevel=3)
+        return "mean"
     _check_reduction(reduction, op)
     return reduction
 
@@ -149,7 +155,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     'mean' is Σ w·(x - t)² / Σ w, as PyTorch's."""
     op = "mse_loss"
     target = _check_broadcast_pair(input, target, op)
-    reduction = _reduction(size_average, reduce, reduction, op)
+    reduction = _reduction(size_average, reduce, reduction, op, alias=weight is None)
     diff = input - target
     if weight is not None:
         return _pointwise_weighted(diff * diff, weight, input, reduction, op, mean_by_weight=True)
@@ -480,7 +486,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     """
     op = "l1_loss"
     target = _check_broadcast_pair(input, target, op)
-    reduction = _reduction(size_average, reduce, reduction, op)
+    reduction = _reduction(size_average, reduce, reduction, op, alias=weight is None)
     loss = _abs(input - target)
     if weight is not None:
         return _pointwise_weighted(loss, weight, input, reduction, op, mean_by_weight=True)
@@ -522,7 +528,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     """
     op = "huber_loss"
     target = _check_broadcast_pair(input, target, op)
-    _check_reduction(reduction, op)
+    reduction = _reduction(None, None, reduction, op, alias=weight is None)
     delta = _non_negative_number(delta, "delta", op, strict=True)
     diff = input - target
     size = _abs(diff)
@@ -554,9 +560,11 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     op = "kl_div"
     if size_average is not None or reduce is not None:
         applied = legacy_reduction(size_average, reduce)
-    elif reduction not in _REDUCTIONS + ("batchmean",):
+    elif reduction not in _REDUCTIONS + ("batchmean", "elementwise_mean"):
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
                          f"got {reduction!r}")
+    elif reduction == "elementwise_mean":
+        applied = _reduction(None, None, reduction, op)
     else:
         if reduction == "mean":
             warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "

@@ -15,16 +15,16 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 
 class _Loss(Module):
+    _reductions = _REDUCTIONS
+
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
         if size_average is not None or reduce is not None:
             reduction = legacy_reduction(size_average, reduce)
-        elif reduction not in self._reductions:
+        elif reduction not in self._reductions + ("elementwise_mean",):   # F warns on that one
             raise ValueError(f"{type(self).__name__}: reduction must be one of "
                              f"{self._reductions}, got {reduction!r}")
         self.reduction = reduction
-
-    _reductions = _REDUCTIONS
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
