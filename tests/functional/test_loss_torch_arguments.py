@@ -325,3 +325,12 @@ def test_elementwise_mean_module_warns_when_called():
     loss = nn.MSELoss(reduction="elementwise_mean")
     with pytest.warns(UserWarning, match="reduction='elementwise_mean' is deprecated"):
         assert loss(x, t).item() == 5.0
+
+
+def test_module_thresholds_of_the_wrong_type_are_type_errors():
+    with pytest.raises(TypeError, match="HuberLoss: delta must be a number, got str"):
+        nn.HuberLoss(delta="1")
+    with pytest.raises(TypeError, match="SmoothL1Loss: beta must be a number, got NoneType"):
+        nn.SmoothL1Loss(beta=None)
+    with pytest.raises(ValueError, match="SmoothL1Loss: beta must be non-negative, got -1"):
+        nn.SmoothL1Loss(beta=-1)

@@ -1,11 +1,11 @@
 """Loss modules wrapping ``tinynet.functional``'s losses (``reduction`` in
 {'none', 'mean', 'sum'}), with PyTorch 2.13's constructor signatures: the deprecated
 ``size_average``/``reduce``, when either is given, set ``reduction`` by PyTorch's legacy
-rule (``F.loss.legacy_reduction``, with its UserWarning)."""
+rule (``tinynet.functional.loss.legacy_reduction``, with its UserWarning)."""
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional.loss import legacy_reduction
+from ..functional.loss import legacy_reduction, _non_negative_number
 from ..tensor import Tensor
 from .module import Module
 
@@ -99,9 +99,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
         super().__init__(size_average, reduce, reduction)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise ValueError(f"SmoothL1Loss: beta must be a non-negative number, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = _non_negative_number(beta, "beta", "SmoothL1Loss")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
@@ -112,9 +110,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction=reduction)
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
-            raise ValueError(f"HuberLoss: delta must be a positive number, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = _non_negative_number(delta, "delta", "HuberLoss", strict=True)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
