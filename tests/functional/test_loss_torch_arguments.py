@@ -60,11 +60,6 @@ def _problem(name):
     return (x, t), (xt, tt), [(x, xt)]
 
 
-def _legacy_kwargs(name, size_average, reduce):
-    # 'sum' is overridden whenever either legacy argument is given (PyTorch's rule)
-    return dict(size_average=size_average, reduce=reduce, reduction="sum")
-
-
 def _caught(fn):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -80,7 +75,7 @@ TRUTH = [c for c in itertools.product([None, True, False, 0, 1], repeat=2) if c 
 @pytest.mark.parametrize("name", LEGACY)
 def test_legacy_size_average_reduce_truth_table_matches_torch(name, size_average, reduce):
     ours_args, theirs_args, leaves = _problem(name)
-    kw = _legacy_kwargs(name, size_average, reduce)
+    kw = dict(size_average=size_average, reduce=reduce, reduction="sum")   # overridden by the pair
     ours, ours_warn = _caught(lambda: getattr(F, name)(*ours_args, **kw))
     theirs, theirs_warn = _caught(lambda: getattr(TF, name)(*theirs_args, **kw))
     assert tuple(ours.shape) == tuple(theirs.shape)
@@ -132,8 +127,7 @@ def test_positional_calls_bind_as_in_torch():
     x, xt = _pair(scores)
     ti, tt = tn.tensor(t), torch.from_numpy(t)
     w, wt = _pair([0.5, 2.0, 1.0], requires_grad=False)
-    quiet = warnings.catch_warnings()
-    with quiet:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _same(F.cross_entropy(x, ti, None, None, 1), TF.cross_entropy(xt, tt, None, None, 1))
         _same(F.cross_entropy(x, ti, w, False, 2, None, "mean", 0.1),
@@ -145,7 +139,8 @@ def test_positional_calls_bind_as_in_torch():
         q, qt = _pair(RNG.uniform(0.1, 0.9, (5, 3)), requires_grad=False)
         _same(F.mse_loss(x, q, None, False), TF.mse_loss(xt, qt, None, False))
         _same(F.l1_loss(x, q, None, None, "sum", p), TF.l1_loss(xt, qt, None, None, "sum", pt))
-        _same(F.smooth_l1_loss(x, q, False, None, "none", 0.5), TF.smooth_l1_loss(xt, qt, False, None, "none", 0.5))
+        _same(F.smooth_l1_loss(x, q, False, None, "none", 0.5),
+              TF.smooth_l1_loss(xt, qt, False, None, "none", 0.5))
         _same(F.huber_loss(x, q, "sum", 0.5, p), TF.huber_loss(xt, qt, "sum", 0.5, pt))
         _same(F.binary_cross_entropy(p, q, w, None, False), TF.binary_cross_entropy(pt, qt, wt, None, False))
         _same(F.binary_cross_entropy_with_logits(x, q, None, None, None, "sum", w),
@@ -154,8 +149,10 @@ def test_positional_calls_bind_as_in_torch():
               TF.kl_div(pt.log(), qt, None, None, "batchmean", False))
         _same(nn.BCEWithLogitsLoss(None, None, None, "none", w)(x, q),
               torch.nn.BCEWithLogitsLoss(None, None, None, "none", wt)(xt, qt))
-        _same(nn.SmoothL1Loss(None, None, "sum", 2.0)(x, q), torch.nn.SmoothL1Loss(None, None, "sum", 2.0)(xt, qt))
-        _same(nn.KLDivLoss(None, None, "sum", True)(x, q.log()), torch.nn.KLDivLoss(None, None, "sum", True)(xt, qt.log()))
+        _same(nn.SmoothL1Loss(None, None, "sum", 2.0)(x, q),
+              torch.nn.SmoothL1Loss(None, None, "sum", 2.0)(xt, qt))
+        _same(nn.KLDivLoss(None, None, "sum", True)(x, q.log()),
+              torch.nn.KLDivLoss(None, None, "sum", True)(xt, qt.log()))
 
 
 # ----------------------------------------------------------------- weight= (mse, l1, huber)
