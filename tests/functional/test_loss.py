@@ -160,10 +160,13 @@ def test_nll_loss_picks_the_target_entries():
 
 
 # ----------------------------------------------------------------- errors
-@pytest.mark.parametrize("name", ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"])
-def test_pairwise_losses_need_equal_shapes(name):
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_binary_cross_entropies_need_equal_shapes(name):
+    # PyTorch refuses any size difference here, even one that broadcasts (ValueError)
     with pytest.raises(ValueError, match=rf"{name}: target shape \(3,\) must equal input shape \(2,\)"):
         getattr(F, name)(tn.full((2,), 0.5), tn.full((3,), 0.5))
+    with pytest.raises(ValueError, match=rf"{name}: target shape \(1, 2\) must equal input shape \(2,\)"):
+        getattr(F, name)(tn.full((2,), 0.5), tn.full((1, 2), 0.5))
 
 
 @pytest.mark.parametrize("name", ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",

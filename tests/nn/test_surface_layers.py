@@ -58,7 +58,7 @@ def test_conv1d_default_init_bounds_follow_fan_in():
     (lambda: nn.GELU("erf"), None, "GELU: approximate must be"),
     (lambda: F.gelu(tn.randn(2), approximate="fast"), None, "gelu: approximate must be"),
     (lambda: nn.SmoothL1Loss(beta=-1.0), None, "SmoothL1Loss: beta must be"),
-    (lambda: nn.HuberLoss(delta=0.0), None, "HuberLoss: delta must be a positive"),
+    (lambda: nn.HuberLoss(delta=0.0), None, "HuberLoss: delta must be positive"),
     (lambda: F.huber_loss(tn.ones(2), tn.ones(2), delta=-1.0), None, "huber_loss: delta must be positive"),
     (lambda: nn.KLDivLoss(reduction="avg"), None, "KLDivLoss: reduction must be"),
     (lambda: F.kl_div(tn.ones(2), tn.ones(3)), None, "kl_div: target shape"),

@@ -1,5 +1,12 @@
 """Loss functions, all with ``reduction`` in {'none', 'mean', 'sum'} (PyTorch semantics).
 
+Each takes PyTorch 2.13's parameter list in PyTorch's order, including the deprecated
+``size_average`` and ``reduce``: either one given (not None) overrides ``reduction`` by
+PyTorch's legacy rule (:func:`legacy_reduction`) with a deprecation UserWarning.
+The regression losses (mse, l1, smooth_l1, huber) broadcast a target of another shape
+against the input, warning as PyTorch does; ``kl_div`` broadcasts silently; the
+binary cross-entropies require equal shapes.
+
 Most are compositions of differentiable ops, so their gradients of every order follow.
 ``binary_cross_entropy_with_logits`` is its own op so that its gradient is exactly
 σ(x)·(1 + (p - 1)·t) - p·t even at x = 0, where a composition through |x| would pick a
@@ -7,10 +14,12 @@ one-sided subgradient.
 """
 from __future__ import annotations
 
+import warnings
+
 from ..autograd import Function, anchor, is_grad_enabled
 from .. import backend
 from ..tensor import Tensor
-from ._operands import check_tensor, check_same_device, check_broadcastable
+from ._operands import check_tensor, check_same_device
 from .elementwise import log, clamp, exp, where, abs as _abs
 from .activation import log_softmax, sigmoid, Softmax
 from .reduction import sum as _sum
@@ -20,6 +29,40 @@ __all__ = ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits
            "cross_entropy", "nll_loss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
+
+
+def legacy_reduction(size_average, reduce, stacklevel: int = 3) -> str:
+    """PyTorch's rule (``torch.nn._reduction.legacy_get_string``) for the deprecated
+    ``size_average``/``reduce`` pair, a None counting as True, with its UserWarning:
+
+        reduce falsy                       -> 'none'
+        reduce truthy, size_average falsy  -> 'sum'
+        both truthy                        -> 'mean'
+
+    ``stacklevel`` points the warning at the caller of the loss (3: the caller of the
+    function that calls this one).
+    """
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    ret = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn("size_average and reduce args will be deprecated, please use "
+                  f"reduction='{ret}' instead.", UserWarning, stacklevel=stacklevel)
+    return ret
+
+
+def _reduction(size_average, reduce, reduction, op, alias: bool = True) -> str:
+    """The reduction a loss applies: ``size_average``/``reduce`` override ``reduction``
+    when either is given (:func:`legacy_reduction`); else ``reduction`` must be a valid
+    name, or (with ``alias``, wherever PyTorch accepts it) the deprecated spelling
+    'elementwise_mean' of 'mean', with PyTorch's UserWarning."""
+    if size_average is not None or reduce is not None:
+        return legacy_reduction(size_average, reduce, stacklevel=4)
+    if alias and reduction == "elementwise_mean":
+        warnings.warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' "
+                      "instead.", UserWarning, stacklevel=3)
+        return "mean"
+    _check_reduction(reduction, op)
+    return reduction
 
 
 def _check_reduction(reduction, op):
@@ -35,14 +78,21 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+def _check_broadcasts_to(tensor, shape, op, arg, what):
+    """ValueError naming ``arg`` unless ``tensor``'s shape broadcasts to ``shape`` itself
+    (not to a wider one)."""
+    ok = len(tensor.shape) <= len(shape) and all(
+        m == 1 or m == n for m, n in zip(reversed(tensor.shape), reversed(shape)))
+    if not ok:
+        raise ValueError(f"{op}: {arg} of shape {tuple(tensor.shape)} does not broadcast to the "
+                         f"{what} shape {tuple(shape)}")
+
+
 def _weighted(loss: Tensor, weight, op: str) -> Tensor:
     """``loss * weight`` once ``weight`` is checked to be a Tensor that broadcasts to it."""
     check_tensor(weight, op, "weight")
     check_same_device(op, input=loss, weight=weight)
-    check_broadcastable(tuple(weight.shape), tuple(loss.shape), op)
-    if tuple(backend.numpy.broadcast_shapes(tuple(weight.shape), tuple(loss.shape))) != tuple(loss.shape):
-        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} does not broadcast to the "
-                         f"loss shape {tuple(loss.shape)}")
+    _check_broadcasts_to(weight, tuple(loss.shape), op, "weight", "loss")
     return loss * weight
 
 
@@ -58,17 +108,65 @@ def _check_pair(input, target, op):
     return target
 
 
-def mse_loss(input, target, reduction: str = "mean") -> Tensor:
-    """(input - target)²."""
-    _check_reduction(reduction, "mse_loss")
-    target = _check_pair(input, target, "mse_loss")
+def _check_broadcast_pair(input, target, op, warn=True):
+    """``target`` (in input's dtype) once it broadcasts against ``input``; a target of another
+    shape gets PyTorch's UserWarning first (regression losses; ``kl_div`` passes ``warn=False``,
+    broadcasting silently as PyTorch's does), and a ValueError when it cannot broadcast."""
+    check_tensor(input, op, "input", floating=True)
+    check_tensor(target, op, "target")
+    check_same_device(op, input=input, target=target)
+    shape, tshape = tuple(input.shape), tuple(target.shape)
+    if tshape != shape:
+        if warn:
+            warnings.warn(f"{op}: Using a target size {tshape} that is different to the input size "
+                          f"{shape}. This will likely lead to incorrect results due to "
+                          "broadcasting. Please ensure they have the same size.",
+                          UserWarning, stacklevel=3)
+        try:
+            backend.numpy.broadcast_shapes(shape, tshape)
+        except ValueError:
+            raise ValueError(f"{op}: target shape {tshape} does not broadcast with input shape "
+                             f"{shape}; expected a target of shape {shape}") from None
+    if target.dtype != input.dtype:
+        target = target.to(input.dtype)
+    return target
+
+
+def _pointwise_weighted(loss, weight, input, reduction, op, mean_by_weight):
+    """PyTorch 2.13's ``weight`` of the regression losses: one weight per input element
+    (``weight.shape == input.shape``; it broadcasts against the loss when the target
+    widened it), ``loss·weight`` reduced by 'sum', and by 'mean' as
+    Σ loss·w / Σ w (mse, l1: ``mean_by_weight``) or Σ loss·w / loss.numel() (huber).
+    The gradient reaches ``weight`` too."""
+    check_tensor(weight, op, "weight")
+    check_same_device(op, input=input, weight=weight)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} must have the input's "
+                         f"shape {tuple(input.shape)}")
+    loss = loss * weight
+    if reduction == "mean" and mean_by_weight:
+        return _sum(loss) / _sum(weight)
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+             weight=None) -> Tensor:
+    """(input - target)², optionally times ``weight`` (input's shape); with a weight,
+    'mean' is Σ w·(x - t)² / Σ w, as PyTorch's."""
+    op = "mse_loss"
+    target = _check_broadcast_pair(input, target, op)
+    reduction = _reduction(size_average, reduce, reduction, op, alias=weight is None)
     diff = input - target
+    if weight is not None:
+        return _pointwise_weighted(diff * diff, weight, input, reduction, op, mean_by_weight=True)
     return _reduce(diff * diff, reduction)
 
 
-def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
-    """-w·(t·log x + (1 - t)·log(1 - x)), each log clamped at -100 (as PyTorch)."""
-    _check_reduction(reduction, "binary_cross_entropy")
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """-w·(t·log x + (1 - t)·log(1 - x)), each log clamped at -100 (as PyTorch);
+    ``target`` must have input's shape, ``weight`` must broadcast to it."""
+    reduction = _reduction(size_average, reduce, reduction, "binary_cross_entropy")
     target = _check_pair(input, target, "binary_cross_entropy")
     xp = input.xp
     if input.data.size and (xp.any(input.data < 0) or xp.any(input.data > 1)):
@@ -145,17 +243,19 @@ class BCEWithLogits(Function):
         return gx, gt, None
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
-                                     pos_weight=None) -> Tensor:
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
     """BCE on raw scores, stable for large |x|; ``pos_weight`` scales positive targets.
 
+    ``target`` must have input's shape; ``weight`` and ``pos_weight`` must broadcast to it.
     Differentiable in ``input`` and ``target`` (and ``weight``), as in PyTorch.
     """
-    _check_reduction(reduction, "binary_cross_entropy_with_logits")
-    target = _check_pair(input, target, "binary_cross_entropy_with_logits")
+    op = "binary_cross_entropy_with_logits"
+    reduction = _reduction(size_average, reduce, reduction, op)
+    target = _check_pair(input, target, op)
     if pos_weight is not None:
-        check_tensor(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
-        check_broadcastable(tuple(pos_weight.shape), tuple(input.shape), "binary_cross_entropy_with_logits")
+        check_tensor(pos_weight, op, "pos_weight")
+        _check_broadcasts_to(pos_weight, tuple(input.shape), op, "pos_weight", "input")
         pos_weight = pos_weight.to(input.dtype)
     loss = BCEWithLogits.apply(input, target, pos_weight)
     if weight is not None:
@@ -202,12 +302,14 @@ def _check_class_weight(weight, C, op):
         raise ValueError(f"{op}: weight has {weight.shape[0]} entries but input has {C} classes")
 
 
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
     """-w[t]·input[t] for log-probabilities ``input`` (N, C, ...) and class indices ``target``.
 
     'mean' divides by Σ w[t] over non-ignored targets (PyTorch's weighted mean); with every
     target ignored that is 0/0, a NaN loss whose gradient is zero, as in PyTorch.
     """
+    reduction = _reduction(size_average, reduce, reduction, "nll_loss")
     return _nll_loss(input, target, weight, ignore_index, reduction, "nll_loss")
 
 
@@ -294,8 +396,8 @@ class CrossEntropyIndex(Function):
         return Tensor(gx), None
 
 
-def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """log_softmax over dim 1 then nll_loss; class-index or class-probability targets.
 
     Input (N, C), (N, C, d1, ...) or (C,); index target (N,), (N, d1, ...) or ();
@@ -304,7 +406,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     With class indices and every target ignored, 'mean' gives a NaN loss and a zero
     gradient, as PyTorch does.
     """
-    _check_reduction(reduction, "cross_entropy")
+    reduction = _reduction(size_average, reduce, reduction, "cross_entropy")
     check_tensor(input, "cross_entropy", "input", floating=True)
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
         raise TypeError(f"cross_entropy: label_smoothing must be a number, got "
@@ -371,8 +473,10 @@ def _non_negative_number(value, name, op, strict=False):
     return float(value)
 
 
-def l1_loss(input, target, reduction: str = "mean") -> Tensor:
-    """|input - target| (gradient 0 where they are equal, as PyTorch).
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+            weight=None) -> Tensor:
+    """|input - target| (gradient 0 where they are equal, as PyTorch), optionally times
+    ``weight`` (input's shape); with a weight, 'mean' is Σ w·|x - t| / Σ w, as PyTorch's.
 
     Example
     -------
@@ -380,12 +484,17 @@ def l1_loss(input, target, reduction: str = "mean") -> Tensor:
     >>> F.l1_loss(tn.tensor([1., 4.]), tn.tensor([2., 2.])).item()
     1.5
     """
-    _check_reduction(reduction, "l1_loss")
-    target = _check_pair(input, target, "l1_loss")
-    return _reduce(_abs(input - target), reduction)
+    op = "l1_loss"
+    target = _check_broadcast_pair(input, target, op)
+    reduction = _reduction(size_average, reduce, reduction, op, alias=weight is None)
+    loss = _abs(input - target)
+    if weight is not None:
+        return _pointwise_weighted(loss, weight, input, reduction, op, mean_by_weight=True)
+    return _reduce(loss, reduction)
 
 
-def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
     """0.5·d²/β where |d| < β, else |d| - 0.5·β, with d = input - target (β = 0: L1).
 
     Example
@@ -395,9 +504,9 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
     [0.125, 2.5]
     """
     op = "smooth_l1_loss"
-    _check_reduction(reduction, op)
+    target = _check_broadcast_pair(input, target, op)
+    reduction = _reduction(size_average, reduce, reduction, op)
     beta = _non_negative_number(beta, "beta", op)
-    target = _check_pair(input, target, op)
     diff = input - target
     size = _abs(diff)
     if beta == 0.0:
@@ -406,9 +515,10 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
     return _reduce(loss, reduction)
 
 
-def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:
     """0.5·d² where |d| < δ, else δ·(|d| - 0.5·δ), with d = input - target (δ > 0);
-    equals δ·smooth_l1_loss with β = δ.
+    equals δ·smooth_l1_loss with β = δ. Optionally times ``weight`` (input's shape); unlike
+    mse/l1, the weighted 'mean' divides by the number of loss elements, as PyTorch's.
 
     Example
     -------
@@ -417,12 +527,14 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Te
     [0.125, 4.0]
     """
     op = "huber_loss"
-    _check_reduction(reduction, op)
+    target = _check_broadcast_pair(input, target, op)
+    reduction = _reduction(None, None, reduction, op, alias=weight is None)
     delta = _non_negative_number(delta, "delta", op, strict=True)
-    target = _check_pair(input, target, op)
     diff = input - target
     size = _abs(diff)
     loss = where(size < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta)
+    if weight is not None:
+        return _pointwise_weighted(loss, weight, input, reduction, op, mean_by_weight=False)
     return _reduce(loss, reduction)
 
 
@@ -432,8 +544,11 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     t·(log t - input) (0 where t = 0), or e^t·(t - input) with ``log_target``.
 
     ``reduction='batchmean'`` divides the sum by the batch size (input.shape[0]), the
-    mathematically correct KL; ``'mean'`` averages over all elements (PyTorch's default).
-    ``size_average``/``reduce`` are PyTorch's deprecated spellings and must stay None.
+    mathematically correct KL; ``'mean'`` averages over all elements (PyTorch's default,
+    with PyTorch's UserWarning). ``target`` broadcasts against ``input`` without a warning,
+    as in PyTorch. ``size_average``/``reduce`` override ``reduction`` by the legacy rule;
+    with them, ``reduction='batchmean'`` still divides the result by input.shape[0]
+    (PyTorch's behaviour).
 
     Example
     -------
@@ -444,20 +559,30 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     """
     op = "kl_div"
     if size_average is not None or reduce is not None:
-        raise ValueError(f"{op}: size_average and reduce are deprecated in PyTorch and not "
-                         "supported; use reduction")
-    if reduction not in _REDUCTIONS + ("batchmean",):
+        applied = legacy_reduction(size_average, reduce)
+    elif reduction not in _REDUCTIONS + ("batchmean", "elementwise_mean"):
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
                          f"got {reduction!r}")
+    elif reduction == "elementwise_mean":
+        applied = _reduction(None, None, reduction, op)
+    else:
+        if reduction == "mean":
+            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                          "the support size. 'batchmean' divides only by the batch size, and "
+                          "aligns with the KL div math definition. 'mean' will be changed to "
+                          "behave the same as 'batchmean' in the next major release.",
+                          UserWarning, stacklevel=2)
+        applied = "sum" if reduction == "batchmean" else reduction
     if not isinstance(log_target, bool):
         raise TypeError(f"{op}: log_target must be a bool, got {type(log_target).__name__}")
-    target = _check_pair(input, target, op)
+    target = _check_broadcast_pair(input, target, op, warn=False)
     if log_target:
         loss = exp(target) * (target - input)
     else:
         positive = target > 0
         safe = where(positive, target, 1.0)
         loss = where(positive, target * log(safe), 0.0) - target * input
-    if reduction == "batchmean":
-        return _sum(loss) / float(input.shape[0] if input.ndim else 1)
-    return _reduce(loss, reduction)
+    loss = _reduce(loss, applied)
+    if reduction == "batchmean" and input.ndim:
+        return loss / float(input.shape[0])
+    return loss
