@@ -196,6 +196,14 @@ def test_proj_size_zero_runs_the_fused_layer_ops(monkeypatch):
     assert "weight_hr_l0" not in m.state_dict() and repr(m) == "LSTM(3, 4, num_layers=2, bidirectional=True)"
 
 
+def test_proj_size_comes_after_bidirectional_positionally_like_pytorch():
+    # PyTorch's order: (..., dropout, bidirectional, proj_size, device, dtype)
+    m = nn.LSTM(3, 5, 1, True, False, 0.0, False, 2, "cpu", tn.float64)
+    assert m.proj_size == 2 and tuple(m.weight_hr_l0.shape) == (2, 5) and m.weight_hr_l0.dtype == tn.float64
+    if torch is not None:
+        assert torch.nn.LSTM(3, 5, 1, True, False, 0.0, False, 2).proj_size == 2
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("proj_size,error,match", [
     (-1, ValueError, "LSTM: proj_size must be a positive integer or zero"),
