@@ -254,6 +254,16 @@ def test_wrong_dtypes_with_projection_name_the_lstm():
         m(tn.randn(5, 2, 3), (tn.zeros(1, 2, 2), np.zeros((1, 2, 4))))
 
 
+def test_input_on_another_device_names_the_lstm(monkeypatch):
+    from tinynet import backend
+    from tinynet.testing import fakecuda
+    monkeypatch.setattr(backend, "_stand_in", backend._stand_in)     # restored after the test
+    fakecuda.install()
+    m = nn.LSTM(3, 4, proj_size=2, device="cpu")
+    with pytest.raises(ValueError, match="LSTM: 'input' is on fakecuda:0 but 'weight_ih_l0' is on cpu"):
+        m(tn.randn(5, 2, 3, device="fakecuda"))
+
+
 def test_gru_and_rnn_take_no_proj_size():
     # torch.nn.GRU/RNN refuse proj_size too; tinynet's have no such argument
     for cls in (nn.GRU, nn.RNN):
