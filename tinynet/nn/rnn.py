@@ -15,6 +15,15 @@ padded batch. Steps at or after a sequence's length are padding: they leave its 
 unchanged (so ``h_n``/``c_n`` are the states after its last real step, and the reverse
 direction starts at that step), their outputs are zero (as ``pad_packed_sequence`` gives)
 and they receive no gradient. This is the equivalent of PyTorch's ``PackedSequence``.
+
+LSTM projections (``proj_size=P``, ``0 < P < hidden_size``, as PyTorch): each step's
+hidden state is projected, ``h_t = W_hr (o_t ⊙ tanh(c_t))`` with ``W_hr`` ``(P, H)``
+(``weight_hr_l{k}``, after the biases of its layer and direction), so ``weight_hh_l{k}`` is
+``(4H, P)``, layer ``k > 0`` reads ``D·P`` features, output and ``h_n`` have ``P`` (``D·P``)
+features while ``c_n`` keeps ``H``. That path is composed of tinynet ops, one step at a time
+(:func:`_projected_lstm_direction`): the input projection of all steps is still one GEMM,
+but the gate math is not fused and the two directions run one after the other. Every
+derivative order comes from the ops. ``proj_size=0`` runs the fused layer ops above.
 """
 from __future__ import annotations
 
@@ -22,6 +31,8 @@ import math
 
 from .. import backend
 from .. import functional as F
+from ..functional._operands import check_tensor, check_same_device
+from ..functional.recurrent import _mask_from_lengths
 from ..random import generator
 from ..tensor import Tensor, DEFAULT_FLOAT, as_dtype
 from .module import Module, Parameter
@@ -40,6 +51,51 @@ def _uniform_parameter(shape, bound, dtype, device):
 def _check_size(name, value, op, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
         raise ValueError(f"{op}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_proj_size(op, mode, proj_size, hidden_size):
+    """PyTorch's rules: an int, 0 (no projection) or in [1, hidden_size), LSTM only."""
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+        raise TypeError(f"{op}: proj_size must be an int, got {type(proj_size).__name__} {proj_size!r}")
+    if proj_size < 0:
+        raise ValueError(f"{op}: proj_size must be a positive integer or zero to disable "
+                         f"projections, got {proj_size}")
+    if proj_size and mode != "LSTM":
+        raise ValueError(f"{op}: proj_size is only supported for LSTM, not RNN or GRU")
+    if proj_size >= hidden_size:
+        raise ValueError(f"{op}: proj_size must be smaller than hidden_size, got "
+                         f"proj_size={proj_size} and hidden_size={hidden_size}")
+
+
+def _projected_lstm_direction(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse, mask):
+    """One LSTM layer in one direction with a projection, composed of tinynet ops.
+
+    x ``(T, B, I)``, h0 ``(B, P)``, c0 ``(B, H)``, w_ih ``(4H, I)``, w_hh ``(4H, P)``, biases
+    ``(4H,)`` or None, w_hr ``(P, H)``; ``mask`` the ``(T, B, 1)`` bool array of real steps or
+    None. Per step, with gates in PyTorch's order i, f, g, o::
+
+        [i|f|g|o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
+        c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g)
+        h_t = (σ(o) ⊙ tanh(c_t)) W_hr^T
+
+    Padded steps (mask False) keep the state and output zeros. Returns
+    ``(output (T, B, P), h_n (B, P), c_n (B, H))``.
+    """
+    T, H = x.shape[0], w_hr.shape[1]
+    gx = F.linear(x, w_ih, b_ih)                # (T, B, 4H): every step's input side, one GEMM
+    h, c, outputs = h0, c0, [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        a = gx[t] + F.linear(h, w_hh, b_hh)
+        i, f = F.sigmoid(a[:, :H]), F.sigmoid(a[:, H:2 * H])
+        g, o = F.tanh(a[:, 2 * H:3 * H]), F.sigmoid(a[:, 3 * H:])
+        c_new = f * c + i * g
+        h_new = F.linear(o * F.tanh(c_new), w_hr)
+        if mask is None:
+            h, c, outputs[t] = h_new, c_new, h_new
+        else:
+            m = Tensor(mask[t].astype(x.dtype))
+            h, c, outputs[t] = m * h_new + (1 - m) * h, m * c_new + (1 - m) * c, m * h_new
+    return F.stack(outputs, 0), h, c
 
 
 # ------------------------------------------------------------------ cells
@@ -110,11 +166,12 @@ class RNNBase(Module):
 
     input: ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``) or unbatched ``(T, I)``.
     hx: ``(L*D, B, H)`` (``(L*D, H)`` unbatched); a tuple ``(h0, c0)`` for LSTM; None = zeros.
-    Returns ``(output (T, B, D*H), h_n)`` (LSTM: ``(output, (h_n, c_n))``).
+    Returns ``(output (T, B, D*H), h_n)`` (LSTM: ``(output, (h_n, c_n))``). With an LSTM's
+    ``proj_size=P > 0``, h0, h_n and the output have P features instead of H (c0, c_n keep H).
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         op = type(self).__name__
         _check_size("input_size", input_size, op)
@@ -122,28 +179,37 @@ class RNNBase(Module):
         _check_size("num_layers", num_layers, op)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ValueError(f"{op}: dropout must be a number in [0, 1], got {dropout!r}")
+        _check_proj_size(op, mode, proj_size, hidden_size)
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.proj_size = proj_size
         self.num_layers, self.bias, self.batch_first = num_layers, bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         dtype = as_dtype(dtype or DEFAULT_FLOAT, op)
         G, k = _GATES[mode] * hidden_size, 1.0 / math.sqrt(hidden_size)
         D = 2 if bidirectional else 1
-        self._flat_names = []
+        real_hidden = proj_size or hidden_size        # the features of h, as PyTorch names it
+        self._flat_names = []                         # per layer and direction, PyTorch's order
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else D * hidden_size
+            layer_in = input_size if layer == 0 else D * real_hidden
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
                 setattr(self, names[0], _uniform_parameter((G, layer_in), k, dtype, device))
-                setattr(self, names[1], _uniform_parameter((G, hidden_size), k, dtype, device))
+                setattr(self, names[1], _uniform_parameter((G, real_hidden), k, dtype, device))
                 if bias:
                     names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
                     setattr(self, names[2], _uniform_parameter((G,), k, dtype, device))
                     setattr(self, names[3], _uniform_parameter((G,), k, dtype, device))
+                if proj_size:
+                    names.append(f"weight_hr{sfx}")
+                    setattr(self, names[-1], _uniform_parameter((proj_size, hidden_size), k, dtype,
+                                                                device))
                 self._flat_names.append(names)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -157,9 +223,27 @@ class RNNBase(Module):
         return s
 
     def _layer_weights(self, index):
-        names = self._flat_names[index]
-        w = [getattr(self, n) for n in names]
+        """``[w_ih, w_hh, b_ih, b_hh]`` of entry ``index`` = layer * D + direction (biases
+        None without bias); the projection ``weight_hr`` is not among them."""
+        w = [getattr(self, n) for n in self._flat_names[index][:4 if self.bias else 2]]
         return w if self.bias else w + [None, None]
+
+    def _projection(self, index):
+        """``weight_hr`` of entry ``index`` (LSTM with ``proj_size > 0`` only)."""
+        return getattr(self, self._flat_names[index][-1])
+
+    def _check_projected(self, x, states, lengths):
+        """What the fused layer ops check, for the composed projection path: a floating
+        input, one dtype and one device for input, states and parameters, and ``lengths``
+        (returns its ``(T, B, 1)`` mask, None when every sequence is full)."""
+        op = type(self).__name__
+        check_tensor(x, op, "input", floating=True)
+        tensors = {"input": x, "h0": states[0], "c0": states[1], **dict(self.named_parameters())}
+        check_same_device(op, **tensors)
+        if len({t.dtype for t in tensors.values()}) > 1:
+            raise TypeError(f"{op}: input, states and parameters must have one dtype, got "
+                            + ", ".join(f"{k}={t.dtype}" for k, t in tensors.items()))
+        return _mask_from_lengths(op, lengths, x.shape[0], x.shape[1], x)
 
     # ---------------------------------------------------------------- checks
     def _prepare(self, input, hx, op):
@@ -184,11 +268,13 @@ class RNNBase(Module):
             raise ValueError(f"{op}: input needs at least one step and one sequence, got shape "
                              f"{tuple(input.shape)}")
         LD = self.num_layers * (2 if self.bidirectional else 1)
-        want = (LD, self.hidden_size) if unbatched else (LD, B, self.hidden_size)
         names = ("h0", "c0") if self.mode == "LSTM" else ("hx",)
-        if hx is None:
-            z = Tensor(x.xp.zeros((LD, B, self.hidden_size), dtype=input.dtype))
-            return x, [z] * len(names), unbatched
+        # the features of each state: h0 has proj_size with a projection, c0 hidden_size
+        h_size = ("proj_size", self.proj_size) if self.proj_size else ("hidden_size", self.hidden_size)
+        sizes = (h_size, ("hidden_size", self.hidden_size))[:len(names)]
+        if hx is None:      # one zeros array where the states have one shape
+            zeros = {n: Tensor(x.xp.zeros((LD, B, n), dtype=input.dtype)) for _, n in sizes}
+            return x, [zeros[n] for _, n in sizes], unbatched
         if self.mode == "LSTM":
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"{op}: hx must be a tuple (h0, c0), got {type(hx).__name__}")
@@ -198,12 +284,13 @@ class RNNBase(Module):
                 raise TypeError(f"{op}: hx must be a Tensor (not a tuple) for {op}")
             states = [hx]
         out = []
-        for name, s in zip(names, states):
+        for name, s, (size_name, size) in zip(names, states, sizes):
             if not isinstance(s, Tensor):
                 raise TypeError(f"{op}: {name} must be a Tensor, got {type(s).__name__}")
+            want = (LD, size) if unbatched else (LD, B, size)
             if tuple(s.shape) != want:
                 raise ValueError(f"{op}: expected {name} of shape {want} (num_layers * num_directions, "
-                                 f"{'' if unbatched else 'batch, '}hidden_size), got {tuple(s.shape)}")
+                                 f"{'' if unbatched else 'batch, '}{size_name}), got {tuple(s.shape)}")
             out.append(F.unsqueeze(s, 1) if unbatched else s)
         return x, out, unbatched
 
@@ -217,10 +304,16 @@ class RNNBase(Module):
         op = {"LSTM": "lstm_layer", "GRU": "gru_layer"}.get(self.mode, "rnn_layer")
         options = ({"nonlinearity": "relu" if self.mode == "RNN_RELU" else "tanh"}
                    if op == "rnn_layer" else {})
+        if self.proj_size:      # the fused layer ops check these; the composed path here
+            mask = self._check_projected(x, states, lengths)
         for layer in range(self.num_layers):
             inits = [[s[layer * D + d] for s in states] for d in range(D)]
             weights = [self._layer_weights(layer * D + d) for d in range(D)]
-            if D == 2:      # one node, the two directions side by side
+            if self.proj_size:
+                directions = [_projected_lstm_direction(layer_input, *inits[d], *weights[d],
+                                                        self._projection(layer * D + d),
+                                                        reverse=bool(d), mask=mask) for d in range(D)]
+            elif D == 2:    # one node, the two directions side by side
                 directions = F.bidirectional_layer(op, layer_input, inits[0], weights[0], inits[1],
                                                    weights[1], lengths=lengths, **options)
             else:
@@ -254,13 +347,20 @@ class LSTM(RNNBase):
     >>> out, (h, c) = lstm(tn.randn(3, 7, 5))
     >>> tuple(out.shape), tuple(h.shape)
     ((3, 7, 20), (4, 3, 10))
+
+    With ``proj_size=P`` (``0 < P < hidden_size``) each ``h_t = W_hr (o_t ⊙ tanh(c_t))``:
+
+    >>> lstm = tn.nn.LSTM(5, 10, proj_size=3, bidirectional=True)
+    >>> out, (h, c) = lstm(tn.randn(7, 2, 5))
+    >>> tuple(out.shape), tuple(h.shape), tuple(c.shape), tuple(lstm.weight_hr_l0.shape)
+    ((7, 2, 6), (2, 2, 3), (2, 2, 10), (3, 10))
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None):
+                 proj_size: int = 0, device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device, dtype)
+                         bidirectional, proj_size, device, dtype)
 
 
 class GRU(RNNBase):
@@ -270,7 +370,7 @@ class GRU(RNNBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device, dtype)
+                         bidirectional, 0, device, dtype)
 
 
 class RNN(RNNBase):
@@ -282,5 +382,5 @@ class RNN(RNNBase):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, device, dtype)
+                         batch_first, dropout, bidirectional, 0, device, dtype)
         self.nonlinearity = nonlinearity

@@ -30,6 +30,7 @@ Which ONNX node each op becomes:
 | x[int / slice / None]                     | Gather / Slice / Unsqueeze                    |
 | sum, mean, max/min over dims              | ReduceSum (+ Div for mean), ReduceMax/Min     |
 | LSTM (any layers, bidirectional)          | one LSTM node per layer, gates i,f,g,o→i,o,f,c|
+|                                           | (proj_size > 0 is refused: ONNX has none)     |
 | GRU, RNN (tanh or relu)                   | one GRU / RNN node per layer (see layers.py) |
 | LSTMCell, GRUCell, RNNCell                | that node on a one-step sequence              |
 | Embedding                                 | Gather (axis 0) of the table                  |

@@ -79,6 +79,9 @@ def recurrent(b, call):
     if call.kwargs.get("lengths") is not None or len(call.args) > 2:
         raise UnsupportedOperatorError(f"tinynet.onnx: {kind} with lengths (at {call.scope}) has no "
                                        "ONNX export here; export the model on full-length sequences")
+    if getattr(m, "proj_size", 0):
+        raise UnsupportedOperatorError(f"tinynet.onnx: LSTM with proj_size={m.proj_size} (at {call.scope}) "
+                                       "has no ONNX export: ONNX's LSTM has no projection")
     H, D = m.hidden_size, 2 if m.bidirectional else 1
     n_states = 2 if m.mode == "LSTM" else 1
     unbatched = x.ndim == 2
