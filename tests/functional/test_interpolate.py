@@ -54,6 +54,25 @@ def test_forward_matches_torch_where_its_backward_is_not_the_adjoint(shape, scal
     assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape, mode", [((1, 2, 3), "linear"), ((1, 1, 3, 2, 3), "trilinear"),
+                                         ((1, 1, 3, 3), "nearest-exact"), ((1, 1, 3, 2), "area")])
+def test_a_size_kept_by_a_scale_factor_follows_torch_forward_and_backward(shape, mode):
+    """n = 3, scale 1.3 -> m = 3: PyTorch copies the axis in modes linear, trilinear and area
+    but applies r = 1/1.3 in nearest-exact; tinynet must do the same, both directions."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    ours_x = tn.tensor(x, requires_grad=True)
+    ours = F.interpolate(ours_x, scale_factor=1.3, mode=mode)
+    theirs_x = torch.from_numpy(x).requires_grad_()
+    theirs = torch.nn.functional.interpolate(theirs_x, scale_factor=1.3, mode=mode)
+    g = rng.standard_normal(tuple(theirs.shape))
+    (ours * tn.tensor(g)).sum().backward()
+    theirs.backward(torch.from_numpy(g))
+    assert np.allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert np.allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_linear_and_trilinear_are_bilinear_along_each_axis():
     """linear on (N, C, W) is bilinear on (N, C, 1, W); trilinear of a tensor constant along
     D and H is linear along W."""
