@@ -1,5 +1,6 @@
-"""Resampling along one axis on raw arrays: nearest and linear interpolation, and their
-adjoints. Bilinear (2-D) interpolation is linear interpolation along H, then along W.
+"""Resampling along one axis on raw arrays: nearest, nearest-exact, linear, cubic, area and
+anti-aliased taps, and the adjoint. Bilinear (2-D) interpolation is linear interpolation
+along H, then along W; every mode of ``F.interpolate`` is one such pass per axis.
 
 **Resampling is a sparse matrix.** Along an axis of size n resampled to size m, each
 output position o reads one or two input positions (its *taps*) with fixed weights::
@@ -7,6 +8,8 @@ output position o reads one or two input positions (its *taps*) with fixed weigh
     y[..., o, ...] = Σ_t  w_t[o] · x[..., i_t[o], ...]          t over the taps
     nearest:  one tap,  i[o] = source index,             w = 1
     linear:   two taps, i0[o] = ⌊s(o)⌋, i1[o] = i0 + 1 (clamped), w1 = s(o) - i0, w0 = 1 - w1
+    cubic:    four taps, clip(⌊s⌋ - 1 + k, 0, n - 1), Keys' kernel at the distances
+    area, antialias:  a window of taps per row (unused slots weigh 0), see each function
 
 that is ``y = A x`` along the axis with A an (m, n) matrix of one or two non-zeros per row.
 The source coordinate s(o) follows PyTorch (``align_corners``)::
