@@ -1,5 +1,5 @@
-"""F.pad modes 'reflect' and 'replicate': known answers, the edge gradients, and the
-errors (the registry covers gradcheck, gradgradcheck and PyTorch parity)."""
+"""F.pad modes 'reflect', 'replicate' and 'circular': known answers (negative sizes
+included), the edge gradients, and the errors (the registry covers gradcheck, gradgradcheck and PyTorch parity)."""
 import numpy as np
 import pytest
 
@@ -30,12 +30,49 @@ def test_gradients_collect_at_the_copied_entries():
     assert x.grad.numpy().tolist() == [[2.0, 3.0, 2.0]]     # sources 2 1 0 1 2 1 0
 
 
+def test_circular_wraps_around_and_crops_first():
+    """Circular reads i mod n; a negative size crops, and the other side wraps around the crop
+    (PyTorch's answers for these calls)."""
+    x = tn.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    assert F.pad(x, (2, 1), mode="circular").numpy().tolist() == [[3.0, 4.0, 0.0, 1.0, 2.0, 3.0, 4.0, 0.0]]
+    assert F.pad(x, (-1, 2), mode="circular").numpy().tolist() == [[1.0, 2.0, 3.0, 4.0, 1.0, 2.0]]
+    assert F.pad(x, (2, -1), mode="circular").numpy().tolist() == [[2.0, 3.0, 0.0, 1.0, 2.0, 3.0]]
+    assert F.pad(x, (5, 0), mode="circular").numpy().tolist() == [[0.0, 1.0, 2.0, 3.0, 4.0] * 2]
+    assert F.pad(x, (-5, 0), mode="circular").shape == (1, 0)
+
+
+def test_reflect_and_replicate_with_negative_sizes_read_the_whole_input():
+    """PyTorch does not crop then pad in these modes: output o reads src(o - left) of the
+    uncropped input, so (-1, 2) reflects at the original right edge."""
+    x = tn.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    assert F.pad(x, (-1, 2), mode="reflect").numpy().tolist() == [[1.0, 2.0, 3.0, 4.0, 3.0, 2.0]]
+    assert F.pad(x, (2, -1), mode="reflect").numpy().tolist() == [[2.0, 1.0, 0.0, 1.0, 2.0, 3.0]]
+    assert F.pad(x, (-1, 4), mode="reflect").numpy().tolist() == [[1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0, 0.0]]
+    assert F.pad(x, (-3, 1), mode="replicate").numpy().tolist() == [[3.0, 4.0, 4.0]]
+    assert F.pad(x, (2, -1), mode="replicate").numpy().tolist() == [[0.0, 0.0, 0.0, 1.0, 2.0, 3.0]]
+
+
+def test_circular_gradient_adds_the_wrapped_copies_at_the_other_end():
+    """(2, 1) on 4 entries reads 2 3 0 1 2 3 0: entries 0, 2 and 3 are read twice."""
+    x = tn.tensor([[1.0, 2.0, 3.0, 4.0]], requires_grad=True)
+    w = tn.tensor([[1.0, 10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]])
+    (F.pad(x, (2, 1), mode="circular") * w).sum().backward()
+    assert x.grad.numpy().tolist() == [[100.0 + 1e6, 1000.0, 1.0 + 1e4, 10.0 + 1e5]]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: F.pad(tn.ones(3), (1, 1), mode="reflect"), "need a 2-D or 3-D input"),
     (lambda: F.pad(tn.ones(1, 2, 3, 4), (1, 1), mode="replicate"), "need a 2-D or 3-D input"),
     (lambda: F.pad(tn.ones(2, 3), (3, 0), mode="reflect"), "reflect padding \\(3, 0\\) of dim 1 must be less than its size 3"),
     (lambda: F.pad(tn.ones(1, 2, 0), (1, 0), mode="replicate"), "cannot pad dim 2 of size 0"),
-    (lambda: F.pad(tn.ones(2, 3), (1, 1), mode="circular"), "mode must be"),
+    (lambda: F.pad(tn.ones(2, 3), (1, 1), mode="wrap"), "mode must be 'constant', 'reflect', 'replicate' or 'circular'"),
+    (lambda: F.pad(tn.ones(2, 3), (4, 0), mode="circular"), "circular padding \\(4, 0\\) of dim 1 must be at most its size 3"),
+    (lambda: F.pad(tn.ones(2, 5), (-2, 4), mode="circular"), "circular padding \\(0, 4\\) of dim 1 must be at most its size 3 after cropping"),
+    (lambda: F.pad(tn.ones(2, 3), (-4, 0), mode="circular"), "cropping \\(-4, 0\\) of dim 1 removes more than its size 3"),
+    (lambda: F.pad(tn.ones(3), (1, 1), mode="circular"), "need a 2-D or 3-D input"),
+    (lambda: F.pad(tn.ones(2, 3), (1, 1), mode="circular", value=1.0), "mode 'circular' takes no fill value"),
+    (lambda: F.pad(tn.ones(2, 5), (-4, -1), mode="reflect"), "padding \\(-4, -1\\) of dim 1 of size 5 leaves 0 entries"),
+    (lambda: F.pad(tn.ones(2, 5), (-6, 0), mode="replicate"), "leaves -1 entries"),
 ])
 def test_errors_name_the_op_and_what_was_expected(call, message):
     with pytest.raises(ValueError, match="pad: .*" + message):

@@ -1,7 +1,9 @@
-"""Upsampling and resizing: ``interpolate`` in modes 'nearest' and 'bilinear'.
+"""Upsampling and resizing: ``interpolate`` in modes 'nearest', 'nearest-exact', 'linear',
+'bilinear', 'trilinear', 'bicubic' and 'area', with or without ``antialias``.
 
 Resizing is separable: one resampling per spatial axis, each a sparse matrix A with one
-(nearest) or two (linear) non-zeros per row (``tinynet/kernels/interpolate.py``). The
+(nearest), two (linear), four (cubic) or a window of (area, anti-aliased) non-zeros per
+row (``tinynet/kernels/interpolate.py``). The
 closed algebra, as for convolution::
 
     Resample(x)          = A x          backward: ResampleAdjoint(dy) = Aᵀ dy
@@ -23,7 +25,11 @@ from ._operands import check_tensor
 
 __all__ = ["interpolate"]
 
-MODES = ("nearest", "bilinear")
+MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+# Input dimensionality per mode, and the modes that interpolate (take align_corners).
+NDIMS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,),
+         "bilinear": (4,), "bicubic": (4,), "trilinear": (5,)}
+INTERPOLATING = ("linear", "bilinear", "bicubic", "trilinear")
 
 
 class Resample(Function):
@@ -83,21 +89,53 @@ def _output_sizes(shape, size, scale_factor, recompute_scale_factor, op):
     return sizes, used
 
 
+def _keeps_identity(mode: str, ndim: int, antialias: bool) -> bool:
+    """Whether PyTorch's forward copies an axis whose size a scale factor s != 1 keeps
+    (m == n): the (bi/tri)linear, area and anti-aliased kernels and 2-D nearest do; 1-D and
+    3-D nearest, nearest-exact and bicubic use the coordinates r = 1/s instead."""
+    return (mode in ("linear", "bilinear", "trilinear", "area") or antialias
+            or (mode == "nearest" and ndim == 4))
+
+
+def _taps(mode, n, m, scale, align_corners, antialias, ndim, dtype, xp):
+    """The taps of one axis's resampling matrix in ``mode`` (see kernels/interpolate.py)."""
+    if antialias:
+        return K.antialias_taps(n, m, align_corners, scale, mode == "bicubic", dtype, xp)
+    if mode == "nearest":
+        return K.nearest_taps(n, m, scale, xp, halving=ndim == 4)
+    if mode == "nearest-exact":
+        return K.nearest_exact_taps(n, m, scale, xp)
+    if mode == "area":
+        return K.area_taps(n, m, dtype, xp)
+    if mode == "bicubic":
+        return K.cubic_taps(n, m, align_corners, scale, dtype, xp)
+    return K.linear_taps(n, m, align_corners, scale, dtype, xp)
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                align_corners: bool | None = None,
-                recompute_scale_factor: bool | None = None) -> Tensor:
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
     """Resizes the spatial dims of (N, C, *spatial), PyTorch's ``interpolate``.
+
+    Every mode is separable: one resampling matrix per spatial axis (its taps in
+    ``tinynet/kernels/interpolate.py``, derived in docs/kernels/interpolation.md).
 
     Parameters
     ----------
-    input : (N, C, W), (N, C, H, W) or (N, C, D, H, W) for 'nearest'; (N, C, H, W) for
-        'bilinear'.
+    input : (N, C, W), (N, C, H, W) or (N, C, D, H, W) for 'nearest', 'nearest-exact' and
+        'area'; (N, C, W) for 'linear'; (N, C, H, W) for 'bilinear' and 'bicubic';
+        (N, C, D, H, W) for 'trilinear'.
     size : output spatial size (an int for every dim, or one per dim); or
     scale_factor : a multiplier (one, or one per dim); output size ⌊n · scale_factor⌋, and
-        the coordinates use 1/scale_factor unless ``recompute_scale_factor=True``.
-    mode : 'nearest' (copies the input at ⌊o · n/m⌋) or 'bilinear'.
-    align_corners : bilinear only: True maps the corner pixels' centres onto each other,
-        False (the default) the corners of the pixel grids.
+        the coordinates use 1/scale_factor unless ``recompute_scale_factor=True`` (mode
+        'area' uses the sizes only).
+    mode : 'nearest' (copies x[⌊o · r⌋]), 'nearest-exact' (x[⌊(o + 0.5) · r⌋]), 'linear',
+        'bilinear', 'trilinear' (two taps per axis), 'bicubic' (four taps per axis, Keys'
+        kernel with a = -0.75, edges clamped) or 'area' (adaptive average pooling).
+    align_corners : interpolating modes only: True maps the corner pixels' centres onto
+        each other, False (the default) the corners of the pixel grids.
+    antialias : 'bilinear' and 'bicubic' only: when downsampling, widen the filter by the
+        scale so that every input pixel contributes (PyTorch's rule).
 
     Example
     -------
@@ -107,38 +145,40 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     [[1.0, 1.0, 3.0, 3.0], [1.0, 1.0, 3.0, 3.0]]
     >>> F.interpolate(x, size=(1, 3), mode="bilinear", align_corners=True).numpy()[0, 0].tolist()
     [[1.0, 2.0, 3.0]]
+    >>> F.interpolate(tn.tensor([[[1.0, 3.0, 5.0, 7.0]]]), size=2, mode="area").numpy().tolist()
+    [[[2.0, 6.0]]]
     """
     op = "interpolate"
     check_tensor(input, op, "input", floating=True)
     if mode not in MODES:
-        raise ValueError(f"{op}: mode must be 'nearest' or 'bilinear', got {mode!r}")
-    if mode == "nearest":
-        if align_corners is not None:
-            raise ValueError(f"{op}: align_corners can only be set with mode='bilinear' "
-                             f"(got align_corners={align_corners!r} with mode='nearest')")
-        if input.ndim not in (3, 4, 5):
-            raise ValueError(f"{op}: mode 'nearest' expects a 3-D, 4-D or 5-D input (N, C, *spatial), "
-                             f"got shape {tuple(input.shape)}")
-    else:
-        if input.ndim != 4:
-            raise ValueError(f"{op}: mode 'bilinear' expects a 4-D input (N, C, H, W), got shape "
-                             f"{tuple(input.shape)}")
+        raise ValueError(f"{op}: mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    if input.ndim not in NDIMS[mode]:
+        expected = " or ".join(f"{d}-D" for d in NDIMS[mode])
+        raise ValueError(f"{op}: mode {mode!r} expects a {expected} input (N, C, *spatial), got "
+                         f"shape {tuple(input.shape)}")
+    if mode in INTERPOLATING:
         if align_corners is None:
             align_corners = False
         elif not isinstance(align_corners, bool):
             raise TypeError(f"{op}: align_corners must be a bool or None, got {align_corners!r}")
+    elif align_corners is not None:
+        raise ValueError(f"{op}: align_corners can only be set with the interpolating modes "
+                         f"{', '.join(INTERPOLATING)} (got align_corners={align_corners!r} with "
+                         f"mode={mode!r})")
+    if not isinstance(antialias, bool):
+        raise TypeError(f"{op}: antialias must be a bool, got {antialias!r}")
+    if antialias and mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"{op}: antialias=True needs mode 'bilinear' or 'bicubic' (a 4-D input), "
+                         f"got mode={mode!r}")
     spatial = tuple(input.shape[2:])
     if min(spatial) <= 0:
         raise ValueError(f"{op}: input has an empty spatial size {spatial}")
     sizes, scales = _output_sizes(spatial, size, scale_factor, recompute_scale_factor, op)
     out = input
     for a, (n, m, s) in enumerate(zip(spatial, sizes, scales)):
-        if m == n and (input.ndim == 4 or s is None or s == 1.0):
-            continue                  # the identity along this axis (PyTorch's 2-D rule too)
-        if mode == "nearest":
-            taps = K.nearest_taps(n, m, s, input.xp, halving=input.ndim == 4)
-        else:
-            taps = K.linear_taps(n, m, align_corners, s, input.dtype, input.xp)
+        if m == n and (s is None or s == 1.0 or _keeps_identity(mode, input.ndim, antialias)):
+            continue                  # the identity along this axis
+        taps = _taps(mode, n, m, s, align_corners, antialias, input.ndim, input.dtype, input.xp)
         out = Resample.apply(out, taps=taps, axis=2 + a)
     if out is input:                  # same size everywhere: a copy, as PyTorch returns
         out = Resample.apply(input, taps=K.nearest_taps(spatial[-1], spatial[-1], None, input.xp),

@@ -1,13 +1,20 @@
-"""Edge padding: ``F.pad`` modes 'reflect' and 'replicate' (PyTorch's semantics).
+"""Edge padding: ``F.pad`` modes 'reflect', 'replicate' and 'circular' (PyTorch's semantics).
 
 Each padded dim of size n gets ``lo`` entries before and ``hi`` after; output position
 o ∈ [0, lo + n + hi) reads input position src(o - lo):
 
     replicate:  src(i) = clip(i, 0, n - 1)                           (needs n >= 1)
     reflect:    src(i) = |i|, then 2(n - 1) - that where it passes n - 1   (needs lo, hi < n)
+    circular:   src(i) = i mod n                                  (needs 0 <= lo, hi <= n)
 
 so padding is a gather along that dim, ``x[..., src, ...]``, and its backward is the
-adjoint scatter-add (an edge value copied k times collects k gradients). Both are
+adjoint scatter-add (an edge value copied k times collects k gradients; in mode
+'circular' the gradient of a wrapped-around copy adds into the entry at the other end).
+Negative ``lo``/``hi`` in modes reflect and replicate use the same src, the range o - lo
+simply starting (or ending) inside the input, as PyTorch does: ``(-1, 2)`` on
+[0, 1, 2, 3, 4] reflects to [1, 2, 3, 4, 3, 2], and the output must keep at least one
+entry. Mode 'circular' gets its negative sizes from ``F.pad``, which crops first (PyTorch
+wraps around the cropped input). Both are
 ``getitem`` and ``IndexAdd``, so every derivative order follows. As in PyTorch, the last
 1, 2 or 3 dims are padded, of a (C, *) or (N, C, *) input: ``len(pad) / 2 + 1`` or
 ``+ 2`` dims.
@@ -20,7 +27,7 @@ from .shape import getitem
 
 __all__: list = []   # reached through F.pad(..., mode='reflect' | 'replicate')
 
-MODES = ("reflect", "replicate")
+MODES = ("reflect", "replicate", "circular")
 
 
 def source_index(n: int, lo: int, hi: int, mode: str, xp):
@@ -28,15 +35,19 @@ def source_index(n: int, lo: int, hi: int, mode: str, xp):
     i = xp.arange(-lo, n + hi)
     if mode == "replicate":
         return xp.clip(i, 0, n - 1)
+    if mode == "circular":
+        return i % n
     i = xp.abs(i)
     return xp.where(i > n - 1, 2 * (n - 1) - i, i)
 
 
 def pad_edges(input: Tensor, pad: tuple, mode: str) -> Tensor:
-    """``pad`` (validated as even-length non-negative ints by ``F.pad``) in ``mode``."""
+    """``pad`` (validated as even-length ints by ``F.pad``; non-negative for 'circular',
+    which ``F.pad`` crops first) in ``mode``."""
     op = "pad"
     if mode not in MODES:
-        raise ValueError(f"{op}: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+        raise ValueError(f"{op}: mode must be 'constant', 'reflect', 'replicate' or 'circular', "
+                         f"got {mode!r}")
     k = len(pad) // 2
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
         raise ValueError(f"{op}: mode {mode!r} pads the last 1, 2 or 3 dims of a (C, *) or "
@@ -50,12 +61,21 @@ def pad_edges(input: Tensor, pad: tuple, mode: str) -> Tensor:
         if lo == 0 and hi == 0:
             continue
         n = input.shape[dim]
-        if n == 0:
+        if mode == "circular":
+            if lo > n or hi > n:
+                raise ValueError(f"{op}: circular padding ({lo}, {hi}) of dim {dim} must be at "
+                                 f"most its size {n} after cropping, or it wraps around more "
+                                 f"than once (input shape {tuple(input.shape)})")
+        elif n == 0:
             raise ValueError(f"{op}: mode {mode!r} cannot pad dim {dim} of size 0 "
                              f"(input shape {tuple(input.shape)})")
         if mode == "reflect" and (lo >= n or hi >= n):
             raise ValueError(f"{op}: reflect padding ({lo}, {hi}) of dim {dim} must be less than "
                              f"its size {n} (input shape {tuple(input.shape)})")
+        if lo + n + hi <= 0:
+            raise ValueError(f"{op}: padding ({lo}, {hi}) of dim {dim} of size {n} leaves "
+                             f"{lo + n + hi} entries; mode {mode!r} needs at least one "
+                             f"(input shape {tuple(input.shape)})")
         index = (slice(None),) * dim + (source_index(n, lo, hi, mode, input.xp),)
         out = getitem(out, index)
     return out

@@ -265,28 +265,40 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 def pad(input, pad, mode: str = "constant", value: float | None = None) -> Tensor:
-    """Pads with ``value`` (mode 'constant'), or by reflecting ('reflect') or repeating
-    ('replicate') the edges; ``pad = (left, right, top, bottom, ...)`` from the last dim back.
+    """Pads with ``value`` (mode 'constant'), or by reflecting ('reflect'), repeating
+    ('replicate') or wrapping around ('circular') the edges; ``pad = (left, right, top,
+    bottom, ...)`` from the last dim back.
 
-    In mode 'constant' a negative size crops that side, as in PyTorch: the result is the
-    crop, padded by the positive sizes (``pad(x, (-1, 2))`` drops the first column, then
-    adds two on the right). The other modes take non-negative sizes only (PyTorch's
-    reflect and replicate with negative sizes are not a crop then a pad). ``value``: the
-    fill of mode 'constant' (None: 0); the other modes take none, as in PyTorch.
+    A negative size crops that side, as in PyTorch. In modes 'constant' and 'circular' the
+    result is the crop, padded by the positive sizes (``pad(x, (-1, 2))`` drops the first
+    column, then adds two on the right, read from the crop in mode 'circular'). In modes
+    'reflect' and 'replicate' output position o reads src(o - left) of the whole input
+    (``tinynet/functional/padding.py``), so a positive side still reflects or repeats
+    from the uncropped input. ``value``: the fill of mode 'constant' (None: 0); the other
+    modes take none, as in PyTorch.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.pad(tn.tensor([[0.0, 1.0, 2.0]]), (2, -1), mode="circular").numpy().tolist()
+    [[0.0, 1.0, 0.0, 1.0]]
     """
     check_tensor(input, "pad")
-    if mode not in ("constant", "reflect", "replicate"):
-        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', "
+                         f"got {mode!r}")
     pad = tuple(pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: 'pad' must have an even length of at most 2*ndim = {2 * input.ndim}, "
                          f"got {len(pad)}")
     if any(isinstance(p, bool) or not isinstance(p, int) for p in pad):
         raise ValueError(f"pad: padding sizes must be ints, got {pad}")
+    if mode != "constant" and value is not None and value != 0:
+        raise ValueError(f"pad: mode {mode!r} takes no fill value, got value={value!r}")
+    if mode in ("reflect", "replicate"):
+        from .padding import pad_edges   # padding builds on getitem, defined here
+        return pad_edges(input, pad, mode)
     if any(p < 0 for p in pad):
-        if mode != "constant":
-            raise ValueError(f"pad: negative padding sizes crop in mode 'constant' only, got "
-                             f"{pad} in mode {mode!r}")
         index = [slice(None)] * input.ndim
         for k in range(len(pad) // 2):
             dim, (lo, hi) = input.ndim - 1 - k, pad[2 * k:2 * k + 2]
@@ -297,10 +309,8 @@ def pad(input, pad, mode: str = "constant", value: float | None = None) -> Tenso
             index[dim] = slice(max(-lo, 0), n - max(-hi, 0))
         input = getitem(input, tuple(index))
         pad = tuple(max(p, 0) for p in pad)
-    if mode != "constant":
-        if value is not None and value != 0:
-            raise ValueError(f"pad: mode {mode!r} takes no fill value, got value={value!r}")
-        from .padding import pad_edges   # padding builds on getitem, defined here
+    if mode == "circular":
+        from .padding import pad_edges
         return pad_edges(input, pad, mode)
     if value is None:
         value = 0.0

@@ -1,6 +1,6 @@
-"""Upsampling layers: ``Upsample`` (any mode of ``F.interpolate``) and PyTorch's two fixed
-variants ``UpsamplingNearest2d`` and ``UpsamplingBilinear2d`` (the latter with
-``align_corners=True``). No parameters."""
+"""Upsampling layers: ``Upsample`` (any mode of ``F.interpolate``; like PyTorch's, it
+takes no ``antialias``) and PyTorch's two fixed variants ``UpsamplingNearest2d`` and
+``UpsamplingBilinear2d`` (the latter with ``align_corners=True``). No parameters."""
 from __future__ import annotations
 
 from .. import functional as F
@@ -28,8 +28,8 @@ class Upsample(Module):
             raise ValueError(f"{type(self).__name__}: give exactly one of size or scale_factor, "
                              f"got size={size!r}, scale_factor={scale_factor!r}")
         if mode not in MODES:
-            raise ValueError(f"{type(self).__name__}: mode must be 'nearest' or 'bilinear', "
-                             f"got {mode!r}")
+            raise ValueError(f"{type(self).__name__}: mode must be one of "
+                             f"{', '.join(map(repr, MODES))}, got {mode!r}")
         self.size = tuple(size) if isinstance(size, list) else size
         self.scale_factor = tuple(float(s) for s in scale_factor) if isinstance(
             scale_factor, (tuple, list)) else (None if scale_factor is None else float(scale_factor))

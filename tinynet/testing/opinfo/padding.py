@@ -1,7 +1,9 @@
-"""Registry entries: ``pad`` in modes 'reflect' and 'replicate'.
+"""Registry entries: ``pad`` in modes 'reflect', 'replicate' and 'circular'.
 
-Draws 1, 2 or 3 padded dims of a (C, *) or (N, C, *) input and sizes that PyTorch accepts
-(reflect: each pad below the dim's size; replicate: up to twice the size).
+Draws 1, 2 or 3 padded dims of a (C, *) or (N, C, *) input and sizes that PyTorch accepts,
+negative ones included: reflect, each pad below the dim's size; replicate, up to twice the
+size; circular, a crop first, then each positive pad at most the cropped size (PyTorch
+reads memory it has not written beyond that). Every padded dim keeps at least one entry.
 """
 from __future__ import annotations
 
@@ -21,12 +23,21 @@ def edge_pad_samples(draw, mode):
     pad = []
     for j in range(k):
         n = sides[k - 1 - j]                     # pad pairs run from the last dim back
-        top = n - 1 if mode == "reflect" else 2 * n
-        pad += [draw(st.integers(0, top)), draw(st.integers(0, top))]
+        if mode == "circular":
+            crop_lo = draw(st.integers(0, n - 1))
+            crop_hi = draw(st.integers(0, n - 1 - crop_lo))
+            kept = n - crop_lo - crop_hi
+            lo = -crop_lo if crop_lo else draw(st.integers(0, kept))
+            hi = -crop_hi if crop_hi else draw(st.integers(0, kept))
+        else:
+            top = n - 1 if mode == "reflect" else 2 * n
+            lo = draw(st.integers(max(-n - 1, 1 - n - top), top))
+            hi = draw(st.integers(max(-n - 1, 1 - n - lo), top))   # keeps lo + n + hi >= 1
+        pad += [lo, hi]
     return Sample((x,), {"pad": tuple(pad), "mode": mode})
 
 
-for _mode in ("reflect", "replicate"):
+for _mode in ("reflect", "replicate", "circular"):
     register(OpInfo(
         f"pad[{_mode}]", F.pad, (lambda m=_mode: edge_pad_samples(m)),
         lambda torch, x, pad, mode: torch.nn.functional.pad(x, pad, mode=mode), max_examples=40))
