@@ -12,6 +12,29 @@ from .module import Module, Parameter
 
 __all__ = ["Conv2d", "ConvTranspose2d", "Conv1d"]
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_padding_mode(layer, mode, allowed=_PADDING_MODES):
+    if mode not in allowed:
+        raise ValueError(f"{layer}: padding_mode must be one of {allowed}, got {mode!r}")
+    return mode
+
+
+def _mode_padding(padding, kernel_size, dilation) -> tuple:
+    """The ``F.pad`` sizes (last dim first, each dim's (before, after)) that a layer with
+    ``padding_mode`` other than 'zeros' applies before a conv without padding, as PyTorch:
+    ``padding`` on both sides, or for 'same' a total of d·(k-1) split with the odd one
+    after."""
+    if padding == "valid":
+        return (0, 0) * len(kernel_size)
+    if padding == "same":
+        total = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+        sides = [(t // 2, t - t // 2) for t in total]
+    else:
+        sides = [(p, p) for p in padding]
+    return tuple(v for side in reversed(sides) for v in side)
+
 
 class _ConvNd(Module):
     _name = "Conv"
@@ -29,9 +52,8 @@ class _ConvNd(Module):
         self.kernel_size = int_pair(kernel_size, "kernel_size", name)
         self.stride = int_pair(stride, "stride", name)
         self.dilation = int_pair(dilation, "dilation", name)
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = _check_padding_mode(name, padding_mode,
+                                                allowed=_PADDING_MODES if name == "Conv2d" else ("zeros",))
         self.weight = Parameter(empty(*weight_shape_fn(), device=device, dtype=dtype))
         if bias:
             self.bias = Parameter(empty(out_channels, device=device, dtype=dtype))
@@ -63,6 +85,8 @@ class _ConvNd(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
@@ -70,7 +94,9 @@ class Conv2d(_ConvNd):
     """2-D convolution over (N, C_in, H, W); weight (C_out, C_in/groups, kh, kw).
 
     ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (output size = input
-    size; stride 1 only).
+    size; stride 1 only). ``padding_mode`` 'reflect', 'replicate' or 'circular' pads the
+    input with ``F.pad`` in that mode (by ``padding`` on each side; for 'same' a total of
+    d·(k-1), the odd one after) and convolves without padding, as PyTorch.
     """
     _name = "Conv2d"
 
@@ -92,6 +118,10 @@ class Conv2d(_ConvNd):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check(input)
+        if self.padding_mode != "zeros":      # pad by the mode, then a conv without padding
+            input = F.pad(input, _mode_padding(self.padding, self.kernel_size, self.dilation),
+                          mode=self.padding_mode)
+            return F.conv2d(input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
@@ -163,9 +193,7 @@ class Conv1d(Module):
             self.padding = _single(padding, "padding")
             if self.padding[0] < 0:
                 raise ValueError(f"{name}: padding must be non-negative, got {padding}")
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = _check_padding_mode(name, padding_mode)
         self.weight = Parameter(empty(out_channels, in_channels // groups, self.kernel_size[0],
                                       device=device, dtype=dtype))
         if bias:
@@ -184,6 +212,10 @@ class Conv1d(Module):
                              f"(in_channels), got {input.shape[-2]} channels in input of shape "
                              f"{tuple(input.shape)}")
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        if self.padding_mode != "zeros":      # pad by the mode, then a conv without padding
+            input = F.pad(input, _mode_padding(self.padding, self.kernel_size, self.dilation),
+                          mode=self.padding_mode)
+            padding = 0
         return F.conv1d(input, self.weight, self.bias, self.stride[0], padding,
                         self.dilation[0], self.groups)
 
@@ -198,4 +230,6 @@ class Conv1d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
