@@ -150,7 +150,8 @@ def test_dropout_between_layers_only_in_training():
     b, (h, c) = ours(x)
     assert not np.allclose(b.detach().numpy(), a.detach().numpy())
     # the last layer's output is not dropped: with a one-layer LSTM training changes nothing
-    one = nn.LSTM(3, 5, proj_size=2, dropout=0.5, dtype=tn.float64)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        one = nn.LSTM(3, 5, proj_size=2, dropout=0.5, dtype=tn.float64)
     assert_close(one.train()(x)[0], one.eval()(x)[0], rtol=0, atol=0)
 
 

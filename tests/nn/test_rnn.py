@@ -218,6 +218,18 @@ def test_dropout_between_layers_only_in_training():
     assert not np.allclose(c.numpy() if not c.requires_grad else c.detach().numpy(), a.detach().numpy())
 
 
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_dropout_with_one_layer_warns_as_torch(cls, recwarn):
+    """Dropout acts between layers only, so with one layer it never applies: PyTorch warns
+    at construction; more layers, or no dropout, construct silently."""
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1, "
+                                         "but got dropout=0.5 and num_layers=1"):
+        getattr(nn, cls)(3, 4, dropout=0.5)
+    getattr(nn, cls)(3, 4, num_layers=2, dropout=0.5)
+    getattr(nn, cls)(3, 4)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("call,match", [
     (lambda m: m(tn.randn(5, 2, 4)), "input has 4 features"),

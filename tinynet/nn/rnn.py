@@ -28,6 +28,7 @@ derivative order comes from the ops. ``proj_size=0`` runs the fused layer ops ab
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import backend
 from .. import functional as F
@@ -179,6 +180,10 @@ class RNNBase(Module):
         _check_size("num_layers", num_layers, op)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ValueError(f"{op}: dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:     # PyTorch's warning: it would never apply
+            warnings.warn(f"{op}: dropout option adds dropout after all but last recurrent layer, "
+                          f"so non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", UserWarning, stacklevel=3)
         _check_proj_size(op, mode, proj_size, hidden_size)
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.proj_size = proj_size
