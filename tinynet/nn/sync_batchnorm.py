@@ -47,6 +47,13 @@ class SyncBatchNorm(_BatchNorm):
     _ndims = (2, 3, 4, 5)
     _what = "an input of shape (N, C, *) with at least 2 dims"
 
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, process_group=None,
+                 device=None, dtype=None, *, bias: bool = True):
+        _check_process_group("SyncBatchNorm", process_group)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias=bias)
+
     def forward(self, input: Tensor) -> Tensor:
         from .. import distributed as dist
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
@@ -65,12 +72,10 @@ class SyncBatchNorm(_BatchNorm):
     def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
         """``module`` with every BatchNorm1d/2d replaced by a SyncBatchNorm holding the same
         parameters, buffers and settings (the module itself is changed and returned)."""
-        if process_group is not None:
-            raise ValueError("convert_sync_batchnorm: tinynet has one process group (the "
-                             "MPI world); pass process_group=None")
+        _check_process_group("convert_sync_batchnorm", process_group)
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
-                       module.track_running_stats)
+                       module.track_running_stats, bias=module.bias is not None)
             for name in ("weight", "bias"):
                 if getattr(module, name, None) is not None:
                     setattr(sync, name, getattr(module, name))
@@ -84,6 +89,12 @@ class SyncBatchNorm(_BatchNorm):
             if converted is not child:
                 setattr(module, name, converted)
         return module
+
+
+def _check_process_group(op, process_group) -> None:
+    if process_group is not None:
+        raise ValueError(f"{op}: tinynet has one process group (the MPI world); pass "
+                         f"process_group=None")
 
 
 def _check_channels(layer, input) -> None:
