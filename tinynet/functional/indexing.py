@@ -242,7 +242,7 @@ def chunk(input, chunks: int, dim: int = 0) -> tuple:
     return _pieces(input, d, [min(step, size - s) for s in range(0, size, step)])
 
 
-def split(input, split_size_or_sections, dim: int = 0) -> tuple:
+def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the listed
     section sizes (which must sum to the size of ``dim``), as PyTorch's ``split``.
 
@@ -253,8 +253,8 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
     [(1,), (4,)]
     """
     op = "split"
-    d = _split_dim(input, dim, op)
-    size = input.shape[d]
+    d = _split_dim(tensor, dim, op)
+    size = tensor.shape[d]
     s = split_size_or_sections
     if isinstance(s, (list, tuple)):
         if _builtin_any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in s):
@@ -262,13 +262,13 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
         if sum(s) != size:
             raise ValueError(f"{op}: section sizes {list(s)} sum to {sum(s)} but dimension {d} "
                              f"has size {size}")
-        return _pieces(input, d, list(s))
+        return _pieces(tensor, d, list(s))
     if isinstance(s, bool) or not isinstance(s, int) or s < 0 or (s == 0 and size):
         raise ValueError(f"{op}: split_size must be a positive int (or a list of sizes), "
                          f"got {s!r}")
     if size == 0:
-        return (input,)
-    return _pieces(input, d, [min(s, size - i) for i in range(0, size, s)])
+        return (tensor,)
+    return _pieces(tensor, d, [min(s, size - i) for i in range(0, size, s)])
 
 
 def _logical_reduce(input, dim, keepdim, op, fn):
