@@ -270,6 +270,34 @@ def test_stable_and_equal_to_torch_up_to_magnitude_100(name, dtype):
     np.testing.assert_allclose(gg.numpy()[finite], ggt.numpy()[finite], rtol=64 * eps, atol=32 * eps)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_second_derivatives_are_accurate_relative_to_their_value_in_both_tails(dtype):
+    """softplus'' = σ(x)·σ(-x) = e/(1 + e)² and logsigmoid'' = -σ(x)·σ(-x), e = exp(-|x|):
+    would fail if σ(-x) were taken as 1 - σ(x) (all digits lost for x > 17 in float32) or
+    through the tanh form of sigmoid (lost for x < -17)."""
+    v = np.array([-100.0, -30.0, -10.0, -1.0, 0.0, 1.0, 10.0, 30.0, 100.0])
+    e = np.exp(-np.abs(v))
+    exact = e / (1 + e) ** 2
+    info = np.finfo(dtype)
+    for fn, sign in ((lambda t: F.softplus(t, threshold=200.0), 1.0), (F.logsigmoid, -1.0)):
+        x = _x(v, dtype=dtype)
+        (g,) = tn.autograd.grad(fn(x).sum(), x, create_graph=True)
+        (gg,) = tn.autograd.grad(g.sum(), x)
+        # 3.7e-44 is subnormal in float32: its spacing is smallest_subnormal
+        np.testing.assert_allclose(gg.numpy(), sign * exact, rtol=32 * info.eps,
+                                   atol=8 * info.smallest_subnormal)
+
+
+def test_softplus_is_finite_where_pytorchs_naive_form_overflows():
+    """With a threshold above 88, PyTorch's log1p(exp(β·x)) is inf in float32 at x = 100;
+    tinynet's max(z, 0) + log1p(exp(-|z|)) gives the value (a deliberate difference)."""
+    x = _x([100.0, -100.0], dtype=np.float32)
+    y = F.softplus(x, threshold=200.0)
+    assert_close(y, np.array([100.0, np.exp(-100.0)], dtype=np.float32), rtol=1e-6, atol=0)
+    y.sum().backward()
+    assert_close(x.grad, np.array([1.0, np.exp(-100.0)], dtype=np.float32), rtol=1e-6, atol=0)
+
+
 def test_logsigmoid_and_softplus_known_values():
     x = _x([0.0, -100.0, 100.0], requires_grad=False)
     assert_close(F.logsigmoid(x), np.array([-np.log(2.0), -100.0, -np.exp(-100.0)]), rtol=1e-15, atol=0)
