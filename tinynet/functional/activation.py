@@ -391,9 +391,9 @@ class Softplus(Function):
 
     def forward(self, x, beta=1.0, threshold=20.0):
         xp = backend.get_array_module(x)
-        self.beta, self.threshold = beta, threshold
-        self.z = z = x * x.dtype.type(beta)
-        self.linear = z > threshold
+        self.beta = beta
+        z = x * x.dtype.type(beta)
+        self.linear, self.curved = z > threshold, z < threshold
         y = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
         y /= x.dtype.type(beta)
         return xp.where(self.linear, x, y)
@@ -402,7 +402,7 @@ class Softplus(Function):
         x = self.inputs[0]
         # PyTorch's second derivative is 0 from β·x = threshold on (there its first is σ(z)):
         # x enters σ cut from the graph where the curved piece is not strictly taken.
-        curved = where(Tensor(~self.linear & (self.z < self.threshold)), x, x.detach())
+        curved = where(Tensor(self.curved), x, x.detach())
         return g * where(Tensor(self.linear), 1.0, TailSigmoid.apply(curved * self.beta))
 
 
@@ -446,8 +446,8 @@ class Hardswish(Function):
 
     def backward(self, g):
         x = self.inputs[0]
-        slope = Tensor(self.middle.astype(g.dtype)) * (x / 3.0 + 0.5) + Tensor(self.upper.astype(g.dtype))
-        return g * slope
+        middle, upper = Tensor(self.middle.astype(g.dtype)), Tensor(self.upper.astype(g.dtype))
+        return g * (middle * (x / 3.0 + 0.5) + upper)
 
 
 class LogSigmoid(Function):
@@ -473,8 +473,9 @@ class CELU(Function):
         xp = backend.get_array_module(x)
         self.alpha = alpha
         self.positive = x > 0
-        negative = xp.where(self.positive, 0, x)
-        return xp.where(self.positive, x, xp.expm1(negative / x.dtype.type(alpha)) * x.dtype.type(alpha))
+        alpha = x.dtype.type(alpha)
+        negative = xp.where(self.positive, 0, x)     # no overflow in the branch not taken
+        return xp.where(self.positive, x, xp.expm1(negative / alpha) * alpha)
 
     def backward(self, g):
         x = self.inputs[0]

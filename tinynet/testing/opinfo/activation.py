@@ -7,9 +7,8 @@ and celu's and selu's 0, and softplus's switch to the identity at beta·x = thre
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 import numpy as np
+from hypothesis import strategies as st
 
 import tinynet.functional as F
 from ..registry import OpInfo, Sample, register
@@ -47,6 +46,7 @@ register(OpInfo("elu", F.elu, _away_from_zero(alpha=st.sampled_from([1.0, 0.5, 2
 register(OpInfo("sigmoid", F.sigmoid, _plain(-6.0, 6.0), lambda torch, x: torch.sigmoid(x),
                 atol=1e-12, rtol=1e-12))
 register(OpInfo("tanh", F.tanh, _plain(), lambda torch, x: torch.tanh(x)))
+
 
 def _torch_dtype(torch, dtype):
     return None if dtype is None else getattr(torch, np.dtype(dtype).name)
