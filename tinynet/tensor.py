@@ -270,6 +270,15 @@ class Tensor:
     def expand(self, *sizes): return F.expand(self, *sizes)
     def permute(self, *dims): return F.permute(self, *dims)
 
+    def softmax(self, dim, dtype=None):
+        """``F.softmax(self, dim, dtype=dtype)``; as PyTorch's method, ``dim`` is required and
+        ``dtype`` may come second by position."""
+        return F.softmax(self, dim, dtype=dtype)
+
+    def log_softmax(self, dim, dtype=None):
+        """``F.log_softmax(self, dim, dtype=dtype)`` (see :meth:`softmax`)."""
+        return F.log_softmax(self, dim, dtype=dtype)
+
 
 _autograd.Tensor = Tensor   # the engine builds its output Tensors with this class
 _autograd._calibrate()
@@ -282,10 +291,11 @@ def backend_grad_enabled() -> bool:
 
 # Tensor-first functions of tinynet.functional become methods, as in PyTorch.
 _METHODS = ("reshape transpose flatten squeeze unsqueeze sum mean var std argmax argmin exp log "
-            "sqrt abs tanh sigmoid relu elu leaky_relu softmax log_softmax clamp pow neg "
+            "sqrt abs tanh sigmoid relu elu leaky_relu clamp pow neg "
             "maximum minimum add sub mul div eq ne lt le gt ge logical_not isnan isfinite "
             "sign square").split()
 _METHODS += "amax amin clone gather scatter masked_fill chunk split all any".split()
+_METHODS += ["prelu"]
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -156,3 +156,322 @@ def test_non_numeric_parameters_are_type_errors():
         F.leaky_relu(tn.ones(2), "0.1")
     with pytest.raises(TypeError, match="elu: 'alpha' must be a number"):
         F.elu(tn.ones(2), alpha=None)
+
+
+# --------------------------------------------------------------------------------------
+# softplus, hardtanh, relu6, selu, celu, mish, hardswish, hardsigmoid, logsigmoid, glu,
+# prelu; softmax's dtype. Kinks, stability and errors against PyTorch.
+
+def _torch_pair(values, dtype=np.float64):
+    torch = pytest.importorskip("torch")
+    values = np.asarray(values, dtype=dtype)
+    return _x(values, dtype=dtype), torch.tensor(values, requires_grad=True), torch
+
+
+def _first_and_second(fn, x):
+    """y, dy/dx (create_graph) and d/dx Σ dy/dx, for tinynet or torch alike."""
+    y = fn(x)
+    autograd = tn.autograd if isinstance(x, tn.Tensor) else __import__("torch").autograd
+    (g,) = autograd.grad(y.sum(), x, create_graph=True)
+    (gg,) = autograd.grad(g.sum(), x, allow_unused=False) if g.requires_grad else (None,)
+    return y, g, gg
+
+
+def _assert_same(ours, theirs, rtol=1e-12, atol=0.0):
+    np.testing.assert_allclose(np.asarray(ours.detach().numpy()), theirs.detach().numpy(),
+                               rtol=rtol, atol=atol)
+
+
+# (name, tinynet call, torch call, points: the kinks and their neighbours)
+_KINKS = [
+    ("hardtanh", lambda F_, x: F_.hardtanh(x), [-1.0, 1.0, -1.5, 0.0, 1.5]),
+    ("hardtanh(-0.5, 2)", lambda F_, x: F_.hardtanh(x, -0.5, 2.0), [-0.5, 2.0, -0.6, 1.9, 2.1]),
+    ("hardtanh(0.5, 0.5)", lambda F_, x: F_.hardtanh(x, 0.5, 0.5), [0.5, 0.0, 1.0]),
+    ("relu6", lambda F_, x: F_.relu6(x), [0.0, 6.0, -1.0, 3.0, 7.0]),
+    ("hardswish", lambda F_, x: F_.hardswish(x), [-3.0, 3.0, -4.0, 0.0, 2.9, 4.0]),
+    ("hardsigmoid", lambda F_, x: F_.hardsigmoid(x), [-3.0, 3.0, -4.0, 0.0, 4.0]),
+    ("selu", lambda F_, x: F_.selu(x), [0.0, -1.0, 1.0]),
+    ("celu", lambda F_, x: F_.celu(x, 2.0), [0.0, -1.0, 1.0]),
+    ("celu(-2)", lambda F_, x: F_.celu(x, -2.0), [0.0, -1.0, 1.0]),
+    ("softplus at threshold", lambda F_, x: F_.softplus(x, 2.0, 5.0), [2.5, 2.5 + 1e-9, 2.4, -3.0]),
+    ("softplus(beta<0)", lambda F_, x: F_.softplus(x, -2.0, 5.0), [-2.5, -2.6, 0.0, 1.0]),
+    ("logsigmoid", lambda F_, x: F_.logsigmoid(x), [0.0, -2.0, 2.0]),
+    ("mish", lambda F_, x: F_.mish(x), [0.0, -2.0, 2.0, 20.0, 21.0]),
+]
+
+
+@pytest.mark.parametrize("name,call,points", _KINKS, ids=[k[0] for k in _KINKS])
+def test_values_and_subgradients_at_kinks_match_torch_first_and_second_order(name, call, points):
+    """Would fail if a mask used <= where PyTorch uses < (hardtanh/relu6 at their bounds,
+    hardsigmoid at ±3 give 0; hardswish gives 0 at -3 and 1 at 3), if selu/celu took the
+    positive branch at 0, or if a second derivative were missing or wrong."""
+    x, xt, torch = _torch_pair(points)
+    y, g, gg = _first_and_second(lambda v: call(F, v), x)
+    if name == "hardsigmoid":   # PyTorch has no derivative of hardsigmoid_backward; it is 0
+        yt = call(torch.nn.functional, xt)
+        (gt,) = torch.autograd.grad(yt.sum(), xt)
+        ggt = torch.zeros_like(xt)
+    else:
+        yt, gt, ggt = _first_and_second(lambda v: call(torch.nn.functional, v), xt)
+    _assert_same(y, yt)
+    # hardsigmoid's PyTorch gradient is a float32 1/6 even in float64.
+    _assert_same(g, gt, rtol=1e-7 if name == "hardsigmoid" else 1e-12)
+    if ggt is None or gg is None:
+        assert (gg is None or not gg.numpy().any()) and (ggt is None or not ggt.any())
+    else:
+        _assert_same(gg, ggt, rtol=1e-12, atol=1e-15)
+
+
+def test_kink_gradients_by_hand():
+    """PyTorch's documented subgradients, written out (no torch needed)."""
+    x = _x([-1.0, 1.0, 0.0])
+    F.hardtanh(x).sum().backward()
+    assert x.grad.numpy().tolist() == [0.0, 0.0, 1.0]
+    x = _x([0.0, 6.0, 3.0])
+    F.relu6(x).sum().backward()
+    assert x.grad.numpy().tolist() == [0.0, 0.0, 1.0]
+    x = _x([-3.0, 3.0, 0.0, 1.5])
+    F.hardswish(x).sum().backward()
+    assert x.grad.numpy().tolist() == [0.0, 1.0, 0.5, 1.0]
+    x = _x([-3.0, 3.0, 0.0])
+    F.hardsigmoid(x).sum().backward()
+    assert_close(x.grad, np.array([0.0, 0.0, 1 / 6]), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["logsigmoid", "softplus", "mish", "softplus(beta=0.5)", "celu", "selu"])
+def test_stable_and_equal_to_torch_up_to_magnitude_100(name, dtype):
+    """|x| up to 100: no inf/nan in value, gradient or second derivative, and PyTorch's
+    numbers. Would fail with log(1 + exp(x)) (inf at 100 in float32), log(sigmoid(x))
+    (-inf at -100) or a backward that multiplies an overflowed exp by a zero."""
+    calls = {"logsigmoid": lambda F_, v: F_.logsigmoid(v), "softplus": lambda F_, v: F_.softplus(v),
+             "mish": lambda F_, v: F_.mish(v), "softplus(beta=0.5)": lambda F_, v: F_.softplus(v, 0.5, 30.0),
+             "celu": lambda F_, v: F_.celu(v, 0.5), "selu": lambda F_, v: F_.selu(v)}
+    points = np.concatenate([-np.geomspace(100, 1e-3, 40), [0.0], np.geomspace(1e-3, 100, 40)])
+    x, xt, torch = _torch_pair(points, dtype)
+    y, g, gg = _first_and_second(lambda v: calls[name](F, v), x)
+    yt, gt, ggt = _first_and_second(lambda v: calls[name](torch.nn.functional, v), xt)
+    for ours in (y, g, gg):
+        assert np.isfinite(ours.detach().numpy()).all(), f"{name}: non-finite values"
+        assert ours.dtype == dtype
+    eps = np.finfo(dtype).eps
+    # Relative to the value down to 1e-40 (softplus(-100) = 3.7e-44), except where the
+    # derivative is a cancellation of O(1) terms (mish near its minimum and for large x) or
+    # comes from ELU's y + alpha factor (selu, an absolute error of eps by ELU's design).
+    atol = {"mish": 32 * eps, "selu": 4 * eps}.get(name, 1e-40)
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=8 * eps, atol=1e-40)
+    np.testing.assert_allclose(g.detach().numpy(), gt.detach().numpy(), rtol=16 * eps, atol=atol)
+    # PyTorch's own second derivatives of softplus and logsigmoid keep only an absolute
+    # error of eps for large x (its σ(x)·(1 - σ(x)) rounds to 0 in float32 at x = 17).
+    # PyTorch's float32 mish second derivative is nan at x = 100 (its exp overflows); ours
+    # is finite (checked above) and compared where PyTorch's is.
+    finite = np.isfinite(ggt.numpy())
+    assert finite.sum() >= points.size - 1
+    np.testing.assert_allclose(gg.numpy()[finite], ggt.numpy()[finite], rtol=64 * eps, atol=32 * eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_second_derivatives_are_accurate_relative_to_their_value_in_both_tails(dtype):
+    """softplus'' = σ(x)·σ(-x) = e/(1 + e)² and logsigmoid'' = -σ(x)·σ(-x), e = exp(-|x|):
+    would fail if σ(-x) were taken as 1 - σ(x) (all digits lost for x > 17 in float32) or
+    through the tanh form of sigmoid (lost for x < -17)."""
+    v = np.array([-100.0, -30.0, -10.0, -1.0, 0.0, 1.0, 10.0, 30.0, 100.0])
+    e = np.exp(-np.abs(v))
+    exact = e / (1 + e) ** 2
+    info = np.finfo(dtype)
+    for fn, sign in ((lambda t: F.softplus(t, threshold=200.0), 1.0), (F.logsigmoid, -1.0)):
+        x = _x(v, dtype=dtype)
+        (g,) = tn.autograd.grad(fn(x).sum(), x, create_graph=True)
+        (gg,) = tn.autograd.grad(g.sum(), x)
+        # 3.7e-44 is subnormal in float32: its spacing is smallest_subnormal
+        np.testing.assert_allclose(gg.numpy(), sign * exact, rtol=32 * info.eps,
+                                   atol=8 * info.smallest_subnormal)
+
+
+def test_softplus_is_finite_where_pytorchs_naive_form_overflows():
+    """With a threshold above 88, PyTorch's log1p(exp(β·x)) is inf in float32 at x = 100;
+    tinynet's max(z, 0) + log1p(exp(-|z|)) gives the value (a deliberate difference)."""
+    x = _x([100.0, -100.0], dtype=np.float32)
+    y = F.softplus(x, threshold=200.0)
+    assert_close(y, np.array([100.0, np.exp(-100.0)], dtype=np.float32), rtol=1e-6, atol=0)
+    y.sum().backward()
+    assert_close(x.grad, np.array([1.0, np.exp(-100.0)], dtype=np.float32), rtol=1e-6, atol=0)
+
+
+def test_logsigmoid_and_softplus_known_values():
+    x = _x([0.0, -100.0, 100.0], requires_grad=False)
+    assert_close(F.logsigmoid(x), np.array([-np.log(2.0), -100.0, -np.exp(-100.0)]), rtol=1e-15, atol=0)
+    assert_close(F.softplus(x), np.array([np.log(2.0), np.exp(-100.0), 100.0]), rtol=1e-15, atol=0)
+    # Above the threshold the identity; at and below it log1p(exp(beta·x))/beta.
+    assert_close(F.softplus(_x([2.0, 3.0]), beta=2.0, threshold=4.0),
+                 np.array([np.log1p(np.exp(4.0)) / 2.0, 3.0]), rtol=1e-15, atol=0)
+
+
+def test_glu_halves_and_gradient_by_hand():
+    v = np.array([[1.0, -2.0, 0.5, 3.0], [0.0, 4.0, -1.0, 0.0]])
+    x = _x(v)
+    y = F.glu(x, dim=1)
+    s = 1 / (1 + np.exp(-v[:, 2:]))
+    assert_close(y, v[:, :2] * s, rtol=1e-15)
+    y.sum().backward()
+    assert_close(x.grad, np.concatenate([s, v[:, :2] * s * (1 - s)], axis=1), rtol=1e-14)
+    assert tuple(F.glu(_x(np.ones((4, 3))), dim=0).shape) == (2, 3)
+
+
+def test_prelu_by_hand_values_and_gradients_to_input_and_weight():
+    """One weight per channel (dim 1): would fail if the weight were broadcast along the
+    last dim, or if x = 0 took the identity branch (PyTorch gives weight·grad there)."""
+    v = np.array([[[-1.0, 2.0], [0.0, -3.0]], [[4.0, -5.0], [-6.0, 0.0]]])   # (N=2, C=2, 2)
+    x, w = _x(v), _x([0.1, 0.3])
+    y = F.prelu(x, w)
+    wb = np.array([0.1, 0.3])[None, :, None]
+    assert_close(y, np.where(v > 0, v, wb * v), rtol=1e-15)
+    gy = np.arange(8.0).reshape(2, 2, 2)
+    y.backward(tn.tensor(gy))
+    assert_close(x.grad, np.where(v > 0, gy, wb * gy), rtol=1e-15)
+    assert_close(w.grad, np.where(v > 0, 0.0, v * gy).sum(axis=(0, 2)), rtol=1e-15)
+    # A single weight (1-D of 1 element or 0-D) keeps a 0-D input 0-D, as PyTorch.
+    assert F.prelu(_x(-2.0), _x([0.25])).shape == ()
+    assert_close(F.prelu(_x(-2.0), _x(0.25)), np.array(-0.5))
+
+
+@pytest.mark.parametrize("shape,weight_shape", [((3, 4, 5), (4,)), ((3, 4), (1,)), ((5,), (1,)),
+                                                ((2, 3, 2, 2), ()), ((), (1,))])
+def test_prelu_matches_torch_first_and_second_order(shape, weight_shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    v, wv = rng.standard_normal(shape), rng.standard_normal(weight_shape)
+    x, w = _x(v), _x(wv)
+    xt, wt = torch.tensor(v, requires_grad=True), torch.tensor(wv, requires_grad=True)
+    y, yt = F.prelu(x, w), torch.nn.functional.prelu(xt, wt)
+    _assert_same(y, yt)
+    gx, gw = tn.autograd.grad((y * y).sum(), [x, w], create_graph=True)
+    gxt, gwt = torch.autograd.grad((yt * yt).sum(), [xt, wt], create_graph=True)
+    _assert_same(gx, gxt)
+    _assert_same(gw, gwt)
+    (gw.sum() + gx.sum()).backward()
+    (gwt.sum() + gxt.sum()).backward()
+    _assert_same(x.grad, xt.grad)
+    _assert_same(w.grad, wt.grad)
+
+
+def test_signatures_are_pytorchs():
+    """Argument names, order and defaults of every new functional op and of softmax."""
+    import inspect
+    torch = pytest.importorskip("torch")
+    for name in ("hardtanh", "relu6", "selu", "celu", "mish", "hardswish", "hardsigmoid", "glu",
+                 "softmax", "log_softmax"):
+        ours = inspect.signature(getattr(F, name)).parameters
+        theirs = inspect.signature(getattr(torch.nn.functional, name)).parameters
+        assert [(p.name, p.default) for p in ours.values()] == \
+               [(p.name, p.default) for p in theirs.values()], name
+    # torch's builtins have no inspectable signature; their docstrings state it.
+    assert [(p.name, p.default) for p in inspect.signature(F.softplus).parameters.values()] == \
+           [("input", inspect.Parameter.empty), ("beta", 1.0), ("threshold", 20.0)]
+    assert list(inspect.signature(F.prelu).parameters) == ["input", "weight"]
+    assert list(inspect.signature(F.logsigmoid).parameters) == ["input"]
+
+
+@pytest.mark.parametrize("op", ["softplus", "hardtanh", "relu6", "selu", "celu", "mish",
+                                "hardswish", "hardsigmoid", "logsigmoid", "glu"])
+def test_new_activations_of_integer_tensor_are_type_errors(op):
+    with pytest.raises(TypeError, match=rf"{op}: expected 'input' to be a floating-point tensor, got int64"):
+        getattr(F, op)(tn.tensor([1, 2]))
+    with pytest.raises(TypeError, match=rf"{op}: argument 'input' must be a Tensor, got list"):
+        getattr(F, op)([1.0, 2.0])
+
+
+def test_new_activation_argument_errors_name_op_and_argument():
+    x = tn.ones(2, 3)
+    with pytest.raises(ValueError, match=r"hardtanh: min_val cannot be greater than max_val, got min_val=2.0 and max_val=-2.0"):
+        F.hardtanh(x, 2.0, -2.0)
+    with pytest.raises(TypeError, match="hardtanh: 'max_val' must be a number, got str"):
+        F.hardtanh(x, -1.0, "1")
+    with pytest.raises(ValueError, match="celu: alpha cannot be 0"):
+        F.celu(x, 0.0)
+    with pytest.raises(TypeError, match="softplus: 'beta' must be a number, got NoneType"):
+        F.softplus(x, beta=None)
+    with pytest.raises(TypeError, match="softplus: 'threshold' must be a number"):
+        F.softplus(x, threshold="20")
+    for op in ("hardtanh", "relu6", "selu", "celu", "mish", "hardswish", "hardsigmoid"):
+        with pytest.raises(TypeError, match=rf"{op}: 'inplace' must be a bool, got int"):
+            getattr(F, op)(x, inplace=1)
+    assert_close(F.relu6(x, inplace=True), F.relu6(x).numpy(), rtol=0, atol=0)   # accepted, ignored
+
+
+def test_glu_errors_are_pytorchs_as_value_errors():
+    with pytest.raises(ValueError, match=r"glu: halving dimension must be even, but dimension 1 of 'input' is size 5"):
+        F.glu(tn.ones(3, 5))
+    with pytest.raises(ValueError, match=r"glu: halving dimension must be even, but dimension 0 of 'input' is size 3"):
+        F.glu(tn.ones(3, 4), dim=0)
+    with pytest.raises(ValueError, match="glu: does not support scalars"):
+        F.glu(tn.tensor(1.0))
+    with pytest.raises(ValueError, match=r"glu: dim 2 is out of range"):
+        F.glu(tn.ones(4, 2), dim=2)
+
+
+def test_prelu_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"prelu: mismatch of parameter numbers and input channel size: 'weight' has 2 elements and 'input' has 3 channels"):
+        F.prelu(tn.ones(2, 3), tn.ones(2))
+    with pytest.raises(ValueError, match=r"'weight' has 3 elements and 'input' has 1 channels"):
+        F.prelu(tn.ones(3), tn.ones(3))
+    with pytest.raises(ValueError, match=r"prelu: expected 'weight' to be a scalar or 1-D tensor, got shape \(1, 3\)"):
+        F.prelu(tn.ones(2, 3), tn.ones(1, 3))
+    with pytest.raises(TypeError, match="prelu: 'weight' has dtype float64 but 'input' has dtype float32"):
+        F.prelu(tn.ones(2, 3), tn.ones(3, dtype=tn.float64))
+    with pytest.raises(TypeError, match="prelu: argument 'weight' must be a Tensor, got float"):
+        F.prelu(tn.ones(2, 3), 0.25)
+    with pytest.raises(TypeError, match="prelu: expected 'input' to be a floating-point tensor"):
+        F.prelu(tn.tensor([1, 2]), tn.ones(1))
+
+
+# ------------------------------------------------------------------ softmax's dtype
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("src,dst", [(np.float32, np.float64), (np.float64, np.float32),
+                                     (np.float64, np.float64), (np.int64, np.float32)])
+def test_softmax_dtype_casts_the_input_first_as_torch(op, src, dst):
+    """Would fail if dtype cast the output instead of the input (float32 digits in a
+    float64 result), or if the gradient came back in the target dtype."""
+    torch = pytest.importorskip("torch")
+    v = np.array([[1.0, 2.0, 30.0], [-1.0, 0.5, 0.25]]) * (17.123 if src != np.int64 else 1)
+    v = v.astype(src)
+    floating = np.dtype(src).kind == "f"
+    x = tn.tensor(v, requires_grad=floating)
+    xt = torch.tensor(v, requires_grad=floating)
+    tdst = getattr(torch, np.dtype(dst).name)
+    y = getattr(F, op)(x, 1, dtype=dst)
+    yt = getattr(torch.nn.functional, op)(xt, 1, dtype=tdst)
+    assert y.dtype == dst
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(),
+                               rtol=4 * np.finfo(dst).eps, atol=4 * np.finfo(dst).eps)
+    if floating:
+        gy = np.array([[0.5, -1.0, 2.0], [1.0, 3.0, -0.5]])
+        y.backward(tn.tensor(gy.astype(dst)))
+        yt.backward(torch.tensor(gy.astype(dst)))
+        assert x.grad.dtype == src
+        tol = 8 * np.finfo(np.float32).eps if np.float32 in (src, dst) else 1e-14
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=tol, atol=tol)
+    # the method takes dtype second by position, as torch.Tensor.softmax
+    assert_close(getattr(x, op)(1, dst), y.detach().numpy(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_dtype_other_than_float32_or_float64_is_type_error(op):
+    for bad, shown in ((tn.int64, "int64"), ("float16", "float16"), (np.bool_, "bool")):
+        with pytest.raises(TypeError, match=rf"{op}: 'dtype' must be tinynet.float32 or tinynet.float64 \(or None\), got {shown}"):
+            getattr(F, op)(tn.ones(2, 3), 1, dtype=bad)
+    with pytest.raises(TypeError, match=rf"{op}: unknown dtype"):
+        getattr(F, op)(tn.ones(2, 3), 1, dtype=object())
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'dim'"):
+        getattr(tn.ones(2, 3), op)()
+
+
+def test_softmax_implicit_dim_warning_points_at_the_caller():
+    """``_stacklevel`` is PyTorch's: the default names the line that called softmax."""
+    with pytest.warns(UserWarning, match="implicit dimension") as record:
+        F.softmax(tn.ones(2, 3))
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match="implicit dimension") as record:
+        F.log_softmax(tn.ones(2, 3), None, 1)
+    assert record[0].filename.endswith("activation.py")

@@ -28,6 +28,9 @@ LAYERS = {
     "GRUCell": lambda: nn.GRUCell(3, 4), "RNNCell": lambda: nn.RNNCell(3, 4),
     "L1Loss": nn.L1Loss, "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss,
     "KLDivLoss": nn.KLDivLoss, "MSELoss": nn.MSELoss,
+    "Softplus": nn.Softplus, "Hardtanh": nn.Hardtanh, "ReLU6": nn.ReLU6, "SELU": nn.SELU,
+    "CELU": nn.CELU, "Mish": nn.Mish, "Hardswish": nn.Hardswish, "Hardsigmoid": nn.Hardsigmoid,
+    "LogSigmoid": nn.LogSigmoid, "GLU": nn.GLU, "PReLU": nn.PReLU, "PReLU(3)": lambda: nn.PReLU(3),
 }
 for optional in ("GroupNorm", "Upsample", "MultiheadAttention"):   # other parts of issue 12
     if hasattr(nn, optional):

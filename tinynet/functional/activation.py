@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from ..autograd import Function, depends_on, is_grad_enabled
 from .. import backend
-from ..tensor import Tensor
-from ._operands import check_tensor, check_floating, normalize_dim
+from ..tensor import Tensor, as_dtype
+from ._operands import check_tensor, check_floating, check_same_device, normalize_dim
 import math
 import warnings
 
-from .elementwise import where, exp
+from .elementwise import where, exp, to_dtype
 from .reduction import sum as _sum
+from .indexing import chunk
+from .shape import reshape
 
-__all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "silu"]
+__all__ = ["relu", "elu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "silu",
+           "softplus", "hardtanh", "relu6", "selu", "celu", "mish", "hardswish", "hardsigmoid",
+           "logsigmoid", "glu", "prelu"]
 
 
 #: Smallest array for which ReLU runs in chunks on several threads. Two cheap passes a
@@ -119,8 +123,11 @@ class ELU(Function):
     def backward(self, g):
         (y,) = self.outputs
         if is_grad_enabled():
-            # Written through the output so that the second derivative flows: d(y + alpha) = dy.
-            return where(Tensor(self._positive(y.data)), g, g * (y + self.alpha))
+            # Written through the output so that the second derivative flows: d(y + alpha) = dy;
+            # y is cut from the graph where it is 0 (x = 0): PyTorch's second derivative
+            # is 0 there (its mask is x < 0), though its first takes the negative branch.
+            slope = where(Tensor(y.data != 0), y, 0.0) + self.alpha
+            return where(Tensor(self._positive(y.data)), g, g * slope)
         xp = backend.get_array_module(g.data)
         alpha = self.alpha
         factor = xp.empty_like(y.data)     # an array even when y is 0-d (ufuncs return scalars)
@@ -237,10 +244,11 @@ def tanh(input) -> Tensor:
     return Tanh.apply(_activation_input(input, "tanh"))
 
 
-def _softmax_dim(input, dim, op):
+def _softmax_dim(input, dim, op, stacklevel=3):
     """The normalised axis of ``softmax`` / ``log_softmax``; ``dim=None`` takes PyTorch's
     implicit choice (dim 0 for 0-, 1- and 3-D inputs, else dim 1) and warns, as PyTorch
-    does, that the choice is deprecated."""
+    does, that the choice is deprecated (``stacklevel`` counted from this function, as
+    PyTorch's ``_stacklevel``)."""
     _activation_input(input, op)
     if not input.ndim:
         return None
@@ -248,19 +256,38 @@ def _softmax_dim(input, dim, op):
         dim = 0 if input.ndim in (1, 3) else 1
         warnings.warn(f"{op}: implicit dimension choice is deprecated (PyTorch's rule took "
                       f"dim={dim} for a {input.ndim}-D input); pass dim explicitly",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=stacklevel)
     return normalize_dim(dim, input.ndim, op)
 
 
-def softmax(input, dim: int | None = None) -> Tensor:
-    """exp(x) / Σ_dim exp(x), shifted by the max for stability. ``dim=None``: PyTorch's
-    implicit choice, with its deprecation warning (see :func:`_softmax_dim`)."""
-    return Softmax.apply(input, dim=_softmax_dim(input, dim, "softmax"))
+def _softmax_input(input, dtype, op):
+    """``input`` cast to ``dtype`` first (PyTorch's ``dtype=``: the op then runs in that
+    dtype, and the gradient flows back in the input's dtype). tinynet has two float dtypes."""
+    check_tensor(input, op)
+    if dtype is None:
+        return input
+    target = as_dtype(dtype, op)
+    if target.kind != "f" or target.itemsize not in (4, 8):
+        raise TypeError(f"{op}: 'dtype' must be tinynet.float32 or tinynet.float64 (or None), "
+                        f"got {target}")
+    return to_dtype(input, target)
 
 
-def log_softmax(input, dim: int | None = None) -> Tensor:
-    """log(softmax(x)) without overflow or log(0). ``dim=None`` as in :func:`softmax`."""
-    return LogSoftmax.apply(input, dim=_softmax_dim(input, dim, "log_softmax"))
+def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """exp(x) / Σ_dim exp(x), shifted by the max for stability; same shape as ``input``.
+
+    ``dim=None``: PyTorch's implicit choice, with its deprecation warning (see
+    :func:`_softmax_dim`). ``dtype`` (float32 or float64): ``input`` is cast to it before the
+    op, as PyTorch's ``dtype=`` (an integer input is then accepted too).
+    """
+    input = _softmax_input(input, dtype, "softmax")
+    return Softmax.apply(input, dim=_softmax_dim(input, dim, "softmax", _stacklevel))
+
+
+def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """log(softmax(x)) without overflow or log(0). ``dim`` and ``dtype`` as in :func:`softmax`."""
+    input = _softmax_input(input, dtype, "log_softmax")
+    return LogSoftmax.apply(input, dim=_softmax_dim(input, dim, "log_softmax", _stacklevel))
 
 
 class GELU(Function):
@@ -318,3 +345,292 @@ def silu(input) -> Tensor:
     """
     _activation_input(input, "silu")
     return input * sigmoid(input)
+
+
+# ---------------------------------------------------------------------------------------
+# PyTorch's other activations. Each kink takes PyTorch's subgradient (stated per op); an
+# op whose first derivative is piecewise constant builds its gradient from a mask kept
+# from the forward (second derivative zero), the others write their backward with
+# tinynet ops so that every order follows.
+
+
+def _inplace_ignored(inplace, op):
+    """``inplace`` is accepted for PyTorch compatibility and ignored (tinynet ops never
+    write into their input); it must still be a bool."""
+    if not isinstance(inplace, bool):
+        raise TypeError(f"{op}: 'inplace' must be a bool, got {type(inplace).__name__}")
+
+
+class TailSigmoid(Function):
+    """σ(x) accurate to a few ulps relative to its value in both tails, for the derivatives
+    of softplus, logsigmoid, mish and glu (PyTorch's numbers down to σ(-100) = 3.7e-44).
+
+    :func:`sigmoid`'s 0.5·tanh(0.5·x) + 0.5 is faster but keeps only an absolute error of
+    eps: at x = -30 its relative error is 2e-4, and below -37 (float64) it is 0. Here, with
+    e = exp(-|x|) <= 1 (no overflow): σ(x) = 1/(1 + e) for x >= 0, e/(1 + e) below.
+    dσ/dx = σ(x)·σ(-x), with σ(-x) from this op again, so every order follows.
+    """
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, x.dtype.type(1), e) / (1 + e)
+
+    def backward(self, g):
+        (y,) = self.outputs
+        return g * y * TailSigmoid.apply(-self.inputs[0])
+
+
+class Softplus(Function):
+    """y = log(1 + exp(β·x))/β where β·x <= threshold, else x (PyTorch's linear region).
+
+    Forward as (max(z, 0) + log1p(exp(-|z|)))/β with z = β·x: no overflow for any x.
+    dy/dx = σ(β·x) where β·x <= threshold, else 1; the backward calls :class:`TailSigmoid`,
+    so the second derivative β·σ(z)·σ(-z) follows.
+    """
+
+    def forward(self, x, beta=1.0, threshold=20.0):
+        xp = backend.get_array_module(x)
+        self.beta = beta
+        z = x * x.dtype.type(beta)
+        self.linear, self.curved = z > threshold, z < threshold
+        y = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+        y /= x.dtype.type(beta)
+        return xp.where(self.linear, x, y)
+
+    def backward(self, g):
+        x = self.inputs[0]
+        # PyTorch's second derivative is 0 from β·x = threshold on (there its first is σ(z)):
+        # x enters σ cut from the graph where the curved piece is not strictly taken.
+        curved = where(Tensor(self.curved), x, x.detach())
+        return g * where(Tensor(self.linear), 1.0, TailSigmoid.apply(curved * self.beta))
+
+
+class Hardtanh(Function):
+    """y = min(max(x, min_val), max_val); dy/dx = 1 on the open interval (min_val, max_val),
+    0 elsewhere, 0 at both ends too (PyTorch's ``hardtanh_backward``)."""
+
+    def forward(self, x, min_val=-1.0, max_val=1.0):
+        xp = backend.get_array_module(x)
+        self.inside = (x > min_val) & (x < max_val)
+        return xp.clip(x, x.dtype.type(min_val), x.dtype.type(max_val))
+
+    def backward(self, g):
+        return depends_on(g * Tensor(self.inside.astype(g.dtype)), self.inputs[0])
+
+
+class Hardsigmoid(Function):
+    """y = min(max(x + 3, 0), 6) / 6; dy/dx = 1/6 on (-3, 3), 0 elsewhere, 0 at ±3 (PyTorch)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.inside = (x > -3) & (x < 3)
+        return xp.clip(x + 3, 0, 6) / x.dtype.type(6)
+
+    def backward(self, g):
+        return depends_on(g * Tensor(self.inside.astype(g.dtype) / 6), self.inputs[0])
+
+
+class Hardswish(Function):
+    """y = x·min(max(x + 3, 0), 6) / 6.
+
+    dy/dx = 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (PyTorch's values at
+    ±3); the middle piece is written with tinynet ops, so d²y/dx² = 1/3 on (-3, 3).
+    """
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.middle = (x > -3) & (x < 3)
+        self.upper = x >= 3
+        return x * xp.clip(x + 3, 0, 6) / x.dtype.type(6)
+
+    def backward(self, g):
+        x = self.inputs[0]
+        middle, upper = Tensor(self.middle.astype(g.dtype)), Tensor(self.upper.astype(g.dtype))
+        return g * (middle * (x / 3.0 + 0.5) + upper)
+
+
+class LogSigmoid(Function):
+    """y = log σ(x) = min(x, 0) - log1p(exp(-|x|)) (no overflow, no log(0));
+    dy/dx = σ(-x), through :class:`TailSigmoid`, so every order follows."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, g):
+        return g * TailSigmoid.apply(-self.inputs[0])
+
+
+class CELU(Function):
+    """y = x (x > 0), α·(exp(x/α) - 1) (x <= 0);  dy/dx = 1 (x > 0), exp(x/α) (x <= 0).
+
+    PyTorch's ``elu(x, α, scale=1, input_scale=1/α)``, so a negative α keeps the identity
+    for x > 0.
+    """
+
+    def forward(self, x, alpha=1.0):
+        xp = backend.get_array_module(x)
+        self.alpha = alpha
+        self.positive = x > 0
+        alpha = x.dtype.type(alpha)
+        negative = xp.where(self.positive, 0, x)     # no overflow in the branch not taken
+        return xp.where(self.positive, x, xp.expm1(negative / alpha) * alpha)
+
+    def backward(self, g):
+        x = self.inputs[0]
+        # exp reads x only where x < 0 (0 elsewhere): no untaken branch overflows, and the
+        # second derivative at x = 0 is 0, as PyTorch's (its mask is strict there).
+        negative = where(Tensor(x.data < 0), x, 0.0)
+        return where(Tensor(self.positive), g, g * exp(negative / self.alpha))
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """Softplus log(1 + exp(β·x))/β, and x itself where β·x > threshold (as PyTorch).
+
+    Same shape as ``input``. Stable for every x (see :class:`Softplus`).
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> round(F.softplus(tn.tensor(0.0)).item(), 4)
+    0.6931
+    """
+    _activation_input(input, "softplus")
+    return Softplus.apply(input, beta=_number(beta, "softplus", "beta"),
+                          threshold=_number(threshold, "softplus", "threshold"))
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """min(max(x, min_val), max_val); gradient 1 strictly inside, 0 at and beyond the ends.
+
+    ``min_val > max_val`` is a ValueError, as in PyTorch (equal bounds are allowed).
+    ``inplace`` is accepted for PyTorch compatibility and ignored.
+    """
+    _activation_input(input, "hardtanh")
+    _inplace_ignored(inplace, "hardtanh")
+    lo, hi = _number(min_val, "hardtanh", "min_val"), _number(max_val, "hardtanh", "max_val")
+    if lo > hi:
+        raise ValueError(f"hardtanh: min_val cannot be greater than max_val, got min_val={lo} "
+                         f"and max_val={hi}")
+    return Hardtanh.apply(input, min_val=lo, max_val=hi)
+
+
+def relu6(input, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6) = ``hardtanh(x, 0, 6)``: gradient 0 at 0 and at 6 (PyTorch).
+    ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    _activation_input(input, "relu6")
+    _inplace_ignored(inplace, "relu6")
+    return Hardtanh.apply(input, min_val=0.0, max_val=6.0)
+
+
+#: SELU's constants (Klambauer et al. 2017), PyTorch's values.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace: bool = False) -> Tensor:
+    """scale·elu(x, alpha) with PyTorch's ``alpha`` = 1.6732632423543772 and ``scale`` =
+    1.0507009873554805: scale·x (x > 0), scale·alpha·(exp(x) - 1) (x <= 0). Gradient at 0:
+    scale·alpha, from the negative branch (PyTorch). ``inplace`` is accepted and ignored."""
+    _activation_input(input, "selu")
+    _inplace_ignored(inplace, "selu")
+    return ELU.apply(input, alpha=SELU_ALPHA) * SELU_SCALE
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha·(exp(x/alpha) - 1)); gradient 1 at 0. ``alpha = 0`` is a
+    ValueError (PyTorch: "alpha cannot be 0 for CELU"). ``inplace`` is accepted and ignored."""
+    _activation_input(input, "celu")
+    _inplace_ignored(inplace, "celu")
+    alpha = _number(alpha, "celu", "alpha")
+    if alpha == 0:
+        raise ValueError("celu: alpha cannot be 0")
+    return CELU.apply(input, alpha=alpha)
+
+
+def mish(input, inplace: bool = False) -> Tensor:
+    """x·tanh(softplus(x)) (Misra 2019), a composition of :func:`softplus` and :func:`tanh`,
+    stable for every x. ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    _activation_input(input, "mish")
+    _inplace_ignored(inplace, "mish")
+    return input * tanh(softplus(input))
+
+
+def hardswish(input, inplace: bool = False) -> Tensor:
+    """x·relu6(x + 3)/6 (Howard et al. 2019); gradient 0 at -3 and 1 at 3 (PyTorch).
+    ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    _activation_input(input, "hardswish")
+    _inplace_ignored(inplace, "hardswish")
+    return Hardswish.apply(input)
+
+
+def hardsigmoid(input, inplace: bool = False) -> Tensor:
+    """relu6(x + 3)/6; gradient 1/6 strictly inside (-3, 3), 0 at ±3 (PyTorch).
+    ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    _activation_input(input, "hardsigmoid")
+    _inplace_ignored(inplace, "hardsigmoid")
+    return Hardsigmoid.apply(input)
+
+
+def logsigmoid(input) -> Tensor:
+    """log(1 / (1 + exp(-x))), stable for every x (see :class:`LogSigmoid`)."""
+    return LogSigmoid.apply(_activation_input(input, "logsigmoid"))
+
+
+def glu(input, dim: int = -1) -> Tensor:
+    """Gated linear unit a·σ(b), where a and b are the two halves of ``input`` along ``dim``.
+
+    ``input`` of shape (*, 2n, *) gives (*, n, *); an odd size along ``dim`` is a ValueError
+    (PyTorch: "Halving dimension must be even").
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.glu(tn.tensor([[1.0, 2.0, 0.0, 0.0]])).numpy().tolist()
+    [[0.5, 1.0]]
+    """
+    _activation_input(input, "glu")
+    if input.ndim == 0:
+        raise ValueError("glu: does not support scalars because halving size must be even")
+    d = normalize_dim(dim, input.ndim, "glu")
+    if input.shape[d] % 2:
+        raise ValueError(f"glu: halving dimension must be even, but dimension {d} of 'input' "
+                         f"is size {input.shape[d]}")
+    first, second = chunk(input, 2, d)
+    return first * TailSigmoid.apply(second)
+
+
+def prelu(input, weight) -> Tensor:
+    """x (x > 0), weight·x (x <= 0), one weight per channel (dim 1) or one for all.
+
+    ``weight`` is 0-D or 1-D with 1 element, or C = ``input.shape[1]`` elements (inputs of
+    fewer than 2 dims have one channel); same dtype as ``input``. Gradient at 0: weight
+    (PyTorch). Gradients flow to ``input`` and ``weight``.
+
+    Example
+    -------
+    >>> import tinynet as tn, tinynet.functional as F
+    >>> F.prelu(tn.tensor([-2.0, 3.0]), tn.tensor([0.25])).numpy().tolist()
+    [-0.5, 3.0]
+    """
+    _activation_input(input, "prelu")
+    check_tensor(weight, "prelu", "weight")
+    check_same_device("prelu", input=input, weight=weight)
+    if weight.ndim > 1:
+        raise ValueError(f"prelu: expected 'weight' to be a scalar or 1-D tensor, got shape "
+                         f"{tuple(weight.shape)}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"prelu: 'weight' has dtype {weight.dtype} but 'input' has dtype "
+                        f"{input.dtype}; type promotion is not supported (as in PyTorch)")
+    channels = input.shape[1] if input.ndim >= 2 else 1
+    count = weight.data.size
+    if count != 1 and count != channels:
+        raise ValueError(f"prelu: mismatch of parameter numbers and input channel size: 'weight' "
+                         f"has {count} elements and 'input' has {channels} channels "
+                         f"(shape {tuple(input.shape)}, channel dim 1)")
+    if count == 1:
+        per_channel = reshape(weight, ())
+    else:
+        per_channel = reshape(weight, (1, channels) + (1,) * (input.ndim - 2))
+    return where(Tensor(input.data > 0), input, per_channel * input)

@@ -33,6 +33,10 @@ from .conv import Conv1d                                        # noqa: E402
 from .dropout import Dropout2d                                  # noqa: E402
 from .activation import GELU, SiLU                              # noqa: E402
 __all__ += ["Conv1d", "Dropout2d", "GELU", "SiLU"]
+from .activation import (Softplus, Hardtanh, ReLU6, SELU, CELU, Mish, Hardswish,  # noqa: E402
+                         Hardsigmoid, LogSigmoid, GLU, PReLU)
+__all__ += ["Softplus", "Hardtanh", "ReLU6", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
+            "LogSigmoid", "GLU", "PReLU"]
 from .loss import L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss    # noqa: E402
 __all__ += ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
 __all__ += ["AdaptiveMaxPool2d"]

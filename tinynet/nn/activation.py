@@ -1,12 +1,21 @@
-"""Activation modules (no parameters): ``ReLU``, ``ELU``, ``LeakyReLU``, ``Sigmoid``,
-``Tanh``, ``Softmax``, ``LogSoftmax``, ``GELU``, ``SiLU``."""
+"""Activation modules: ``ReLU``, ``ELU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Softmax``,
+``LogSoftmax``, ``GELU``, ``SiLU``, ``Softplus``, ``Hardtanh``, ``ReLU6``, ``SELU``, ``CELU``,
+``Mish``, ``Hardswish``, ``Hardsigmoid``, ``LogSigmoid``, ``GLU`` (no parameters) and
+``PReLU`` (a learnable ``weight``)."""
 from __future__ import annotations
 
-from .. import functional as F
-from ..tensor import Tensor
-from .module import Module
+import warnings
 
-__all__ = ["ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU"]
+from .. import functional as F
+from ..creation import empty
+from ..tensor import Tensor
+from . import init
+from ._validate import positive_int
+from .module import Module, Parameter
+
+__all__ = ["ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU",
+           "Softplus", "Hardtanh", "ReLU6", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
+           "LogSigmoid", "GLU", "PReLU"]
 
 
 class ReLU(Module):
@@ -101,3 +110,171 @@ class SiLU(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.silu(input)
+
+
+def _number(value, name: str, layer: str):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{layer}: {name} must be a number, got {type(value).__name__}")
+    return value
+
+
+class _InplaceIgnored(Module):
+    """A parameter-free activation whose ``inplace`` is accepted for PyTorch compatibility
+    and ignored (shown in the repr, as PyTorch shows it)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Softplus(Module):
+    """log(1 + exp(beta·x))/beta, linear where beta·x > threshold (see ``F.softplus``)."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta = _number(beta, "beta", "Softplus")
+        self.threshold = _number(threshold, "threshold", "Softplus")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """min(max(x, min_val), max_val). ``min_value``/``max_value`` are PyTorch's deprecated
+    spellings (a FutureWarning); ``max_val <= min_val`` is a ValueError."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
+                 min_value: float | None = None, max_value: float | None = None):
+        super().__init__()
+        if min_value is not None:
+            warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`",
+                          FutureWarning, stacklevel=2)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`",
+                          FutureWarning, stacklevel=2)
+            max_val = max_value
+        self.min_val = _number(min_val, "min_val", type(self).__name__)
+        self.max_val = _number(max_val, "max_val", type(self).__name__)
+        self.inplace = inplace
+        if self.max_val <= self.min_val:
+            raise ValueError(f"{type(self).__name__}: max_val ({self.max_val}) must be greater "
+                             f"than min_val ({self.min_val})")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"min_val={self.min_val}, max_val={self.max_val}{inplace}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6): ``Hardtanh(0, 6)``, as PyTorch's."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu6(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class SELU(_InplaceIgnored):
+    """scale·elu(x, alpha) with PyTorch's constants (see ``F.selu``)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.selu(input)
+
+
+class CELU(Module):
+    """max(0, x) + min(0, alpha·(exp(x/alpha) - 1)); ``inplace`` accepted and ignored."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = _number(alpha, "alpha", "CELU")
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.celu(input, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Mish(_InplaceIgnored):
+    """x·tanh(softplus(x))."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.mish(input)
+
+
+class Hardswish(_InplaceIgnored):
+    """x·relu6(x + 3)/6 (PyTorch shows no ``inplace`` in its repr)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardswish(input)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Hardsigmoid(_InplaceIgnored):
+    """relu6(x + 3)/6 (PyTorch shows no ``inplace`` in its repr)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardsigmoid(input)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class LogSigmoid(Module):
+    """log σ(x), stable for every x."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.logsigmoid(input)
+
+
+class GLU(Module):
+    """a·σ(b) over the two halves of ``dim``: (*, 2n, *) -> (*, n, *)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class PReLU(Module):
+    """x (x > 0), weight·x (x <= 0) with a learnable ``weight`` of shape
+    ``(num_parameters,)``, filled with ``init``: one slope for all channels
+    (``num_parameters=1``) or one per channel (dim 1 of the input)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters = positive_int(num_parameters, "num_parameters", "PReLU")
+        self.init = _number(init, "init", "PReLU")
+        self.weight = Parameter(empty(self.num_parameters, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.constant_(self.weight, self.init)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
