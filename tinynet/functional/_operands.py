@@ -14,7 +14,7 @@ from ..backend import numpy as np
 from ..tensor import Tensor, DEFAULT_FLOAT
 
 __all__ = ["as_tensor", "binary_operands", "check_broadcastable", "promote", "check_tensor", "check_same_device",
-           "check_floating", "normalize_dim", "normalize_dims"]
+           "check_floating", "normalize_dim", "normalize_dims", "inplace_ignored"]
 
 
 def promote(a, b):
@@ -148,3 +148,10 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
         raise ValueError(f"{op}: dim {dim} names a dimension twice")
     # A 0-d tensor accepts dim 0 / -1 (as PyTorch) and has no axis to reduce.
     return out if ndim else ()
+
+
+def inplace_ignored(inplace, op: str) -> None:
+    """``inplace`` is accepted for PyTorch compatibility and ignored (tinynet ops never
+    write into their input); it must still be a bool."""
+    if not isinstance(inplace, bool):
+        raise TypeError(f"{op}: 'inplace' must be a bool, got {type(inplace).__name__}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..autograd import Function, depends_on, is_grad_enabled
 from .. import backend
 from ..tensor import Tensor, as_dtype
-from ._operands import check_tensor, check_floating, check_same_device, normalize_dim
+from ._operands import check_tensor, check_floating, check_same_device, inplace_ignored, normalize_dim
 import math
 import warnings
 
@@ -220,18 +220,21 @@ def _number(value, op, arg):
     return float(value)
 
 
-def relu(input) -> Tensor:
-    """max(x, 0); gradient 0 at x == 0 (PyTorch)."""
+def relu(input, inplace: bool = False) -> Tensor:
+    """max(x, 0); gradient 0 at x == 0 (PyTorch). ``inplace`` is accepted and ignored."""
+    inplace_ignored(inplace, "relu")
     return ReLU.apply(_activation_input(input, "relu"))
 
 
-def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
-    """x for x > 0, negative_slope·x otherwise."""
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, negative_slope·x otherwise. ``inplace`` is accepted and ignored."""
+    inplace_ignored(inplace, "leaky_relu")
     return LeakyReLU.apply(_activation_input(input, "leaky_relu"), slope=_number(negative_slope, "leaky_relu", "negative_slope"))
 
 
-def elu(input, alpha: float = 1.0) -> Tensor:
-    """x for x > 0, alpha·(exp(x) - 1) otherwise."""
+def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha·(exp(x) - 1) otherwise. ``inplace`` is accepted and ignored."""
+    inplace_ignored(inplace, "elu")
     return ELU.apply(_activation_input(input, "elu"), alpha=_number(alpha, "elu", "alpha"))
 
 
@@ -334,8 +337,8 @@ def gelu(input, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def silu(input) -> Tensor:
-    """x·σ(x) (also called swish), PyTorch's ``silu``.
+def silu(input, inplace: bool = False) -> Tensor:
+    """x·σ(x) (also called swish), PyTorch's ``silu``. ``inplace`` is accepted and ignored.
 
     Example
     -------
@@ -344,6 +347,7 @@ def silu(input) -> Tensor:
     [0.0]
     """
     _activation_input(input, "silu")
+    inplace_ignored(inplace, "silu")
     return input * sigmoid(input)
 
 
@@ -352,13 +356,6 @@ def silu(input) -> Tensor:
 # op whose first derivative is piecewise constant builds its gradient from a mask kept
 # from the forward (second derivative zero), the others write their backward with
 # tinynet ops so that every order follows.
-
-
-def _inplace_ignored(inplace, op):
-    """``inplace`` is accepted for PyTorch compatibility and ignored (tinynet ops never
-    write into their input); it must still be a bool."""
-    if not isinstance(inplace, bool):
-        raise TypeError(f"{op}: 'inplace' must be a bool, got {type(inplace).__name__}")
 
 
 class TailSigmoid(Function):
@@ -508,7 +505,7 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     ``inplace`` is accepted for PyTorch compatibility and ignored.
     """
     _activation_input(input, "hardtanh")
-    _inplace_ignored(inplace, "hardtanh")
+    inplace_ignored(inplace, "hardtanh")
     lo, hi = _number(min_val, "hardtanh", "min_val"), _number(max_val, "hardtanh", "max_val")
     if lo > hi:
         raise ValueError(f"hardtanh: min_val cannot be greater than max_val, got min_val={lo} "
@@ -520,7 +517,7 @@ def relu6(input, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6) = ``hardtanh(x, 0, 6)``: gradient 0 at 0 and at 6 (PyTorch).
     ``inplace`` is accepted for PyTorch compatibility and ignored."""
     _activation_input(input, "relu6")
-    _inplace_ignored(inplace, "relu6")
+    inplace_ignored(inplace, "relu6")
     return Hardtanh.apply(input, min_val=0.0, max_val=6.0)
 
 
@@ -534,7 +531,7 @@ def selu(input, inplace: bool = False) -> Tensor:
     1.0507009873554805: scale·x (x > 0), scale·alpha·(exp(x) - 1) (x <= 0). Gradient at 0:
     scale·alpha, from the negative branch (PyTorch). ``inplace`` is accepted and ignored."""
     _activation_input(input, "selu")
-    _inplace_ignored(inplace, "selu")
+    inplace_ignored(inplace, "selu")
     return ELU.apply(input, alpha=SELU_ALPHA) * SELU_SCALE
 
 
@@ -542,7 +539,7 @@ def celu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha·(exp(x/alpha) - 1)); gradient 1 at 0. ``alpha = 0`` is a
     ValueError (PyTorch: "alpha cannot be 0 for CELU"). ``inplace`` is accepted and ignored."""
     _activation_input(input, "celu")
-    _inplace_ignored(inplace, "celu")
+    inplace_ignored(inplace, "celu")
     alpha = _number(alpha, "celu", "alpha")
     if alpha == 0:
         raise ValueError("celu: alpha cannot be 0")
@@ -553,7 +550,7 @@ def mish(input, inplace: bool = False) -> Tensor:
     """x·tanh(softplus(x)) (Misra 2019), a composition of :func:`softplus` and :func:`tanh`,
     stable for every x. ``inplace`` is accepted for PyTorch compatibility and ignored."""
     _activation_input(input, "mish")
-    _inplace_ignored(inplace, "mish")
+    inplace_ignored(inplace, "mish")
     return input * tanh(softplus(input))
 
 
@@ -561,7 +558,7 @@ def hardswish(input, inplace: bool = False) -> Tensor:
     """x·relu6(x + 3)/6 (Howard et al. 2019); gradient 0 at -3 and 1 at 3 (PyTorch).
     ``inplace`` is accepted for PyTorch compatibility and ignored."""
     _activation_input(input, "hardswish")
-    _inplace_ignored(inplace, "hardswish")
+    inplace_ignored(inplace, "hardswish")
     return Hardswish.apply(input)
 
 
@@ -569,7 +566,7 @@ def hardsigmoid(input, inplace: bool = False) -> Tensor:
     """relu6(x + 3)/6; gradient 1/6 strictly inside (-3, 3), 0 at ±3 (PyTorch).
     ``inplace`` is accepted for PyTorch compatibility and ignored."""
     _activation_input(input, "hardsigmoid")
-    _inplace_ignored(inplace, "hardsigmoid")
+    inplace_ignored(inplace, "hardsigmoid")
     return Hardsigmoid.apply(input)
 
 

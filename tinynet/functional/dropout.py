@@ -11,7 +11,7 @@ from .. import backend
 from ..backend import numpy as np
 from ..random import keep_mask
 from ..tensor import Tensor
-from ._operands import check_tensor
+from ._operands import check_tensor, inplace_ignored
 
 __all__ = ["dropout", "dropout2d"]
 
@@ -29,10 +29,12 @@ class Dropout(Function):
         return Dropout.apply(g, keep=self.keep, scale=self.scale)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zeroes each element with probability ``p`` and scales the rest by 1/(1 - p).
 
     The identity when ``training`` is False or ``p`` is 0; all zeros when ``p`` is 1.
+    ``inplace`` is accepted for PyTorch compatibility and ignored (the result is a new
+    tensor; ``input`` is not modified).
 
     Example
     -------
@@ -41,6 +43,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     [1.0, 1.0, 1.0, 1.0]
     """
     check_tensor(input, "dropout", "input", floating=True)
+    inplace_ignored(inplace, "dropout")
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability p must be a number in [0, 1], got {p!r}")
     if not training or p == 0.0:
@@ -53,7 +56,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     return Dropout.apply(input, keep=backend.to_device(keep, input.device), scale=1.0 / (1.0 - p))
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zeroes whole channels: each (n, c) plane of an (N, C, H, W) input is dropped with
     probability ``p`` and the kept ones are scaled by 1/(1 - p) (PyTorch's ``dropout2d``).
 
@@ -66,6 +69,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     (1, 2, 2, 2)
     """
     check_tensor(input, "dropout2d", "input", ndim=(3, 4), floating=True)
+    inplace_ignored(inplace, "dropout2d")
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout2d: probability p must be a number in [0, 1], got {p!r}")
     if not training or p == 0.0:
