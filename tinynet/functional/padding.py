@@ -53,8 +53,9 @@ def pad_edges(input: Tensor, pad: tuple, mode: str) -> Tensor:
         raise ValueError(f"{op}: mode {mode!r} pads the last 1, 2 or 3 dims of a (C, *) or "
                          f"(N, C, *) input, so {len(pad)} padding sizes need a {k + 1}-D or "
                          f"{k + 2}-D input; got shape {tuple(input.shape)}")
-    # PyTorch's backward of these modes reads the input: second order gives zeros, not None.
-    out = anchor(input)
+    # PyTorch's backward of reflect and replicate reads the input: second order gives zeros,
+    # not None; its circular pad is slices and a concatenation, whose backward does not.
+    out = input if mode == "circular" else anchor(input)
     for j in range(k):
         dim = input.ndim - 1 - j
         lo, hi = pad[2 * j], pad[2 * j + 1]
