@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from numbers import Real
 
-from ..autograd import Function
+from ..autograd import Function, anchor
 from ..kernels import interpolate as K
 from ..tensor import Tensor
 from ._operands import check_tensor
@@ -174,13 +174,17 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if min(spatial) <= 0:
         raise ValueError(f"{op}: input has an empty spatial size {spatial}")
     sizes, scales = _output_sizes(spatial, size, scale_factor, recompute_scale_factor, op)
-    out = input
+    # 'area' is PyTorch's adaptive average pooling, whose backward reads the input: the
+    # gradient then requires grad under create_graph (its second derivative is zero) --
+    # except to a 1x1 output, which PyTorch computes as a mean
+    start = anchor(input) if mode == "area" and any(m != 1 for m in sizes) else input
+    out = start
     for a, (n, m, s) in enumerate(zip(spatial, sizes, scales)):
         if m == n and (s is None or s == 1.0 or _keeps_identity(mode, input.ndim, antialias)):
             continue                  # the identity along this axis
         taps = _taps(mode, n, m, s, align_corners, antialias, input.ndim, input.dtype, input.xp)
         out = Resample.apply(out, taps=taps, axis=2 + a)
-    if out is input:                  # same size everywhere: a copy, as PyTorch returns
-        out = Resample.apply(input, taps=K.nearest_taps(spatial[-1], spatial[-1], None, input.xp),
+    if out is start:                  # same size everywhere: a copy, as PyTorch returns
+        out = Resample.apply(start, taps=K.nearest_taps(spatial[-1], spatial[-1], None, input.xp),
                              axis=input.ndim - 1)
     return out
