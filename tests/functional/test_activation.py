@@ -151,6 +151,20 @@ def test_bad_dim_names_the_op():
         F.softmax(tn.ones(2, 3), dim=1.0)
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_of_a_0d_tensor_checks_dim_and_warns_without_one_as_torch(op):
+    # PyTorch: a 0-d input takes dim 0 or -1 only (IndexError otherwise), and dim=None
+    # warns that the implicit choice (dim 0) is deprecated
+    x = tn.tensor(2.0)
+    for dim in (1, -2):
+        with pytest.raises(ValueError, match=rf"{op}: dim {dim} is out of range for a tensor with 0 dim"):
+            getattr(F, op)(x, dim)
+    for dim in (0, -1):
+        assert getattr(F, op)(x, dim).item() == (1.0 if op == "softmax" else 0.0)
+    with pytest.warns(UserWarning, match="dim=0"):
+        assert getattr(F, op)(x).item() == (1.0 if op == "softmax" else 0.0)
+
+
 def test_non_numeric_parameters_are_type_errors():
     with pytest.raises(TypeError, match="leaky_relu: 'negative_slope' must be a number, got str"):
         F.leaky_relu(tn.ones(2), "0.1")

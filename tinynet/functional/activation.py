@@ -253,14 +253,13 @@ def _softmax_dim(input, dim, op, stacklevel=3):
     does, that the choice is deprecated (``stacklevel`` counted from this function, as
     PyTorch's ``_stacklevel``)."""
     _activation_input(input, op)
-    if not input.ndim:
-        return None
     if dim is None:
-        dim = 0 if input.ndim in (1, 3) else 1
+        dim = 0 if input.ndim in (0, 1, 3) else 1
         warnings.warn(f"{op}: implicit dimension choice is deprecated (PyTorch's rule took "
                       f"dim={dim} for a {input.ndim}-D input); pass dim explicitly",
                       UserWarning, stacklevel=stacklevel)
-    return normalize_dim(dim, input.ndim, op)
+    dim = normalize_dim(dim, input.ndim, op)   # a 0-d input takes 0 or -1, as PyTorch
+    return dim if input.ndim else None
 
 
 def _softmax_input(input, dtype, op):
