@@ -424,6 +424,24 @@ def test_glu_errors_are_pytorchs_as_value_errors():
         F.glu(tn.ones(4, 2), dim=2)
 
 
+def test_prelu_mixed_second_derivatives_at_zero_match_torch():
+    """At x = 0 PyTorch's gradient to x takes the weight, but neither mixed second
+    derivative (d(dx)/dw, d(dw)/dx) counts the point: would fail if the mask were <= 0."""
+    torch = pytest.importorskip("torch")
+    values, weight, g = np.array([0.0, -1.5, 2.0, 0.0]), np.array([-0.7]), np.array([1.3, -0.4, 2.0, 0.9])
+    ours, theirs = [], []
+    for lib, make, grad in ((tn, lambda a: tn.tensor(a, requires_grad=True), tn.autograd.grad),
+                            (torch, lambda a: torch.tensor(a, requires_grad=True), torch.autograd.grad)):
+        x, w = make(values), make(weight)
+        y = (F if lib is tn else torch.nn.functional).prelu(x, w)
+        gx, gw = grad((y * lib.tensor(g)).sum(), (x, w), create_graph=True)
+        second = grad((gx * lib.tensor(values + 2.0)).sum() + 3.0 * gw.sum(), (x, w))
+        (ours if lib is tn else theirs).extend(
+            [gx.detach().numpy(), gw.detach().numpy(), second[0].numpy(), second[1].numpy()])
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
 def test_prelu_errors_name_the_argument():
     with pytest.raises(ValueError, match=r"prelu: mismatch of parameter numbers and input channel size: 'weight' has 2 elements and 'input' has 3 channels"):
         F.prelu(tn.ones(2, 3), tn.ones(2))

@@ -629,4 +629,7 @@ def prelu(input, weight) -> Tensor:
         per_channel = reshape(weight, ())
     else:
         per_channel = reshape(weight, (1, channels) + (1,) * (input.ndim - 2))
-    return where(Tensor(input.data > 0), input, per_channel * input)
+    # At x = 0 the gradient to x is the weight (PyTorch), but through a detached weight:
+    # PyTorch's mixed second derivatives d(dx)/dw and d(dw)/dx do not count the point.
+    at_zero = where(Tensor(input.data == 0), per_channel.detach() * input, per_channel * input)
+    return where(Tensor(input.data > 0), input, at_zero)
