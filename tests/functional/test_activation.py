@@ -151,6 +151,20 @@ def test_bad_dim_names_the_op():
         F.softmax(tn.ones(2, 3), dim=1.0)
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_of_a_0d_tensor_checks_dim_and_warns_without_one_as_torch(op):
+    # PyTorch: a 0-d input takes dim 0 or -1 only (IndexError otherwise), and dim=None
+    # warns that the implicit choice (dim 0) is deprecated
+    x = tn.tensor(2.0)
+    for dim in (1, -2):
+        with pytest.raises(ValueError, match=rf"{op}: dim {dim} is out of range for a tensor with 0 dim"):
+            getattr(F, op)(x, dim)
+    for dim in (0, -1):
+        assert getattr(F, op)(x, dim).item() == (1.0 if op == "softmax" else 0.0)
+    with pytest.warns(UserWarning, match="dim=0"):
+        assert getattr(F, op)(x).item() == (1.0 if op == "softmax" else 0.0)
+
+
 def test_non_numeric_parameters_are_type_errors():
     with pytest.raises(TypeError, match="leaky_relu: 'negative_slope' must be a number, got str"):
         F.leaky_relu(tn.ones(2), "0.1")
@@ -408,6 +422,24 @@ def test_glu_errors_are_pytorchs_as_value_errors():
         F.glu(tn.tensor(1.0))
     with pytest.raises(ValueError, match=r"glu: dim 2 is out of range"):
         F.glu(tn.ones(4, 2), dim=2)
+
+
+def test_prelu_mixed_second_derivatives_at_zero_match_torch():
+    """At x = 0 PyTorch's gradient to x takes the weight, but neither mixed second
+    derivative (d(dx)/dw, d(dw)/dx) counts the point: would fail if the mask were <= 0."""
+    torch = pytest.importorskip("torch")
+    values, weight, g = np.array([0.0, -1.5, 2.0, 0.0]), np.array([-0.7]), np.array([1.3, -0.4, 2.0, 0.9])
+    ours, theirs = [], []
+    for lib, make, grad in ((tn, lambda a: tn.tensor(a, requires_grad=True), tn.autograd.grad),
+                            (torch, lambda a: torch.tensor(a, requires_grad=True), torch.autograd.grad)):
+        x, w = make(values), make(weight)
+        y = (F if lib is tn else torch.nn.functional).prelu(x, w)
+        gx, gw = grad((y * lib.tensor(g)).sum(), (x, w), create_graph=True)
+        second = grad((gx * lib.tensor(values + 2.0)).sum() + 3.0 * gw.sum(), (x, w))
+        (ours if lib is tn else theirs).extend(
+            [gx.detach().numpy(), gw.detach().numpy(), second[0].numpy(), second[1].numpy()])
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
 
 
 def test_prelu_errors_name_the_argument():

@@ -39,6 +39,18 @@ def test_gradient_accumulates_where_bins_share_a_maximum_and_second_order_gather
     assert ggy.numpy()[0, 0].tolist() == [[4.0, 4.0], [4.0, 4.0], [13.0, 14.0]]
 
 
+def test_empty_batch_has_empty_gradients_of_every_order():
+    """N = 0 (PyTorch allows it): the backward and its gather keep the (0, C, ...) shapes."""
+    a = tn.tensor(np.zeros((0, 3, 5, 2)), requires_grad=True)
+    y = F.adaptive_max_pool2d(a, (1, 3))
+    assert y.shape == (0, 3, 1, 3)
+    gy = tn.tensor(np.zeros((0, 3, 1, 3)), requires_grad=True)
+    (gx,) = tn.autograd.grad(y, a, gy, create_graph=True)
+    assert gx.shape == (0, 3, 5, 2)
+    (ggy,) = tn.autograd.grad(gx.sum(), gy)
+    assert ggy.shape == (0, 3, 1, 3)
+
+
 @pytest.mark.parametrize("shape, output_size", [
     ((2, 3, 5, 7), (3, 2)), ((2, 3, 4, 4), (6, 5)), ((3, 7, 3), (7, None)), ((1, 2, 1, 1), (2, 3)),
     ((2, 2, 6, 6), 4), ((2, 5, 4), (None, None)), ((1, 1, 9, 2), (4, 1)),

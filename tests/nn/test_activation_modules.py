@@ -104,3 +104,14 @@ def test_forward_errors_name_the_op():
         nn.GLU()(tn.ones(2, 3))
     with pytest.raises(ValueError, match="celu: alpha cannot be 0"):
         nn.CELU(0.0)(tn.ones(2))
+
+
+@pytest.mark.parametrize("name,args", [
+    ("ReLU", ()), ("ReLU", (True,)), ("ELU", (2.0, True)), ("LeakyReLU", (0.1, True)),
+    ("SiLU", (True,)), ("Dropout", (0.3, True)), ("Dropout2d", (0.2, True)),
+])
+def test_inplace_shows_in_the_repr_and_attribute_as_torch(name, args):
+    """The older modules that accept (and ignore) inplace= show it as PyTorch's do."""
+    ours, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    assert repr(ours) == repr(theirs)
+    assert ours.inplace is theirs.inplace

@@ -253,14 +253,13 @@ def _softmax_dim(input, dim, op, stacklevel=3):
     does, that the choice is deprecated (``stacklevel`` counted from this function, as
     PyTorch's ``_stacklevel``)."""
     _activation_input(input, op)
-    if not input.ndim:
-        return None
     if dim is None:
-        dim = 0 if input.ndim in (1, 3) else 1
+        dim = 0 if input.ndim in (0, 1, 3) else 1
         warnings.warn(f"{op}: implicit dimension choice is deprecated (PyTorch's rule took "
                       f"dim={dim} for a {input.ndim}-D input); pass dim explicitly",
                       UserWarning, stacklevel=stacklevel)
-    return normalize_dim(dim, input.ndim, op)
+    dim = normalize_dim(dim, input.ndim, op)   # a 0-d input takes 0 or -1, as PyTorch
+    return dim if input.ndim else None
 
 
 def _softmax_input(input, dtype, op):
@@ -630,4 +629,7 @@ def prelu(input, weight) -> Tensor:
         per_channel = reshape(weight, ())
     else:
         per_channel = reshape(weight, (1, channels) + (1,) * (input.ndim - 2))
-    return where(Tensor(input.data > 0), input, per_channel * input)
+    # At x = 0 the gradient to x is the weight (PyTorch), but through a detached weight:
+    # PyTorch's mixed second derivatives d(dx)/dw and d(dw)/dx do not count the point.
+    at_zero = where(Tensor(input.data == 0), per_channel.detach() * input, per_channel * input)
+    return where(Tensor(input.data > 0), input, at_zero)

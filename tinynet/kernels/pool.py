@@ -307,11 +307,11 @@ def adaptive_max_pool2d_backward(grad, indices, input_size):
     """``grad`` (N, C, Ho, Wo) added into a zero (N, C, H, W) at each output's index (bins
     may overlap and share a winner, so it accumulates)."""
     xp = backend.get_array_module(grad)
-    N, C = grad.shape[:2]
+    N, C, Ho, Wo = grad.shape
     H, W = input_size
     out = xp.zeros((N * C, H * W), dtype=grad.dtype)
     plane = xp.arange(N * C, dtype=xp.int64)[:, None] * (H * W)
-    backend.scatter_add(out.reshape(-1), (plane + indices.reshape(N * C, -1)).reshape(-1),
+    backend.scatter_add(out.reshape(-1), (plane + indices.reshape(N * C, Ho * Wo)).reshape(-1),
                         grad.reshape(-1))
     return out.reshape(N, C, H, W)
 
@@ -320,6 +320,7 @@ def adaptive_max_pool2d_gather(values, indices):
     """Adjoint of :func:`adaptive_max_pool2d_backward`: ``values`` (N, C, H, W) read at
     ``indices`` (N, C, Ho, Wo)."""
     xp = backend.get_array_module(values)
-    N, C = values.shape[:2]
-    flat = values.reshape(N, C, -1)
-    return xp.take_along_axis(flat, indices.reshape(N, C, -1), axis=2).reshape(indices.shape)
+    N, C, H, W = values.shape
+    Ho, Wo = indices.shape[2:]
+    flat = values.reshape(N, C, H * W)          # explicit sizes: N = 0 has no -1 to infer
+    return xp.take_along_axis(flat, indices.reshape(N, C, Ho * Wo), axis=2).reshape(indices.shape)
