@@ -331,3 +331,20 @@ def test_module_thresholds_of_the_wrong_type_are_type_errors():
         nn.SmoothL1Loss(beta=None)
     with pytest.raises(ValueError, match="SmoothL1Loss: beta must be non-negative, got -1"):
         nn.SmoothL1Loss(beta=-1)
+
+
+def test_kl_div_negative_target_is_nan_as_torch():
+    """t·log t is xlogy(t, t) in PyTorch: 0 at t = 0 and NaN for a negative t (not a
+    probability), while the gradient to the input stays -t."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[-1.0, -2.0, -0.5, -0.3]])
+    t = np.array([[0.5, -0.1, 0.0, 0.4]])
+    xo = tn.tensor(x, requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    ours = F.kl_div(xo, tn.tensor(t), reduction="none")
+    theirs = torch.nn.functional.kl_div(xt, torch.tensor(t), reduction="none")
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    assert np.isnan(ours.detach().numpy()[0, 1])
+    ours.sum().backward()
+    theirs.sum().backward()
+    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-12)

@@ -541,7 +541,8 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """Pointwise KL divergence for log-probabilities ``input``:
-    t·(log t - input) (0 where t = 0), or e^t·(t - input) with ``log_target``.
+    t·(log t - input) (0 where t = 0, NaN where t < 0, as PyTorch), or e^t·(t - input)
+    with ``log_target``.
 
     ``reduction='batchmean'`` divides the sum by the batch size (input.shape[0]), the
     mathematically correct KL; ``'mean'`` averages over all elements (PyTorch's default,
@@ -579,9 +580,11 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     if log_target:
         loss = exp(target) * (target - input)
     else:
+        # xlogy(t, t) as PyTorch: 0 at t = 0, NaN for a negative t (no probability)
         positive = target > 0
         safe = where(positive, target, 1.0)
-        loss = where(positive, target * log(safe), 0.0) - target * input
+        entropy = where(positive, target * log(safe), where(target < 0, float("nan"), 0.0))
+        loss = entropy - target * input
     loss = _reduce(loss, applied)
     if reduction == "batchmean" and input.ndim:
         return loss / float(input.shape[0])
