@@ -164,7 +164,8 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     modes = {id(m): m.training for m in model.modules()}
     model.eval()
     try:
-        with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS)) as trace:
+        with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS),
+                                     functions=tuple(ops.FUNCTIONS)) as trace:
             trace.keep(*inputs)
             result = model(*inputs)
     finally:

@@ -8,6 +8,15 @@ wrapped (class attributes swapped, restored on exit, also after an exception), s
         record Call(op=Function subclass, args, kwargs, outputs, scope)
     for each call of a module whose type has a module converter (BatchNorm, LSTM):
         record Call(op=the module, args, kwargs, outputs) and nothing inside it
+    for each call of an opaque function (F.prelu, F.mish, the edge modes of F.pad):
+        record Call(op=the function, args, kwargs, outputs) and nothing inside it
+
+Opaque functions are those whose inner ops lose what ONNX needs: ``prelu`` selects with
+a mask computed outside the ops, the edge modes of ``pad`` gather with index arrays, and
+``mish`` has its own ONNX op from opset 18. They are wrapped where they are bound in
+tinynet's own modules (``tinynet.functional.prelu``, which ``nn.PReLU`` calls, and the
+defining module); a user module that bound one itself (``from tinynet.functional import
+prelu`` before the export) calls the unwrapped function, whose inner ops are recorded.
 
 The engine itself is untouched and pays nothing when no trace is active. Tensors are
 identified by ``id``; the trace keeps every Tensor it has seen alive, so an id is never
@@ -22,6 +31,8 @@ threads during the trace would be recorded too.
 """
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass, field
 
 from ..autograd import Function
@@ -60,10 +71,13 @@ def flatten_tensors(obj) -> list:
 class Trace:
     """Context manager recording the calls made by a forward pass (see module docstring).
 
-    ``opaque`` is a tuple of Module classes recorded as single calls.
+    ``opaque`` is a tuple of Module classes recorded as single calls, ``functions`` a
+    tuple of functions recorded as single calls (wrapped wherever a loaded ``tinynet``
+    module binds them).
     """
     model: Module
     opaque: tuple = ()
+    functions: tuple = ()
     calls: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -109,6 +123,30 @@ class Trace:
                                         is_module=True))
             return out
 
+        def traced_function(function):
+            @functools.wraps(function)
+            def call(*args, **kwargs):
+                if trace._inside_opaque:
+                    return function(*args, **kwargs)
+                trace._inside_opaque += 1
+                try:
+                    out = function(*args, **kwargs)
+                finally:
+                    trace._inside_opaque -= 1
+                outputs = flatten_tensors(out)
+                trace.keep(*args, *kwargs.values(), *outputs)
+                trace.calls.append(Call(function, args, kwargs, outputs, out, trace._scope[-1]))
+                return out
+            return call
+
+        self._patched = []
+        wrapped = {id(f): traced_function(f) for f in self.functions}
+        for module in [m for name, m in list(sys.modules.items())
+                       if m is not None and (name == "tinynet" or name.startswith("tinynet."))]:
+            for attribute, value in list(vars(module).items()):
+                if id(value) in wrapped:
+                    self._patched.append((module, attribute, value))
+                    setattr(module, attribute, wrapped[id(value)])
         Function.apply = classmethod(traced_apply)
         Module.__call__ = traced_call
         return self
@@ -116,3 +154,5 @@ class Trace:
     def __exit__(self, *exc) -> None:
         Function.apply = self._apply
         Module.__call__ = self._call
+        for module, attribute, value in self._patched:
+            setattr(module, attribute, value)
