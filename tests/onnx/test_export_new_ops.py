@@ -163,31 +163,78 @@ def test_conv_padding_modes(padding_mode, tmp_path):
 
 
 # ------------------------------------------------------------------ interpolate
-INTERPOLATIONS = {
-    "nearest": (lambda x: F.interpolate(x, scale_factor=2), 2),
-    "nearest-size": (lambda x: F.interpolate(x, size=(7, 4)), 2),
-    "nearest-exact": (lambda x: F.interpolate(x, size=(9, 4), mode="nearest-exact"), 2),
-    "linear": (lambda x: F.interpolate(x, size=11, mode="linear"), 1),
-    "linear-align-corners": (lambda x: F.interpolate(x, scale_factor=1.7, mode="linear",
-                                                     align_corners=True), 1),
-    "bilinear": (lambda x: F.interpolate(x, size=(8, 9), mode="bilinear"), 2),
-    "bilinear-antialias": (lambda x: F.interpolate(x, size=(3, 2), mode="bilinear", antialias=True), 2),
-    "bicubic": (lambda x: F.interpolate(x, scale_factor=(1.5, 2), mode="bicubic"), 2),
-    "bicubic-antialias": (lambda x: F.interpolate(x, size=(2, 4), mode="bicubic", antialias=True), 2),
+INTERPOLATIONS = {   # name: (function, spatial dims, node at opset 17, node at opset 18)
+    "nearest": (lambda x: F.interpolate(x, scale_factor=2), 2, "Resize", "Resize"),
+    "nearest-size": (lambda x: F.interpolate(x, size=(7, 4)), 2, "Resize", "Resize"),
+    "nearest-scale-1/s": (lambda x: F.interpolate(x, scale_factor=1.5), 2, "Gather", "Gather"),
+    "nearest-exact": (lambda x: F.interpolate(x, size=(9, 4), mode="nearest-exact"), 2, "Resize", "Resize"),
+    "nearest-exact-1d": (lambda x: F.interpolate(x, size=13, mode="nearest-exact"), 1, "Resize", "Resize"),
+    "linear": (lambda x: F.interpolate(x, size=11, mode="linear"), 1, "Resize", "Resize"),
+    "linear-align-corners-1/s": (lambda x: F.interpolate(x, scale_factor=1.7, mode="linear",
+                                                         align_corners=True), 1, "Gather", "Gather"),
+    "bilinear": (lambda x: F.interpolate(x, size=(8, 9), mode="bilinear"), 2, "Resize", "Resize"),
+    "bilinear-recompute": (lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear",
+                                                   recompute_scale_factor=True), 2, "Resize", "Resize"),
+    "bilinear-antialias": (lambda x: F.interpolate(x, size=(3, 2), mode="bilinear", antialias=True),
+                           2, "Gather", "Resize"),
+    "bilinear-antialias-align-corners": (lambda x: F.interpolate(
+        x, size=(3, 2), mode="bilinear", antialias=True, align_corners=True), 2, "Gather", "Gather"),
+    "bicubic-1/s": (lambda x: F.interpolate(x, scale_factor=(1.5, 2), mode="bicubic"), 2, "Gather", "Gather"),
+    "bicubic": (lambda x: F.interpolate(x, scale_factor=(3, 0.5), mode="bicubic"), 2, "Resize", "Resize"),
+    "bicubic-antialias": (lambda x: F.interpolate(x, size=(2, 4), mode="bicubic", antialias=True),
+                          2, "Gather", "Resize"),
     "bicubic-align-corners": (lambda x: F.interpolate(x, size=(4, 7), mode="bicubic",
-                                                      align_corners=True), 2),
-    "area": (lambda x: F.interpolate(x, size=(3, 4), mode="area"), 2),
-    "trilinear": (lambda x: F.interpolate(x[:, None], size=(2, 7, 3), mode="trilinear"), 2),
-    "Upsample": (lambda x: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(x), 2),
+                                                      align_corners=True), 2, "Resize", "Resize"),
+    "area-uniform": (lambda x: F.interpolate(x, size=(5, 3), mode="area"), 2, "AveragePool", "AveragePool"),
+    "area-uneven": (lambda x: F.interpolate(x, size=(3, 4), mode="area"), 2, "Gather", "Gather"),
+    "trilinear": (lambda x: F.interpolate(x[:, None], size=(2, 7, 3), mode="trilinear"), 2, "Resize", "Resize"),
+    "Upsample": (lambda x: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(x), 2,
+                 "Resize", "Resize"),
 }
 
 
+@pytest.mark.parametrize("opset", [17, 18])
 @pytest.mark.parametrize("name", list(INTERPOLATIONS))
-def test_interpolate_modes_match_onnx_runtime(name, tmp_path):
-    function, spatial = INTERPOLATIONS[name]
+def test_interpolate_modes_match_onnx_runtime(name, opset, tmp_path):
+    """Resize where its coordinates are PyTorch's, else the recorded resampling as Gathers."""
+    function, spatial, *nodes = INTERPOLATIONS[name]
     shape = (3, 5, 6) if spatial == 2 else (3, 5)
-    types = check(Lambda(function), shape, tmp_path)
-    assert "Gather" in types and "Resize" not in types
+    types = check(Lambda(function), shape, tmp_path, opset=opset)
+    node = nodes[opset - 17]
+    assert node in types and not {"Resize", "Gather", "AveragePool"} - {node} & set(types), types
+
+
+class Sizes(nn.Module):
+    def __init__(self, sizes, **kwargs):
+        super().__init__()
+        self.sizes, self.kwargs = sizes, kwargs
+
+    def forward(self, x):
+        return tuple(F.interpolate(x, size=(1, m), **self.kwargs) for m in self.sizes)
+
+
+@pytest.mark.parametrize("kwargs", [dict(mode="nearest"), dict(mode="nearest-exact"),
+                                    dict(mode="bilinear"), dict(mode="bilinear", align_corners=True),
+                                    dict(mode="bicubic"), dict(mode="bicubic", align_corners=True),
+                                    dict(mode="bilinear", antialias=True), dict(mode="bicubic", antialias=True)])
+def test_resize_attributes_on_every_size_pair(kwargs, tmp_path):
+    """Each Resize configuration against tinynet for every input width 1..9 and output
+    width 1..20: the rounding of nearest's source index and the edge handling of the
+    filters are where ONNX's coordinate modes and PyTorch's part ways."""
+    rng = np.random.default_rng(8)
+    sizes = range(1, 21)
+    for n in range(1, 10):
+        model = Sizes(sizes, **kwargs)
+        x = rng.standard_normal((2, 2, 1, n)).astype(np.float32)
+        proto = export(model, tn.tensor(x), tmp_path / "s.onnx", opset=18)
+        assert [t.op_type for t in proto.graph.node].count("Resize") == len(sizes)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(str(tmp_path / "s.onnx"), options, providers=["CPUExecutionProvider"])
+        with tn.no_grad():
+            expected = model(tn.tensor(x))
+        for m, got, e in zip(sizes, session.run(None, {"input": x}), expected):
+            np.testing.assert_allclose(got, e.numpy(), rtol=1e-4, atol=1e-5, err_msg=f"{n} -> {m}")
 
 
 # ------------------------------------------------------------------ pooling, norms, embedding

@@ -53,6 +53,11 @@ def _converter(call):
 def _convert(builder, call, convert):
     builder.scope, builder.call = call.scope, call
     names = convert(builder, call)
+    if names is None:          # an opaque function's converter declined: its own calls instead
+        for inner in call.inner:
+            _convert(builder, inner, _converter(inner))
+        builder.scope, builder.call = call.scope, call
+        names = [builder.value(t) for t in call.outputs]
     if len(names) != len(call.outputs):
         raise RuntimeError(f"tinynet.onnx.export: converter for {call.name} gave {len(names)} "
                            f"outputs, the op has {len(call.outputs)}")

@@ -307,13 +307,13 @@ def pad_edges(b, call):
 
 
 def resample(b, call):
-    """interpolate's every mode (nearest, nearest-exact, linear, bilinear, bicubic,
-    trilinear, area, antialias): the trace records y = A x along one axis at a time, A
-    given by taps (index i_t, weight w_t): ``y = Σ_t w_t ⊙ x[..., i_t, ...]``, exported as
-    that sum, ``Gather(x, i_t, axis)`` times the weights (shaped to broadcast along the axis)
-    added in tinynet's order, so the numbers are tinynet's (and PyTorch's) in every mode.
-    Nearest modes are one Gather. The indices and weights are those of the traced size:
-    like every shape here, the spatial sizes are the example input's."""
+    """interpolate where no single ONNX node is exact (see ``interpolate`` below), in any
+    mode: the trace records y = A x along one axis at a time, A given by taps (index i_t,
+    weight w_t): ``y = Σ_t w_t ⊙ x[..., i_t, ...]``, exported as that sum, ``Gather(x, i_t,
+    axis)`` times the weights (shaped to broadcast along the axis) added in tinynet's
+    order, so the numbers are tinynet's (and PyTorch's). Nearest modes are one Gather per
+    axis. The indices and weights are those of the traced size: like every shape here,
+    the spatial sizes are the example input's."""
     x = call.args[0]
     axis, taps = call.kwargs["axis"], call.kwargs["taps"]
     y = None
@@ -467,10 +467,72 @@ def mish(b, call):
     return b.node("Mul", [x, y])
 
 
+_RESIZE = {   # (mode, align_corners, antialias) -> Resize's attributes, each checked
+    # against ONNX Runtime on every size pair up to 13 -> 29 (tests/onnx/test_export_new_ops.py)
+    ("nearest", None, False): dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                                   nearest_mode="floor"),
+    ("nearest-exact", None, False): dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                                         nearest_mode="round_prefer_ceil"),
+    **{(m, ac, False): dict(mode="linear", coordinate_transformation_mode=ctm)
+       for m in ("linear", "bilinear", "trilinear") for ac, ctm in ((False, "half_pixel"),
+                                                                    (True, "align_corners"))},
+    **{("bicubic", ac, False): dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0,
+                                    coordinate_transformation_mode=ctm)
+       for ac, ctm in ((False, "half_pixel"), (True, "align_corners"))},
+    # PyTorch's antialiased filters: the triangle, and Keys' cubic with a = -0.5, both
+    # widened by the scale when downsampling and renormalized over the taps inside the input.
+    ("bilinear", False, True): dict(mode="linear", antialias=1, exclude_outside=1,
+                                    coordinate_transformation_mode="half_pixel"),
+    ("bicubic", False, True): dict(mode="cubic", cubic_coeff_a=-0.5, antialias=1, exclude_outside=1,
+                                   coordinate_transformation_mode="half_pixel"),
+}
+
+
+def interpolate(b, call):
+    """F.interpolate (recorded whole, see trace.py) as one ONNX node where one is exact:
+
+    * Resize with the output ``sizes`` (N and C read from the input's shape, so the batch
+      stays free) and the attributes of ``_RESIZE``: nearest = asymmetric + floor
+      (x[⌊o·in/out⌋]), nearest-exact = half_pixel + round_prefer_ceil (x[⌊(o + ½)·in/out⌋]),
+      linear modes and bicubic (a = -0.75, edge taps clamped) with half_pixel or
+      align_corners; antialias from opset 18 (Resize's ``antialias``), align_corners=False.
+    * mode 'area' with bins of one size (out divides in): AveragePool, kernel = stride = in/out.
+
+    Resize's coordinates use in/out, PyTorch's 1/scale_factor when a scale_factor is given
+    (recompute_scale_factor not True): the same only where out = in·scale_factor exactly.
+    Everything else (such a scale_factor, uneven area bins, antialias below opset 18 or
+    with align_corners=True, where ONNX Runtime's filter differs) returns None: the
+    exporter then converts the recorded Resample ops (``resample``), exact in every case.
+    """
+    x, scale_factor, mode, align_corners, recompute, antialias = _arguments(
+        call, "input", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
+    (y,) = call.outputs
+    n_in, n_out = x.shape[2:], y.shape[2:]
+    if align_corners is None and mode in ("linear", "bilinear", "trilinear", "bicubic"):
+        align_corners = False
+    if mode == "area":
+        if any(n % m for n, m in zip(n_in, n_out)):
+            return None
+        k = [n // m for n, m in zip(n_in, n_out)]
+        return b.node("AveragePool", [b.value(x)], kernel_shape=k, strides=k)
+    if scale_factor is not None and not recompute:
+        scales = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * len(n_in)
+        if any(m != n * s for n, m, s in zip(n_in, n_out, scales)):
+            return None
+    attributes = _RESIZE.get((mode, align_corners, antialias))
+    if attributes is None or (antialias and b.opset < 18):
+        return None
+    (shape,) = b.node("Shape", [b.value(x)])
+    (batch_channels,) = b.node("Slice", [shape, b.ints([0], "starts"), b.ints([2], "ends")])
+    (sizes,) = b.node("Concat", [batch_channels, b.ints(n_out, "sizes")], axis=0)
+    return b.node("Resize", [b.value(x), "", "", sizes], **attributes)
+
+
 # Functions recorded whole by the trace (their inner ops lose what ONNX needs; trace.py).
 FUNCTIONS = {
     A.prelu: prelu,
     A.mish: mish,
     Pd.pad_edges: pad_edges,
+    I.interpolate: interpolate,
 }
 CONVERTERS.update(FUNCTIONS)

@@ -8,12 +8,14 @@ wrapped (class attributes swapped, restored on exit, also after an exception), s
         record Call(op=Function subclass, args, kwargs, outputs, scope)
     for each call of a module whose type has a module converter (BatchNorm, LSTM):
         record Call(op=the module, args, kwargs, outputs) and nothing inside it
-    for each call of an opaque function (F.prelu, F.mish, the edge modes of F.pad):
-        record Call(op=the function, args, kwargs, outputs) and nothing inside it
+    for each call of an opaque function (F.prelu, F.mish, F.interpolate, F.pad's edges):
+        record Call(op=the function, args, kwargs, outputs, inner=the calls made inside),
+        the inner calls being what the exporter converts if the function's converter
+        declines (F.interpolate in a mode or at an opset without an exact Resize)
 
 Opaque functions are those whose inner ops lose what ONNX needs: ``prelu`` selects with
 a mask computed outside the ops, the edge modes of ``pad`` gather with index arrays, and
-``mish`` has its own ONNX op from opset 18. They are wrapped where they are bound in
+``mish`` and ``interpolate`` have their own ONNX ops (Mish, Resize). They are wrapped where they are bound in
 tinynet's own modules (``tinynet.functional.prelu``, which ``nn.PReLU`` calls, and the
 defining module); a user module that bound one itself (``from tinynet.functional import
 prelu`` before the export) calls the unwrapped function, whose inner ops are recorded.
@@ -52,6 +54,7 @@ class Call:
     structure: object      # the output as returned (a Tensor or nested tuples of Tensors)
     scope: str             # dotted name of the innermost module that made the call ("" = top)
     is_module: bool = False
+    inner: list = field(default_factory=list)   # an opaque function's own calls, in order
 
     @property
     def name(self) -> str:
@@ -85,6 +88,7 @@ class Trace:
         self._scope = [""]
         self._inside_opaque = 0
         self._alive = []
+        self._sinks = [self.calls]     # where calls go: an opaque function's inner list on top
 
     def keep(self, *tensors) -> None:
         self._alive.extend(tensors)
@@ -101,7 +105,7 @@ class Trace:
             if not trace._inside_opaque:
                 outputs = flatten_tensors(out)
                 trace.keep(*args, *outputs)
-                trace.calls.append(Call(cls, args, kwargs, outputs, out, trace._scope[-1]))
+                trace._sinks[-1].append(Call(cls, args, kwargs, outputs, out, trace._scope[-1]))
             return out
 
         def traced_call(module, *args, **kwargs):
@@ -118,9 +122,9 @@ class Trace:
             if opaque:
                 outputs = flatten_tensors(out)
                 trace.keep(*args, *kwargs.values(), *outputs)
-                trace.calls.append(Call(module, args, kwargs, outputs, out,
-                                        trace._names.get(id(module), type(module).__name__),
-                                        is_module=True))
+                trace._sinks[-1].append(Call(module, args, kwargs, outputs, out,
+                                             trace._names.get(id(module), type(module).__name__),
+                                             is_module=True))
             return out
 
         def traced_function(function):
@@ -128,14 +132,15 @@ class Trace:
             def call(*args, **kwargs):
                 if trace._inside_opaque:
                     return function(*args, **kwargs)
-                trace._inside_opaque += 1
+                trace._sinks.append([])
                 try:
                     out = function(*args, **kwargs)
                 finally:
-                    trace._inside_opaque -= 1
+                    inner = trace._sinks.pop()
                 outputs = flatten_tensors(out)
                 trace.keep(*args, *kwargs.values(), *outputs)
-                trace.calls.append(Call(function, args, kwargs, outputs, out, trace._scope[-1]))
+                trace._sinks[-1].append(Call(function, args, kwargs, outputs, out, trace._scope[-1],
+                                             inner=inner))
                 return out
             return call
 
