@@ -79,7 +79,7 @@ ACTIVATIONS = {   # name: (model, ONNX ops the graph must have, at opset 17)
     "softplus-beta-threshold": (lambda: nn.Softplus(beta=2.0, threshold=3.0), {"Softplus", "Div"}),
     "hardtanh": (lambda: nn.Hardtanh(-0.5, 2.0), {"Clip"}),
     "relu6": (lambda: nn.ReLU6(), {"Clip"}),
-    "selu": (lambda: nn.SELU(), {"Elu", "Mul"}),
+    "selu": (lambda: nn.SELU(), {"Selu"}),
     "celu": (lambda: nn.CELU(0.7), {"Celu"}),
     "celu-negative-alpha": (lambda: nn.CELU(-0.5), {"Celu"}),
     "mish": (lambda: nn.Mish(), {"Softplus", "Tanh", "Mul"}),
@@ -290,9 +290,10 @@ def test_opaque_functions_are_restored_after_export_and_after_a_failure(tmp_path
     import tinynet.functional.activation as activation
     import tinynet.functional.padding as padding
     import tinynet.nn.functional as nn_functional
-    originals = (F.prelu, F.mish, activation.prelu, activation.mish, padding.pad_edges)
-    export(nn.Sequential(nn.PReLU(), nn.Mish()), tn.zeros(1, 2), tmp_path / "ok.onnx")
+    originals = (F.prelu, F.mish, F.selu, F.interpolate, activation.prelu, activation.mish, padding.pad_edges)
+    export(nn.Sequential(nn.PReLU(), nn.Mish(), nn.SELU()), tn.zeros(1, 2), tmp_path / "ok.onnx")
     with pytest.raises(UnsupportedOperatorError):
         export(nn.Sequential(nn.PReLU(), nn.AdaptiveMaxPool2d(3)), tn.zeros(1, 1, 4, 4), tmp_path / "bad.onnx")
-    assert (F.prelu, F.mish, activation.prelu, activation.mish, padding.pad_edges) == originals
+    assert (F.prelu, F.mish, F.selu, F.interpolate, activation.prelu, activation.mish,
+            padding.pad_edges) == originals
     assert nn_functional.prelu is F.prelu

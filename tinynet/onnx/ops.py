@@ -528,10 +528,18 @@ def interpolate(b, call):
     return b.node("Resize", [b.value(x), "", "", sizes], **attributes)
 
 
+def selu(b, call):
+    """Selu with PyTorch's alpha and scale (``gamma`` in ONNX), one node instead of the
+    ``scale · elu(x, alpha)`` that tinynet computes."""
+    (x,) = _arguments(call, "input")
+    return b.node("Selu", [b.value(x)], alpha=A.SELU_ALPHA, gamma=A.SELU_SCALE)
+
+
 # Functions recorded whole by the trace (their inner ops lose what ONNX needs; trace.py).
 FUNCTIONS = {
     A.prelu: prelu,
     A.mish: mish,
+    A.selu: selu,
     Pd.pad_edges: pad_edges,
     I.interpolate: interpolate,
 }
