@@ -297,3 +297,15 @@ def test_opaque_functions_are_restored_after_export_and_after_a_failure(tmp_path
     assert (F.prelu, F.mish, F.selu, F.interpolate, activation.prelu, activation.mish,
             padding.pad_edges) == originals
     assert nn_functional.prelu is F.prelu
+
+
+def test_functions_bound_before_the_export_record_their_inner_ops(tmp_path):
+    """A module that bound mish / prelu itself calls the unwrapped function: mish exports
+    as its arithmetic, still exact; prelu's mask select is refused by name."""
+    from tinynet.functional import mish as bound_mish, prelu as bound_prelu
+    types = check(Lambda(bound_mish), (4,), tmp_path, opset=18, scale=4.0, special=KINKS[:4])
+    assert "Mish" not in types and {"Softplus", "Tanh"} <= set(types)
+    model = FunctionalPReLU()
+    model.forward = lambda x: bound_prelu(x, model.slope)
+    with pytest.raises(UnsupportedOperatorError, match="op Where has no ONNX conversion"):
+        export(model, tn.zeros(1, 4, 2), tmp_path / "p.onnx")

@@ -170,7 +170,7 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     model.eval()
     try:
         with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS),
-                                     functions=tuple(ops.FUNCTIONS)) as trace:
+                              functions=tuple(ops.FUNCTIONS)) as trace:
             trace.keep(*inputs)
             result = model(*inputs)
     finally:

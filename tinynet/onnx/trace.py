@@ -8,17 +8,18 @@ wrapped (class attributes swapped, restored on exit, also after an exception), s
         record Call(op=Function subclass, args, kwargs, outputs, scope)
     for each call of a module whose type has a module converter (BatchNorm, LSTM):
         record Call(op=the module, args, kwargs, outputs) and nothing inside it
-    for each call of an opaque function (F.prelu, F.mish, F.interpolate, F.pad's edges):
+    for each call of an opaque function (prelu, mish, selu, interpolate, pad's edges):
         record Call(op=the function, args, kwargs, outputs, inner=the calls made inside),
         the inner calls being what the exporter converts if the function's converter
-        declines (F.interpolate in a mode or at an opset without an exact Resize)
+        declines (interpolate in a mode or at an opset without an exact Resize)
 
 Opaque functions are those whose inner ops lose what ONNX needs: ``prelu`` selects with
 a mask computed outside the ops, the edge modes of ``pad`` gather with index arrays, and
-``mish`` and ``interpolate`` have their own ONNX ops (Mish, Resize). They are wrapped where they are bound in
-tinynet's own modules (``tinynet.functional.prelu``, which ``nn.PReLU`` calls, and the
-defining module); a user module that bound one itself (``from tinynet.functional import
-prelu`` before the export) calls the unwrapped function, whose inner ops are recorded.
+``mish``, ``selu`` and ``interpolate`` have their own ONNX ops (Mish, Selu, Resize). They
+are wrapped, for the trace only, wherever a loaded module of tinynet binds them
+(``tinynet.functional.prelu``, which ``nn.PReLU`` calls, and the defining module); a user
+module that bound one itself (``from tinynet.functional import prelu`` before the export)
+calls the unwrapped function, whose inner ops are recorded.
 
 The engine itself is untouched and pays nothing when no trace is active. Tensors are
 identified by ``id``; the trace keeps every Tensor it has seen alive, so an id is never
