@@ -309,3 +309,44 @@ def test_functions_bound_before_the_export_record_their_inner_ops(tmp_path):
     model.forward = lambda x: bound_prelu(x, model.slope)
     with pytest.raises(UnsupportedOperatorError, match="op Where has no ONNX conversion"):
         export(model, tn.zeros(1, 4, 2), tmp_path / "p.onnx")
+
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+
+@st.composite
+def pads(draw):
+    k = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(k))
+    mode = draw(st.sampled_from(["reflect", "replicate", "circular"]))
+    widths = tuple(draw(st.integers(-n + 1, n if mode == "circular" else max(n - 1, 0) if mode == "reflect" else 4))
+                   for n in reversed(shape) for _ in range(2))
+    return shape, mode, widths, draw(st.sampled_from([17, 19]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(pads())
+def test_drawn_edge_pads_match_onnx_runtime(tmp_path_factory, case):
+    """Every edge mode on 1, 2 or 3 padded dims with negative sizes drawn too: ONNX's Pad
+    conventions (begin..., end...; the edge modes on the uncropped input) against tinynet's."""
+    shape, mode, widths, opset = case
+    model = Lambda(lambda x: F.pad(x, widths, mode=mode))
+    x = np.random.default_rng(0).standard_normal((2, 2) + shape).astype(np.float32)
+    try:
+        tinynet_output(model, x)
+    except ValueError:       # sizes the mode does not allow (PyTorch refuses them too)
+        return
+    path = tmp_path_factory.mktemp("pads") / "m.onnx"
+    export(model, tn.tensor(x), path, opset=opset)
+    got, expected = run_onnx(path, x), tinynet_output(model, x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+
+
+def test_celu_in_float64_is_its_equation(tmp_path):
+    """ONNX's Celu is float32 only: a float64 model gets Where(x > 0, x, α·(exp(x/α) - 1))."""
+    model = Lambda(lambda x: F.celu(x, 0.7))
+    x = np.array([[-3.0, -0.5, 0.0, 0.25, 4.0, -40.0]])
+    proto = export(model, tn.tensor(x), tmp_path / "c.onnx")
+    assert "Celu" not in [n.op_type for n in proto.graph.node]
+    np.testing.assert_allclose(run_onnx(tmp_path / "c.onnx", x), tinynet_output(model, x), rtol=1e-12)
