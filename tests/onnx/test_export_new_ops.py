@@ -205,12 +205,15 @@ def test_interpolate_modes_match_onnx_runtime(name, opset, tmp_path):
 
 
 class Sizes(nn.Module):
-    def __init__(self, sizes, **kwargs):
+    """x resized to each width in ``sizes``, then by each scale factor in ``scales``."""
+
+    def __init__(self, sizes, scales, **kwargs):
         super().__init__()
-        self.sizes, self.kwargs = sizes, kwargs
+        self.sizes, self.scales, self.kwargs = sizes, scales, kwargs
 
     def forward(self, x):
-        return tuple(F.interpolate(x, size=(1, m), **self.kwargs) for m in self.sizes)
+        return tuple(F.interpolate(x, size=(1, m), **self.kwargs) for m in self.sizes) + \
+            tuple(F.interpolate(x, scale_factor=(1, s), **self.kwargs) for s in self.scales)
 
 
 @pytest.mark.parametrize("kwargs", [dict(mode="nearest"), dict(mode="nearest-exact"),
@@ -219,21 +222,25 @@ class Sizes(nn.Module):
                                     dict(mode="bilinear", antialias=True), dict(mode="bicubic", antialias=True)])
 def test_resize_attributes_on_every_size_pair(kwargs, tmp_path):
     """Each Resize configuration against tinynet for every input width 1..9 and output
-    width 1..20: the rounding of nearest's source index and the edge handling of the
-    filters are where ONNX's coordinate modes and PyTorch's part ways."""
+    width 1..20, and the scale factors that give out = in·s (PyTorch's coordinates then
+    use 1/s, Resize's in/out): the rounding of nearest's source index and the edge
+    handling of the filters are where ONNX's coordinate modes and PyTorch's part ways."""
     rng = np.random.default_rng(8)
     sizes = range(1, 21)
     for n in range(1, 10):
-        model = Sizes(sizes, **kwargs)
+        scales = [s for s in (1 / 3, 0.25, 0.5, 0.75, 1.5, 2, 2.5, 3, 4) if (n * s) % 1 == 0 and n * s >= 1]
+        model = Sizes(sizes, scales, **kwargs)
         x = rng.standard_normal((2, 2, 1, n)).astype(np.float32)
         proto = export(model, tn.tensor(x), tmp_path / "s.onnx", opset=18)
-        assert [t.op_type for t in proto.graph.node].count("Resize") == len(sizes)
+        assert [t.op_type for t in proto.graph.node].count("Resize") == len(sizes) + len(scales)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(str(tmp_path / "s.onnx"), options, providers=["CPUExecutionProvider"])
         with tn.no_grad():
             expected = model(tn.tensor(x))
-        for m, got, e in zip(sizes, session.run(None, {"input": x}), expected):
+        outputs = session.run(None, {"input": x})
+        assert len(outputs) == len(expected)
+        for m, got, e in zip(list(sizes) + scales, outputs, expected):
             np.testing.assert_allclose(got, e.numpy(), rtol=1e-4, atol=1e-5, err_msg=f"{n} -> {m}")
 
 
