@@ -260,17 +260,39 @@ def test_adaptive_max_pool2d_with_uneven_bins_is_refused(tmp_path):
                tn.zeros(1, 2, 4, 4), tmp_path / "m.onnx")
 
 
-@pytest.mark.parametrize("make", [lambda: nn.LayerNorm(6, bias=False), lambda: nn.GroupNorm(2, 4, bias=False),
-                                  lambda: nn.BatchNorm2d(4, bias=False)])
-def test_norms_without_bias(make, tmp_path):
+NORMS = {   # name: (model, node at opset 13, 17, 21)
+    "LayerNorm": (lambda: nn.LayerNorm(6), ("ReduceSum", "LayerNormalization", "LayerNormalization")),
+    "LayerNorm-no-bias": (lambda: nn.LayerNorm((5, 6), bias=False),
+                          ("ReduceSum", "LayerNormalization", "LayerNormalization")),
+    "LayerNorm-no-affine": (lambda: nn.LayerNorm(6, elementwise_affine=False),
+                            ("ReduceSum", "LayerNormalization", "LayerNormalization")),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), ("ReduceSum",) * 3),
+    "GroupNorm-no-bias": (lambda: nn.GroupNorm(2, 4, bias=False), ("ReduceSum",) * 3),
+    "GroupNorm-no-affine": (lambda: nn.GroupNorm(4, 4, affine=False), ("ReduceSum",) * 3),
+    "BatchNorm2d-no-bias": (lambda: nn.BatchNorm2d(4, bias=False), ("BatchNormalization",) * 3),
+}
+
+
+@pytest.mark.parametrize("opset", [13, 17, 21])
+@pytest.mark.parametrize("name", list(NORMS))
+def test_norms_with_and_without_bias(name, opset, tmp_path):
+    """LayerNormalization from opset 17, its arithmetic below; GroupNorm as its arithmetic
+    (onnx's shape inference gives GroupNormalization-21 no output type, so the checked
+    export would fail); BatchNormalization with a zero shift without a bias."""
     tn.manual_seed(3)
+    make, nodes = NORMS[name]
     model = make()
     with tn.no_grad():
-        model.weight.data[...] = tn.tensor(np.linspace(0.5, 2.0, model.weight.shape[0]).astype(np.float32)).data
+        if model.weight is not None:
+            w = np.linspace(0.5, 2.0, int(np.prod(model.weight.shape))).astype(np.float32)
+            model.weight.data[...] = tn.tensor(w.reshape(model.weight.shape)).data
+        if getattr(model, "bias", None) is not None:
+            model.bias.data[...] = tn.tensor(np.full(model.bias.shape, 0.3, np.float32)).data
         if isinstance(model, nn.BatchNorm2d):
             model.running_mean.data[...] = tn.tensor(np.float32([0.5, -1, 0, 2])).data
             model.running_var.data[...] = tn.tensor(np.float32([0.5, 2, 1, 3])).data
-    check(model, (4, 5, 6), tmp_path, scale=2.0)
+    types = check(model, (4, 5, 6), tmp_path, opset=opset, scale=2.0)
+    assert nodes[(13, 17, 21).index(opset)] in types, types
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
@@ -297,11 +319,12 @@ def test_opaque_functions_are_restored_after_export_and_after_a_failure(tmp_path
     import tinynet.functional.activation as activation
     import tinynet.functional.padding as padding
     import tinynet.nn.functional as nn_functional
-    originals = (F.prelu, F.mish, F.selu, F.interpolate, activation.prelu, activation.mish, padding.pad_edges)
-    export(nn.Sequential(nn.PReLU(), nn.Mish(), nn.SELU()), tn.zeros(1, 2), tmp_path / "ok.onnx")
+    originals = (F.prelu, F.mish, F.selu, F.interpolate, F.layer_norm, activation.prelu, activation.mish,
+                 padding.pad_edges)
+    export(nn.Sequential(nn.PReLU(), nn.Mish(), nn.SELU(), nn.LayerNorm(2)), tn.zeros(1, 2), tmp_path / "ok.onnx")
     with pytest.raises(UnsupportedOperatorError):
         export(nn.Sequential(nn.PReLU(), nn.AdaptiveMaxPool2d(3)), tn.zeros(1, 1, 4, 4), tmp_path / "bad.onnx")
-    assert (F.prelu, F.mish, F.selu, F.interpolate, activation.prelu, activation.mish,
+    assert (F.prelu, F.mish, F.selu, F.interpolate, F.layer_norm, activation.prelu, activation.mish,
             padding.pad_edges) == originals
     assert nn_functional.prelu is F.prelu
 

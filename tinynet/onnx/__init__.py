@@ -10,7 +10,8 @@ and ``Module.__call__`` wrapped (see ``trace.py``), and converts the recorded ca
 order, each op to ONNX nodes (``ops.py``), built with the ``onnx`` package's helpers.
 Layers that ONNX has as single ops are recorded whole instead of as their inner ops
 (``layers.py``): BatchNorm, LSTM, GRU, RNN, their cells, and Embedding; so are a few
-functions (``ops.FUNCTIONS``: prelu, mish, selu, interpolate and pad's edge modes).
+functions (``ops.FUNCTIONS``: prelu, mish, selu, interpolate, layer_norm and pad's edge
+modes).
 
 Which ONNX node each op becomes:
 
@@ -31,6 +32,7 @@ Which ONNX node each op becomes:
 | mish, glu, prelu                          | Mish (opset 18; Softplus Tanh Mul), Sigmoid, PRelu |
 | pad reflect / replicate / circular        | Pad reflect / edge / wrap (19; Slice+Concat)  |
 | interpolate (every mode), Upsample        | Resize or AveragePool where exact, else Gathers|
+| layer_norm (LayerNorm)                    | LayerNormalization (opset 17; else arithmetic)|
 | + - * / neg pow exp log sqrt abs          | Add Sub Mul Div Neg Pow Exp Log Sqrt Abs      |
 | maximum, minimum, clamp, .to(dtype)       | Max, Min, Clip, Cast                          |
 | reshape/flatten/squeeze/unsqueeze         | Reshape (batch dims kept as 0, see ops.py)    |

@@ -20,9 +20,9 @@ import inspect
 
 # The Function classes live in the submodules of tinynet.functional; importlib reaches the
 # submodule even where the package exports a function of the same name (``dropout``).
-A, C, D, E, I, L, P, Pd, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
-    "activation", "conv", "dropout", "elementwise", "interpolate", "linalg", "pool", "padding",
-    "reduction", "shape"))
+A, C, D, E, I, L, N, P, Pd, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
+    "activation", "conv", "dropout", "elementwise", "interpolate", "linalg", "normalization", "pool",
+    "padding", "reduction", "shape"))
 from .graph import UnsupportedOperatorError
 
 __all__ = ["CONVERTERS"]
@@ -535,6 +535,19 @@ def selu(b, call):
     return b.node("Selu", [b.value(x)], alpha=A.SELU_ALPHA, gamma=A.SELU_SCALE)
 
 
+def layer_norm(b, call):
+    """LayerNormalization (opset 17 on) over the trailing ``len(normalized_shape)`` dims,
+    ``epsilon`` PyTorch's ``eps``; scale ones without ``weight``, no B without ``bias``.
+    Below opset 17 None: the recorded arithmetic (means, Sub, Pow, Mul) instead."""
+    x, shape, weight, bias, eps = _arguments(call, "input", "normalized_shape", "weight", "bias", "eps")
+    if b.opset < 17:
+        return None
+    k = 1 if isinstance(shape, int) else len(shape)
+    scale = b.value(weight) if weight is not None else \
+        b.constant(np.ones(x.shape[x.ndim - k:], np.dtype(x.dtype)), "scale")
+    return b.node("LayerNormalization", [b.value(x), scale, b.value(bias)], axis=-k, epsilon=float(eps))
+
+
 # Functions recorded whole by the trace (their inner ops lose what ONNX needs; trace.py).
 FUNCTIONS = {
     A.prelu: prelu,
@@ -542,5 +555,6 @@ FUNCTIONS = {
     A.selu: selu,
     Pd.pad_edges: pad_edges,
     I.interpolate: interpolate,
+    N.layer_norm: layer_norm,
 }
 CONVERTERS.update(FUNCTIONS)

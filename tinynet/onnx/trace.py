@@ -8,14 +8,14 @@ wrapped (class attributes swapped, restored on exit, also after an exception), s
         record Call(op=Function subclass, args, kwargs, outputs, scope)
     for each call of a module whose type has a module converter (BatchNorm, LSTM):
         record Call(op=the module, args, kwargs, outputs) and nothing inside it
-    for each call of an opaque function (prelu, mish, selu, interpolate, pad's edges):
+    for each call of an opaque function (prelu, mish, selu, interpolate, layer_norm, ...):
         record Call(op=the function, args, kwargs, outputs, inner=the calls made inside),
         the inner calls being what the exporter converts if the function's converter
-        declines (interpolate in a mode or at an opset without an exact Resize)
+        declines (interpolate, layer_norm at an opset or in a mode without an exact node)
 
 Opaque functions are those whose inner ops lose what ONNX needs: ``prelu`` selects with
 a mask computed outside the ops, the edge modes of ``pad`` gather with index arrays, and
-``mish``, ``selu`` and ``interpolate`` have their own ONNX ops (Mish, Selu, Resize). They
+``mish``, ``selu``, ``interpolate`` and ``layer_norm`` have ONNX ops of their own. They
 are wrapped, for the trace only, wherever a loaded module of tinynet binds them
 (``tinynet.functional.prelu``, which ``nn.PReLU`` calls, and the defining module); a user
 module that bound one itself (``from tinynet.functional import prelu`` before the export)
