@@ -10,7 +10,7 @@ and ``Module.__call__`` wrapped (see ``trace.py``), and converts the recorded ca
 order, each op to ONNX nodes (``ops.py``), built with the ``onnx`` package's helpers.
 Layers that ONNX has as single ops are recorded whole instead of as their inner ops
 (``layers.py``): BatchNorm, LSTM, GRU, RNN, their cells, and Embedding; so are a few
-functions (``ops.FUNCTIONS``: prelu, mish, selu, interpolate, layer_norm and pad's edge
+functions (``functions.py``: prelu, mish, selu, interpolate, layer_norm and pad's edge
 modes).
 
 Which ONNX node each op becomes:

@@ -8,7 +8,7 @@ from ..autograd import no_grad
 from ..backend import numpy as np
 from ..nn.module import Module
 from ..tensor import Tensor
-from . import layers, ops
+from . import functions, layers, ops
 from .graph import GraphBuilder, UnsupportedOperatorError
 from .trace import Trace, flatten_tensors
 
@@ -40,12 +40,13 @@ def _module_converter(module):
 
 def _converter(call):
     """The converter for ``call``; an op without one is an error naming it and its caller."""
-    convert = _module_converter(call.op) if call.is_module else ops.CONVERTERS.get(call.op)
+    convert = _module_converter(call.op) if call.is_module else \
+        ops.CONVERTERS.get(call.op, functions.FUNCTIONS.get(call.op))
     if convert is None:
         where = f" (called in module {call.scope!r})" if call.scope else ""
+        supported = sorted(c.__name__ for c in [*ops.CONVERTERS, *functions.FUNCTIONS])
         raise UnsupportedOperatorError(f"tinynet.onnx.export: op {call.name}{where} has no ONNX "
-                                       f"conversion; supported ops: "
-                                       f"{', '.join(sorted(c.__name__ for c in ops.CONVERTERS))}; "
+                                       f"conversion; supported ops: {', '.join(supported)}; "
                                        f"layers: {layers.NAMES}")
     return convert
 
@@ -170,7 +171,7 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     model.eval()
     try:
         with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS),
-                              functions=tuple(ops.FUNCTIONS)) as trace:
+                              functions=tuple(functions.FUNCTIONS)) as trace:
             trace.keep(*inputs)
             result = model(*inputs)
     finally:
