@@ -9,7 +9,9 @@ converter per model (and one per user model); a trace needs one per op. So
 and ``Module.__call__`` wrapped (see ``trace.py``), and converts the recorded calls in
 order, each op to ONNX nodes (``ops.py``), built with the ``onnx`` package's helpers.
 Layers that ONNX has as single ops are recorded whole instead of as their inner ops
-(``layers.py``): BatchNorm, LSTM, GRU, RNN, their cells, and Embedding.
+(``layers.py``): BatchNorm, LSTM, GRU, RNN, their cells, and Embedding; so are a few
+functions (``functions.py``: prelu, mish, selu, interpolate, layer_norm and pad's edge
+modes).
 
 Which ONNX node each op becomes:
 
@@ -18,11 +20,19 @@ Which ONNX node each op becomes:
 | conv2d (Conv2d)                           | Conv                                          |
 | conv_transpose2d (ConvTranspose2d)        | ConvTranspose (output_padding in the pads)    |
 | max_pool2d / avg_pool2d                   | MaxPool / AveragePool                         |
+| adaptive_max_pool2d, out divides in       | MaxPool (kernel = stride = in/out)            |
 | BatchNorm1d/2d (eval, running statistics) | BatchNormalization                            |
 | linear (Linear)                           | Gemm (transB=1) for 2-D input, else MatMul+Add|
 | matmul                                    | MatMul                                        |
 | relu, leaky_relu, elu, sigmoid, tanh      | Relu, LeakyRelu, Elu, Sigmoid, Tanh           |
 | softmax, log_softmax                      | Softmax, LogSoftmax (axis)                    |
+| softplus(beta, threshold)                 | Softplus (Mul/Div by beta), Where(> threshold)|
+| hardtanh, relu6, selu, celu               | Clip, Clip, Selu, Celu                        |
+| hardsigmoid, hardswish, logsigmoid        | HardSigmoid, HardSwish, -Softplus(-x)         |
+| mish, glu, prelu                          | Mish (opset 18; Softplus Tanh Mul), Sigmoid, PRelu |
+| pad reflect / replicate / circular        | Pad reflect / edge / wrap (19; Slice+Concat)  |
+| interpolate (every mode), Upsample        | Resize or AveragePool where exact, else Gathers|
+| layer_norm (LayerNorm)                    | LayerNormalization (opset 17; else arithmetic)|
 | + - * / neg pow exp log sqrt abs          | Add Sub Mul Div Neg Pow Exp Log Sqrt Abs      |
 | maximum, minimum, clamp, .to(dtype)       | Max, Min, Clip, Cast                          |
 | reshape/flatten/squeeze/unsqueeze         | Reshape (batch dims kept as 0, see ops.py)    |
@@ -34,6 +44,7 @@ Which ONNX node each op becomes:
 | GRU, RNN (tanh or relu)                   | one GRU / RNN node per layer (see layers.py) |
 | LSTMCell, GRUCell, RNNCell                | that node on a one-step sequence              |
 | Embedding                                 | Gather (axis 0) of the table                  |
+|                                           | (max_norm: the rows' renorm in the graph)     |
 | zeros made in forward (initial states)    | ConstantOfShape (batch size from the input)   |
 | dropout, Dropout (eval)                   | nothing: the identity in eval mode            |
 

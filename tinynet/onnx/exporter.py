@@ -8,7 +8,7 @@ from ..autograd import no_grad
 from ..backend import numpy as np
 from ..nn.module import Module
 from ..tensor import Tensor
-from . import layers, ops
+from . import functions, layers, ops
 from .graph import GraphBuilder, UnsupportedOperatorError
 from .trace import Trace, flatten_tensors
 
@@ -40,12 +40,13 @@ def _module_converter(module):
 
 def _converter(call):
     """The converter for ``call``; an op without one is an error naming it and its caller."""
-    convert = _module_converter(call.op) if call.is_module else ops.CONVERTERS.get(call.op)
+    convert = _module_converter(call.op) if call.is_module else \
+        ops.CONVERTERS.get(call.op, functions.FUNCTIONS.get(call.op))
     if convert is None:
         where = f" (called in module {call.scope!r})" if call.scope else ""
+        supported = sorted(c.__name__ for c in [*ops.CONVERTERS, *functions.FUNCTIONS])
         raise UnsupportedOperatorError(f"tinynet.onnx.export: op {call.name}{where} has no ONNX "
-                                       f"conversion; supported ops: "
-                                       f"{', '.join(sorted(c.__name__ for c in ops.CONVERTERS))}; "
+                                       f"conversion; supported ops: {', '.join(supported)}; "
                                        f"layers: {layers.NAMES}")
     return convert
 
@@ -53,6 +54,11 @@ def _converter(call):
 def _convert(builder, call, convert):
     builder.scope, builder.call = call.scope, call
     names = convert(builder, call)
+    if names is None:          # an opaque function's converter declined: its own calls instead
+        for inner in call.inner:
+            _convert(builder, inner, _converter(inner))
+        builder.scope, builder.call = call.scope, call
+        names = [builder.value(t) for t in call.outputs]
     if len(names) != len(call.outputs):
         raise RuntimeError(f"tinynet.onnx.export: converter for {call.name} gave {len(names)} "
                            f"outputs, the op has {len(call.outputs)}")
@@ -164,7 +170,8 @@ def export(model: Module, example_input, path, opset: int = 17, dynamic_batch: b
     modes = {id(m): m.training for m in model.modules()}
     model.eval()
     try:
-        with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS)) as trace:
+        with no_grad(), Trace(model, opaque=tuple(layers.CONVERTERS),
+                              functions=tuple(functions.FUNCTIONS)) as trace:
             trace.keep(*inputs)
             result = model(*inputs)
     finally:

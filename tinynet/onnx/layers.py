@@ -156,9 +156,42 @@ def cell(b, call):
 
 def embedding(b, call):
     """``Gather(weight, ids, axis=0)``: rows of the table. (In eval mode ``padding_idx``
-    changes nothing in the values, only which rows receive gradients.)"""
+    changes nothing in the values, only which rows receive gradients.)
+
+    ``max_norm``: tinynet (like PyTorch) rescales the looked-up rows of ``weight`` in place,
+    a weight update a graph cannot make. As PyTorch's exporter (``embedding_renorm``), the
+    graph instead rescales the gathered rows: ``row · s`` with ``s = max_norm / (‖row‖_p +
+    1e-7)`` where ``‖row‖_p > max_norm``, else 1, the same numbers the model returns. The
+    table exported is the model's at export time, which the traced forward has already
+    renormalized for the example's ids (renormalizing a row twice changes nothing)."""
+    m = call.op
     ids = call.args[0]
-    return b.node("Gather", [b.value(call.op.weight), b.value(ids)], axis=0)
+    (rows,) = b.node("Gather", [b.value(m.weight), b.value(ids)], axis=0)
+    if m.max_norm is None:
+        return [rows]
+    dtype = np.dtype(m.weight.dtype)
+    p = float(m.norm_type)
+    axes = b.ints([-1], "axes")
+    if p == 2:
+        (norm,) = b.node("ReduceL2", [rows, axes] if b.opset >= 18 else [rows], keepdims=1,
+                         axes=None if b.opset >= 18 else [-1])
+    elif p == 1:
+        (norm,) = b.node("ReduceL1", [rows, axes] if b.opset >= 18 else [rows], keepdims=1,
+                         axes=None if b.opset >= 18 else [-1])
+    elif p == float("inf"):
+        (norm,) = b.node("ReduceMax", [b.node("Abs", [rows])[0]] + ([axes] if b.opset >= 18 else []),
+                         keepdims=1, axes=None if b.opset >= 18 else [-1])
+    else:
+        power = b.constant(np.asarray(p, dtype), "norm_type")
+        (norm,) = b.node("Pow", [b.node("Abs", [rows])[0], power])
+        (norm,) = b.node("ReduceSum", [norm, axes], keepdims=1)
+        (norm,) = b.node("Pow", [norm, b.constant(np.asarray(1 / p, dtype), "norm_type")])
+    max_norm = b.constant(np.asarray(m.max_norm, dtype), "max_norm")
+    (over,) = b.node("Greater", [norm, max_norm])
+    (scale,) = b.node("Div", [max_norm, b.node("Add", [norm, b.constant(np.asarray(1e-7, dtype),
+                                                                        "eps")])[0]])
+    (scale,) = b.node("Where", [over, scale, b.constant(np.asarray(1, dtype), "one")])
+    return b.node("Mul", [rows, scale])
 
 
 NAMES = "BatchNorm1d, BatchNorm2d, LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Embedding"

@@ -13,13 +13,15 @@ the batch dimension, and ``x.reshape(n, -1)`` are therefore batch-free.
 """
 from __future__ import annotations
 
+from .. import backend
 from ..backend import numpy as np
 import importlib
 
 # The Function classes live in the submodules of tinynet.functional; importlib reaches the
 # submodule even where the package exports a function of the same name (``dropout``).
-A, C, D, E, L, P, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
-    "activation", "conv", "dropout", "elementwise", "linalg", "pool", "reduction", "shape"))
+A, C, D, E, I, L, P, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
+    "activation", "conv", "dropout", "elementwise", "interpolate", "linalg", "pool", "reduction",
+    "shape"))
 from .graph import UnsupportedOperatorError
 
 __all__ = ["CONVERTERS"]
@@ -97,6 +99,25 @@ def max_pool2d(b, call):
                   pads=_pads(p), dilations=list(d), ceil_mode=int(ceil))
 
 
+def adaptive_max_pool2d(b, call):
+    """MaxPool with kernel = stride = in/out when every bin has the same size, which is when
+    out divides in (bin i spans [floor(i·in/out), ceil((i+1)·in/out))). Uneven bins overlap
+    and vary in size, which MaxPool cannot express: refused, naming the sizes."""
+    x = call.args[0]
+    sizes, out = x.shape[-2:], call.kwargs["output_size"]
+    if call.kwargs.get("return_indices"):
+        raise UnsupportedOperatorError("tinynet.onnx: adaptive_max_pool2d with return_indices=True "
+                                       f"has no ONNX export (in {call.scope or 'the model'})")
+    if any(n % o for n, o in zip(sizes, out)):
+        raise UnsupportedOperatorError(
+            f"tinynet.onnx: adaptive_max_pool2d from {tuple(sizes)} to {tuple(out)} (in "
+            f"{call.scope or 'the model'}) has no ONNX export: its bins are uneven, which MaxPool "
+            "cannot express; export with an input whose height and width are multiples of "
+            "output_size (the bins are then uniform) or use max_pool2d")
+    k = [n // o for n, o in zip(sizes, out)]
+    return b.node("MaxPool", [b.value(x)], kernel_shape=k, strides=k)
+
+
 def avg_pool2d(b, call):
     k, s, p, ceil, count_include_pad = call.kwargs["geometry"]
     return b.node("AveragePool", [b.value(call.args[0])], kernel_shape=list(k), strides=list(s),
@@ -126,6 +147,67 @@ def leaky_relu(b, call):
 
 def elu(b, call):
     return b.node("Elu", [b.value(call.args[0])], alpha=float(call.kwargs.get("alpha", 1.0)))
+
+
+def _scalar(b, value, like, hint="constant"):
+    return b.constant(np.asarray(value, dtype=like.dtype), hint)
+
+
+def softplus(b, call):
+    """log(1 + exp(β·x))/β where β·x <= threshold, x above (PyTorch's linear region):
+    ``Where(Greater(z, threshold), x, Softplus(z) / β)`` with z = β·x (the Mul and the Div
+    only when β != 1)."""
+    x = call.args[0]
+    beta, threshold = call.kwargs.get("beta", 1.0), call.kwargs.get("threshold", 20.0)
+    z = b.value(x)
+    if beta != 1:
+        (z,) = b.node("Mul", [z, _scalar(b, beta, x, "beta")])
+    (y,) = b.node("Softplus", [z])
+    if beta != 1:
+        (y,) = b.node("Div", [y, _scalar(b, beta, x, "beta")])
+    (linear,) = b.node("Greater", [z, _scalar(b, threshold, x, "threshold")])
+    return b.node("Where", [linear, b.value(x), y])
+
+
+def hardtanh(b, call):
+    """Clip(x, min_val, max_val) (relu6 is Clip(x, 0, 6))."""
+    x = call.args[0]
+    return b.node("Clip", [b.value(x), _scalar(b, call.kwargs["min_val"], x, "clip_bound"),
+                           _scalar(b, call.kwargs["max_val"], x, "clip_bound")])
+
+
+def celu(b, call):
+    """Celu(alpha) (float32 only in ONNX); other dtypes as Where(x > 0, x, α·(exp(x/α) - 1))."""
+    x = call.args[0]
+    alpha = float(call.kwargs.get("alpha", 1.0))
+    if np.dtype(x.dtype) == np.float32:
+        return b.node("Celu", [b.value(x)], alpha=alpha)
+    (e,) = b.node("Exp", [b.node("Div", [b.value(x), _scalar(b, alpha, x, "alpha")])[0]])
+    (e,) = b.node("Sub", [e, _scalar(b, 1.0, x, "one")])
+    (e,) = b.node("Mul", [e, _scalar(b, alpha, x, "alpha")])
+    (positive,) = b.node("Greater", [b.value(x), _scalar(b, 0.0, x, "zero")])
+    return b.node("Where", [positive, b.value(x), e])
+
+
+def hardsigmoid(b, call):
+    """HardSigmoid(alpha=1/6, beta=1/2): max(0, min(1, x/6 + 1/2)) = relu6(x + 3)/6."""
+    return b.node("HardSigmoid", [b.value(call.args[0])], alpha=1 / 6, beta=0.5)
+
+
+def hardswish(b, call):
+    """HardSwish (opset 14 on); at opset 13 x·HardSigmoid(x), the same equation."""
+    if b.opset >= 14:
+        return b.node("HardSwish", [b.value(call.args[0])])
+    (gate,) = hardsigmoid(b, call)
+    return b.node("Mul", [b.value(call.args[0]), gate])
+
+
+def logsigmoid(b, call):
+    """log σ(x) = -softplus(-x): Neg, Softplus, Neg (Log(Sigmoid(x)) would give -inf for
+    x below about -88 in float32, where the answer is x)."""
+    (y,) = b.node("Neg", [b.value(call.args[0])])
+    (y,) = b.node("Softplus", [y])
+    return b.node("Neg", [y])
 
 
 def clamp(b, call):
@@ -179,6 +261,28 @@ def pad(b, call):
     x = call.args[0]
     value = b.constant(np.asarray(call.kwargs.get("value", 0.0), dtype=x.dtype), "pad_value")
     return b.node("Pad", [b.value(x), b.ints(pads, "pads"), value], mode="constant")
+
+
+def resample(b, call):
+    """interpolate where no single ONNX node is exact (see ``functions.interpolate``), in any
+    mode: the trace records y = A x along one axis at a time, A given by taps (index i_t,
+    weight w_t): ``y = Σ_t w_t ⊙ x[..., i_t, ...]``, exported as that sum, ``Gather(x, i_t,
+    axis)`` times the weights (shaped to broadcast along the axis) added in tinynet's
+    order, so the numbers are tinynet's (and PyTorch's). Nearest modes are one Gather per
+    axis. The indices and weights are those of the traced size: like every shape here,
+    the spatial sizes are the example input's."""
+    x = call.args[0]
+    axis, taps = call.kwargs["axis"], call.kwargs["taps"]
+    y = None
+    for index, weight in taps:
+        (term,) = b.node("Gather", [b.value(x), b.constant(np.asarray(backend.asnumpy(index), dtype=np.int64),
+                                                           "resample_index")], axis=axis)
+        if weight is not None:
+            w = backend.asnumpy(weight).astype(np.dtype(x.dtype))
+            w = w.reshape(w.shape + (1,) * (x.ndim - 1 - axis))
+            (term,) = b.node("Mul", [term, b.constant(w, "resample_weight")])
+        (y,) = [term] if y is None else b.node("Add", [y, term])
+    return [y]
 
 
 def getitem(b, call):
@@ -280,4 +384,13 @@ CONVERTERS = {
     R.BroadcastTo: broadcast_to,
     R.Extreme: extreme,
     D.Dropout: dropout,
+    A.Softplus: softplus,
+    A.Hardtanh: hardtanh,
+    A.CELU: celu,
+    A.Hardsigmoid: hardsigmoid,
+    A.Hardswish: hardswish,
+    A.LogSigmoid: logsigmoid,
+    A.TailSigmoid: _unary("Sigmoid"),
+    P.AdaptiveMaxPool2d: adaptive_max_pool2d,
+    I.Resample: resample,
 }
