@@ -42,7 +42,7 @@ def test_bias_false_matches_torch(make, shape):
     if theirs.weight is not None:
         w = rng.uniform(0.5, 2.0, 3)
         theirs.weight.data[...] = torch.tensor(w)
-        ours.weight.data[...] = w
+        ours.weight.data[...] = tn.tensor(w).to(ours.weight.device).data
     for training in (True, False):
         theirs.train(training)
         ours.train(training)
