@@ -507,3 +507,24 @@ def test_softmax_implicit_dim_warning_points_at_the_caller():
     with pytest.warns(UserWarning, match="implicit dimension") as record:
         F.log_softmax(tn.ones(2, 3), None, 1)
     assert record[0].filename.endswith("activation.py")
+
+
+@pytest.mark.parametrize("op, kwargs, x", [
+    ("celu", {"alpha": -1.0}, [-95.0, -1.0, 2.0]),       # exp(95) overflows: -inf, as PyTorch
+    ("softplus", {"beta": 0.0}, [-1.0, 0.0, 2.0]),       # log(2)/0: inf, as PyTorch
+])
+def test_infinite_results_match_torch_without_numpy_warnings(op, kwargs, x):
+    """Where PyTorch's result is infinite it says nothing; tinynet's NumPy passes must not
+    warn either (a RuntimeWarning here fails the test), and values and gradients agree."""
+    torch = pytest.importorskip("torch")
+    import warnings
+    ours = tn.tensor(np.array(x, dtype=np.float32), requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = getattr(F, op)(ours, **kwargs)
+        y.sum().backward()
+    t = getattr(torch.nn.functional, op)(theirs, **kwargs)
+    t.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), t.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-6)

@@ -391,7 +391,8 @@ class Softplus(Function):
         z = x * x.dtype.type(beta)
         self.linear, self.curved = z > threshold, z < threshold
         y = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
-        y /= x.dtype.type(beta)
+        with backend.numpy.errstate(divide="ignore", invalid="ignore"):   # beta = 0: inf, as PyTorch
+            y /= x.dtype.type(beta)
         return xp.where(self.linear, x, y)
 
     def backward(self, g):
@@ -471,14 +472,16 @@ class CELU(Function):
         self.positive = x > 0
         alpha = x.dtype.type(alpha)
         negative = xp.where(self.positive, 0, x)     # no overflow in the branch not taken
-        return xp.where(self.positive, x, xp.expm1(negative / alpha) * alpha)
+        with backend.numpy.errstate(over="ignore"):   # alpha < 0: -inf far out, as PyTorch
+            return xp.where(self.positive, x, xp.expm1(negative / alpha) * alpha)
 
     def backward(self, g):
         x = self.inputs[0]
         # exp reads x only where x < 0 (0 elsewhere): no untaken branch overflows, and the
         # second derivative at x = 0 is 0, as PyTorch's (its mask is strict there).
         negative = where(Tensor(x.data < 0), x, 0.0)
-        return where(Tensor(self.positive), g, g * exp(negative / self.alpha))
+        with backend.numpy.errstate(over="ignore"):   # alpha < 0: an infinite slope far out
+            return where(Tensor(self.positive), g, g * exp(negative / self.alpha))
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
