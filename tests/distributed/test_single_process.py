@@ -4,6 +4,7 @@ What only several ranks can show is in test_multirank.py."""
 import builtins
 import io
 import os
+import sys
 import threading
 
 import numpy as np
@@ -61,9 +62,10 @@ def test_missing_mpi4py_names_the_extra(monkeypatch):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="reads a pipe's fill level with FIONREAD (POSIX)")
-def test_the_abort_hook_waits_until_the_launcher_has_read_the_traceback(tmp_path):
-    """mpiexec tears the job down when MPI_Abort reaches it; text the rank wrote but the
-    launcher had not yet read from the pipe was lost (a CI run saw an empty stderr)."""
+def test_wait_until_read_returns_once_the_pipes_reader_has_the_text(tmp_path):
+    """The abort hook's helper: mpiexec tears the job down when MPI_Abort reaches it, so
+    text the rank wrote but the launcher had not yet read from the pipe was lost (a CI run
+    saw an empty stderr); the hook waits with this (tested below)."""
     from tinynet.distributed.process_group import _unread_bytes, _wait_until_read
     r, w = os.pipe()
     with os.fdopen(w, "w") as stream, os.fdopen(r, "rb", buffering=0) as reader:
@@ -79,6 +81,38 @@ def test_the_abort_hook_waits_until_the_launcher_has_read_the_traceback(tmp_path
         f.flush()
         assert _unread_bytes(f) == 0
     assert _unread_bytes(io.StringIO("x")) == 0             # no file descriptor at all
+
+
+def test_the_installed_abort_hook_waits_for_the_launcher_before_mpi_abort(monkeypatch):
+    """The hook itself (not only its helper) must write the traceback, wait until stderr's
+    reader has it, and only then call MPI_Abort: a flaky CI run lost the traceback when the
+    hook aborted at once."""
+    from tinynet.distributed import process_group as pg
+    events = []
+    monkeypatch.setattr(pg, "_wait_until_read",
+                        lambda stream, limit=1.0: events.append(("wait", stream)) or True)
+
+    class FakeMPI:
+        class COMM_WORLD:
+            @staticmethod
+            def Abort(code):
+                events.append(("abort", code))
+
+    saved = sys.excepthook, threading.excepthook, pg._state["hooks"]
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    try:
+        pg._install_abort_hooks(FakeMPI, 3)
+        try:
+            raise RuntimeError("planted")
+        except RuntimeError as e:
+            sys.excepthook(type(e), e, e.__traceback__)
+    finally:
+        sys.excepthook, threading.excepthook, pg._state["hooks"] = saved
+    assert "rank 3 raised an uncaught exception; aborting all ranks" in err.getvalue()
+    assert "RuntimeError: planted" in err.getvalue()
+    assert ("wait", err) in events and events[-1] == ("abort", 1)
+    assert events.index(("wait", err)) < events.index(("abort", 1))
 
 
 def test_argument_errors():

@@ -155,6 +155,10 @@ def _install_abort_hooks(MPI, rank: int) -> None:
         sys.stderr.write(f"[tinynet.distributed] rank {rank} raised an uncaught exception; "
                          f"aborting all ranks\n{text}")
         sys.stderr.flush()
+        sys.stdout.flush()
+        # mpiexec tears the job down when the abort reaches it: let it read the text first
+        _wait_until_read(sys.stderr)
+        _wait_until_read(sys.stdout)
         code = 130 if issubclass(exc_type, KeyboardInterrupt) else 1
         MPI.COMM_WORLD.Abort(code)
 
