@@ -224,9 +224,7 @@ def _adaptive_output_size(op, input, output_size):
 
 def _adaptive_bins(size, out, xp, dtype):
     """(out, size) averaging matrix of PyTorch's bins [floor(i·size/out), ceil((i+1)·size/out))."""
-    i = xp.arange(out)
-    start = (i * size) // out
-    end = -((-(i + 1) * size) // out)
+    start, end = P.adaptive_bins(size, out, xp)
     pos = xp.arange(size)
     inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
     return (inside / (end - start)[:, None]).astype(dtype)

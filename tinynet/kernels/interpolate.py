@@ -40,6 +40,7 @@ import math
 
 from .. import backend
 from ..backend import numpy as np
+from .pool import adaptive_bins
 
 __all__ = ["output_size", "nearest_taps", "nearest_exact_taps", "linear_taps", "cubic_taps",
            "area_taps", "antialias_taps", "gather", "scatter", "resample", "resample_adjoint"]
@@ -140,9 +141,7 @@ def _window_taps(start, weights, n: int, dtype, xp):
 def area_taps(n: int, m: int, dtype=np.float64, xp=np):
     """Area (adaptive average pooling, PyTorch's window rule): output o averages inputs
     start(o) = ⌊o·n/m⌋ .. end(o) - 1 with end(o) = ⌈(o + 1)·n/m⌉, weight 1/(end - start)."""
-    o = np.arange(m)
-    start = (o * n) // m
-    end = -((-(o + 1) * n) // m)
+    start, end = adaptive_bins(n, m, np)
     size = end - start
     k = np.arange(int(size.max()))
     weights = np.where(k < size[:, None], 1.0 / size[:, None], 0.0)
