@@ -50,24 +50,25 @@ def legacy_reduction(size_average, reduce, stacklevel: int = 3) -> str:
     return ret
 
 
-def _reduction(size_average, reduce, reduction, op, alias: bool = True) -> str:
+def _reduction(size_average, reduce, reduction, op, alias: bool = True, also: tuple = ()) -> str:
     """The reduction a loss applies: ``size_average``/``reduce`` override ``reduction``
     when either is given (:func:`legacy_reduction`); else ``reduction`` must be a valid
     name, or (with ``alias``, wherever PyTorch accepts it) the deprecated spelling
-    'elementwise_mean' of 'mean', with PyTorch's UserWarning."""
+    'elementwise_mean' of 'mean', with PyTorch's UserWarning. ``also``: names this loss
+    accepts beyond the three (kl_div's 'batchmean'), returned as they are."""
     if size_average is not None or reduce is not None:
         return legacy_reduction(size_average, reduce, stacklevel=4)
     if alias and reduction == "elementwise_mean":
         warnings.warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' "
                       "instead.", UserWarning, stacklevel=3)
         return "mean"
-    _check_reduction(reduction, op)
+    _check_reduction(reduction, op, _REDUCTIONS + also)
     return reduction
 
 
-def _check_reduction(reduction, op):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+def _check_reduction(reduction, op, allowed=_REDUCTIONS):
+    if reduction not in allowed:
+        raise ValueError(f"{op}: reduction must be one of {allowed}, got {reduction!r}")
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -96,27 +97,19 @@ def _weighted(loss: Tensor, weight, op: str) -> Tensor:
     return loss * weight
 
 
-def _check_pair(input, target, op):
-    check_tensor(input, op, "input", floating=True)
-    check_tensor(target, op, "target")
-    check_same_device(op, input=input, target=target)
-    if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"{op}: target shape {tuple(target.shape)} must equal input shape "
-                         f"{tuple(input.shape)}")
-    if target.dtype != input.dtype:
-        target = target.to(input.dtype)
-    return target
-
-
-def _check_broadcast_pair(input, target, op, warn=True):
-    """``target`` (in input's dtype) once it broadcasts against ``input``; a target of another
-    shape gets PyTorch's UserWarning first (regression losses; ``kl_div`` passes ``warn=False``,
-    broadcasting silently as PyTorch's does), and a ValueError when it cannot broadcast."""
+def _check_pair(input, target, op, broadcast=False, warn=True):
+    """``target`` (in input's dtype) once checked against ``input``: of input's shape, or
+    with ``broadcast`` of any shape that broadcasts against it. A target of another shape
+    then gets PyTorch's UserWarning first (the regression losses; ``kl_div`` passes
+    ``warn=False``, broadcasting silently as PyTorch's does), and a ValueError when it
+    cannot broadcast."""
     check_tensor(input, op, "input", floating=True)
     check_tensor(target, op, "target")
     check_same_device(op, input=input, target=target)
     shape, tshape = tuple(input.shape), tuple(target.shape)
     if tshape != shape:
+        if not broadcast:
+            raise ValueError(f"{op}: target shape {tshape} must equal input shape {shape}")
         if warn:
             warnings.warn(f"{op}: Using a target size {tshape} that is different to the input size "
                           f"{shape}. This will likely lead to incorrect results due to "
@@ -154,7 +147,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     """(input - target)², optionally times ``weight`` (input's shape); with a weight,
     'mean' is Σ w·(x - t)² / Σ w, as PyTorch's."""
     op = "mse_loss"
-    target = _check_broadcast_pair(input, target, op)
+    target = _check_pair(input, target, op, broadcast=True)
     reduction = _reduction(size_average, reduce, reduction, op, alias=weight is None)
     diff = input - target
     if weight is not None:
@@ -485,7 +478,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     1.5
     """
     op = "l1_loss"
-    target = _check_broadcast_pair(input, target, op)
+    target = _check_pair(input, target, op, broadcast=True)
     reduction = _reduction(size_average, reduce, reduction, op, alias=weight is None)
     loss = _abs(input - target)
     if weight is not None:
@@ -504,7 +497,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     [0.125, 2.5]
     """
     op = "smooth_l1_loss"
-    target = _check_broadcast_pair(input, target, op)
+    target = _check_pair(input, target, op, broadcast=True)
     reduction = _reduction(size_average, reduce, reduction, op)
     beta = _non_negative_number(beta, "beta", op)
     diff = input - target
@@ -527,7 +520,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     [0.125, 4.0]
     """
     op = "huber_loss"
-    target = _check_broadcast_pair(input, target, op)
+    target = _check_pair(input, target, op, broadcast=True)
     reduction = _reduction(None, None, reduction, op, alias=weight is None)
     delta = _non_negative_number(delta, "delta", op, strict=True)
     diff = input - target
@@ -559,24 +552,18 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     0.0
     """
     op = "kl_div"
-    if size_average is not None or reduce is not None:
-        applied = legacy_reduction(size_average, reduce)
-    elif reduction not in _REDUCTIONS + ("batchmean", "elementwise_mean"):
-        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
-                         f"got {reduction!r}")
-    elif reduction == "elementwise_mean":
-        applied = _reduction(None, None, reduction, op)
-    else:
-        if reduction == "mean":
-            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
-                          "the support size. 'batchmean' divides only by the batch size, and "
-                          "aligns with the KL div math definition. 'mean' will be changed to "
-                          "behave the same as 'batchmean' in the next major release.",
-                          UserWarning, stacklevel=2)
-        applied = "sum" if reduction == "batchmean" else reduction
+    applied = _reduction(size_average, reduce, reduction, op, also=("batchmean",))
+    if reduction == "mean" and size_average is None and reduce is None:
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                      "the support size. 'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition. 'mean' will be changed to "
+                      "behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    if applied == "batchmean":
+        applied = "sum"
     if not isinstance(log_target, bool):
         raise TypeError(f"{op}: log_target must be a bool, got {type(log_target).__name__}")
-    target = _check_broadcast_pair(input, target, op, warn=False)
+    target = _check_pair(input, target, op, broadcast=True, warn=False)
     if log_target:
         loss = exp(target) * (target - input)
     else:
