@@ -18,44 +18,52 @@ __all__ = ["ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax
            "LogSigmoid", "GLU", "PReLU"]
 
 
-class ReLU(Module):
-    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
+def _with_inplace(arguments: str, inplace: bool) -> str:
+    """A repr's arguments followed by ``inplace=True`` when set (PyTorch's repr)."""
+    return ", ".join(part for part in (arguments, "inplace=True" if inplace else "") if part)
+
+
+class _InplaceIgnored(Module):
+    """An activation whose ``inplace`` is accepted for PyTorch compatibility and ignored
+    (tinynet ops never write into their input), kept and shown in the repr as PyTorch's."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
 
+    def extra_repr(self) -> str:
+        return _with_inplace("", self.inplace)
+
+
+class ReLU(_InplaceIgnored):
+    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.relu(input)
 
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
-
-class ELU(Module):
+class ELU(_InplaceIgnored):
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
-        super().__init__()
+        super().__init__(inplace)
         self.alpha = float(alpha)
-        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
         return F.elu(input, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+        return _with_inplace(f"alpha={self.alpha}", self.inplace)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(_InplaceIgnored):
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
-        super().__init__()
+        super().__init__(inplace)
         self.negative_slope = float(negative_slope)
-        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
         return F.leaky_relu(input, self.negative_slope)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+        return _with_inplace(f"negative_slope={self.negative_slope}", self.inplace)
 
 
 class Sigmoid(Module):
@@ -108,36 +116,17 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
+class SiLU(_InplaceIgnored):
     """x·σ(x). ``inplace`` is accepted for PyTorch compatibility and ignored."""
-
-    def __init__(self, inplace: bool = False):
-        super().__init__()
-        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
         return F.silu(input)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 def _number(value, name: str, layer: str):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{layer}: {name} must be a number, got {type(value).__name__}")
     return value
-
-
-class _InplaceIgnored(Module):
-    """A parameter-free activation whose ``inplace`` is accepted for PyTorch compatibility
-    and ignored (shown in the repr, as PyTorch shows it)."""
-
-    def __init__(self, inplace: bool = False):
-        super().__init__()
-        self.inplace = inplace
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 class Softplus(Module):
@@ -155,13 +144,13 @@ class Softplus(Module):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-class Hardtanh(Module):
+class Hardtanh(_InplaceIgnored):
     """min(max(x, min_val), max_val). ``min_value``/``max_value`` are PyTorch's deprecated
     spellings (a FutureWarning); ``max_val <= min_val`` is a ValueError."""
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
                  min_value: float | None = None, max_value: float | None = None):
-        super().__init__()
+        super().__init__(inplace)
         if min_value is not None:
             warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`",
                           FutureWarning, stacklevel=2)
@@ -172,7 +161,6 @@ class Hardtanh(Module):
             max_val = max_value
         self.min_val = _number(min_val, "min_val", type(self).__name__)
         self.max_val = _number(max_val, "max_val", type(self).__name__)
-        self.inplace = inplace
         if self.max_val <= self.min_val:
             raise ValueError(f"{type(self).__name__}: max_val ({self.max_val}) must be greater "
                              f"than min_val ({self.min_val})")
@@ -181,8 +169,7 @@ class Hardtanh(Module):
         return F.hardtanh(input, self.min_val, self.max_val)
 
     def extra_repr(self) -> str:
-        inplace = ", inplace=True" if self.inplace else ""
-        return f"min_val={self.min_val}, max_val={self.max_val}{inplace}"
+        return _with_inplace(f"min_val={self.min_val}, max_val={self.max_val}", self.inplace)
 
 
 class ReLU6(Hardtanh):
@@ -195,7 +182,7 @@ class ReLU6(Hardtanh):
         return F.relu6(input)
 
     def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+        return _InplaceIgnored.extra_repr(self)
 
 
 class SELU(_InplaceIgnored):
@@ -205,19 +192,18 @@ class SELU(_InplaceIgnored):
         return F.selu(input)
 
 
-class CELU(Module):
+class CELU(_InplaceIgnored):
     """max(0, x) + min(0, alpha·(exp(x/alpha) - 1)); ``inplace`` accepted and ignored."""
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
-        super().__init__()
+        super().__init__(inplace)
         self.alpha = _number(alpha, "alpha", "CELU")
-        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
         return F.celu(input, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+        return _with_inplace(f"alpha={self.alpha}", self.inplace)
 
 
 class Mish(_InplaceIgnored):
