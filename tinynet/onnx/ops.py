@@ -169,11 +169,15 @@ def softplus(b, call):
     return b.node("Where", [linear, b.value(x), y])
 
 
+def _clip(b, x, lo, hi):
+    """Clip(x, lo, hi), a None bound left out."""
+    bound = lambda v: "" if v is None else _scalar(b, v, x, "clip_bound")
+    return b.node("Clip", [b.value(x), bound(lo), bound(hi)])
+
+
 def hardtanh(b, call):
     """Clip(x, min_val, max_val) (relu6 is Clip(x, 0, 6))."""
-    x = call.args[0]
-    return b.node("Clip", [b.value(x), _scalar(b, call.kwargs["min_val"], x, "clip_bound"),
-                           _scalar(b, call.kwargs["max_val"], x, "clip_bound")])
+    return _clip(b, call.args[0], call.kwargs["min_val"], call.kwargs["max_val"])
 
 
 def celu(b, call):
@@ -211,10 +215,7 @@ def logsigmoid(b, call):
 
 
 def clamp(b, call):
-    x = call.args[0]
-    lo, hi = call.kwargs.get("lo"), call.kwargs.get("hi")
-    bound = lambda v: "" if v is None else b.constant(np.asarray(v, dtype=x.dtype), "clip_bound")
-    return b.node("Clip", [b.value(x), bound(lo), bound(hi)])
+    return _clip(b, call.args[0], call.kwargs.get("lo"), call.kwargs.get("hi"))
 
 
 def to_dtype(b, call):
@@ -259,7 +260,7 @@ def pad(b, call):
     widths = call.kwargs["widths"]
     pads = [lo for lo, _ in widths] + [hi for _, hi in widths]
     x = call.args[0]
-    value = b.constant(np.asarray(call.kwargs.get("value", 0.0), dtype=x.dtype), "pad_value")
+    value = _scalar(b, call.kwargs.get("value", 0.0), x, "pad_value")
     return b.node("Pad", [b.value(x), b.ints(pads, "pads"), value], mode="constant")
 
 
