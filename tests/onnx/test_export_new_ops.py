@@ -380,3 +380,13 @@ def test_celu_in_float64_is_its_equation(tmp_path):
     proto = export(model, tn.tensor(x), tmp_path / "c.onnx")
     assert "Celu" not in [n.op_type for n in proto.graph.node]
     np.testing.assert_allclose(run_onnx(tmp_path / "c.onnx", x), tinynet_output(model, x), rtol=1e-12)
+
+
+def test_circular_pad_that_crops_a_dim_to_nothing_exports_at_opset_19(tmp_path):
+    """ONNX Runtime's Pad 'wrap' fails on an empty tensor ("Unexpected mode of 3"): a
+    circular pad whose crop leaves a dim of size 0 goes through Slice + Concat instead."""
+    model = Lambda(lambda x: F.pad(x, (0, 1, -1, -3), mode="circular"))
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 1)).astype(np.float32)
+    export(model, tn.tensor(x), tmp_path / "p.onnx", opset=19)
+    got, expected = run_onnx(tmp_path / "p.onnx", x), tinynet_output(model, x)
+    assert got.shape == expected.shape == (2, 2, 0, 2)

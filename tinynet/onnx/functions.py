@@ -14,7 +14,8 @@ exportable everywhere:
 | prelu                         | PRelu, weight reshaped to (C, 1, ...)  | never                           |
 | mish                          | Mish (opset 18); Softplus, Tanh, Mul   | never                           |
 | selu                          | Selu                                   | never                           |
-| pad (reflect/replicate/circ.) | Pad reflect/edge/wrap (19), Slice      | never (Slice+Concat below 19)   |
+| pad (reflect/replicate/circ.) | Pad reflect/edge/wrap (19), Slice      | never (Slice+Concat below 19    |
+|                               |                                        | or with an empty dim)           |
 | interpolate                   | Resize (sizes), AveragePool for 'area' | see ``interpolate``             |
 | layer_norm                    | LayerNormalization                     | opset < 17                      |
 """
@@ -43,8 +44,9 @@ def pad_edges(b, call):
     """F.pad's modes reflect, replicate and circular (recorded whole, see trace.py).
 
     reflect -> Pad mode 'reflect', replicate -> Pad mode 'edge' (the same source indices as
-    padding.py's ``src``); circular -> Pad mode 'wrap' from opset 19, below that
-    Concat(x[n - lo:], x, x[:hi]) per dim. Negative sizes (reflect, replicate: PyTorch
+    padding.py's ``src``); circular -> Pad mode 'wrap' from opset 19, below that (and for a
+    tensor with an empty dim, which ONNX Runtime's 'wrap' rejects) Concat(x[n - lo:], x,
+    x[:hi]) per dim. Negative sizes (reflect, replicate: PyTorch
     reads the source positions of the uncropped input) pad the positive sides first, then
     Slice the negative ones off; circular gets its sizes already cropped from F.pad.
     """
@@ -54,7 +56,9 @@ def pad_edges(b, call):
     lo = {d: pad[2 * j] for j, d in enumerate(dims)}
     hi = {d: pad[2 * j + 1] for j, d in enumerate(dims)}
     name = b.value(x)
-    if mode == "circular" and b.opset < 19:
+    # ONNX Runtime's Pad 'wrap' fails on a tensor with an empty dim (a crop to size 0):
+    # the Slice + Concat form serves there too
+    if mode == "circular" and (b.opset < 19 or 0 in x.shape):
         for d in dims:
             n, parts = x.shape[d], []
             if lo[d]:
