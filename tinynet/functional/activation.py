@@ -265,9 +265,9 @@ def _softmax_dim(input, dim, op, stacklevel=3):
 def _softmax_input(input, dtype, op):
     """``input`` cast to ``dtype`` first (PyTorch's ``dtype=``: the op then runs in that
     dtype, and the gradient flows back in the input's dtype). tinynet has two float dtypes."""
-    check_tensor(input, op)
     if dtype is None:
-        return input
+        return input                  # checked with the dim (_softmax_dim)
+    check_tensor(input, op)
     target = as_dtype(dtype, op)
     if target.kind != "f" or target.itemsize not in (4, 8):
         raise TypeError(f"{op}: 'dtype' must be tinynet.float32 or tinynet.float64 (or None), "
