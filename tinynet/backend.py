@@ -17,10 +17,14 @@ where the two libraries differ live here:
   called directly through :mod:`tinynet.cblas`, where ``matmul`` cannot);
 * strided copies of short runs (:func:`copy`: each run viewed as one element of a void
   dtype, which CuPy does not have);
-* the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace).
+* the error function ``erf`` (neither NumPy nor CuPy has it in the main namespace);
+* compiled CPU kernels (:func:`use_compiled`): a few loops NumPy cannot fuse, written in
+  Python and compiled by Numba where the ``jit`` extra is installed
+  (:mod:`tinynet.kernels.compiled`); on NumPy arrays only, each with a NumPy route beside
+  it that runs when Numba is absent or ``TINYNET_JIT=0``.
 
-CuPy is imported lazily, the first time a CUDA device is asked for, so importing tinynet
-needs NumPy only.
+CuPy is imported lazily, the first time a CUDA device is asked for, and Numba the first
+time a compiled kernel runs, so importing tinynet needs NumPy only.
 
 A test stand-in for CUDA (``tinynet.testing.fakecuda``: NumPy arrays that follow CuPy's
 rules) can be plugged in with :func:`install_stand_in`; it takes the CuPy branches below
@@ -46,6 +50,7 @@ __all__ = [
     "synchronize", "set_num_threads", "get_num_threads", "parallel_for", "parallel_chunks",
     "sum_in_order",
     "matmul", "matmul_into", "gemms_on_pool", "minimum_scalar",
+    "use_compiled", "set_compiled", "compiled_available",
 ]
 
 _cupy = None            # the cupy module once imported
@@ -364,12 +369,22 @@ def set_num_threads(n: int, blas: int | None = None) -> None:
         _pool.shutdown(wait=True)
         _pool = None
     _num_threads = n
+    _set_compiled_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return
     _blas_limiter = threadpool_limits(limits=blas, user_api="blas")
     _blas_threads = blas
+
+
+def _set_compiled_threads() -> None:
+    """Numba's threads follow :func:`get_num_threads` once Numba is loaded (its setting
+    holds for the calling thread; other threads keep Numba's default, all cores)."""
+    import sys
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads() -> int:
@@ -906,6 +921,59 @@ def elementwise_kernel(source: ElementwiseKernelSource, xp):
     if key not in _kernel_cache:
         _kernel_cache[key] = xp.ElementwiseKernel(*source)
     return _kernel_cache[key]
+
+
+# --------------------------------------------------------------------------- compiled kernels
+# A handful of CPU loops that NumPy can only run as several passes over memory (or not
+# vectorised at all) are written as plain Python loops in tinynet.kernels.compiled and
+# compiled by Numba (the optional ``jit`` extra) on first use. Each has a NumPy route
+# beside it: the compiled one is taken only for NumPy arrays, with Numba installed, while
+# ``TINYNET_JIT`` is not ``0`` and :func:`set_compiled` has not turned it off.
+_compiled = None        # None: not yet decided; then True / False
+
+
+def compiled_available() -> bool:
+    """Whether Numba can be imported (looked up once, without importing it)."""
+    global _numba_found
+    if _numba_found is None:
+        import importlib.util
+        _numba_found = importlib.util.find_spec("numba") is not None
+    return _numba_found
+
+
+_numba_found = None
+
+
+def set_compiled(enabled: bool) -> None:
+    """Turns the compiled CPU kernels on or off for this process (default: on where
+    Numba is installed, unless ``TINYNET_JIT=0``). Off, every op takes its NumPy route:
+    the same results to rounding. Turning them on without Numba raises."""
+    global _compiled
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_compiled: enabled must be a bool, got {type(enabled).__name__}")
+    if enabled and not compiled_available():
+        raise ValueError("set_compiled: compiled kernels need Numba (pip install 'tinynet[jit]')")
+    _compiled = enabled
+
+
+def use_compiled(*arrays) -> bool:
+    """True when a compiled CPU kernel may run on ``arrays``: all NumPy ndarrays, Numba
+    installed, and compiled kernels on (:func:`set_compiled`, ``TINYNET_JIT``)."""
+    global _compiled
+    if _compiled is None:
+        env = os.environ.get("TINYNET_JIT", "").strip()
+        if env not in ("", "0", "1"):
+            raise ValueError(f"TINYNET_JIT must be 0 or 1, got {env!r}")
+        if env == "1" and not compiled_available():
+            raise ValueError("TINYNET_JIT=1 asks for compiled kernels, but Numba is not installed "
+                             "(pip install 'tinynet[jit]')")
+        _compiled = env != "0" and compiled_available()
+    if not _compiled:
+        return False
+    for a in arrays:
+        if type(a) is not numpy.ndarray:
+            return False
+    return True
 
 
 def _tune_allocator() -> None:
