@@ -369,22 +369,12 @@ def set_num_threads(n: int, blas: int | None = None) -> None:
         _pool.shutdown(wait=True)
         _pool = None
     _num_threads = n
-    _set_compiled_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return
     _blas_limiter = threadpool_limits(limits=blas, user_api="blas")
     _blas_threads = blas
-
-
-def _set_compiled_threads() -> None:
-    """Numba's threads follow :func:`get_num_threads` once Numba is loaded (its setting
-    holds for the calling thread; other threads keep Numba's default, all cores)."""
-    import sys
-    numba = sys.modules.get("numba")
-    if numba is not None:
-        numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads() -> int:

@@ -95,13 +95,3 @@ def test_on_both_routes_without_numba_says_so(monkeypatch):
     monkeypatch.setattr(backend, "_numba_found", False)
     with pytest.raises(ValueError, match="on_both_routes: the compiled route needs Numba"):
         on_both_routes(lambda: None)
-
-
-@pytest.mark.skipif(not backend.compiled_available(), reason="needs Numba (the jit extra)")
-def test_numba_threads_follow_set_num_threads(restore_threads):
-    import tinynet.kernels.compiled   # noqa: F401  (loads Numba)
-    import numba
-    backend.set_num_threads(1)
-    assert numba.get_num_threads() == 1
-    backend.set_num_threads(2)
-    assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
