@@ -64,8 +64,8 @@ class AvgPool2d(Module):
 def _check_output_size(layer, output_size):
     sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
     if len(sizes) != 2 or any(v is not None and (isinstance(v, bool) or not isinstance(v, int)
-                                                 or v <= 0) for v in sizes):
-        raise ValueError(f"{layer}: output_size must be a positive int or a pair "
+                                                 or v < 0) for v in sizes):
+        raise ValueError(f"{layer}: output_size must be a non-negative int or a pair "
                          f"(None keeps the input size), got {output_size!r}")
     return output_size
 
