@@ -124,8 +124,10 @@ class RNNCellBase(Module):
             self.register_parameter("bias_hh", None)
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        return s + ("" if self.bias else ", bias=False")
+        s = f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        if getattr(self, "nonlinearity", "tanh") != "tanh":      # RNNCell's, as PyTorch prints it
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
 
     def _weights(self):
         return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
