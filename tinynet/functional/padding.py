@@ -15,7 +15,8 @@ simply starting (or ending) inside the input, as PyTorch does: ``(-1, 2)`` on
 [0, 1, 2, 3, 4] reflects to [1, 2, 3, 4, 3, 2]. PyTorch's size rules for these two modes:
 every dim but the batch dim non-empty, no padded dim cropped below 0, and not every padded
 dim cropped to 0 (cropping one of two or three to 0 gives an empty output, whose input
-gradient is zeros; PyTorch 2.13's 3-D reflect backward leaves that one uninitialised). Mode 'circular' gets its negative sizes from ``F.pad``, which crops first (PyTorch
+gradient is zeros; PyTorch 2.13's 3-D reflect backward leaves that one uninitialised).
+Mode 'circular' gets its negative sizes from ``F.pad``, which crops first (PyTorch
 wraps around the cropped input). Both are
 ``getitem`` and ``IndexAdd``, so every derivative order follows. As in PyTorch, the last
 1, 2 or 3 dims are padded, of a (C, *) or (N, C, *) input: ``len(pad) / 2 + 1`` or

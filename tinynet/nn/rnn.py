@@ -23,7 +23,9 @@ hidden state is projected, ``h_t = W_hr (o_t ⊙ tanh(c_t))`` with ``W_hr`` ``(P
 features while ``c_n`` keeps ``H``. That path is composed of tinynet ops, one step at a time
 (:func:`_projected_lstm_direction`): the input projection of all steps is still one GEMM,
 but the gate math is not fused and the two directions run one after the other. Every
-derivative order comes from the ops. ``proj_size=0`` runs the fused layer ops above.
+derivative order comes from the ops. ``proj_size=0`` runs the fused layer ops above. Its
+arguments are checked by the fused ops' checker (``_check_weights`` given ``w_hr``), so its
+errors read as theirs, under the name ``LSTM``.
 """
 from __future__ import annotations
 
