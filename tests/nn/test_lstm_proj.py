@@ -272,10 +272,12 @@ def test_projection_and_fused_paths_give_the_same_messages():
 
 @pytest.mark.parametrize("name,shape,match", [
     ("weight_hr_l0", (3, 4), r"LSTM: w_hr must have shape \(proj_size, hidden_size\) = \(2, 4\) "
-                             r"\(w_hh has proj_size=2 columns\), got \(3, 4\)"),
-    ("weight_hr_l0_reverse", (2, 5), r"LSTM: w_hh_reverse must have shape \(4\*hidden_size, proj_size\) "
-                                     r"= \(20, 2\), got \(16, 2\)"),
+                             r"\(w_hh is \(4\*4, 2\)\), got \(3, 4\)"),
+    ("weight_hr_l0_reverse", (2, 5), r"LSTM: w_hr_reverse must have shape \(proj_size, hidden_size\) "
+                                     r"= \(2, 4\) \(w_hh_reverse is \(4\*4, 2\)\), got \(2, 5\)"),
     ("weight_hh_l0", (16, 3), r"LSTM: w_hr must have shape \(proj_size, hidden_size\) = \(3, 4\)"),
+    ("weight_hh_l0", (15, 2), r"LSTM: w_hh must have shape \(4\*hidden_size, proj_size\), got \(15, 2\)"),
+    ("weight_ih_l0", (12, 3), r"LSTM: w_ih has 12 rows but w_hh implies 4\*hidden_size = 16"),
     ("bias_ih_l0", (12,), r"LSTM: b_ih must have shape \(16,\), got \(12,\)"),
 ])
 def test_mis_shaped_projection_weights(name, shape, match):

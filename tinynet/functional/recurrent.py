@@ -55,18 +55,20 @@ def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates, suffix="", w_hr=None
     check_tensor(x, op, "input", floating=True)
     check_tensor(w_ih, op, n_ih, ndim=2, floating=True)
     check_tensor(w_hh, op, n_hh, ndim=2, floating=True)
-    H = w_hh.shape[1]
-    columns = "hidden_size"
-    if w_hr is not None:
+    if w_hr is None:
+        H = w_hh.shape[1]
+        if w_hh.shape[0] != gates * H:
+            raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, hidden_size) = "
+                             f"({gates * H}, {H}), got {tuple(w_hh.shape)}")
+    else:                   # w_hh (gates*H, P) gives H and P; w_hr must be (P, H)
         check_tensor(w_hr, op, n_hr, ndim=2, floating=True)
-        H, columns = w_hr.shape[1], "proj_size"
-        if w_hr.shape[0] != w_hh.shape[1]:
-            raise ValueError(f"{op}: {n_hr} must have shape (proj_size, hidden_size) = "
-                             f"({w_hh.shape[1]}, {H}) ({n_hh} has proj_size={w_hh.shape[1]} "
-                             f"columns), got {tuple(w_hr.shape)}")
-    if w_hh.shape[0] != gates * H:
-        raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, {columns}) = "
-                         f"({gates * H}, {w_hh.shape[1]}), got {tuple(w_hh.shape)}")
+        H, P = w_hh.shape[0] // gates, w_hh.shape[1]
+        if w_hh.shape[0] % gates or H == 0:
+            raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, proj_size), "
+                             f"got {tuple(w_hh.shape)}")
+        if tuple(w_hr.shape) != (P, H):
+            raise ValueError(f"{op}: {n_hr} must have shape (proj_size, hidden_size) = ({P}, {H}) "
+                             f"({n_hh} is ({gates}*{H}, {P})), got {tuple(w_hr.shape)}")
     if w_ih.shape[0] != gates * H:
         raise ValueError(f"{op}: {n_ih} has {w_ih.shape[0]} rows but {n_hh} implies {gates}*hidden_size "
                          f"= {gates * H}")
