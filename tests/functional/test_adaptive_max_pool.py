@@ -99,11 +99,43 @@ def test_module_and_signatures_match_torch():
 @pytest.mark.parametrize("call, error, message", [
     (lambda: F.adaptive_max_pool2d(tn.randn(2, 3), 2), ValueError, "adaptive_max_pool2d: expected 'input' to be 3-D or 4-D"),
     (lambda: F.adaptive_max_pool2d(tn.ones(1, 2, 2, dtype=tn.int64), 1), TypeError, "adaptive_max_pool2d: expected 'input' to be a floating"),
-    (lambda: F.adaptive_max_pool2d(tn.randn(1, 3, 3), 0), ValueError, "adaptive_max_pool2d: output_size must be positive"),
+    (lambda: F.adaptive_max_pool2d(tn.randn(1, 3, 3), -1), ValueError, "adaptive_max_pool2d: output_size must be non-negative ints"),
+    (lambda: F.adaptive_max_pool2d(tn.randn(1, 0, 3, 3), 2), ValueError, r"adaptive_max_pool2d: input has no channels \(shape \(1, 0, 3, 3\)\)"),
     (lambda: F.adaptive_max_pool2d(tn.randn(1, 3, 3), (1, 2, 3)), ValueError, "adaptive_max_pool2d: output_size must be an int or a pair"),
     (lambda: F.adaptive_max_pool2d(tn.randn(1, 0, 3), 1), ValueError, "adaptive_max_pool2d: input has an empty spatial size"),
-    (lambda: nn.AdaptiveMaxPool2d((2, -1)), ValueError, "AdaptiveMaxPool2d: output_size must be a positive int"),
+    (lambda: nn.AdaptiveMaxPool2d((2, -1)), ValueError, "AdaptiveMaxPool2d: output_size must be a non-negative int"),
 ])
 def test_errors_name_the_op_and_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("shape, size, out", [
+    ((1, 2, 3, 4), 0, (1, 2, 0, 0)), ((1, 2, 3, 4), (0, 2), (1, 2, 0, 2)),
+    ((1, 2, 3, 4), (None, 0), (1, 2, 3, 0)), ((2, 3, 4), (2, 0), (2, 2, 0)),
+    ((0, 2, 3, 4), 0, (0, 2, 0, 0)),
+])
+def test_output_size_zero_is_an_empty_output_as_in_pytorch(shape, size, out):
+    # PyTorch's forward gives the empty output (its backward refuses an empty grad_output;
+    # ours is the zero gradient: no input is read); the second derivative is empty too
+    torch = pytest.importorskip("torch")
+    x = tn.tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
+    y, i = F.adaptive_max_pool2d(x, size, return_indices=True)
+    yt, it = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x.detach().numpy()), size,
+                                                     return_indices=True)
+    assert tuple(y.shape) == tuple(i.shape) == tuple(yt.shape) == tuple(it.shape) == out
+    assert i.dtype == tn.int64 and y.dtype == tn.float64
+    (g,) = tn.autograd.grad(y.sum(), [x], create_graph=True)
+    assert tuple(g.shape) == shape and not g.detach().numpy().any()
+    assert nn.AdaptiveMaxPool2d(size)(x).shape == out
+
+
+def test_an_empty_channel_dim_is_refused_like_pytorch():
+    # PyTorch: "Expected input to have non-zero size for non-batch dimensions"
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="non-zero size for non-batch dimensions"):
+        torch.nn.functional.adaptive_max_pool2d(torch.ones(1, 0, 3, 4), 2)
+    with pytest.raises(ValueError, match="adaptive_max_pool2d: input has no channels"):
+        F.adaptive_max_pool2d(tn.ones(1, 0, 3, 4), 2)
+    assert F.adaptive_max_pool2d(tn.ones(0, 3, 4), 2).shape == (0, 2, 2)     # 3-D: as PyTorch
+    assert torch.nn.functional.adaptive_max_pool2d(torch.ones(0, 3, 4), 2).shape == (0, 2, 2)

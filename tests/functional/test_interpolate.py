@@ -174,7 +174,10 @@ def test_layers_match_torch(ours, theirs):
     (lambda: F.interpolate(tn.ones(1, 1, 4), scale_factor=2, mode="bilinear"), ValueError, "'bilinear' expects a 4-D input"),
     (lambda: F.interpolate(tn.ones(4, 4), scale_factor=2), ValueError, "'nearest' expects a 3-D or 4-D or 5-D"),
     (lambda: F.interpolate(tn.ones(1, 1, 4), scale_factor=2, align_corners=True), ValueError, "align_corners can only be set"),
-    (lambda: F.interpolate(tn.ones(1, 1, 4, 4), size=(2, 0)), ValueError, "size must be positive ints"),
+    (lambda: F.interpolate(tn.ones(1, 1, 4, 4), size=(2, 0)), ValueError, "size must be positive ints with mode 'nearest'"),
+    (lambda: F.interpolate(tn.ones(1, 1, 4, 4), size=(2, 0), mode="bilinear"), ValueError, "size must be positive ints with mode 'bilinear'"),
+    (lambda: F.interpolate(tn.ones(1, 1, 4, 4), size=(2, -1), mode="area"), ValueError, "size must be non-negative ints with mode 'area'"),
+    (lambda: F.interpolate(tn.ones(1, 1, 4, 4), scale_factor=0.1, mode="nearest-exact"), ValueError, "makes an empty output .* only mode 'area' allows one"),
     (lambda: F.interpolate(tn.ones(1, 1, 4, 4), size=(2, 2, 2)), ValueError, "one per spatial dim"),
     (lambda: F.interpolate(tn.ones(1, 1, 4, 4), scale_factor=-1.0), ValueError, "scale_factor must be positive"),
     (lambda: F.interpolate(tn.ones(1, 1, 4, 4), scale_factor=0.1), ValueError, "makes an empty output"),
@@ -185,3 +188,31 @@ def test_layers_match_torch(ours, theirs):
 def test_errors_name_the_op_and_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("shape, kwargs, out", [
+    ((1, 2, 3, 4), {"size": (0, 2)}, (1, 2, 0, 2)),
+    ((1, 2, 3, 4), {"size": 0}, (1, 2, 0, 0)),
+    ((1, 2, 3), {"size": 0}, (1, 2, 0)),
+    ((1, 2, 3, 3, 3), {"size": (0, 1, 2)}, (1, 2, 0, 1, 2)),
+    ((1, 2, 3, 4), {"scale_factor": 0.1}, (1, 2, 0, 0)),
+    ((1, 2, 3, 4), {"scale_factor": (1.0, 0.2)}, (1, 2, 3, 0)),
+])
+def test_area_to_an_empty_size_as_in_pytorch(shape, kwargs, out):
+    # PyTorch's 'area' (adaptive average pooling) gives the empty output; its backward
+    # refuses an empty grad_output, ours is the zero gradient (no input is read)
+    torch = pytest.importorskip("torch")
+    x = tn.tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
+    y = F.interpolate(x, mode="area", **kwargs)
+    yt = torch.nn.functional.interpolate(torch.tensor(x.detach().numpy()), mode="area", **kwargs)
+    assert tuple(y.shape) == tuple(yt.shape) == out and y.dtype == tn.float64
+    (g,) = tn.autograd.grad(y.sum(), [x], create_graph=True)
+    assert tuple(g.shape) == shape and not g.detach().numpy().any()
+
+
+def test_other_modes_refuse_an_empty_size_like_pytorch():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="output sizes should be greater than 0"):
+        torch.nn.functional.interpolate(torch.ones(1, 1, 3, 4), size=(0, 2), mode="bilinear")
+    with pytest.raises(ValueError, match="interpolate: size must be positive ints with mode 'bilinear'"):
+        F.interpolate(tn.ones(1, 1, 3, 4), size=(0, 2), mode="bilinear")

@@ -206,10 +206,25 @@ X = t(np.ones((2, 3, 6, 6)))
     (lambda: F.avg_pool2d(X, 2, stride=-1), ValueError, "stride must be positive"),
     (lambda: F.avg_pool2d(X, 8), ValueError, "larger than the padded input"),
     (lambda: F.avg_pool2d(t(np.ones((1, 2, 3, 4, 5))), 2), ValueError, "3-D or 4-D"),
-    (lambda: F.adaptive_avg_pool2d(X, 0), ValueError, "positive"),
+    (lambda: F.adaptive_avg_pool2d(X, -1), ValueError, "adaptive_avg_pool2d: output_size must be non-negative ints"),
     (lambda: F.adaptive_avg_pool2d(X, (1, 2, 3)), ValueError, "pair"),
     (lambda: F.adaptive_avg_pool2d(t(np.ones((6, 6))), 2), ValueError, "3-D or 4-D"),
 ])
 def test_bad_arguments_are_rejected_at_the_op(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@needs_torch
+@pytest.mark.parametrize("shape, size, out", [
+    ((1, 2, 3, 4), 0, (1, 2, 0, 0)), ((1, 2, 6, 4), (0, 2), (1, 2, 0, 2)),
+    ((2, 3, 4), (None, 0), (2, 3, 0)), ((1, 0, 3, 4), 2, (1, 0, 2, 2)),
+])
+def test_adaptive_avg_pool_empty_output_as_in_pytorch(shape, size, out):
+    # PyTorch's forward gives the empty output (an empty channel dim too); the input
+    # gradient is zeros, where PyTorch's backward refuses an empty grad_output
+    x = tn.tensor(np.random.default_rng(4).standard_normal(shape), requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, size)
+    assert tuple(y.shape) == tuple(TF.adaptive_avg_pool2d(torch.tensor(x.detach().numpy()), size).shape) == out
+    (g,) = tn.autograd.grad(y.sum(), [x], create_graph=True)
+    assert tuple(g.shape) == shape and not g.detach().numpy().any()

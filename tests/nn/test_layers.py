@@ -249,7 +249,7 @@ def test_default_dtype_is_float32():
     (lambda: nn.MaxPool2d(0), "MaxPool2d: kernel_size"),
     (lambda: nn.MaxPool2d(2, padding=2), "MaxPool2d: padding"),
     (lambda: nn.AvgPool2d(2, stride=0), "AvgPool2d: stride"),
-    (lambda: nn.AdaptiveAvgPool2d(0), "AdaptiveAvgPool2d"),
+    (lambda: nn.AdaptiveAvgPool2d(-1), "AdaptiveAvgPool2d"),
     (lambda: nn.BatchNorm2d(0), "BatchNorm2d: num_features"),
     (lambda: nn.BatchNorm1d(3, momentum=1.5), "BatchNorm1d: momentum"),
     (lambda: nn.Dropout(1.5), "Dropout: probability"),

@@ -243,16 +243,49 @@ def test_wrong_states_and_input_with_projection(call, match):
 
 
 def test_wrong_dtypes_with_projection_name_the_lstm():
+    # the projected path is checked by the fused ops' _check_weights: the same messages
     m = nn.LSTM(3, 4, proj_size=2)
-    with pytest.raises(TypeError, match="LSTM: input, states and parameters must have one dtype, got "
-                                        "input=float64, h0=float64, c0=float64, weight_ih_l0=float32"):
+    with pytest.raises(TypeError, match="LSTM: all arguments must have one dtype, got input=float64, "
+                                        "w_ih=float32, w_hh=float32, b_ih=float32, b_hh=float32, "
+                                        "w_hr=float32, h0=float64, c0=float64"):
         m(tn.randn(5, 2, 3, dtype=tn.float64))
-    with pytest.raises(TypeError, match="LSTM: .*one dtype, got input=float32, h0=float64, c0=float32"):
+    with pytest.raises(TypeError, match="LSTM: .*one dtype, got .*w_hr=float32, h0=float64, c0=float32"):
         m(tn.randn(5, 2, 3), (tn.zeros(1, 2, 2, dtype=tn.float64), tn.zeros(1, 2, 4)))
     with pytest.raises(TypeError, match="LSTM: expected 'input' to be a floating-point tensor, got int64"):
         m(tn.tensor(np.ones((5, 2, 3), dtype=np.int64)))
     with pytest.raises(TypeError, match="LSTM: c0 must be a Tensor"):
         m(tn.randn(5, 2, 3), (tn.zeros(1, 2, 2), np.zeros((1, 2, 4))))
+
+
+def test_projection_and_fused_paths_give_the_same_messages():
+    # one checker: the same text after the op's name, with w_hr listed only where there is one
+    x = tn.randn(5, 2, 3, dtype=tn.float64)
+    fused = nn.LSTM(3, 4)
+    projected = nn.LSTM(3, 4, proj_size=2)
+    messages = []
+    for m in (fused, projected):
+        with pytest.raises(TypeError) as info:
+            m(x)
+        messages.append(str(info.value).replace(", w_hr=float32", ""))
+    assert messages[0] == messages[1].replace("LSTM:", "lstm_layer:", 1)
+
+
+@pytest.mark.parametrize("name,shape,match", [
+    ("weight_hr_l0", (3, 4), r"LSTM: w_hr must have shape \(proj_size, hidden_size\) = \(2, 4\) "
+                             r"\(w_hh is \(4\*4, 2\)\), got \(3, 4\)"),
+    ("weight_hr_l0_reverse", (2, 5), r"LSTM: w_hr_reverse must have shape \(proj_size, hidden_size\) "
+                                     r"= \(2, 4\) \(w_hh_reverse is \(4\*4, 2\)\), got \(2, 5\)"),
+    ("weight_hh_l0", (16, 3), r"LSTM: w_hr must have shape \(proj_size, hidden_size\) = \(3, 4\)"),
+    ("weight_hh_l0", (15, 2), r"LSTM: w_hh must have shape \(4\*hidden_size, proj_size\), got \(15, 2\)"),
+    ("weight_ih_l0", (12, 3), r"LSTM: w_ih has 12 rows but w_hh implies 4\*hidden_size = 16"),
+    ("bias_ih_l0", (12,), r"LSTM: b_ih must have shape \(16,\), got \(12,\)"),
+])
+def test_mis_shaped_projection_weights(name, shape, match):
+    # _check_weights takes the projection: w_hh (4H, P) and w_hr (P, H) must agree
+    m = nn.LSTM(3, 4, proj_size=2, bidirectional=True)
+    getattr(m, name).data = np.zeros(shape, dtype=np.float32)
+    with pytest.raises(ValueError, match=match):
+        m(tn.randn(5, 2, 3))
 
 
 def test_input_on_another_device_names_the_lstm(monkeypatch):
@@ -261,17 +294,27 @@ def test_input_on_another_device_names_the_lstm(monkeypatch):
     monkeypatch.setattr(backend, "_stand_in", backend._stand_in)     # restored after the test
     fakecuda.install()
     m = nn.LSTM(3, 4, proj_size=2, device="cpu")
-    with pytest.raises(ValueError, match="LSTM: 'input' is on fakecuda:0 but 'weight_ih_l0' is on cpu"):
+    with pytest.raises(ValueError, match="LSTM: 'input' is on fakecuda:0 but 'w_ih' is on cpu"):
         m(tn.randn(5, 2, 3, device="fakecuda"))
 
 
-def test_gru_and_rnn_take_no_proj_size():
-    # torch.nn.GRU/RNN refuse proj_size too; tinynet's have no such argument
-    for cls in (nn.GRU, nn.RNN):
-        with pytest.raises(TypeError, match="proj_size"):
-            cls(3, 4, proj_size=2)
+@pytest.mark.parametrize("cls", ["GRU", "RNN"])
+@pytest.mark.parametrize("proj_size", [2, 0])
+def test_gru_and_rnn_refuse_proj_size_like_pytorch(cls, proj_size):
+    # PyTorch refuses the keyword itself (0 too) with a ValueError, not Python's TypeError
+    match = (f"{cls}: proj_size is only supported for LSTM, not RNN or GRU "
+             rf"\(expected no proj_size argument\), got proj_size={proj_size}")
+    with pytest.raises(ValueError, match=match):
+        getattr(nn, cls)(3, 4, proj_size=proj_size)
+    if torch is not None:
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+            getattr(torch.nn, cls)(3, 4, proj_size=proj_size)
+
+
+def test_rnn_base_refuses_a_projection_for_gru():
     with pytest.raises(ValueError, match="RNNBase: proj_size is only supported for LSTM"):
         nn.RNNBase("GRU", 3, 4, proj_size=2)
+    assert nn.RNNBase("GRU", 3, 4).proj_size == 0
 
 
 def test_onnx_export_refuses_a_projection(tmp_path):

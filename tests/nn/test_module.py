@@ -166,7 +166,7 @@ def test_forward_hook_runs_and_removes():
 def test_repr_is_readable():
     text = repr(nn.Sequential(nn.Linear(2, 3), nn.Dropout(0.2)))
     assert "(0): Linear(in_features=2, out_features=3, bias=True)" in text
-    assert "(1): Dropout(p=0.2)" in text
+    assert "(1): Dropout(p=0.2, inplace=False)" in text
 
 
 def test_setattr_before_init_is_a_clear_error():

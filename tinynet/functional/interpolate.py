@@ -62,17 +62,20 @@ def _per_axis(value, k: int, name: str, op: str) -> tuple:
     return items
 
 
-def _output_sizes(shape, size, scale_factor, recompute_scale_factor, op):
-    """(output sizes, scale factors used for the coordinates or None per axis)."""
-    k = len(shape)
+def _output_sizes(shape, size, scale_factor, recompute_scale_factor, op, mode):
+    """(output sizes, scale factors used for the coordinates or None per axis). Mode
+    'area' may give an empty axis (size 0), as PyTorch's adaptive average pooling does."""
+    k, least = len(shape), 0 if mode == "area" else 1
+    allowed = "non-negative" if least == 0 else "positive"
     if (size is None) == (scale_factor is None):
         raise ValueError(f"{op}: give exactly one of size or scale_factor, got "
                          f"size={size!r}, scale_factor={scale_factor!r}")
     if size is not None:
         sizes = _per_axis(size, k, "size", op)
         for s in sizes:
-            if isinstance(s, bool) or not isinstance(s, int) or s <= 0:
-                raise ValueError(f"{op}: size must be positive ints, got {size!r}")
+            if isinstance(s, bool) or not isinstance(s, int) or s < least:
+                raise ValueError(f"{op}: size must be {allowed} ints with mode {mode!r}, got "
+                                 f"{size!r}")
         return tuple(sizes), (None,) * k
     if recompute_scale_factor not in (None, True, False):
         raise TypeError(f"{op}: recompute_scale_factor must be a bool or None, got "
@@ -82,9 +85,10 @@ def _output_sizes(shape, size, scale_factor, recompute_scale_factor, op):
         if isinstance(s, bool) or not isinstance(s, Real) or not s > 0:
             raise ValueError(f"{op}: scale_factor must be positive numbers, got {scale_factor!r}")
     sizes = tuple(K.output_size(n, float(s)) for n, s in zip(shape, scales))
-    if min(sizes) <= 0:
+    if min(sizes) < least:
         raise ValueError(f"{op}: scale_factor {scale_factor!r} makes an empty output from "
-                         f"spatial size {tuple(shape)} (output {sizes})")
+                         f"spatial size {tuple(shape)} (output {sizes}); only mode 'area' "
+                         f"allows one")
     used = (None,) * k if recompute_scale_factor else tuple(float(s) for s in scales)
     return sizes, used
 
@@ -99,6 +103,8 @@ def _keeps_identity(mode: str, ndim: int, antialias: bool) -> bool:
 
 def _taps(mode, n, m, scale, align_corners, antialias, ndim, dtype, xp):
     """The taps of one axis's resampling matrix in ``mode`` (see kernels/interpolate.py)."""
+    if m == 0:                  # an empty axis ('area' only) reads nothing: A is (0, n)
+        return [(xp.zeros(0, dtype=xp.int64), None)]
     if antialias:
         return K.antialias_taps(n, m, align_corners, scale, mode == "bicubic", dtype, xp)
     if mode == "nearest":
@@ -131,7 +137,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         'area' uses the sizes only).
     mode : 'nearest' (copies x[⌊o · r⌋]), 'nearest-exact' (x[⌊(o + 0.5) · r⌋]), 'linear',
         'bilinear', 'trilinear' (two taps per axis), 'bicubic' (four taps per axis, Keys'
-        kernel with a = -0.75, edges clamped) or 'area' (adaptive average pooling).
+        kernel with a = -0.75, edges clamped) or 'area' (adaptive average pooling; an
+        output size of 0 gives an empty output, as in PyTorch, with a zero input gradient).
     align_corners : interpolating modes only: True maps the corner pixels' centres onto
         each other, False (the default) the corners of the pixel grids.
     antialias : 'bilinear' and 'bicubic' only: when downsampling, widen the filter by the
@@ -173,7 +180,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     spatial = tuple(input.shape[2:])
     if min(spatial) <= 0:
         raise ValueError(f"{op}: input has an empty spatial size {spatial}")
-    sizes, scales = _output_sizes(spatial, size, scale_factor, recompute_scale_factor, op)
+    sizes, scales = _output_sizes(spatial, size, scale_factor, recompute_scale_factor, op, mode)
     # 'area' is PyTorch's adaptive average pooling, whose backward reads the input: the
     # gradient then requires grad under create_graph (its second derivative is zero) --
     # except to a 1x1 output, which PyTorch computes as a mean

@@ -17,6 +17,7 @@ flow through the same positions as the first.
 """
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Function, depends_on, anchor
 from ..kernels import im2col as K
 from ..kernels import pool as P
@@ -88,7 +89,12 @@ class AvgPool2dBackward(Function):
 class AdaptiveMaxPool2d(Function):
     def forward(self, x, *, output_size, return_indices):
         self.input_size = x.shape[2:]
-        y, self.indices = P.adaptive_max_pool2d_forward(x, output_size)
+        if 0 in output_size:        # an empty output has no bins to search
+            xp = backend.get_array_module(x)
+            y = xp.empty(x.shape[:2] + output_size, dtype=x.dtype)
+            self.indices = xp.zeros(y.shape, dtype=xp.int64)
+        else:
+            y, self.indices = P.adaptive_max_pool2d_forward(x, output_size)
         return (y, self.indices) if return_indices else y
 
     def backward(self, gy, *unused_index_grad):
@@ -204,7 +210,9 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 
 def _adaptive_output_size(op, input, output_size):
     """Checks ``input`` (3-D or 4-D, floating, non-empty planes) and returns (Ho, Wo), a
-    ``None`` in ``output_size`` standing for that input size."""
+    ``None`` in ``output_size`` standing for that input size. A size may be 0 (an empty
+    output, as PyTorch's forward gives; its input gradient is zeros, where PyTorch's
+    backward refuses an empty ``grad_output``)."""
     check_tensor(input, op, "input", ndim=(3, 4), floating=True)
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
@@ -215,8 +223,9 @@ def _adaptive_output_size(op, input, output_size):
     H, W = input.shape[-2:]
     sizes = [(H, W)[a] if sizes[a] is None else sizes[a] for a in range(2)]
     for v in sizes:
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{op}: output_size must be positive ints, got {output_size!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{op}: output_size must be non-negative ints (or None), got "
+                             f"{output_size!r}")
     if min(H, W) <= 0:
         raise ValueError(f"{op}: input has an empty spatial size {(H, W)}")
     return tuple(sizes)
@@ -232,7 +241,8 @@ def _adaptive_bins(size, out, xp, dtype):
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     """Average pooling to a fixed output size (bins as PyTorch: start = floor(i·H/Ho),
-    end = ceil((i+1)·H/Ho)); ``None`` in ``output_size`` keeps that input size.
+    end = ceil((i+1)·H/Ho)); ``None`` in ``output_size`` keeps that input size, a 0 gives
+    an empty output (zero input gradient).
 
     Divisible sizes (including ResNet's 1x1 head) use a plain mean/average pool;
     other sizes are two small matrix products ``Ph @ x @ Pwᵀ``.
@@ -250,7 +260,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     # Beyond a global mean, PyTorch's backward reads the input: its gradient requires grad
     # after backward(create_graph=True), and a second backward gives zeros.
     input = anchor(input)
-    if H % Ho == 0 and W % Wo == 0:
+    if Ho and Wo and H % Ho == 0 and W % Wo == 0:
         return avg_pool2d(input, (H // Ho, W // Wo))
     xp, dtype = input.xp, input.dtype
     rows = Tensor(_adaptive_bins(H, Ho, xp, dtype))                # (Ho, H)
@@ -264,7 +274,8 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     Input (N, C, H, W) or (C, H, W) -> (N, C, Ho, Wo) or (C, Ho, Wo). Output (i, j) is the
     maximum over rows ``[floor(i·H/Ho), ceil((i+1)·H/Ho))`` and columns
     ``[floor(j·W/Wo), ceil((j+1)·W/Wo))``; ``None`` in ``output_size`` keeps that input
-    size. Ties keep the first maximum (row-major) and NaN propagates, as in PyTorch. With
+    size; a 0 gives an empty output (zero input gradient). Ties keep the first maximum
+    (row-major) and NaN propagates, as in PyTorch. With
     ``return_indices`` also returns int64 indices ``h·W + w`` into each input plane. The
     gradient goes to each bin's maximum (summed where bins overlap); the second derivative
     gathers at the same positions.
@@ -278,6 +289,9 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     ([[[5.0, 5.0]]], [[[1, 1]]])
     """
     output_size = _adaptive_output_size("adaptive_max_pool2d", input, output_size)
+    if input.ndim == 4 and input.shape[1] == 0:       # PyTorch's rule (the batch may be empty)
+        raise ValueError(f"adaptive_max_pool2d: input has no channels (shape "
+                         f"{tuple(input.shape)}); expected (N, C, H, W) with C >= 1")
     was_3d = input.ndim == 3
     x = _unsqueeze(input, 0) if was_3d else input
     out = AdaptiveMaxPool2d.apply(x, output_size=output_size, return_indices=bool(return_indices))

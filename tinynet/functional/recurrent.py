@@ -43,18 +43,32 @@ __all__ = ["lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
 
 
 # ------------------------------------------------------------------ validation
-def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates, suffix=""):
-    """Checks shapes/dtypes/devices of one layer's arguments; x (..., I), h (..., H).
-    ``suffix`` follows the weights' names in messages (``"_reverse"``: the reverse
+def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates, suffix="", w_hr=None):
+    """Checks shapes/dtypes/devices of one layer's arguments and returns hidden_size H.
+
+    x ``(..., I)``, w_ih ``(gates*H, I)``, w_hh ``(gates*H, H)``, biases ``(gates*H,)``; ``h``
+    maps the states' names to the states (their shapes are the caller's to check). With an
+    LSTM projection ``w_hr`` ``(P, H)``, w_hh is ``(gates*H, P)`` (it reads the projected
+    state). ``suffix`` follows the weights' names in messages (``"_reverse"``: the reverse
     direction's)."""
-    n_ih, n_hh = "w_ih" + suffix, "w_hh" + suffix
+    n_ih, n_hh, n_hr = "w_ih" + suffix, "w_hh" + suffix, "w_hr" + suffix
     check_tensor(x, op, "input", floating=True)
     check_tensor(w_ih, op, n_ih, ndim=2, floating=True)
     check_tensor(w_hh, op, n_hh, ndim=2, floating=True)
-    H = w_hh.shape[1]
-    if w_hh.shape[0] != gates * H:
-        raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, hidden_size) = "
-                         f"({gates * H}, {H}), got {tuple(w_hh.shape)}")
+    if w_hr is None:
+        H = w_hh.shape[1]
+        if w_hh.shape[0] != gates * H:
+            raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, hidden_size) = "
+                             f"({gates * H}, {H}), got {tuple(w_hh.shape)}")
+    else:                   # w_hh (gates*H, P) gives H and P; w_hr must be (P, H)
+        check_tensor(w_hr, op, n_hr, ndim=2, floating=True)
+        H, P = w_hh.shape[0] // gates, w_hh.shape[1]
+        if w_hh.shape[0] % gates or H == 0:
+            raise ValueError(f"{op}: {n_hh} must have shape ({gates}*hidden_size, proj_size), "
+                             f"got {tuple(w_hh.shape)}")
+        if tuple(w_hr.shape) != (P, H):
+            raise ValueError(f"{op}: {n_hr} must have shape (proj_size, hidden_size) = ({P}, {H}) "
+                             f"({n_hh} is ({gates}*{H}, {P})), got {tuple(w_hr.shape)}")
     if w_ih.shape[0] != gates * H:
         raise ValueError(f"{op}: {n_ih} has {w_ih.shape[0]} rows but {n_hh} implies {gates}*hidden_size "
                          f"= {gates * H}")
@@ -67,6 +81,8 @@ def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates, suffix=""):
             if tuple(b.shape) != (gates * H,):
                 raise ValueError(f"{op}: {name} must have shape ({gates * H},), got {tuple(b.shape)}")
     tensors = {"input": x, n_ih: w_ih, n_hh: w_hh, "b_ih" + suffix: b_ih, "b_hh" + suffix: b_hh}
+    if w_hr is not None:
+        tensors[n_hr] = w_hr
     for name, t in h.items():
         check_tensor(t, op, name, floating=True)
         tensors[name] = t
@@ -78,10 +94,10 @@ def _check_weights(op, x, h, w_ih, w_hh, b_ih, b_hh, gates, suffix=""):
     return H
 
 
-def _check_state(op, name, t, batch, H):
-    want = (batch, H)
+def _check_state(op, name, t, batch, size, size_name="hidden_size"):
+    want = (batch, size)
     if tuple(t.shape) != want:
-        raise ValueError(f"{op}: expected {name} of shape {want} (batch, hidden_size), got "
+        raise ValueError(f"{op}: expected {name} of shape {want} (batch, {size_name}), got "
                          f"{tuple(t.shape)}")
 
 
@@ -429,16 +445,21 @@ _LAYERS = {"lstm_layer": (LSTMLayer, ("h0", "c0"), 4), "gru_layer": (GRULayer, (
            "rnn_layer": (RNNLayer, ("h0",), 1)}
 
 
-def _checked_layer(op, input, states, weights, lengths, name=None, suffix=""):
+def _checked_layer(op, input, states, weights, lengths, name=None, suffix="", w_hr=None):
     """Checks one direction's arguments as the layer op ``op`` does, in messages that
     start with ``name`` (default ``op``) and name the states and weights with ``suffix``;
-    returns the mask of ``lengths`` (None when every sequence is full)."""
+    returns the mask of ``lengths`` (None when every sequence is full). ``w_hr``: an LSTM
+    projection ``(P, H)`` (``nn.LSTM(proj_size=P)``'s composed path): h0 is then ``(B, P)``."""
     _, names, gates = _LAYERS[op]
     name, names = name or op, [n + suffix for n in names]
     T, B = _check_sequence(name, input)
-    H = _check_weights(name, input, dict(zip(names, states)), *weights, gates, suffix=suffix)
-    for state_name, state in zip(names, states):
-        _check_state(name, state_name, state, B, H)
+    H = _check_weights(name, input, dict(zip(names, states)), *weights, gates, suffix=suffix,
+                       w_hr=w_hr)
+    sizes = [("hidden_size", H)] * len(states)
+    if w_hr is not None:                # the projected h0 has P features, c0 keeps H
+        sizes[0] = ("proj_size", w_hr.shape[0])
+    for state_name, state, (size_name, size) in zip(names, states, sizes):
+        _check_state(name, state_name, state, B, size, size_name)
     return _mask_from_lengths(name, lengths, T, B, input)
 
 

@@ -33,6 +33,11 @@ __all__ = ["MultiheadAttention"]
 _OP = "MultiheadAttention"
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A ``Linear`` under PyTorch's name for ``MultiheadAttention.out_proj`` (PyTorch's
+    name only keeps its quantizer away), so the two print the same repr."""
+
+
 class MultiheadAttention(Module):
     """Multi-head attention with PyTorch's parameters: ``in_proj_weight`` (3E, E) and
     ``in_proj_bias`` (3E,) (or ``q_proj_weight`` (E, E), ``k_proj_weight`` (E, kdim),
@@ -82,7 +87,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = Parameter(empty(3 * E, device=device, dtype=dtype))
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(E, E, bias=bias, device=device, dtype=dtype)
+        self.out_proj = NonDynamicallyQuantizableLinear(E, E, bias=bias, device=device, dtype=dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -193,7 +198,3 @@ class MultiheadAttention(Module):
             kpm = mask_to_bias(kpm, query, (N, H, L, S), _OP, allowed_when=False)
             bias = kpm if bias is None else bias + kpm
         return bias
-
-    def extra_repr(self) -> str:
-        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
-                f"batch_first={self.batch_first}")

@@ -16,14 +16,13 @@ class Dropout(Module):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             raise ValueError(f"{type(self).__name__}: probability p must be in [0, 1], got {p!r}")
-        self.p = float(p)
-        self.inplace = inplace
+        self.p, self.inplace = p, inplace       # as given: PyTorch's repr prints p=1 for 1
 
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout(input, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Dropout):

@@ -1,7 +1,8 @@
 """Loss modules wrapping ``tinynet.functional``'s losses (``reduction`` in
 {'none', 'mean', 'sum'}), with PyTorch 2.13's constructor signatures: the deprecated
 ``size_average``/``reduce``, when either is given, set ``reduction`` by PyTorch's legacy
-rule (``tinynet.functional.loss.legacy_reduction``, with its UserWarning)."""
+rule (``tinynet.functional.loss.legacy_reduction``, with its UserWarning). As PyTorch's, a
+loss module's repr shows no arguments (``MSELoss()`` for any reduction)."""
 from __future__ import annotations
 
 from .. import functional as F
@@ -25,9 +26,6 @@ class _Loss(Module):
             raise ValueError(f"{type(self).__name__}: reduction must be one of "
                              f"{self._reductions}, got {reduction!r}")
         self.reduction = reduction
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
 
 
 class _WeightedLoss(_Loss):
@@ -129,6 +127,3 @@ class KLDivLoss(_Loss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}, log_target={self.log_target}"

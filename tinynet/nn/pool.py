@@ -11,12 +11,15 @@ __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
 
 
 def _window(layer, kernel_size, stride, padding):
+    """Checks the window and returns it as given, stride None meaning kernel_size: PyTorch's
+    attributes and repr keep the arguments' form (``kernel_size=3``, not ``(3, 3)``)."""
     k = int_pair(kernel_size, "kernel_size", layer)
-    s = k if stride is None else int_pair(stride, "stride", layer)
+    if stride is not None:
+        int_pair(stride, "stride", layer)
     p = int_pair(padding, "padding", layer, minimum=0)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{layer}: padding {p} must be at most half the kernel size {k}")
-    return k, s, p
+    return kernel_size, kernel_size if stride is None else stride, padding
 
 
 class MaxPool2d(Module):
@@ -26,7 +29,8 @@ class MaxPool2d(Module):
                  ceil_mode: bool = False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = _window("MaxPool2d", kernel_size, stride, padding)
-        self.dilation = int_pair(dilation, "dilation", "MaxPool2d")
+        int_pair(dilation, "dilation", "MaxPool2d")
+        self.dilation = dilation
         self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
 
     def forward(self, input: Tensor):
@@ -64,8 +68,8 @@ class AvgPool2d(Module):
 def _check_output_size(layer, output_size):
     sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
     if len(sizes) != 2 or any(v is not None and (isinstance(v, bool) or not isinstance(v, int)
-                                                 or v <= 0) for v in sizes):
-        raise ValueError(f"{layer}: output_size must be a positive int or a pair "
+                                                 or v < 0) for v in sizes):
+        raise ValueError(f"{layer}: output_size must be a non-negative int or a pair "
                          f"(None keeps the input size), got {output_size!r}")
     return output_size
 

@@ -23,7 +23,9 @@ hidden state is projected, ``h_t = W_hr (o_t ⊙ tanh(c_t))`` with ``W_hr`` ``(P
 features while ``c_n`` keeps ``H``. That path is composed of tinynet ops, one step at a time
 (:func:`_projected_lstm_direction`): the input projection of all steps is still one GEMM,
 but the gate math is not fused and the two directions run one after the other. Every
-derivative order comes from the ops. ``proj_size=0`` runs the fused layer ops above.
+derivative order comes from the ops. ``proj_size=0`` runs the fused layer ops above. Its
+arguments are checked by the fused ops' checker (``_check_weights`` given ``w_hr``), so its
+errors read as theirs, under the name ``LSTM``.
 """
 from __future__ import annotations
 
@@ -32,8 +34,7 @@ import warnings
 
 from .. import backend
 from .. import functional as F
-from ..functional._operands import check_tensor, check_same_device
-from ..functional.recurrent import _mask_from_lengths
+from ..functional.recurrent import _checked_layer
 from ..random import generator
 from ..tensor import Tensor, DEFAULT_FLOAT, as_dtype
 from .module import Module, Parameter
@@ -62,10 +63,16 @@ def _check_proj_size(op, mode, proj_size, hidden_size):
         raise ValueError(f"{op}: proj_size must be a positive integer or zero to disable "
                          f"projections, got {proj_size}")
     if proj_size and mode != "LSTM":
-        raise ValueError(f"{op}: proj_size is only supported for LSTM, not RNN or GRU")
+        _refuse_proj_size(op, proj_size)
     if proj_size >= hidden_size:
         raise ValueError(f"{op}: proj_size must be smaller than hidden_size, got "
                          f"proj_size={proj_size} and hidden_size={hidden_size}")
+
+
+def _refuse_proj_size(op, proj_size):
+    """GRU and RNN take the keyword only to refuse it, any value (0 too), as PyTorch's do."""
+    raise ValueError(f"{op}: proj_size is only supported for LSTM, not RNN or GRU (expected no "
+                     f"proj_size argument), got proj_size={proj_size!r}")
 
 
 def _projected_lstm_direction(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse, mask):
@@ -119,8 +126,10 @@ class RNNCellBase(Module):
             self.register_parameter("bias_hh", None)
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        return s + ("" if self.bias else ", bias=False")
+        s = f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        if getattr(self, "nonlinearity", "tanh") != "tanh":      # RNNCell's, as PyTorch prints it
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
 
     def _weights(self):
         return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
@@ -237,19 +246,6 @@ class RNNBase(Module):
         """``weight_hr`` of entry ``index`` (LSTM with ``proj_size > 0`` only)."""
         return getattr(self, self._flat_names[index][-1])
 
-    def _check_projected(self, x, states, lengths):
-        """What the fused layer ops check, for the composed projection path: a floating
-        input, one dtype and one device for input, states and parameters, and ``lengths``
-        (returns its ``(T, B, 1)`` mask, None when every sequence is full)."""
-        op = type(self).__name__
-        check_tensor(x, op, "input", floating=True)
-        tensors = {"input": x, "h0": states[0], "c0": states[1], **dict(self.named_parameters())}
-        check_same_device(op, **tensors)
-        if len({t.dtype for t in tensors.values()}) > 1:
-            raise TypeError(f"{op}: input, states and parameters must have one dtype, got "
-                            + ", ".join(f"{k}={t.dtype}" for k, t in tensors.items()))
-        return _mask_from_lengths(op, lengths, x.shape[0], x.shape[1], x)
-
     # ---------------------------------------------------------------- checks
     def _prepare(self, input, hx, op):
         if not isinstance(input, Tensor):
@@ -309,15 +305,17 @@ class RNNBase(Module):
         op = {"LSTM": "lstm_layer", "GRU": "gru_layer"}.get(self.mode, "rnn_layer")
         options = ({"nonlinearity": "relu" if self.mode == "RNN_RELU" else "tanh"}
                    if op == "rnn_layer" else {})
-        if self.proj_size:      # the fused layer ops check these; the composed path here
-            mask = self._check_projected(x, states, lengths)
         for layer in range(self.num_layers):
             inits = [[s[layer * D + d] for s in states] for d in range(D)]
             weights = [self._layer_weights(layer * D + d) for d in range(D)]
-            if self.proj_size:
+            if self.proj_size:      # checked as the fused layer ops check theirs
+                projections = [self._projection(layer * D + d) for d in range(D)]
+                masks = [_checked_layer(op, layer_input, inits[d], weights[d], lengths, name="LSTM",
+                                        suffix="_reverse" if d else "", w_hr=projections[d])
+                         for d in range(D)]
                 directions = [_projected_lstm_direction(layer_input, *inits[d], *weights[d],
-                                                        self._projection(layer * D + d),
-                                                        reverse=bool(d), mask=mask) for d in range(D)]
+                                                        projections[d], reverse=bool(d),
+                                                        mask=masks[d]) for d in range(D)]
             elif D == 2:    # one node, the two directions side by side
                 directions = F.bidirectional_layer(op, layer_input, inits[0], weights[0], inits[1],
                                                    weights[1], lengths=lengths, **options)
@@ -369,21 +367,28 @@ class LSTM(RNNBase):
 
 
 class GRU(RNNBase):
-    """Multi-layer GRU (PyTorch's gates r, z, n and parameter names)."""
+    """Multi-layer GRU (PyTorch's gates r, z, n and parameter names). ``proj_size`` (any
+    value) is a ValueError, as in PyTorch: projections are LSTM-only."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None):
+                 device=None, dtype=None, *, proj_size=None):
+        if proj_size is not None:
+            _refuse_proj_size("GRU", proj_size)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
 
 class RNN(RNNBase):
-    """Multi-layer Elman RNN, ``nonlinearity`` 'tanh' (default) or 'relu'."""
+    """Multi-layer Elman RNN, ``nonlinearity`` 'tanh' (default) or 'relu'. ``proj_size`` (any
+    value) is a ValueError, as in PyTorch: projections are LSTM-only."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None):
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
+                 proj_size=None):
+        if proj_size is not None:
+            _refuse_proj_size("RNN", proj_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias,
