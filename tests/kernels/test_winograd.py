@@ -154,6 +154,7 @@ def test_never_mode_keeps_winograd_out(winograd_mode, counted):
 
 def test_auto_mode_picks_winograd_for_wide_convs_only(winograd_mode, monkeypatch):
     winograd_mode("auto")
+    monkeypatch.setattr(backend, "_compiled", False)    # the NumPy transforms' rule
     use = conv_module._use_winograd
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
     # on an AVX2-only CPU from 512 tiles: ResNet-18's N16 128-channel 16x16 stage (1024
@@ -184,6 +185,7 @@ def test_auto_mode_takes_winograd_from_32_channels_on_wide_maps_with_blas_transp
     """32-127 channels: maps of 32x32 and more, images per thread (at most 4) x channels
     >= 128, on an AVX-512 CPU whose BLAS runs AVX2 kernels and makes the transposes."""
     winograd_mode("auto")
+    monkeypatch.setattr(backend, "_compiled", False)    # the NumPy transforms' rule
     use = conv_module._use_winograd
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
     monkeypatch.setattr(backend, "blas_has_avx512", lambda: False)

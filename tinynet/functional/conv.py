@@ -122,6 +122,8 @@ _WINOGRAD_MIN_TILES_AVX2 = 512
 #: the fewest values (images per thread x channels) in the transforms' contiguous runs.
 _WINOGRAD_MIN_MAP = 32 * 32
 _WINOGRAD_MIN_RUN = 128
+#: Fewest output tiles with 128+ channels on that CPU with the compiled transforms.
+_WINOGRAD_MIN_TILES_COMPILED = 128
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
@@ -164,6 +166,17 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       least 32x32 and images per thread x channels >= 128, on an AVX-512 CPU whose
       BLAS has AVX2 kernels (:func:`tinynet.backend.blas_has_avx512` False) and makes
       the transposes; the ResNet-18 step 0.938x (19 of 20 pairs).
+    - The same guest with the compiled transforms (Numba, :func:`tinynet.backend.use_compiled`;
+      docs/kernels/convolution.md, "Compiled transforms"), thread time on one thread,
+      medians of 5, fwd / fwd+bwd against the default path: N8 64->64 56x56 0.69 /
+      0.77x, N16 64->64 32x32 0.75 / 0.76x, N16 128->128 16x16 0.62 / 0.63x, and where
+      the NumPy transforms lost or were not taken: N2 64->64 32x32 0.79 / 0.75x (one
+      image per thread: the compiled kernels read NCHW, no channels-last runs), N2
+      128->128 16x16 (128 tiles) 0.76 / 0.91x, N2 32->32 64x64 1.00 / 0.96x; it still
+      lost on N2 256->256 8x8 (32 tiles) 1.16 / 1.12x and tied on N16 512->512 4x4 (64
+      tiles) 0.92 / 1.03x and N2 16->16 128x128 1.03 / 1.16x. Hence with them: 128+
+      channels from :data:`_WINOGRAD_MIN_TILES_COMPILED` tiles, 32-127 channels on
+      32x32 maps and more whatever the batch.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -177,16 +190,22 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     tiles = N * (-(-Ho // 2)) * (-(-Wo // 2))
     avx2_only = on_cpu and not backend.cpu_has_avx512()
     channels = min(C, w_shape[0])
+    # an AVX-512 CPU whose BLAS runs AVX2 kernels (its GEMMs half as fast, so the flops
+    # saved are worth twice as much) and makes the transposing copies (blas_transposes)
+    slow_blas = (on_cpu and not avx2_only and not backend.blas_has_avx512()
+                 and backend.blas_transposes())
+    # compiled transforms (tinynet.kernels.compiled.winograd): NCHW in and out, no
+    # channels-last runs, and cheaper; the NumPy arrays' dtype is checked by the kernel
+    compiled = slow_blas and backend.use_compiled()
     if channels >= 128:
+        if compiled:
+            return tiles >= _WINOGRAD_MIN_TILES_COMPILED
         return tiles >= (_WINOGRAD_MIN_TILES_AVX2 if avx2_only else _WINOGRAD_MIN_TILES)
-    # 32-127 channels: on an AVX-512 CPU whose BLAS runs AVX2 kernels (its GEMMs half
-    # as fast, so the flops saved are worth twice as much) and makes the transposing
-    # copies (backend.blas_transposes), on maps of 32x32 and more with groups of images
-    # wide enough that the transforms' contiguous runs (images x channels) reach 128
+    # 32-127 channels, with slow_blas: on maps of 32x32 and more, with groups of images
+    # wide enough that the NumPy transforms' contiguous runs (images x channels) reach 128
     per_thread = min(_winograd._BLOCK_IMAGES, -(-N // backend.get_num_threads()))
-    return (on_cpu and not avx2_only and not backend.blas_has_avx512() and channels >= 32
-            and backend.blas_transposes() and Ho * Wo >= _WINOGRAD_MIN_MAP
-            and per_thread * channels >= _WINOGRAD_MIN_RUN)
+    return (slow_blas and channels >= 32 and Ho * Wo >= _WINOGRAD_MIN_MAP
+            and (compiled or per_thread * channels >= _WINOGRAD_MIN_RUN))
 
 
 def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size, gather=True):
