@@ -37,10 +37,10 @@ threads (one group's transform, GEMMs and output transform while its block is in
 """
 import numpy as np
 
-from . import serial_kernel
+from . import kernel
 
 
-@serial_kernel
+@kernel
 def input_tiles(x, n0, t0, ph, pw, v):
     """v[4ξ + ν, c, i, tl, s] = (Bᵀ d B)[ξ, ν] for the tile d of image n0 + i, channel c,
     tile row t0 + tl, tile column s; x (N, C, H, W), v (16, C, n, tb, tw)."""
@@ -79,7 +79,7 @@ def input_tiles(x, n0, t0, ph, pw, v):
     return v
 
 
-@serial_kernel
+@kernel
 def output_tiles(m, bias, has_bias, n0, t0, out):
     """out[n0 + i, o, 2(t0 + tl) + α, 2s + β] = (Aᵀ M A)[α, β] + bias[o] for every tile of
     m (16, C_out, n, tb, tw) (bias (C_out,) not read unless ``has_bias``; without, any
@@ -120,7 +120,7 @@ def output_tiles(m, bias, has_bias, n0, t0, out):
     return out
 
 
-@serial_kernel
+@kernel
 def output_tiles_adjoint(dy, n0, t0, dm):
     """dm[4ξ + ν, o, i, tl, s] = (A dY Aᵀ)[ξ, ν] for the 2x2 tile dY of dy (N, C_out, Ho, Wo)
     at image n0 + i, channel o, rows 2(t0 + tl) + (0, 1), columns 2s + (0, 1), zero past
