@@ -116,19 +116,21 @@ def test_nan_propagates_as_on_the_numpy_route(dtype, reverse):
     assert np.isnan(compiled_out[6]).any()                  # dw_ih
 
 
-def test_masked_steps_carry_the_state_and_the_gradient():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_steps_carry_the_state_and_the_gradient(dtype):
     """Hand-checkable: a sequence of length 1 in a batch of length-3 ones keeps h_1 and
     c_1 to the end, and its dh_n reaches step 0 unchanged through the padded steps."""
     rng = np.random.default_rng(0)
     T, B, I, H = 3, 2, 2, 3
-    case = dict(x=rng.standard_normal((T, B, I)), h0=np.zeros((B, H)), c0=np.zeros((B, H)),
-                w_ih=rng.standard_normal((4 * H, I)), w_hh=np.zeros((4 * H, H)),
-                b_ih=None, b_hh=None, reverse=False, lengths=[3, 1])
+    case = dict(x=rng.standard_normal((T, B, I)).astype(dtype), h0=np.zeros((B, H), dtype),
+                c0=np.zeros((B, H), dtype), w_ih=rng.standard_normal((4 * H, I)).astype(dtype),
+                w_hh=np.zeros((4 * H, H), dtype), b_ih=None, b_hh=None, reverse=False,
+                lengths=[3, 1])
     backend.set_compiled(True)
     y, h_n, c_n, saved = forward(case)
     np.testing.assert_array_equal(y[1:, 1], 0)
-    np.testing.assert_allclose(h_n[1], y[0, 1], rtol=1e-15)
-    dh_n = np.zeros((B, H))
+    np.testing.assert_array_equal(h_n[1], y[0, 1])          # carried, not recomputed
+    dh_n = np.zeros((B, H), dtype)
     dh_n[1] = 1
     dx = lk.lstm_layer_backward(saved, None, dh_n, None)[0]
     # with W_hh = 0, only step 0 of sequence 1 sees dh_n, and only through its own gates

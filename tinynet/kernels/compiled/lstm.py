@@ -1,35 +1,41 @@
-"""The LSTM's backward time loop, compiled: one pass a step for the gate gradients.
+"""The LSTM's time-loop steps, compiled: one pass a step for the gate math.
 
 Layout and notation are :mod:`tinynet.kernels.lstm`'s NumPy route (feature-major: a step's
-gates are ``(4H, B)``, row blocks ``[i; f; o; g]``). Shapes::
+gates are ``(4H, B)``); its GEMMs stay NumPy calls, and these kernels replace the
+elementwise calls between them. Shapes::
 
-    acts    (T, 4H, B)   gate activations [i; f; o; g] of every step
-    c_prev  (T, H, B)    cell state entering each step
-    tanh_c  (T, H, B)    tanh of the new cell state
-    w_hh_t  (H, 4H)      W_hh^T (PyTorch's gate order i, f, g, o in its columns)
-    dy      (T, H, B)    gradient of the outputs (or an empty array: none)
-    keep    (T, B)       1 where a step is valid, 0 where it carries the state (or empty)
-    dh, dc  (H, B)       in: gradients reaching h_n, c_n; out: those reaching h0, c0
-    d_gates (4H, T, B)   out: every step's gate gradients [i; f; g; o] (PyTorch's order,
-                         the weights'), for the weight-gradient GEMM
+    acts      (T, 4H, B)      gates of every step, rows [i; f; o; g]
+    c_prev    (T, H, B)       cell state entering each step;  c_out: leaving it
+    tanh_c    (T, H, B)       tanh of the new cell state
+    products  (T, 2H, B)      [i g; f c_prev], read by the NumPy backward
+    zs        (T+1, H+I+1, B) step inputs [h; x; 1] in time order (h_t is written there)
+    dy        (T, H, B)       gradient of the outputs (an empty array: none)
+    keep      (T, B)          1 where a step is valid, 0 where it carries the state (or empty)
+    dh, dc    (H, B)          gradients reaching the step's h and c (updated in place)
+    d         (4H, B)         this step's gate gradients [i; f; g; o] (PyTorch's order)
+    d_gates   (4H, T, B)      every step's, for the weight-gradient GEMM
 
-Per step, with ``dh`` the gradient reaching the step's output (plus ``dy[t]``)::
+Forward step (after ``acts[t] = W z_t``, the i, f, o rows of ``W`` halved)::
+
+    i, f, o = 0.5 tanh(acts) + 0.5     g = tanh(acts)
+    c = f c_prev + i g ;   h = o tanh(c)
+
+Backward step::
 
     dc_total = dc + dh o (1 - tanh_c^2)
     da_i = dc_total g i (1 - i)        da_f = dc_total c_prev f (1 - f)
     da_g = dc_total i (1 - g^2)        da_o = dh tanh_c o (1 - o)
-    dc  <- dc_total f ;   dh <- W_hh^T da
+    dc  <- dc_total f                  (then the caller: dh <- W_hh^T da)
 
-Why it is faster: the NumPy route does the gate gradients as 13 whole-array calls a step
-(each a Python call, a dispatch and a pass over a ``(H, B)`` block); here they are one loop
-over ``(j, b)`` that reads each saved value once and keeps every intermediate in a
-register, and the whole time loop, GEMM included, runs without returning to Python:
-``np.dot`` inside a compiled function calls BLAS ``gemm`` through SciPy's
-``cython_blas`` (so this route needs SciPy). The inner loop runs along the batch, the
-contiguous axis, so it vectorises. No transcendental function is evaluated in the
-backward, which is what makes it a clean win for compiled code; the forward's ``tanh``
-and ``exp`` are left to NumPy's SIMD loops (a scalar ``libm`` call per element in
-compiled code measured 37x slower than ``np.tanh``, docs/kernels/lstm.md).
+Why it is faster: the NumPy route does a step's gate math as 8 (forward) and 13
+(backward) whole-array calls, each a Python call, a dispatch and a pass over a ``(H, B)``
+block; here it is one loop over ``(j, b)`` that reads each saved value once and keeps the
+intermediates in registers. For each row ``j`` the inner loop runs along the contiguous
+batch axis over one-dimensional row views, with no branch in it (the mask's carries are
+separate loops), so LLVM vectorises it. The forward needs ``tanh``, which compiled code
+here can only call from ``libm`` one element at a time (37x slower than ``np.tanh``):
+:func:`tanh32` is a rational approximation that vectorises, float32 only, so the float64
+forward stays on NumPy (docs/kernels/lstm.md has the figures).
 """
 import numpy as np
 
