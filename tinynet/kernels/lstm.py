@@ -67,7 +67,10 @@ reaches that step's gates.
 On CuPy the per-step gate math runs as one compiled elementwise kernel each way (through
 ``tinynet.backend.elementwise_kernel``); on NumPy it is 8 in-place ufunc calls a step
 forward (10 in the exp form) and 13 backward, on preallocated buffers
-(docs/kernels/lstm.md counts them).
+(docs/kernels/lstm.md counts them). With compiled kernels on
+(:func:`tinynet.backend.use_compiled`) each of those becomes one compiled pass over the
+step (:mod:`tinynet.kernels.compiled.lstm`): the backward always, the forward for
+float32; the GEMMs, the layout and the saved record stay the same.
 """
 from __future__ import annotations
 
@@ -230,7 +233,7 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     T, B, I = x.shape
     H = w_hh.shape[1]
     step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
-    tanh_form = step_kernel is not None or tanh_gates()
+    tanh_form = step_kernel is not None or tanh_gates() or _compiled_forward(x, w_ih, w_hh)
     scale = _pre_activation_scale(H, x.dtype, xp, exp_form=not tanh_form)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     w = _stacked_weights(w_hh, w_ih, bias, scale, xp)
@@ -267,6 +270,14 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     return y, h_n.copy(), c_n.copy(), saved
 
 
+def _compiled_forward(*arrays) -> bool:
+    """Whether the forward time loop runs its gate math compiled: float32 NumPy arrays
+    with compiled kernels on (compiled / NumPy, 1 thread: 0.65x at T10 B4 8->16, 0.90x
+    at T50 B32 64->128, 0.95x at T50 B64 64->256; docs/kernels/lstm.md). Its tanh is a
+    float32 rational function (within 5 ulp); float64 keeps NumPy's loop."""
+    return backend.use_compiled(*arrays) and all(a.dtype == "float32" for a in arrays)
+
+
 def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias,
                            tanh_form):
     """The NumPy time loop, feature-major: one GEMM and 8 calls a step (10 in the exp
@@ -299,11 +310,19 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     products = xp.empty((T, 2 * H, B), dtype=dtype)      # [i g; f c_prev], kept for backward
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
     half = dtype.type(0.5)
+    compiled = tanh_form and _compiled_forward(acts, w)     # the kernel takes the tanh form
+    if compiled:
+        from .compiled import lstm as _compiled
+        keep = xp.empty((0, B), dtype) if mask is None else mask[..., 0].astype(dtype)
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
         for t in steps:
             a = acts[t]
             xp.matmul(w, z_prev[t], out=a)
+            if compiled:
+                _compiled.forward_step(acts, c_prev, c_out, tanh_c, products, zs, keep, t,
+                                       t if reverse else t + 1)
+                continue
             i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
             if tanh_form:
                 xp.tanh(a, out=a)                 # tanh(a/2) on i, f, o; tanh(a_g) on g
@@ -419,6 +438,11 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
     keep = None if mask is None else mask[..., 0]         # (T, B)
     w_hh_t = xp.ascontiguousarray(saved.w_hh.T)           # (H, 4H)
     d_gates = xp.empty((G, T, B), dtype=acts.dtype)      # (4H, T*B) for the weight GEMM
+    if backend.use_compiled(acts):
+        # compiled / NumPy, backward, 1 thread: 0.37x at T10 B4 8->16, 0.91x at T50 B32
+        # 64->128, 0.99x at T50 B64 64->256 (the GEMMs grow, the saving stays one pass)
+        _backward_steps_compiled(xp, saved, dy_t, keep, dh, dc, w_hh_t, d_gates, steps)
+        return d_gates.reshape(G, T * B), xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
     d = xp.empty((G, B), dtype=acts.dtype)               # this step's, contiguous
     factor = xp.empty((G, B), dtype=acts.dtype)
     f_g, f_o = factor[2 * H:3 * H], factor[3 * H:]
@@ -457,3 +481,27 @@ def _backward_feature_major(xp, saved, dy, dh_n, dc_n, steps):
             dh += carry_h
             dc += carry_c
     return d_gates.reshape(G, T * B), xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
+
+
+def _backward_steps_compiled(xp, saved, dy_t, keep, dh, dc, w_hh_t, d_gates, steps):
+    """The backward time loop with each step's gate gradients computed by one compiled
+    pass (:func:`tinynet.kernels.compiled.lstm.backward_step`) instead of 13 NumPy
+    calls; the recurrent GEMM ``dh = W_hh^T da`` stays a NumPy call. Updates ``dh``,
+    ``dc`` ``(H, B)`` and fills ``d_gates`` ``(4H, T, B)`` in place."""
+    from .compiled import lstm as _compiled
+    acts = saved.acts
+    T, G, B = acts.shape
+    H = G // 4
+    dtype = acts.dtype
+    # empty arrays stand for "no dy" and "no mask", so one compiled signature serves all
+    dy_t = xp.empty((0, H, B), dtype) if dy_t is None else dy_t
+    keep = xp.empty((0, B), dtype) if keep is None else keep.astype(dtype)
+    d = xp.empty((G, B), dtype=dtype)
+    carry = xp.empty((2, H, B), dtype=dtype)
+    masked = keep.shape[0] > 0
+    for t in steps:
+        _compiled.backward_step(acts, saved.c_prev, saved.tanh_c, dy_t, keep, dh, dc, d,
+                                d_gates, carry, t)
+        xp.matmul(w_hh_t, d, out=dh)
+        if masked:
+            dh += carry[0]
