@@ -68,9 +68,9 @@ On CuPy the per-step gate math runs as one compiled elementwise kernel each way 
 ``tinynet.backend.elementwise_kernel``); on NumPy it is 8 in-place ufunc calls a step
 forward (10 in the exp form) and 13 backward, on preallocated buffers
 (docs/kernels/lstm.md counts them). With compiled kernels on
-(:func:`tinynet.backend.use_compiled`) each of those becomes one compiled pass over the
-step (:mod:`tinynet.kernels.compiled.lstm`): the backward always, the forward for
-float32; the GEMMs, the layout and the saved record stay the same.
+(:func:`tinynet.backend.use_compiled`) the backward's 13 become one compiled pass over the
+step (:mod:`tinynet.kernels.compiled.lstm`); the GEMMs, the layout and the saved record
+stay the same.
 """
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     T, B, I = x.shape
     H = w_hh.shape[1]
     step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
-    tanh_form = step_kernel is not None or tanh_gates() or _compiled_forward(x, w_ih, w_hh)
+    tanh_form = step_kernel is not None or tanh_gates()
     scale = _pre_activation_scale(H, x.dtype, xp, exp_form=not tanh_form)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     w = _stacked_weights(w_hh, w_ih, bias, scale, xp)
@@ -270,14 +270,6 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     return y, h_n.copy(), c_n.copy(), saved
 
 
-def _compiled_forward(*arrays) -> bool:
-    """Whether the forward time loop runs its gate math compiled: float32 NumPy arrays
-    with compiled kernels on (compiled / NumPy, 1 thread: 0.65x at T10 B4 8->16, 0.90x
-    at T50 B32 64->128, 0.95x at T50 B64 64->256; docs/kernels/lstm.md). Its tanh is a
-    float32 rational function (within 5 ulp); float64 keeps NumPy's loop."""
-    return backend.use_compiled(*arrays) and all(a.dtype == "float32" for a in arrays)
-
-
 def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias,
                            tanh_form):
     """The NumPy time loop, feature-major: one GEMM and 8 calls a step (10 in the exp
@@ -310,19 +302,11 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     products = xp.empty((T, 2 * H, B), dtype=dtype)      # [i g; f c_prev], kept for backward
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
     half = dtype.type(0.5)
-    compiled = tanh_form and _compiled_forward(acts, w)     # the kernel takes the tanh form
-    if compiled:
-        from .compiled import lstm as _compiled
-        keep = xp.empty((0, B), dtype) if mask is None else mask[..., 0].astype(dtype)
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
         for t in steps:
             a = acts[t]
             xp.matmul(w, z_prev[t], out=a)
-            if compiled:
-                _compiled.forward_step(acts, c_prev, c_out, tanh_c, products, zs, keep, t,
-                                       t if reverse else t + 1)
-                continue
             i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
             if tanh_form:
                 xp.tanh(a, out=a)                 # tanh(a/2) on i, f, o; tanh(a_g) on g
