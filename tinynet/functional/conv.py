@@ -455,6 +455,42 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     return out
 
 
+#: Bytes of GEMM product (columns) per step of the compiled transposed conv: an L2's worth,
+#: so that the scatter reads the columns back from cache.
+_COMPILED_COL_BYTES = 1 << 20
+
+
+def _use_compiled_transposed(x, w, stride):
+    """The compiled scatter (:mod:`tinynet.kernels.compiled.transposed`) for a strided
+    transposed conv on NumPy arrays. Measured crossover: see the comment at its call."""
+    return stride != (1, 1) and backend.use_compiled(x, w)
+
+
+def _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, output_size):
+    """The GEMM ``Wᵀ @ x[n]`` per few images (x read where it lies, no transposing copy)
+    and a compiled col2im that writes each output plane once, with its bias."""
+    from ..kernels.compiled import transposed as _transposed
+    xp = backend.get_array_module(x)
+    N, C_in, H, W = x.shape
+    _, C_out_g, kh, kw = w.shape
+    C_out = C_out_g * groups
+    wt = w.reshape(groups, C_in // groups, C_out_g * kh * kw).transpose(0, 2, 1)  # (G, C_out/G·kh·kw, C_in/G)
+    if groups > 1:
+        wt = xp.ascontiguousarray(wt)
+    bias = xp.zeros(C_out, dtype=x.dtype) if b is None else xp.ascontiguousarray(b)
+    out = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
+    step = max(1, _COMPILED_COL_BYTES // (C_out * kh * kw * H * W * x.itemsize))   # images per GEMM
+
+    def images(lo, hi):     # independent: each chunk its GEMMs and scatters on one thread
+        for n0 in range(lo, hi, step):
+            n1 = min(hi, n0 + step)
+            col = xp.matmul(wt, x[n0:n1].reshape(n1 - n0, groups, C_in // groups, H * W))
+            _transposed.col2im_bias(col.reshape(n1 - n0, C_out, kh, kw, H, W), bias, out[n0:n1],
+                                    stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1])
+    backend.parallel_for(N, images, like=x, nbytes=x.nbytes + out.nbytes + kh * kw * C_out * N * H * W * x.itemsize)
+    return out
+
+
 def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     """x (N, C_in, H, W), w (C_in, C_out/G, kh, kw) -> (N, C_out, Ho, Wo) = col2im(Wᵀ X) + b."""
     xp = backend.get_array_module(x)
@@ -465,6 +501,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         return xp.empty((0, C_out) + tuple(output_size), dtype=x.dtype)
     if _use_pointwise(w.shape, padding, groups):
         return _pointwise.conv_transpose2d_pointwise(x, w, b, stride, output_size)
+    if _use_compiled_transposed(x, w, stride):
+        return _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, output_size)
     # Stride 1: the transposed conv is a conv with the flipped kernel and padding
     # d(k-1) - p, so it takes whichever path conv2d takes (Winograd, row strips, im2col).
     # An im2col copy then replaces col2im's scatter-add, its zeroed buffer and its final
