@@ -19,8 +19,10 @@ from tinynet.testing.routes import on_both_routes           # noqa: E402
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts the compiled kernel's calls, so a test knows the compiled route ran; puts
-    the compiled-kernel switch back afterwards."""
+    """Counts the compiled kernel's calls, so a test knows the compiled route ran; lets
+    small tensors take it (no channel or map-size minimum); puts the switch back after."""
+    monkeypatch.setattr(conv_module, "_COMPILED_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_module, "_COMPILED_MIN_PIXELS", 1)
     calls = []
     kernel = transposed.col2im_bias
 
@@ -36,7 +38,7 @@ def counted(monkeypatch):
 @st.composite
 def geometries(draw):
     """Every argument of conv_transpose2d: stride 2..3 on at least one axis (the compiled
-    route), kernel 1..5, padding, output_padding, dilation 1..3, groups, bias or None."""
+    route, where the kernel is larger than the stride), kernel 1..5, padding, output_padding, dilation 1..3, groups, bias or None."""
     k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     s = (draw(st.integers(1, 3)), draw(st.integers(2, 3)))
     if draw(st.booleans()):
@@ -83,7 +85,8 @@ def test_compiled_route_matches_numpy_route(counted, g, dtype, contiguous, seed)
     counted.clear()
     numpy_out, compiled_out = on_both_routes(lambda: _forward(x, w, b, g[3]))
     pointwise = g[1][2:] == (1, 1) and g[3]["padding"] == (0, 0) and g[3]["groups"] == 1
-    assert bool(counted) != pointwise, "the compiled route ran, or not, against the rule"
+    overlap = g[1][2] > g[3]["stride"][0] or g[1][3] > g[3]["stride"][1]
+    assert bool(counted) == (overlap and not pointwise), "the compiled route ran, or not, against the rule"
     assert compiled_out.dtype == dtype and compiled_out.shape == numpy_out.shape
     tol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(compiled_out, numpy_out, rtol=tol, atol=tol * 10)
@@ -157,3 +160,31 @@ def test_stride_one_keeps_the_numpy_route(counted):
     backend.set_compiled(True)
     _forward(np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)), None, dict(padding=1))
     assert not counted
+
+
+def test_stamps_that_do_not_overlap_keep_the_numpy_route(counted):
+    # kernel == stride (the U-Net's 2x2 up-convolution): the sub-pixel route measured faster
+    backend.set_compiled(True)
+    _forward(np.ones((1, 2, 4, 4)), np.ones((2, 2, 2, 2)), None, dict(stride=2))
+    assert not counted
+
+
+@pytest.mark.parametrize("shape, weight, stride, taken", [
+    ((8, 128, 14, 14), (128, 64, 4, 4), (2, 2), True),      # the decoders' 4x4 stride 2
+    ((16, 256, 8, 8), (256, 128, 3, 3), (2, 2), True),      # ResNet's stride-2 input gradient
+    ((8, 128, 14, 14), (128, 64, 2, 2), (2, 2), False),     # no overlap: sub-pixel
+    ((8, 128, 14, 14), (128, 32, 4, 4), (2, 2), False),     # 32 output channels: short runs
+    ((16, 512, 4, 4), (512, 256, 3, 3), (2, 2), False),     # a 4x4 map: 16-row GEMMs
+    ((8, 128, 14, 14), (128, 64, 3, 3), (1, 1), False),     # stride 1: a conv
+])
+def test_route_is_taken_where_it_measured_faster(shape, weight, stride, taken):
+    before = backend._compiled
+    try:
+        backend.set_compiled(True)
+        assert conv_module._use_compiled_transposed(np.empty(shape, np.float32), np.empty(weight, np.float32),
+                                                    stride) == taken
+        backend.set_compiled(False)
+        assert not conv_module._use_compiled_transposed(np.empty(shape, np.float32),
+                                                        np.empty(weight, np.float32), stride)
+    finally:
+        backend._compiled = before
