@@ -188,3 +188,19 @@ def test_route_is_taken_where_it_measured_faster(shape, weight, stride, taken):
                                                         np.empty(weight, np.float32), stride)
     finally:
         backend._compiled = before
+
+
+def test_default_thresholds_a_resnet_input_gradient_matches_pytorch(monkeypatch):
+    # 64 output channels on an 8x8 map: taken with the default thresholds (no patching)
+    torch = pytest.importorskip("torch")
+    calls = []
+    kernel = transposed.col2im_bias
+    monkeypatch.setattr(transposed, "col2im_bias", lambda *args: calls.append(1) or kernel(*args))
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 16, 8, 8)), rng.standard_normal((16, 64, 3, 3)), rng.standard_normal(64)
+    kwargs = dict(stride=2, padding=1, output_padding=1)
+    numpy_out, compiled_out = on_both_routes(lambda: _forward(x, w, b, kwargs))
+    assert calls
+    expected = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kwargs)
+    np.testing.assert_allclose(compiled_out, expected.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(compiled_out, numpy_out, rtol=1e-12, atol=1e-12)
