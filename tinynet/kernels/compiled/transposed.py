@@ -23,19 +23,19 @@ input. Here the GEMM has exactly the transposed conv's flops, and per image one 
 Ho·Wo·C_g values (28x28x64 floats: 200 kB, in L2) takes every add and is read once, by
 the transposing write into NCHW that adds the bias: every output pixel is written once.
 
-Serial (:data:`serial_kernel`): the caller runs it a few images at a time (about 1 MB of
+Serial (:data:`~tinynet.kernels.compiled.kernel`): the caller runs it a few images at a time (about 1 MB of
 ``col``) in :func:`tinynet.backend.parallel_for` chunks, right after their GEMM, while
 the product is still in cache.
 """
 
 import numpy as np
 
-from . import serial_kernel
+from . import kernel
 
 __all__ = ["col2im_bias"]
 
 
-@serial_kernel
+@kernel
 def col2im_bias(col, bias, out, sh, sw, ph, pw, dh, dw):
     """out (n, C_out, Ho, Wo) = col2im(col (G, n, H, W, kh, kw, C_out/G)) + bias (C_out,).
 
