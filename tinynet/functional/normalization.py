@@ -103,6 +103,9 @@ class BatchNormTrain(Function):
     (0, 2, 3), which walked the same data 2-3x slower: they take two steps, in the order
     :class:`_Channels` picks by batch size (:data:`_BATCH_FIRST_MIN`). Sums of products
     (``Σ(x-μ)²``, ``Σg·x̂``) are one ``einsum`` each, without a product array in memory.
+    Where compiled kernels are on (:func:`_compiled_route`), the forward and the
+    first-order backward run :mod:`tinynet.kernels.compiled.batch_norm` instead (2 + 2
+    passes); the double-backward path stays tinynet ops.
     """
 
     def forward(self, x, weight, bias, eps=1e-5, stats=None):
@@ -165,6 +168,7 @@ class BatchNormTrain(Function):
         return (Tensor(gx.reshape(x.shape)) if want_x else None), gw, gb
 
     def _backward_numpy(self, xp, x3, g3, weight, want_x):
+        """``(dx, Σg, Σg·x̂)`` on the NumPy route, in channel chunks on tinynet's pool."""
         N, C = x3.shape[:2]
         M = N * x3.shape[2]
         ch = _Channels(xp, x3)
