@@ -41,11 +41,13 @@ def _relu_in_chunks(a) -> bool:
 #: Smallest array (values) for which ReLU and ELU take the compiled kernels: ReLU's
 #: forward measured 4-5 µs compiled against NumPy's 3 at 16-256 values, about even at 4K,
 #: 0.28-0.77x from 128K up (backward 0.36-0.85x); and the smallest array for which the
-#: kernels run on several threads (a 4 MB float32 map, as :data:`_RELU_CHUNKED_BYTES`:
-#: 2 threads 47-63 µs, 1 thread 90 µs for ReLU's backward over 2²⁰ values; below it,
-#: waking a thread costs what it saves). docs/kernels/selection.md has the figures.
+#: kernels run on several threads: none for now. On their own the threaded entries took
+#: 47-63 µs against 90 µs serial for ReLU's backward over 2²⁰ values, but after each
+#: parallel region Numba's OpenMP workers (libgomp) spin for milliseconds, taking a core
+#: from the GEMM that follows: a ResNet-18 step with them (and threaded batch norm) took
+#: 1.94x as long. docs/kernels/selection.md has the figures.
 _COMPILED_MIN_SIZE = 4096
-_COMPILED_THREADS_MIN_SIZE = 1 << 20
+_COMPILED_THREADS_MIN_SIZE = float("inf")
 
 
 def _compiled_route(*arrays) -> bool:

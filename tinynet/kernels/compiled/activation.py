@@ -15,7 +15,9 @@ Loop structure: one loop over a range of values (``_*_range``), whose body is a 
 so it vectorises. Each op has two entries: a serial one, and ``*_threads``, whose
 ``prange`` runs the range loop over blocks of :data:`BLOCK` values on Numba's threads. A
 parallel region wakes the other threads each call (microseconds, and much more while other
-processes hold the cores), worth paying only on large arrays: the caller picks. The NumPy route makes 2
+processes hold the cores), worth paying only on large arrays: the caller picks (and for now never picks them: in a
+ResNet-18 step, libgomp's workers spinning after each region cost more than they saved;
+see ``_COMPILED_THREADS_MIN_SIZE`` in :mod:`tinynet.functional.activation`). The NumPy route makes 2
 passes for each ReLU direction (the comparison, then the product; the mask cast, then the
 product) and 3-7 for ELU's (a minimum, expm1 or its tanh form, a scale, a maximum; the
 factor min(y, 0) + α, a fix-up, the product), each pass reading and writing whole arrays.
