@@ -13,10 +13,12 @@ Per channel c, over its M = N·L values (see :mod:`tinynet.functional.normalizat
 
 Loop structure: a loop over the C channels; inside, the N rows of L contiguous values of
 one channel. It runs on the calling thread: a ``prange`` over the channels (2 threads)
-halved the kernels' own time, but in a ResNet-18 training step the whole step took 1.94x
-as long (845 against 436 ms), because after each parallel region Numba's OpenMP workers
-(libgomp) keep spinning for milliseconds, taking a core from the GEMM that follows. The forward reads a channel three times
-(Σx, Σ(x - μ)², then y) and the backward twice (the two sums, then dx); a channel of
+halved the kernels' own time, but a whole ResNet-18 training step took 1.94x as long
+(845 against 436 ms): after each parallel region Numba's OpenMP workers (libgomp) keep
+spinning, taking a core from the GEMM that follows (docs/kernels/normalization.md).
+
+The forward reads a channel three times (Σx, Σ(x - μ)², then y) and the backward twice
+(the two sums, then dx); a channel of
 ResNet-18's N16 maps is 16-64 KB, so the second and third reads come from cache and the
 activation streams through memory about once each way. The NumPy route pays ~14
 whole-array passes for the same work (each ufunc reads and writes its operands, and the
