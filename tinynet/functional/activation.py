@@ -38,6 +38,39 @@ def _relu_in_chunks(a) -> bool:
     return a.nbytes >= _RELU_CHUNKED_BYTES and backend.parallel_chunks(a.size, a.nbytes, a) > 1
 
 
+#: Smallest array (values) for which ReLU and ELU take the compiled kernels: ReLU's
+#: forward measured 4-5 µs compiled against NumPy's 3 at 16-256 values, about even at 4K,
+#: 0.28-0.77x from 128K up (backward 0.36-0.85x); and the smallest array for which the
+#: kernels run on several threads: none for now. On their own the threaded entries took
+#: 47-63 µs against 90 µs serial for ReLU's backward over 2²⁰ values, but after each
+#: parallel region Numba's OpenMP workers (libgomp) spin for milliseconds, taking a core
+#: from the GEMM that follows: a ResNet-18 step with them (and threaded batch norm) took
+#: 1.94x as long. docs/kernels/selection.md has the figures.
+_COMPILED_MIN_SIZE = 4096
+_COMPILED_THREADS_MIN_SIZE = float("inf")
+
+
+def _compiled_route(*arrays) -> bool:
+    """Whether ReLU's or ELU's pass over ``arrays`` (one shape, one float dtype) runs
+    compiled (:mod:`tinynet.kernels.compiled.activation`)."""
+    a = arrays[0]
+    return (backend.use_compiled(*arrays) and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)
+            and a.size >= _COMPILED_MIN_SIZE and all(b.shape == a.shape and b.dtype == a.dtype
+                                                     and b.flags.c_contiguous for b in arrays[1:]))
+
+
+def _compiled(name, size):
+    """The compiled kernel ``name`` of :mod:`tinynet.kernels.compiled.activation`, its
+    threaded entry from :data:`_COMPILED_THREADS_MIN_SIZE` values up."""
+    from ..kernels.compiled import activation as _c
+    return getattr(_c, name + "_threads" if size >= _COMPILED_THREADS_MIN_SIZE else name)
+
+
+def _flat(a):
+    """A C-contiguous 1-D view (or copy) of ``a``, for the compiled kernels."""
+    return (a if a.flags.c_contiguous else a.copy(order="C")).reshape(-1)
+
+
 class ReLU(Function):
     """y = max(x, 0) as ``x * [x > 0]``; dy/dx = [x > 0], the mask kept from the forward
     (a one-pass ``maximum`` reading the mask back from y measured equal overall: its
@@ -45,6 +78,10 @@ class ReLU(Function):
     :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's threads."""
 
     def forward(self, x):
+        if _compiled_route(x):
+            y, mask = _compiled("relu_forward", x.size)(_flat(x))
+            self.mask = mask.reshape(x.shape)
+            return y.reshape(x.shape)
         if not _relu_in_chunks(x):
             self.mask = x > 0
             return x * self.mask
@@ -61,6 +98,9 @@ class ReLU(Function):
 
     def backward(self, g):
         gd = g.data
+        if not is_grad_enabled() and gd.shape == self.mask.shape and _compiled_route(gd):
+            relu_backward = _compiled("relu_backward", gd.size)
+            return Tensor(relu_backward(_flat(gd), self.mask.reshape(-1)).reshape(gd.shape))
         if (not _relu_in_chunks(gd) or is_grad_enabled() or gd.shape != self.mask.shape
                 or not gd.flags.c_contiguous):
             return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
@@ -128,8 +168,12 @@ class ELU(Function):
             # is 0 there (its mask is x < 0), though its first takes the negative branch.
             slope = where(Tensor(y.data != 0), y, 0.0) + self.alpha
             return where(Tensor(self._positive(y.data)), g, g * slope)
-        xp = backend.get_array_module(g.data)
         alpha = self.alpha
+        if alpha >= 0 and _compiled_route(g.data, y.data):
+            elu_backward = _compiled("elu_backward", y.data.size)
+            gx = elu_backward(_flat(g.data), y.data.reshape(-1), y.data.dtype.type(alpha))
+            return Tensor(gx.reshape(y.shape))
+        xp = backend.get_array_module(g.data)
         factor = xp.empty_like(y.data)     # an array even when y is 0-d (ufuncs return scalars)
         if alpha < 0:
             xp.add(y.data, alpha, out=factor)

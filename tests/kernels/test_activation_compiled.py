@@ -1,0 +1,145 @@
+"""Compiled ReLU and ELU (tinynet/kernels/compiled/activation.py) against the NumPy routes of
+tinynet/functional/activation.py and against PyTorch, on drawn shapes (0-d to 4-d, empty),
+float32 and float64, drawn alpha, non-contiguous inputs and gradients, NaN and ±0."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytest.importorskip("numba")
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet import backend
+from tinynet.functional import activation
+
+THRESHOLD = activation._COMPILED_MIN_SIZE      # the library's own, before any test changes it
+from tinynet.testing import assert_close
+from tinynet.testing.routes import on_both_routes
+
+
+@pytest.fixture(scope="module")
+def compiled_on():
+    """The compiled switch on and the size threshold at 0, put back afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "_compiled", True)
+        mp.setattr(activation, "_COMPILED_MIN_SIZE", 0)
+        yield
+
+
+shapes = st.lists(st.integers(0, 6), min_size=0, max_size=4).map(tuple)
+
+
+def _run(op, x, g, transpose):
+    """``(y, dx)`` of ``op`` on ``x`` with upstream gradient ``g``, first order; with
+    ``transpose``, x and g are non-contiguous views (their last two dims swapped back)."""
+    def arrange(a):
+        return np.swapaxes(np.swapaxes(a, -1, -2).copy(), -1, -2) if transpose else a
+    xt = tn.tensor(arrange(x), requires_grad=True)
+    y = op(xt)
+    y.backward(tn.tensor(arrange(g)))
+    return y.detach().numpy(), xt.grad.numpy()
+
+
+def _values(rng, shape, dtype):
+    """Normal values with NaN, ±0 and ±Inf sprinkled in."""
+    x = np.asarray(rng.standard_normal(shape) * 3)
+    specials = np.array([np.nan, 0.0, -0.0, np.inf, -np.inf, -30.0])
+    mask = np.asarray(rng.random(shape) < 0.1)
+    x[mask] = rng.choice(specials, size=int(mask.sum()))
+    return x.astype(dtype)
+
+
+@settings(deadline=None, max_examples=40)
+@given(shape=shapes, dtype=st.sampled_from([np.float32, np.float64]),
+       op=st.sampled_from(["relu", "elu"]), alpha=st.sampled_from([1.0, 0.5, 2.0, 0.0, -0.7]),
+       transpose=st.booleans(), threads=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_compiled_activation_matches_the_numpy_route(compiled_on, shape, dtype, op, alpha,
+                                                     transpose, threads, seed):
+    """Outputs and gradients equal on both routes, NaN where NaN, the sign of a zero
+    output kept. Would fail if a kernel missed values, took the wrong branch at 0 or for
+    NaN, or the ELU gradient used x's branch test on y wrongly; with ``threads``, the
+    threaded entries run whatever the size."""
+    rng = np.random.default_rng(seed)
+    x, g = _values(rng, shape, dtype), np.asarray(rng.standard_normal(shape)).astype(dtype)
+    transpose = transpose and len(shape) >= 2
+    fn = F.relu if op == "relu" else (lambda t: F.elu(t, alpha))
+    with pytest.MonkeyPatch.context() as mp:
+        if threads:
+            mp.setattr(activation, "_COMPILED_THREADS_MIN_SIZE", 0)
+        (ny, ndx), (cy, cdx) = on_both_routes(lambda: _run(fn, x, g, transpose))
+    assert cy.dtype == ny.dtype == dtype and cdx.dtype == dtype
+    tol = 5e-7 if dtype == np.float32 else 1e-15     # ELU's float32 expm1 is its tanh form
+    assert_close(cy, ny, rtol=tol, atol=tol)
+    assert_close(cdx, ndx, rtol=tol, atol=tol)
+    assert np.array_equal(np.signbit(cy[cy == 0]), np.signbit(ny[ny == 0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_relu_and_elu_small_cases_by_hand(compiled_on, dtype):
+    """relu([-2, 0, 3]) = [0, 0, 3], gradient [0, 0, 1]·g; elu with α = 2 at [-1, 0, 3] =
+    [2(e⁻¹ - 1), 0, 3], gradient [2e⁻¹, 2, 1]·g (PyTorch's slope at 0 is y + α)."""
+    g = np.array([5.0, 7.0, 11.0], dtype)
+    y, dx = _run(F.relu, np.array([-2.0, 0.0, 3.0], dtype), g, False)
+    assert_close(y, np.array([0.0, 0.0, 3.0], dtype))
+    assert_close(dx, np.array([0.0, 0.0, 11.0], dtype))
+    y, dx = _run(lambda t: F.elu(t, 2.0), np.array([-1.0, 0.0, 3.0], dtype), g, False)
+    assert_close(y, np.array([2 * (np.exp(-1) - 1), 0.0, 3.0], dtype))
+    assert_close(dx, np.array([5 * 2 * np.exp(-1), 7 * 2.0, 11.0], dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [1.0, 0.3, 2.5])
+def test_compiled_elu_and_relu_match_torch(compiled_on, dtype, alpha):
+    """Against PyTorch, on a U-Net-like map (values down to -20, where expm1 saturates)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((2, 3, 8, 8)) * 6).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    for ours_fn, theirs_fn in ((lambda t: F.elu(t, alpha), lambda t: torch.nn.functional.elu(t, alpha)),
+                               (F.relu, torch.relu)):
+        y, dx = _run(ours_fn, x, g, False)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = theirs_fn(tx)
+        ty.backward(torch.tensor(g))
+        tol = 2e-6 if dtype == np.float32 else 1e-12
+        assert_close(y, ty.detach().numpy(), rtol=tol, atol=tol)
+        assert_close(dx, tx.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_second_order_keeps_the_differentiable_path(compiled_on):
+    """With create_graph the backward is written in tinynet ops (the compiled first-order
+    kernels are not used), so ELU's second derivative α·eˣ still flows."""
+    x = tn.tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    (d,) = tn.autograd.grad(F.elu(x, 0.5).sum(), [x], create_graph=True)
+    (dd,) = tn.autograd.grad(d.sum(), [x])
+    assert_close(dd.numpy(), np.array([0.5 * np.exp(-1.0), 0.0]))
+
+
+@pytest.mark.parametrize("op", ["relu", "elu"])
+def test_threaded_entries_cover_every_block(compiled_on, monkeypatch, op):
+    """3 full blocks of the threaded kernels and a partial one (kernels.compiled.activation.
+    BLOCK): equal to the NumPy route everywhere, so no block is missed or overlapped."""
+    from tinynet.kernels.compiled import activation as kernels
+    monkeypatch.setattr(activation, "_COMPILED_THREADS_MIN_SIZE", 0)
+    rng = np.random.default_rng(5)
+    x = _values(rng, (3 * kernels.BLOCK + 7,), np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    fn = F.relu if op == "relu" else F.elu
+    (ny, ndx), (cy, cdx) = on_both_routes(lambda: _run(fn, x, g, False))
+    assert_close(cy, ny, rtol=5e-7, atol=5e-7)
+    assert_close(cdx, ndx, rtol=5e-7, atol=5e-7)
+
+
+def test_small_arrays_stay_on_the_numpy_route(monkeypatch):
+    """Below _COMPILED_MIN_SIZE values the NumPy route runs (a compiled call costs more
+    than the pass there): the kernels are not called."""
+    from tinynet.kernels.compiled import activation as kernels
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(activation, "_COMPILED_MIN_SIZE", THRESHOLD)
+    called = []
+    monkeypatch.setattr(kernels, "relu_forward", lambda x: called.append(x))
+    F.relu(tn.tensor(np.ones(THRESHOLD - 1, np.float32)))
+    assert not called
+    with pytest.raises(TypeError):     # the spy returns None: the compiled route was taken
+        F.relu(tn.tensor(np.ones(THRESHOLD, np.float32)))
+    assert len(called) == 1
