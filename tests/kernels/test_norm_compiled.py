@@ -133,3 +133,19 @@ def test_weight_gradient_alone_skips_dx(compiled_always):
     F.batch_norm(x, None, None, w, None, training=True).sum().backward()
     assert x.grad is None
     assert_close(w.grad.numpy(), np.zeros(2), atol=1e-12)   # Σx̂ = 0 per channel
+
+
+def test_channel_chunks_cover_every_channel(compiled_always, monkeypatch, restore_threads, chunk_counts):
+    """7 channels split over 3 parallel_for chunks: both directions equal the NumPy route
+    on every channel, so no chunk edge drops or repeats a channel."""
+    monkeypatch.setattr(backend, "parallel_grain", 256)
+    backend.set_num_threads(3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 7, 5, 6)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    weight, bias = (rng.standard_normal(7).astype(np.float32) for _ in range(2))
+    numpy_out, compiled_out = on_both_routes(lambda: _step(x, g, weight, bias, 0.1))
+    assert 3 in chunk_counts
+    for name, c, n in zip(("y", "running_mean", "running_var", "dx", "dweight", "dbias"),
+                          compiled_out, numpy_out):
+        assert_close(c, n, rtol=2e-4, atol=2e-4, msg=name)

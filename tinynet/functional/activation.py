@@ -40,14 +40,8 @@ def _relu_in_chunks(a) -> bool:
 
 #: Smallest array (values) for which ReLU and ELU take the compiled kernels: ReLU's
 #: forward measured 4-5 µs compiled against NumPy's 3 at 16-256 values, about even at 4K,
-#: 0.28-0.77x from 128K up (backward 0.36-0.85x); and the smallest array for which the
-#: kernels run on several threads: none for now. On their own the threaded entries took
-#: 47-63 µs against 90 µs serial for ReLU's backward over 2²⁰ values, but after each
-#: parallel region Numba's OpenMP workers (libgomp) spin for milliseconds, taking a core
-#: from the GEMM that follows: a ResNet-18 step with them (and threaded batch norm) took
-#: 1.94x as long. docs/kernels/selection.md has the figures.
+#: 0.28-0.77x from 128K up (backward 0.36-0.85x). docs/kernels/selection.md has the figures.
 _COMPILED_MIN_SIZE = 4096
-_COMPILED_THREADS_MIN_SIZE = float("inf")
 
 
 def _compiled_route(*arrays) -> bool:
@@ -59,11 +53,14 @@ def _compiled_route(*arrays) -> bool:
                                                      and b.flags.c_contiguous for b in arrays[1:]))
 
 
-def _compiled(name, size):
-    """The compiled kernel ``name`` of :mod:`tinynet.kernels.compiled.activation`, its
-    threaded entry from :data:`_COMPILED_THREADS_MIN_SIZE` values up."""
+def _compiled_pass(name, *args):
+    """Runs the compiled kernel ``name`` of :mod:`tinynet.kernels.compiled.activation`
+    over all values of its flat array arguments, in ``backend.parallel_for`` chunks."""
     from ..kernels.compiled import activation as _c
-    return getattr(_c, name + "_threads" if size >= _COMPILED_THREADS_MIN_SIZE else name)
+    kernel = getattr(_c, name)
+    arrays = [a for a in args if hasattr(a, "nbytes") and a.ndim]
+    backend.parallel_for(arrays[0].size, lambda lo, hi: kernel(*args, lo, hi),
+                         nbytes=sum(a.nbytes for a in arrays), like=arrays[0])
 
 
 def _flat(a):
@@ -79,9 +76,10 @@ class ReLU(Function):
 
     def forward(self, x):
         if _compiled_route(x):
-            y, mask = _compiled("relu_forward", x.size)(_flat(x))
-            self.mask = mask.reshape(x.shape)
-            return y.reshape(x.shape)
+            xp = backend.get_array_module(x)
+            y, self.mask = xp.empty(x.shape, x.dtype), xp.empty(x.shape, bool)
+            _compiled_pass("relu_forward", _flat(x), y.reshape(-1), self.mask.reshape(-1))
+            return y
         if not _relu_in_chunks(x):
             self.mask = x > 0
             return x * self.mask
@@ -99,8 +97,9 @@ class ReLU(Function):
     def backward(self, g):
         gd = g.data
         if not is_grad_enabled() and gd.shape == self.mask.shape and _compiled_route(gd):
-            relu_backward = _compiled("relu_backward", gd.size)
-            return Tensor(relu_backward(_flat(gd), self.mask.reshape(-1)).reshape(gd.shape))
+            dx = backend.get_array_module(gd).empty(gd.shape, gd.dtype)
+            _compiled_pass("relu_backward", _flat(gd), self.mask.reshape(-1), dx.reshape(-1))
+            return Tensor(dx)
         if (not _relu_in_chunks(gd) or is_grad_enabled() or gd.shape != self.mask.shape
                 or not gd.flags.c_contiguous):
             return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
@@ -170,9 +169,10 @@ class ELU(Function):
             return where(Tensor(self._positive(y.data)), g, g * slope)
         alpha = self.alpha
         if alpha >= 0 and _compiled_route(g.data, y.data):
-            elu_backward = _compiled("elu_backward", y.data.size)
-            gx = elu_backward(_flat(g.data), y.data.reshape(-1), y.data.dtype.type(alpha))
-            return Tensor(gx.reshape(y.shape))
+            gx = backend.get_array_module(g.data).empty(y.shape, y.dtype)
+            _compiled_pass("elu_backward", _flat(g.data), y.data.reshape(-1), y.data.dtype.type(alpha),
+                           gx.reshape(-1))
+            return Tensor(gx)
         xp = backend.get_array_module(g.data)
         factor = xp.empty_like(y.data)     # an array even when y is 0-d (ufuncs return scalars)
         if alpha < 0:

@@ -114,15 +114,17 @@ class BatchNormTrain(Function):
         cshape = _channel_shape(x.ndim, C)
         self.cshape, self.eps = cshape, eps
         x3 = xp.ascontiguousarray(x).reshape(N, C, -1)
-        if _compiled_route(x3):
-            from ..kernels.compiled import batch_norm as _c
-            y, mean, var, invstd = _c.forward(x3, *_affine(x3, weight, bias), float(eps))
-            return self._keep(mean, var, invstd, stats, y.reshape(x.shape))
-        M = N * x3.shape[2]
-        ch = _Channels(xp, x3)
         y = xp.empty_like(x3)
         mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
         invstd = xp.empty(C, dtype=x.dtype)
+        if _compiled_route(x3):
+            from ..kernels.compiled import batch_norm as _c
+            w, b = _affine(x3, weight, bias)
+            backend.parallel_for(C, lambda lo, hi: _c.forward(x3, w, b, float(eps), y, mean, var, invstd, lo, hi),
+                                 nbytes=2 * x.nbytes, like=x)
+            return self._keep(mean, var, invstd, stats, y.reshape(x.shape))
+        M = N * x3.shape[2]
+        ch = _Channels(xp, x3)
 
         def channels(lo, hi):
             xs, ys = x3[:, lo:hi], y[:, lo:hi]
@@ -160,7 +162,12 @@ class BatchNormTrain(Function):
         if _compiled_route(x3, g3) and g3.dtype == x3.dtype:
             from ..kernels.compiled import batch_norm as _c
             w = _affine(x3, None if weight is None else weight.data, None)[0]
-            gx, sum_g, sum_gx = _c.backward(x3, g3, self.mean, self.invstd, w, want_x)
+            gx = xp.empty_like(x3) if want_x else xp.empty((0, 0, 0), dtype=x3.dtype)
+            sum_g, sum_gx = xp.empty(C, dtype=x3.dtype), xp.empty(C, dtype=x3.dtype)
+            scratch = xp.empty((C, 3), dtype=x3.dtype)
+            backend.parallel_for(C, lambda lo, hi: _c.backward(x3, g3, self.mean, self.invstd, w, want_x, gx,
+                                                               sum_g, sum_gx, scratch, lo, hi),
+                                 nbytes=3 * x3.nbytes, like=x3)
         else:
             gx, sum_g, sum_gx = self._backward_numpy(xp, x3, g3, weight, want_x)
         gw = Tensor(sum_gx) if weight is not None and self.needs_input_grad[1] else None

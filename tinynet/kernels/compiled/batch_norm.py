@@ -11,11 +11,12 @@ Per channel c, over its M = N·L values (see :mod:`tinynet.functional.normalizat
     dx = scale·g + k·(x - μ) + c,   scale = γ·invstd,  k = -scale·invstd·Σg·x̂ / M,
                                     c = -scale·Σg / M
 
-Loop structure: a loop over the C channels; inside, the N rows of L contiguous values of
-one channel. It runs on the calling thread: a ``prange`` over the channels (2 threads)
-halved the kernels' own time, but a whole ResNet-18 training step took 1.94x as long
-(845 against 436 ms): after each parallel region Numba's OpenMP workers (libgomp) keep
-spinning, taking a core from the GEMM that follows (docs/kernels/normalization.md).
+Loop structure: a loop over channels ``lo..hi``; inside, the N rows of L contiguous values
+of one channel. The caller splits the channels with ``backend.parallel_for`` (channels are
+independent). A ``prange`` over the channels instead (Numba's OpenMP threads) halved the
+kernels' own time, but a whole ResNet-18 training step took 1.94x as long (845 against
+436 ms): after each parallel region the OpenMP workers keep spinning, taking a core from
+the GEMM that follows (docs/kernels/normalization.md).
 
 The forward reads a channel three times (Σx, Σ(x - μ)², then y) and the backward twice
 (the two sums, then dx); a channel of
@@ -28,20 +29,17 @@ pairwise float32 sum.
 """
 import numpy as np
 
-from . import serial_kernel
+from . import kernel
 
 
-@serial_kernel
-def forward(x, weight, bias, eps):
-    """``(y, mean, var, invstd)`` for ``x`` (N, C, L); ``weight``/``bias`` are (C,)
-    (ones and zeros where the module has none)."""
+@kernel
+def forward(x, weight, bias, eps, y, mean, var, invstd, lo, hi):
+    """Fills ``y`` (like ``x``, (N, C, L)) and ``mean``, ``var``, ``invstd`` (C,) on
+    channels ``lo..hi``; ``weight``/``bias`` are (C,) (ones and zeros where the module has
+    none)."""
     N, C, L = x.shape
     M = N * L
-    y = np.empty_like(x)
-    mean = np.empty(C, dtype=x.dtype)
-    var = np.empty(C, dtype=x.dtype)
-    invstd = np.empty(C, dtype=x.dtype)
-    for c in range(C):
+    for c in range(lo, hi):
         total = 0.0
         for n in range(N):
             for i in range(L):
@@ -59,20 +57,17 @@ def forward(x, weight, bias, eps):
         for n in range(N):
             for i in range(L):
                 y[n, c, i] = (x[n, c, i] - mu) * scale + shift
-    return y, mean, var, invstd
 
 
-@serial_kernel
-def backward(x, g, mean, invstd, weight, want_x):
-    """``(dx, Σg, Σg·x̂)`` for ``x``, ``g`` (N, C, L); dx is an empty array unless
-    ``want_x`` (the weight-only gradient skips the second pass)."""
+@kernel
+def backward(x, g, mean, invstd, weight, want_x, dx, sum_g, sum_gx, coefficients, lo, hi):
+    """Fills ``sum_g`` = Σg and ``sum_gx`` = Σg·x̂ (C,), and ``dx`` (like ``x``) where
+    ``want_x`` (the weight-only gradient skips the second pass), on channels ``lo..hi`` of
+    ``x``, ``g`` (N, C, L); ``coefficients`` (C, 3) is scratch for each channel's scale, k
+    and c in x's dtype."""
     N, C, L = x.shape
     M = N * L
-    dx = np.empty_like(x) if want_x else np.empty((0, 0, 0), dtype=x.dtype)
-    sum_g = np.empty(C, dtype=x.dtype)
-    sum_gx = np.empty(C, dtype=x.dtype)
-    coefficients = np.empty((C, 3), dtype=x.dtype)   # scale, k, c of each channel, in x's dtype
-    for c in range(C):
+    for c in range(lo, hi):
         mu, inv = mean[c], invstd[c]
         sg = 0.0
         sgc = 0.0
@@ -92,4 +87,3 @@ def backward(x, g, mean, invstd, weight, want_x):
             for n in range(N):
                 for i in range(L):
                     dx[n, c, i] = scale * g[n, c, i] + k * (x[n, c, i] - mu) + shift
-    return dx, sum_g, sum_gx
