@@ -76,7 +76,22 @@ def _groups_matmul_bt(a, b, groups):
 
 def _to_nchw(y, out, bias):
     """Writes ``y`` (C, n, Ho, Wo) (any strides) into ``out`` (n, C, Ho, Wo), adding
-    ``bias`` (:func:`tinynet.backend.copy_add`)."""
+    ``bias`` (:func:`tinynet.backend.copy_add`). A GEMM product (``y`` C-contiguous, or
+    batch-last: ``y.transpose(0, 2, 3, 1)`` C-contiguous) into a C-contiguous ``out`` of
+    float32/64 goes through one compiled pass where Numba is on
+    (:func:`tinynet.kernels.compiled.im2col.to_nchw`)."""
+    if (backend.use_compiled(y, out) and out.flags.c_contiguous and y.dtype == out.dtype
+            and y.dtype.kind == "f" and y.dtype.itemsize in (4, 8)):
+        rows = y.transpose(0, 2, 3, 1)
+        if y.flags.c_contiguous or rows.flags.c_contiguous:
+            from ..kernels.compiled import im2col as _compiled
+            xp = backend.get_array_module(y)
+            b = xp.empty(0, y.dtype) if bias is None else backend.ascontiguous(bias.astype(y.dtype, copy=False))
+            if y.flags.c_contiguous:
+                _compiled.to_nchw(y, out, b, bias is not None)
+            else:
+                _compiled.to_nchw_batch_last(rows, out, b, bias is not None)
+            return
     y = y.transpose(1, 0, 2, 3)
     if bias is None:
         backend.copy(out, y)
