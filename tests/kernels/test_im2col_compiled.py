@@ -19,8 +19,10 @@ from tinynet.testing.routes import on_both_routes  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def every_size_compiled(monkeypatch):
-    """Small drawn shapes take the compiled route too (the measured threshold is for speed)."""
-    monkeypatch.setattr(im2col_module, "COMPILED_MIN_SIZE", 0)
+    """Stride 1 and small products take the compiled route too (the measured thresholds
+    are for speed, not correctness)."""
+    monkeypatch.setattr(im2col_module, "COMPILED_IM2COL_MIN_STRIDE", 1)
+    monkeypatch.setattr(conv_module, "_COMPILED_NCHW_MIN_SIZE", 0)
 
 
 @pytest.fixture
@@ -177,13 +179,20 @@ def test_other_dtypes_stay_on_numpy_route(calls):
     assert col2im(col, (5, 5), 2, 1).dtype == np.int64 and not calls
 
 
-def test_threshold_keeps_small_buffers_on_numpy_route(calls, monkeypatch):
-    monkeypatch.setattr(im2col_module, "COMPILED_MIN_SIZE", 10**6)
-    im2col(np.ones((1, 2, 6, 6), np.float32), 3, 1, 1)
-    assert not calls
-    monkeypatch.setattr(im2col_module, "COMPILED_MIN_SIZE", 2 * 9 * 36)
-    im2col(np.ones((1, 2, 6, 6), np.float32), 3, 1, 1)
-    assert calls == {"im2col": 1}
+def test_measured_thresholds_pick_the_routes(calls, monkeypatch):
+    monkeypatch.setattr(im2col_module, "COMPILED_IM2COL_MIN_STRIDE", 2)
+    monkeypatch.setattr(conv_module, "_COMPILED_NCHW_MIN_SIZE", 100)
+    x = np.ones((1, 2, 6, 6), np.float32)
+    im2col(x, 3, 1, 1)
+    assert not calls                                    # stride 1: NumPy's row copies
+    im2col(x, 3, (1, 2), 1)
+    assert calls == {"im2col": 1}                       # strided along one axis
+    col2im(np.ones((2, 3, 3, 1, 6, 6), np.float32), (6, 6), 1, 1)
+    assert calls["col2im"] == 1                         # col2im at any stride
+    conv_module._to_nchw(np.ones((2, 1, 7, 7)), np.empty((1, 2, 7, 7)), None)
+    assert "to_nchw" not in calls                       # 98 values: NumPy's copy
+    conv_module._to_nchw(np.ones((2, 1, 8, 8)), np.empty((1, 2, 8, 8)), None)
+    assert calls["to_nchw"] == 1
 
 
 @pytest.mark.parametrize("stride,width", [(2, 9), (1, 3)])   # batch 4 > width 3: batch-last

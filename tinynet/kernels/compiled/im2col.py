@@ -21,22 +21,34 @@ Loops: im2col's outer ``prange`` runs over (c, i) pairs (every pair writes its o
 block of columns); for each output row the in-image column range ``wo_lo..wo_hi`` is
 computed once, so the inner loop is a branch-free strided read (a contiguous copy when
 the stride is 1), and the padding is a few stores at the row ends. col2im's ``prange``
-runs over (n, c) planes: each thread zeroes its own output plane and adds every column
-entry that lands in it, so each output pixel is summed by one thread (no races, and the
-result does not depend on the thread count). to_nchw's ``prange`` runs over output
-channels; each plane is a contiguous copy plus the bias (or, batch-last, a gather
-from stride-N reads).
+runs over (c, n) planes: each thread zeroes its own output plane and adds every column
+entry that lands in it, in the NumPy route's (i, j) order, so each output pixel is
+summed by one thread (no races; the result does not depend on the thread count).
+Batch-last, both go through a per-channel (H, W, N) buffer, so that their inner loops
+run over N contiguous values on both sides. to_nchw's ``prange`` runs over output
+channels; each plane is a contiguous copy plus the bias (or, batch-last, a gather from
+stride-N reads).
+
+Indexing: the arrays are walked as flat vectors with offsets cast to unsigned
+(:func:`_u`). Numba checks every signed index for a negative (Python's wraparound),
+and that branch keeps LLVM from vectorising the row copies: the same loops with signed
+indices measured 2.3-3.5x slower (single thread, N16 128-channel 16x16 stride 1 and
+N8 128-channel 28x28 stride 2).
 """
 import numpy as np
 
 from . import kernel, prange
+
+_u = np.uint64      # an unsigned index: no wraparound test, so the loops vectorise
 
 
 @kernel
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     """x (N, C, H, W) -> col (C, kh, kw, N, Ho, Wo)."""
     N, C, H, W = x.shape
-    col = np.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    xf = x.reshape(-1)
+    M = N * Ho * Wo
+    colf = np.empty(C * kh * kw * M, dtype=x.dtype)
     for ci in prange(C * kh):
         c, i = ci // kh, ci % kh
         for j in range(kw):
@@ -44,122 +56,143 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
             first = j * dw - pw
             wo_lo = min(Wo, max(0, (-first + sw - 1) // sw))
             wo_hi = min(Wo, max(wo_lo, (W - first + sw - 1) // sw))
+            o = (ci * kw + j) * M           # row (c, i, j, n=0, ho=0) of the columns
             for n in range(N):
                 for ho in range(Ho):
                     h = ho * sh - ph + i * dh
-                    row = col[c, i, j, n, ho]
                     if h < 0 or h >= H:
-                        row[:] = 0
-                        continue
-                    src = x[n, c, h]
-                    for wo in range(wo_lo):
-                        row[wo] = 0
-                    for wo in range(wo_lo, wo_hi):
-                        row[wo] = src[wo * sw + first]
-                    for wo in range(wo_hi, Wo):
-                        row[wo] = 0
-    return col
+                        for wo in range(Wo):
+                            colf[_u(o + wo)] = 0
+                    else:
+                        for wo in range(wo_lo):
+                            colf[_u(o + wo)] = 0
+                        dst = _u(o + wo_lo)
+                        src = _u(((n * C + c) * H + h) * W + first + wo_lo * sw)
+                        for k in range(_u(wo_hi - wo_lo)):
+                            colf[dst + k] = xf[src + k * _u(sw)]
+                        for wo in range(wo_hi, Wo):
+                            colf[_u(o + wo)] = 0
+                    o += Wo
+    return colf.reshape((C, kh, kw, N, Ho, Wo))
 
 
 @kernel
 def im2col_batch_last(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     """x (N, C, H, W) -> col (C, kh, kw, Ho, Wo, N)."""
     N, C, H, W = x.shape
-    col = np.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
-    for ci in prange(C * kh):
-        c, i = ci // kh, ci % kh
-        for j in range(kw):
-            for ho in range(Ho):
-                h = ho * sh - ph + i * dh
-                for wo in range(Wo):
-                    w = wo * sw - pw + j * dw
-                    run = col[c, i, j, ho, wo]
-                    if h < 0 or h >= H or w < 0 or w >= W:
-                        run[:] = 0
-                    else:
-                        for n in range(N):
-                            run[n] = x[n, c, h, w]
-    return col
+    colf = np.empty(C * kh * kw * Ho * Wo * N, dtype=x.dtype)
+    for c in prange(C):
+        plane = np.empty((H, W, N), dtype=x.dtype)     # x[:, c] batch-innermost
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    plane[h, w, n] = x[n, c, h, w]
+        pf = plane.reshape(-1)
+        o = c * kh * kw * Ho * Wo * N
+        for i in range(kh):
+            for j in range(kw):
+                for ho in range(Ho):
+                    h = ho * sh - ph + i * dh
+                    for wo in range(Wo):
+                        w = wo * sw - pw + j * dw
+                        dst = _u(o)
+                        if h < 0 or h >= H or w < 0 or w >= W:
+                            for n in range(_u(N)):
+                                colf[dst + n] = 0
+                        else:
+                            src = _u((h * W + w) * N)
+                            for n in range(_u(N)):
+                                colf[dst + n] = pf[src + n]
+                        o += N
+    return colf.reshape((C, kh, kw, Ho, Wo, N))
 
 
 @kernel
 def col2im(col, H, W, sh, sw, ph, pw, dh, dw):
     """col (C, kh, kw, N, Ho, Wo) -> x (N, C, H, W)."""
     C, kh, kw, N, Ho, Wo = col.shape
-    x = np.empty((N, C, H, W), dtype=col.dtype)
-    for nc in prange(N * C):
-        n, c = nc // C, nc % C
-        plane = x[n, c]
-        plane[:] = 0
+    colf = col.reshape(-1)
+    xf = np.empty(N * C * H * W, dtype=col.dtype)
+    for cn in prange(C * N):
+        c, n = cn // N, cn % N      # neighbouring planes read neighbouring columns
+        plane = (n * C + c) * H * W
+        for k in range(_u(H * W)):
+            xf[_u(plane) + k] = 0
         for i in range(kh):
             for j in range(kw):
                 first = j * dw - pw
                 wo_lo = min(Wo, max(0, (-first + sw - 1) // sw))
                 wo_hi = min(Wo, max(wo_lo, (W - first + sw - 1) // sw))
+                row = ((((c * kh + i) * kw + j) * N + n) * Ho) * Wo
                 for ho in range(Ho):
                     h = ho * sh - ph + i * dh
-                    if h < 0 or h >= H:
-                        continue
-                    src = col[c, i, j, n, ho]
-                    dst = plane[h]
-                    for wo in range(wo_lo, wo_hi):
-                        dst[wo * sw + first] += src[wo]
-    return x
+                    if 0 <= h < H:
+                        src = _u(row + ho * Wo + wo_lo)
+                        dst = _u(plane + h * W + first + wo_lo * sw)
+                        for k in range(_u(wo_hi - wo_lo)):
+                            xf[dst + k * _u(sw)] += colf[src + k]
+    return xf.reshape((N, C, H, W))
 
 
 @kernel
 def col2im_batch_last(col, H, W, sh, sw, ph, pw, dh, dw):
     """col (C, kh, kw, Ho, Wo, N) -> x (N, C, H, W)."""
     C, kh, kw, Ho, Wo, N = col.shape
+    colf = col.reshape(-1)
     x = np.empty((N, C, H, W), dtype=col.dtype)
-    for nc in prange(N * C):
-        n, c = nc // C, nc % C
-        plane = x[n, c]
-        plane[:] = 0
+    for c in prange(C):
+        plane = np.zeros(H * W * N, dtype=col.dtype)   # x[:, c] batch-innermost
+        o = c * kh * kw * Ho * Wo * N
         for i in range(kh):
             for j in range(kw):
                 for ho in range(Ho):
                     h = ho * sh - ph + i * dh
-                    if h < 0 or h >= H:
-                        continue
                     for wo in range(Wo):
                         w = wo * sw - pw + j * dw
-                        if 0 <= w < W:
-                            plane[h, w] += col[c, i, j, ho, wo, n]
+                        if 0 <= h < H and 0 <= w < W:
+                            src, dst = _u(o), _u((h * W + w) * N)
+                            for n in range(_u(N)):
+                                plane[dst + n] += colf[src + n]
+                        o += N
+        p = plane.reshape((H, W, N))
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    x[n, c, h, w] = p[h, w, n]
     return x
 
 
 @kernel
 def to_nchw(y, out, bias, has_bias):
-    """y (C, N, Ho, Wo) -> out (N, C, Ho, Wo) += bias[c] where ``has_bias``."""
+    """y (C, N, Ho, Wo) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``)."""
     C, N, Ho, Wo = y.shape
+    yf, of = y.reshape(-1), out.reshape(-1)
+    P = Ho * Wo
     for c in prange(C):
         for n in range(N):
-            src = y[c, n]
-            dst = out[n, c]
+            src, dst = _u((c * N + n) * P), _u((n * C + c) * P)
             if has_bias:        # without one, a plain copy (adding 0 would turn -0.0 into 0.0)
                 b = bias[c]
-                for h in range(Ho):
-                    for w in range(Wo):
-                        dst[h, w] = src[h, w] + b
+                for k in range(_u(P)):
+                    of[dst + k] = yf[src + k] + b
             else:
-                dst[:] = src
+                for k in range(_u(P)):
+                    of[dst + k] = yf[src + k]
 
 
 @kernel
 def to_nchw_batch_last(y, out, bias, has_bias):
-    """y (C, Ho, Wo, N) -> out (N, C, Ho, Wo) += bias[c] where ``has_bias``."""
+    """y (C, Ho, Wo, N) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``)."""
     C, Ho, Wo, N = y.shape
+    yf, of = y.reshape(-1), out.reshape(-1)
+    P = Ho * Wo
     for c in prange(C):
-        src = y[c]
         for n in range(N):
-            dst = out[n, c]
+            src, dst = _u(c * P * N + n), _u((n * C + c) * P)
             if has_bias:
                 b = bias[c]
-                for h in range(Ho):
-                    for w in range(Wo):
-                        dst[h, w] = src[h, w, n] + b
+                for k in range(_u(P)):
+                    of[dst + k] = yf[src + k * _u(N)] + b
             else:
-                for h in range(Ho):
-                    for w in range(Wo):
-                        dst[h, w] = src[h, w, n]
+                for k in range(_u(P)):
+                    of[dst + k] = yf[src + k * _u(N)]
