@@ -94,10 +94,9 @@ def _to_nchw(y, out, bias):
             from ..kernels.compiled import im2col as _compiled
             xp = backend.get_array_module(y)
             b = xp.empty(0, y.dtype) if bias is None else backend.ascontiguous(bias.astype(y.dtype, copy=False))
-            if y.flags.c_contiguous:
-                _compiled.to_nchw(y, out, b, bias is not None)
-            else:
-                _compiled.to_nchw_batch_last(rows, out, b, bias is not None)
+            fn, y = (_compiled.to_nchw, y) if y.flags.c_contiguous else (_compiled.to_nchw_batch_last, rows)
+            backend.parallel_for(y.shape[0], lambda lo, hi: fn(y, out, b, bias is not None, lo, hi),
+                                 nbytes=2 * out.nbytes, like=out)
             return
     y = y.transpose(1, 0, 2, 3)
     if bias is None:

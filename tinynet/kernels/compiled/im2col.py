@@ -17,15 +17,22 @@ Shapes: x (N, C, H, W); col (C, kh, kw, N, Ho, Wo) or (C, kh, kw, Ho, Wo, N); y
 (C_out, N, Ho, Wo) or (C_out, Ho, Wo, N); out (N, C_out, Ho, Wo). All arrays C-contiguous
 and of one dtype (float32 or float64), so each kernel compiles once per dtype.
 
-Loops: im2col's outer ``prange`` runs over (c, i) pairs (every pair writes its own
+Threads: every kernel does the channels ``first_channel <= c < end_channel`` into an
+output its caller allocated, and is serial (``serial_kernel``, the GIL released): the
+caller splits the channels over tinynet's pool (:func:`tinynet.backend.parallel_for`),
+the threads the GEMMs run on. A ``prange`` would start Numba's own OpenMP team, whose
+threads spin after each loop while OpenBLAS's threads want the same cores: on 2 cores
+that made conv3's forward + backward 2x slower end to end although each piece was faster.
+
+Loops: im2col's outer loop runs over (c, i) pairs (every pair writes its own
 block of columns); for each output row the in-image column range ``wo_lo..wo_hi`` is
 computed once, so the inner loop is a branch-free strided read (a contiguous copy when
-the stride is 1), and the padding is a few stores at the row ends. col2im's ``prange``
+the stride is 1), and the padding is a few stores at the row ends. col2im's loop
 runs over (c, n) planes: each thread zeroes its own output plane and adds every column
 entry that lands in it, in the NumPy route's (i, j) order, so each output pixel is
 summed by one thread (no races; the result does not depend on the thread count).
 Batch-last, both go through a per-channel (H, W, N) buffer, so that their inner loops
-run over N contiguous values on both sides. to_nchw's ``prange`` runs over output
+run over N contiguous values on both sides. to_nchw's loop runs over output
 channels; each plane is a contiguous copy plus the bias (or, batch-last, a gather from
 stride-N reads).
 
@@ -37,19 +44,19 @@ N8 128-channel 28x28 stride 2).
 """
 import numpy as np
 
-from . import kernel, prange
+from . import serial_kernel
 
 _u = np.uint64      # an unsigned index: no wraparound test, so the loops vectorise
 
 
-@kernel
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
-    """x (N, C, H, W) -> col (C, kh, kw, N, Ho, Wo)."""
+@serial_kernel
+def im2col(x, col, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
+    """x (N, C, H, W) -> col (C, kh, kw, N, Ho, Wo), channels first..end-1."""
     N, C, H, W = x.shape
-    xf = x.reshape(-1)
+    kh, kw, Ho, Wo = col.shape[1], col.shape[2], col.shape[4], col.shape[5]
+    xf, colf = x.reshape(-1), col.reshape(-1)
     M = N * Ho * Wo
-    colf = np.empty(C * kh * kw * M, dtype=x.dtype)
-    for ci in prange(C * kh):
+    for ci in range(first_channel * kh, end_channel * kh):
         c, i = ci // kh, ci % kh
         for j in range(kw):
             # columns wo with 0 <= wo·sw - pw + j·dw < W: wo_lo <= wo < wo_hi
@@ -73,15 +80,15 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
                         for wo in range(wo_hi, Wo):
                             colf[_u(o + wo)] = 0
                     o += Wo
-    return colf.reshape((C, kh, kw, N, Ho, Wo))
 
 
-@kernel
-def im2col_batch_last(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
-    """x (N, C, H, W) -> col (C, kh, kw, Ho, Wo, N)."""
+@serial_kernel
+def im2col_batch_last(x, col, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
+    """x (N, C, H, W) -> col (C, kh, kw, Ho, Wo, N), channels first..end-1."""
     N, C, H, W = x.shape
-    colf = np.empty(C * kh * kw * Ho * Wo * N, dtype=x.dtype)
-    for c in prange(C):
+    kh, kw, Ho, Wo = col.shape[1], col.shape[2], col.shape[3], col.shape[4]
+    colf = col.reshape(-1)
+    for c in range(first_channel, end_channel):
         plane = np.empty((H, W, N), dtype=x.dtype)     # x[:, c] batch-innermost
         for n in range(N):
             for h in range(H):
@@ -104,16 +111,15 @@ def im2col_batch_last(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
                             for n in range(_u(N)):
                                 colf[dst + n] = pf[src + n]
                         o += N
-    return colf.reshape((C, kh, kw, Ho, Wo, N))
 
 
-@kernel
-def col2im(col, H, W, sh, sw, ph, pw, dh, dw):
-    """col (C, kh, kw, N, Ho, Wo) -> x (N, C, H, W)."""
+@serial_kernel
+def col2im(col, x, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
+    """col (C, kh, kw, N, Ho, Wo) -> x (N, C, H, W), channels first..end-1."""
     C, kh, kw, N, Ho, Wo = col.shape
-    colf = col.reshape(-1)
-    xf = np.empty(N * C * H * W, dtype=col.dtype)
-    for cn in prange(C * N):
+    H, W = x.shape[2], x.shape[3]
+    colf, xf = col.reshape(-1), x.reshape(-1)
+    for cn in range(first_channel * N, end_channel * N):
         c, n = cn // N, cn % N      # neighbouring planes read neighbouring columns
         plane = (n * C + c) * H * W
         for k in range(_u(H * W)):
@@ -131,16 +137,15 @@ def col2im(col, H, W, sh, sw, ph, pw, dh, dw):
                         dst = _u(plane + h * W + first + wo_lo * sw)
                         for k in range(_u(wo_hi - wo_lo)):
                             xf[dst + k * _u(sw)] += colf[src + k]
-    return xf.reshape((N, C, H, W))
 
 
-@kernel
-def col2im_batch_last(col, H, W, sh, sw, ph, pw, dh, dw):
-    """col (C, kh, kw, Ho, Wo, N) -> x (N, C, H, W)."""
+@serial_kernel
+def col2im_batch_last(col, x, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
+    """col (C, kh, kw, Ho, Wo, N) -> x (N, C, H, W), channels first..end-1."""
     C, kh, kw, Ho, Wo, N = col.shape
+    H, W = x.shape[2], x.shape[3]
     colf = col.reshape(-1)
-    x = np.empty((N, C, H, W), dtype=col.dtype)
-    for c in prange(C):
+    for c in range(first_channel, end_channel):
         plane = np.zeros(H * W * N, dtype=col.dtype)   # x[:, c] batch-innermost
         o = c * kh * kw * Ho * Wo * N
         for i in range(kh):
@@ -159,16 +164,16 @@ def col2im_batch_last(col, H, W, sh, sw, ph, pw, dh, dw):
             for h in range(H):
                 for w in range(W):
                     x[n, c, h, w] = p[h, w, n]
-    return x
 
 
-@kernel
-def to_nchw(y, out, bias, has_bias):
-    """y (C, N, Ho, Wo) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``)."""
+@serial_kernel
+def to_nchw(y, out, bias, has_bias, first_channel, end_channel):
+    """y (C, N, Ho, Wo) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``), channels
+    first..end-1."""
     C, N, Ho, Wo = y.shape
     yf, of = y.reshape(-1), out.reshape(-1)
     P = Ho * Wo
-    for c in prange(C):
+    for c in range(first_channel, end_channel):
         for n in range(N):
             src, dst = _u((c * N + n) * P), _u((n * C + c) * P)
             if has_bias:        # without one, a plain copy (adding 0 would turn -0.0 into 0.0)
@@ -180,13 +185,14 @@ def to_nchw(y, out, bias, has_bias):
                     of[dst + k] = yf[src + k]
 
 
-@kernel
-def to_nchw_batch_last(y, out, bias, has_bias):
-    """y (C, Ho, Wo, N) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``)."""
+@serial_kernel
+def to_nchw_batch_last(y, out, bias, has_bias, first_channel, end_channel):
+    """y (C, Ho, Wo, N) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``), channels
+    first..end-1."""
     C, Ho, Wo, N = y.shape
     yf, of = y.reshape(-1), out.reshape(-1)
     P = Ho * Wo
-    for c in prange(C):
+    for c in range(first_channel, end_channel):
         for n in range(N):
             src, dst = _u(c * P * N + n), _u((n * C + c) * P)
             if has_bias:
