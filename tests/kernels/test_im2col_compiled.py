@@ -217,3 +217,29 @@ def test_conv2d_and_its_gradients_agree_on_both_routes(calls, monkeypatch, strid
         assert calls["col2im"] == 1
     for got, expected in zip(compiled_route, numpy_route):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_last", [False, True])
+def test_channel_chunks_on_the_pool_cover_every_channel(calls, monkeypatch, restore_threads,
+                                                       chunk_counts, batch_last):
+    # the kernels do a channel range each; split over two threads, every channel (and
+    # every output channel of to_nchw) must be done once: compare with the NumPy route
+    backend.set_num_threads(2)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 5, 7, 6))
+    numpy_col, compiled_col = on_both_routes(lambda: im2col(x, 3, 2, 1, batch_last=batch_last))
+    np.testing.assert_array_equal(compiled_col, numpy_col)
+    numpy_x, compiled_x = on_both_routes(lambda: col2im(numpy_col, (7, 6), 2, 1, batch_last=batch_last))
+    np.testing.assert_allclose(compiled_x, numpy_x, rtol=1e-13, atol=1e-13)
+    product = rng.standard_normal((5, 4, 3, 3) if batch_last else (5, 3, 4, 3))
+    y = product.transpose(0, 3, 1, 2) if batch_last else product
+    bias = rng.standard_normal(5)
+
+    def run():
+        out = np.full((3, 5, 4, 3), np.nan)
+        conv_module._to_nchw(y, out, bias)
+        return out
+    expected, got = on_both_routes(run)
+    np.testing.assert_array_equal(got, expected)
+    assert len(calls) == 3 and 2 in chunk_counts       # all compiled, and in two chunks

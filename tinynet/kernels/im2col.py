@@ -243,7 +243,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ba
 #: Smallest stride (the larger of the two axes) for which :func:`im2col` takes the
 #: compiled kernel (:mod:`tinynet.kernels.compiled.im2col`) where Numba is on. Measured
 #: against the NumPy route, alternated in one process (minimum of 31 calls, float32,
-#: N1-N16, 4-512 channels, maps 4x4 to 32x32): strided, 0.36-0.82x the time at 1 and 2
+#: N1-N16, 4-512 channels, maps 4x4 to 32x32): strided, 0.50-0.89x the time at 1 and 2
 #: threads; stride 1, 0.9-1.4x (NumPy's whole-row copies of :func:`tinynet.backend.copy`
 #: already move each contiguous row as one element), so stride 1 stays NumPy's.
 #: :func:`col2im` takes the compiled kernel at every size: 0.17-0.44x.
