@@ -317,6 +317,7 @@ def test_transposing_copies_give_the_same_conv_with_and_without_blas(case, monke
     b = rng.standard_normal(20).astype(np.float32)
     gy = rng.standard_normal((shape[0], 20) + shape[2:]).astype(np.float32)
     monkeypatch.setattr(backend, "_MIN_TRANSPOSE_BYTES", 1)
+    monkeypatch.setattr(backend, "_compiled", False)    # the NumPy routes' copies, not compiled ones
     calls = []
     real_transpose, real_can = cblas.transpose, cblas.can_transpose
     monkeypatch.setattr(cblas, "transpose", lambda *a: calls.append(a) or real_transpose(*a))

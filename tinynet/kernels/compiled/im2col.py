@@ -18,7 +18,7 @@ Shapes: x (N, C, H, W); col (C, kh, kw, N, Ho, Wo) or (C, kh, kw, Ho, Wo, N); y
 and of one dtype (float32 or float64), so each kernel compiles once per dtype.
 
 Threads: every kernel does the channels ``first_channel <= c < end_channel`` into an
-output its caller allocated, and is serial (``serial_kernel``, the GIL released): the
+output its caller allocated, and is serial (:data:`~tinynet.kernels.compiled.kernel`, the GIL released): the
 caller splits the channels over tinynet's pool (:func:`tinynet.backend.parallel_for`),
 the threads the GEMMs run on. A ``prange`` would start Numba's own OpenMP team, whose
 threads spin after each loop while OpenBLAS's threads want the same cores: on 2 cores
@@ -44,12 +44,12 @@ N8 128-channel 28x28 stride 2).
 """
 import numpy as np
 
-from . import serial_kernel
+from . import kernel
 
 _u = np.uint64      # an unsigned index: no wraparound test, so the loops vectorise
 
 
-@serial_kernel
+@kernel
 def im2col(x, col, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
     """x (N, C, H, W) -> col (C, kh, kw, N, Ho, Wo), channels first..end-1."""
     N, C, H, W = x.shape
@@ -82,7 +82,7 @@ def im2col(x, col, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
                     o += Wo
 
 
-@serial_kernel
+@kernel
 def im2col_batch_last(x, col, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
     """x (N, C, H, W) -> col (C, kh, kw, Ho, Wo, N), channels first..end-1."""
     N, C, H, W = x.shape
@@ -113,7 +113,7 @@ def im2col_batch_last(x, col, first_channel, end_channel, sh, sw, ph, pw, dh, dw
                         o += N
 
 
-@serial_kernel
+@kernel
 def col2im(col, x, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
     """col (C, kh, kw, N, Ho, Wo) -> x (N, C, H, W), channels first..end-1."""
     C, kh, kw, N, Ho, Wo = col.shape
@@ -139,7 +139,7 @@ def col2im(col, x, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
                             xf[dst + k * _u(sw)] += colf[src + k]
 
 
-@serial_kernel
+@kernel
 def col2im_batch_last(col, x, first_channel, end_channel, sh, sw, ph, pw, dh, dw):
     """col (C, kh, kw, Ho, Wo, N) -> x (N, C, H, W), channels first..end-1."""
     C, kh, kw, Ho, Wo, N = col.shape
@@ -166,7 +166,7 @@ def col2im_batch_last(col, x, first_channel, end_channel, sh, sw, ph, pw, dh, dw
                     x[n, c, h, w] = p[h, w, n]
 
 
-@serial_kernel
+@kernel
 def to_nchw(y, out, bias, has_bias, first_channel, end_channel):
     """y (C, N, Ho, Wo) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``), channels
     first..end-1."""
@@ -185,7 +185,7 @@ def to_nchw(y, out, bias, has_bias, first_channel, end_channel):
                     of[dst + k] = yf[src + k]
 
 
-@serial_kernel
+@kernel
 def to_nchw_batch_last(y, out, bias, has_bias, first_channel, end_channel):
     """y (C, Ho, Wo, N) -> out (N, C, Ho, Wo) (+ bias[c] where ``has_bias``), channels
     first..end-1."""
