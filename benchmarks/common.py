@@ -366,6 +366,17 @@ def blas_note(info: dict) -> str | None:
             "half), while PyTorch picks its own AVX-512 kernels")
 
 
+def _compiled_kernels() -> str:
+    """Whether tinynet's compiled CPU kernels run (the jit extra): "numba X.Y" or "off (why)"."""
+    from tinynet import backend
+    if not backend.compiled_available():
+        return "off (Numba not installed)"
+    if not backend.use_compiled(np.empty(0)):
+        return "off (TINYNET_JIT=0 or backend.set_compiled(False))"
+    from importlib.metadata import version
+    return f"numba {version('numba')}"
+
+
 def machine_info(device: str | None = None) -> dict:
     """The machine a result came from: CPU, cores, memory, BLAS, library versions, GPU."""
     import tinynet as tn
@@ -388,6 +399,7 @@ def machine_info(device: str | None = None) -> dict:
         "blas_avx512": backend.blas_has_avx512(),
         "cpu_avx512": backend.cpu_has_avx512(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "compiled": _compiled_kernels(),
         "tinynet": tn.__version__,
         "torch": None,
         "threads": get_threads(),

@@ -725,3 +725,24 @@ def test_layers_standalone_prints_the_table_and_its_total(tmp_path):
         _check_common_keys(row)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     assert "one step's convolutions" in result.stdout
+
+
+@pytest.mark.parametrize("jit", ["0", ""])
+def test_runner_says_whether_compiled_kernels_ran(toy_bench_dir, tmp_path, jit):
+    """The report names the compiled CPU kernels' state: off with TINYNET_JIT=0 (or without
+    Numba), else the Numba version, in the header, the JSON and the Markdown."""
+    from tinynet import backend
+    out = tmp_path / "out"
+    result = _run(["--quick", "--only", "kernels", "--json", str(out / "r.json"),
+                   "--markdown", str(out / "r.md")],
+                  env_extra={"TINYNET_BENCHMARKS_DIR": str(toy_bench_dir), "TINYNET_JIT": jit})
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = json.loads((out / "r.json").read_text())["machine"]["compiled"]
+    if jit == "0":
+        assert state.startswith("off (")
+    elif backend.compiled_available():
+        assert state.startswith("numba ")
+    else:
+        assert state == "off (Numba not installed)"
+    assert f"compiled {state} (tinynet's CPU kernels" in result.stdout
+    assert f"compiled CPU kernels (the jit extra): {state}" in (out / "r.md").read_text()

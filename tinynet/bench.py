@@ -160,6 +160,7 @@ def _print_machine(info: dict, thread_report: dict, note: str | None = None) -> 
         print(f"  gpu      {info['gpu']} (cupy {info['cupy']}, torch cuda "
               f"{info.get('torch_cuda') or '-'})")
     print(f"  device   {info['device']}")
+    print(f"  compiled {info.get('compiled', 'unknown')} (tinynet's CPU kernels, the jit extra)")
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
@@ -313,6 +314,7 @@ def write_markdown(result: dict, path: str) -> None:
              f"- Versions: Python {info['python']}, NumPy {info['numpy']}, "
              f"PyTorch {info['torch'] or 'not installed'}, tinynet {info['tinynet']}",
              f"- Device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else ""),
+             f"- tinynet's compiled CPU kernels (the jit extra): {info.get('compiled', 'unknown')}",
              *([_references_line(common, result["references"], info["threads"])]
                if "references" in result else []),
              f"- {'CuPy' if 'gpu' in info else 'NumPy'} float32 GEMM roofline: "
