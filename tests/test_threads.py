@@ -104,8 +104,10 @@ def test_a_chunk_needs_a_grain_per_numpy_call(monkeypatch, restore_threads, chun
     seen = []
     backend.parallel_for(8, lambda lo, hi: seen.append((lo, hi)), nbytes=1000, calls=5)
     assert sorted(seen) == [(0, 4), (4, 8)]
-    # batch norm's passes are short calls: a 1 MB batch stays in the caller, whose
-    # forward (5 calls of 3 MB / 2 a chunk) and backward (7 of 4 MB / 2) would otherwise split
+    # batch norm's passes (its NumPy route) are short calls: a 1 MB batch stays in the
+    # caller, whose forward (5 calls of 3 MB / 2 a chunk) and backward (7 of 4 MB / 2)
+    # would otherwise split (the compiled route is one call a chunk)
+    monkeypatch.setattr(backend, "_compiled", False)
     monkeypatch.setattr(backend, "parallel_grain", 1 << 20)
     x = tn.randn(16, 256, 8, 8, requires_grad=True, device="cpu")   # 1 MB of float32
     del chunk_counts[:]
