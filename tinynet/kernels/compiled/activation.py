@@ -12,7 +12,10 @@ on its NumPy route: Numba's ``expm1`` is a scalar libm call (no SVML here), ~5x 
 than the NumPy route's SIMD ``tanh`` form.
 
 Loop structure: one loop over a range ``lo..hi`` of the values, whose body is a select,
-so it vectorises. The caller runs a kernel over ``backend.parallel_for`` chunks (in its own
+so it vectorises. The loop runs over slices from 0 (``x[lo:hi]``), not over ``range(lo,
+hi)`` of the whole arrays: an index that might be negative makes Numba test it for
+Python's wraparound, which kept the loop scalar (ReLU's forward over 65,536 floats: 74
+µs that way, 3.8 µs sliced; NumPy's two passes 16 µs). The caller runs a kernel over ``backend.parallel_for`` chunks (in its own
 thread for small arrays, on OpenBLAS's workers for large ones). The NumPy route makes 2
 passes for each ReLU direction (the comparison, then the product; the mask cast, then the
 product) and 3-7 for ELU's (a minimum, expm1 or its tanh form, a scale, a maximum; the
@@ -24,7 +27,8 @@ from . import kernel
 @kernel
 def relu_forward(x, y, mask, lo, hi):
     """``mask = x > 0``, ``y = x·mask`` on values ``lo..hi`` of flat ``x``."""
-    for i in range(lo, hi):
+    x, y, mask = x[lo:hi], y[lo:hi], mask[lo:hi]
+    for i in range(x.shape[0]):
         positive = x[i] > 0
         mask[i] = positive
         y[i] = x[i] * positive          # NaN·0 stays NaN and -x·0 is -0, as NumPy's x * (x > 0)
@@ -33,7 +37,8 @@ def relu_forward(x, y, mask, lo, hi):
 @kernel
 def relu_backward(g, mask, dx, lo, hi):
     """``dx = g·mask`` on values ``lo..hi`` (``mask`` bool)."""
-    for i in range(lo, hi):
+    g, mask, dx = g[lo:hi], mask[lo:hi], dx[lo:hi]
+    for i in range(g.shape[0]):
         dx[i] = g[i] * mask[i]
 
 
@@ -41,5 +46,6 @@ def relu_backward(g, mask, dx, lo, hi):
 def elu_backward(g, y, alpha, dx, lo, hi):
     """dL/dx of ELU for α >= 0 (``alpha`` a scalar of y's dtype) from ``g`` and ``y``, on
     values ``lo..hi``."""
-    for i in range(lo, hi):
+    g, y, dx = g[lo:hi], y[lo:hi], dx[lo:hi]
+    for i in range(g.shape[0]):
         dx[i] = g[i] if y[i] > 0 else g[i] * (y[i] + alpha)
