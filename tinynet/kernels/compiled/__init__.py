@@ -16,13 +16,15 @@ Threads: a kernel is compiled serial and takes the range of its outer loop it sh
 run (``lo, hi``); the caller splits that range with :func:`tinynet.backend.parallel_for`,
 whose chunks run on OpenBLAS's worker threads, the ones already awake after the last
 matrix product (docs/architecture.md, "Threads"). Numba's own parallel loops (OpenMP
-threads) were measured against that on this project's 2-core machine: right after a
-512x512 product, a direct 3x3 conv (16->16 channels, 224x224, batch 4) took 15.3 ms on
-two OpenMP threads, 14.6 ms on one thread and 10.7 ms in two ``parallel_for`` chunks
-(medians of 12, shuffled order, on a busy machine; ``benchmarks/compiled_threads.py``):
-OpenBLAS's workers spin for ~0.1 s after each product, so a second pool's thread shares
-a core with a spinning worker, and a spinning OpenMP thread slows the chunks in turn.
-One pool it is.
+threads) were the first design and were measured against that on this project's 2-core
+machine: with batch norm and ReLU on OpenMP threads a ResNet-18 training step took 1.94x
+the NumPy route's time, and the compiled im2col pieces made a 128->256 stride-2 conv's
+forward + backward 2x slower, though each kernel alone was faster. OpenBLAS's workers
+spin for ~0.1 s after each product, so a second pool's thread shares a core with a
+spinning worker, and a spinning OpenMP thread slows the next product in turn.
+``benchmarks/compiled_threads.py`` shows it on one kernel (a direct conv right after a
+product; four runs on a quiet machine: OpenMP 18.9-21.0 ms, ``parallel_for`` chunks
+17.2-18.7 ms, one thread 16.6-23.9 ms: the OpenMP pool never ahead). One pool it is.
 
 Compilation flags, the same for every kernel:
 
