@@ -746,3 +746,16 @@ def test_runner_says_whether_compiled_kernels_ran(toy_bench_dir, tmp_path, jit):
         assert state == "off (Numba not installed)"
     assert f"compiled {state} (tinynet's CPU kernels" in result.stdout
     assert f"compiled CPU kernels (the jit extra): {state}" in (out / "r.md").read_text()
+
+
+@pytest.mark.skipif(not __import__("tinynet").backend.compiled_available(),
+                    reason="needs Numba (the jit extra): without it there is no runtime to load")
+def test_memory_child_loads_the_compiled_kernels_runtime_before_its_baseline():
+    """Numba and its LLVM JIT (~115 MB, once per process) are library code, loaded before
+    the baseline as PyTorch's is; a tiny step then measures a few MB, not the runtime."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training.py"), "--memory-child",
+                          "tinynet", "cnn", "64,1,8,8"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT), "TINYNET_JIT": "1"})
+    assert run.returncode == 0, run.stderr
+    peak = json.loads(run.stdout.strip().splitlines()[-1])["rss_peak_mb"]
+    assert peak < 50, f"{peak:.0f} MB: the compiled kernels' runtime was counted in the step"
