@@ -16,6 +16,8 @@ from tinynet.kernels import winograd as W
 from tinynet.testing.routes import on_both_routes
 from tinynet.testing import gradcheck, gradgradcheck
 
+needs_numba = pytest.mark.skipif(not backend.compiled_available(), reason="needs Numba (the jit extra)")
+
 
 def direct_conv(x, w, padding):
     """Reference: the defining sum, one kernel offset at a time, in float64."""
@@ -251,22 +253,31 @@ def test_kernel_split_over_threads_matches_the_direct_sum(shape, blocks, monkeyp
     np.testing.assert_allclose(dw, direct_weight_grad(x, dy, (1, 2)), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("mode", ["always", "never"])
-def test_both_paths_agree_with_pytorch_forward_and_backward(mode, winograd_mode):
+@pytest.mark.parametrize("mode, dtype, compiled", [
+    ("always", np.float32, False), ("never", np.float32, False),
+    pytest.param("always", np.float32, True, marks=needs_numba),
+    pytest.param("always", np.float64, True, marks=needs_numba)])
+def test_both_paths_agree_with_pytorch_forward_and_backward(mode, dtype, compiled, winograd_mode,
+                                                            monkeypatch):
+    """conv2d and its three gradients against PyTorch's, through Winograd (NumPy or
+    compiled transforms) and away from it; float64 to 1e-10 on the compiled route."""
     torch = pytest.importorskip("torch")
     winograd_mode(mode)
+    monkeypatch.setattr(backend, "_compiled", compiled)
     rng = np.random.default_rng(3)
-    x0, w0, b0 = (rng.standard_normal(s).astype(np.float32) for s in [(2, 5, 7, 9), (6, 5, 3, 3), (6,)])
-    g0 = rng.standard_normal((2, 6, 7, 9)).astype(np.float32)
+    x0, w0, b0 = (rng.standard_normal(s).astype(dtype) for s in [(2, 5, 7, 9), (6, 5, 3, 3), (6,)])
+    g0 = rng.standard_normal((2, 6, 7, 9)).astype(dtype)
     x, w, b = (tn.tensor(a, requires_grad=True) for a in (x0, w0, b0))
     y = F.conv2d(x, w, b, padding=1)
     y.backward(tn.tensor(g0))
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     ty.backward(torch.tensor(g0))
-    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), **tol)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), **tol)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), **tol)
     # conv_transpose2d at stride 1 (its forward is the flipped conv)
     xt = tn.tensor(x0[:, :, :5, :5], requires_grad=True)
     wt = tn.tensor(np.ascontiguousarray(w0.transpose(1, 0, 2, 3)))
@@ -304,7 +315,6 @@ def test_set_winograd_mode_rejects_unknown_modes():
 
 
 # ---------------------------------------------------------------- compiled transforms
-needs_numba = pytest.mark.skipif(not backend.compiled_available(), reason="needs Numba (the jit extra)")
 
 
 def tolerance(dtype):
@@ -402,30 +412,6 @@ def test_blocks_of_tile_rows_and_images_split_over_threads_match_the_direct_sum(
         _, dw = on_both_routes(lambda: W.conv2d_weight_winograd(x, dy, (1, 1)))
         np.testing.assert_allclose(y, direct_conv(x, w, (1, 1)) + b[:, None, None], rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(dw, direct_weight_grad(x, dy, (1, 1)), rtol=1e-10, atol=1e-10)
-
-
-@needs_numba
-def test_conv2d_and_its_gradients_through_the_compiled_transforms_match_pytorch(monkeypatch):
-    torch = pytest.importorskip("torch")
-    monkeypatch.setattr(backend, "_compiled", True)
-    before = W.get_winograd_mode()
-    W.set_winograd_mode("always")
-    try:
-        rng = np.random.default_rng(5)
-        x0, w0, b0 = (rng.standard_normal(s) for s in [(2, 5, 7, 9), (6, 5, 3, 3), (6,)])
-        g0 = rng.standard_normal((2, 6, 7, 9))
-        x, w, b = (tn.tensor(a, requires_grad=True) for a in (x0, w0, b0))
-        y = F.conv2d(x, w, b, padding=1)
-        y.backward(tn.tensor(g0))
-        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
-        ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
-        ty.backward(torch.tensor(g0))
-    finally:
-        W.set_winograd_mode(before)
-    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 @needs_numba
