@@ -16,7 +16,9 @@ from tinynet.kernels import winograd as W
 from tinynet.testing.routes import on_both_routes
 from tinynet.testing import gradcheck, gradgradcheck
 
-needs_numba = pytest.mark.skipif(not backend.compiled_available(), reason="needs Numba (the jit extra)")
+# the compiled transforms: Numba installed, and the suite on the CPU (they take NumPy arrays)
+needs_numba = pytest.mark.skipif(not backend.compiled_available() or backend.get_default_device().type != "cpu",
+                                 reason="needs Numba (the jit extra) and NumPy (CPU) arrays")
 
 
 def direct_conv(x, w, padding):
