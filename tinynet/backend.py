@@ -946,9 +946,14 @@ def set_compiled(enabled: bool) -> None:
     _compiled = enabled
 
 
+#: The dtypes compiled kernels take (Numba has no float16; integer data keeps NumPy's rules).
+_COMPILED_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
 def use_compiled(*arrays) -> bool:
-    """True when a compiled CPU kernel may run on ``arrays``: all NumPy ndarrays, Numba
-    installed, and compiled kernels on (:func:`set_compiled`, ``TINYNET_JIT``)."""
+    """True when a compiled CPU kernel may run on ``arrays``: all NumPy ndarrays of one
+    dtype, float32 or float64, Numba installed, and compiled kernels on
+    (:func:`set_compiled`, ``TINYNET_JIT``)."""
     global _compiled
     if _compiled is None:
         env = os.environ.get("TINYNET_JIT", "").strip()
@@ -961,9 +966,9 @@ def use_compiled(*arrays) -> bool:
     if not _compiled:
         return False
     for a in arrays:
-        if type(a) is not numpy.ndarray:
+        if type(a) is not numpy.ndarray or a.dtype != arrays[0].dtype:
             return False
-    return True
+    return not arrays or arrays[0].dtype in _COMPILED_DTYPES
 
 
 def _tune_allocator() -> None:

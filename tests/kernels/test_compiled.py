@@ -95,3 +95,12 @@ def test_on_both_routes_without_numba_says_so(monkeypatch):
     monkeypatch.setattr(backend, "_numba_found", False)
     with pytest.raises(ValueError, match="on_both_routes: the compiled route needs Numba"):
         on_both_routes(lambda: None)
+
+
+@pytest.mark.skipif(not backend.compiled_available(), reason="needs Numba (the jit extra)")
+def test_compiled_kernels_take_float32_or_float64_of_one_dtype(switch):
+    switch.set_compiled(True)
+    assert switch.use_compiled(np.ones(3, np.float32), np.ones(2, np.float32))
+    assert not switch.use_compiled(np.ones(3, np.float16))       # Numba has no float16
+    assert not switch.use_compiled(np.ones(3, np.int64))
+    assert not switch.use_compiled(np.ones(3, np.float32), np.ones(3, np.float64))

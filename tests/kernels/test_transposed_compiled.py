@@ -13,7 +13,7 @@ import tinynet.functional as F                             # noqa: E402
 from tinynet import backend                                # noqa: E402
 from tinynet.functional import conv as conv_module         # noqa: E402
 from tinynet.kernels.compiled import transposed            # noqa: E402
-from tinynet.testing.opinfo.conv import expected_conv_transpose_size  # noqa: E402
+from tinynet.testing.opinfo.conv import _smallest, expected_conv_transpose_size  # noqa: E402
 from tinynet.testing.routes import on_both_routes           # noqa: E402
 
 # The compiled kernels take NumPy arrays only: on another suite device (TINYNET_TEST_DEVICE)
@@ -54,9 +54,7 @@ def geometries(draw):
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     size = []
     for a in range(2):
-        low = 1
-        while expected_conv_transpose_size(low, k[a], s[a], p[a], op[a], d[a]) < 1:
-            low += 1
+        low = _smallest(lambda n: expected_conv_transpose_size(n, k[a], s[a], p[a], op[a], d[a]) >= 1)
         size.append(draw(st.integers(low, low + 4)))
     N = draw(st.integers(1, 3))
     C_in, C_out_g = groups * draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -209,3 +207,16 @@ def test_default_thresholds_a_resnet_input_gradient_matches_pytorch(monkeypatch)
     expected = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kwargs)
     np.testing.assert_allclose(compiled_out, expected.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(compiled_out, numpy_out, rtol=1e-12, atol=1e-12)
+
+
+def test_float16_keeps_the_numpy_route_and_matches_float32():
+    """A float16 transposed conv of a shape the compiled route takes in float32 runs the
+    NumPy route (Numba has no float16; it raised NotImplementedError before)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 8, 8)).astype(np.float16)
+    w = (rng.standard_normal((8, 64, 4, 4)) * 0.1).astype(np.float16)
+    y = F.conv_transpose2d(tn.tensor(x), tn.tensor(w), stride=2, padding=1)
+    ref = F.conv_transpose2d(tn.tensor(x.astype(np.float32)), tn.tensor(w.astype(np.float32)),
+                             stride=2, padding=1)
+    assert y.numpy().dtype == np.float16
+    np.testing.assert_allclose(y.numpy().astype(np.float32), ref.numpy(), rtol=2e-2, atol=2e-2)

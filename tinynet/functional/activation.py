@@ -49,9 +49,8 @@ def _compiled_route(*arrays) -> bool:
     """Whether ReLU's or ELU's pass over ``arrays`` (one shape, one float dtype) runs
     compiled (:mod:`tinynet.kernels.compiled.activation`)."""
     a = arrays[0]
-    return (backend.use_compiled(*arrays) and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)
-            and a.size >= _COMPILED_MIN_SIZE and all(b.shape == a.shape and b.dtype == a.dtype
-                                                     and b.flags.c_contiguous for b in arrays[1:]))
+    return (backend.use_compiled(*arrays) and a.size >= _COMPILED_MIN_SIZE
+            and all(b.shape == a.shape and b.flags.c_contiguous for b in arrays[1:]))
 
 
 def _compiled_pass(name, *args):

@@ -87,8 +87,7 @@ def _to_nchw(y, out, bias):
     batch-last: ``y.transpose(0, 2, 3, 1)`` C-contiguous) into a C-contiguous ``out`` of
     float32/64 of at least :data:`_COMPILED_NCHW_MIN_SIZE` values goes through one
     compiled pass where Numba is on (:func:`tinynet.kernels.compiled.im2col.to_nchw`)."""
-    if (backend.use_compiled(y, out) and y.size >= _COMPILED_NCHW_MIN_SIZE and out.flags.c_contiguous
-            and y.dtype == out.dtype and y.dtype.kind == "f" and y.dtype.itemsize in (4, 8)):
+    if backend.use_compiled(y, out) and y.size >= _COMPILED_NCHW_MIN_SIZE and out.flags.c_contiguous:
         rows = y.transpose(0, 2, 3, 1)
         if y.flags.c_contiguous or rows.flags.c_contiguous:
             from ..kernels.compiled import im2col as _compiled

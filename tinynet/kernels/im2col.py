@@ -221,7 +221,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ba
         output_size = (conv_output_size(H, kh, sh, ph, dilation[0]),
                        conv_output_size(W, kw, sw, pw, dilation[1]))
     Ho, Wo = output_size
-    if backend.use_compiled(x) and _compiled_wins(x.dtype, stride):
+    if backend.use_compiled(x) and _compiled_wins(stride):
         from .compiled import im2col as _compiled
         fn = _compiled.im2col_batch_last if batch_last else _compiled.im2col
         x = backend.ascontiguous(x)
@@ -250,12 +250,10 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ba
 COMPILED_IM2COL_MIN_STRIDE = 2
 
 
-def _compiled_wins(dtype, stride=None) -> bool:
+def _compiled_wins(stride=None) -> bool:
     """The compiled im2col (given its ``stride``) or col2im (``stride=None``) is measured
-    faster than the NumPy route (see :data:`COMPILED_IM2COL_MIN_STRIDE`); float32 and
-    float64 only."""
-    return (dtype.kind == "f" and dtype.itemsize in (4, 8)
-            and (stride is None or max(stride) >= COMPILED_IM2COL_MIN_STRIDE))
+    faster than the NumPy route (see :data:`COMPILED_IM2COL_MIN_STRIDE`)."""
+    return stride is None or max(stride) >= COMPILED_IM2COL_MIN_STRIDE
 
 
 def _is_tiling(kernel_size, stride, padding, dilation) -> bool:
@@ -302,7 +300,7 @@ def col2im(col, input_size, stride=1, padding=0, dilation=1, batch_last=False):
     stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
     H, W = input_size
     (sh, sw), (ph, pw) = stride, padding
-    if backend.use_compiled(col) and _compiled_wins(col.dtype):
+    if backend.use_compiled(col) and _compiled_wins():
         from .compiled import im2col as _compiled
         fn = _compiled.col2im_batch_last if batch_last else _compiled.col2im
         col = backend.ascontiguous(col)

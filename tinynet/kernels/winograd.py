@@ -220,7 +220,7 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0)):
     transform, 16 products, output transform, while the block is in cache. On CuPy the
     whole batch is one block.
     """
-    if _compiled_route(x, w):
+    if backend.use_compiled(x, w):
         return _conv2d_compiled(x, w, bias, padding)
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
@@ -283,7 +283,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
     threads, tile rows in blocks; each thread adds its blocks' products into its own
     partial dU, and the partials are summed in image order (the same sums every run).
     """
-    if _compiled_route(x, dy):
+    if backend.use_compiled(x, dy):
         return _weight_from_partials(_weight_partials_compiled(x, dy, padding))
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
@@ -330,12 +330,6 @@ def _weight_from_partials(partials):
 # (tinynet.kernels.compiled.winograd) that read NCHW tiles straight from the images and
 # write NCHW outputs, with the 16 GEMMs in BLAS between them; the layout is
 # channels-first, M[ξ, ν] (C_out, P) = U[ξ, ν] (C_out, C_in) @ V[ξ, ν] (C_in, P).
-
-def _compiled_route(*arrays):
-    """The compiled transforms take NumPy float32 / float64 arrays of one dtype."""
-    return (backend.use_compiled(*arrays) and arrays[0].dtype.kind == "f"
-            and arrays[0].itemsize in (4, 8) and all(a.dtype == arrays[0].dtype for a in arrays))
-
 
 def _conv2d_compiled(x, w, bias, padding):
     """:func:`conv2d_winograd` with compiled transforms: per block of images and tile
