@@ -73,7 +73,7 @@ def test_compiled_activation_matches_the_numpy_route(compiled_on, shape, dtype, 
             mp.setattr(backend, "parallel_grain", 64)
         (ny, ndx), (cy, cdx) = on_both_routes(lambda: _run(fn, x, g, transpose))
     assert cy.dtype == ny.dtype == dtype and cdx.dtype == dtype
-    tol = 5e-7 if dtype == np.float32 else 1e-15     # ELU's float32 expm1 is its tanh form
+    tol = 5e-7 if dtype == np.float32 else 1e-15     # ELU's float32 NumPy expm1 is its tanh form
     assert_close(cy, ny, rtol=tol, atol=tol)
     assert_close(cdx, ndx, rtol=tol, atol=tol)
     assert np.array_equal(np.signbit(cy[cy == 0]), np.signbit(ny[ny == 0]))
@@ -90,6 +90,17 @@ def test_compiled_relu_and_elu_small_cases_by_hand(compiled_on, dtype):
     y, dx = _run(lambda t: F.elu(t, 2.0), np.array([-1.0, 0.0, 3.0], dtype), g, False)
     assert_close(y, np.array([2 * (np.exp(-1) - 1), 0.0, 3.0], dtype))
     assert_close(dx, np.array([5 * 2 * np.exp(-1), 7 * 2.0, 11.0], dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0, 0.0, -0.7])
+def test_elu_of_a_signed_zero_is_itself(compiled_on, dtype, alpha):
+    """elu(-0) = -0 and elu(+0) = +0 for every alpha on both routes, as PyTorch gives (the
+    NumPy route's max(x, α·expm1(min(x, 0))) gave +0 for -0 until its tie went to x)."""
+    x = np.zeros(4, dtype)
+    x[::2] = -0.0
+    for y in on_both_routes(lambda: F.elu(tn.tensor(x), alpha).numpy()):
+        assert np.array_equal(np.signbit(y), np.signbit(x)) and not y.any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

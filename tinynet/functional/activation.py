@@ -129,7 +129,9 @@ class ELU(Function):
     Forward: ``y = max(x, alpha·expm1(min(x, 0)))``, exact for alpha <= 1 (then
     ``alpha·expm1(x) >= x`` for x <= 0, and the negative branch is 0 < x for x > 0); a larger
     alpha selects by ``x > 0``. ``expm1`` is :func:`tinynet.backend.expm1_of_nonpositive`
-    (SIMD tanh instead of NumPy's scalar expm1 loop). The backward needs no saved
+    (SIMD tanh instead of NumPy's scalar expm1 loop); with compiled kernels on, a float32
+    forward is one compiled pass instead
+    (:func:`tinynet.kernels.compiled.activation.elu_forward`). The backward needs no saved
     mask: for alpha >= 0, x > 0 exactly where y > 0, and the factor is
     ``min(y, 0) + alpha`` (1 where y > 0 when alpha = 1). Only a negative alpha, whose
     negative branch is positive, keeps the sign of x. Large arrays run in chunks on
@@ -142,6 +144,9 @@ class ELU(Function):
         x = x if x.flags.c_contiguous else x.copy(order="C")   # ascontiguousarray makes 0-d 1-d
         self.positive = x > 0 if alpha < 0 else None
         y = xp.empty_like(x)
+        if x.dtype == "float32" and _compiled_route(x):
+            _compiled_pass("elu_forward", x.reshape(-1), float(alpha), y.reshape(-1))
+            return y
         x_flat, y_flat = x.reshape(-1), y.reshape(-1)
 
         def chunk(lo, hi):
@@ -150,9 +155,9 @@ class ELU(Function):
             if alpha != 1.0:
                 ys *= alpha
             if alpha <= 1.0:
-                xp.maximum(xs, ys, out=ys)
+                xp.maximum(ys, xs, out=ys)              # a tie (x = ±0) gives x, as PyTorch
             else:
-                xp.copyto(ys, xs, where=xs > 0)
+                xp.copyto(ys, xs, where=xs >= 0)
         backend.parallel_for(x.size, chunk, nbytes=2 * x.nbytes, like=x)
         return y
 

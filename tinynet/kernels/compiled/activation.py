@@ -6,10 +6,13 @@ C-contiguous tensors), one dtype (float32 or float64); ReLU's mask is bool.
     relu:  y = x·[x > 0],                         dx = g·[x > 0]      (the mask kept)
     elu backward:                                dx = g (y > 0), g·(y + α) (y <= 0)
 
+    elu forward (float32):                       y = x (x >= 0), α·expm1(x) (x < 0)
+
 ELU's backward reads y = elu(x), not x: for α >= 0, x > 0 exactly where y > 0 (the caller
-keeps the NumPy route for α < 0, whose negative branch is positive). ELU's forward stays
-on its NumPy route: Numba's ``expm1`` is a scalar libm call (no SVML here), ~5x slower
-than the NumPy route's SIMD ``tanh`` form.
+keeps the NumPy route for α < 0, whose negative branch is positive). ELU's forward takes
+:func:`.transcendental.expm1` (Numba's own ``expm1`` is a scalar libm call, ~5x slower
+than the NumPy route's SIMD ``tanh`` form), computed in float64 and rounded once with α's
+product, so float32 only: float64 arrays keep the NumPy route's ``expm1``.
 
 Loop structure: one loop over a range ``lo..hi`` of the values, whose body is a select,
 so it vectorises. The loop runs over slices from 0 (``x[lo:hi]``), not over ``range(lo,
@@ -22,6 +25,7 @@ product) and 3-7 for ELU's (a minimum, expm1 or its tanh form, a scale, a maximu
 factor min(y, 0) + α, a fix-up, the product), each pass reading and writing whole arrays.
 """
 from . import kernel
+from .transcendental import expm1
 
 
 @kernel
@@ -40,6 +44,14 @@ def relu_backward(g, mask, dx, lo, hi):
     g, mask, dx = g[lo:hi], mask[lo:hi], dx[lo:hi]
     for i in range(g.shape[0]):
         dx[i] = g[i] * mask[i]
+
+
+@kernel
+def elu_forward(x, alpha, y, lo, hi):
+    """``y = elu(x)`` on values ``lo..hi`` of flat float32 ``x`` (``alpha`` a float)."""
+    x, y = x[lo:hi], y[lo:hi]
+    for i in range(x.shape[0]):
+        y[i] = x[i] if x[i] >= 0 else alpha * expm1(x[i])      # ±0 gives itself, as PyTorch
 
 
 @kernel
