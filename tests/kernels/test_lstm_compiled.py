@@ -1,8 +1,9 @@
-"""The LSTM's compiled backward step (tinynet.kernels.compiled.lstm) against the NumPy
-route it replaces and against PyTorch.
+"""The LSTM's compiled steps (tinynet.kernels.compiled.lstm) against the NumPy route they
+replace and against PyTorch.
 
-The compiled route runs the backward's gate gradients (float32 and float64); each test
-would fail if a gate's gradient, the cell-state carry or the mask's carry were wrong.
+The compiled route runs the forward's gate math (float32) and the backward's gate
+gradients (float32 and float64); each test would fail if a gate, its gradient, the
+cell-state carry or the mask's carry were wrong.
 """
 import numpy as np
 import pytest
@@ -81,6 +82,25 @@ def test_compiled_layer_matches_numpy_route(case_and_grads):
     case, grads = case_and_grads
     numpy_out, compiled_out = on_both_routes(lambda: forward_and_backward(case, grads))
     assert_routes_agree(numpy_out, compiled_out, case["x"].dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_forward_step_runs_on_float32_only(dtype, monkeypatch):
+    """The route comparison above compares something only if the compiled forward is taken:
+    once a step for float32 (so the float32 cases test it), never for float64 (its
+    functions are float32-accurate)."""
+    from tinynet.kernels.compiled import lstm as compiled_lstm
+    calls = []
+    step = compiled_lstm.forward_step
+    monkeypatch.setattr(compiled_lstm, "forward_step", lambda *a: calls.append(1) or step(*a))
+    rng = np.random.default_rng(0)
+    T, B, I, H = 4, 3, 2, 5
+    case = dict(x=rng.standard_normal((T, B, I)).astype(dtype), h0=np.zeros((B, H), dtype),
+                c0=np.zeros((B, H), dtype), w_ih=rng.standard_normal((4 * H, I)).astype(dtype),
+                w_hh=rng.standard_normal((4 * H, H)).astype(dtype), b_ih=None, b_hh=None,
+                reverse=False, lengths=None)
+    on_both_routes(lambda: forward(case))
+    assert len(calls) == (T if dtype == np.float32 else 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

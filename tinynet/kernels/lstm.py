@@ -68,9 +68,10 @@ On CuPy the per-step gate math runs as one compiled elementwise kernel each way 
 ``tinynet.backend.elementwise_kernel``); on NumPy it is 8 in-place ufunc calls a step
 forward (10 in the exp form) and 13 backward, on preallocated buffers
 (docs/kernels/lstm.md counts them). With compiled kernels on
-(:func:`tinynet.backend.use_compiled`) the backward's 13 become one compiled pass over the
-step (:mod:`tinynet.kernels.compiled.lstm`); the GEMMs, the layout and the saved record
-stay the same.
+(:func:`tinynet.backend.use_compiled`) a float32 forward's calls and the backward's 13
+become one compiled pass over the step each (:mod:`tinynet.kernels.compiled.lstm`; the
+forward then takes the pre-activations unscaled); the GEMMs, the layout and the saved
+record stay the same.
 """
 from __future__ import annotations
 
@@ -178,11 +179,14 @@ def tanh_gates() -> bool:
 NUMPY_BLOCKS = (0, 1, 3, 2)
 
 
-def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
+def _pre_activation_scale(H: int, dtype, xp, form: str):
     """``(4H,)`` row scale folded into the weights and bias (see the module docstring):
     ``[-1, -1, -2, -1]`` per gate block for the exp form, ``[0.5, 0.5, 1, 0.5]`` for the
-    tanh form (the compiled kernel's, and NumPy's with AVX-512)."""
-    if not exp_form:
+    tanh form (CuPy's kernel's, and NumPy's with AVX-512); None for the compiled CPU step,
+    which takes the pre-activations as they are."""
+    if form == "compiled":
+        return None
+    if form == "tanh":
         return gate_scale(H, dtype, xp)
     scale = xp.full((4, H), -1, dtype=dtype)
     scale[2] = -2
@@ -190,10 +194,15 @@ def _pre_activation_scale(H: int, dtype, xp, exp_form: bool):
 
 
 def _stacked_weights(w_hh, w_ih, bias, scale, xp):
-    """``scale * [W_hh | W_ih | b]`` ``(4H, H+I+1)`` (no ``b`` column without a bias): the
-    weights of the stacked step input ``[h; x; 1]``."""
+    """``scale * [W_hh | W_ih | b]`` ``(4H, H+I+1)`` (no ``b`` column without a bias; no
+    scale when ``scale`` is None): the weights of the stacked step input ``[h; x; 1]``."""
     H, I = w_hh.shape[1], w_ih.shape[1]
     w = xp.empty((w_hh.shape[0], H + I + (bias is not None)), dtype=w_hh.dtype)
+    if scale is None:
+        w[:, :H], w[:, H:H + I] = w_hh, w_ih
+        if bias is not None:
+            w[:, H + I] = bias
+        return w
     xp.multiply(w_hh, scale[:, None], out=w[:, :H])
     xp.multiply(w_ih, scale[:, None], out=w[:, H:H + I])
     if bias is not None:
@@ -233,15 +242,20 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     T, B, I = x.shape
     H = w_hh.shape[1]
     step_kernel = backend.elementwise_kernel(FORWARD_KERNEL, xp)
-    tanh_form = step_kernel is not None or tanh_gates()
-    scale = _pre_activation_scale(H, x.dtype, xp, exp_form=not tanh_form)
+    if step_kernel is not None:
+        form = "tanh"
+    elif x.dtype == "float32" and backend.use_compiled(x, w_ih, w_hh, h0, c0):
+        form = "compiled"
+    else:
+        form = "tanh" if tanh_gates() else "exp"
+    scale = _pre_activation_scale(H, x.dtype, xp, form)
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     w = _stacked_weights(w_hh, w_ih, bias, scale, xp)
     steps = range(T - 1, -1, -1) if reverse else range(T)
     if step_kernel is None:
         w = w.reshape(4, H, -1)[list(NUMPY_BLOCKS)].reshape(4 * H, -1)      # rows [i; f; o; g]
         return _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask,
-                                      bias is not None, tanh_form)
+                                      bias is not None, form)
 
     # CuPy: batch-major, the input projection of all steps in one GEMM, then per step
     # one GEMM and one compiled kernel for the gate math
@@ -271,9 +285,10 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
 
 
 def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias,
-                           tanh_form):
+                           form):
     """The NumPy time loop, feature-major: one GEMM and 8 calls a step (10 in the exp
-    form), each on contiguous memory.
+    form, 1 with the compiled step), each on contiguous memory. ``form``: "tanh", "exp"
+    or "compiled" (see the module docstring).
 
     Step t multiplies the stacked weights ``[W_hh | W_ih | b]`` ``(4H, H+I+1)``, rows in
     the order ``[i; f; o; g]``, by the stacked input ``z_t = [h_{t-1}; x_t; 1]``
@@ -301,33 +316,18 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     tanh_c = xp.empty((T, H, B), dtype=dtype)
     products = xp.empty((T, 2 * H, B), dtype=dtype)      # [i g; f c_prev], kept for backward
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
-    half = dtype.type(0.5)
+    if form == "compiled":
+        from .compiled.lstm import forward_step
     # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
     with xp.errstate(over="ignore"):
         for t in steps:
             a = acts[t]
             xp.matmul(w, z_prev[t], out=a)
-            i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-            if tanh_form:
-                xp.tanh(a, out=a)                 # tanh(a/2) on i, f, o; tanh(a_g) on g
-                sigmoids = a[:3 * H]
-                sigmoids *= half
-                sigmoids += half                  # sigmoid(a) = 0.5 tanh(a/2) + 0.5
+            h, c = h_out[t, :H], c_out[t]
+            if form == "compiled":
+                forward_step(a, c_prev[t], c, tanh_c[t], products[t], h)
             else:
-                xp.exp(a, out=a)
-                a += 1
-                xp.divide(1, a, out=a)            # i, f, o; the g block holds sigmoid(2 a_g)
-                g *= 2
-                g -= 1                            # tanh(a_g) = 2 sigmoid(2 a_g) - 1
-            ig, fc = products[t, :H], products[t, H:]
-            xp.multiply(i, g, out=ig)
-            xp.multiply(f, c_prev[t], out=fc)
-            c = c_out[t]
-            xp.add(ig, fc, out=c)
-            tc = tanh_c[t]
-            xp.tanh(c, out=tc)
-            h = h_out[t, :H]
-            xp.multiply(o, tc, out=h)
+                _gates_numpy(xp, a, c_prev[t], c, tanh_c[t], products[t], h, form == "tanh")
             if padded is not None:
                 xp.copyto(h, z_prev[t, :H], where=padded[t])
                 xp.copyto(c, c_prev[t], where=padded[t])
@@ -341,6 +341,33 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     saved = LSTMSaved(inputs, w_ih, w_hh, acts, c_prev, tanh_c, mask, reverse, has_bias, True,
                       products, h_out[:, :H])
     return y, h_n.copy(), xp.ascontiguousarray(c_n.T), saved
+
+
+def _gates_numpy(xp, a, c_prev, c, tanh_c, products, h, tanh_form):
+    """One step's gate math on the NumPy route, after the GEMM: ``a`` ``(4H, B)`` (rows
+    [i; f; o; g], pre-activations scaled for the form) becomes the gates; fills ``c``,
+    ``tanh_c``, ``h`` ``(H, B)`` and ``products`` ``(2H, B)`` = ``[i g; f c_prev]``. 8 calls
+    in the tanh form, 10 in the exp form (see the module docstring)."""
+    H = c.shape[0]
+    half = a.dtype.type(0.5)
+    i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    if tanh_form:
+        xp.tanh(a, out=a)                 # tanh(a/2) on i, f, o; tanh(a_g) on g
+        sigmoids = a[:3 * H]
+        sigmoids *= half
+        sigmoids += half                  # sigmoid(a) = 0.5 tanh(a/2) + 0.5
+    else:
+        xp.exp(a, out=a)
+        a += 1
+        xp.divide(1, a, out=a)            # i, f, o; the g block holds sigmoid(2 a_g)
+        g *= 2
+        g -= 1                            # tanh(a_g) = 2 sigmoid(2 a_g) - 1
+    ig, fc = products[:H], products[H:]
+    xp.multiply(i, g, out=ig)
+    xp.multiply(f, c_prev, out=fc)
+    xp.add(ig, fc, out=c)
+    xp.tanh(c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h)
 
 
 def lstm_layer_backward(saved: LSTMSaved, dy=None, dh_n=None, dc_n=None, need_dx: bool = True):

@@ -10,9 +10,9 @@ C-contiguous tensors), one dtype (float32 or float64); ReLU's mask is bool.
 
 ELU's backward reads y = elu(x), not x: for α >= 0, x > 0 exactly where y > 0 (the caller
 keeps the NumPy route for α < 0, whose negative branch is positive). ELU's forward takes
-:func:`.transcendental.expm1` (Numba's own ``expm1`` is a scalar libm call, ~5x slower
-than the NumPy route's SIMD ``tanh`` form), computed in float64 and rounded once with α's
-product, so float32 only: float64 arrays keep the NumPy route's ``expm1``.
+:func:`.transcendental.expm1_of_nonpositive` (Numba's own ``expm1`` is a scalar libm call,
+~5x slower than the NumPy route's SIMD ``tanh`` form), float32 arithmetic, so float32
+arrays only: float64 ones keep the NumPy route's ``expm1``.
 
 Loop structure: one loop over a range ``lo..hi`` of the values, whose body is a select,
 so it vectorises. The loop runs over slices from 0 (``x[lo:hi]``), not over ``range(lo,
@@ -25,7 +25,7 @@ product) and 3-7 for ELU's (a minimum, expm1 or its tanh form, a scale, a maximu
 factor min(y, 0) + α, a fix-up, the product), each pass reading and writing whole arrays.
 """
 from . import kernel
-from .transcendental import expm1
+from .transcendental import expm1_of_nonpositive
 
 
 @kernel
@@ -51,7 +51,7 @@ def elu_forward(x, alpha, y, lo, hi):
     """``y = elu(x)`` on values ``lo..hi`` of flat float32 ``x`` (``alpha`` a float)."""
     x, y = x[lo:hi], y[lo:hi]
     for i in range(x.shape[0]):
-        y[i] = x[i] if x[i] >= 0 else alpha * expm1(x[i])      # ±0 gives itself, as PyTorch
+        y[i] = x[i] if x[i] >= 0 else alpha * expm1_of_nonpositive(x[i])   # ±0: itself, as PyTorch
 
 
 @kernel
