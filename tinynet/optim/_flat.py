@@ -76,12 +76,14 @@ class FlatGroup:
             plan.append((start, start + filled, pieces))
         return plan
 
-    def for_each_chunk(self, update) -> None:
+    def for_each_chunk(self, update, copy: bool = True) -> None:
         """Calls ``update(start, end, g)`` for every chunk of the flat index space, with
         ``g`` the gradients of positions [start, end) as a new array the caller may
-        overwrite. Working chunk by chunk keeps every temporary small (cache-resident, and
-        below the allocator's mmap threshold: a full-size temporary would be page-faulted
-        in afresh on every step). Chunks touch disjoint slices, so they run side by side on
+        overwrite (with ``copy=False``, a chunk within one gradient of the buffer's dtype is
+        passed as a view of it instead, for an ``update`` that only reads ``g``). Working
+        chunk by chunk keeps every temporary small (cache-resident, and below the
+        allocator's mmap threshold: a full-size temporary would be page-faulted in afresh
+        on every step). Chunks touch disjoint slices, so they run side by side on
         tinynet's pool (:func:`tinynet.backend.parallel_for`); ``update`` must write only
         its own slice."""
         if self.plan is None:
@@ -93,7 +95,7 @@ class FlatGroup:
             for start, end, pieces in plan[first:last]:
                 if len(pieces) == 1:
                     i, lo, hi = pieces[0]
-                    g = grads[i][lo:hi].astype(self.dtype, copy=True)
+                    g = grads[i][lo:hi].astype(self.dtype, copy=copy)
                 else:
                     g = xp.concatenate([grads[i][lo:hi] for i, lo, hi in pieces])
                     if g.dtype != self.dtype:
