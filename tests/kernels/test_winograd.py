@@ -417,6 +417,35 @@ def test_blocks_of_tile_rows_and_images_split_over_threads_match_the_direct_sum(
 
 
 @needs_numba
+def test_auto_mode_on_avx2_with_compiled_transforms(monkeypatch):
+    """On an AVX2-only CPU with the compiled transforms: 32+ channels on maps of at most
+    32x32 from 128 tiles (the U-Net's N2 32-256 channel levels at 32x32 and 16x16,
+    ResNet-18's N16 64->128 and 256-channel stages), not on 64x64 maps, not with 16
+    channels, not from fewer tiles; without the compiled transforms, the NumPy rule."""
+    before = W.get_winograd_mode()
+    W.set_winograd_mode("auto")
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
+
+    def conv(n, c_in, c_out, size, on_cpu=True):
+        return conv_module._use_winograd((n, c_in, size, size), (c_out, c_in, 3, 3), (1, 1), (1, 1),
+                                         (1, 1), 1, (size, size), on_cpu=on_cpu)
+    try:
+        monkeypatch.setattr(backend, "_compiled", True)
+        assert conv(2, 32, 64, 32) and conv(2, 64, 64, 32) and conv(2, 128, 64, 32)
+        assert conv(2, 256, 128, 16) and conv(16, 64, 128, 16) and conv(16, 256, 256, 8)
+        assert not conv(2, 32, 32, 64) and not conv(2, 64, 32, 64)     # 64x64 maps
+        assert not conv(8, 64, 64, 56)                                  # 56x56
+        assert not conv(2, 16, 32, 64) and not conv(2, 32, 16, 32)      # 16 channels
+        assert not conv(16, 512, 512, 4) and not conv(2, 256, 256, 8)   # 64 and 32 tiles
+        assert conv(32, 256, 256, 8)                                    # the NumPy rule's own
+        monkeypatch.setattr(backend, "_compiled", False)
+        assert not conv(2, 64, 64, 32) and not conv(16, 256, 256, 8)
+        assert conv(32, 256, 256, 8)
+    finally:
+        W.set_winograd_mode(before)
+
+
+@needs_numba
 def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatch):
     """On an AVX-512 CPU whose BLAS runs AVX2 kernels and makes the transposes: 32-127
     channels on 32x32 maps and more at any batch, 128+ channels from 128 tiles."""

@@ -142,8 +142,12 @@ _WINOGRAD_MIN_TILES_AVX2 = 512
 #: the fewest values (images per thread x channels) in the transforms' contiguous runs.
 _WINOGRAD_MIN_MAP = 32 * 32
 _WINOGRAD_MIN_RUN = 128
-#: Fewest output tiles with 128+ channels on that CPU with the compiled transforms.
+#: Fewest output tiles with 128+ channels on that CPU with the compiled transforms (and
+#: with 32+ channels on an AVX2 CPU with them).
 _WINOGRAD_MIN_TILES_COMPILED = 128
+#: Largest output map (pixels) for Winograd from 32 channels on an AVX2 CPU with the
+#: compiled transforms: on 64x64 maps it lost (see :func:`_use_winograd`).
+_WINOGRAD_MAX_MAP_AVX2 = 32 * 32
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
@@ -197,6 +201,17 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       tiles) 0.92 / 1.03x and N2 16->16 128x128 1.03 / 1.16x. Hence with them: 128+
       channels from :data:`_WINOGRAD_MIN_TILES_COMPILED` tiles, 32-127 channels on
       32x32 maps and more whatever the batch.
+    - 2-core AVX2-only EPYC (Zen 3) with the compiled transforms (twenty-second session;
+      forward + backward through ``F.conv2d``, mode "always" against "auto", alternated,
+      medians of 12, two runs where two are given): wins on maps of 32x32 and less, N2
+      32->64 32x32 0.81 / 0.90x, N2 64->64 32x32 0.82 / 0.88x, N2 128->64 32x32 0.84 /
+      0.86x, N2 256->128 16x16 (128 tiles) 0.88 / 0.88x, N16 64->128 16x16 0.79x, N16
+      256->256 8x8 (256 tiles) 0.77x, N16 64->64 32x32 1.02x; losses on 64x64 maps (N2
+      32->32 1.08 / 1.16x, N2 64->32 1.10 / 1.10x), with 16 channels (N2 16->16 128x128
+      1.49x, N2 16->32 64x64 1.19x) and with few tiles (N16 512->512 4x4, 64 tiles,
+      1.25x; N2 256->256 8x8, 32 tiles, 1.40x). Hence on an AVX2 CPU with them: 32+
+      channels on maps of at most :data:`_WINOGRAD_MAX_MAP_AVX2` pixels from
+      :data:`_WINOGRAD_MIN_TILES_COMPILED` tiles.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -217,6 +232,9 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     # compiled transforms (tinynet.kernels.compiled.winograd): NCHW in and out, no
     # channels-last runs, and cheaper; the NumPy arrays' dtype is checked by the kernel
     compiled = slow_blas and backend.use_compiled()
+    if (avx2_only and channels >= 32 and Ho * Wo <= _WINOGRAD_MAX_MAP_AVX2
+            and tiles >= _WINOGRAD_MIN_TILES_COMPILED and backend.use_compiled()):
+        return True                 # an AVX2 CPU with the compiled transforms
     if channels >= 128:
         if compiled:
             return tiles >= _WINOGRAD_MIN_TILES_COMPILED
