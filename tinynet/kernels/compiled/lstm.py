@@ -54,7 +54,8 @@ def forward_step(a, c_prev, c, tanh_c, products, h):
     H, B = c.shape
     n = H * B
     # each (H, B) block is contiguous: one flat loop over its H*B values
-    i, f, o, g = a[:H].reshape(n), a[H:2 * H].reshape(n), a[2 * H:3 * H].reshape(n), a[3 * H:].reshape(n)
+    i, f = a[:H].reshape(n), a[H:2 * H].reshape(n)
+    o, g = a[2 * H:3 * H].reshape(n), a[3 * H:].reshape(n)
     cp, c, tc, hh = c_prev.reshape(n), c.reshape(n), tanh_c.reshape(n), h.reshape(n)
     ig, fc = products[:H].reshape(n), products[H:].reshape(n)
     for k in range(n):

@@ -35,9 +35,10 @@ a tenth of an ulp), and
 
 **tanh.** Below ``|x| = 0.7``, its Taylor series ``x - x³/3 + 2x⁵/15 - ...`` to ``x²¹``
 (coefficients ``2^{2n}(2^{2n}-1) B_{2n} / (2n)!`` from the Bernoulli numbers, computed
-exactly at import; the first term left out is 0.18 ulp at 0.7); above, ``1 - 2 / (1 + e^{2|x|})``
-with its sign: there the result is at least 0.6, and the error of ``e^{2|x|}`` is damped
-rather than amplified. Both are computed and one selected, so the loop has no branch.
+exactly at import; the first term left out is 0.18 ulp at 0.7); above,
+``1 - 2 / (1 + e^{2|x|})`` with its sign: there the result is at least 0.6, and the error
+of ``e^{2|x|}`` is damped rather than amplified. Both are computed and one selected, so
+the loop has no branch.
 
 **sigmoid.** ``e = e^{-|a|}`` (in (0, 1], never overflowing), then ``1 / (1 + e)`` for
 ``a >= 0`` and ``e / (1 + e)`` for ``a < 0``: one division, and no ``1 - small``
@@ -45,7 +46,8 @@ cancellation on the negative side. ``2^k`` is applied as two factors there, so t
 down to float32's subnormals (``a`` near -104) come out right rather than 0.
 
 Clamps keep ``k`` in range where the float32 result no longer changes (|x| > 9.5 for tanh,
-|a| > 104 for the sigmoid, x < -87 for expm1). NaN passes through; expm1 and tanh give ±0 for ±0.
+|a| > 104 for the sigmoid, x < -87 for expm1). NaN passes through; expm1 and tanh give ±0
+for ±0.
 
 The helpers are compiled with ``fastmath={"contract"}`` only, a precaution: under "reassoc"
 LLVM may rewrite ``(y - k·LN2_HI) - k·LN2_LO`` or ``2^k q + (2^k - 1)`` into forms that
