@@ -53,7 +53,21 @@ FAKECUDA_SKIPS = {
 }
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compiled_kernels: compares or runs the compiled CPU "
+                            "kernels (the jit extra); skipped on another suite device")
+
+
+# The compiled kernels take NumPy arrays only: on another suite device both routes would be
+# the same xp route, so these tests would compare a route with itself.
+_COMPILED_ON_DEVICE = "compiled kernels run on NumPy (CPU) arrays only"
+
+
 def pytest_collection_modifyitems(config, items):
+    if backend.get_default_device().type != "cpu":
+        for item in items:
+            if item.get_closest_marker("compiled_kernels"):
+                item.add_marker(pytest.mark.skip(reason=_COMPILED_ON_DEVICE))
     if _SKIP_REASON:
         mark = pytest.mark.skip(reason=f"TINYNET_TEST_DEVICE={TEST_DEVICE}: {_SKIP_REASON}")
         for item in items:

@@ -12,10 +12,7 @@ import tinynet.functional as F
 from tinynet import backend
 from tinynet.functional import activation
 
-# The compiled kernels take NumPy arrays only: on another suite device (TINYNET_TEST_DEVICE)
-# both routes would be the same xp route, so these tests would compare a route with itself.
-pytestmark = pytest.mark.skipif(backend.get_default_device().type != "cpu",
-                                reason="compiled kernels run on NumPy (CPU) arrays only")
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 THRESHOLD = activation._COMPILED_MIN_SIZE      # the library's own, before any test changes it
 from tinynet.testing import assert_close

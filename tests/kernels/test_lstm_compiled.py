@@ -15,10 +15,7 @@ from tinynet import backend  # noqa: E402
 from tinynet.kernels import lstm as lk  # noqa: E402
 from tinynet.testing.routes import on_both_routes  # noqa: E402
 
-# The compiled kernels take NumPy arrays only: on another suite device (TINYNET_TEST_DEVICE)
-# both routes would be the same xp route, so these tests would compare a route with itself.
-pytestmark = pytest.mark.skipif(backend.get_default_device().type != "cpu",
-                                reason="compiled kernels run on NumPy (CPU) arrays only")
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
 

@@ -14,10 +14,7 @@ from tinynet import backend
 from tinynet.testing import assert_close
 from tinynet.testing.routes import on_both_routes
 
-# The compiled kernels take NumPy arrays only: on another suite device (TINYNET_TEST_DEVICE)
-# both routes would be the same xp route, so these tests would compare a route with itself.
-pytestmark = pytest.mark.skipif(backend.get_default_device().type != "cpu",
-                                reason="compiled kernels run on NumPy (CPU) arrays only")
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 shapes = st.one_of(
     st.tuples(st.integers(1, 5), st.integers(1, 6)),

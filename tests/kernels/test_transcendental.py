@@ -9,8 +9,7 @@ numba = pytest.importorskip("numba")
 
 from tinynet import backend
 
-pytestmark = pytest.mark.skipif(backend.get_default_device().type != "cpu",
-                                reason="compiled kernels run on NumPy (CPU) arrays only")
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 from tinynet.kernels.compiled import transcendental as tr  # noqa: E402
 

@@ -16,10 +16,7 @@ from tinynet.kernels.compiled import transposed            # noqa: E402
 from tinynet.testing.opinfo.conv import _smallest, expected_conv_transpose_size  # noqa: E402
 from tinynet.testing.routes import on_both_routes           # noqa: E402
 
-# The compiled kernels take NumPy arrays only: on another suite device (TINYNET_TEST_DEVICE)
-# both routes would be the same xp route, so these tests would compare a route with itself.
-pytestmark = pytest.mark.skipif(backend.get_default_device().type != "cpu",
-                                reason="compiled kernels run on NumPy (CPU) arrays only")
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 
 @pytest.fixture

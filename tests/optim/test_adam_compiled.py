@@ -14,8 +14,7 @@ from tinynet import backend  # noqa: E402
 from tinynet.optim import _flat  # noqa: E402
 from tinynet.testing.routes import on_both_routes  # noqa: E402
 
-pytestmark = pytest.mark.skipif(backend.get_default_device().type != "cpu",
-                                reason="compiled kernels run on NumPy (CPU) arrays only")
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 SHAPES = [(3, 4), (5,), (2, 1, 3), (7, 2)]
 
