@@ -318,7 +318,8 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
     if form == "compiled":
         from .compiled.lstm import forward_step
-    # exp(-a) overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the exact limit
+    # the exp form's exp(-a) (_gates_numpy) overflows to inf for a < -88 (float32):
+    # 1 / (1 + inf) = 0 is the exact limit; one errstate for the whole loop
     with xp.errstate(over="ignore"):
         for t in steps:
             a = acts[t]
