@@ -153,7 +153,8 @@ def reference_max_pool(x, k, s, p, d, ceil_mode):
 @pytest.mark.parametrize("shape", [(2, 3, 8, 6), (4, 16, 8, 4)])   # (N, C, H, W) and tiny-map layouts
 def test_2x2_tournament_and_offset_loop_both_keep_the_first_of_tied_maxima(shape, monkeypatch):
     # Integer values in 0..2: most windows hold a tie. Each path is called directly, so
-    # neither can hide behind the other; the public entry must take the tournament.
+    # neither can hide behind the other; the public entry's NumPy route must take the
+    # tournament (its compiled route is tests/kernels/test_pool_compiled.py's).
     x = np.random.default_rng(1).integers(0, 3, shape).astype(np.float64)
     ref_y, ref_argmax = reference_max_pool(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
     assert (ref_argmax > 0).any() and (ref_argmax < 3).any()
@@ -169,6 +170,7 @@ def test_2x2_tournament_and_offset_loop_both_keep_the_first_of_tied_maxima(shape
         np.testing.assert_array_equal(host(y), ref_y)
         np.testing.assert_array_equal(host(argmax), ref_argmax)
     calls, original = [], pool_kernels._max_pool_2x2_tournament
+    monkeypatch.setattr(backend, "_compiled", False)
     monkeypatch.setattr(pool_kernels, "_max_pool_2x2_tournament",
                         lambda *a, **kw: calls.append(1) or original(*a, **kw))
     y, argmax = max_pool2d_forward(dev(x), 2)
