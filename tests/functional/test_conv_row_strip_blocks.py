@@ -179,6 +179,52 @@ def test_bands_are_evened_out(budget_rows, band):
     assert sum(rows) == 128 and max(rows) - min(rows) <= 1
 
 
+@pytest.mark.parametrize("x_shape, budget_rows, span, strip_rows", [
+    ((2, 16, 128, 128), 64, 43, 45),        # bands of 43 rows (and 2 rows of reach below)
+    ((3, 16, 8, 8), 30, 20, 22),            # two whole 10-row images a block
+    ((3, 16, 8, 8), 1000, 30, 32)])         # the whole batch
+def test_a_block_spans_its_band_or_its_images(x_shape, budget_rows, span, strip_rows):
+    """The strips' buffer and the weight gradient's grid are sized by the block, not by
+    whole images: a band needs only its own rows."""
+    per_row = x_shape[1] * 3 * x_shape[3]
+    blk = RS.blocks(x_shape, (3, 3), (1, 1), (1, 1), budget_rows * per_row)
+    assert (blk.span, blk.strip_rows) == (span, strip_rows)
+    assert max(s for *_, s in RS.block_plan(x_shape[0], blk)) == blk.span
+
+
+@pytest.mark.parametrize("which", ["forward", "weight gradient"])
+def test_row_strip_temporaries_stay_within_the_block_budget(which, monkeypatch):
+    """tracemalloc's peak over one call, less the result: about one block of strips (the
+    budget) and a band of the output gradient's grid. Buffers sized for whole images
+    (68 grid rows a channel, not 5) took 13-17x the budget here."""
+    import tracemalloc
+    monkeypatch.setattr(winograd, "_mode", "never")
+    budget = 64 << 10
+    monkeypatch.setattr(conv_module, "_ROW_STRIP_BYTES", budget)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 16, 64, 64)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((1, 16, 64, 64)).astype(np.float32)
+    assert conv_module._use_row_strips(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1, (64, 64))
+    geometry = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    if which == "forward":
+        call = lambda: conv_module._conv2d_array(x, w, None, output_size=(64, 64), **geometry)
+    else:
+        call = lambda: conv_module._conv2d_weight_array(x, dy, w.shape, **geometry)
+    before = backend._num_threads
+    backend.set_num_threads(1)          # one block buffer at a time
+    try:
+        call()
+        tracemalloc.start()
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        backend.set_num_threads(before or backend._usable_cores())
+        backend._num_threads = before
+    assert peak - result.nbytes <= 2 * budget
+
+
 @settings(max_examples=200)
 @given(k=st.integers(1, 4), C=st.integers(1, 2), P=st.integers(1, 6), gap=st.integers(0, 4),
        L=st.integers(1, 40), first=st.integers(-30, 30))

@@ -389,7 +389,7 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     def image_groups(first, last):
         # Groups are independent: they run side by side, each with its own buffer and
         # one-thread GEMMs (see below).
-        buffer = xp.empty((C * kw + ones_row, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
+        buffer = xp.empty((C * kw + ones_row, blk.strip_rows * W), dtype=x.dtype)
         if ones_row:
             buffer[C * kw] = 1          # strip_block writes only the rows above it
         strip_buffer = buffer[:C * kw].reshape(C, kw, -1)
@@ -438,8 +438,8 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
 
     def image_groups(first, last):      # independent: side by side, each its own partial sum
         dw_t = xp.zeros((kh, C * kw, C_out), dtype=x.dtype)
-        buffer = xp.empty((C, kw, (blk.images * blk.Hp + blk.reach) * W), dtype=x.dtype)
-        grid = xp.zeros((C_out, blk.images, blk.Hp, W), dtype=x.dtype)   # zeros off the output
+        buffer = xp.empty((C, kw, blk.strip_rows * W), dtype=x.dtype)
+        grid = xp.zeros((C_out, blk.images, blk.span // blk.images, W), dtype=x.dtype)   # zeros off the output
         for n0, k, r0, rows, span in RS.block_plan(N, blk, first, last):
             strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach,
                                     buffer)

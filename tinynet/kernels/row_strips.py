@@ -73,6 +73,18 @@ class Blocks(NamedTuple):
     Wo: int
     reach: int          # (kh-1)·dh: the rows below a block that its row shifts read
 
+    @property
+    def span(self) -> int:
+        """Most grid rows one block's output lies on: ``images·Hp`` for whole images, the
+        ``band`` for bands (:func:`block_plan`'s largest ``span``)."""
+        return self.images * self.Hp if self.band == self.Ho else self.band
+
+    @property
+    def strip_rows(self) -> int:
+        """Most grid rows one block's strips cover, its span and the reach below: the
+        rows of the buffer that :func:`strip_block` fills, sized once for every block."""
+        return self.span + self.reach
+
 
 def blocks(x_shape, kernel_size, padding, dilation, budget) -> Blocks:
     """The block shape for strips of at most about ``budget`` elements."""

@@ -307,10 +307,19 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
                                                xp.empty((4, 4, tb, tw, n * C_out), dtype=x.dtype))
                 # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles
                 P = tb * tw * n
-                du += dm.reshape(16, P, C_out).transpose(0, 2, 1) @ v.reshape(16, P, C)
+                _add_products(du, dm.reshape(16, P, C_out).transpose(0, 2, 1), v.reshape(16, P, C))
         partials.append((lo, du))
     backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + dy.nbytes), like=x)
     return _weight_from_partials(partials)
+
+
+def _add_products(du, a, b):
+    """``du[k] += a[k] @ b[k]`` for the 16 positions k, each product added in by the GEMM
+    itself (:func:`tinynet.backend.matmul_into`, β = 1): ``du += a @ b`` would first
+    build all 16 products as a temporary the size of ``du`` (a thread's whole partial
+    dU: 2 MB for the U-Net's 256->128 up-convolution, where the step's memory peaks)."""
+    for k in range(16):
+        backend.matmul_into(a[k], b[k], du[k], accumulate=True)
 
 
 def _weight_from_partials(partials):
@@ -384,7 +393,7 @@ def _weight_partials_compiled(x, dy, padding):
                                          xp.empty((16, C, n, tb, tw), dtype=x.dtype))
                 dm = compiled.output_tiles_adjoint(dy, n0, t0, xp.empty((16, C_out, n, tb, tw), dtype=x.dtype))
                 # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles
-                du += dm.reshape(16, C_out, P) @ v.reshape(16, C, P).transpose(0, 2, 1)
+                _add_products(du, dm.reshape(16, C_out, P), v.reshape(16, C, P).transpose(0, 2, 1))
         partials.append((lo, du))
     backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + dy.nbytes), like=x)
     return partials
