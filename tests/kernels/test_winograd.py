@@ -417,6 +417,35 @@ def test_blocks_of_tile_rows_and_images_split_over_threads_match_the_direct_sum(
 
 
 @needs_numba
+@pytest.mark.parametrize("which", ["forward", "weight gradient"])
+def test_compiled_blocks_reuse_one_pair_of_tile_buffers(which, monkeypatch):
+    """tracemalloc's peak over one call on one thread, less the result: one block's tiles
+    (V and M, or V and dM: 2 MB each here, two 1 MB images a block) and the partial dU,
+    not a fresh pair for each of the 8 blocks (the next block's V was allocated while
+    the last pair was alive: 6 MB)."""
+    import tracemalloc
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "_num_threads", backend._num_threads)
+    backend.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 64, 32, 32)).astype(np.float32)   # 16x16 tiles, 1 MB of V an image
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((16, 64, 32, 32)).astype(np.float32)
+    if which == "forward":
+        call = lambda: W.conv2d_winograd(x, w, None, (1, 1))
+    else:
+        call = lambda: W.conv2d_weight_winograd(x, dy, (1, 1))
+    call()
+    tracemalloc.start()
+    try:
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - result.nbytes <= 4.5 * 2 ** 20
+
+
+@needs_numba
 def test_auto_mode_on_avx2_with_compiled_transforms(monkeypatch):
     """On an AVX2-only CPU with the compiled transforms: 32+ channels on maps of at most
     32x32 from 128 tiles (the U-Net's N2 32-256 channel levels at 32x32 and 16x16,

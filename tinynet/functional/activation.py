@@ -69,46 +69,46 @@ def _flat(a):
 
 
 class ReLU(Function):
-    """y = max(x, 0) as ``x * [x > 0]``; dy/dx = [x > 0], the mask kept from the forward
-    (a one-pass ``maximum`` reading the mask back from y measured equal overall: its
-    backward paid the comparison the forward saved; docs/kernels/selection.md). From
-    :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's threads."""
+    """y = max(x, 0) as ``x * [x > 0]``; dy/dx = [x > 0] = [y > 0], read back from y in
+    the backward. y is what the next layer keeps anyway (a convolution's or a linear
+    layer's input), so the node holds no memory of its own: a kept bool mask (one byte
+    a value) was 8 MB of a ResNet-18 CIFAR step at batch 16 (docs/kernels/selection.md).
+    From :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's
+    threads."""
 
     def forward(self, x):
-        if _compiled_route(x):
-            xp = backend.get_array_module(x)
-            y, self.mask = xp.empty(x.shape, x.dtype), xp.empty(x.shape, bool)
-            _compiled_pass("relu_forward", _flat(x), y.reshape(-1), self.mask.reshape(-1))
-            return y
-        if not _relu_in_chunks(x):
-            self.mask = x > 0
-            return x * self.mask
         xp = backend.get_array_module(x)
-        x = x if x.flags.c_contiguous else x.copy(order="C")
-        self.mask, y = xp.empty(x.shape, dtype=bool), xp.empty_like(x)
-        x_flat, mask_flat, y_flat = x.reshape(-1), self.mask.reshape(-1), y.reshape(-1)
+        if _compiled_route(x):
+            y = xp.empty(x.shape, x.dtype)
+            _compiled_pass("relu_forward", _flat(x), y.reshape(-1))
+        elif not _relu_in_chunks(x):
+            y = x * (x > 0)
+        else:
+            x = x if x.flags.c_contiguous else x.copy(order="C")
+            y = xp.empty_like(x)
+            x_flat, y_flat = x.reshape(-1), y.reshape(-1)
 
-        def chunk(lo, hi):
-            xp.greater(x_flat[lo:hi], 0, out=mask_flat[lo:hi])
-            xp.multiply(x_flat[lo:hi], mask_flat[lo:hi], out=y_flat[lo:hi])
-        backend.parallel_for(x.size, chunk, nbytes=x.nbytes, like=x)
+            def chunk(lo, hi):
+                xp.multiply(x_flat[lo:hi], x_flat[lo:hi] > 0, out=y_flat[lo:hi])
+            backend.parallel_for(x.size, chunk, nbytes=x.nbytes, like=x)
+        self.y = y
         return y
 
     def backward(self, g):
-        gd = g.data
-        if not is_grad_enabled() and gd.shape == self.mask.shape and _compiled_route(gd):
+        gd, y = g.data, self.y
+        if not is_grad_enabled() and gd.shape == y.shape and _compiled_route(gd, y):
             dx = backend.get_array_module(gd).empty(gd.shape, gd.dtype)
-            _compiled_pass("relu_backward", _flat(gd), self.mask.reshape(-1), dx.reshape(-1))
+            _compiled_pass("relu_backward", _flat(gd), y.reshape(-1), dx.reshape(-1))
             return Tensor(dx)
-        if (not _relu_in_chunks(gd) or is_grad_enabled() or gd.shape != self.mask.shape
+        if (not _relu_in_chunks(gd) or is_grad_enabled() or gd.shape != y.shape
                 or not gd.flags.c_contiguous):
-            return depends_on(g * Tensor(self.mask.astype(g.dtype)), self.inputs[0])
+            return depends_on(g * Tensor((y > 0).astype(g.dtype)), self.inputs[0])
         xp = backend.get_array_module(gd)
         gx = xp.empty_like(gd)
-        g_flat, mask_flat, gx_flat = gd.reshape(-1), self.mask.reshape(-1), gx.reshape(-1)
+        g_flat, y_flat, gx_flat = gd.reshape(-1), y.reshape(-1), gx.reshape(-1)
 
-        def chunk(lo, hi):      # the mask as the gradient's dtype, then the product: two calls
-            xp.multiply(g_flat[lo:hi], mask_flat[lo:hi].astype(gx.dtype), out=gx_flat[lo:hi])
+        def chunk(lo, hi):      # the mask as the gradient's dtype, then the product
+            xp.multiply(g_flat[lo:hi], (y_flat[lo:hi] > 0).astype(gx.dtype), out=gx_flat[lo:hi])
         backend.parallel_for(gx.size, chunk, nbytes=gx.nbytes, like=gx)
         return Tensor(gx)
 

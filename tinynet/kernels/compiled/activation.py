@@ -1,9 +1,9 @@
 """ReLU and ELU, compiled: each direction in one pass over flat, C-contiguous arrays.
 
 Shapes: every array is 1-D of n values (the caller passes ``reshape(-1)`` views of
-C-contiguous tensors), one dtype (float32 or float64); ReLU's mask is bool.
+C-contiguous tensors), one dtype (float32 or float64).
 
-    relu:  y = x·[x > 0],                         dx = g·[x > 0]      (the mask kept)
+    relu:  y = x·[x > 0],                         dx = g·[y > 0]      (y kept: [y > 0] = [x > 0])
     elu backward:                                dx = g (y > 0), g·(y + α) (y <= 0)
 
     elu forward (float32):                       y = x (x >= 0), α·expm1(x) (x < 0)
@@ -29,21 +29,19 @@ from .transcendental import expm1_of_nonpositive
 
 
 @kernel
-def relu_forward(x, y, mask, lo, hi):
-    """``mask = x > 0``, ``y = x·mask`` on values ``lo..hi`` of flat ``x``."""
-    x, y, mask = x[lo:hi], y[lo:hi], mask[lo:hi]
+def relu_forward(x, y, lo, hi):
+    """``y = x·[x > 0]`` on values ``lo..hi`` of flat ``x``."""
+    x, y = x[lo:hi], y[lo:hi]
     for i in range(x.shape[0]):
-        positive = x[i] > 0
-        mask[i] = positive
-        y[i] = x[i] * positive          # NaN·0 stays NaN and -x·0 is -0, as NumPy's x * (x > 0)
+        y[i] = x[i] * (x[i] > 0)        # NaN·0 stays NaN and -x·0 is -0, as NumPy's x * (x > 0)
 
 
 @kernel
-def relu_backward(g, mask, dx, lo, hi):
-    """``dx = g·mask`` on values ``lo..hi`` (``mask`` bool)."""
-    g, mask, dx = g[lo:hi], mask[lo:hi], dx[lo:hi]
+def relu_backward(g, y, dx, lo, hi):
+    """``dx = g·[y > 0]`` on values ``lo..hi``, ``y`` = relu(x) (y > 0 exactly where x > 0)."""
+    g, y, dx = g[lo:hi], y[lo:hi], dx[lo:hi]
     for i in range(g.shape[0]):
-        dx[i] = g[i] * mask[i]
+        dx[i] = g[i] * (y[i] > 0)
 
 
 @kernel
