@@ -204,7 +204,7 @@ def _load_compiled_runtime() -> None:
     if backend.use_compiled(np.empty(0)):
         from tinynet.kernels.compiled import activation
         x = np.zeros(1, np.float32)
-        activation.relu_forward(x, np.empty_like(x), np.empty(1, bool), 0, 1)
+        activation.relu_forward(x, np.empty_like(x), 0, 1)
 
 
 def _memory_child(library: str, name: str, shape, steps: int = 3) -> dict:

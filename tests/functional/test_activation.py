@@ -20,6 +20,35 @@ def test_relu_value_and_zero_gradient_at_zero():
     assert x.grad.numpy().tolist() == [0.0, 0.0, 1.0]
 
 
+@pytest.mark.skipif(tn.backend.get_default_device().type != "cpu",
+                    reason="tracemalloc sees host (NumPy) allocations only")
+@pytest.mark.parametrize("route", ["numpy", "numpy in chunks", "compiled"])
+def test_relu_keeps_no_memory_beyond_its_output(route, monkeypatch):
+    """After the forward, the graph holds y and nothing the size of x besides (the
+    backward reads [y > 0]); a kept bool mask would be another quarter of y."""
+    import tracemalloc
+    from tinynet import backend
+    from tinynet.functional import activation
+    if route == "compiled" and not backend.compiled_available():
+        pytest.skip("the compiled route needs Numba (the jit extra)")
+    monkeypatch.setattr(backend, "_compiled", route == "compiled")
+    monkeypatch.setattr(activation, "_RELU_CHUNKED_BYTES", 0 if route == "numpy in chunks" else 1 << 40)
+    x = tn.tensor(np.random.default_rng(0).standard_normal((256, 1024)).astype(np.float32),
+                  requires_grad=True)
+    F.relu(x).backward(tn.ones_like(x))     # first calls: a compiled kernel loads Numba
+    x.grad = None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        y = F.relu(x)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert y.data.nbytes <= kept < 1.05 * y.data.nbytes
+    y.backward(tn.ones_like(y))
+    np.testing.assert_array_equal(x.grad.numpy(), (x.detach().numpy() > 0).astype(np.float32))
+
+
 def test_leaky_relu():
     x = _x([-2.0, 3.0])
     y = F.leaky_relu(x, 0.1)
