@@ -15,16 +15,18 @@ from tinynet.functional import activation
 pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 THRESHOLD = activation._COMPILED_MIN_SIZE      # the library's own, before any test changes it
+ELU_FORWARD_THRESHOLD = activation._COMPILED_ELU_FORWARD_MIN_SIZE
 from tinynet.testing import assert_close
 from tinynet.testing.routes import on_both_routes
 
 
 @pytest.fixture(scope="module")
 def compiled_on():
-    """The compiled switch on and the size threshold at 0, put back afterwards."""
+    """The compiled switch on and the size thresholds at 0, put back afterwards."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend, "_compiled", True)
         mp.setattr(activation, "_COMPILED_MIN_SIZE", 0)
+        mp.setattr(activation, "_COMPILED_ELU_FORWARD_MIN_SIZE", 0)
         yield
 
 
@@ -156,3 +158,19 @@ def test_small_arrays_stay_on_the_numpy_route(monkeypatch):
     assert not called
     F.relu(tn.tensor(np.ones(THRESHOLD, np.float32)))
     assert len(called) == 1             # the compiled route was taken (one chunk)
+
+
+def test_elu_forward_takes_the_compiled_pass_from_its_own_smaller_threshold(monkeypatch):
+    """ELU's float32 forward (3-4 NumPy passes with a transcendental) turns compiled at
+    _COMPILED_ELU_FORWARD_MIN_SIZE values, below the backward's threshold."""
+    from tinynet.kernels.compiled import activation as kernels
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(activation, "_COMPILED_MIN_SIZE", THRESHOLD)
+    monkeypatch.setattr(activation, "_COMPILED_ELU_FORWARD_MIN_SIZE", ELU_FORWARD_THRESHOLD)
+    assert ELU_FORWARD_THRESHOLD < THRESHOLD
+    called = []
+    monkeypatch.setattr(kernels, "elu_forward", lambda *args: called.append(args))
+    F.elu(tn.tensor(np.ones(ELU_FORWARD_THRESHOLD - 1, np.float32)))
+    assert not called
+    F.elu(tn.tensor(np.ones(ELU_FORWARD_THRESHOLD, np.float32)))
+    assert len(called) == 1
