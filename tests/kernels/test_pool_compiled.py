@@ -57,7 +57,7 @@ def test_compiled_2x2_max_pool_matches_the_numpy_route(n, c, h, w, dtype, specia
         np.testing.assert_array_equal(b, a)      # NaN in the same places; +0 == -0
 
 
-def test_compiled_2x2_max_pool_hand_worked_tile():
+def test_compiled_2x2_max_pool_hand_worked_tile(monkeypatch):
     """One tile per case, worked by hand: the maximum and its row-major offset, the first
     of tied maxima, NaN anywhere makes the value NaN, and the gradient goes to the argmax
     only (g·0 elsewhere, so an infinite gradient leaves NaN beside it)."""
@@ -67,14 +67,10 @@ def test_compiled_2x2_max_pool_hand_worked_tile():
                       [[1, 2], [np.nan, 0]],  # NaN: value NaN; tournament argmax 1
                       [[-np.inf, -np.inf], [-np.inf, -1]]], dtype=np.float32)
     x = tiles[None]                           # (1, 5, 2, 2)
-    backend_before = backend._compiled
-    try:
-        backend.set_compiled(True)
-        y, argmax = P.max_pool2d_forward(x, 2)
-        dx = P.max_pool2d_backward(np.array([[[[1.0]], [[2.0]], [[3.0]], [[np.inf]], [[-4.0]]]],
-                                            dtype=np.float32), argmax, (2, 2), 2)
-    finally:
-        backend._compiled = backend_before
+    monkeypatch.setattr(backend, "_compiled", True)
+    y, argmax = P.max_pool2d_forward(x, 2)
+    dx = P.max_pool2d_backward(np.array([[[[1.0]], [[2.0]], [[3.0]], [[np.inf]], [[-4.0]]]],
+                                        dtype=np.float32), argmax, (2, 2), 2)
     np.testing.assert_array_equal(y.ravel(), [5, 4, 7, np.nan, -1])
     assert argmax.ravel().tolist() == [1, 0, 2, 1, 3]
     expected = np.zeros((5, 2, 2), np.float32)
@@ -84,18 +80,14 @@ def test_compiled_2x2_max_pool_hand_worked_tile():
 
 
 @pytest.mark.parametrize("shape", [(64, 16, 8, 8), (2, 16, 128, 128), (1, 1, 2, 2), (3, 5, 6, 10)])
-def test_compiled_2x2_max_pool_matches_pytorch(shape):
+def test_compiled_2x2_max_pool_matches_pytorch(shape, monkeypatch):
     """Values, indices and the input gradient equal PyTorch's (float32, distinct values)."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32) / 7
     g = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(np.float32)
-    backend_before = backend._compiled
-    try:
-        backend.set_compiled(True)
-        y, indices, dx, _ = _pool(x, g, transpose=False)
-    finally:
-        backend._compiled = backend_before
+    monkeypatch.setattr(backend, "_compiled", True)
+    y, indices, dx, _ = _pool(x, g, transpose=False)
     xt = torch.tensor(x, requires_grad=True)
     yt, it = torch.nn.functional.max_pool2d(xt, 2, return_indices=True)
     yt.backward(torch.tensor(g))

@@ -52,6 +52,8 @@ so it is not used.
 """
 from __future__ import annotations
 
+import math
+
 from tinynet import backend
 
 __all__ = ["B_T", "G", "A_T", "transform_weight", "conv2d_winograd", "conv2d_weight_winograd",
@@ -372,10 +374,11 @@ def _conv2d_compiled(x, w, bias, padding):
 
 def _block_buffers(x, images, rows, tw, C, C_out):
     """One thread's two flat buffers for its blocks' tiles, sized for its largest block
-    (``images`` images of ``rows`` tile rows): ``16·C`` and ``16·C_out`` values per tile. Each block takes a view of the size it
-    needs (:func:`_view`), so the blocks reuse them: a fresh pair per block kept the last
-    block's pair alive while the next one was allocated (twice the memory; N16 64->64
-    32x32, two threads: 12.5 MB of temporaries for the weight gradient)."""
+    (``images`` images of ``rows`` tile rows): ``16·C`` and ``16·C_out`` values per tile.
+    Each block takes a view of the size it needs (:func:`_view`), so the blocks reuse
+    them: a fresh pair per block kept the last block's pair alive while the next V was
+    allocated (1.5x the memory; N16 64->64 32x32, one thread: 6.2 against 4.2 MB of
+    temporaries for the weight gradient)."""
     xp = backend.get_array_module(x)
     tiles = images * rows * tw
     return xp.empty(16 * C * tiles, dtype=x.dtype), xp.empty(16 * C_out * tiles, dtype=x.dtype)
@@ -384,10 +387,7 @@ def _block_buffers(x, images, rows, tw, C, C_out):
 def _view(buffer, shape):
     """The first ``prod(shape)`` values of the flat ``buffer`` as a C-contiguous array of
     ``shape``."""
-    size = 1
-    for n in shape:
-        size *= n
-    return buffer[:size].reshape(shape)
+    return buffer[:math.prod(shape)].reshape(shape)
 
 
 def _weight_partials_compiled(x, dy, padding):
