@@ -190,6 +190,12 @@ def test_measured_thresholds_pick_the_routes(calls, monkeypatch):
     assert not calls                                    # stride 1: NumPy's row copies
     im2col(x, 3, (1, 2), 1)
     assert calls == {"im2col": 1}                       # strided along one axis
+    im2col(np.ones((15, 2, 4, 4), np.float32), 3, 1, 1, batch_last=True)
+    assert "im2col_batch_last" not in calls             # batch-last below N16: NumPy's
+    im2col(np.ones((16, 2, 4, 4), np.float32), 3, 1, 1, batch_last=True)
+    assert calls["im2col_batch_last"] == 1              # from N16, compiled at stride 1
+    im2col(np.ones((16, 2, 4, 4), np.float32), 3, 1, 1)
+    assert calls["im2col"] == 1                         # channel-major stride 1: NumPy's
     col2im(np.ones((2, 3, 3, 1, 6, 6), np.float32), (6, 6), 1, 1)
     assert calls["col2im"] == 1                         # col2im at any stride
     conv_module._to_nchw(np.ones((2, 1, 7, 7)), np.empty((1, 2, 7, 7)), None)
