@@ -295,6 +295,54 @@ def test_stride_1_transposed_conv_through_the_flipped_conv_matches_torch(
         np.testing.assert_allclose(arr(ours.grad), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("size,col2im", [((4, 4), True), ((8, 7), True), ((9, 8), False), ((4, 11), False)])
+def test_stride_1_transposed_conv_on_small_maps_takes_col2im_with_compiled_kernels(
+        monkeypatch, compiled, size, col2im):
+    """With compiled kernels, a stride-1 transposed conv on maps of at most 8x8 with a batch
+    larger than the width (SimpleCNN's input gradients) runs as the GEMM then col2im, not as
+    the flipped conv; larger maps, a batch no larger than the width, or compiled kernels
+    off (or a GPU array) keep the flipped conv. Both routes match PyTorch, forward and
+    backward."""
+    torch = pytest.importorskip("torch")
+    if compiled:
+        pytest.importorskip("numba")
+    from tinynet.functional import conv as conv_module
+    monkeypatch.setattr(backend, "_compiled", compiled)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((11, 5) + size)
+    w, b = rng.standard_normal((5, 12, 3, 3)), rng.standard_normal(12)
+    calls = []
+    real = conv_module._conv2d_array
+    monkeypatch.setattr(conv_module, "_conv2d_array", lambda *a: calls.append(a[1].shape) or real(*a))
+    ts = [t(a, True) for a in (x, w, b)]
+    y = F.conv_transpose2d(*ts, padding=1)
+    # compiled kernels run on NumPy arrays only: on a GPU the flipped conv stays
+    assert (calls == [(12, 5, 3, 3)]) == (not (col2im and backend.use_compiled(ts[0].data)))
+    g = rng.standard_normal(arr(y).shape)
+    y.backward(t(g))
+    tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    ty = torch.nn.functional.conv_transpose2d(*tt, padding=1)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(arr(y), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for ours, theirs in zip(ts, tt):
+        np.testing.assert_allclose(arr(ours.grad), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("winograd", [True, False])
+def test_small_map_col2im_leaves_a_winograd_flipped_conv_alone(monkeypatch, winograd):
+    """Where the flipped conv would take Winograd (measured faster there: N16 256->256
+    8x8), the small-map rule keeps it; the flipped conv's own shapes are what is asked."""
+    pytest.importorskip("numba")
+    from tinynet.functional import conv as conv_module
+    monkeypatch.setattr(backend, "_compiled", True)
+    asked = []
+    monkeypatch.setattr(conv_module, "_use_winograd", lambda *a, **k: asked.append(a[:2]) or winograd)
+    x = np.zeros((16, 256, 8, 8), np.float32)
+    assert conv_module._small_map_col2im(x, (128, 256, 3, 3), (1, 1), (1, 1), 1) == (not winograd)
+    assert asked == [((16, 256, 8, 8), (128, 256, 3, 3))]
+
+
 @pytest.mark.parametrize("case", ["winograd", "winograd-cropped", "batch-innermost", "col2im"])
 def test_transposing_copies_give_the_same_conv_with_and_without_blas(case, monkeypatch):
     """The copies that became BLAS transposes (Winograd's output with its bias, the

@@ -450,7 +450,8 @@ def test_auto_mode_on_avx2_with_compiled_transforms(monkeypatch):
     """On an AVX2-only CPU with the compiled transforms: 32+ channels on maps of at most
     32x32 from 128 tiles (the U-Net's N2 32-256 channel levels at 32x32 and 16x16,
     ResNet-18's N16 64->128 and 256-channel stages), not on 64x64 maps, not with 16
-    channels, not from fewer tiles; without the compiled transforms, the NumPy rule."""
+    channels, not from fewer tiles, not on sides below 8 nor where channels x side is
+    below 1024; without the compiled transforms, the NumPy rule."""
     before = W.get_winograd_mode()
     W.set_winograd_mode("auto")
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
@@ -467,6 +468,10 @@ def test_auto_mode_on_avx2_with_compiled_transforms(monkeypatch):
         assert not conv(2, 16, 32, 64) and not conv(2, 32, 16, 32)      # 16 channels
         assert not conv(16, 512, 512, 4) and not conv(2, 256, 256, 8)   # 64 and 32 tiles
         assert conv(32, 256, 256, 8)                                    # the NumPy rule's own
+        # 128+ tiles, but narrow maps with few channels (side < 8, or channels x side < 1024)
+        assert not conv(32, 512, 512, 4) and not conv(128, 256, 256, 4) and not conv(64, 32, 32, 4)
+        assert not conv(64, 32, 32, 8) and not conv(16, 64, 128, 8) and not conv(32, 32, 32, 16)
+        assert conv(32, 128, 128, 8) and conv(16, 64, 64, 16) and conv(2, 32, 32, 32)
         monkeypatch.setattr(backend, "_compiled", False)
         assert not conv(2, 64, 64, 32) and not conv(16, 256, 256, 8)
         assert conv(32, 256, 256, 8)

@@ -148,6 +148,11 @@ _WINOGRAD_MIN_TILES_COMPILED = 128
 #: Largest output map (pixels) for Winograd from 32 channels on an AVX2 CPU with the
 #: compiled transforms: on 64x64 maps it lost (see :func:`_use_winograd`).
 _WINOGRAD_MAX_MAP_AVX2 = 32 * 32
+#: There also, the shortest output side, and the fewest channels x that side, for
+#: Winograd: its edge tiles and transforms outweigh the GEMMs' savings on narrow maps
+#: with few channels (see :func:`_use_winograd`).
+_WINOGRAD_MIN_SIDE_AVX2 = 8
+_WINOGRAD_MIN_CHANNEL_SIDE_AVX2 = 1024
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
@@ -212,6 +217,20 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       1.25x; N2 256->256 8x8, 32 tiles, 1.40x). Hence on an AVX2 CPU with them: 32+
       channels on maps of at most :data:`_WINOGRAD_MAX_MAP_AVX2` pixels from
       :data:`_WINOGRAD_MIN_TILES_COMPILED` tiles.
+    - The same guest (twenty-fourth session; ``_conv2d_array`` and
+      ``_conv2d_weight_array``, mode "always" against "never", alternated, medians of
+      12-100), forward / weight gradient, on the batches of 16-64 that reach 128 tiles on
+      small maps: 4x4 maps lost or tied at every width (N64 32->32 1.98 / 3.45-4.26x, N32
+      64->64 1.75 / 3.19-3.58x, N16 128->128 1.42 / 2.56-2.69x, N64 256->256 0.96 /
+      1.25x, N64 512->512 0.86 / 1.05x, N32 512->512 0.92 / 1.22x); 8x8 maps lost
+      below 128 channels (N64 32->32 1.30-1.43 / 1.73-1.90x, N32 64->64 1.20 / 1.43-1.63x,
+      N16 64->128 1.14 / 1.45x) and won or tied from 128 (N32 128->128 0.89 / 1.11x, N64
+      0.89 / 1.01x, N16 256->256 0.76-0.81 / 1.00x, N64 0.68 / 0.80x); 16x16 maps lost
+      with 32 channels (N16 1.07 / 1.40x, N32 1.11 / 1.17x, N64 32->64 1.22 / 1.09x) and
+      won from 64 (N16 64->64 0.89-0.94 / 0.97-1.05x, N16 128->128 0.73 / 0.84x). Hence
+      there also: output sides of at least :data:`_WINOGRAD_MIN_SIDE_AVX2` and channels x
+      side >= :data:`_WINOGRAD_MIN_CHANNEL_SIDE_AVX2`, which every shape of the U-Net's
+      and ResNet-18's (N16) Winograd layers meets.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -232,6 +251,9 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     # compiled transforms (tinynet.kernels.compiled.winograd): NCHW in and out, no
     # channels-last runs, and cheaper; the NumPy arrays' dtype is checked by the kernel
     compiled = slow_blas and backend.use_compiled()
+    if avx2_only and backend.use_compiled() and (
+            min(Ho, Wo) < _WINOGRAD_MIN_SIDE_AVX2 or channels * min(Ho, Wo) < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2):
+        return False                # narrow maps with few channels, whatever the tiles
     if (avx2_only and channels >= 32 and Ho * Wo <= _WINOGRAD_MAX_MAP_AVX2
             and tiles >= _WINOGRAD_MIN_TILES_COMPILED and backend.use_compiled()):
         return True                 # an AVX2 CPU with the compiled transforms
@@ -567,6 +589,26 @@ def _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, outpu
     return out
 
 
+#: Largest input map (pixels) of a stride-1 transposed conv that :func:`_small_map_col2im`
+#: sends to col2im.
+_COL2IM_MAX_MAP = 8 * 8
+
+
+def _small_map_col2im(x, w_conv_shape, flipped_padding, dilation, groups):
+    """A stride-1 transposed conv (an input gradient) on small maps, batch larger than the
+    width, whose flipped conv would take batch-last im2col (not Winograd) is faster as the
+    GEMM then the compiled col2im: that GEMM is C_out·kh·kw rows tall where the flipped
+    conv's is C_out, and the compiled batch-last col2im is one pass. Measured, median of
+    200 alternated calls (2 threads): N16-N64, 8-128 channels, 4x4 and 8x8 maps
+    0.38-0.83x the time (SimpleCNN's N64 32->16 4x4: 242 -> 171 µs), ties at 0.98-1.02;
+    16x16 maps 1.00-1.18x (not taken); a flipped conv that takes Winograd (N16 256->256
+    8x8) 1.16x (not taken). NumPy's col2im (compiled kernels off) is the slower one."""
+    N, _, H, W = x.shape
+    return (N > W and H * W <= _COL2IM_MAX_MAP and backend.use_compiled(x)
+            and not _use_winograd(x.shape, w_conv_shape, (1, 1), flipped_padding, dilation, groups,
+                                  (H, W), on_cpu=True))
+
+
 def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     """x (N, C_in, H, W), w (C_in, C_out/G, kh, kw) -> (N, C_out, Ho, Wo) = col2im(Wᵀ X) + b."""
     xp = backend.get_array_module(x)
@@ -591,7 +633,8 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     flipped_padding = tuple(dilation[a] * ((kh, kw)[a] - 1) - padding[a] for a in range(2))
     natural = tuple((H, W)[a] + flipped_padding[a] * 2 - dilation[a] * ((kh, kw)[a] - 1) for a in range(2))
     if (stride == (1, 1) and min(flipped_padding) >= 0 and natural == tuple(output_size) and C_out >= 8
-            and C_out < N * H * W):
+            and C_out < N * H * W
+            and not _small_map_col2im(x, (C_out, C_in // groups, kh, kw), flipped_padding, dilation, groups)):
         w_conv = w[:, :, ::-1, ::-1].reshape(groups, C_in // groups, C_out_g, kh, kw)
         w_conv = xp.ascontiguousarray(w_conv.transpose(0, 2, 1, 3, 4)).reshape(C_out, C_in // groups, kh, kw)
         return _conv2d_array(x, w_conv, b, stride, flipped_padding, dilation, groups, output_size)
