@@ -38,11 +38,12 @@ Threads: the copies of :func:`im2col` and the sums of :func:`col2im` are indepen
 channel, so large ones run as channel chunks on tinynet's pool
 (:func:`tinynet.backend.parallel_for`; NumPy releases the GIL inside each copy).
 
-Compiled route: where Numba is installed (the ``jit`` extra), strided :func:`im2col` and
-every :func:`col2im` of float32/float64 NumPy arrays run as one compiled pass each
-(:mod:`tinynet.kernels.compiled.im2col`: no padded buffer, each output pixel of col2im
-summed by one thread; channel chunks on the pool), measured 0.2-0.9x the time of the copies below; see
-:data:`COMPILED_IM2COL_MIN_STRIDE`.
+Compiled route: where Numba is installed (the ``jit`` extra), strided :func:`im2col`,
+batch-last :func:`im2col` from N16, and every :func:`col2im` of float32/float64 NumPy
+arrays run as one compiled pass each (:mod:`tinynet.kernels.compiled.im2col`: no padded
+buffer, each output pixel of col2im summed by one thread; channel chunks on the pool),
+measured 0.2-0.9x the time of the copies below; see :data:`COMPILED_IM2COL_MIN_STRIDE`
+and :data:`COMPILED_IM2COL_BATCH_LAST_MIN_BATCH`.
 
 Memory: the im2col buffer holds C·kh·kw·N·Ho·Wo elements (kh·kw times the input for a
 stride-1 "same" convolution). When that exceeds :data:`workspace_limit` bytes, callers
