@@ -74,7 +74,7 @@ def test_im2col_compiled_equals_numpy_route(calls, batch_last, dtype, g, layout,
     calls.clear()               # (one fixture for all drawn examples)
     shape, k, s, p, d, out = g
     x = _array(np.random.default_rng(seed), shape, dtype, layout)
-    if layout == "strided":
+    if layout == "strided" and shape[-1] > 1:     # a last axis of one is contiguous either way
         assert not x.flags.c_contiguous
     expected, got = on_both_routes(lambda: im2col(x, k, s, p, d, out, batch_last=batch_last))
     assert calls.get("im2col_batch_last" if batch_last else "im2col") == 1
