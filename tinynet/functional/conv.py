@@ -250,13 +250,14 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
                  and backend.blas_transposes())
     # compiled transforms (tinynet.kernels.compiled.winograd): NCHW in and out, no
     # channels-last runs, and cheaper; the NumPy arrays' dtype is checked by the kernel
-    compiled = slow_blas and backend.use_compiled()
-    if avx2_only and backend.use_compiled() and (
-            min(Ho, Wo) < _WINOGRAD_MIN_SIDE_AVX2 or channels * min(Ho, Wo) < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2):
-        return False                # narrow maps with few channels, whatever the tiles
-    if (avx2_only and channels >= 32 and Ho * Wo <= _WINOGRAD_MAX_MAP_AVX2
-            and tiles >= _WINOGRAD_MIN_TILES_COMPILED and backend.use_compiled()):
-        return True                 # an AVX2 CPU with the compiled transforms
+    jit = backend.use_compiled()
+    compiled = slow_blas and jit
+    if avx2_only and jit:           # an AVX2 CPU with the compiled transforms
+        side = min(Ho, Wo)
+        if side < _WINOGRAD_MIN_SIDE_AVX2 or channels * side < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2:
+            return False            # narrow maps with few channels, whatever the tiles
+        if channels >= 32 and Ho * Wo <= _WINOGRAD_MAX_MAP_AVX2 and tiles >= _WINOGRAD_MIN_TILES_COMPILED:
+            return True
     if channels >= 128:
         if compiled:
             return tiles >= _WINOGRAD_MIN_TILES_COMPILED

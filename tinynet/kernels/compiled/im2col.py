@@ -31,9 +31,10 @@ the stride is 1), and the padding is a few stores at the row ends. col2im's loop
 runs over (c, n) planes: each thread zeroes its own output plane and adds every column
 entry that lands in it, in the NumPy route's (i, j) order, so each output pixel is
 summed by one thread (no races; the result does not depend on the thread count).
-Batch-last, both go through an (H, W, N) buffer (one per call, refilled per channel;
-allocating one per channel cost up to 1.6x the time on N64 4x4 maps), so that their inner
-loops run over N contiguous values on both sides. to_nchw's loop runs over output
+Batch-last, both go through an (H, W, N) buffer (one per call, refilled per channel with
+unsigned flat indices; one allocated per channel and filled with 4-D indices took
+1.3-2.8x the time on N64 4x4 maps), so that their inner loops run over N contiguous
+values on both sides. to_nchw's loop runs over output
 channels; each plane is a contiguous copy plus the bias (or, batch-last, a gather from
 stride-N reads).
 
