@@ -14,6 +14,7 @@ one-sided subgradient.
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 from ..autograd import Function, anchor, is_grad_enabled
@@ -266,10 +267,15 @@ def _class_last(input: Tensor) -> Tensor:
     return reshape(permute(input, dims), -1, input.shape[1])
 
 
-def _check_class_target(input, target, op, ignore_index):
+def _check_class_target(input, target, op, ignore_index, values=True):
+    """Checks a class-index ``target`` against ``input``'s shape and returns the number of
+    classes C; ``values``: also that every target is ``ignore_index`` or in 0..C-1 (the
+    compiled cross-entropy checks them in its own pass, :func:`_bad_target`'s message)."""
     check_tensor(input, op, "input", floating=True)
     check_tensor(target, op, "target")
     check_same_device(op, input=input, target=target)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{op}: ignore_index must be an int, got {type(ignore_index).__name__}")
     if input.ndim == 0:
         raise ValueError(f"{op}: input must have a class dimension, got a 0-d tensor")
     expected = (input.shape[0],) + input.shape[2:] if input.ndim > 1 else ()
@@ -280,13 +286,18 @@ def _check_class_target(input, target, op, ignore_index):
         raise ValueError(f"{op}: target shape {tuple(target.shape)} does not match input shape "
                          f"{tuple(input.shape)}; expected target shape {expected}")
     C = input.shape[1] if input.ndim > 1 else input.shape[0]
+    if not values:
+        return C
     t = target.data
     bad = (t != ignore_index) & ((t < 0) | (t >= C))
     if t.size and bool(bad.any()):
-        first = int(t[bad].reshape(-1)[0])
-        raise ValueError(f"{op}: target contains class {first} but input has {C} classes "
-                         f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
+        raise _bad_target(op, int(t[bad].reshape(-1)[0]), C, ignore_index)
     return C
+
+
+def _bad_target(op, first, C, ignore_index):
+    return ValueError(f"{op}: target contains class {first} but input has {C} classes "
+                      f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
 
 
 def _check_class_weight(weight, C, op):
@@ -345,6 +356,15 @@ def _weighted_mean(total, denom):
     return total / Tensor(safe) + Tensor(nan)
 
 
+def _compiled_cross_entropy(x, t, ignore_index) -> bool:
+    """Whether :class:`CrossEntropyIndex` runs compiled: NumPy arrays, (N, C > 0) scores
+    of float32/64, a signed integer target and an ``ignore_index`` that fits int64, with
+    Numba (:func:`tinynet.backend.use_compiled`)."""
+    return (backend.use_compiled(x) and type(t) is type(x) and t.dtype.kind == "i"
+            and x.ndim == 2 and x.shape[1] > 0 and isinstance(ignore_index, numbers.Integral)
+            and -2 ** 63 <= ignore_index < 2 ** 63)
+
+
 class CrossEntropyIndex(Function):
     """Fused ``log_softmax`` + ``nll_loss`` for scores x (N, C) and class indices t (N,)
     (no class weight, no label smoothing: the common classifier case, one op instead of ~10).
@@ -354,11 +374,15 @@ class CrossEntropyIndex(Function):
         dx = g · (softmax(x) - onehot(t)) ⊙ k / D
 
     The backward under ``create_graph`` is written with the ``Softmax`` op, so second
-    derivatives exist; otherwise it reuses the softmax saved by the forward.
+    derivatives exist; otherwise it reuses the softmax saved by the forward. NumPy arrays
+    with Numba installed take one compiled pass each way
+    (:mod:`tinynet.kernels.compiled.loss`), which also checks the targets' values.
     """
 
     def forward(self, x, t, *, ignore_index, mean):
         xp = backend.get_array_module(x)
+        if _compiled_cross_entropy(x, t, ignore_index):
+            return self._forward_compiled(x, t, ignore_index, mean)
         keep = t != ignore_index
         safe = xp.where(keep, t, 0)
         rows = xp.arange(x.shape[0])
@@ -379,14 +403,42 @@ class CrossEntropyIndex(Function):
         x = self.inputs[0]
         xp = backend.get_array_module(self.softmax)
         if is_grad_enabled():
+            rows, safe = self.rows, self.safe
+            if rows is None:        # the compiled forward kept the targets as given
+                rows, safe = xp.arange(safe.shape[0]), xp.where(safe != self.ignore_index, safe, 0)
             onehot = xp.zeros_like(self.softmax)
-            onehot[self.rows, self.safe] = 1
+            onehot[rows, safe] = 1
             p = Softmax.apply(x, dim=1)
             return (p - Tensor(onehot)) * Tensor(self.scale) * g, None
+        if self.rows is None:       # the compiled forward's softmax
+            from ..kernels.compiled import loss as _compiled
+            gx = xp.empty_like(self.softmax)
+            scale = backend.ascontiguous((self.scale[:, 0] * g.data).astype(gx.dtype, copy=False))
+            _compiled.cross_entropy_backward(self.softmax, self.safe, self.ignore_index, scale, gx)
+            return Tensor(gx), None
         gx = self.softmax.copy()
         gx[self.rows, self.safe] -= 1
         gx *= self.scale * g.data
         return Tensor(gx), None
+
+    def _forward_compiled(self, x, t, ignore_index, mean):
+        """The forward as one compiled pass (:mod:`tinynet.kernels.compiled.loss`); the
+        same saved state as the NumPy route, with ``rows`` None and ``safe`` the targets."""
+        from ..kernels.compiled import loss as _compiled
+        xp = backend.get_array_module(x)
+        x = backend.ascontiguous(x)
+        t = backend.ascontiguous(t)
+        softmax, keep = xp.empty_like(x), xp.empty(x.shape[0], dtype=x.dtype)
+        total, kept, bad = _compiled.cross_entropy_forward(x, t, ignore_index, softmax, keep)
+        if bad >= 0:
+            raise _bad_target("cross_entropy", int(t[bad]), x.shape[1], ignore_index)
+        # _mean_denominator's rule, on host numbers: every target ignored ('mean') gives a
+        # NaN loss and (keep all 0) a zero gradient
+        T = x.dtype.type
+        denom = T(kept if mean else 1)
+        self.softmax, self.rows, self.safe, self.ignore_index = softmax, None, t, ignore_index
+        self.scale = (keep / (denom or T(1)))[:, None]
+        return xp.asarray(T(total) / denom if denom else T("nan"), dtype=x.dtype)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
@@ -408,7 +460,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if (input.ndim == 2 and weight is None and not label_smoothing and reduction != "none"
             and isinstance(target, Tensor) and target.dtype.kind in "iu"):
-        _check_class_target(input, target, "cross_entropy", ignore_index)
+        _check_class_target(input, target, "cross_entropy", ignore_index,
+                            values=not _compiled_cross_entropy(input.data, target.data, ignore_index))
         return CrossEntropyIndex.apply(input, target, ignore_index=ignore_index,
                                        mean=reduction == "mean")
     class_dim = 1 if input.ndim > 1 else 0
