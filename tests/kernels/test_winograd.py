@@ -480,6 +480,38 @@ def test_auto_mode_on_avx2_with_compiled_transforms(monkeypatch):
 
 
 @needs_numba
+def test_weight_gradient_leaves_small_batches_to_flat_rows_on_avx2(monkeypatch):
+    """On an AVX2-only CPU with the compiled transforms, the weight gradient of a conv that
+    Winograd would take goes to flat rows where they apply (N <= 2, C_out <= H·W) and the
+    input has no more channels than the output (the U-Net's N2 32->64 and 64->128 levels);
+    with more input channels, from N4, without the compiled transforms or in mode
+    "always", it follows :func:`_use_winograd` (the forward always does)."""
+    before = W.get_winograd_mode()
+    W.set_winograd_mode("auto")
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: False)
+    monkeypatch.setattr(backend, "_compiled", True)
+
+    def shapes(n, c_in, c_out, size):
+        return (n, c_in, size, size), (c_out, c_in, 3, 3), (1, 1), (1, 1), (1, 1), 1, (size, size)
+
+    def grad(*args):
+        return conv_module._use_winograd_weight_grad(*shapes(*args))
+    try:
+        for small in [(2, 32, 64, 32), (2, 64, 64, 32), (2, 64, 128, 16), (2, 128, 128, 16), (1, 32, 32, 32)]:
+            assert conv_module._use_winograd(*shapes(*small)) and not grad(*small), small
+        assert grad(2, 256, 128, 16) and grad(2, 128, 64, 32)          # more input channels
+        assert grad(4, 64, 64, 32) and grad(16, 64, 128, 16)           # from N4: not flat rows
+        assert not grad(2, 32, 32, 64)                                  # Winograd's own rule
+        W.set_winograd_mode("always")
+        assert grad(2, 32, 64, 32)
+        W.set_winograd_mode("auto")
+        monkeypatch.setattr(backend, "_compiled", False)
+        assert not grad(2, 32, 64, 32) and not conv_module._use_winograd(*shapes(2, 32, 64, 32))
+    finally:
+        W.set_winograd_mode(before)
+
+
+@needs_numba
 def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatch):
     """On an AVX-512 CPU whose BLAS runs AVX2 kernels and makes the transposes: 32-127
     channels on 32x32 maps and more at any batch, 128+ channels from 128 tiles."""

@@ -269,6 +269,28 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
             and (compiled or per_thread * channels >= _WINOGRAD_MIN_RUN))
 
 
+def _use_winograd_weight_grad(x_shape, w_shape, stride, padding, dilation, groups, output_size,
+                              on_cpu=True):
+    """:func:`_use_winograd` for the weight gradient, except where the flat-row weight
+    gradient applies (a batch of at most :data:`_FLAT_ROWS_MAX_BATCH`, C_out <= H·W) on an
+    AVX2 CPU with the compiled transforms and the input has no more channels than the
+    output: there the flat rows' per-image products measured faster. Twenty-fifth session,
+    2-core Zen 3 guest, Winograd against the other route (``_conv2d_weight_array``, mode
+    "always" against "never", alternated, medians of 300 calls), float32, the U-Net's N2
+    weight gradients: 32->64 32x32 1.53x, 64->64 32x32 1.04x, 64->128 16x16 2.02x,
+    128->128 16x16 1.11x (now flat rows), against 256->128 16x16 0.95x and 128->64 32x32
+    0.89x (still Winograd); 32->32 32x32 2.16x. From N4 the other route is im2col and
+    Winograd mostly wins (N8 32->64 and 64->64 32x32 0.72 / 0.67x, N8 128->128 16x16
+    0.90x; N4 mixed: 64->64 32x32 0.67x, 32->64 1.09x, 64->128 16x16 1.21x), unchanged."""
+    if not _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu):
+        return False
+    N, C, H, W = x_shape
+    flat_rows_win = (on_cpu and not backend.cpu_has_avx512() and backend.use_compiled()
+                     and _winograd.get_winograd_mode() == "auto" and C <= w_shape[0] <= H * W
+                     and _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups, output_size))
+    return not flat_rows_win
+
+
 def _use_phases(x_shape, w_shape, stride, padding, dilation, groups, output_size, gather=True):
     """The phase grid (:mod:`tinynet.kernels.phases`) turns im2col's strided copies (one
     per kernel offset and output row) into contiguous ones (one per kernel offset and
@@ -709,8 +731,8 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         return xp.zeros(weight_shape, dtype=x.dtype)
     if _use_pointwise(weight_shape, padding, groups):
         return _pointwise.conv2d_weight_pointwise(x, dy, stride)
-    if _use_winograd(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo),
-                     on_cpu=backend.device_of(x).type == "cpu"):
+    if _use_winograd_weight_grad(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo),
+                                 on_cpu=backend.device_of(x).type == "cpu"):
         return _winograd.conv2d_weight_winograd(x, dy, padding)
     if _use_row_strips(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         return _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation)
