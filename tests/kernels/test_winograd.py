@@ -480,10 +480,11 @@ def test_auto_mode_on_avx2_with_compiled_transforms(monkeypatch):
 
 
 @needs_numba
-def test_weight_gradient_leaves_small_batches_to_flat_rows_on_avx2(monkeypatch):
+def test_weight_gradient_leaves_small_batches_to_the_next_route_on_avx2(monkeypatch):
     """On an AVX2-only CPU with the compiled transforms, the weight gradient of a conv that
-    Winograd would take goes to flat rows where they apply (N <= 2, C_out <= H·W) and the
-    input has no more channels than the output (the U-Net's N2 32->64 and 64->128 levels);
+    Winograd would take goes to the next route (row strips or flat rows) where flat rows
+    apply (N <= 2, C_out <= H·W) and the input has no more channels than the output (the
+    U-Net's N2 32->64 and 64->128 levels);
     with more input channels, from N4, without the compiled transforms or in mode
     "always", it follows :func:`_use_winograd` (the forward always does)."""
     before = W.get_winograd_mode()

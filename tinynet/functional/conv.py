@@ -271,17 +271,19 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
 
 def _use_winograd_weight_grad(x_shape, w_shape, stride, padding, dilation, groups, output_size,
                               on_cpu=True):
-    """:func:`_use_winograd` for the weight gradient, except where the flat-row weight
-    gradient applies (a batch of at most :data:`_FLAT_ROWS_MAX_BATCH`, C_out <= H·W) on an
-    AVX2 CPU with the compiled transforms and the input has no more channels than the
-    output: there the flat rows' per-image products measured faster. Twenty-fifth session,
-    2-core Zen 3 guest, Winograd against the other route (``_conv2d_weight_array``, mode
-    "always" against "never", alternated, medians of 300 calls), float32, the U-Net's N2
-    weight gradients: 32->64 32x32 1.53x, 64->64 32x32 1.04x, 64->128 16x16 2.02x,
-    128->128 16x16 1.11x (now flat rows), against 256->128 16x16 0.95x and 128->64 32x32
-    0.89x (still Winograd); 32->32 32x32 2.16x. From N4 the other route is im2col and
-    Winograd mostly wins (N8 32->64 and 64->64 32x32 0.72 / 0.67x, N8 128->128 16x16
-    0.90x; N4 mixed: 64->64 32x32 0.67x, 32->64 1.09x, 64->128 16x16 1.21x), unchanged."""
+    """:func:`_use_winograd` for the weight gradient, except for a batch of at most
+    :data:`_FLAT_ROWS_MAX_BATCH` whose flat-row weight gradient applies (C_out <= H·W) and
+    whose input has no more channels than the output, on an AVX2 CPU with the compiled
+    transforms: there the next route measured faster (row strips on maps of 29+ rows,
+    which come first, flat rows on smaller ones). Twenty-fifth session, 2-core Zen 3
+    guest, ``_conv2d_weight_array`` with Winograd against without (mode "always" against
+    "never", alternated, medians of 300 calls), float32, the U-Net's N2 weight
+    gradients: 32->64 32x32 1.53x and 64->64 32x32 1.04x (against row strips), 64->128
+    16x16 2.02x and 128->128 16x16 1.11x (against flat rows), now the other route;
+    256->128 16x16 0.95x and 128->64 32x32 0.89x, still Winograd; 32->32 32x32 2.16x. From
+    N4 the other route is im2col and Winograd mostly wins (N8 32->64 and 64->64 32x32 0.72
+    / 0.67x, N8 128->128 16x16 0.90x; N4 mixed: 64->64 32x32 0.67x, 32->64 1.09x, 64->128
+    16x16 1.21x), unchanged."""
     if not _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu):
         return False
     N, C, H, W = x_shape
