@@ -374,14 +374,15 @@ class CrossEntropyIndex(Function):
         dx = g · (softmax(x) - onehot(t)) ⊙ k / D
 
     The backward under ``create_graph`` is written with the ``Softmax`` op, so second
-    derivatives exist; otherwise it reuses the softmax saved by the forward. NumPy arrays
-    with Numba installed take one compiled pass each way
-    (:mod:`tinynet.kernels.compiled.loss`), which also checks the targets' values.
+    derivatives exist; otherwise it reuses the softmax saved by the forward. With
+    ``compiled`` (:func:`_compiled_cross_entropy`, decided once by :func:`cross_entropy`,
+    which then leaves the targets' values unchecked) it takes one compiled pass each way
+    (:mod:`tinynet.kernels.compiled.loss`), which checks them itself.
     """
 
-    def forward(self, x, t, *, ignore_index, mean):
+    def forward(self, x, t, *, ignore_index, mean, compiled=False):
         xp = backend.get_array_module(x)
-        if _compiled_cross_entropy(x, t, ignore_index):
+        if compiled:
             return self._forward_compiled(x, t, ignore_index, mean)
         keep = t != ignore_index
         safe = xp.where(keep, t, 0)
@@ -460,10 +461,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if (input.ndim == 2 and weight is None and not label_smoothing and reduction != "none"
             and isinstance(target, Tensor) and target.dtype.kind in "iu"):
-        _check_class_target(input, target, "cross_entropy", ignore_index,
-                            values=not _compiled_cross_entropy(input.data, target.data, ignore_index))
+        compiled = _compiled_cross_entropy(input.data, target.data, ignore_index)
+        _check_class_target(input, target, "cross_entropy", ignore_index, values=not compiled)
         return CrossEntropyIndex.apply(input, target, ignore_index=ignore_index,
-                                       mean=reduction == "mean")
+                                       mean=reduction == "mean", compiled=compiled)
     class_dim = 1 if input.ndim > 1 else 0
     logp = log_softmax(input, class_dim)
     C = input.shape[class_dim] if input.ndim else 0
