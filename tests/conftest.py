@@ -8,6 +8,10 @@
   that asked for a device and ran nothing on it exits non-zero.
 * ``TINYNET_TEST_DEVICE=fakecuda`` runs every test on ``tinynet.testing.fakecuda``, NumPy
   arrays under CuPy's rules (a stand-in that takes the CuPy path on a CPU; not a GPU).
+* Tests marked ``config_independent`` check what neither of those switches nor
+  ``TINYNET_JIT=0`` changes (the benchmark runner, the reference libraries, MPI launches on
+  the CPU, the docs build). Only the default run (``cpu``, ``TINYNET_JIT`` not ``0``) runs
+  them; the other runs deselect them and say so in the summary.
 """
 import os
 
@@ -25,6 +29,9 @@ settings.register_profile("dev", max_examples=60, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 TEST_DEVICE = os.environ.get("TINYNET_TEST_DEVICE", "cpu")
+#: The default run: suite on the CPU, compiled kernels as installed. Anything else re-runs
+#: the suite to check a device or a kernel route, which config_independent tests do not touch.
+DEFAULT_RUN = TEST_DEVICE.strip().lower() == "cpu" and os.environ.get("TINYNET_JIT", "").strip() != "0"
 _SKIP_REASON = None
 if TEST_DEVICE == "fakecuda":      # the strict CuPy stand-in (a test tool, not a GPU)
     from tinynet.testing import fakecuda
@@ -47,7 +54,7 @@ FAKECUDA_SKIPS = {
     **{f"tests/docs/test_docs.py::test_code_blocks_run[docs/{page}.md]": _CPU_PAGE
        for page in ("getting-started", "tutorials/lstm-sequences", "tutorials/train-cnn",
                     "tutorials/unet-segmentation")},
-    "tests/test_bench.py::test_quick_smoke_run_of_the_real_suites":
+    "tests/test_bench_suites.py::test_quick_smoke_run_of_the_real_suites":
         "runs the `bench` command in a subprocess; fakecuda is a test tool, not a device the "
         "command line offers",
 }
@@ -56,6 +63,8 @@ FAKECUDA_SKIPS = {
 def pytest_configure(config):
     config.addinivalue_line("markers", "compiled_kernels: compares or runs the compiled CPU "
                             "kernels (the jit extra); skipped on another suite device")
+    config.addinivalue_line("markers", "config_independent: checks what neither the suite "
+                            "device nor TINYNET_JIT changes; only the default run runs it")
 
 
 # The compiled kernels take NumPy arrays only: on another suite device both routes would be
@@ -63,7 +72,16 @@ def pytest_configure(config):
 _COMPILED_ON_DEVICE = "compiled kernels run on NumPy (CPU) arrays only"
 
 
+_DESELECTED = []     # how many config_independent tests this run left to the default run
+
+
 def pytest_collection_modifyitems(config, items):
+    if not DEFAULT_RUN:
+        left = [item for item in items if item.get_closest_marker("config_independent")]
+        if left:
+            _DESELECTED.append(len(left))
+            config.hook.pytest_deselected(items=left)
+            items[:] = [item for item in items if not item.get_closest_marker("config_independent")]
     if backend.get_default_device().type != "cpu":
         for item in items:
             if item.get_closest_marker("compiled_kernels"):
@@ -107,18 +125,53 @@ def _nothing_ran_on_the_device():
     return None
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist: each worker collects (and deselects) the whole suite; tell the main
+    process how many it left out, for the summary."""
+    count = getattr(node, "workeroutput", {}).get("config_independent_deselected", 0)
+    if count and not _DESELECTED:
+        _DESELECTED.append(count)
+
+
 def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workeroutput"):        # a pytest-xdist worker
+        session.config.workeroutput["config_independent_deselected"] = sum(_DESELECTED)
     if _nothing_ran_on_the_device() and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
+    if _DESELECTED:
+        terminalreporter.write_line(
+            f"{sum(_DESELECTED)} config_independent tests deselected: they check nothing the "
+            "suite device or TINYNET_JIT changes, and the default run (cpu, TINYNET_JIT not 0) "
+            "runs them")
     reason = _nothing_ran_on_the_device()
     if reason:
         terminalreporter.write_line(
             f"FAILED: TINYNET_TEST_DEVICE={TEST_DEVICE} was asked for, but nothing ran on it: "
             f"{reason}. Failing the run instead of reporting success; unset "
             "TINYNET_TEST_DEVICE to test on the CPU.", red=True, bold=True)
+
+
+@pytest.fixture
+def check_bench_row():
+    """Asserts that one benchmark row is in the runner's common keys, as the runner reads
+    it (no legacy key it would have to rename, a ratio that is the two times' ratio)."""
+    def check(row):
+        assert {"workload", "tinynet_ms", "torch_ms", "ratio"} <= set(row), row
+        assert row["tinynet_ms"] > 0, row
+        assert not {"tinynet_us", "torch_us", "mode", "tinynet_gflops"} & set(row), \
+            f"legacy keys the runner would have to rename: {row}"
+        assert row.get("pass") is None or (isinstance(row["pass"], str) and row["pass"]), \
+            f"`pass` names the pass (fwd, fwd+bwd, ...); a target verdict is `pass_target`: {row}"
+        assert row.get("pass_target") is None or isinstance(row["pass_target"], bool), row
+        if row.get("pass_target") is not None:
+            assert row.get("target") is not None, f"pass_target without its target: {row}"
+        if row["torch_ms"] is not None and row["ratio"] is not None:
+            assert row["ratio"] == pytest.approx(row["tinynet_ms"] / row["torch_ms"]), row
+    return check
 
 
 @pytest.fixture

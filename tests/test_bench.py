@@ -1,8 +1,9 @@
 """The benchmark runner executes; benchmarks themselves never run in the test suite.
 
 The runner is checked on a toy benchmark module (a tiny GEMM, fast and deterministic) for
-its outputs, its torch-less mode and its errors, and once on the real suites with
-``--quick``, which only shows they execute (figures from a busy test machine mean nothing).
+its outputs, its torch-less mode and its errors, and the suites' scripts on the CPU; the
+real suites' quick run on the suite's device is ``test_bench_suites.py``. Nothing here
+depends on the suite's device or on TINYNET_JIT: only the default run runs it.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.config_independent
+
 ROOT = Path(__file__).resolve().parents[1]
-#: The suites whose rows and signatures are checked here (kernels is checked by the smoke run).
-OWN_SUITES = ("overhead", "recurrent", "training")
-OWN_SUITES += ("attention",)
+#: The suites whose signatures are checked here (kernels is checked by the smoke run).
+OWN_SUITES = ("overhead", "recurrent", "training", "attention")
 
 TOY_MODULE = '''
 import numpy as np
@@ -121,45 +123,6 @@ def test_plot_without_matplotlib_is_a_clear_message(monkeypatch, capsys, tmp_pat
     assert "matplotlib is not installed" in capsys.readouterr().err
 
 
-def _check_common_keys(row):
-    """A suite's row as the runner reads it, without any renaming of legacy keys."""
-    assert {"workload", "tinynet_ms", "torch_ms", "ratio"} <= set(row), row
-    assert row["tinynet_ms"] > 0, row
-    assert not {"tinynet_us", "torch_us", "mode", "tinynet_gflops"} & set(row), \
-        f"legacy keys the runner would have to rename: {row}"
-    assert row.get("pass") is None or (isinstance(row["pass"], str) and row["pass"]), \
-        f"`pass` names the pass (fwd, fwd+bwd, ...); a target verdict is `pass_target`: {row}"
-    assert row.get("pass_target") is None or isinstance(row["pass_target"], bool), row
-    if row.get("pass_target") is not None:
-        assert row.get("target") is not None, f"pass_target without its target: {row}"
-    if row["torch_ms"] is not None and row["ratio"] is not None:
-        assert row["ratio"] == pytest.approx(row["tinynet_ms"] / row["torch_ms"]), row
-
-
-def test_quick_smoke_run_of_the_real_suites(tmp_path):
-    """`benchmarks/run.py --quick` runs every suite present and writes its JSON.
-
-    It runs on the test device (``TINYNET_TEST_DEVICE=cuda`` checks the suites' GPU path).
-    """
-    pytest.importorskip("threadpoolctl")
-    device = os.environ.get("TINYNET_TEST_DEVICE", "cpu")
-    out = tmp_path / "quick.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                             "--device", device, "--json", str(out)], cwd=tmp_path,
-                            capture_output=True, text=True,
-                            timeout=900, env={**os.environ, "MPLBACKEND": "Agg"})
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    data = json.loads(out.read_text())
-    ran = [name for name, suite in data["suites"].items() if suite["status"] == "ok"]
-    assert ran, f"no benchmark suite ran: {data['suites']}"
-    for row in data["rows"]:
-        _check_common_keys(row)
-    for name in OWN_SUITES:
-        if (ROOT / "benchmarks" / f"{name}.py").is_file():
-            assert data["suites"][name]["status"] == "ok", data["suites"][name]
-            assert data["suites"][name]["rows"], f"{name} gave no rows"
-
-
 def _suite_tree(name):
     import ast
     path = ROOT / "benchmarks" / f"{name}.py"
@@ -186,7 +149,7 @@ def test_suite_takes_device_and_reads_no_private_state_of_common(name):
             assert not node.attr.startswith("_"), f"{name} reads common.{node.attr}"
 
 
-def test_overhead_standalone_prints_both_libraries_and_writes_common_rows(tmp_path):
+def test_overhead_standalone_prints_both_libraries_and_writes_common_rows(tmp_path, check_bench_row):
     """The cheapest suite as a script: both libraries side by side, rows in common keys."""
     pytest.importorskip("threadpoolctl")
     _suite_tree("overhead")
@@ -198,7 +161,7 @@ def test_overhead_standalone_prints_both_libraries_and_writes_common_rows(tmp_pa
     data = json.loads(out.read_text())
     assert data["machine"]["threads"] == 1, "the --threads the script set is not the one used"
     for row in data["rows"]:
-        _check_common_keys(row)
+        check_bench_row(row)
         assert row["pass"] in ("fwd", "fwd+bwd")
         if row["pass"] == "fwd+bwd":
             assert row["target"] == 3.0
@@ -711,7 +674,7 @@ def test_layers_times_the_products_pytorch_computes(key, device):
         np.testing.assert_allclose(ours, theirs.cpu().numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
-def test_layers_standalone_prints_the_table_and_its_total(tmp_path):
+def test_layers_standalone_prints_the_table_and_its_total(tmp_path, check_bench_row):
     pytest.importorskip("threadpoolctl")
     out = tmp_path / "layers.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layers.py"), "--quick",
@@ -723,7 +686,7 @@ def test_layers_standalone_prints_the_table_and_its_total(tmp_path):
     assert [(r["workload"], r["pass"]) for r in rows] == [
         (f"conv N8 {c} k3 s1 p1 x1", p) for c in ("1->16 8x8", "16->32 4x4") for p in ("fwd", "dx", "dW")]
     for row in rows:
-        _check_common_keys(row)
+        check_bench_row(row)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     assert "one step's convolutions" in result.stdout
 

@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+# JAX and Keras against PyTorch, and the runner's rows: no tinynet device or kernel route.
+pytestmark = pytest.mark.config_independent
+
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCH)
 references = pytest.importorskip("references", reason="benchmarks/ not importable")

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("mpi4py", reason='needs the dist extra: pip install "tinynet[dist]"')
+# MPI ranks in subprocesses on the CPU; the routes they take are tested in process.
+pytestmark = pytest.mark.config_independent
 ROOT = Path(__file__).resolve().parents[2]
 
 

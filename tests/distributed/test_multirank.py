@@ -18,6 +18,9 @@ import pytest
 pytest.importorskip("mpi4py", reason='needs the dist extra: pip install "tinynet[dist]"')
 from tinynet.distributed.launch import mpiexec_command, rank_environment  # noqa: E402
 
+# MPI ranks in subprocesses on the CPU; the routes they take are tested in process.
+pytestmark = pytest.mark.config_independent
+
 try:
     mpiexec_command(1, ["true"])
 except RuntimeError as e:   # pragma: no cover - depends on the environment

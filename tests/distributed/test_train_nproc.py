@@ -14,6 +14,9 @@ pytest.importorskip("mpi4py", reason='needs the dist extra: pip install "tinynet
 from tinynet import utils  # noqa: E402
 from tinynet.distributed.launch import find_mpiexec  # noqa: E402
 
+# MPI ranks in subprocesses on the CPU; the routes they take are tested in process.
+pytestmark = pytest.mark.config_independent
+
 try:
     find_mpiexec()
 except RuntimeError as e:   # pragma: no cover

@@ -108,6 +108,7 @@ def test_every_page_with_python_is_collected():
     assert PAGES, "no ```python blocks found in README.md or docs/"
 
 
+@pytest.mark.config_independent        # a docs build: no device, no kernel route
 def test_mkdocs_build_strict(tmp_path):
     """A failure means a broken link, a page missing from the nav, or a bad docstring."""
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e .[docs])")
