@@ -44,12 +44,14 @@ def winograd_mode():
 @pytest.fixture
 def counted(monkeypatch):
     """Records the calls of the Winograd kernels made by tinynet.functional.conv: the
-    input's shape for the convolution, ("weight", input shape) for the weight gradient."""
+    input's shape for the convolution, ("transposed", input shape) for a stride-1
+    transposed conv (the rotated filters, not copied), ("weight", input shape) for the
+    weight gradient."""
     calls = []
     conv, weight = W.conv2d_winograd, W.conv2d_weight_winograd
 
     def conv_wrapper(*args, **kwargs):
-        calls.append(args[0].shape)
+        calls.append(("transposed", args[0].shape) if kwargs.get("transposed") else args[0].shape)
         return conv(*args, **kwargs)
 
     def weight_wrapper(*args, **kwargs):
@@ -75,6 +77,18 @@ def test_weight_transform_is_g_g_gt_per_filter():
     u = W.transform_weight(w)
     assert u.shape == (16, 3, 2)
     np.testing.assert_allclose(u[4 * 2 + 1, 2, 1], (gm @ w[2, 1] @ gm.T)[2, 1], rtol=1e-12)
+
+
+def test_flipped_weight_transform_is_the_transform_of_the_rotated_filters():
+    """Rotating a 3x3 filter by 180 degrees reverses its 9 taps; transform_weight(flipped=True)
+    reverses kron(G, G)'s columns instead of copying the rotated filters."""
+    w = np.random.default_rng(4).standard_normal((3, 2, 3, 3))
+    rotated = np.ascontiguousarray(w[:, :, ::-1, ::-1])
+    np.testing.assert_allclose(W.transform_weight(w, flipped=True), W.transform_weight(rotated),
+                               rtol=1e-12, atol=1e-12)
+    gm = np.array(W.G)          # and from the definition, one position of one filter
+    np.testing.assert_allclose(W.transform_weight(w, flipped=True)[4 * 3 + 0, 1, 0],
+                               (gm @ w[1, 0, ::-1, ::-1] @ gm.T)[3, 0], rtol=1e-12)
 
 
 @settings(max_examples=20)
@@ -145,9 +159,10 @@ def test_always_mode_routes_conv2d_and_both_its_gradients_through_winograd(winog
     x = tn.randn(2, 8, 6, 5, requires_grad=True)
     w = tn.randn(4, 8, 3, 3, requires_grad=True)
     F.conv2d(x, w, padding=1).sum().backward()
-    # forward conv2d, the input gradient (a stride-1 transposed conv = flipped conv) and
-    # the weight gradient
-    assert sorted(counted, key=str) == sorted([(2, 8, 6, 5), (2, 4, 6, 5), ("weight", (2, 8, 6, 5))], key=str)
+    # forward conv2d, the input gradient (a stride-1 transposed conv = flipped conv, on the
+    # unflipped weight) and the weight gradient
+    assert sorted(counted, key=str) == sorted([(2, 8, 6, 5), ("transposed", (2, 4, 6, 5)),
+                                               ("weight", (2, 8, 6, 5))], key=str)
     counted.clear()
     F.conv2d(x, w, stride=2, padding=1)            # stride 2: not applicable
     F.conv2d(x, tn.randn(4, 8, 2, 2))              # 2x2 kernel: not applicable
@@ -360,6 +375,26 @@ def test_compiled_transforms_match_the_numpy_route_and_the_direct_sum(case):
     expected = direct_conv(x, w, p) + (0 if b is None else b[:, None, None].astype(np.float64))
     np.testing.assert_allclose(y_compiled, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw_compiled, direct_weight_grad(x, dy, p), rtol=1e-4, atol=1e-3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases())
+def test_transposed_kernel_is_the_conv_with_the_rotated_filters_on_both_routes(case):
+    """conv2d_winograd(x, w, transposed=True) with w (C_in, C_out, 3, 3): the stride-1
+    transposed conv, i.e. the conv with w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), against
+    the defining sum on that copy (and the two CPU routes against each other)."""
+    rng, dt, p = np.random.default_rng(case["seed"]), case["dtype"], case["padding"]
+    x = rng.standard_normal((case["n"], case["k"], case["h"], case["w"])).astype(dt)
+    w = rng.standard_normal((case["k"], case["c"], 3, 3)).astype(dt)     # (C_in, C_out, 3, 3)
+    b = rng.standard_normal(case["c"]).astype(dt) if case["bias"] else None
+    rotated = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    expected = direct_conv(x, rotated, p) + (0 if b is None else b[:, None, None].astype(np.float64))
+    run = lambda: W.conv2d_winograd(x, w, b, p, transposed=True)  # noqa: E731
+    on_cpu = backend.compiled_available() and backend.get_default_device().type == "cpu"
+    tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for y in (on_both_routes(run) if on_cpu else (run(),)):
+        assert y.shape == expected.shape and y.dtype == dt
+        np.testing.assert_allclose(y, expected, **tol)
 
 
 @needs_numba

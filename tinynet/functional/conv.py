@@ -660,6 +660,10 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
     if (stride == (1, 1) and min(flipped_padding) >= 0 and natural == tuple(output_size) and C_out >= 8
             and C_out < N * H * W
             and not _small_map_col2im(x, (C_out, C_in // groups, kh, kw), flipped_padding, dilation, groups)):
+        if _use_winograd(x.shape, (C_out, C_in // groups, kh, kw), stride, flipped_padding, dilation,
+                         groups, output_size, on_cpu=backend.device_of(x).type == "cpu"):
+            # the flipped filters' transform without the flipped copy (docs: convolution.md)
+            return _winograd.conv2d_winograd(x, w, b, flipped_padding, transposed=True)
         w_conv = w[:, :, ::-1, ::-1].reshape(groups, C_in // groups, C_out_g, kh, kw)
         w_conv = xp.ascontiguousarray(w_conv.transpose(0, 2, 1, 3, 4)).reshape(C_out, C_in // groups, kh, kw)
         return _conv2d_array(x, w_conv, b, stride, flipped_padding, dilation, groups, output_size)
