@@ -77,11 +77,13 @@ _DESELECTED = []     # how many config_independent tests this run left to the de
 
 def pytest_collection_modifyitems(config, items):
     if not DEFAULT_RUN:
-        left = [item for item in items if item.get_closest_marker("config_independent")]
+        kept, left = [], []
+        for item in items:
+            (left if item.get_closest_marker("config_independent") else kept).append(item)
         if left:
             _DESELECTED.append(len(left))
             config.hook.pytest_deselected(items=left)
-            items[:] = [item for item in items if not item.get_closest_marker("config_independent")]
+            items[:] = kept
     if backend.get_default_device().type != "cpu":
         for item in items:
             if item.get_closest_marker("compiled_kernels"):
