@@ -159,6 +159,32 @@ def test_expm1_of_nonpositive_is_within_4_ulp(dtype, simd_expm1, monkeypatch):
     assert np.isnan(backend.asnumpy(nan)).all()
 
 
+@pytest.mark.parametrize("simd_log1p", [False, True], ids=["goldberg", "numpy-log1p"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log1p_is_within_4_5_ulp(dtype, simd_log1p, monkeypatch):
+    """Both routes: would fail if Goldberg's form dropped its scale x / d (1 + x rounded:
+    up to 2^24 ulp off for tiny x), if it lost x where 1 + x rounds to 1 (0 / 0), if it
+    overflowed on large x (the product before the division), or mishandled -1, +inf, NaN
+    or the sign of -0."""
+    monkeypatch.setattr(backend, "numpy_has_simd_loop", lambda name, dtype: simd_log1p)
+    rng = np.random.default_rng(0)
+    magnitudes = np.logspace(-30, 0, 20001)
+    x = np.concatenate([rng.uniform(-1, 1, 20001), magnitudes, -magnitudes[:-1], [3e38, 1e20, 7.5]])
+    x = x.astype(dtype)
+    got = backend.asnumpy(backend.log1p(tn.tensor(x).data))
+    exact = np.log1p(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(dtype)).astype(np.float64)
+    assert got.dtype == dtype
+    assert np.all(np.abs(got - exact) <= 4.5 * ulp), np.max(np.abs(got - exact) / ulp)
+    specials = np.array([-1.0, -0.0, np.inf, np.nan, -2.0], dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = backend.asnumpy(backend.log1p(tn.tensor(specials).data))
+    np.testing.assert_array_equal(got, [-np.inf, -0.0, np.inf, np.nan, np.nan])
+    assert np.signbit(got[1])
+    zero_d = backend.asnumpy(backend.log1p(tn.tensor(np.array(0.5, dtype)).data))  # a 0-d array
+    assert zero_d.shape == () and abs(zero_d - np.log1p(0.5)) <= 4.5 * np.spacing(dtype(np.log1p(0.5)))
+
+
 def test_numpy_has_simd_loop_answers_false_where_it_cannot_tell():
     assert backend.numpy_has_simd_loop("no_such_ufunc", np.float32) is False
 

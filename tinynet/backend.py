@@ -896,6 +896,41 @@ def expm1_of_nonpositive(x, out=None):
     return t
 
 
+def log1p(x):
+    """``log(1 + x)`` elementwise, into a new array, within 4.5 ulp of the exact value for
+    float32 (4.13 ulp at worst, measured over 1.6·10⁶ points of [-1, 1] and every magnitude
+    from 10⁻³⁰ to 1; NumPy's own ``log1p`` is within 1).
+
+    NumPy's float32 ``log1p`` has a SIMD loop only on AVX-512 CPUs
+    (:func:`numpy_has_simd_loop`; without it a scalar loop, 883 µs for 65,536 values on
+    this project's Zen 3 guest, against 130 µs for ``log``), so without one float32 NumPy
+    arrays take Goldberg's identity: with ``w = fl(1 + x)`` (x rounded away where it is
+    small) and ``d = w - 1`` (exact),
+
+        log1p(x) = log(w) · (x / d)        (d ≠ 0),        x    (d = 0: |x| < 2⁻²⁴)
+
+    ``log(w)`` is the exact log of the rounded ``w``; since ``log(1 + t)/t`` varies slowly,
+    scaling it by ``x / d`` puts back what the rounding of ``1 + x`` took, to first order
+    (the error left is of order ε², plus ``log``'s own). 191 µs for the same 65,536 values.
+    ``x = -1`` gives -inf, ``x < -1`` NaN (with NumPy's warnings, as ``log1p``), +inf and
+    NaN themselves. Other dtypes and CuPy arrays use ``xp.log1p`` directly.
+    """
+    xp = get_array_module(x)
+    if xp is not numpy or x.dtype != numpy.float32 or numpy_has_simd_loop("log1p", x.dtype):
+        return xp.log1p(x)
+    # every temporary an array (a 0-d input's ufunc results would be scalars)
+    w = numpy.add(numpy.float32(1), x, out=numpy.empty(x.shape, x.dtype))
+    d = numpy.subtract(w, numpy.float32(1), out=numpy.empty(x.shape, x.dtype))
+    itself = numpy.equal(d, 0, out=numpy.empty(x.shape, bool))
+    numpy.logical_or(itself, x == numpy.inf, out=itself)    # log(inf)·inf/inf would be NaN
+    d[itself] = 1
+    scale = numpy.divide(x, d, out=d)       # x / d ≈ 1 (before the product: no overflow)
+    y = numpy.log(w, out=w)
+    y *= scale
+    numpy.copyto(y, x, where=itself)
+    return y
+
+
 _kernel_cache: dict = {}
 
 

@@ -445,7 +445,7 @@ class Softplus(Function):
         self.beta = beta
         z = x * x.dtype.type(beta)
         self.linear, self.curved = z > threshold, z < threshold
-        y = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+        y = xp.maximum(z, 0) + backend.log1p(xp.exp(-xp.abs(z)))
         with backend.numpy.errstate(divide="ignore", invalid="ignore"):   # beta = 0: inf, as PyTorch
             y /= x.dtype.type(beta)
         return xp.where(self.linear, x, y)
@@ -508,7 +508,7 @@ class LogSigmoid(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+        return xp.minimum(x, 0) - backend.log1p(xp.exp(-xp.abs(x)))
 
     def backward(self, g):
         return g * TailSigmoid.apply(-self.inputs[0])

@@ -186,7 +186,7 @@ class BinaryCrossEntropy(Function):
         xp = backend.get_array_module(x)
         with backend.numpy.errstate(divide="ignore"):   # CuPy has no errstate (and never warns)
             log_x = xp.maximum(xp.log(x), -100.0)
-            log_1mx = xp.maximum(xp.log1p(-x), -100.0)
+            log_1mx = xp.maximum(backend.log1p(-x), -100.0)
         return -(t * log_x + (1 - t) * log_1mx)
 
     def backward(self, g):
@@ -205,7 +205,7 @@ class LogSigmoid(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        return -(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0))
+        return -(backend.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0))
 
     def backward(self, g):
         return g * sigmoid(-self.inputs[0])
@@ -221,7 +221,7 @@ class BCEWithLogits(Function):
 
     def forward(self, x, t, pos_weight=None):
         xp = backend.get_array_module(x)
-        softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
+        softplus_neg = backend.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
         if pos_weight is None:
             return (1 - t) * x + softplus_neg
         return (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus_neg
