@@ -1,4 +1,4 @@
-"""Compiled ReLU and ELU (tinynet/kernels/compiled/activation.py) against the NumPy routes of
+"""Compiled ReLU, ELU and sigmoid (tinynet/kernels/compiled/activation.py) against the NumPy routes of
 tinynet/functional/activation.py and against PyTorch, on drawn shapes (0-d to 4-d, empty),
 float32 and float64, drawn alpha, non-contiguous inputs and gradients, NaN and ±0."""
 import numpy as np
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 THRESHOLD = activation._COMPILED_MIN_SIZE      # the library's own, before any test changes it
 ELU_FORWARD_THRESHOLD = activation._COMPILED_ELU_FORWARD_MIN_SIZE
+SIGMOID_FORWARD_THRESHOLD = activation._COMPILED_SIGMOID_FORWARD_MIN_SIZE
 from tinynet.testing import assert_close
 from tinynet.testing.routes import on_both_routes
 
@@ -27,6 +28,7 @@ def compiled_on():
         mp.setattr(backend, "_compiled", True)
         mp.setattr(activation, "_COMPILED_MIN_SIZE", 0)
         mp.setattr(activation, "_COMPILED_ELU_FORWARD_MIN_SIZE", 0)
+        mp.setattr(activation, "_COMPILED_SIGMOID_FORWARD_MIN_SIZE", 0)
         yield
 
 
@@ -55,7 +57,7 @@ def _values(rng, shape, dtype):
 
 @settings(deadline=None, max_examples=40)
 @given(shape=shapes, dtype=st.sampled_from([np.float32, np.float64]),
-       op=st.sampled_from(["relu", "elu"]), alpha=st.sampled_from([1.0, 0.5, 2.0, 0.0, -0.7]),
+       op=st.sampled_from(["relu", "elu", "sigmoid"]), alpha=st.sampled_from([1.0, 0.5, 2.0, 0.0, -0.7]),
        transpose=st.booleans(), threads=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_compiled_activation_matches_the_numpy_route(compiled_on, shape, dtype, op, alpha,
                                                      transpose, threads, seed):
@@ -66,13 +68,14 @@ def test_compiled_activation_matches_the_numpy_route(compiled_on, shape, dtype, 
     rng = np.random.default_rng(seed)
     x, g = _values(rng, shape, dtype), np.asarray(rng.standard_normal(shape)).astype(dtype)
     transpose = transpose and len(shape) >= 2
-    fn = F.relu if op == "relu" else (lambda t: F.elu(t, alpha))
+    fn = {"relu": F.relu, "elu": lambda t: F.elu(t, alpha), "sigmoid": F.sigmoid}[op]
     with pytest.MonkeyPatch.context() as mp:
         if threads:
             mp.setattr(backend, "parallel_grain", 64)
         (ny, ndx), (cy, cdx) = on_both_routes(lambda: _run(fn, x, g, transpose))
     assert cy.dtype == ny.dtype == dtype and cdx.dtype == dtype
-    tol = 5e-7 if dtype == np.float32 else 1e-15     # ELU's float32 NumPy expm1 is its tanh form
+    # ELU's float32 NumPy expm1 is its tanh form, the sigmoid's NumPy route 0.5·tanh(x/2) + 0.5
+    tol = 5e-7 if dtype == np.float32 else 1e-15
     assert_close(cy, ny, rtol=tol, atol=tol)
     assert_close(cdx, ndx, rtol=tol, atol=tol)
     assert np.array_equal(np.signbit(cy[cy == 0]), np.signbit(ny[ny == 0]))
@@ -89,6 +92,11 @@ def test_compiled_relu_and_elu_small_cases_by_hand(compiled_on, dtype):
     y, dx = _run(lambda t: F.elu(t, 2.0), np.array([-1.0, 0.0, 3.0], dtype), g, False)
     assert_close(y, np.array([2 * (np.exp(-1) - 1), 0.0, 3.0], dtype))
     assert_close(dx, np.array([5 * 2 * np.exp(-1), 7 * 2.0, 11.0], dtype))
+    # sigmoid([-inf, 0, ln 3, inf]) = [0, 1/2, 3/4, 1], gradient y(1 - y)·g = [0, g/4, 3g/16, 0]
+    g = np.array([5.0, 7.0, 11.0, 13.0], dtype)
+    y, dx = _run(F.sigmoid, np.array([-np.inf, 0.0, np.log(3.0), np.inf], dtype), g, False)
+    assert_close(y, np.array([0.0, 0.5, 0.75, 1.0], dtype))
+    assert_close(dx, np.array([0.0, 7 / 4, 11 * 3 / 16, 0.0], dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -111,7 +119,7 @@ def test_compiled_elu_and_relu_match_torch(compiled_on, dtype, alpha):
     x = (rng.standard_normal((2, 3, 8, 8)) * 6).astype(dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     for ours_fn, theirs_fn in ((lambda t: F.elu(t, alpha), lambda t: torch.nn.functional.elu(t, alpha)),
-                               (F.relu, torch.relu)):
+                               (F.relu, torch.relu), (F.sigmoid, torch.sigmoid)):
         y, dx = _run(ours_fn, x, g, False)
         tx = torch.tensor(x, requires_grad=True)
         ty = theirs_fn(tx)
@@ -130,7 +138,17 @@ def test_second_order_keeps_the_differentiable_path(compiled_on):
     assert_close(dd.numpy(), np.array([0.5 * np.exp(-1.0), 0.0]))
 
 
-@pytest.mark.parametrize("op", ["relu", "elu"])
+def test_sigmoid_second_order_keeps_the_differentiable_path(compiled_on):
+    """With create_graph the sigmoid's backward is tinynet ops, not the compiled pass:
+    d²σ/dx² = σ(1 - σ)(1 - 2σ) flows (0 at x = 0)."""
+    x = tn.tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    (d,) = tn.autograd.grad(F.sigmoid(x).sum(), [x], create_graph=True)
+    (dd,) = tn.autograd.grad(d.sum(), [x])
+    s = 1 / (1 + np.exp(-x.detach().numpy()))
+    assert_close(dd.numpy(), s * (1 - s) * (1 - 2 * s))
+
+
+@pytest.mark.parametrize("op", ["relu", "elu", "sigmoid"])
 def test_chunks_cover_every_value(compiled_on, monkeypatch, restore_threads, chunk_counts, op):
     """An odd size split over 3 parallel_for chunks: equal to the NumPy route everywhere,
     so no value is missed or written twice at a chunk's edge."""
@@ -139,7 +157,7 @@ def test_chunks_cover_every_value(compiled_on, monkeypatch, restore_threads, chu
     rng = np.random.default_rng(5)
     x = _values(rng, (3 * 4099 + 7,), np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
-    fn = F.relu if op == "relu" else F.elu
+    fn = {"relu": F.relu, "elu": F.elu, "sigmoid": F.sigmoid}[op]
     (ny, ndx), (cy, cdx) = on_both_routes(lambda: _run(fn, x, g, False))
     assert 3 in chunk_counts
     assert_close(cy, ny, rtol=5e-7, atol=5e-7)
@@ -174,3 +192,28 @@ def test_elu_forward_takes_the_compiled_pass_from_its_own_smaller_threshold(monk
     assert not called
     F.elu(tn.tensor(np.ones(ELU_FORWARD_THRESHOLD, np.float32)))
     assert len(called) == 1
+
+
+def test_sigmoid_forward_takes_the_compiled_pass_from_its_own_threshold(monkeypatch):
+    """The sigmoid's float32 forward turns compiled at _COMPILED_SIGMOID_FORWARD_MIN_SIZE
+    values (float64 keeps the NumPy route at any size: the kernel is float32 arithmetic)."""
+    from tinynet.kernels.compiled import activation as kernels
+    threshold = SIGMOID_FORWARD_THRESHOLD
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(activation, "_COMPILED_SIGMOID_FORWARD_MIN_SIZE", threshold)
+    called = []
+    monkeypatch.setattr(kernels, "sigmoid_forward", lambda *args: called.append(args))
+    F.sigmoid(tn.tensor(np.ones(threshold - 1, np.float32)))
+    F.sigmoid(tn.tensor(np.ones(threshold, np.float64)))
+    assert not called
+    F.sigmoid(tn.tensor(np.ones(threshold, np.float32)))
+    assert len(called) == 1
+
+
+def test_sigmoid_keeps_relative_accuracy_where_the_tanh_form_gives_zero(compiled_on):
+    """Below x = -17, 0.5·tanh(x/2) + 0.5 rounds to 0 in float32; the compiled pass gives
+    e^x / (1 + e^x) to within a few ulp (down to float32's subnormals)."""
+    x = np.array([-20.0, -50.0, -87.0], np.float32)
+    y = F.sigmoid(tn.tensor(x)).numpy()
+    exact = np.exp(x.astype(np.float64)) / (1 + np.exp(x.astype(np.float64)))
+    np.testing.assert_allclose(y, exact, rtol=1e-6)

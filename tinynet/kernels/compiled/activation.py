@@ -1,4 +1,4 @@
-"""ReLU and ELU, compiled: each direction in one pass over flat, C-contiguous arrays.
+"""ReLU, ELU and the sigmoid, compiled: each direction in one pass over flat, C-contiguous arrays.
 
 Shapes: every array is 1-D of n values (the caller passes ``reshape(-1)`` views of
 C-contiguous tensors), one dtype (float32 or float64).
@@ -7,6 +7,9 @@ C-contiguous tensors), one dtype (float32 or float64).
     elu backward:                                dx = g (y > 0), g·(y + α) (y <= 0)
 
     elu forward (float32):                       y = x (x >= 0), α·expm1(x) (x < 0)
+
+    sigmoid forward (float32):                   y = 1 / (1 + e^-x)
+    sigmoid backward:                            dx = g·y·(1 - y)
 
 ELU's backward reads y = elu(x), not x: for α >= 0, x > 0 exactly where y > 0 (the caller
 keeps the NumPy route for α < 0, whose negative branch is positive). ELU's forward takes
@@ -25,7 +28,7 @@ product) and 3-7 for ELU's (a minimum, expm1 or its tanh form, a scale, a maximu
 factor min(y, 0) + α, a fix-up, the product), each pass reading and writing whole arrays.
 """
 from . import kernel
-from .transcendental import expm1_of_nonpositive
+from .transcendental import expm1_of_nonpositive, sigmoid
 
 
 @kernel
@@ -59,3 +62,21 @@ def elu_backward(g, y, alpha, dx, lo, hi):
     g, y, dx = g[lo:hi], y[lo:hi], dx[lo:hi]
     for i in range(g.shape[0]):
         dx[i] = g[i] if y[i] > 0 else g[i] * (y[i] + alpha)
+
+
+@kernel
+def sigmoid_forward(x, y, lo, hi):
+    """``y = 1 / (1 + e^-x)`` on values ``lo..hi`` of flat float32 ``x``
+    (:func:`.transcendental.sigmoid`, within 2.25 ulp)."""
+    x, y = x[lo:hi], y[lo:hi]
+    for i in range(x.shape[0]):
+        y[i] = sigmoid(x[i])
+
+
+@kernel
+def sigmoid_backward(g, y, one, dx, lo, hi):
+    """``dx = g·y·(1 - y)`` on values ``lo..hi``, ``y`` = sigmoid(x) (``one`` a 1 of y's
+    dtype: a literal 1 would make the float32 arithmetic float64)."""
+    g, y, dx = g[lo:hi], y[lo:hi], dx[lo:hi]
+    for i in range(g.shape[0]):
+        dx[i] = g[i] * y[i] * (one - y[i])
