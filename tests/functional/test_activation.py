@@ -107,6 +107,17 @@ def test_sigmoid_and_tanh_derivatives():
     assert_close(x.grad, 1 - np.tanh([0.0, 1.0]) ** 2, rtol=1e-12)
 
 
+def test_float64_sigmoid_is_accurate_relative_to_its_value_in_both_tails():
+    """σ(-30) = 9.4e-14 and σ(-700) = 9.9e-305 to a few ulp, and σ(x) + σ(-x) = 1: would
+    fail with 0.5·tanh(0.5·x) + 0.5 in float64 (relative error 2e-4 at -30, 0 at -700)."""
+    v = np.array([-700.0, -100.0, -30.0, -17.0, -1.0, 0.0, 1.0, 17.0, 30.0, 100.0, 700.0])
+    y = F.sigmoid(_x(v, requires_grad=False)).numpy()
+    e = np.exp(-np.abs(v))
+    exact = np.where(v >= 0, 1.0, e) / (1.0 + e)
+    np.testing.assert_allclose(y, exact, rtol=4 * np.finfo(np.float64).eps, atol=0)
+    np.testing.assert_allclose(y + y[::-1], 1.0, rtol=4 * np.finfo(np.float64).eps)
+
+
 def test_softmax_rows_sum_to_one_and_match_formula():
     v = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     y = F.softmax(_x(v, requires_grad=False), dim=1)
