@@ -548,6 +548,48 @@ def test_weight_gradient_leaves_small_batches_to_the_next_route_on_avx2(monkeypa
 
 
 @needs_numba
+def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
+    """Where the BLAS runs AVX-512 kernels and the transforms are compiled, the forward and
+    the input gradient take Winograd from 32 channels on maps of 32x32 and more, and on
+    16x16 maps with 128+ input channels, whatever the batch; not on 8x8 maps, not with 16
+    channels on either side. The weight gradient keeps the rule without that branch
+    (128+ channels from 256 tiles); without the compiled transforms, nothing changes."""
+    before = W.get_winograd_mode()
+    W.set_winograd_mode("auto")
+    monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
+    monkeypatch.setattr(backend, "blas_has_avx512", lambda: True)
+
+    def shapes(n, c_in, c_out, size):
+        return (n, c_in, size, size), (c_out, c_in, 3, 3), (1, 1), (1, 1), (1, 1), 1, (size, size)
+
+    def conv(*args, on_cpu=True):
+        return conv_module._use_winograd(*shapes(*args), on_cpu=on_cpu)
+
+    def grad(*args):
+        return conv_module._use_winograd_weight_grad(*shapes(*args))
+    try:
+        monkeypatch.setattr(backend, "_compiled", True)
+        assert conv(2, 64, 64, 32) and conv(2, 128, 64, 32) and conv(2, 32, 64, 32)
+        assert conv(2, 64, 32, 64) and conv(2, 32, 32, 64) and conv(16, 64, 64, 32)
+        assert conv(8, 64, 64, 56) and conv(1, 32, 32, 32)
+        assert conv(2, 128, 128, 16) and conv(2, 256, 128, 16) and conv(2, 128, 64, 16)
+        assert conv(1, 128, 128, 16)                                    # 64 tiles
+        assert not conv(2, 64, 128, 16) and not conv(2, 32, 32, 31)    # < 128 inputs, < 32x32
+        assert not conv(2, 128, 256, 8) and not conv(2, 256, 256, 8)   # 8x8 maps
+        assert not conv(2, 16, 32, 64) and not conv(2, 32, 16, 128)    # 16 channels
+        assert not conv(4, 16, 16, 224)
+        assert not conv(2, 64, 64, 32, on_cpu=False)
+        assert conv(16, 256, 256, 8) and conv(16, 128, 128, 16)       # the rule for 128+ channels
+        assert not grad(2, 64, 64, 32) and not grad(16, 64, 64, 32) and not grad(2, 128, 128, 16)
+        assert grad(16, 256, 256, 8) and grad(16, 128, 128, 16)
+        monkeypatch.setattr(backend, "_compiled", False)
+        assert not conv(2, 64, 64, 32) and not conv(16, 64, 64, 32) and not conv(2, 128, 128, 16)
+        assert conv(16, 256, 256, 8)
+    finally:
+        W.set_winograd_mode(before)
+
+
+@needs_numba
 def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatch):
     """On an AVX-512 CPU whose BLAS runs AVX2 kernels and makes the transposes: 32-127
     channels on 32x32 maps and more at any batch, 128+ channels from 128 tiles."""
@@ -566,13 +608,11 @@ def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatc
         assert wide(8, 64, 56) and wide(16, 64, 32) and wide(16, 128, 16)
         assert wide(2, 64, 32) and wide(2, 32, 64)      # the U-Net's N2 levels: one image per thread
         assert wide(2, 128, 16)                         # 128 tiles
-        assert not wide(2, 256, 8)                      # 32 tiles
+        assert not wide(2, 256, 8) and not wide(1, 128, 16)    # 32 and 64 tiles
         assert not wide(16, 512, 4)                     # 64 tiles
         assert not wide(2, 16, 128)                     # 16 channels
         assert not wide(2, 64, 16)                      # 16x16 maps below 128 channels
         assert not wide(2, 64, 32, on_cpu=False)
-        monkeypatch.setattr(backend, "blas_has_avx512", lambda: True)   # not measured there
-        assert not wide(2, 64, 32) and not wide(2, 128, 16)
         monkeypatch.setattr(backend, "blas_has_avx512", lambda: False)
         monkeypatch.setattr(backend, "_compiled", False)                # the NumPy transforms
         assert not wide(2, 64, 32) and not wide(2, 128, 16)

@@ -153,9 +153,15 @@ _WINOGRAD_MAX_MAP_AVX2 = 32 * 32
 #: with few channels (see :func:`_use_winograd`).
 _WINOGRAD_MIN_SIDE_AVX2 = 8
 _WINOGRAD_MIN_CHANNEL_SIDE_AVX2 = 1024
+#: Smallest output map (pixels) for the forward and input gradient on Winograd from 32
+#: channels where the BLAS runs AVX-512 kernels and the transforms are compiled, given
+#: 128+ input channels (below that, :data:`_WINOGRAD_MIN_MAP`): on 8x8 maps it lost,
+#: and on 16x16 with 64 input channels (see :func:`_use_winograd`).
+_WINOGRAD_MIN_MAP_AVX512 = 16 * 16
 
 
-def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True):
+def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True,
+                  weight_grad=False):
     """Winograd F(2x2, 3x3) (:mod:`tinynet.kernels.winograd`) applies to 3x3, stride-1,
     dilation-1, single-group convs with their natural output size. In "auto" mode it is
     chosen where it measured faster than im2col and row strips: many channels on both
@@ -231,6 +237,23 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       there also: output sides of at least :data:`_WINOGRAD_MIN_SIDE_AVX2` and channels x
       side >= :data:`_WINOGRAD_MIN_CHANNEL_SIDE_AVX2`, which every shape of the U-Net's
       and ResNet-18's (N16) Winograd layers meets.
+    - 2-core Intel Xeon with AVX-512 and AMX (twenty-eighth session; OpenBLAS's SkylakeX
+      kernels, 406 GFLOP/s on square products) with the compiled transforms, mode
+      "always" against "auto" (im2col / row strips / flat rows there), alternated, medians
+      of 15, forward / input gradient / weight gradient: from 32 channels on maps of
+      16x16 and more Winograd won the forward and input gradient, N2 (the U-Net's
+      levels) 64->64 32x32 0.85 / 0.82x, 128->64 32x32 0.71 / 0.76x, 64->32 64x64 0.83 /
+      0.93x, 256->128 16x16 0.91 / 0.78x, 128->128 16x16 0.96 / 0.81x, 32->64 32x32 0.94
+      / 0.93x, 64->128 16x16 1.07 / 0.81x, 32->32 64x64 0.97 / 0.98x; N16 64->64 32x32
+      (ResNet-18's first stage) 0.77 / 0.78x, N8 64->64 56x56 0.81 / 0.83x; it lost on
+      8x8 maps (N2 128->256 1.82 / 0.99x, 256->256 1.57 / 1.00x), on 16x16 with 64 input
+      channels (the 64->128 forward 1.07x, 1.12x in a second run; its input gradient, a
+      128->64 conv, won) and with 16 channels on one side (N2 16->32 64x64 1.24 / 0.98x,
+      32->16 128x128 0.96 / 1.24x); the weight gradient lost on all of these shapes
+      (1.10-3.50x; N16 64->64 32x32 0.98x). Hence there, for the forward and the input
+      gradient only: 32+ channels on maps of :data:`_WINOGRAD_MIN_MAP` pixels and more,
+      or of :data:`_WINOGRAD_MIN_MAP_AVX512` with 128+ input channels, whatever the
+      tiles; the weight gradient (``weight_grad``) keeps the rule below.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -252,6 +275,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
     # channels-last runs, and cheaper; the NumPy arrays' dtype is checked by the kernel
     jit = backend.use_compiled()
     compiled = slow_blas and jit
+    if (not weight_grad and on_cpu and jit and not avx2_only and backend.blas_has_avx512()
+            and channels >= 32
+            and Ho * Wo >= (_WINOGRAD_MIN_MAP if C < 128 else _WINOGRAD_MIN_MAP_AVX512)):
+        return True                 # AVX-512 GEMMs and compiled transforms: fwd / input grad
     if avx2_only and jit:           # an AVX2 CPU with the compiled transforms
         side = min(Ho, Wo)
         if side < _WINOGRAD_MIN_SIDE_AVX2 or channels * side < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2:
@@ -284,7 +311,8 @@ def _use_winograd_weight_grad(x_shape, w_shape, stride, padding, dilation, group
     N4 the other route is im2col and Winograd mostly wins (N8 32->64 and 64->64 32x32 0.72
     / 0.67x, N8 128->128 16x16 0.90x; N4 mixed: 64->64 32x32 0.67x, 32->64 1.09x, 64->128
     16x16 1.21x), unchanged."""
-    if not _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu):
+    if not _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu,
+                         weight_grad=True):
         return False
     N, C, H, W = x_shape
     flat_rows_win = (on_cpu and not backend.cpu_has_avx512() and backend.use_compiled()
