@@ -22,7 +22,7 @@ from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device
 from .elementwise import log, clamp, exp, where, abs as _abs
-from .activation import log_softmax, sigmoid, Softmax
+from .activation import log_softmax, sigmoid, Softmax, LogSigmoid
 from .reduction import sum as _sum
 from .shape import reshape, permute, getitem
 
@@ -197,18 +197,6 @@ class BinaryCrossEntropy(Function):
         if self.needs_input_grad[1]:
             gt = g * (log(1.0 - x) - log(x))
         return gx, gt
-
-
-class LogSigmoid(Function):
-    """log σ(x) = -(log(1 + e^{-|x|}) + max(-x, 0)), stable for any x;
-    d/dx = 1 - σ(x) = σ(-x)."""
-
-    def forward(self, x):
-        xp = backend.get_array_module(x)
-        return -(backend.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0))
-
-    def backward(self, g):
-        return g * sigmoid(-self.inputs[0])
 
 
 class BCEWithLogits(Function):
