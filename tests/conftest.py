@@ -195,8 +195,8 @@ def chunk_counts(monkeypatch):
     counts = []
     real = backend.parallel_for
 
-    def spy(count, fn, nbytes=0, like=None, calls=1):
+    def spy(count, fn, nbytes=0, like=None, calls=1, native=None):
         counts.append(backend.parallel_chunks(count, nbytes, like, calls))
-        real(count, fn, nbytes, like, calls)
+        real(count, fn, nbytes, like, calls, native)
     monkeypatch.setattr(backend, "parallel_for", spy)
     return counts

@@ -415,7 +415,7 @@ def chunk_bounds(count: int, chunks: int) -> list:
     return bounds
 
 
-def parallel_for(count: int, fn, nbytes: int = 0, like=None, calls: int = 1) -> None:
+def parallel_for(count: int, fn, nbytes: int = 0, like=None, calls: int = 1, native=None) -> None:
     """Calls ``fn(start, stop)`` over consecutive chunks covering ``range(count)``, on up
     to :func:`get_num_threads` threads at once, and waits for all of them.
 
@@ -433,6 +433,12 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None, calls: int = 1) -> 
     :data:`chunks_on_blas_threads` False), a Python thread pool. ``fn`` must write only
     its own chunk.
     An exception in any chunk is raised here after all chunks have finished.
+
+    ``native``, for a compiled kernel: a function returning ``(address, pointers,
+    scalar)`` of the same job as a native piece (:mod:`tinynet.kernels.compiled.pieces`),
+    called only when the job runs in chunks; its chunks then run on OpenBLAS's workers
+    without the GIL (:func:`tinynet.blas_threads.run_native`), and ``fn`` only where that
+    cannot run.
 
     >>> import numpy as np
     >>> x = np.arange(8.0)
@@ -455,6 +461,8 @@ def parallel_for(count: int, fn, nbytes: int = 0, like=None, calls: int = 1) -> 
             _in_chunk.active = False
     # OpenBLAS's workers when they can: not with fewer OpenBLAS threads than chunks, as
     # under set_num_threads(n, blas=1), whose chunks are GEMMs that need threads of their own
+    if chunks_on_blas_threads and native is not None and _blas_workers.run_native(count, chunks, *native()):
+        return
     if chunks_on_blas_threads and _blas_workers.run(count, chunks, chunk):
         return
     if _pool is None:

@@ -36,6 +36,17 @@ Two rules keep it safe:
 * A job has at most as many pieces as OpenBLAS has threads (every piece but the first
   needs a worker of its own).
 
+Native pieces (:func:`run_native`). A Python piece takes the GIL on its worker, and on a
+guest whose idle cores sleep that hand-over is dear (twenty-eighth session's Intel
+guest: a job of two empty Python pieces 28.5 µs; the worker's piece starting 13-80 µs
+after the caller's; and when it ends last, OpenBLAS's wait returning 45-60 µs later). A
+compiled kernel needs neither Python nor the GIL: :mod:`tinynet.kernels.compiled.pieces`
+compiles it as a C function with ``function``'s signature, and the job passes it the
+address of an array of data pointers in ``b`` with ``ldb = 0`` (so every piece gets the
+same ``b``; OpenBLAS advances ``b`` by ``width · ldb`` elements a piece) and its scalar
+in ``alpha``. A job of two empty native pieces takes 2.5 µs; ELU's forward over 524,288
+floats 126 µs on two cores against 249 µs with Python pieces (and 248 on one).
+
 ``blas_level1_thread`` is internal to OpenBLAS, though exported by every build: before a
 job first runs in more pieces than any before, one small check job must cover its range
 exactly once, piece by piece; if it does not, :func:`available` turns False and callers
@@ -50,7 +61,7 @@ import threading
 
 from . import cblas
 
-__all__ = ["available", "threads", "run"]
+__all__ = ["available", "threads", "run", "run_native"]
 
 _DOUBLE_REAL = 0x3      # BLAS_DOUBLE | BLAS_REAL (OpenBLAS's common_thread.h): 8-byte steps
 _LONG = ctypes.c_ssize_t            # BLASLONG: long (LP64) or long long (LLP64)
@@ -135,25 +146,32 @@ def threads() -> int:
     return _binding[1]() if available() else 0
 
 
-def _run(count: int, pieces: int, fn) -> None:
+def _split(count: int, pieces: int, function, n: int, alpha, b, ldb: int) -> None:
+    """One ``blas_level1_thread`` job, with OpenBLAS on one thread while it runs."""
     global _regions, _threads_before
     split, get_threads, set_threads = _binding
-    job = next(_job_numbers)
-    errors: list = []
-    _jobs[job] = (fn, errors)
     with _region_lock:
         if _regions == 0:
             _threads_before = get_threads()
             set_threads(1)        # a product inside a piece runs on its own thread
         _regions += 1
     try:
-        split(_DOUBLE_REAL, count, job, 0, ctypes.addressof(_alpha), 0, 1, None, 1, None, 1,
-              _piece_callback, pieces)
+        split(_DOUBLE_REAL, count, n, 0, ctypes.addressof(alpha), 0, 1, b, ldb, None, 1,
+              function, pieces)
     finally:
         with _region_lock:
             _regions -= 1
             if _regions == 0:
                 set_threads(_threads_before)
+
+
+def _run(count: int, pieces: int, fn) -> None:
+    job = next(_job_numbers)
+    errors: list = []
+    _jobs[job] = (fn, errors)
+    try:
+        _split(count, pieces, _piece_callback, job, _alpha, None, 1)
+    finally:
         del _jobs[job]
     if errors:
         raise errors[0]
@@ -175,4 +193,24 @@ def run(count: int, pieces: int, fn) -> bool:
         _binding = False
         return False
     _run(count, pieces, fn)
+    return True
+
+
+def run_native(count: int, pieces: int, address: int, pointers, scalar: float = 0.0) -> bool:
+    """Runs the compiled piece at ``address`` (a C function with OpenBLAS's ``function``
+    signature, from :func:`tinynet.kernels.compiled.pieces.piece`) over ``pieces``
+    consecutive ranges covering ``range(count)``, the first on the calling thread and each
+    other on an OpenBLAS worker, without the GIL; ``pointers`` (a ctypes array of data
+    pointers) and ``scalar`` are what every piece reads. The arrays must stay alive, and
+    each piece may write only its own range.
+
+    Returns False, having run nothing, where :func:`run` would (OpenBLAS not found or not
+    working as checked, more pieces than its threads, more than any check has covered).
+    """
+    if (pieces < 1 or count < pieces or not available() or pieces > _binding[1]()
+            or pieces > _checked):
+        return False
+    alpha = (ctypes.c_double * 2)(scalar, 0.0)
+    _split(count, pieces, ctypes.cast(address, _PIECE), count, alpha,
+           ctypes.addressof(pointers), 0)
     return True

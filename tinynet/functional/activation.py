@@ -13,6 +13,7 @@ from ..autograd import Function, depends_on, is_grad_enabled
 from .. import backend
 from ..tensor import Tensor, as_dtype
 from ._operands import check_tensor, check_floating, check_same_device, inplace_ignored, normalize_dim
+import ctypes
 import math
 import warnings
 
@@ -67,12 +68,20 @@ def _compiled_route(*arrays, min_size=None) -> bool:
 
 def _compiled_pass(name, *args):
     """Runs the compiled kernel ``name`` of :mod:`tinynet.kernels.compiled.activation`
-    over all values of its flat array arguments, in ``backend.parallel_for`` chunks."""
+    over all values of its flat array arguments, in ``backend.parallel_for`` chunks: as
+    native pieces where the job runs in chunks on OpenBLAS's workers (no GIL; see
+    :mod:`tinynet.kernels.compiled.pieces`)."""
     from ..kernels.compiled import activation as _c
     kernel = getattr(_c, name)
     arrays = [a for a in args if hasattr(a, "nbytes") and a.ndim]
+    scalars = [float(a) for a in args if not (hasattr(a, "nbytes") and a.ndim)]
+
+    def native():
+        from ..kernels.compiled import pieces
+        pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        return pieces.piece(name, arrays[0].dtype), pointers, scalars[0] if scalars else 0.0
     backend.parallel_for(arrays[0].size, lambda lo, hi: kernel(*args, lo, hi),
-                         nbytes=sum(a.nbytes for a in arrays), like=arrays[0])
+                         nbytes=sum(a.nbytes for a in arrays), like=arrays[0], native=native)
 
 
 def _flat(a):

@@ -25,6 +25,8 @@ spinning worker, and a spinning OpenMP thread slows the next product in turn.
 ``benchmarks/compiled_threads.py`` shows it on one kernel (a direct conv right after a
 product; four runs on a quiet machine: OpenMP 18.9-21.0 ms, ``parallel_for`` chunks
 17.2-18.7 ms, one thread 16.6-23.9 ms: the OpenMP pool never ahead). One pool it is.
+A kernel whose chunks touch no Python object can also run as native pieces on those
+workers, without the GIL (:mod:`.pieces`; the activations' passes do).
 
 Compilation flags, the same for every kernel:
 
