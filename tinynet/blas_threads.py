@@ -177,6 +177,19 @@ def _run(count: int, pieces: int, fn) -> None:
         raise errors[0]
 
 
+def _ready(count: int, pieces: int) -> bool:
+    """Whether a job of ``pieces`` pieces over ``count`` values can run: OpenBLAS found and
+    working as checked (a job in more pieces than any before is checked first), at least
+    one value a piece, no more pieces than its threads."""
+    global _binding
+    if not (1 <= pieces <= count and available() and pieces <= _binding[1]()):
+        return False
+    if pieces > _checked and not _works(pieces):    # more pieces than any check so far
+        _binding = False
+        return False
+    return True
+
+
 def run(count: int, pieces: int, fn) -> bool:
     """Calls ``fn(start, stop)`` over ``pieces`` consecutive ranges covering
     ``range(count)``, the first on the calling thread and each other on an OpenBLAS
@@ -186,11 +199,7 @@ def run(count: int, pieces: int, fn) -> bool:
     as checked, or more pieces than OpenBLAS has threads. ``fn`` must write only its own
     range.
     """
-    global _binding
-    if pieces < 1 or count < pieces or not available() or pieces > _binding[1]():
-        return False
-    if pieces > _checked and not _works(pieces):    # more pieces than any check so far
-        _binding = False
+    if not _ready(count, pieces):
         return False
     _run(count, pieces, fn)
     return True
@@ -205,10 +214,9 @@ def run_native(count: int, pieces: int, address: int, pointers, scalar: float = 
     each piece may write only its own range.
 
     Returns False, having run nothing, where :func:`run` would (OpenBLAS not found or not
-    working as checked, more pieces than its threads, more than any check has covered).
+    working as checked, more pieces than its threads).
     """
-    if (pieces < 1 or count < pieces or not available() or pieces > _binding[1]()
-            or pieces > _checked):
+    if not _ready(count, pieces):
         return False
     alpha = (ctypes.c_double * 2)(scalar, 0.0)
     _split(count, pieces, ctypes.cast(address, _PIECE), count, alpha,
