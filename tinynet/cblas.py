@@ -33,7 +33,8 @@ import os
 
 import numpy
 
-__all__ = ["available", "gemm", "can_transpose", "transpose", "library", "corename"]
+__all__ = ["available", "gemm", "can_transpose", "transpose", "library", "corename",
+           "gemm_address"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (prefix, suffix) of the symbol names, most specific first
@@ -126,6 +127,20 @@ def available() -> bool:
     if _routines is None:
         _routines = _load()
     return bool(_routines)
+
+
+def gemm_address(dtype):
+    """``(address, integer_bits)`` of NumPy's BLAS ``cblas_sgemm`` (float32) or
+    ``cblas_dgemm`` (float64): what compiled code calls it through
+    (:func:`tinynet.kernels.compiled.native.call_gemm`), with the width of its size
+    arguments (64 in an ILP64 build such as NumPy's wheels, else 32); None where
+    :func:`available` is False."""
+    if not available():
+        return None
+    fn = _routines.get(numpy.dtype(dtype))
+    if fn is None:
+        return None
+    return ctypes.cast(fn, ctypes.c_void_p).value, 8 * ctypes.sizeof(_integer)
 
 
 def library():

@@ -3,11 +3,14 @@ replace and against PyTorch.
 
 The compiled route runs the forward's gate math (float32) and the backward's gate
 gradients (float32 and float64); each test would fail if a gate, its gradient, the
-cell-state carry or the mask's carry were wrong.
+cell-state carry or the mask's carry were wrong. A float32 layer without a mask runs its
+whole time loop as one native job where OpenBLAS allows (tinynet.kernels.compiled.lstm_loop,
+tested on its own in test_lstm_loop.py); the ``loop`` fixture runs these tests both
+with it and with the Python-driven loop of compiled steps.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 pytest.importorskip("numba")
 
@@ -25,6 +28,15 @@ def restore_switch():
     before = backend._compiled
     yield
     backend._compiled = before
+
+
+@pytest.fixture(params=["native", "python"])
+def loop(request, monkeypatch):
+    """Which loop drives the compiled steps: the native job where it can run, or (with the
+    native job switched off) the Python loop that calls them step by step."""
+    if request.param == "python":
+        monkeypatch.setattr(lk, "_native_pieces", lambda *arrays: 0)
+    return request.param
 
 
 @st.composite
@@ -72,9 +84,9 @@ def assert_routes_agree(numpy_out, compiled_out, dtype):
         np.testing.assert_allclose(b, a, err_msg=name, **TOL[np.dtype(dtype).type])
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layer_cases())
-def test_compiled_layer_matches_numpy_route(case_and_grads):
+def test_compiled_layer_matches_numpy_route(loop, case_and_grads):
     """Forward outputs and every gradient, the compiled route against the NumPy one."""
     case, grads = case_and_grads
     numpy_out, compiled_out = on_both_routes(lambda: forward_and_backward(case, grads))
@@ -82,14 +94,17 @@ def test_compiled_layer_matches_numpy_route(case_and_grads):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_compiled_forward_step_runs_on_float32_only(dtype, monkeypatch):
+def test_the_compiled_forward_step_runs_on_float32_only(loop, dtype, monkeypatch):
     """The route comparison above compares something only if the compiled forward is taken:
-    once a step for float32 (so the float32 cases test it), never for float64 (its
-    functions are float32-accurate)."""
+    for float32 (so the float32 cases test it) once a step from Python, or as one native
+    job of both directions where ``loop`` is "native" (and OpenBLAS can run it); never
+    for float64 (its functions are float32-accurate)."""
     from tinynet.kernels.compiled import lstm as compiled_lstm
-    calls = []
+    calls, jobs = [], []
     step = compiled_lstm.forward_step
     monkeypatch.setattr(compiled_lstm, "forward_step", lambda *a: calls.append(1) or step(*a))
+    run_native = lk._run_native
+    monkeypatch.setattr(lk, "_run_native", lambda *a: jobs.append(a[0]) or run_native(*a))
     rng = np.random.default_rng(0)
     T, B, I, H = 4, 3, 2, 5
     case = dict(x=rng.standard_normal((T, B, I)).astype(dtype), h0=np.zeros((B, H), dtype),
@@ -97,12 +112,14 @@ def test_the_compiled_forward_step_runs_on_float32_only(dtype, monkeypatch):
                 w_hh=rng.standard_normal((4 * H, H)).astype(dtype), b_ih=None, b_hh=None,
                 reverse=False, lengths=None)
     on_both_routes(lambda: forward(case))
-    assert len(calls) == (T if dtype == np.float32 else 0)
+    native = loop == "native" and dtype == np.float32 and lk._native_pieces(H, case["x"]) > 0
+    assert len(jobs) == native
+    assert len(calls) == (T if dtype == np.float32 and not native else 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_nan_propagates_as_on_the_numpy_route(dtype, reverse):
+def test_nan_propagates_as_on_the_numpy_route(loop, dtype, reverse):
     """A NaN in one input step of one sequence: NaN in that sequence from that step on
     (and in the weight gradients), the other sequences finite, on both routes alike."""
     rng = np.random.default_rng(3)
@@ -145,7 +162,7 @@ def test_masked_steps_carry_the_state_and_the_gradient(dtype):
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_lstm_module_on_the_compiled_route_matches_torch(batch_first):
+def test_lstm_module_on_the_compiled_route_matches_torch(loop, batch_first):
     """nn.LSTM, 2 layers, bidirectional, given h0/c0, float32: outputs and gradients of
     input, states and every weight against torch.nn.LSTM."""
     torch = pytest.importorskip("torch")

@@ -71,10 +71,15 @@ forward (10 in the exp form) and 13 backward, on preallocated buffers
 (:func:`tinynet.backend.use_compiled`) a float32 forward's calls and the backward's 13
 become one compiled pass over the step each (:mod:`tinynet.kernels.compiled.lstm`; the
 forward then takes the pre-activations unscaled); the GEMMs, the layout and the saved
-record stay the same.
+record stay the same. Where NumPy's OpenBLAS can run native pieces
+(:mod:`tinynet.blas_threads`), such a loop without a mask runs as one native job instead,
+each thread owning a slice of the hidden units for the whole loop, with the step's GEMMs
+called from compiled code (:mod:`tinynet.kernels.compiled.lstm_loop`, which says why it
+is faster): no Python between steps, and a step's rows computed and used on one core.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import NamedTuple
 
 from .. import backend
@@ -284,6 +289,36 @@ def lstm_layer_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse: boo
     return y, h_n.copy(), c_n.copy(), saved
 
 
+def _native_pieces(H: int, *arrays) -> int:
+    """Threads for the native time loop (:mod:`tinynet.kernels.compiled.lstm_loop`), or 0
+    where it cannot run: the arrays not all C-contiguous float32, or NumPy's OpenBLAS not
+    found or unable to run native pieces. One piece per OpenBLAS thread, at most one per
+    hidden unit."""
+    from .. import blas_threads, cblas
+    import numpy
+    if not (all(a.dtype == numpy.float32 and a.flags.c_contiguous for a in arrays)
+            and blas_threads.available() and cblas.gemm_address(numpy.float32)):
+        return 0
+    return max(1, min(blas_threads.threads(), H))
+
+
+def _run_native(piece, pieces: int, parameters, arrays) -> bool:
+    """Runs ``piece`` (:mod:`tinynet.kernels.compiled.lstm_loop`) as one job of ``pieces``
+    pieces: the table holds the integer parameters (with the BLAS's ``gemm``, its integer
+    width and ``sched_yield`` where the piece expects them, marked None), the arrays' data
+    addresses and fresh barrier flags. False where the job did not run."""
+    import numpy
+    from .. import blas_threads, cblas
+    from .compiled import native
+    address, bits = cblas.gemm_address(numpy.float32)
+    fill = iter((address, int(bits == 64), native.yield_address()))
+    params = numpy.array([next(fill) if v is None else int(v) for v in parameters], numpy.int64)
+    flags = native.new_flags(pieces)
+    keep = [params] + list(arrays) + [flags]
+    table = (ctypes.c_ssize_t * len(keep))(*[a.ctypes.data for a in keep])
+    return blas_threads.run_native(pieces, pieces, piece.address, table)
+
+
 def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias,
                            form):
     """The NumPy time loop, feature-major: one GEMM and 8 calls a step (10 in the exp
@@ -318,6 +353,13 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
     padded = None if mask is None else ~mask[..., 0]      # (T, B): columns that keep state
     if form == "compiled":
         from .compiled.lstm import forward_step
+        pieces = 0 if padded is not None else _native_pieces(H, w, zs, cs, acts, tanh_c, products)
+        if pieces:
+            from .compiled import lstm_loop
+            if _run_native(lstm_loop.forward_piece, pieces,
+                           (T, B, H, rows, reverse, None, None, None),
+                           (w, zs, cs, acts, tanh_c, products)):
+                steps = ()      # done: the loop below has nothing left to run
     # the exp form's exp(-a) (_gates_numpy) overflows to inf for a < -88 (float32):
     # 1 / (1 + inf) = 0 is the exact limit; one errstate for the whole loop
     with xp.errstate(over="ignore"):
@@ -326,7 +368,7 @@ def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, h
             xp.matmul(w, z_prev[t], out=a)
             h, c = h_out[t, :H], c_out[t]
             if form == "compiled":
-                forward_step(a, c_prev[t], c, tanh_c[t], products[t], h)
+                forward_step(a, c_prev[t], c, tanh_c[t], products[t], h, 0, H)
             else:
                 _gates_numpy(xp, a, c_prev[t], c, tanh_c[t], products[t], h, form == "tanh")
             if padded is not None:
@@ -511,9 +553,18 @@ def _backward_steps_compiled(xp, saved, dy_t, keep, dh, dc, w_hh_t, d_gates, ste
     d = xp.empty((G, B), dtype=dtype)
     carry = xp.empty((2, H, B), dtype=dtype)
     masked = keep.shape[0] > 0
+    arrays = (acts, saved.c_prev, saved.tanh_c, dy_t, dh, dc)
+    pieces = 0 if masked else _native_pieces(H, w_hh_t, d_gates, *arrays)
+    if pieces:
+        from .compiled import lstm_loop
+        d2 = xp.empty((2, G, B), dtype=dtype)
+        if _run_native(lstm_loop.backward_piece, pieces,
+                       (T, B, H, saved.reverse, None, None, None, dy_t.shape[0] > 0),
+                       arrays + (d2, d_gates, w_hh_t)):
+            return
     for t in steps:
         _compiled.backward_step(acts, saved.c_prev, saved.tanh_c, dy_t, keep, dh, dc, d,
-                                d_gates, carry, t)
+                                d_gates, carry, t, 0, H)
         xp.matmul(w_hh_t, d, out=dh)
         if masked:
             dh += carry[0]

@@ -46,19 +46,23 @@ from .transcendental import sigmoid, tanh
 
 
 @kernel
-def forward_step(a, c_prev, c, tanh_c, products, h):
+def forward_step(a, c_prev, c, tanh_c, products, h, first, end):
     """Gate math of one step, after the caller's GEMM ``a = W z_t``: replaces the
     pre-activations ``a`` ``(4H, B)`` (rows [i; f; o; g]) by the gates and fills ``c``,
     ``tanh_c``, ``h`` ``(H, B)`` and ``products`` ``(2H, B)`` = ``[i g; f c_prev]`` (the
-    backward's NumPy route reads them); ``c_prev`` ``(H, B)``. float32, C-contiguous."""
+    backward's NumPy route reads them); ``c_prev`` ``(H, B)``. Only hidden units
+    ``first..end`` (rows ``j`` of each block; all: ``0, H``). float32, C-contiguous."""
     H, B = c.shape
-    n = H * B
-    # each (H, B) block is contiguous: one flat loop over its H*B values
-    i, f = a[:H].reshape(n), a[H:2 * H].reshape(n)
-    o, g = a[2 * H:3 * H].reshape(n), a[3 * H:].reshape(n)
-    cp, c, tc, hh = c_prev.reshape(n), c.reshape(n), tanh_c.reshape(n), h.reshape(n)
-    ig, fc = products[:H].reshape(n), products[H:].reshape(n)
-    for k in range(n):
+    lo, hi = first * B, end * B
+    # each (H, B) block is contiguous: one flat loop over its rows first..end (views of
+    # the run, not offsets into the whole block: the loop then indexes from 0 and
+    # vectorises)
+    i, f = a[first:end].reshape(-1), a[H + first:H + end].reshape(-1)
+    o, g = a[2 * H + first:2 * H + end].reshape(-1), a[3 * H + first:3 * H + end].reshape(-1)
+    cp, c, tc = c_prev.reshape(-1)[lo:hi], c.reshape(-1)[lo:hi], tanh_c.reshape(-1)[lo:hi]
+    hh = h.reshape(-1)[lo:hi]
+    ig, fc = products[first:end].reshape(-1), products[H + first:H + end].reshape(-1)
+    for k in range(hi - lo):
         i[k] = sigmoid(i[k])
         f[k] = sigmoid(f[k])
         o[k] = sigmoid(o[k])
@@ -71,30 +75,31 @@ def forward_step(a, c_prev, c, tanh_c, products, h):
 
 
 @kernel
-def backward_step(acts, c_prev, tanh_c, dy, keep, dh, dc, d, d_gates, carry, t):
+def backward_step(acts, c_prev, tanh_c, dy, keep, dh, dc, d, d_gates, carry, t, first, end):
     """Gate gradients of step ``t``: fills ``d`` and ``d_gates[:, t]`` and updates ``dc``
     to the gradient reaching ``c_{t-1}``; the caller then does ``dh = W_hh^T d`` (plus
     ``carry[0]`` with a mask). ``carry`` ``(2, H, B)``: the parts of ``dh`` and ``dc`` that
-    a padded step passes on unchanged. Shapes: the module docstring."""
+    a padded step passes on unchanged. Only hidden units ``first..end`` (rows ``j`` of
+    ``dh``, ``dc`` and of each block of ``d``; all: ``0, H``). Shapes: the module docstring."""
     T, G, B = acts.shape
     H = G // 4
     one = acts.dtype.type(1)        # a typed 1: a bare ``1`` would promote float32 to float64
     if keep.shape[0] > 0:
-        for j in range(H):
+        for j in range(first, end):
             for b in range(B):
                 k = keep[t, b]
                 carry[0, j, b] = dh[j, b] * (one - k)
                 carry[1, j, b] = dc[j, b] * (one - k)
     if dy.shape[0] > 0:
-        for j in range(H):
+        for j in range(first, end):
             for b in range(B):
                 dh[j, b] += dy[t, j, b]
     if keep.shape[0] > 0:
-        for j in range(H):
+        for j in range(first, end):
             for b in range(B):
                 dh[j, b] *= keep[t, b]
                 dc[j, b] *= keep[t, b]
-    for j in range(H):
+    for j in range(first, end):
         # one row of each block: the inner loop runs along the contiguous batch axis
         i, f, o, g = acts[t, j], acts[t, H + j], acts[t, 2 * H + j], acts[t, 3 * H + j]
         tc, cp, dhj, dcj = tanh_c[t, j], c_prev[t, j], dh[j], dc[j]
@@ -107,9 +112,10 @@ def backward_step(acts, c_prev, tanh_c, dy, keep, dh, dc, d, d_gates, carry, t):
             d_o[b] = dhj[b] * tc[b] * o[b] * (one - o[b])
             dcj[b] = dct * f[b]
     if keep.shape[0] > 0:
-        for j in range(H):
+        for j in range(first, end):
             for b in range(B):
                 dc[j, b] += carry[1, j, b]
-    for r in range(G):
-        for b in range(B):
-            d_gates[r, t, b] = d[r, b]
+    for block in range(4):
+        for r in range(block * H + first, block * H + end):
+            for b in range(B):
+                d_gates[r, t, b] = d[r, b]
