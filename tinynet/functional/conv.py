@@ -458,6 +458,10 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     # forward: that pass was 7% of it).
     ones_row = in_place and b is not None
     products = [w_rows[i * C_out:(i + 1) * C_out] for i in range(kh)]
+    compiled = not in_place and backend.use_compiled(x, w_rows, out) and (b is None or backend.use_compiled(x, b))
+    if compiled:
+        from ..kernels.compiled import row_strips as _compiled_strips
+        bias = xp.zeros(C_out, dtype=x.dtype) if b is None else xp.ascontiguousarray(b)
     if ones_row:
         products[0] = xp.concatenate([products[0], b.reshape(C_out, 1)], axis=1)
 
@@ -480,6 +484,10 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
                         source = with_ones if i == 0 else strips
                         shifted = source[:, start + i * dh * W:start + (i * dh + rows) * W]
                         backend.matmul_into(products[i], shifted, rows_out, accumulate=i > 0)
+                continue
+            if compiled:        # one call for the sums and the bias, without the GIL
+                _compiled_strips.strip_sums(w_rows @ strips, out, n0, k, r0, rows, span // k, dh,
+                                            W, bias)
                 continue
             target = out[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3)
             sums = _row_strip_sums(w_rows @ strips, blk, C_out, k, rows, span, dh, W)

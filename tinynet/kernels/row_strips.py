@@ -49,6 +49,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from tinynet import backend
+
 from .flat_rows import zero_wrapped
 
 __all__ = ["applies", "Blocks", "blocks", "block_plan", "strip_block"]
@@ -128,6 +130,10 @@ def strip_block(xs, blk: Blocks, kw, padding, dilation, row0, rows, buffer):
     (ph, pw), dw = padding, dilation[1]
     L = rows * W
     block = buffer[:, :, :L]
+    if backend.use_compiled(xs, buffer):        # one call, without the GIL throughout
+        from .compiled import row_strips as _compiled
+        _compiled.strip_block(xs, buffer, blk.Hp, ph, pw, dw, row0, rows)
+        return block.reshape(C * kw, L)
     images = xs.reshape(k, C, H * W)
     for j in range(kw):
         strip = block[:, j]

@@ -1,0 +1,103 @@
+"""Row strips' compiled copies (tinynet/kernels/compiled/row_strips.py): the strips of a
+block and the stacked product's shifted sums, against the NumPy route, on drawn
+geometries (column and row shifts, padding up to "same", dilation, several images a
+block, bands of one image), float32 and float64; and a whole stacked row-strip
+convolution on both routes. tests/functional/test_conv_row_strip_blocks.py runs the
+row-strip convolutions against im2col and PyTorch on whichever route is on."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+pytest.importorskip("numba")
+
+from tinynet import backend                                 # noqa: E402
+from tinynet.functional import conv as conv_module          # noqa: E402
+from tinynet.kernels import row_strips as RS                # noqa: E402
+from tinynet.kernels.compiled import row_strips as compiled  # noqa: E402
+from tinynet.testing.routes import on_both_routes           # noqa: E402
+
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
+
+
+@pytest.fixture
+def spied(monkeypatch):
+    """The compiled kernels' calls by name, so a test knows the compiled route ran."""
+    calls = []
+    for name in ("strip_block", "strip_sums"):
+        real = getattr(compiled, name)
+        monkeypatch.setattr(compiled, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
+    before = backend._compiled
+    yield calls
+    backend._compiled = before
+
+
+@st.composite
+def blocks(draw):
+    """A stride-1 geometry row strips apply to, its block plan for a drawn budget, and a
+    batch: float32 or float64, C-contiguous or a strided view."""
+    kh, kw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, dw * (kw - 1) // 2))
+    H = draw(st.integers(max(1, (kh - 1) * dh - 2 * ph + 1), 8))
+    W = draw(st.integers(max(1, (kw - 1) * dw - 2 * pw + 1), 8))
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    x = rng.standard_normal((N, C, H, W + 2)).astype(dtype)
+    x = x[..., 1:-1] if draw(st.booleans()) else np.ascontiguousarray(x[..., 1:-1])
+    budget = C * kw * W * ((kh - 1) * dh + draw(st.sampled_from([1, 2, 5, 1 << 12])))
+    blk = RS.blocks(x.shape, (kh, kw), (ph, pw), (dh, dw), budget)
+    return x, (kh, kw), (ph, pw), (dh, dw), blk
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks())
+def test_compiled_strips_equal_the_numpy_route(spied, case):
+    spied.clear()                   # one fixture for all of hypothesis's examples
+    x, (kh, kw), padding, dilation, blk = case
+    N, C, H, W = x.shape
+
+    def every_block():
+        out = []
+        for n0, k, r0, rows, span in RS.block_plan(N, blk):
+            buffer = np.full((C, kw, blk.strip_rows * W + 3), np.nan, x.dtype)     # poisoned
+            out.append(RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0,
+                                      span + blk.reach, buffer).copy())
+        return out
+    numpy_strips, compiled_strips = on_both_routes(every_block)
+    assert spied.count("strip_block") == len(compiled_strips) > 0
+    for a, b in zip(numpy_strips, compiled_strips):
+        np.testing.assert_array_equal(b, a)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks(), st.integers(1, 4), st.booleans())
+def test_stacked_row_strip_conv_on_both_routes(spied, case, c_out, bias):
+    """The forward with the kernel rows stacked (strips, one GEMM, the shifted sums and
+    the bias), the compiled route against the NumPy one."""
+    spied.clear()
+    x, k, padding, dilation, blk = case
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((c_out, x.shape[1]) + k).astype(x.dtype)
+    b = rng.standard_normal(c_out).astype(x.dtype) if bias else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module, "_row_strips_in_place", lambda c: False)
+        mp.setattr(conv_module, "_row_strip_blocks", lambda *a: blk)
+        numpy_out, compiled_out = on_both_routes(
+            lambda: conv_module._conv2d_row_strips(x, w, b, padding, dilation))
+    assert "strip_sums" in spied
+    tol = dict(rtol=1e-5, atol=1e-5) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(compiled_out, numpy_out, **tol)
+
+
+def test_hand_checkable_strips():
+    """One image 1x2x3, kernel 3 wide, padding 1: the shifts -1, 0, +1 of each row, with a
+    zero where a shift crosses the row's edge, and zero rows for the padding above and
+    below (grid rows 0 and 3)."""
+    x = np.arange(1, 7, dtype=np.float64).reshape(1, 1, 2, 3)
+    blk = RS.blocks(x.shape, (3, 3), (1, 1), (1, 1), 1 << 20)
+    buffer = np.full((1, 3, 4 * 3), np.nan)
+    compiled.strip_block(x, buffer, blk.Hp, 1, 1, 1, 0, 4)
+    expected = [[0, 0, 0, 0, 1, 2, 0, 4, 5, 0, 0, 0],
+                [0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0],
+                [0, 0, 0, 2, 3, 0, 5, 6, 0, 0, 0, 0]]
+    np.testing.assert_array_equal(buffer[0], expected)

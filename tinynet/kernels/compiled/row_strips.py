@@ -1,0 +1,83 @@
+"""Row strips' copies, compiled: one call a block for the strips, one for the shifted sums.
+
+Layout and notation are :mod:`tinynet.kernels.row_strips`'s. The NumPy route builds a
+block's strips with a dozen or more slice copies and zero fills (a few per column shift
+``j``) and sums the stacked product's ``kh`` shifted row blocks with ``kh`` additions on
+strided views. Each of those calls takes and releases the GIL, and the row-strip
+convolutions run their blocks on two threads side by side: on the twenty-ninth
+session's Intel guest, where a GIL hand-over between cores costs tens of microseconds,
+one image's strips took 61 µs alone and ~280 µs with the other thread's block running,
+and two single-image forwards (N2 16->16 128x128) in two threads took longer than one
+after the other. Compiled, each is one call that releases the GIL for its whole pass.
+
+``strip_block(xs, buffer, Hp, ph, pw, dw, row0, rows)``, for the images ``xs`` (k, C, H,
+W) of a block::
+
+    buffer[c, j, r·W + w] = xs[m, c, h, w + j·dw - pw]   where row0 + r = m·Hp + ph + h,
+                                                          0 <= h < H, 0 <= w + j·dw - pw < W
+                          = 0                           elsewhere (padding rows, the rows
+                                                          past the last image, and the
+                                                          columns a shift moves across a
+                                                          row's edge)
+
+``strip_sums(z, out, n0, k, r0, rows, per_image, dh, W, bias)``, for the stacked product ``z
+= [W_0; …; W_{kh-1}] @ S`` ``(kh·C_out, L)``, adds the kh row blocks, block ``i`` read
+``i·dh`` grid rows further on, into ``out[n0 + m, :, r0 + r, :]`` ``(Wo values)``::
+
+    out[n0 + m, o, r0 + r, w] = Σ_i z[i·C_out + o, (m·per_image + r + i·dh)·W + w] + bias[o]
+
+for the block's ``k`` images and ``rows`` output rows (``per_image``: the grid rows from
+one image's first output row to the next's, ``Hp``; for a band of one image, unused).
+"""
+from . import kernel
+
+
+@kernel
+def strip_block(xs, buffer, Hp, ph, pw, dw, row0, rows):
+    """Fills ``buffer[:, :, :rows·W]`` (C, kw, >= rows·W) with the strips of grid rows
+    ``row0 .. row0 + rows`` of the images ``xs`` (see the module docstring)."""
+    k, C, H, W = xs.shape
+    kw = buffer.shape[1]
+    for c in range(C):
+        for j in range(kw):
+            shift = j * dw - pw
+            lo, hi = max(0, -shift), min(W, W - shift)      # columns that read a pixel
+            for r in range(rows):
+                g = row0 + r
+                m = g // Hp
+                h = g - m * Hp - ph
+                row = buffer[c, j, r * W:(r + 1) * W]
+                if m < k and 0 <= h < H:
+                    source = xs[m, c, h]
+                    for w in range(lo):
+                        row[w] = 0
+                    inner = row[lo:hi]
+                    shifted = source[lo + shift:hi + shift]
+                    for w in range(hi - lo):
+                        inner[w] = shifted[w]
+                    for w in range(hi, W):
+                        row[w] = 0
+                else:
+                    for w in range(W):
+                        row[w] = 0
+
+
+@kernel
+def strip_sums(z, out, n0, k, r0, rows, per_image, dh, W, bias):
+    """``out[n0:n0+k, :, r0:r0+rows, :]`` := the sum of ``z``'s kh shifted row blocks
+    plus ``bias`` ``(C_out,)``; see the module docstring."""
+    C_out, Wo = out.shape[1], out.shape[3]
+    kh = z.shape[0] // C_out
+    for m in range(k):
+        for o in range(C_out):
+            for r in range(rows):
+                target = out[n0 + m, o, r0 + r]
+                start = (m * per_image + r) * W
+                first = z[o, start:start + Wo]
+                b = bias[o]
+                for w in range(Wo):
+                    target[w] = first[w] + b
+                for i in range(1, kh):
+                    part = z[i * C_out + o, start + i * dh * W:start + i * dh * W + Wo]
+                    for w in range(Wo):
+                        target[w] += part[w]
