@@ -95,7 +95,7 @@ def test_native_loop_matches_the_python_loop(jobs, monkeypatch, case_grads_piece
     assert jobs == [min(pieces, H)] * 2                 # the forward's job and the backward's
     for name, a, b in zip(NAMES, expected, got):
         assert b.dtype == np.float32 and b.shape == a.shape, name
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6, err_msg=name)
 
 
 def test_every_piece_count_up_to_the_threads_on_one_layer(jobs):
@@ -120,7 +120,7 @@ def test_every_piece_count_up_to_the_threads_on_one_layer(jobs):
             got = layer(case, grads)
             assert jobs == [pieces, pieces]
             for name, a, b in zip(NAMES, expected, got):
-                np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7, err_msg=f"{pieces}: {name}")
+                np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6, err_msg=f"{pieces}: {name}")
     finally:
         lk._native_pieces = native
 

@@ -377,6 +377,33 @@ def test_compiled_transforms_match_the_numpy_route_and_the_direct_sum(case):
     np.testing.assert_allclose(dw_compiled, direct_weight_grad(x, dy, p), rtol=1e-4, atol=1e-3)
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_weight_products_call_the_blas_once_a_block(dtype, monkeypatch):
+    """The compiled route's 16 products a block are one compiled call of NumPy's GEMM
+    (``add_products``), equal to the 16 Python-side GEMMs it replaces, over blocks of
+    several images and several threads."""
+    from tinynet import cblas
+    from tinynet.kernels.compiled import winograd as compiled
+    if cblas.gemm_address(dtype) is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that tinynet can call")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 6, 13, 10)).astype(dtype)
+    dy = rng.standard_normal((5, 7, 13, 10)).astype(dtype)
+    monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", 2)
+    monkeypatch.setattr(backend, "_compiled", True)
+    calls = []
+    real = compiled.add_products
+    monkeypatch.setattr(compiled, "add_products", lambda *a: calls.append(1) or real(*a))
+    dw = W.conv2d_weight_winograd(x, dy, (1, 1))
+    compiled_calls = len(calls)
+    assert compiled_calls >= 3                  # blocks of at most 2 of the 5 images
+    monkeypatch.setattr(cblas, "gemm_address", lambda dtype: None)     # the Python loop
+    np.testing.assert_allclose(dw, W.conv2d_weight_winograd(x, dy, (1, 1)), **tolerance(dtype))
+    assert len(calls) == compiled_calls
+    np.testing.assert_allclose(dw, direct_weight_grad(x, dy, (1, 1)), rtol=1e-4, atol=1e-3)
+
+
 @settings(max_examples=25, deadline=None)
 @given(case=conv_cases())
 def test_transposed_kernel_is_the_conv_with_the_rotated_filters_on_both_routes(case):

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 
-from tinynet import backend
+from tinynet import backend, cblas
 
 __all__ = ["B_T", "G", "A_T", "transform_weight", "conv2d_winograd", "conv2d_weight_winograd",
            "set_winograd_mode", "get_winograd_mode"]
@@ -421,6 +421,7 @@ def _weight_partials_compiled(x, dy, padding):
     C_out = dy.shape[1]
     _, (th, tw) = _tiles(H, W, padding)
     images, rows = _block_plan(x, th, tw, max(C, C_out), _COMPILED_BLOCK_IMAGES)
+    blas = cblas.gemm_address(x.dtype)       # (address, integer bits) of NumPy's GEMM, or None
     partials = []
 
     def image_groups(lo, hi):       # independent: side by side, each its own partial dU
@@ -433,8 +434,13 @@ def _weight_partials_compiled(x, dy, padding):
                 P = n * tb * tw
                 v = compiled.input_tiles(x, n0, t0, padding[0], padding[1], _view(v_buf, (16, C, n, tb, tw)))
                 dm = compiled.output_tiles_adjoint(dy, n0, t0, _view(dm_buf, (16, C_out, n, tb, tw)))
-                # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles
-                _add_products(du, dm.reshape(16, C_out, P), v.reshape(16, C, P).transpose(0, 2, 1))
+                # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles: one
+                # compiled call for all 16 where NumPy's BLAS can be called from it
+                dm3, v3 = dm.reshape(16, C_out, P), v.reshape(16, C, P)
+                if blas is not None:
+                    compiled.add_products(blas[0], blas[1] == 64, du, dm3, v3)
+                else:
+                    _add_products(du, dm3, v3.transpose(0, 2, 1))
         partials.append((lo, du))
     backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + dy.nbytes), like=x)
     return partials

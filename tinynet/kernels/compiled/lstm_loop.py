@@ -25,11 +25,11 @@ the same products. The backward alternates two ``d`` buffers (a thread may start
 t+1's gate gradients while another still reads step t's ``d`` in its GEMM; it cannot get
 two steps ahead, because step t+1's barrier waits for that other thread's step t+1).
 Each GEMM is NumPy's own BLAS called from the piece on its thread
-(:func:`.native.call_gemm`); the barrier is :func:`.native.barrier`; the gate math is
+(:func:`.native.gemm`); the barrier is :func:`.native.barrier`; the gate math is
 :mod:`.lstm`'s ``forward_step`` and ``backward_step`` over the thread's rows, so the
 values are the loop's of :mod:`.lstm` in the forward (the same products, rows computed
 separately) and in the backward (``dh``'s rows are the same dot products over 4H terms)
-up to the BLAS's rounding: bit for bit where measured.
+up to float32 rounding (the BLAS may block a product of fewer rows differently).
 
 Pieces (:mod:`tinynet.blas_threads`, :func:`~tinynet.blas_threads.run_native`): piece
 ``k`` of ``n`` (``a // 8`` and ``n`` in OpenBLAS's call) reads the job's table ``b``, an
@@ -44,9 +44,7 @@ import numpy as np
 from numba import types
 
 from .lstm import backward_step, forward_step
-from .native import address_to_pointer, barrier, call_gemm
-
-_ROW_MAJOR, _NO_TRANS = np.int32(101), np.int32(111)
+from .native import NO_TRANS, address_to_pointer, barrier, gemm
 
 _SIGNATURE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp,
                         types.intp, types.CPointer(types.intp), types.intp, types.voidptr,
@@ -58,13 +56,8 @@ _FLAGS = dict(nopython=True, nogil=True, cache=True, fastmath={"contract", "reas
 @numba.njit(nogil=True, cache=True)
 def _gemm(function, ilp64, m, n, k, a, lda, b, ldb, c, ldc):
     """``C (m x n) = A (m x k) @ B (k x n)``, row-major float32, at data addresses a, b, c."""
-    one, zero = np.float32(1), np.float32(0)
-    if ilp64:
-        call_gemm(function, _ROW_MAJOR, _NO_TRANS, _NO_TRANS, np.int64(m), np.int64(n),
-                  np.int64(k), one, a, np.int64(lda), b, np.int64(ldb), zero, c, np.int64(ldc))
-    else:
-        call_gemm(function, _ROW_MAJOR, _NO_TRANS, _NO_TRANS, np.int32(m), np.int32(n),
-                  np.int32(k), one, a, np.int32(lda), b, np.int32(ldb), zero, c, np.int32(ldc))
+    gemm(function, ilp64, NO_TRANS, NO_TRANS, m, n, k, np.float32(1), a, lda, b, ldb,
+         np.float32(0), c, ldc)
 
 
 @numba.cfunc(_SIGNATURE, **_FLAGS)

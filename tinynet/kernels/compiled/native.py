@@ -7,9 +7,9 @@ own range, so they need nothing more. A piece that runs a whole time loop (the L
 
 * turn the integer addresses in the job's table into typed pointers
   (:func:`address_to_pointer`; ``numba.carray`` then makes arrays of them),
-* call NumPy's own BLAS on its thread (:func:`call_gemm`, through the address of
-  ``cblas_sgemm`` that :func:`tinynet.cblas.gemm_address` gives: a product inside a piece
-  runs on one thread, as :mod:`tinynet.blas_threads` arranges),
+* call NumPy's own BLAS on its thread (:func:`gemm`, through the address of
+  ``cblas_sgemm`` or ``cblas_dgemm`` that :func:`tinynet.cblas.gemm_address` gives: a
+  product inside a piece runs on one thread, as :mod:`tinynet.blas_threads` arranges),
 * wait, at the end of each time step, until every piece has finished that step
   (:func:`barrier`).
 
@@ -127,6 +127,24 @@ def call_gemm(typingctx, function, order, trans_a, trans_b, m, n, k, alpha, a, l
         builder.call(builder.inttoptr(args[0], fnty.as_pointer()), values)
         return context.get_dummy_value()
     return sig, codegen
+
+
+_ROW_MAJOR, NO_TRANS, TRANS = np.int32(101), np.int32(111), np.int32(112)
+
+
+@numba.njit(nogil=True, cache=True)
+def gemm(function, ilp64, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """``C = alpha op(A) @ op(B) + beta C``, row-major, through the BLAS's ``cblas_?gemm``
+    at ``function`` (:func:`tinynet.cblas.gemm_address` gives it and ``ilp64``, its
+    integer width); ``a``, ``b``, ``c`` data addresses, ``trans_*`` :data:`NO_TRANS` or
+    :data:`TRANS`, ``alpha`` and ``beta`` of the matrices' dtype (which picks the BLAS
+    routine's scalar type: float32 for ``sgemm``, float64 for ``dgemm``)."""
+    if ilp64:
+        call_gemm(function, _ROW_MAJOR, trans_a, trans_b, np.int64(m), np.int64(n), np.int64(k),
+                  alpha, a, np.int64(lda), b, np.int64(ldb), beta, c, np.int64(ldc))
+    else:
+        call_gemm(function, _ROW_MAJOR, trans_a, trans_b, np.int32(m), np.int32(n), np.int32(k),
+                  alpha, a, np.int32(lda), b, np.int32(ldb), beta, c, np.int32(ldc))
 
 
 @numba.njit(nogil=True, cache=True)

@@ -38,6 +38,7 @@ threads (one group's transform, GEMMs and output transform while its block is in
 import numpy as np
 
 from . import kernel
+from .native import NO_TRANS, TRANS, gemm
 
 
 @kernel
@@ -157,3 +158,19 @@ def output_tiles_adjoint(dy, n0, t0, dm):
                         dm[4 * a + 2, o, i, tl, s] = p - q
                         dm[4 * a + 3, o, i, tl, s] = -q
     return dm
+
+
+@kernel
+def add_products(function, ilp64, du, dm, v):
+    """``du[k] += dm[k] @ v[k]ᵀ`` for the 16 positions k (the weight gradient's products,
+    ``dm`` (16, C_out, P), ``v`` (16, C, P), ``du`` (16, C_out, C), all C-contiguous), each
+    a GEMM of NumPy's BLAS that adds its product in (β = 1), called through the address
+    ``function`` (:func:`tinynet.kernels.compiled.native.gemm`): one call, and the GIL
+    released, for all 16 (from Python they were 16 calls, each taking the GIL back while
+    the other thread's block wanted it)."""
+    C_out, P = dm.shape[1], dm.shape[2]
+    C = v.shape[1]
+    one = du.dtype.type(1)
+    for k in range(16):
+        gemm(function, ilp64, NO_TRANS, TRANS, C_out, C, P, one, dm[k].ctypes.data, P,
+             v[k].ctypes.data, P, one, du[k].ctypes.data, C)
