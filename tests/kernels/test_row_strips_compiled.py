@@ -1,5 +1,6 @@
-"""Row strips' compiled copies (tinynet/kernels/compiled/row_strips.py): the strips of a
-block and the stacked product's shifted sums, against the NumPy route, on drawn
+"""Row strips' compiled copies and products (tinynet/kernels/compiled/row_strips.py): the
+strips of a block, the stacked product's shifted sums and the weight gradient's kh
+products, against the NumPy route, on drawn
 geometries (column and row shifts, padding up to "same", dilation, several images a
 block, bands of one image), float32 and float64; and a whole stacked row-strip
 convolution on both routes. tests/functional/test_conv_row_strip_blocks.py runs the
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 def spied(monkeypatch):
     """The compiled kernels' calls by name, so a test knows the compiled route ran."""
     calls = []
-    for name in ("strip_block", "strip_sums"):
+    for name in ("strip_block", "strip_sums", "weight_products"):
         real = getattr(compiled, name)
         monkeypatch.setattr(compiled, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
     before = backend._compiled
@@ -87,6 +88,29 @@ def test_stacked_row_strip_conv_on_both_routes(spied, case, c_out, bias):
     assert "strip_sums" in spied
     tol = dict(rtol=1e-5, atol=1e-5) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(compiled_out, numpy_out, **tol)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks(), st.integers(1, 4))
+def test_row_strip_weight_gradient_on_both_routes(spied, case, c_out):
+    """The weight gradient (strips, the kh products added into each kernel row's gradient
+    by NumPy's GEMM, one compiled call a block), the compiled route against the NumPy one."""
+    from tinynet import cblas
+    spied.clear()
+    x, k, padding, dilation, blk = case
+    rng = np.random.default_rng(2)
+    Ho = x.shape[2] + 2 * padding[0] - dilation[0] * (k[0] - 1)
+    Wo = x.shape[3] + 2 * padding[1] - dilation[1] * (k[1] - 1)
+    dy = rng.standard_normal((x.shape[0], c_out, Ho, Wo)).astype(x.dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module, "_row_strip_blocks", lambda *a: blk)
+        numpy_dw, compiled_dw = on_both_routes(
+            lambda: conv_module._conv2d_weight_row_strips(x, dy, (c_out, x.shape[1]) + k, padding,
+                                                          dilation))
+    if cblas.gemm_address(x.dtype) is not None:
+        assert "weight_products" in spied
+    tol = dict(rtol=1e-5, atol=1e-5) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(compiled_dw, numpy_dw, **tol)
 
 
 def test_hand_checkable_strips():

@@ -38,7 +38,7 @@ fused pass, or a second contiguous pass after a BLAS transposing copy).
 """
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, cblas
 from ..autograd import Function, depends_on, is_grad_enabled
 from ..kernels import im2col as K
 from ..kernels import flat_rows as _flat_rows
@@ -517,6 +517,9 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     # dW_iᵀ = strips_(i) @ dY_gridᵀ, (C·kw, C_out): OpenBLAS runs this orientation of the
     # product in 0.83-0.97x the time of dY_grid @ strips_(i)ᵀ on 16- to 64-channel maps
     # (docs/kernels/convolution.md).
+    blas = cblas.gemm_address(x.dtype) if backend.use_compiled(x, dy) else None
+    if blas is not None:
+        from ..kernels.compiled import row_strips as _compiled_strips
     partials = []
 
     def image_groups(first, last):      # independent: side by side, each its own partial sum
@@ -532,6 +535,10 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
                 view = grid[:, :k, :span // k]
                 backend.copy(view[:, :, :rows, :blk.Wo], dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3))
                 g = view.reshape(C_out, span * W)
+            if blas is not None and g.strides[1] == g.itemsize:     # the kh GEMMs in one call
+                _compiled_strips.weight_products(blas[0], blas[1] == 64, strips, g, dw_t,
+                                                 dilation[0] * W)
+                continue
             for i in range(kh):
                 offset = i * dilation[0] * W
                 backend.matmul_into(strips[:, offset:offset + g.shape[1]], g.T, dw_t[i], accumulate=True)

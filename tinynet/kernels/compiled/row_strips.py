@@ -1,4 +1,4 @@
-"""Row strips' copies, compiled: one call a block for the strips, one for the shifted sums.
+"""Row strips' copies and products, compiled: one call a block for each step.
 
 Layout and notation are :mod:`tinynet.kernels.row_strips`'s. The NumPy route builds a
 block's strips with a dozen or more slice copies and zero fills (a few per column shift
@@ -30,6 +30,7 @@ for the block's ``k`` images and ``rows`` output rows (``per_image``: the grid r
 one image's first output row to the next's, ``Hp``; for a band of one image, unused).
 """
 from . import kernel
+from .native import NO_TRANS, TRANS, gemm
 
 
 @kernel
@@ -81,3 +82,22 @@ def strip_sums(z, out, n0, k, r0, rows, per_image, dh, W, bias):
                     part = z[i * C_out + o, start + i * dh * W:start + i * dh * W + Wo]
                     for w in range(Wo):
                         target[w] += part[w]
+
+
+@kernel
+def weight_products(function, ilp64, strips, g, dw_t, step):
+    """``dw_t[i] += S_(i) @ gᵀ`` for the kernel rows i (the weight gradient's products of
+    a block): ``S_(i)`` the strips ``(C·kw, ·)`` read from column ``i·step`` on, ``g`` the
+    block's output gradient on its grid ``(C_out, P)``, ``dw_t`` ``(kh, C·kw, C_out)``
+    C-contiguous; ``strips`` and ``g`` with unit column strides. Each product is a GEMM of
+    NumPy's BLAS that adds into ``dw_t[i]`` itself (β = 1), called through the address
+    ``function`` (:func:`.native.gemm`): the block's kh GEMMs in one call, without the GIL."""
+    rows, P = strips.shape[0], g.shape[1]
+    C_out = g.shape[0]
+    size = strips.itemsize
+    lda, ldb = strips.strides[0] // size, g.strides[0] // size
+    one = dw_t.dtype.type(1)
+    for i in range(dw_t.shape[0]):
+        gemm(function, ilp64, NO_TRANS, TRANS, rows, C_out, P, one,
+             strips.ctypes.data + i * step * size, lda, g.ctypes.data, ldb, one,
+             dw_t[i].ctypes.data, C_out)
