@@ -113,6 +113,44 @@ def test_row_strip_weight_gradient_on_both_routes(spied, case, c_out):
     np.testing.assert_allclose(compiled_dw, numpy_dw, **tol)
 
 
+@pytest.mark.parametrize("c_out", [1, 7, 32, 33, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_narrow_and_gemm_products(spied, c_out, dtype):
+    """Both ways the compiled weight gradient multiplies: the register-blocked narrow
+    product up to 32 output channels (and its leftover rows and columns: 7, 1), NumPy's
+    GEMM above (33, 40); bands of one image and a group of whole images; against the
+    NumPy route."""
+    rng = np.random.default_rng(c_out)
+    for shape, budget_rows in (((1, 5, 30, 9), 7), ((3, 2, 6, 5), 1 << 12)):
+        x = rng.standard_normal(shape).astype(dtype)
+        dy = rng.standard_normal((shape[0], c_out) + shape[2:]).astype(dtype)
+        blk = RS.blocks(x.shape, (3, 3), (1, 1), (1, 1), shape[1] * 3 * shape[3] * (2 + budget_rows))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(conv_module, "_row_strip_blocks", lambda *a: blk)
+            numpy_dw, compiled_dw = on_both_routes(lambda: conv_module._conv2d_weight_row_strips(
+                x, dy, (c_out, shape[1], 3, 3), (1, 1), (1, 1)))
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(compiled_dw, numpy_dw, **tol)
+    assert spied.count("weight_products") >= 4      # several blocks in each case
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 2 * compiled.NARROW_CHUNK + 5),
+       st.integers(0, 3), st.integers(0, 3), st.sampled_from([np.float32, np.float64]))
+def test_narrow_products_is_the_product(M, N, K, a_offset, b_offset, dtype):
+    """``out += a[:, a_offset:+K] @ b[:, b_offset:+K]ᵀ``, every 4x4 block and leftover,
+    over one chunk of the inner dimension or several (the last one partial)."""
+    rng = np.random.default_rng(M * 100 + N * 10 + K)
+    a = rng.standard_normal((M, K + a_offset + 2)).astype(dtype)
+    b = rng.standard_normal((N, K + b_offset + 1)).astype(dtype)
+    out = rng.standard_normal((M, N)).astype(dtype)
+    expected = out.astype(np.float64) + a[:, a_offset:a_offset + K].astype(np.float64) @ \
+        b[:, b_offset:b_offset + K].astype(np.float64).T
+    compiled.narrow_products(a, a_offset, b, b_offset, K, out)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(out, expected, **tol)
+
+
 def test_hand_checkable_strips():
     """One image 1x2x3, kernel 3 wide, padding 1: the shifts -1, 0, +1 of each row, with a
     zero where a shift crosses the row's edge, and zero rows for the padding above and

@@ -530,14 +530,17 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
             strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach,
                                     buffer)
             if k == 1 and blk.Wo == W:      # a band of one image's rows: dy is its own grid
-                g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
+                g_rows, g_offset = dy[n0].reshape(C_out, blk.Ho * W), r0 * W
+                g = g_rows[:, g_offset:(r0 + rows) * W]
             else:
                 view = grid[:, :k, :span // k]
                 backend.copy(view[:, :, :rows, :blk.Wo], dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3))
-                g = view.reshape(C_out, span * W)
-            if blas is not None and g.strides[1] == g.itemsize:     # the kh GEMMs in one call
-                _compiled_strips.weight_products(blas[0], blas[1] == 64, strips, g, dw_t,
-                                                 dilation[0] * W)
+                g = g_rows = view.reshape(C_out, span * W)
+                g_offset = 0
+            if blas is not None and g_rows.flags.c_contiguous:      # the kh products in one call
+                _compiled_strips.weight_products(blas[0], blas[1] == 64, buffer.reshape(C * kw, -1),
+                                                 g_rows, g_offset, g.shape[1], dw_t, dilation[0] * W,
+                                                 _compiled_strips.NARROW_MAX_OUT)
                 continue
             for i in range(kh):
                 offset = i * dilation[0] * W
