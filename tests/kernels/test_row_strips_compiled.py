@@ -1,6 +1,7 @@
-"""Row strips' compiled copies and products (tinynet/kernels/compiled/row_strips.py): the
-strips of a block, the stacked product's shifted sums and the weight gradient's kh
-products, against the NumPy route, on drawn
+"""Row strips' compiled copies and products (tinynet/kernels/compiled/row_strips.py) and
+the narrow product (tinynet/kernels/compiled/narrow.py): the strips of a block, the
+stacked product's shifted sums, the weight gradients' products (row strips and flat
+rows), against the NumPy route, on drawn
 geometries (column and row shifts, padding up to "same", dilation, several images a
 block, bands of one image), float32 and float64; and a whole stacked row-strip
 convolution on both routes. tests/functional/test_conv_row_strip_blocks.py runs the
@@ -14,7 +15,7 @@ pytest.importorskip("numba")
 from tinynet import backend                                 # noqa: E402
 from tinynet.functional import conv as conv_module          # noqa: E402
 from tinynet.kernels import row_strips as RS                # noqa: E402
-from tinynet.kernels.compiled import row_strips as compiled  # noqa: E402
+from tinynet.kernels.compiled import narrow, row_strips as compiled  # noqa: E402
 from tinynet.testing.routes import on_both_routes           # noqa: E402
 
 pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
@@ -135,7 +136,7 @@ def test_weight_gradient_narrow_and_gemm_products(spied, c_out, dtype):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 2 * compiled.NARROW_CHUNK + 5),
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 2 * narrow.NARROW_CHUNK + 5),
        st.integers(0, 3), st.integers(0, 3), st.sampled_from([np.float32, np.float64]))
 def test_narrow_products_is_the_product(M, N, K, a_offset, b_offset, dtype):
     """``out += a[:, a_offset:+K] @ b[:, b_offset:+K]ᵀ``, every 4x4 block and leftover,
@@ -146,9 +147,31 @@ def test_narrow_products_is_the_product(M, N, K, a_offset, b_offset, dtype):
     out = rng.standard_normal((M, N)).astype(dtype)
     expected = out.astype(np.float64) + a[:, a_offset:a_offset + K].astype(np.float64) @ \
         b[:, b_offset:b_offset + K].astype(np.float64).T
-    compiled.narrow_products(a, a_offset, b, b_offset, K, out)
+    narrow.narrow_products(a, a_offset, b, b_offset, K, out)
     tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
     np.testing.assert_allclose(out, expected, **tol)
+
+
+@pytest.mark.parametrize("c_out", [5, 32, 33])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_row_weight_gradient_takes_the_narrow_product(c_out, dtype, monkeypatch):
+    """The flat-row weight gradient (few input channels, a 64x64 map): one
+    ``image_products`` call a chunk up to 32 output channels, the batched GEMMs above;
+    against the NumPy route, with chunks of one image."""
+    from tinynet.kernels import im2col
+    calls = []
+    real = narrow.image_products
+    monkeypatch.setattr(narrow, "image_products", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(im2col, "batch_chunk", lambda n, nbytes: 1)
+    rng = np.random.default_rng(c_out)
+    x = rng.standard_normal((3, 2, 64, 64)).astype(dtype)
+    dy = rng.standard_normal((3, c_out, 64, 64)).astype(dtype)
+    assert conv_module._use_flat_rows(x.shape, (c_out, 2, 3, 3), (1, 1), (1, 1), (1, 1), 1, (64, 64))
+    numpy_dw, compiled_dw = on_both_routes(lambda: conv_module._conv2d_weight_array(
+        x, dy, (c_out, 2, 3, 3), (1, 1), (1, 1), (1, 1), 1))
+    assert len(calls) == (3 if c_out <= 32 else 0)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(compiled_dw, numpy_dw, **tol)
 
 
 def test_hand_checkable_strips():

@@ -30,6 +30,7 @@ for the block's ``k`` images and ``rows`` output rows (``per_image``: the grid r
 one image's first output row to the next's, ``Hp``; for a band of one image, unused).
 """
 from . import kernel
+from .narrow import narrow_products
 from .native import NO_TRANS, TRANS, gemm
 
 
@@ -84,93 +85,15 @@ def strip_sums(z, out, n0, k, r0, rows, per_image, dh, W, bias):
                         target[w] += part[w]
 
 
-#: Most output channels for which the weight gradient's products run as
-#: :func:`narrow_products` rather than BLAS GEMMs (see there).
-NARROW_MAX_OUT = 32
-#: Columns (pixels) of the products' inner dimension per pass of :func:`narrow_products`:
-#: 4 + 32 rows of 4 kB stay in L1.
-NARROW_CHUNK = 1024
-
-
-@kernel
-def narrow_products(a, a_offset, b, b_offset, K, out):
-    """``out (M, N) += a[:, a_offset:a_offset+K] @ b[:, b_offset:b_offset+K]ᵀ`` for
-    C-contiguous ``a`` (M, ·) and ``b`` (N, ·): a product with a long inner dimension and
-    a small output (M = C·kw strip rows, N = C_out <= 32, K a block's pixels), as 4x4
-    blocks of dot products. Each block keeps its 16 sums in registers while it streams
-    four rows of each operand (8 loads for 16 multiply-adds, vectorised along the pixels),
-    over chunks of :data:`NARROW_CHUNK` pixels that stay in L1. OpenBLAS packs such a
-    product's long operands for a tiny output: one thread measured 64-77 GFLOP/s on
-    (48 x K)(K x 16) and (48 x K)(K x 32) where this runs 92-101 (twenty-ninth session's
-    Intel guest; 111 against 113 at N = 64, so it stops at 32)."""
-    M, N = a.shape[0], b.shape[0]
-    zero = out.dtype.type(0)
-    M4, N4 = M - M % 4, N - N % 4
-    for k0 in range(0, K, NARROW_CHUNK):
-        n = min(K, k0 + NARROW_CHUNK) - k0
-        lo_a, lo_b = a_offset + k0, b_offset + k0
-        for i in range(0, M4, 4):
-            a0, a1 = a[i, lo_a:lo_a + n], a[i + 1, lo_a:lo_a + n]
-            a2, a3 = a[i + 2, lo_a:lo_a + n], a[i + 3, lo_a:lo_a + n]
-            for j in range(0, N4, 4):
-                b0, b1 = b[j, lo_b:lo_b + n], b[j + 1, lo_b:lo_b + n]
-                b2, b3 = b[j + 2, lo_b:lo_b + n], b[j + 3, lo_b:lo_b + n]
-                s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-                s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-                for p in range(n):
-                    x0, x1, x2, x3 = a0[p], a1[p], a2[p], a3[p]
-                    y0, y1, y2, y3 = b0[p], b1[p], b2[p], b3[p]
-                    s00 += x0 * y0
-                    s01 += x0 * y1
-                    s02 += x0 * y2
-                    s03 += x0 * y3
-                    s10 += x1 * y0
-                    s11 += x1 * y1
-                    s12 += x1 * y2
-                    s13 += x1 * y3
-                    s20 += x2 * y0
-                    s21 += x2 * y1
-                    s22 += x2 * y2
-                    s23 += x2 * y3
-                    s30 += x3 * y0
-                    s31 += x3 * y1
-                    s32 += x3 * y2
-                    s33 += x3 * y3
-                out[i, j] += s00
-                out[i, j + 1] += s01
-                out[i, j + 2] += s02
-                out[i, j + 3] += s03
-                out[i + 1, j] += s10
-                out[i + 1, j + 1] += s11
-                out[i + 1, j + 2] += s12
-                out[i + 1, j + 3] += s13
-                out[i + 2, j] += s20
-                out[i + 2, j + 1] += s21
-                out[i + 2, j + 2] += s22
-                out[i + 2, j + 3] += s23
-                out[i + 3, j] += s30
-                out[i + 3, j + 1] += s31
-                out[i + 3, j + 2] += s32
-                out[i + 3, j + 3] += s33
-        # the rows and columns past the last whole 4x4 block: one dot product each
-        for i in range(M):
-            for j in range(N4 if i < M4 else 0, N):
-                x, y = a[i, lo_a:lo_a + n], b[j, lo_b:lo_b + n]
-                s = zero
-                for p in range(n):
-                    s += x[p] * y[p]
-                out[i, j] += s
-
-
 @kernel
 def weight_products(function, ilp64, strips, g, g_offset, P, dw_t, step, narrow_max_out):
     """``dw_t[i] += S_(i) @ gᵀ`` for the kernel rows i (the weight gradient's products of
     a block): ``S_(i)`` = ``strips[:, i·step : i·step + P]``, the strips (C·kw, ·) read
     from column ``i·step`` on; ``g[:, g_offset : g_offset + P]`` the block's output
     gradient on its grid (C_out, ·); ``dw_t`` (kh, C·kw, C_out); all C-contiguous. With
-    at most ``narrow_max_out`` output channels (the caller passes :data:`NARROW_MAX_OUT`)
-    each product is
-    :func:`narrow_products`; otherwise a GEMM of NumPy's BLAS that adds into ``dw_t[i]``
+    at most ``narrow_max_out`` output channels (the caller passes
+    :data:`.narrow.NARROW_MAX_OUT`) each product is :func:`.narrow.narrow_products`;
+    otherwise a GEMM of NumPy's BLAS that adds into ``dw_t[i]``
     itself (β = 1), called through the address ``function`` (:func:`.native.gemm`). The
     block's kh products in one call, without the GIL."""
     rows, C_out = strips.shape[0], g.shape[0]
