@@ -23,9 +23,11 @@ pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 @pytest.fixture
 def spied(monkeypatch):
-    """The compiled kernels' calls by name, so a test knows the compiled route ran."""
+    """The compiled kernels' calls from Python by name, so a test knows the compiled route
+    ran. (Only kernels Python calls: a kernel that compiled code calls must stay the
+    compiled function, or its caller cannot compile.)"""
     calls = []
-    for name in ("strip_block", "strip_sums", "weight_products"):
+    for name in ("stacked_blocks", "weight_products"):
         real = getattr(compiled, name)
         monkeypatch.setattr(compiled, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
     before = backend._compiled
@@ -65,7 +67,10 @@ def test_compiled_strips_equal_the_numpy_route(spied, case):
             out.append(RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0,
                                       span + blk.reach, buffer).copy())
         return out
-    numpy_strips, compiled_strips = on_both_routes(every_block)
+    real = compiled.strip_block
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compiled, "strip_block", lambda *a: spied.append("strip_block") or real(*a))
+        numpy_strips, compiled_strips = on_both_routes(every_block)
     assert spied.count("strip_block") == len(compiled_strips) > 0
     for a, b in zip(numpy_strips, compiled_strips):
         np.testing.assert_array_equal(b, a)
@@ -75,7 +80,8 @@ def test_compiled_strips_equal_the_numpy_route(spied, case):
 @given(blocks(), st.integers(1, 4), st.booleans())
 def test_stacked_row_strip_conv_on_both_routes(spied, case, c_out, bias):
     """The forward with the kernel rows stacked (strips, one GEMM, the shifted sums and
-    the bias), the compiled route against the NumPy one."""
+    the bias; compiled, all of a thread's blocks in one call), the compiled route against
+    the NumPy one."""
     spied.clear()
     x, k, padding, dilation, blk = case
     rng = np.random.default_rng(1)
@@ -86,7 +92,7 @@ def test_stacked_row_strip_conv_on_both_routes(spied, case, c_out, bias):
         mp.setattr(conv_module, "_row_strip_blocks", lambda *a: blk)
         numpy_out, compiled_out = on_both_routes(
             lambda: conv_module._conv2d_row_strips(x, w, b, padding, dilation))
-    assert "strip_sums" in spied
+    assert "stacked_blocks" in spied
     tol = dict(rtol=1e-5, atol=1e-5) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(compiled_out, numpy_out, **tol)
 

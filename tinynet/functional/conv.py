@@ -462,12 +462,20 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     if compiled:
         from ..kernels.compiled import row_strips as _compiled_strips
         bias = xp.zeros(C_out, dtype=x.dtype) if b is None else xp.ascontiguousarray(b)
+        blas = cblas.gemm_address(x.dtype)      # then every block of a thread in one call
     if ones_row:
         products[0] = xp.concatenate([products[0], b.reshape(C_out, 1)], axis=1)
 
     def image_groups(first, last):
         # Groups are independent: they run side by side, each with its own buffer and
         # one-thread GEMMs (see below).
+        if compiled and blas is not None:
+            _compiled_strips.stacked_blocks(
+                blas[0], blas[1] == 64, x, w_rows, out, bias, first, last, blk.images, blk.band,
+                blk.Hp, blk.reach, padding[0], padding[1], dh, dilation[1],
+                xp.empty((C, kw, blk.strip_rows * W), dtype=x.dtype),
+                xp.empty(kh * C_out * blk.strip_rows * W, dtype=x.dtype))
+            return
         buffer = xp.empty((C * kw + ones_row, blk.strip_rows * W), dtype=x.dtype)
         if ones_row:
             buffer[C * kw] = 1          # strip_block writes only the rows above it

@@ -106,3 +106,30 @@ def weight_products(function, ilp64, strips, g, g_offset, P, dw_t, step, narrow_
             gemm(function, ilp64, NO_TRANS, TRANS, rows, C_out, P, one,
                  strips.ctypes.data + i * step * size, strips.shape[1],
                  g.ctypes.data + g_offset * size, g.shape[1], one, dw_t[i].ctypes.data, C_out)
+
+
+@kernel
+def stacked_blocks(function, ilp64, x, w_rows, out, bias, first, last, images, band, Hp, reach,
+                   ph, pw, dh, dw, buffer, z):
+    """The stacked forward of the image groups ``first..last`` (a thread's share), every
+    block in one call: its strips (:func:`strip_block` into ``buffer`` (C, kw, ·)), ``Z =
+    [W_0; …; W_{kh-1}] @ S`` (``w_rows`` (kh·C_out, C·kw), one GEMM of NumPy's BLAS through
+    ``function``, :func:`.native.gemm`, into the flat scratch ``z``) and the shifted sums
+    with the bias into ``out`` (:func:`strip_sums`). The blocks are
+    :func:`tinynet.kernels.row_strips.block_plan`'s: ``images`` whole images a block, or
+    bands of ``band`` output rows of one image. The thread holds no GIL between blocks."""
+    N, W = x.shape[0], x.shape[3]
+    Ho = out.shape[2]
+    M, K = w_rows.shape
+    one, zero = w_rows.dtype.type(1), w_rows.dtype.type(0)
+    for n0 in range(first * images, min(N, last * images), images):
+        k = min(images, N - n0)
+        for r0 in range(0, Ho, band):
+            rows = min(band, Ho - r0)
+            span = k * Hp if k > 1 or rows == Ho else rows
+            L = (span + reach) * W
+            strip_block(x[n0:n0 + k], buffer, Hp, ph, pw, dw, r0, span + reach)
+            product = z[:M * L].reshape(M, L)
+            gemm(function, ilp64, NO_TRANS, NO_TRANS, M, L, K, one, w_rows.ctypes.data, K,
+                 buffer.ctypes.data, buffer.shape[2], zero, product.ctypes.data, L)
+            strip_sums(product, out, n0, k, r0, rows, span // k, dh, W, bias)
