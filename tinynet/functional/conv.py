@@ -528,28 +528,29 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     blas = cblas.gemm_address(x.dtype) if backend.use_compiled(x, dy) else None
     if blas is not None:
         from ..kernels.compiled import narrow as _compiled_narrow, row_strips as _compiled_strips
+        dy = xp.ascontiguousarray(dy)
     partials = []
 
     def image_groups(first, last):      # independent: side by side, each its own partial sum
         dw_t = xp.zeros((kh, C * kw, C_out), dtype=x.dtype)
         buffer = xp.empty((C, kw, blk.strip_rows * W), dtype=x.dtype)
+        if blas is not None:            # all the blocks in one call
+            _compiled_strips.weight_blocks(
+                blas[0], blas[1] == 64, x, dy, dw_t, first, last, blk.images, blk.band, blk.Hp,
+                blk.reach, padding[0], padding[1], dilation[0], dilation[1], buffer,
+                xp.empty(C_out * blk.span * W, dtype=x.dtype), _compiled_narrow.NARROW_MAX_OUT)
+            partials.append((first, dw_t))
+            return
         grid = xp.zeros((C_out, blk.images, blk.span // blk.images, W), dtype=x.dtype)   # zeros off the output
         for n0, k, r0, rows, span in RS.block_plan(N, blk, first, last):
             strips = RS.strip_block(x[n0:n0 + k], blk, kw, padding, dilation, r0, span + blk.reach,
                                     buffer)
             if k == 1 and blk.Wo == W:      # a band of one image's rows: dy is its own grid
-                g_rows, g_offset = dy[n0].reshape(C_out, blk.Ho * W), r0 * W
-                g = g_rows[:, g_offset:(r0 + rows) * W]
+                g = dy[n0].reshape(C_out, blk.Ho * W)[:, r0 * W:(r0 + rows) * W]
             else:
                 view = grid[:, :k, :span // k]
                 backend.copy(view[:, :, :rows, :blk.Wo], dy[n0:n0 + k, :, r0:r0 + rows].transpose(1, 0, 2, 3))
-                g = g_rows = view.reshape(C_out, span * W)
-                g_offset = 0
-            if blas is not None and g_rows.flags.c_contiguous:      # the kh products in one call
-                _compiled_strips.weight_products(blas[0], blas[1] == 64, buffer.reshape(C * kw, -1),
-                                                 g_rows, g_offset, g.shape[1], dw_t, dilation[0] * W,
-                                                 _compiled_narrow.NARROW_MAX_OUT)
-                continue
+                g = view.reshape(C_out, span * W)
             for i in range(kh):
                 offset = i * dilation[0] * W
                 backend.matmul_into(strips[:, offset:offset + g.shape[1]], g.T, dw_t[i], accumulate=True)

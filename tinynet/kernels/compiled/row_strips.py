@@ -133,3 +133,44 @@ def stacked_blocks(function, ilp64, x, w_rows, out, bias, first, last, images, b
             gemm(function, ilp64, NO_TRANS, NO_TRANS, M, L, K, one, w_rows.ctypes.data, K,
                  buffer.ctypes.data, buffer.shape[2], zero, product.ctypes.data, L)
             strip_sums(product, out, n0, k, r0, rows, span // k, dh, W, bias)
+
+
+@kernel
+def weight_blocks(function, ilp64, x, dy, dw_t, first, last, images, band, Hp, reach, ph, pw,
+                  dh, dw, buffer, grid, narrow_max_out):
+    """The weight gradient of the image groups ``first..last`` (a thread's share), every
+    block in one call: its strips (:func:`strip_block` into ``buffer`` (C, kw, ·)), the
+    block's output gradient on its grid (for a band of one "same" image, ``dy``'s rows
+    where they lie; otherwise copied into the flat scratch ``grid`` with zeros around
+    it), and the kh products added into ``dw_t`` (kh, C·kw, C_out) by
+    :func:`weight_products`. ``dy`` C-contiguous; blocks as in :func:`stacked_blocks`."""
+    N, W = x.shape[0], x.shape[3]
+    C_out, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    strips = buffer.reshape(buffer.shape[0] * buffer.shape[1], buffer.shape[2])
+    zero = dy.dtype.type(0)
+    for n0 in range(first * images, min(N, last * images), images):
+        k = min(images, N - n0)
+        for r0 in range(0, Ho, band):
+            rows = min(band, Ho - r0)
+            span = k * Hp if k > 1 or rows == Ho else rows
+            strip_block(x[n0:n0 + k], buffer, Hp, ph, pw, dw, r0, span + reach)
+            if k == 1 and Wo == W:          # a band of one image's rows: dy is its own grid
+                weight_products(function, ilp64, strips, dy[n0].reshape(C_out, Ho * W), r0 * W,
+                                rows * W, dw_t, dh * W, narrow_max_out)
+                continue
+            per = span // k                 # grid rows a image
+            g = grid[:C_out * span * W].reshape(C_out, span * W)
+            for o in range(C_out):
+                for m in range(k):
+                    for r in range(per):
+                        row = g[o, (m * per + r) * W:(m * per + r + 1) * W]
+                        if r < rows:
+                            source = dy[n0 + m, o, r0 + r]
+                            for w in range(Wo):
+                                row[w] = source[w]
+                            for w in range(Wo, W):
+                                row[w] = zero
+                        else:
+                            for w in range(W):
+                                row[w] = zero
+            weight_products(function, ilp64, strips, g, 0, span * W, dw_t, dh * W, narrow_max_out)
