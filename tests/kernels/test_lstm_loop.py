@@ -88,11 +88,12 @@ def test_native_loop_matches_the_python_loop(jobs, monkeypatch, case_grads_piece
         m.setattr(lk, "_native_pieces", lambda H, *arrays: 0)
         expected = layer(case, grads)
     jobs.clear()
+    found = lk._native_pieces
+    expected_pieces = min(pieces, found(H, case["x"]))      # at most one a hidden unit, a core
     with monkeypatch.context() as m:
-        found = lk._native_pieces
         m.setattr(lk, "_native_pieces", lambda H, *arrays: min(pieces, found(H, *arrays)))
         got = layer(case, grads)
-    assert jobs == [min(pieces, H)] * 2                 # the forward's job and the backward's
+    assert jobs == [expected_pieces] * 2                # the forward's job and the backward's
     for name, a, b in zip(NAMES, expected, got):
         assert b.dtype == np.float32 and b.shape == a.shape, name
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6, err_msg=name)
@@ -100,7 +101,7 @@ def test_native_loop_matches_the_python_loop(jobs, monkeypatch, case_grads_piece
 
 def test_every_piece_count_up_to_the_threads_on_one_layer(jobs):
     """The benchmark's layer (B32, 64->128, 12 steps), one native job a direction for each
-    piece count, all equal to the Python loop's results."""
+    piece count it may take, all equal to the Python loop's results."""
     rng = np.random.default_rng(5)
     T, B, I, H = 12, 32, 64, 128
     case = dict(x=rng.standard_normal((T, B, I)).astype(np.float32),
@@ -114,7 +115,7 @@ def test_every_piece_count_up_to_the_threads_on_one_layer(jobs):
     lk._native_pieces = lambda H, *arrays: 0
     try:
         expected = layer(case, grads)
-        for pieces in range(1, blas_threads.threads() + 1):
+        for pieces in range(1, native(H, case["x"]) + 1):
             lk._native_pieces = lambda H, *arrays: min(pieces, native(H, *arrays))
             jobs.clear()
             got = layer(case, grads)
@@ -141,9 +142,17 @@ def test_masked_or_float64_layers_keep_the_python_loop(kind, jobs):
     assert jobs == []
 
 
+def test_no_more_pieces_than_usable_cores(monkeypatch):
+    """Pieces wait for each other at every step, so all must be running: at most one a
+    core this process may use, whatever OpenBLAS's thread count."""
+    a = np.zeros((4, 3), np.float32)
+    monkeypatch.setattr(backend, "_cores", 1)
+    assert lk._native_pieces(64, a) == 1
+
+
 def test_native_pieces_asks_for_float32_contiguous_arrays():
     a = np.zeros((4, 3), np.float32)
-    assert lk._native_pieces(7, a, a) == min(blas_threads.threads(), 7)
+    assert lk._native_pieces(7, a, a) == min(blas_threads.threads(), 7, backend._usable_cores())
     assert lk._native_pieces(1, a) == 1                     # no more pieces than hidden units
     assert lk._native_pieces(7, a, a.astype(np.float64)) == 0
     assert lk._native_pieces(7, a, np.zeros((3, 4), np.float32).T) == 0
