@@ -404,6 +404,42 @@ def test_compiled_weight_products_call_the_blas_once_a_block(dtype, monkeypatch)
     np.testing.assert_allclose(dw, direct_weight_grad(x, dy, (1, 1)), rtol=1e-4, atol=1e-3)
 
 
+@needs_numba
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape, block_images", [((2, 16, 12, 10), None), ((5, 3, 9, 7), 2)])
+def test_native_forward_job_equals_the_python_chunks(transposed, bias, shape, block_images,
+                                                     monkeypatch):
+    """The float32 forward's image groups as a native job (one piece a chunk,
+    forward_piece: tiles, 16 GEMMs, output transform), against the same groups as
+    Python chunks: equal, for the conv and the transposed conv, blocks of one or several
+    images, a last partial block; float64 keeps the Python chunks."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
+    monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", block_images)
+    jobs = []
+    run_native = blas_threads.run_native
+    monkeypatch.setattr(blas_threads, "run_native",
+                        lambda *a: jobs.append(a[1]) or run_native(*a))
+    rng = np.random.default_rng(7)
+    C_out = 11
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(shape).astype(dtype)
+        w = rng.standard_normal((shape[1], C_out, 3, 3) if transposed else (C_out, shape[1], 3, 3)).astype(dtype)
+        b = rng.standard_normal(C_out).astype(dtype) if bias else None
+        jobs.clear()
+        native = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed)
+        assert len(jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces in jobs)
+        with monkeypatch.context() as m:
+            m.setattr(W, "_native_forward", lambda *a: False)
+            chunks = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed)
+        np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-6)
+
+
 @settings(max_examples=25, deadline=None)
 @given(case=conv_cases())
 def test_transposed_kernel_is_the_conv_with_the_rotated_filters_on_both_routes(case):

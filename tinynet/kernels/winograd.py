@@ -377,6 +377,10 @@ def _conv2d_compiled(x, w, bias, padding, transposed=False):
     b = xp.ascontiguousarray(bias) if has_bias else xp.zeros(1, dtype=x.dtype)
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     images, rows = _block_plan(x, th, tw, C, _COMPILED_BLOCK_IMAGES)
+    nbytes = 16 * (x.nbytes + out.nbytes)
+    if _native_forward(x, u, b, has_bias, out, images, rows, (th, tw), padding,
+                       backend.parallel_chunks(N, nbytes, x)):
+        return out
 
     def image_groups(lo, hi):       # independent: side by side, each product on one thread
         v_buf, m_buf = _block_buffers(x, min(images, hi - lo), min(rows, th), tw, C, C_out)
@@ -388,8 +392,38 @@ def _conv2d_compiled(x, w, bias, padding, transposed=False):
                 m = _view(m_buf, (16, C_out, n * tb * tw))
                 xp.matmul(u, v.reshape(16, C, n * tb * tw), out=m)     # 16 GEMMs (C_out, C_in) @ (C_in, P)
                 compiled.output_tiles(m.reshape(16, C_out, n, tb, tw), b, has_bias, n0, t0, out)
-    backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + out.nbytes), like=x)
+    backend.parallel_for(N, image_groups, nbytes=nbytes, like=x)
     return out
+
+
+def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces) -> bool:
+    """:func:`_conv2d_compiled`'s image groups as a native job (float32, on OpenBLAS's
+    workers without the GIL; :func:`tinynet.kernels.compiled.winograd.forward_piece`), in
+    the ``pieces`` chunks ``parallel_for`` would use. A Python chunk takes the GIL on its
+    worker, and where that hand-over is dear a two-image job of Python chunks ran only
+    1.3x faster than on one thread (twenty-ninth session's Intel guest, N2 64->64 32x32).
+    False, having run nothing, where it cannot run (one chunk, float64, no OpenBLAS that
+    runs native pieces)."""
+    import ctypes
+    import numpy
+    from tinynet import blas_threads
+    blas = cblas.gemm_address(x.dtype) if x.dtype == numpy.float32 else None
+    if pieces < 2 or blas is None or not blas_threads.available():
+        return False
+    from .compiled import winograd as compiled
+    N, C, H, W = x.shape
+    C_out, Ho, Wo = out.shape[1:]
+    th, tw = tiles
+    transposed = not u.flags.c_contiguous and u.transpose(0, 2, 1).flags.c_contiguous
+    base = u.transpose(0, 2, 1) if transposed else numpy.ascontiguousarray(u)
+    per_piece = images * min(rows, th) * tw
+    v = numpy.empty(pieces * 16 * C * per_piece, dtype=x.dtype)
+    m = numpy.empty(pieces * 16 * C_out * per_piece, dtype=x.dtype)
+    params = numpy.array([N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1],
+                          has_bias, blas[0], blas[1] == 64, transposed], dtype=numpy.int64)
+    keep = [params, x, base, out, b, v, m]
+    table = (ctypes.c_ssize_t * len(keep))(*[a.ctypes.data for a in keep])
+    return blas_threads.run_native(pieces, pieces, compiled.forward_piece.address, table)
 
 
 def _block_buffers(x, images, rows, tw, C, C_out):

@@ -37,8 +37,11 @@ threads (one group's transform, GEMMs and output transform while its block is in
 """
 import numpy as np
 
+import numba
+from numba import types
+
 from . import kernel
-from .native import NO_TRANS, TRANS, gemm
+from .native import NO_TRANS, TRANS, address_to_pointer, gemm
 
 
 @kernel
@@ -174,3 +177,54 @@ def add_products(function, ilp64, du, dm, v):
     for k in range(16):
         gemm(function, ilp64, NO_TRANS, TRANS, C_out, C, P, one, dm[k].ctypes.data, P,
              v[k].ctypes.data, P, one, du[k].ctypes.data, C)
+
+
+_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
+                    types.CPointer(types.intp), types.intp, types.voidptr, types.intp, types.voidptr)
+
+
+@numba.cfunc(_PIECE, nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
+             error_model="numpy")
+def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of ``pieces`` of a float32 forward (:func:`tinynet.kernels.winograd.
+    _conv2d_compiled`) as a native job (:mod:`tinynet.blas_threads`): the images
+    ``parallel_for`` would give it (consecutive ranges, the larger first), block by block
+    V = Bᵀ d B, the 16 GEMMs ``M[k] = U[k] @ V[k]`` (NumPy's BLAS through ``gemm``) and
+    ``Y = Aᵀ M A + b``, without the GIL. Table ``b``: the integer parameters ``N, C, H, W,
+    C_out, Ho, Wo, th, tw, images, rows, ph, pw, has_bias, gemm, ilp64, u_transposed``,
+    then x (N, C, H, W), u (16, C_out, C) or, with ``u_transposed``, (16, C, C_out), out
+    (N, C_out, Ho, Wo), bias, and each piece's V and M buffers."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (17,))
+    N, C, H, W, C_out, Ho, Wo = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    th, tw, images, rows, ph, pw = p[7], p[8], p[9], p[10], p[11], p[12]
+    has_bias, function, ilp64, u_transposed = p[13], p[14], p[15], p[16]
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, Ho, Wo))
+    bias = numba.carray(address_to_pointer(b[4], numba.float32), (max(C_out, 1),))
+    tiles = images * min(rows, th) * tw
+    v_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * 16 * C * tiles,))
+    m_buf = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * 16 * C_out * tiles,))
+    v_mine = v_buf[k * 16 * C * tiles:(k + 1) * 16 * C * tiles]
+    m_mine = m_buf[k * 16 * C_out * tiles:(k + 1) * 16 * C_out * tiles]
+    q, r = N // pieces, N % pieces
+    lo = k * q + min(k, r)
+    hi = lo + q + (1 if k < r else 0)
+    one, zero = np.float32(1), np.float32(0)
+    for n0 in range(lo, hi, images):
+        n = min(hi, n0 + images) - n0
+        for t0 in range(0, th, rows):
+            tb = min(rows, th - t0)
+            P = n * tb * tw
+            v = input_tiles(x, n0, t0, ph, pw, v_mine[:16 * C * P].reshape(16, C, n, tb, tw))
+            m = m_mine[:16 * C_out * P].reshape(16, C_out, P)
+            for j in range(16):     # M[j] (C_out, P) = U[j] (C_out, C) @ V[j] (C, P)
+                if u_transposed:
+                    gemm(function, ilp64, TRANS, NO_TRANS, C_out, P, C, one,
+                         b[2] + 4 * j * C * C_out, C_out, v[j].ctypes.data, P, zero,
+                         m[j].ctypes.data, P)
+                else:
+                    gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, P, C, one,
+                         b[2] + 4 * j * C * C_out, C, v[j].ctypes.data, P, zero,
+                         m[j].ctypes.data, P)
+            output_tiles(m.reshape(16, C_out, n, tb, tw), bias, has_bias, n0, t0, out)
