@@ -61,7 +61,7 @@ import threading
 
 from . import cblas
 
-__all__ = ["available", "threads", "run", "run_native"]
+__all__ = ["available", "threads", "run", "run_native", "run_native_job"]
 
 _DOUBLE_REAL = 0x3      # BLAS_DOUBLE | BLAS_REAL (OpenBLAS's common_thread.h): 8-byte steps
 _LONG = ctypes.c_ssize_t            # BLASLONG: long (LP64) or long long (LLP64)
@@ -222,3 +222,17 @@ def run_native(count: int, pieces: int, address: int, pointers, scalar: float = 
     _split(count, pieces, ctypes.cast(address, _PIECE), count, alpha,
            ctypes.addressof(pointers), 0)
     return True
+
+
+def run_native_job(pieces: int, address: int, parameters, arrays) -> bool:
+    """:func:`run_native` for a piece that reads a table: ``pieces`` pieces, piece ``k``
+    getting ``k`` as its range (``a // 8``) and ``pieces`` as ``n``; the table holds the
+    address of the integer ``parameters`` (as int64) and then the data addresses of
+    ``arrays``, which must stay alive and C-contiguous. The LSTM loop and the
+    convolutions' native jobs take their arguments this way. False where
+    :func:`run_native` would be."""
+    import numpy
+    params = numpy.array([int(v) for v in parameters], dtype=numpy.int64)
+    keep = [params] + list(arrays)
+    table = (ctypes.c_ssize_t * len(keep))(*[a.ctypes.data for a in keep])
+    return run_native(pieces, pieces, address, table)

@@ -180,6 +180,45 @@ def test_flat_row_weight_gradient_takes_the_narrow_product(c_out, dtype, monkeyp
     np.testing.assert_allclose(compiled_dw, numpy_dw, **tol)
 
 
+@pytest.mark.parametrize("shape, budget_rows, padding", [
+    ((2, 5, 30, 9), 7, (1, 1)),        # bands of one image's rows, "same"
+    ((5, 3, 6, 7), 18, (1, 1)),        # groups of 2 whole images (the last one partial)
+    ((3, 4, 11, 9), 4, (1, 0)),        # output rows narrower than the grid's (Wo < W)
+])
+@pytest.mark.parametrize("c_out", [6, 40])
+def test_native_jobs_equal_the_python_chunks(shape, budget_rows, padding, c_out, monkeypatch):
+    """float32 forward and weight gradient as native jobs (stacked_piece, weight_piece:
+    each of OpenBLAS's threads runs its image groups without the GIL) against the same
+    groups as Python chunks; narrow products (6 output channels) and GEMMs (40)."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
+    monkeypatch.setattr(conv_module, "_row_strips_in_place", lambda c: False)
+    rng = np.random.default_rng(c_out)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((c_out, shape[1], 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    blk = RS.blocks(x.shape, (3, 3), padding, (1, 1), shape[1] * 3 * shape[3] * (2 + budget_rows))
+    monkeypatch.setattr(conv_module, "_row_strip_blocks", lambda *a: blk)
+    jobs = []
+    run = blas_threads.run_native_job
+    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: jobs.append(a[0]) or run(*a))
+
+    def both():
+        y = conv_module._conv2d_row_strips(x, w, b, padding, (1, 1))
+        dy = np.ascontiguousarray(np.cos(y))
+        return y, conv_module._conv2d_weight_row_strips(x, dy, w.shape, padding, (1, 1))
+    native = both()
+    assert len(jobs) == 2 and min(jobs) >= 2
+    monkeypatch.setattr(conv_module, "_native_strips", lambda *a: False)
+    chunks = both()
+    for got, expected in zip(native, chunks):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_hand_checkable_strips():
     """One image 1x2x3, kernel 3 wide, padding 1: the shifts -1, 0, +1 of each row, with a
     zero where a shift crosses the row's edge, and zero rows for the padding above and

@@ -466,6 +466,13 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     if ones_row:
         products[0] = xp.concatenate([products[0], b.reshape(C_out, 1)], axis=1)
 
+    groups = -(-N // blk.images)
+    nbytes = x.nbytes + out.nbytes
+    if compiled and blas is not None and _native_strips(
+            "stacked_piece", x, backend.parallel_chunks(groups, nbytes, x), w_rows, out, bias,
+            blk, (padding, dilation), kh, kw):
+        return out
+
     def image_groups(first, last):
         # Groups are independent: they run side by side, each with its own buffer and
         # one-thread GEMMs (see below).
@@ -511,8 +518,40 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     # inside parallel_for's chunks), instead of one group at a time with 2-thread GEMMs:
     # forward 0.60-0.79x on N4 16->16 224x224, 0.74-0.86x on the U-Net's N2 16- and
     # 32-channel layers, 0.91-0.96x on N8 64->64 56x56 (docs/kernels/convolution.md).
-    backend.parallel_for(-(-N // blk.images), image_groups, like=x, nbytes=x.nbytes + out.nbytes)
+    backend.parallel_for(groups, image_groups, like=x, nbytes=nbytes)
     return out
+
+
+def _native_strips(piece, x, pieces, a, b, c, blk, geometry, kh, kw) -> bool:
+    """A row-strip convolution's image groups as a native job
+    (:mod:`tinynet.kernels.compiled.row_strips`, ``stacked_piece`` for the forward with
+    ``a, b, c = w_rows, out, bias``; ``weight_piece`` for the weight gradient with ``a, b, c
+    = dy, partials (pieces, kh, C·kw, C_out) zeroed, None``), in the ``pieces`` chunks
+    ``parallel_for`` would use, each piece with its own buffers. A chunk on a worker then
+    takes no GIL, whose hand-overs at a job's start and end cost tens of microseconds each
+    on the twenty-ninth session's Intel guest. False, having run nothing, where it cannot
+    run: one chunk, not float32, a non-contiguous input, no OpenBLAS running native pieces."""
+    from .. import blas_threads
+    from ..kernels.compiled import narrow as _narrow, row_strips as _strips
+    import numpy
+    blas = cblas.gemm_address(numpy.float32)
+    if (pieces < 2 or x.dtype != numpy.float32 or not x.flags.c_contiguous or blas is None
+            or not blas_threads.available()):
+        return False
+    (ph, pw), (dh, dw) = geometry
+    N, C, H, W = x.shape
+    C_out = a.shape[1] if piece == "weight_piece" else b.shape[1]
+    Ho, Wo = blk.Ho, blk.Wo
+    buffers = numpy.empty(pieces * C * kw * blk.strip_rows * W, dtype=x.dtype)
+    params = [N, C, H, W, C_out, Ho, Wo, kh, kw, -(-N // blk.images), blk.images, blk.band,
+              blk.Hp, blk.reach, ph, pw, dh, dw, blk.strip_rows]
+    if piece == "stacked_piece":
+        arrays = (x, a, b, c, buffers, numpy.empty(pieces * kh * C_out * blk.strip_rows * W, x.dtype))
+        params += [blas[0], blas[1] == 64]
+    else:
+        arrays = (x, a, b, buffers, numpy.empty(pieces * C_out * blk.span * W, x.dtype))
+        params += [blk.span, blas[0], blas[1] == 64, _narrow.NARROW_MAX_OUT]
+    return blas_threads.run_native_job(pieces, getattr(_strips, piece).address, params, arrays)
 
 
 def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
@@ -526,9 +565,17 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     # product in 0.83-0.97x the time of dY_grid @ strips_(i)ᵀ on 16- to 64-channel maps
     # (docs/kernels/convolution.md).
     blas = cblas.gemm_address(x.dtype) if backend.use_compiled(x, dy) else None
+    groups = -(-N // blk.images)
+    nbytes = x.nbytes + dy.nbytes
     if blas is not None:
         from ..kernels.compiled import narrow as _compiled_narrow, row_strips as _compiled_strips
         dy = xp.ascontiguousarray(dy)
+        pieces = backend.parallel_chunks(groups, nbytes, x)
+        partials = xp.zeros((max(pieces, 1), kh, C * kw, C_out), dtype=x.dtype)
+        if _native_strips("weight_piece", x, pieces, dy, partials, None, blk, (padding, dilation),
+                          kh, kw):
+            dw_t = backend.sum_in_order(list(enumerate(partials)))
+            return xp.ascontiguousarray(dw_t.reshape(kh, C, kw, C_out).transpose(3, 1, 0, 2))
     partials = []
 
     def image_groups(first, last):      # independent: side by side, each its own partial sum
@@ -555,7 +602,7 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
                 offset = i * dilation[0] * W
                 backend.matmul_into(strips[:, offset:offset + g.shape[1]], g.T, dw_t[i], accumulate=True)
         partials.append((first, dw_t))
-    backend.parallel_for(-(-N // blk.images), image_groups, like=x, nbytes=x.nbytes + dy.nbytes)
+    backend.parallel_for(groups, image_groups, like=x, nbytes=nbytes)
     dw_t = backend.sum_in_order(partials)
     return xp.ascontiguousarray(dw_t.reshape(kh, C, kw, C_out).transpose(3, 1, 0, 2))
 

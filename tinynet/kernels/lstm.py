@@ -79,7 +79,6 @@ is faster): no Python between steps, and a step's rows computed and used on one 
 """
 from __future__ import annotations
 
-import ctypes
 from typing import NamedTuple
 
 from .. import backend
@@ -306,19 +305,17 @@ def _native_pieces(H: int, *arrays) -> int:
 
 def _run_native(piece, pieces: int, parameters, arrays) -> bool:
     """Runs ``piece`` (:mod:`tinynet.kernels.compiled.lstm_loop`) as one job of ``pieces``
-    pieces: the table holds the integer parameters (with the BLAS's ``gemm``, its integer
-    width and ``sched_yield`` where the piece expects them, marked None), the arrays' data
-    addresses and fresh barrier flags. False where the job did not run."""
+    pieces (:func:`tinynet.blas_threads.run_native_job`): the integer parameters, with the
+    BLAS's ``gemm``, its integer width and ``sched_yield`` where the piece expects them
+    (marked None), the arrays and fresh barrier flags. False where the job did not run."""
     import numpy
     from .. import blas_threads, cblas
     from .compiled import native
     address, bits = cblas.gemm_address(numpy.float32)
     fill = iter((address, int(bits == 64), native.yield_address()))
-    params = numpy.array([next(fill) if v is None else int(v) for v in parameters], numpy.int64)
-    flags = native.new_flags(pieces)
-    keep = [params] + list(arrays) + [flags]
-    table = (ctypes.c_ssize_t * len(keep))(*[a.ctypes.data for a in keep])
-    return blas_threads.run_native(pieces, pieces, piece.address, table)
+    params = [next(fill) if v is None else v for v in parameters]
+    return blas_threads.run_native_job(pieces, piece.address, params,
+                                       list(arrays) + [native.new_flags(pieces)])
 
 
 def _forward_feature_major(xp, x, w, w_ih, w_hh, h0, c0, steps, reverse, mask, has_bias,

@@ -404,7 +404,6 @@ def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces
     1.3x faster than on one thread (twenty-ninth session's Intel guest, N2 64->64 32x32).
     False, having run nothing, where it cannot run (one chunk, float64, no OpenBLAS that
     runs native pieces)."""
-    import ctypes
     import numpy
     from tinynet import blas_threads
     blas = cblas.gemm_address(x.dtype) if x.dtype == numpy.float32 else None
@@ -419,11 +418,10 @@ def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces
     per_piece = images * min(rows, th) * tw
     v = numpy.empty(pieces * 16 * C * per_piece, dtype=x.dtype)
     m = numpy.empty(pieces * 16 * C_out * per_piece, dtype=x.dtype)
-    params = numpy.array([N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1],
-                          has_bias, blas[0], blas[1] == 64, transposed], dtype=numpy.int64)
-    keep = [params, x, base, out, b, v, m]
-    table = (ctypes.c_ssize_t * len(keep))(*[a.ctypes.data for a in keep])
-    return blas_threads.run_native(pieces, pieces, compiled.forward_piece.address, table)
+    params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1], has_bias,
+              blas[0], blas[1] == 64, transposed)
+    return blas_threads.run_native_job(pieces, compiled.forward_piece.address, params,
+                                       (x, base, out, b, v, m))
 
 
 def _block_buffers(x, images, rows, tw, C, C_out):

@@ -29,9 +29,12 @@ W) of a block::
 for the block's ``k`` images and ``rows`` output rows (``per_image``: the grid rows from
 one image's first output row to the next's, ``Hp``; for a band of one image, unused).
 """
+import numba
+from numba import types
+
 from . import kernel
 from .narrow import narrow_products
-from .native import NO_TRANS, TRANS, gemm
+from .native import NO_TRANS, TRANS, address_to_pointer, gemm
 
 
 @kernel
@@ -174,3 +177,69 @@ def weight_blocks(function, ilp64, x, dy, dw_t, first, last, images, band, Hp, r
                             for w in range(W):
                                 row[w] = zero
             weight_products(function, ilp64, strips, g, 0, span * W, dw_t, dh * W, narrow_max_out)
+
+
+_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
+                    types.CPointer(types.intp), types.intp, types.voidptr, types.intp, types.voidptr)
+_PIECE_FLAGS = dict(nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
+                    error_model="numpy")
+
+
+@numba.njit(nogil=True, cache=True)
+def _groups(k, pieces, groups):
+    """The image groups of piece ``k`` of ``pieces``: ``parallel_for``'s split (consecutive
+    ranges, the larger first)."""
+    q, r = groups // pieces, groups % pieces
+    first = k * q + min(k, r)
+    return first, first + q + (1 if k < r else 0)
+
+
+@numba.cfunc(_PIECE, **_PIECE_FLAGS)
+def stacked_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of a float32 stacked forward as a native job: its image groups'
+    :func:`stacked_blocks`, without the GIL. Table ``b``: the integer parameters ``N, C, H,
+    W, C_out, Ho, Wo, kh, kw, groups, images, band, Hp, reach, ph, pw, dh, dw, strip_rows,
+    gemm, ilp64``, then x (N, C, H, W), w_rows (kh·C_out, C·kw), out, bias (C_out,), and
+    each piece's strip buffer and product scratch."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (21,))
+    N, C, H, W, C_out, Ho, Wo, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+    groups, images, band, Hp, reach = p[9], p[10], p[11], p[12], p[13]
+    ph, pw, dh, dw, strip_rows, function, ilp64 = p[14], p[15], p[16], p[17], p[18], p[19], p[20]
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    w_rows = numba.carray(address_to_pointer(b[2], numba.float32), (kh * C_out, C * kw))
+    out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, Ho, Wo))
+    bias = numba.carray(address_to_pointer(b[4], numba.float32), (C_out,))
+    size = C * kw * strip_rows * W
+    buffer = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * size,))
+    z = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * kh * C_out * strip_rows * W,))
+    first, last = _groups(k, pieces, groups)
+    stacked_blocks(function, ilp64, x, w_rows, out, bias, first, last, images, band, Hp, reach,
+                   ph, pw, dh, dw, buffer[k * size:(k + 1) * size].reshape(C, kw, strip_rows * W),
+                   z[k * kh * C_out * strip_rows * W:(k + 1) * kh * C_out * strip_rows * W])
+
+
+@numba.cfunc(_PIECE, **_PIECE_FLAGS)
+def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of a float32 weight gradient as a native job: its image groups'
+    :func:`weight_blocks` into its own partial ``dw_t``, without the GIL. Table ``b``: the
+    integer parameters ``N, C, H, W, C_out, Ho, Wo, kh, kw, groups, images, band, Hp,
+    reach, ph, pw, dh, dw, strip_rows, span, gemm, ilp64, narrow_max_out``, then x, dy
+    (N, C_out, Ho, Wo), the pieces' partials (pieces, kh, C·kw, C_out) (zeros), strip
+    buffers and grids."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (23,))
+    N, C, H, W, C_out, Ho, Wo, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+    groups, images, band, Hp, reach = p[9], p[10], p[11], p[12], p[13]
+    ph, pw, dh, dw, strip_rows, span = p[14], p[15], p[16], p[17], p[18], p[19]
+    function, ilp64, narrow_max_out = p[20], p[21], p[22]
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, Ho, Wo))
+    dw_t = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, kh, C * kw, C_out))
+    size = C * kw * strip_rows * W
+    buffer = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * size,))
+    grid = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * C_out * span * W,))
+    first, last = _groups(k, pieces, groups)
+    weight_blocks(function, ilp64, x, dy, dw_t[k], first, last, images, band, Hp, reach, ph, pw,
+                  dh, dw, buffer[k * size:(k + 1) * size].reshape(C, kw, strip_rows * W),
+                  grid[k * C_out * span * W:(k + 1) * C_out * span * W], narrow_max_out)
