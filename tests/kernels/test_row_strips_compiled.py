@@ -169,6 +169,8 @@ def test_flat_row_weight_gradient_takes_the_narrow_product(c_out, dtype, monkeyp
     real = narrow.image_products
     monkeypatch.setattr(narrow, "image_products", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(im2col, "batch_chunk", lambda n, nbytes: 1)
+    # the Python chunks' route (the native job has its own test below)
+    monkeypatch.setattr(conv_module, "_native_flat_rows", lambda *a: None)
     rng = np.random.default_rng(c_out)
     x = rng.standard_normal((3, 2, 64, 64)).astype(dtype)
     dy = rng.standard_normal((3, c_out, 64, 64)).astype(dtype)
@@ -214,6 +216,40 @@ def test_native_jobs_equal_the_python_chunks(shape, budget_rows, padding, c_out,
     native = both()
     assert len(jobs) == 2 and min(jobs) >= 2
     monkeypatch.setattr(conv_module, "_native_strips", lambda *a: False)
+    chunks = both()
+    for got, expected in zip(native, chunks):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("c_out, bias", [(6, True), (6, False), (40, True)])
+def test_flat_row_native_jobs_equal_the_python_chunks(c_out, bias, monkeypatch):
+    """The flat-row forward and weight gradient (few input channels) as native jobs
+    (tinynet/kernels/compiled/flat_rows.py: columns, GEMMs or narrow products per image)
+    against the same images as Python chunks; 5 images over the pieces, the bias's ones
+    row, narrow products (6 output channels) and GEMMs (40)."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    rng = np.random.default_rng(c_out)
+    x = rng.standard_normal((5, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((c_out, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32) if bias else None
+    dy = rng.standard_normal((5, c_out, 9, 8)).astype(np.float32)
+    assert conv_module._use_flat_rows(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1, (9, 8))
+    jobs = []
+    run = blas_threads.run_native_job
+    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: jobs.append(a[0]) or run(*a))
+
+    def both():
+        return (conv_module._conv2d_array(x, w, b, (1, 1), (1, 1), (1, 1), 1, (9, 8)),
+                conv_module._conv2d_weight_array(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1))
+    native = both()
+    assert len(jobs) == 2 and min(jobs) >= 2
+    monkeypatch.setattr(conv_module, "_native_flat_rows",
+                        lambda x, a, out, *rest: None if out is None else False)
     chunks = both()
     for got, expected in zip(native, chunks):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)

@@ -522,6 +522,40 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     return out
 
 
+def _native_flat_rows(x, w_or_dy, out, ones, padding, dilation, kernel, pieces):
+    """Flat rows' images as a native job (float32, NumPy's OpenBLAS;
+    :mod:`tinynet.kernels.compiled.flat_rows`), in the ``pieces`` chunks ``parallel_for``
+    would use. The forward (``out`` given; ``w_or_dy`` the weights ``[W | b]`` (C_out, K),
+    ``ones``: the columns' ones row) returns True when it ran; the weight gradient (``out``
+    None; ``w_or_dy`` the output gradient) returns the pieces' partial sums of ``dWᵀ``
+    (pieces, C·kh·kw, C_out). None / False, having run nothing, where it cannot: one
+    chunk, not float32, a non-contiguous input, no OpenBLAS running native pieces."""
+    from .. import blas_threads
+    import numpy
+    weight = out is None
+    blas = cblas.gemm_address(numpy.float32)
+    if (pieces < 2 or x.dtype != numpy.float32 or not x.flags.c_contiguous or blas is None
+            or not backend.use_compiled(x, w_or_dy) or not blas_threads.available()):
+        return None if weight else False
+    from ..kernels.compiled import flat_rows as _compiled_flat, narrow as _narrow
+    N, C, H, W = x.shape
+    a = numpy.ascontiguousarray(w_or_dy)
+    C_out = a.shape[1] if weight else a.shape[0]
+    rows = C * kernel[0] * kernel[1] + (0 if weight else ones)
+    params = [N, C, H, W, C_out, kernel[0], kernel[1], padding[0], padding[1], dilation[0],
+              dilation[1], rows]
+    cols = numpy.empty((pieces, rows, H * W), dtype=x.dtype)
+    if not weight:
+        return blas_threads.run_native_job(
+            pieces, _compiled_flat.forward_piece.address,
+            params + [ones, blas[0], blas[1] == 64], (x, a, out, cols))
+    partials = numpy.zeros((pieces, rows, C_out), dtype=x.dtype)
+    ran = blas_threads.run_native_job(
+        pieces, _compiled_flat.weight_piece.address,
+        params + [blas[0], blas[1] == 64, _narrow.NARROW_MAX_OUT], (x, a, partials, cols))
+    return partials if ran else None
+
+
 def _native_strips(piece, x, pieces, a, b, c, blk, geometry, kh, kw) -> bool:
     """A row-strip convolution's image groups as a native job
     (:mod:`tinynet.kernels.compiled.row_strips`, ``stacked_piece`` for the forward with
@@ -628,6 +662,10 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         # columns image by image: the batched GEMM writes NCHW, a ones row adds the bias
         if b is not None:
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
+        nbytes = kh * kw * x.nbytes + out.nbytes
+        if _native_flat_rows(x, w2, out, b is not None, padding, dilation, (kh, kw),
+                             backend.parallel_chunks(N, nbytes, x)):
+            return out
         chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
 
         def images(lo, hi):     # independent: side by side, each product on one thread
@@ -635,7 +673,7 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
                 n1 = min(hi, n0 + chunk)
                 col = _flat_rows.flat_im2col(x[n0:n1], (kh, kw), padding, dilation, ones=b is not None)
                 xp.matmul(w2, col, out=out[n0:n1].reshape(n1 - n0, C_out, H * W))
-        backend.parallel_for(N, images, nbytes=kh * kw * x.nbytes + out.nbytes, like=x)
+        backend.parallel_for(N, images, nbytes=nbytes, like=x)
         return out
     if _use_phases(x.shape, w.shape, stride, padding, dilation, groups, output_size):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, output_size)
@@ -852,6 +890,11 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         # Each image's product is a whole (C_out, C·kh·kw) partial dW summed afterwards,
         # over an inner dimension of only H·W: with C_out > H·W those partials outweigh the
         # columns (N2 256->256 8x8: 2.3 against 1.9 ms with im2col), so im2col keeps them.
+        nbytes = kh * kw * x.nbytes + dy.nbytes
+        pieces = backend.parallel_chunks(N, nbytes, x)
+        native = _native_flat_rows(x, dy, None, False, padding, dilation, (kh, kw), pieces)
+        if native is not None:
+            return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
         chunk = K.batch_chunk(N, C * kh * kw * H * W * x.itemsize)
         partials = []
         # up to 32 output channels on large maps, the products (C_out x C·kh·kw, over H·W
@@ -873,7 +916,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
                 part = (dy[n0:n1].reshape(n1 - n0, C_out, H * W) @ col.transpose(0, 2, 1)).sum(axis=0)
                 dw = part if dw is None else dw + part
             partials.append((lo, dw.T if narrow else dw))
-        backend.parallel_for(N, images, nbytes=kh * kw * x.nbytes + dy.nbytes, like=x)
+        backend.parallel_for(N, images, nbytes=nbytes, like=x)
         return backend.sum_in_order(partials).reshape(weight_shape)
     if _use_phases(x.shape, weight_shape, stride, padding, dilation, groups, (Ho, Wo)):
         Hq, Wq = _phases.phase_grid_size((H, W), (kh, kw), stride, padding, dilation, (Ho, Wo))

@@ -1,0 +1,113 @@
+"""Flat-row convolutions' forward, compiled, as a native job: columns and GEMM per image.
+
+Layout and notation are :mod:`tinynet.kernels.flat_rows`'s: a stride-1 "same"
+convolution of few input channels (a network's first layer) computes, image by image,
+``out[n] (C_out, H·W) = [W | b] @ [col[n]; 1]`` with the columns
+
+    col[n, (c, i, j), h·W + w] = x[n, c, h + i·dh - ph, w + j·dw - pw]   (zero outside)
+
+The NumPy route builds a chunk's columns with a few whole-array calls and multiplies
+with NumPy, on two threads side by side as Python chunks; each call takes the GIL, and
+on the twenty-ninth session's Intel guest a chunk's start and end on a worker cost tens
+of microseconds. Here each of OpenBLAS's threads takes its images (``parallel_for``'s
+split) and builds one image's columns at a time into its own buffer (:func:`columns`),
+then multiplies them with NumPy's ``cblas_sgemm`` (:func:`.native.gemm`), without the GIL.
+The weight gradient likewise sums ``dWᵀ (C·kh·kw, C_out) += col[n] @ dY[n]ᵀ`` over its
+images into its own partial sum, as narrow products (:mod:`.narrow`) up to 32 output
+channels, GEMMs above.
+"""
+import numba
+import numpy as np
+from numba import types
+
+from . import kernel
+from .narrow import narrow_products
+from .native import NO_TRANS, TRANS, address_to_pointer, gemm
+
+
+@kernel
+def columns(x, n, col, kh, kw, ph, pw, dh, dw):
+    """``col[(c, i, j), h·W + w]`` for image ``n`` of ``x`` (N, C, H, W) into the first
+    ``C·kh·kw`` rows of ``col`` (·, H·W) (see the module docstring)."""
+    _, C, H, W = x.shape
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                out = col[(c * kh + i) * kw + j]
+                shift = j * dw - pw
+                lo, hi = max(0, -shift), min(W, W - shift)
+                for h in range(H):
+                    y = h + i * dh - ph
+                    row = out[h * W:(h + 1) * W]
+                    if 0 <= y < H:
+                        source = x[n, c, y]
+                        for w in range(lo):
+                            row[w] = 0
+                        inner = row[lo:hi]
+                        shifted = source[lo + shift:hi + shift]
+                        for w in range(hi - lo):
+                            inner[w] = shifted[w]
+                        for w in range(hi, W):
+                            row[w] = 0
+                    else:
+                        for w in range(W):
+                            row[w] = 0
+
+
+_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
+                    types.CPointer(types.intp), types.intp, types.voidptr, types.intp, types.voidptr)
+
+
+@numba.cfunc(_PIECE, nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
+             error_model="numpy")
+def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of ``pieces``: its images' columns and products. Table ``b``: the
+    integer parameters ``N, C, H, W, C_out, kh, kw, ph, pw, dh, dw, K, ones, gemm,
+    ilp64`` (``K`` the columns' rows, with the ones row where ``ones``), then x (N, C, H,
+    W), w (C_out, K), out (N, C_out, H, W) and the pieces' column buffers (pieces, K,
+    H·W)."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (15,))
+    N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    ph, pw, dh, dw, K, ones, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    cols = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, K, H * W))
+    col = cols[k]
+    if ones:
+        col[K - 1] = 1
+    q, r = N // pieces, N % pieces
+    lo = k * q + min(k, r)
+    hi = lo + q + (1 if k < r else 0)
+    for n in range(lo, hi):
+        columns(x, n, col, kh, kw, ph, pw, dh, dw)
+        gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, H * W, K, np.float32(1), b[2], K,
+             col.ctypes.data, H * W, np.float32(0), b[3] + 4 * n * C_out * H * W, H * W)
+
+
+@numba.cfunc(_PIECE, nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
+             error_model="numpy")
+def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of ``pieces`` of the weight gradient: ``partial[k] (K, C_out) +=
+    Σ_n col[n] @ dY[n]ᵀ`` over its images. Table ``b``: the integer parameters ``N, C, H,
+    W, C_out, kh, kw, ph, pw, dh, dw, K, gemm, ilp64, narrow_max_out``, then x (N, C, H, W),
+    dy (N, C_out, H, W), the pieces' partials (pieces, K, C_out) (zeros) and column
+    buffers (pieces, K, H·W)."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (15,))
+    N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    ph, pw, dh, dw, K, function, ilp64, narrow_max_out = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, H * W))
+    part = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, K, C_out))[k]
+    col = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, K, H * W))[k]
+    q, r = N // pieces, N % pieces
+    lo = k * q + min(k, r)
+    hi = lo + q + (1 if k < r else 0)
+    one = np.float32(1)
+    for n in range(lo, hi):
+        columns(x, n, col, kh, kw, ph, pw, dh, dw)
+        if C_out <= narrow_max_out:
+            narrow_products(col, 0, dy[n], 0, H * W, part)
+        else:
+            gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, H * W, one, col.ctypes.data, H * W,
+                 dy[n].ctypes.data, H * W, one, part.ctypes.data, C_out)
