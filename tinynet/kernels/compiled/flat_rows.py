@@ -28,7 +28,9 @@ from .native import NO_TRANS, TRANS, address_to_pointer, gemm
 @kernel
 def columns(x, n, col, kh, kw, ph, pw, dh, dw):
     """``col[(c, i, j), h·W + w]`` for image ``n`` of ``x`` (N, C, H, W) into the first
-    ``C·kh·kw`` rows of ``col`` (·, H·W) (see the module docstring)."""
+    ``C·kh·kw`` rows of ``col`` (·, H·W) (see the module docstring). Its row copy is
+    :func:`.row_strips.strip_block`'s, written out again: as a shared helper, even
+    inlined, these columns took 2x the time (430 against 218 µs for 32 images of 3x32x32)."""
     _, C, H, W = x.shape
     for c in range(C):
         for i in range(kh):
