@@ -199,16 +199,22 @@ def _rss_bytes() -> int:
 def _load_compiled_runtime() -> None:
     """Loads what tinynet's compiled kernels (the jit extra) load on their first call:
     Numba (~55 MB of RSS) and its LLVM JIT (~60 MB), once per process, whatever the model,
-    and the float32 native pieces of the activations' passes (7 MB for the first, 12.6 MB
-    for all six: :mod:`tinynet.kernels.compiled.pieces`). Library code, like PyTorch's, so
-    the memory child loads it before its baseline."""
+    the float32 native pieces of the activations' passes (7 MB for the first, 12.6 MB for
+    all six: :mod:`tinynet.kernels.compiled.pieces`), and the native jobs' pieces of the
+    convolutions and the LSTM loop (4.5 MB for the first, the rest with it). Library
+    code, like PyTorch's, so the memory child loads it before its baseline."""
     from tinynet import backend
     if backend.use_compiled(np.empty(0)):
-        from tinynet.kernels.compiled import activation, pieces
+        from tinynet.kernels.compiled import (activation, flat_rows, lstm_loop, pieces,
+                                              row_strips, winograd)
         x = np.zeros(1, np.float32)
         activation.relu_forward(x, np.empty_like(x), 0, 1)
         for name in pieces.LAYOUTS:
             pieces.piece(name, "float32")
+        for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,
+                      flat_rows.forward_piece, flat_rows.weight_piece, lstm_loop.forward_piece,
+                      lstm_loop.backward_piece):
+            piece.address           # loads the compiled code (cached) of the piece
 
 
 def _memory_child(library: str, name: str, shape, steps: int = 3) -> dict:
