@@ -61,7 +61,7 @@ import threading
 
 from . import cblas
 
-__all__ = ["available", "threads", "run", "run_native", "run_native_job"]
+__all__ = ["available", "threads", "run", "run_native", "run_native_job", "native_gemm"]
 
 _DOUBLE_REAL = 0x3      # BLAS_DOUBLE | BLAS_REAL (OpenBLAS's common_thread.h): 8-byte steps
 _LONG = ctypes.c_ssize_t            # BLASLONG: long (LP64) or long long (LLP64)
@@ -222,6 +222,21 @@ def run_native(count: int, pieces: int, address: int, pointers, scalar: float = 
     _split(count, pieces, ctypes.cast(address, _PIECE), count, alpha,
            ctypes.addressof(pointers), 0)
     return True
+
+
+def native_gemm(*arrays):
+    """``(address, ilp64)`` of NumPy's ``cblas_sgemm`` (:func:`tinynet.cblas.gemm_address`)
+    for a native job over ``arrays`` that calls it, or None where such a job cannot run:
+    an array not a C-contiguous float32 NumPy array, or NumPy's OpenBLAS not found or
+    not running native pieces (:func:`available`)."""
+    import numpy
+    if not all(isinstance(a, numpy.ndarray) and a.dtype == numpy.float32 and a.flags.c_contiguous
+               for a in arrays):
+        return None
+    blas = cblas.gemm_address(numpy.float32)
+    if blas is None or not available():
+        return None
+    return blas[0], int(blas[1] == 64)
 
 
 def run_native_job(pieces: int, address: int, parameters, arrays) -> bool:

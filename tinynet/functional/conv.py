@@ -469,8 +469,8 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     groups = -(-N // blk.images)
     nbytes = x.nbytes + out.nbytes
     if compiled and blas is not None and _native_strips(
-            "stacked_piece", x, backend.parallel_chunks(groups, nbytes, x), w_rows, out, bias,
-            blk, (padding, dilation), kh, kw):
+            "stacked_piece", x, backend.parallel_chunks(groups, nbytes, x), blk,
+            (padding, dilation), kh, kw, w_rows, out, bias):
         return out
 
     def image_groups(first, last):
@@ -533,13 +533,12 @@ def _native_flat_rows(x, w_or_dy, out, ones, padding, dilation, kernel, pieces):
     from .. import blas_threads
     import numpy
     weight = out is None
-    blas = cblas.gemm_address(numpy.float32)
-    if (pieces < 2 or x.dtype != numpy.float32 or not x.flags.c_contiguous or blas is None
-            or not backend.use_compiled(x, w_or_dy) or not blas_threads.available()):
+    a = numpy.ascontiguousarray(w_or_dy)
+    blas = blas_threads.native_gemm(x, a) if backend.use_compiled(x, w_or_dy) else None
+    if pieces < 2 or blas is None:
         return None if weight else False
     from ..kernels.compiled import flat_rows as _compiled_flat, narrow as _narrow
     N, C, H, W = x.shape
-    a = numpy.ascontiguousarray(w_or_dy)
     C_out = a.shape[1] if weight else a.shape[0]
     rows = C * kernel[0] * kernel[1] + (0 if weight else ones)
     params = [N, C, H, W, C_out, kernel[0], kernel[1], padding[0], padding[1], dilation[0],
@@ -547,45 +546,48 @@ def _native_flat_rows(x, w_or_dy, out, ones, padding, dilation, kernel, pieces):
     cols = numpy.empty((pieces, rows, H * W), dtype=x.dtype)
     if not weight:
         return blas_threads.run_native_job(
-            pieces, _compiled_flat.forward_piece.address,
-            params + [ones, blas[0], blas[1] == 64], (x, a, out, cols))
+            pieces, _compiled_flat.forward_piece.address, params + [ones, *blas], (x, a, out, cols))
     partials = numpy.zeros((pieces, rows, C_out), dtype=x.dtype)
     ran = blas_threads.run_native_job(
         pieces, _compiled_flat.weight_piece.address,
-        params + [blas[0], blas[1] == 64, _narrow.NARROW_MAX_OUT], (x, a, partials, cols))
+        params + [*blas, _narrow.NARROW_MAX_OUT], (x, a, partials, cols))
     return partials if ran else None
 
 
-def _native_strips(piece, x, pieces, a, b, c, blk, geometry, kh, kw) -> bool:
+def _native_strips(piece, x, pieces, blk, geometry, kh, kw, *arrays):
     """A row-strip convolution's image groups as a native job
-    (:mod:`tinynet.kernels.compiled.row_strips`, ``stacked_piece`` for the forward with
-    ``a, b, c = w_rows, out, bias``; ``weight_piece`` for the weight gradient with ``a, b, c
-    = dy, partials (pieces, kh, C·kw, C_out) zeroed, None``), in the ``pieces`` chunks
-    ``parallel_for`` would use, each piece with its own buffers. A chunk on a worker then
-    takes no GIL, whose hand-overs at a job's start and end cost tens of microseconds each
-    on the twenty-ninth session's Intel guest. False, having run nothing, where it cannot
-    run: one chunk, not float32, a non-contiguous input, no OpenBLAS running native pieces."""
+    (:mod:`tinynet.kernels.compiled.row_strips`), in the ``pieces`` chunks ``parallel_for``
+    would use, each piece with its own buffers: ``stacked_piece``, the forward, with
+    ``arrays = (w_rows, out, bias)``, returns True when it ran; ``weight_piece``, the
+    weight gradient, with ``arrays = (dy,)``, returns the pieces' partial sums of ``dWᵀ``
+    (pieces, kh, C·kw, C_out). A chunk on a worker then takes no GIL, whose hand-overs at
+    a job's start and end cost tens of microseconds each on the twenty-ninth session's
+    Intel guest. False / None, having run nothing, where it cannot run: one chunk, not
+    float32, a non-contiguous input, no OpenBLAS running native pieces."""
     from .. import blas_threads
     from ..kernels.compiled import narrow as _narrow, row_strips as _strips
     import numpy
-    blas = cblas.gemm_address(numpy.float32)
-    if (pieces < 2 or x.dtype != numpy.float32 or not x.flags.c_contiguous or blas is None
-            or not blas_threads.available()):
-        return False
+    weight = piece == "weight_piece"
+    blas = blas_threads.native_gemm(x, *arrays)
+    if pieces < 2 or blas is None:
+        return None if weight else False
     (ph, pw), (dh, dw) = geometry
     N, C, H, W = x.shape
-    C_out = a.shape[1] if piece == "weight_piece" else b.shape[1]
-    Ho, Wo = blk.Ho, blk.Wo
+    C_out = arrays[0].shape[1] if weight else arrays[1].shape[1]
     buffers = numpy.empty(pieces * C * kw * blk.strip_rows * W, dtype=x.dtype)
-    params = [N, C, H, W, C_out, Ho, Wo, kh, kw, -(-N // blk.images), blk.images, blk.band,
-              blk.Hp, blk.reach, ph, pw, dh, dw, blk.strip_rows]
-    if piece == "stacked_piece":
-        arrays = (x, a, b, c, buffers, numpy.empty(pieces * kh * C_out * blk.strip_rows * W, x.dtype))
-        params += [blas[0], blas[1] == 64]
-    else:
-        arrays = (x, a, b, buffers, numpy.empty(pieces * C_out * blk.span * W, x.dtype))
-        params += [blk.span, blas[0], blas[1] == 64, _narrow.NARROW_MAX_OUT]
-    return blas_threads.run_native_job(pieces, getattr(_strips, piece).address, params, arrays)
+    params = [N, C, H, W, C_out, blk.Ho, blk.Wo, kh, kw, -(-N // blk.images), blk.images,
+              blk.band, blk.Hp, blk.reach, ph, pw, dh, dw, blk.strip_rows]
+    address = getattr(_strips, piece).address
+    if not weight:
+        scratch = numpy.empty(pieces * kh * C_out * blk.strip_rows * W, x.dtype)
+        return blas_threads.run_native_job(pieces, address, params + [*blas],
+                                           (x, *arrays, buffers, scratch))
+    partials = numpy.zeros((pieces, kh, C * kw, C_out), dtype=x.dtype)
+    grids = numpy.empty(pieces * C_out * blk.span * W, x.dtype)
+    ran = blas_threads.run_native_job(pieces, address,
+                                      params + [blk.span, *blas, _narrow.NARROW_MAX_OUT],
+                                      (x, *arrays, partials, buffers, grids))
+    return partials if ran else None
 
 
 def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
@@ -604,11 +606,10 @@ def _conv2d_weight_row_strips(x, dy, weight_shape, padding, dilation):
     if blas is not None:
         from ..kernels.compiled import narrow as _compiled_narrow, row_strips as _compiled_strips
         dy = xp.ascontiguousarray(dy)
-        pieces = backend.parallel_chunks(groups, nbytes, x)
-        partials = xp.zeros((max(pieces, 1), kh, C * kw, C_out), dtype=x.dtype)
-        if _native_strips("weight_piece", x, pieces, dy, partials, None, blk, (padding, dilation),
-                          kh, kw):
-            dw_t = backend.sum_in_order(list(enumerate(partials)))
+        native = _native_strips("weight_piece", x, backend.parallel_chunks(groups, nbytes, x), blk,
+                                (padding, dilation), kh, kw, dy)
+        if native is not None:
+            dw_t = backend.sum_in_order(list(enumerate(native)))
             return xp.ascontiguousarray(dw_t.reshape(kh, C, kw, C_out).transpose(3, 1, 0, 2))
     partials = []
 

@@ -295,10 +295,8 @@ def _native_pieces(H: int, *arrays) -> int:
     hidden unit and one per core this process may use: pieces that wait for each other at
     every step must all be running (4 pieces on 2 cores took 12 ms a forward where 2 take
     2.2)."""
-    from .. import blas_threads, cblas
-    import numpy
-    if not (all(a.dtype == numpy.float32 and a.flags.c_contiguous for a in arrays)
-            and blas_threads.available() and cblas.gemm_address(numpy.float32)):
+    from .. import blas_threads
+    if blas_threads.native_gemm(*arrays) is None:
         return 0
     return max(1, min(blas_threads.threads(), H, backend._usable_cores()))
 
@@ -308,11 +306,9 @@ def _run_native(piece, pieces: int, parameters, arrays) -> bool:
     pieces (:func:`tinynet.blas_threads.run_native_job`): the integer parameters, with the
     BLAS's ``gemm``, its integer width and ``sched_yield`` where the piece expects them
     (marked None), the arrays and fresh barrier flags. False where the job did not run."""
-    import numpy
-    from .. import blas_threads, cblas
+    from .. import blas_threads
     from .compiled import native
-    address, bits = cblas.gemm_address(numpy.float32)
-    fill = iter((address, int(bits == 64), native.yield_address()))
+    fill = iter(blas_threads.native_gemm() + (native.yield_address(),))
     params = [next(fill) if v is None else v for v in parameters]
     return blas_threads.run_native_job(pieces, piece.address, params,
                                        list(arrays) + [native.new_flags(pieces)])

@@ -406,8 +406,8 @@ def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces
     runs native pieces)."""
     import numpy
     from tinynet import blas_threads
-    blas = cblas.gemm_address(x.dtype) if x.dtype == numpy.float32 else None
-    if pieces < 2 or blas is None or not blas_threads.available():
+    blas = blas_threads.native_gemm(x, out, b)
+    if pieces < 2 or blas is None:
         return False
     from .compiled import winograd as compiled
     N, C, H, W = x.shape
@@ -418,8 +418,8 @@ def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces
     per_piece = images * min(rows, th) * tw
     v = numpy.empty(pieces * 16 * C * per_piece, dtype=x.dtype)
     m = numpy.empty(pieces * 16 * C_out * per_piece, dtype=x.dtype)
-    params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1], has_bias,
-              blas[0], blas[1] == 64, transposed)
+    params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1], has_bias)
+    params += blas + (transposed,)
     return blas_threads.run_native_job(pieces, compiled.forward_piece.address, params,
                                        (x, base, out, b, v, m))
 

@@ -18,11 +18,10 @@ channels, GEMMs above.
 """
 import numba
 import numpy as np
-from numba import types
 
 from . import kernel
 from .narrow import narrow_products
-from .native import NO_TRANS, TRANS, address_to_pointer, gemm
+from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, table_piece
 
 
 @kernel
@@ -56,12 +55,7 @@ def columns(x, n, col, kh, kw, ph, pw, dh, dw):
                             row[w] = 0
 
 
-_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
-                    types.CPointer(types.intp), types.intp, types.voidptr, types.intp, types.voidptr)
-
-
-@numba.cfunc(_PIECE, nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
-             error_model="numpy")
+@table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces``: its images' columns and products. Table ``b``: the
     integer parameters ``N, C, H, W, C_out, kh, kw, ph, pw, dh, dw, K, ones, gemm,
@@ -77,17 +71,14 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     col = cols[k]
     if ones:
         col[K - 1] = 1
-    q, r = N // pieces, N % pieces
-    lo = k * q + min(k, r)
-    hi = lo + q + (1 if k < r else 0)
+    lo, hi = piece_range(k, pieces, N)
     for n in range(lo, hi):
         columns(x, n, col, kh, kw, ph, pw, dh, dw)
         gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, H * W, K, np.float32(1), b[2], K,
              col.ctypes.data, H * W, np.float32(0), b[3] + 4 * n * C_out * H * W, H * W)
 
 
-@numba.cfunc(_PIECE, nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
-             error_model="numpy")
+@table_piece
 def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces`` of the weight gradient: ``partial[k] (K, C_out) +=
     Σ_n col[n] @ dY[n]ᵀ`` over its images. Table ``b``: the integer parameters ``N, C, H,
@@ -102,9 +93,7 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
     dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, H * W))
     part = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, K, C_out))[k]
     col = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, K, H * W))[k]
-    q, r = N // pieces, N % pieces
-    lo = k * q + min(k, r)
-    hi = lo + q + (1 if k < r else 0)
+    lo, hi = piece_range(k, pieces, N)
     one = np.float32(1)
     for n in range(lo, hi):
         columns(x, n, col, kh, kw, ph, pw, dh, dw)

@@ -41,17 +41,9 @@ float32 only, no mask (a padded batch keeps :mod:`.lstm`'s loop), on NumPy's Ope
 """
 import numba
 import numpy as np
-from numba import types
 
 from .lstm import backward_step, forward_step
-from .native import NO_TRANS, address_to_pointer, barrier, gemm
-
-_SIGNATURE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp,
-                        types.intp, types.CPointer(types.intp), types.intp, types.voidptr,
-                        types.intp, types.voidptr)
-_FLAGS = dict(nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
-              error_model="numpy")
-
+from .native import NO_TRANS, address_to_pointer, barrier, gemm, table_piece
 
 @numba.njit(nogil=True, cache=True)
 def _gemm(function, ilp64, m, n, k, a, lda, b, ldb, c, ldc):
@@ -60,7 +52,7 @@ def _gemm(function, ilp64, m, n, k, a, lda, b, ldb, c, ldc):
          np.float32(0), c, ldc)
 
 
-@numba.cfunc(_SIGNATURE, **_FLAGS)
+@table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of the forward loop. Parameters ``T, B, H, rows, reverse, gemm,
     ilp64, sched_yield``; arrays ``w (4H, rows)`` (rows [i; f; o; g]), ``zs (T+1, rows,
@@ -89,7 +81,7 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
         barrier(flags, pieces, k, s + 1, yield_function)
 
 
-@numba.cfunc(_SIGNATURE, **_FLAGS)
+@table_piece
 def backward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of the backward loop. Parameters ``T, B, H, reverse, gemm, ilp64,
     sched_yield, has_dy``; arrays ``acts (T, 4H, B)``, ``c_prev``, ``tanh_c``, ``dy``

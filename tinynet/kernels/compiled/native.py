@@ -131,6 +131,9 @@ def call_gemm(typingctx, function, order, trans_a, trans_b, m, n, k, alpha, a, l
 
 _ROW_MAJOR, NO_TRANS, TRANS = np.int32(101), np.int32(111), np.int32(112)
 
+#: ``flags`` slots a piece: 16 int64 = 128 bytes, so no two pieces' slots share a line.
+FLAG_STRIDE = 16
+
 
 @numba.njit(nogil=True, cache=True)
 def gemm(function, ilp64, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
@@ -152,15 +155,37 @@ def barrier(flags, pieces, k, count, yield_function):
     """Piece ``k`` of ``pieces`` has finished ``count`` steps: publishes it in
     ``flags[16 k]`` (a pointer to int64) and returns once every piece has (see the
     module docstring)."""
-    store_release(flags, 16 * k, count)
+    store_release(flags, FLAG_STRIDE * k, count)
     for m in range(pieces):
         spins = 0
-        while load_acquire(flags, 16 * m) < count:
+        while load_acquire(flags, FLAG_STRIDE * m) < count:
             cpu_pause()
             spins += 1
             if spins == SPINS_BEFORE_YIELD:
                 call_void(yield_function)
                 spins = 0
+
+
+#: The C signature OpenBLAS calls a piece with (:mod:`tinynet.blas_threads`), for a piece
+#: that reads a table of integers in ``b`` (:func:`tinynet.blas_threads.run_native_job`):
+#: ``piece(width, n, k, alpha, a, lda, b, ldb, c, ldc, buffer)``.
+TABLE_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp,
+                         types.intp, types.CPointer(types.intp), types.intp, types.voidptr,
+                         types.intp, types.voidptr)
+
+#: Compiles a function as such a piece, with the flags every compiled kernel has.
+table_piece = numba.cfunc(TABLE_PIECE, nopython=True, nogil=True, cache=True,
+                          fastmath={"contract", "reassoc"}, error_model="numpy")
+
+
+@numba.njit(nogil=True, cache=True)
+def piece_range(k, pieces, count):
+    """``(first, end)`` of ``range(count)`` for piece ``k`` of ``pieces``: the split
+    ``parallel_for`` makes (consecutive ranges whose sizes differ by at most one, the
+    larger first; :func:`tinynet.backend.chunk_bounds`)."""
+    q, r = count // pieces, count % pieces
+    first = k * q + min(k, r)
+    return first, first + q + (1 if k < r else 0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -169,10 +194,6 @@ def yield_address() -> int:
     if platform.system() == "Windows":
         return ctypes.cast(ctypes.windll.kernel32.SwitchToThread, ctypes.c_void_p).value
     return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value
-
-
-#: ``flags`` slots a piece: 16 int64 = 128 bytes, so no two pieces' slots share a line.
-FLAG_STRIDE = 16
 
 
 def new_flags(pieces: int):

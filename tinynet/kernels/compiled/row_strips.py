@@ -30,11 +30,10 @@ for the block's ``k`` images and ``rows`` output rows (``per_image``: the grid r
 one image's first output row to the next's, ``Hp``; for a band of one image, unused).
 """
 import numba
-from numba import types
 
 from . import kernel
 from .narrow import narrow_products
-from .native import NO_TRANS, TRANS, address_to_pointer, gemm
+from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, table_piece
 
 
 @kernel
@@ -179,22 +178,7 @@ def weight_blocks(function, ilp64, x, dy, dw_t, first, last, images, band, Hp, r
             weight_products(function, ilp64, strips, g, 0, span * W, dw_t, dh * W, narrow_max_out)
 
 
-_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
-                    types.CPointer(types.intp), types.intp, types.voidptr, types.intp, types.voidptr)
-_PIECE_FLAGS = dict(nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
-                    error_model="numpy")
-
-
-@numba.njit(nogil=True, cache=True)
-def _groups(k, pieces, groups):
-    """The image groups of piece ``k`` of ``pieces``: ``parallel_for``'s split (consecutive
-    ranges, the larger first)."""
-    q, r = groups // pieces, groups % pieces
-    first = k * q + min(k, r)
-    return first, first + q + (1 if k < r else 0)
-
-
-@numba.cfunc(_PIECE, **_PIECE_FLAGS)
+@table_piece
 def stacked_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of a float32 stacked forward as a native job: its image groups'
     :func:`stacked_blocks`, without the GIL. Table ``b``: the integer parameters ``N, C, H,
@@ -213,13 +197,13 @@ def stacked_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     size = C * kw * strip_rows * W
     buffer = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * size,))
     z = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * kh * C_out * strip_rows * W,))
-    first, last = _groups(k, pieces, groups)
+    first, last = piece_range(k, pieces, groups)
     stacked_blocks(function, ilp64, x, w_rows, out, bias, first, last, images, band, Hp, reach,
                    ph, pw, dh, dw, buffer[k * size:(k + 1) * size].reshape(C, kw, strip_rows * W),
                    z[k * kh * C_out * strip_rows * W:(k + 1) * kh * C_out * strip_rows * W])
 
 
-@numba.cfunc(_PIECE, **_PIECE_FLAGS)
+@table_piece
 def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of a float32 weight gradient as a native job: its image groups'
     :func:`weight_blocks` into its own partial ``dw_t``, without the GIL. Table ``b``: the
@@ -239,7 +223,7 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
     size = C * kw * strip_rows * W
     buffer = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * size,))
     grid = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * C_out * span * W,))
-    first, last = _groups(k, pieces, groups)
+    first, last = piece_range(k, pieces, groups)
     weight_blocks(function, ilp64, x, dy, dw_t[k], first, last, images, band, Hp, reach, ph, pw,
                   dh, dw, buffer[k * size:(k + 1) * size].reshape(C, kw, strip_rows * W),
                   grid[k * C_out * span * W:(k + 1) * C_out * span * W], narrow_max_out)

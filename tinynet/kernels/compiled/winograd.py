@@ -35,13 +35,11 @@ combines in registers and writes the two output rows (plus bias) once, in NCHW.
 The kernels are serial: the caller runs groups of images side by side on tinynet's
 threads (one group's transform, GEMMs and output transform while its block is in cache).
 """
+import numba
 import numpy as np
 
-import numba
-from numba import types
-
 from . import kernel
-from .native import NO_TRANS, TRANS, address_to_pointer, gemm
+from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, table_piece
 
 
 @kernel
@@ -179,12 +177,7 @@ def add_products(function, ilp64, du, dm, v):
              v[k].ctypes.data, P, one, du[k].ctypes.data, C)
 
 
-_PIECE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
-                    types.CPointer(types.intp), types.intp, types.voidptr, types.intp, types.voidptr)
-
-
-@numba.cfunc(_PIECE, nopython=True, nogil=True, cache=True, fastmath={"contract", "reassoc"},
-             error_model="numpy")
+@table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces`` of a float32 forward (:func:`tinynet.kernels.winograd.
     _conv2d_compiled`) as a native job (:mod:`tinynet.blas_threads`): the images
@@ -207,9 +200,7 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     m_buf = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * 16 * C_out * tiles,))
     v_mine = v_buf[k * 16 * C * tiles:(k + 1) * 16 * C * tiles]
     m_mine = m_buf[k * 16 * C_out * tiles:(k + 1) * 16 * C_out * tiles]
-    q, r = N // pieces, N % pieces
-    lo = k * q + min(k, r)
-    hi = lo + q + (1 if k < r else 0)
+    lo, hi = piece_range(k, pieces, N)
     one, zero = np.float32(1), np.float32(0)
     for n0 in range(lo, hi, images):
         n = min(hi, n0 + images) - n0
