@@ -533,9 +533,11 @@ def _native_flat_rows(x, w_or_dy, out, ones, padding, dilation, kernel, pieces):
     from .. import blas_threads
     import numpy
     weight = out is None
+    if pieces < 2 or not backend.use_compiled(x, w_or_dy):     # (NumPy arrays only)
+        return None if weight else False
     a = numpy.ascontiguousarray(w_or_dy)
-    blas = blas_threads.native_gemm(x, a) if backend.use_compiled(x, w_or_dy) else None
-    if pieces < 2 or blas is None:
+    blas = blas_threads.native_gemm(x, a)
+    if blas is None:
         return None if weight else False
     from ..kernels.compiled import flat_rows as _compiled_flat, narrow as _narrow
     N, C, H, W = x.shape
