@@ -200,7 +200,7 @@ def test_auto_mode_routes_by_shape(phase_mode, counted):
 
 def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode, monkeypatch):
     # its input gradient conv2d(dy, W) and weight gradient conv2d_weight(dy, x) read the
-    # same columns of dy; phases.sharing() makes the second one reuse the first's
+    # same columns of dy; im2col.sharing() makes the second one reuse the first's
     phase_mode("always")
     built = []
     original = P._phase_im2col
@@ -211,7 +211,7 @@ def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode
     dy = tn.tensor(rng.standard_normal((2, 2, 8, 8)))
     F.conv_transpose2d(x, w, stride=2, padding=1).backward(dy)
     # (an array type without a readable address, the fakecuda stand-in, is never shared)
-    assert built == [(2, 2, 8, 8)] * (1 if P._address(dy.data) is not None else 2)
+    assert built == [(2, 2, 8, 8)] * (1 if K._address(dy.data) is not None else 2)
     shared = x.grad.numpy().copy(), w.grad.numpy().copy()
     phase_mode("never")
     x.grad = w.grad = None
@@ -229,6 +229,32 @@ def test_transposed_conv_backward_builds_the_phase_columns_of_dy_once(phase_mode
         K.set_workspace_limit(limit)
     np.testing.assert_allclose(shared[0], x.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(shared[1], w.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("limit, shared, unshared", [(None, [(2, 2, 8, 8)], [(2, 2, 8, 8)] * 2),
+                                                     (4096, [(1, 2, 8, 8)] * 3, [(1, 2, 8, 8)] * 4)])
+def test_transposed_conv_backward_builds_the_im2col_columns_of_dy_once(phase_mode, monkeypatch, limit,
+                                                                       shared, unshared):
+    # without the phase grid, both gradients read dy's plain im2col columns: built once;
+    # the columns kept stay within the workspace limit (4 kB: batch chunks of one image,
+    # 4 kB of columns each; the first chunk's are kept, the second's built twice)
+    phase_mode("never")
+    if limit is not None:
+        monkeypatch.setattr(K, "workspace_limit", limit)
+    built = []
+    original = K._im2col
+    monkeypatch.setattr(K, "_im2col", lambda *a: built.append(a[0].shape) or original(*a))
+    rng = np.random.default_rng(8)
+    x = tn.tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 4, 4)), requires_grad=True)
+    dy = rng.standard_normal((2, 2, 8, 8))
+    F.conv_transpose2d(x, w, stride=2, padding=1).backward(tn.tensor(dy))
+    assert built == (shared if K._address(x.data) is not None else unshared)
+    torch = pytest.importorskip("torch")
+    tx, tw = (torch.tensor(t.detach().numpy(), requires_grad=True) for t in (x, w))
+    torch.nn.functional.conv_transpose2d(tx, tw, stride=2, padding=1).backward(torch.tensor(dy))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_outside_a_backward_nothing_is_cached(phase_mode):

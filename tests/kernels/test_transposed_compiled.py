@@ -217,3 +217,48 @@ def test_float16_keeps_the_numpy_route_and_matches_float32():
                              stride=2, padding=1)
     assert y.numpy().dtype == np.float16
     np.testing.assert_allclose(y.numpy().astype(np.float32), ref.numpy(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape, weight, kwargs", [
+    ((5, 6, 7, 6), (6, 9, 4, 4), dict(stride=2, padding=1)),
+    ((3, 4, 5, 7), (4, 5, 3, 2), dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), dilation=(1, 2))),
+])
+def test_native_job_equals_the_python_chunks(counted, monkeypatch, bias, shape, weight, kwargs):
+    """The float32 images as a native job (one piece a chunk, forward_piece: each image's
+    GEMM with x read transposed in place, then its scatter) against the same images as
+    Python chunks: equal, for several geometries and an odd batch; float64 and groups > 1
+    keep the Python chunks (col2im_bias)."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
+    jobs = []
+    run_native = blas_threads.run_native
+    monkeypatch.setattr(blas_threads, "run_native", lambda *a: jobs.append(a[1]) or run_native(*a))
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(11)
+    for dtype, groups in ((np.float32, 1), (np.float64, 1), (np.float32, 2)):
+        x = rng.standard_normal((shape[0], shape[1] * groups) + shape[2:]).astype(dtype)
+        w = rng.standard_normal((weight[0] * groups,) + weight[1:]).astype(dtype)
+        b = rng.standard_normal(weight[1] * groups).astype(dtype) if bias else None
+        jobs.clear()
+        counted.clear()
+        native = _forward(x, w, b, dict(kwargs, groups=groups))
+        ran = dtype == np.float32 and groups == 1
+        assert len(jobs) == ran and all(pieces >= 2 for pieces in jobs)
+        assert bool(counted) != ran, "col2im_bias ran exactly where the native job did not"
+        with monkeypatch.context() as m:
+            m.setattr(conv_module, "_native_transposed", lambda *a: False)
+            chunks = _forward(x, w, b, dict(kwargs, groups=groups))
+        assert counted
+        np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-6)
+        if torch is not None:
+            expected = torch.nn.functional.conv_transpose2d(
+                torch.tensor(x), torch.tensor(w), None if b is None else torch.tensor(b), groups=groups, **kwargs)
+            np.testing.assert_allclose(native, expected.numpy(), rtol=1e-4, atol=1e-4)

@@ -742,6 +742,10 @@ def _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, outpu
     w_cl = w_cl.reshape(groups, C_in_g, kh * kw * C_out_g)
     bias = xp.zeros(C_out, dtype=x.dtype) if b is None else xp.ascontiguousarray(b)
     out = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
+    nbytes = x.nbytes + out.nbytes + kh * kw * C_out * N * H * W * x.itemsize
+    if groups == 1 and _native_transposed(x, w_cl[0], bias, out, (kh, kw), stride, padding, dilation,
+                                          backend.parallel_chunks(N, nbytes, x)):
+        return out
     step = max(1, _COMPILED_COL_BYTES // (C_out * kh * kw * H * W * x.itemsize))   # images per GEMM
 
     def images(lo, hi):     # independent: each chunk its GEMMs and scatters on one thread
@@ -753,8 +757,30 @@ def _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, outpu
             col = xp.matmul(x_t.reshape(groups, -1, C_in_g), w_cl).reshape(groups, n1 - n0, H, W, kh, kw, C_out_g)
             _transposed.col2im_bias(col, bias, out[n0:n1], stride[0], stride[1], padding[0], padding[1],
                                     dilation[0], dilation[1])
-    backend.parallel_for(N, images, like=x, nbytes=x.nbytes + out.nbytes + kh * kw * C_out * N * H * W * x.itemsize)
+    backend.parallel_for(N, images, like=x, nbytes=nbytes)
     return out
+
+
+def _native_transposed(x, w_cl, bias, out, kernel, stride, padding, dilation, pieces):
+    """The compiled transposed conv's images as a native job, one group (float32, NumPy's
+    OpenBLAS; :func:`tinynet.kernels.compiled.transposed.forward_piece`), in the
+    ``pieces`` chunks ``parallel_for`` would use, each with its own buffers: ``w_cl``
+    (C_in, kh·kw·C_out), ``bias`` (C_out,). True when it ran; False, having run nothing,
+    where it cannot: one chunk, not float32, a non-contiguous input, no OpenBLAS running
+    native pieces."""
+    from .. import blas_threads
+    import numpy
+    blas = blas_threads.native_gemm(x, w_cl, bias, out)
+    if pieces < 2 or blas is None:
+        return False
+    from ..kernels.compiled import transposed as _transposed
+    N, C_in, H, W = x.shape
+    _, C_out, Ho, Wo = out.shape
+    params = [N, C_in, H, W, C_out, *kernel, Ho, Wo, *stride, *padding, *dilation, *blas]
+    cols = numpy.empty(pieces * H * W * kernel[0] * kernel[1] * C_out, dtype=x.dtype)
+    sums = numpy.empty(pieces * Ho * Wo * C_out, dtype=x.dtype)
+    return blas_threads.run_native_job(pieces, _transposed.forward_piece.address, params,
+                                       (x, w_cl, bias, out, cols, sums))
 
 
 #: Largest input map (pixels) of a stride-1 transposed conv that :func:`_small_map_col2im`
@@ -997,7 +1023,7 @@ class ConvTranspose2d(_Geometry):
     def backward(self, gy):
         x, w, b = self.inputs
         gx = gw = gb = None
-        with _phases.sharing():     # both read the same (phase) columns of gy: built once
+        with K.sharing():       # both read the same (phase) columns of gy: built once
             if self.needs_input_grad[0]:
                 gx = Conv2d.apply(gy, w, None, output_size=x.shape[2:], **self._geometry())
             if self.needs_input_grad[1]:

@@ -45,11 +45,18 @@ buffer, each output pixel of col2im summed by one thread; channel chunks on the 
 measured 0.2-0.9x the time of the copies below; see :data:`COMPILED_IM2COL_MIN_STRIDE`
 and :data:`COMPILED_IM2COL_BATCH_LAST_MIN_BATCH`.
 
+Sharing: inside :func:`sharing`, the columns of one array with one geometry are built
+once (:func:`shared`): a transposed conv's backward reads the columns of dy twice, for
+its input gradient ``conv2d(dy, W)`` and its weight gradient ``conv2d_weight(dy, x)``.
+
 Memory: the im2col buffer holds C·kh·kw·N·Ho·Wo elements (kh·kw times the input for a
 stride-1 "same" convolution). When that exceeds :data:`workspace_limit` bytes, callers
 process the batch in chunks of :func:`batch_chunk` samples.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
 
 from tinynet import backend
 
@@ -186,6 +193,53 @@ def _all_windows(buf, kernel_size, out_hw, stride, dilation, batch_last=False):
     return backend.as_strided(buf, shape, strides)
 
 
+_local = threading.local()     # .shared: {key: (x, columns)} inside sharing(), else absent
+
+
+@contextlib.contextmanager
+def sharing():
+    """Inside the block, :func:`shared` builds the columns of one array (same memory,
+    shape, strides and dtype) with one geometry once. The two gradients of a transposed
+    conv, ``conv2d(dy, W)`` and ``conv2d_weight(dy, x)``, read the same columns of dy;
+    their backward runs both inside this block, where dy cannot change. Outside it
+    nothing is cached (an array may be overwritten in place between two calls)."""
+    outer = getattr(_local, "shared", None)
+    _local.shared = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _local.shared = outer
+
+
+def _address(x):
+    """(data address, dtype, shape, strides) of a NumPy or CuPy array, or None if unknown."""
+    interface = getattr(x, "__array_interface__", None)         # NumPy
+    address = interface["data"][0] if interface else getattr(getattr(x, "data", None), "ptr", None)
+    if address is None:                                            # CuPy: x.data.ptr
+        return None
+    return address, str(x.dtype), x.shape, x.strides
+
+
+def shared(name, x, geometry, build):
+    """``build(x, *geometry)`` (columns, or a tuple whose first item is the columns),
+    computed once per (``name``, x, geometry) inside :func:`sharing`, where x's memory is
+    held so that no other array reuses it. The columns kept stay within
+    :data:`workspace_limit` bytes in all (a chunked batch keeps its first chunk's);
+    outside the block, or for an array without a readable address, built each call."""
+    cache = getattr(_local, "shared", None)
+    key = None if cache is None else _address(x)
+    if key is None:
+        return build(x, *geometry)
+    key = (name,) + key + tuple(geometry)
+    if key in cache:
+        return cache[key][1]
+    value = build(x, *geometry)
+    held = sum((v[0] if isinstance(v, tuple) else v).nbytes for _, v in cache.values())
+    if held + (value[0] if isinstance(value, tuple) else value).nbytes <= workspace_limit:
+        cache[key] = (x, value)
+    return value
+
+
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, batch_last=False):
     """Columns of all convolution windows, channel-major.
 
@@ -213,9 +267,13 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, output_size=None, ba
     >>> im2col(np.arange(9.).reshape(1, 1, 3, 3), 2).reshape(4, 4)[:, 0]
     array([0., 1., 3., 4.])
     """
+    geometry = (pair(kernel_size), pair(stride), pair(padding), pair(dilation),
+                None if output_size is None else tuple(output_size), batch_last)
+    return shared("im2col", x, geometry, _im2col)
+
+
+def _im2col(x, kernel_size, stride, padding, dilation, output_size, batch_last):
     xp = backend.get_array_module(x)
-    kernel_size, stride = pair(kernel_size), pair(stride)
-    padding, dilation = pair(padding), pair(dilation)
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     if output_size is None:

@@ -40,13 +40,12 @@ grid (about the padded input) plus the C·kh·kw·T column buffer.
 """
 from __future__ import annotations
 
-import contextlib
-import threading
-
 from tinynet import backend
 
+from . import im2col as _im2col
+
 __all__ = ["phase_grid_size", "phase_im2col", "phase_col2im", "to_grid",
-           "set_phase_mode", "get_phase_mode", "sharing"]
+           "set_phase_mode", "get_phase_mode"]
 
 _mode = "auto"
 
@@ -62,33 +61,6 @@ def set_phase_mode(mode: str) -> None:
 
 def get_phase_mode() -> str:
     return _mode
-
-
-_local = threading.local()     # .shared: {key: (x, col, grid)} inside sharing(), else absent
-
-
-@contextlib.contextmanager
-def sharing():
-    """Inside the block, :func:`phase_im2col` of the same array (same memory, shape and
-    strides) with the same geometry is computed once. The two gradients of a transposed
-    conv, ``conv2d(dy, W)`` and ``conv2d_weight(dy, x)``, read the same columns of dy;
-    their backward runs both inside this block, where dy cannot change. Outside it
-    nothing is cached (an array may be overwritten in place between two calls)."""
-    outer = getattr(_local, "shared", None)
-    _local.shared = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _local.shared = outer
-
-
-def _address(x):
-    """(data address, dtype, shape, strides) of a NumPy or CuPy array, or None if unknown."""
-    interface = getattr(x, "__array_interface__", None)         # NumPy
-    address = interface["data"][0] if interface else getattr(getattr(x, "data", None), "ptr", None)
-    if address is None:                                            # CuPy: x.data.ptr
-        return None
-    return address, str(x.dtype), x.shape, x.strides
 
 
 def phase_grid_size(input_size, kernel_size, stride, padding, dilation, output_size):
@@ -148,17 +120,8 @@ def phase_im2col(x, kernel_size, stride, padding, dilation, output_size):
     >>> grid, col[0, :, :, 0].tolist()          # output (0, 0) reads x[0:2, 0:2]
     ((2, 2), [[0.0, 1.0], [4.0, 5.0]])
     """
-    shared = getattr(_local, "shared", None)
-    key = None if shared is None else _address(x)
-    if key is not None:
-        key = key + (tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
-                     tuple(output_size))
-        if key in shared:
-            return shared[key][1:]
-    col, grid = _phase_im2col(x, kernel_size, stride, padding, dilation, output_size)
-    if key is not None:
-        shared[key] = (x, col, grid)      # x held: its memory is not reused meanwhile
-    return col, grid
+    geometry = tuple(tuple(v) for v in (kernel_size, stride, padding, dilation, output_size))
+    return _im2col.shared("phase_im2col", x, geometry, _phase_im2col)
 
 
 def _phase_im2col(x, kernel_size, stride, padding, dilation, output_size):
