@@ -206,14 +206,14 @@ def _load_compiled_runtime() -> None:
     from tinynet import backend
     if backend.use_compiled(np.empty(0)):
         from tinynet.kernels.compiled import (activation, flat_rows, lstm_loop, pieces,
-                                              row_strips, winograd)
+                                              row_strips, transposed, winograd)
         x = np.zeros(1, np.float32)
         activation.relu_forward(x, np.empty_like(x), 0, 1)
         for name in pieces.LAYOUTS:
             pieces.piece(name, "float32")
         for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,
-                      flat_rows.forward_piece, flat_rows.weight_piece, lstm_loop.forward_piece,
-                      lstm_loop.backward_piece):
+                      flat_rows.forward_piece, flat_rows.weight_piece, transposed.forward_piece,
+                      lstm_loop.forward_piece, lstm_loop.backward_piece):
             piece.address           # loads the compiled code (cached) of the piece
 
 
