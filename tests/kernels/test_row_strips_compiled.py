@@ -170,7 +170,7 @@ def test_flat_row_weight_gradient_takes_the_narrow_product(c_out, dtype, monkeyp
     monkeypatch.setattr(narrow, "image_products", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(im2col, "batch_chunk", lambda n, nbytes: 1)
     # the Python chunks' route (the native job has its own test below)
-    monkeypatch.setattr(conv_module, "_native_flat_rows", lambda *a: None)
+    monkeypatch.setattr(conv_module, "_native_image_columns", lambda *a: None)
     rng = np.random.default_rng(c_out)
     x = rng.standard_normal((3, 2, 64, 64)).astype(dtype)
     dy = rng.standard_normal((3, c_out, 64, 64)).astype(dtype)
@@ -249,8 +249,8 @@ def test_flat_row_native_jobs_equal_the_python_chunks(c_out, bias, monkeypatch):
                 conv_module._conv2d_weight_array(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1))
     native = both()
     assert len(jobs) == 2 and min(jobs) >= 2
-    monkeypatch.setattr(conv_module, "_native_flat_rows",
-                        lambda x, a, out, *rest: None if out is None else False)
+    monkeypatch.setattr(conv_module, "_native_image_columns",
+                        lambda x, a, out, *rest, **kw: None if out is None else False)
     chunks = both()
     for got, expected in zip(native, chunks):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)

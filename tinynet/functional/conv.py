@@ -356,6 +356,21 @@ def _use_pointwise(w_shape, padding, groups):
     return tuple(w_shape[2:]) == (1, 1) and tuple(padding) == (0, 0) and groups == 1
 
 
+#: Smallest output map (pixels) for which :func:`_use_image_columns` takes the per-image
+#: route.
+_IMAGE_COLUMNS_MIN_PIXELS = 196
+
+
+def _use_image_columns(x_shape, w_shape, groups, output_size):
+    """im2col's convolutions (the ones no other route takes) image by image as a native
+    job (:func:`_native_image_columns`): one group, a batch at least as long as a row
+    (else im2col goes batch-innermost, :func:`_use_batch_last`), output maps of at least
+    :data:`_IMAGE_COLUMNS_MIN_PIXELS` pixels (each image's product that many columns)."""
+    return (groups == 1 and output_size[0] * output_size[1] >= _IMAGE_COLUMNS_MIN_PIXELS
+            and not _use_batch_last(x_shape[0], output_size[1], x_shape[1] * w_shape[2] * w_shape[3],
+                                    w_shape[0]))
+
+
 #: Largest batch for which auto mode takes flat rows whatever the channel count.
 _FLAT_ROWS_MAX_BATCH = 2
 
@@ -522,14 +537,19 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     return out
 
 
-def _native_flat_rows(x, w_or_dy, out, ones, padding, dilation, kernel, pieces):
-    """Flat rows' images as a native job (float32, NumPy's OpenBLAS;
+def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, strided=False):
+    """Image-by-image columns and products as a native job (float32, NumPy's OpenBLAS;
     :mod:`tinynet.kernels.compiled.flat_rows`), in the ``pieces`` chunks ``parallel_for``
-    would use. The forward (``out`` given; ``w_or_dy`` the weights ``[W | b]`` (C_out, K),
-    ``ones``: the columns' ones row) returns True when it ran; the weight gradient (``out``
-    None; ``w_or_dy`` the output gradient) returns the pieces' partial sums of ``dWᵀ``
-    (pieces, C·kh·kw, C_out). None / False, having run nothing, where it cannot: one
-    chunk, not float32, a non-contiguous input, no OpenBLAS running native pieces."""
+    would use: flat rows, or where ``strided`` im2col's columns of one image (any
+    ``geometry`` = (stride, padding, dilation)). The forward (``out`` given; ``w_or_dy``
+    the weights ``[W | b]`` (C_out, K), ``ones``: the columns' ones row) returns True
+    when it ran; the weight gradient (``out`` None; ``w_or_dy`` the output gradient)
+    returns the pieces' partial sums of ``dWᵀ`` (pieces, C·kh·kw, C_out). None / False,
+    having run nothing, where it cannot: one chunk, not float32, a non-contiguous input,
+    no OpenBLAS running native pieces. Inside :func:`tinynet.kernels.im2col.sharing` (a
+    transposed conv's backward, whose two gradients read the same columns of dy),
+    strided columns without a ones row are the whole batch's, built once and kept by
+    :func:`tinynet.kernels.im2col.shared` where they fit the workspace limit."""
     from .. import blas_threads
     import numpy
     weight = out is None
@@ -540,19 +560,30 @@ def _native_flat_rows(x, w_or_dy, out, ones, padding, dilation, kernel, pieces):
     if blas is None:
         return None if weight else False
     from ..kernels.compiled import flat_rows as _compiled_flat, narrow as _narrow
+    (sh, sw), padding, dilation = geometry
     N, C, H, W = x.shape
+    Ho, Wo = a.shape[2:] if weight else out.shape[2:]
     C_out = a.shape[1] if weight else a.shape[0]
     rows = C * kernel[0] * kernel[1] + (0 if weight else ones)
     params = [N, C, H, W, C_out, kernel[0], kernel[1], padding[0], padding[1], dilation[0],
               dilation[1], rows]
-    cols = numpy.empty((pieces, rows, H * W), dtype=x.dtype)
+    cols, ready = None, False
+    if (strided and not ones and K.sharing_active()
+            and N * rows * Ho * Wo * x.itemsize <= K.get_workspace_limit()):
+        built = []
+        cols = K.shared("image_columns", x, (kernel, geometry),
+                        lambda *_: built.append(1) or numpy.empty((N, rows, Ho * Wo), x.dtype))
+        ready = not built
+    layout = [sh, sw, Ho, Wo, int(strided), int(cols is not None), int(ready)]
+    if cols is None:
+        cols = numpy.empty((pieces, rows, Ho * Wo), dtype=x.dtype)
     if not weight:
         return blas_threads.run_native_job(
-            pieces, _compiled_flat.forward_piece.address, params + [ones, *blas], (x, a, out, cols))
+            pieces, _compiled_flat.forward_piece.address, params + [ones, *blas] + layout, (x, a, out, cols))
     partials = numpy.zeros((pieces, rows, C_out), dtype=x.dtype)
     ran = blas_threads.run_native_job(
         pieces, _compiled_flat.weight_piece.address,
-        params + [*blas, _narrow.NARROW_MAX_OUT], (x, a, partials, cols))
+        params + [*blas, _narrow.NARROW_MAX_OUT] + layout, (x, a, partials, cols))
     return partials if ran else None
 
 
@@ -666,7 +697,7 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         if b is not None:
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         nbytes = kh * kw * x.nbytes + out.nbytes
-        if _native_flat_rows(x, w2, out, b is not None, padding, dilation, (kh, kw),
+        if _native_image_columns(x, w2, out, b is not None, ((1, 1), padding, dilation), (kh, kw),
                              backend.parallel_chunks(N, nbytes, x)):
             return out
         chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
@@ -687,6 +718,12 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
             y = _groups_matmul(w2, col.reshape(C * kh * kw, -1), groups)
             _to_nchw(y.reshape(C_out, -1, Hq, Wq)[:, :, :Ho, :Wo], out[n0:n0 + chunk], b)
         return out
+    if _use_image_columns(x.shape, w.shape, groups, output_size):
+        w2b = w2 if b is None else xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
+        nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + out.nbytes
+        if _native_image_columns(x, w2b, out, b is not None, (stride, padding, dilation), (kh, kw),
+                                 backend.parallel_chunks(N, nbytes, x), strided=True):
+            return out
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]
@@ -921,7 +958,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         # columns (N2 256->256 8x8: 2.3 against 1.9 ms with im2col), so im2col keeps them.
         nbytes = kh * kw * x.nbytes + dy.nbytes
         pieces = backend.parallel_chunks(N, nbytes, x)
-        native = _native_flat_rows(x, dy, None, False, padding, dilation, (kh, kw), pieces)
+        native = _native_image_columns(x, dy, None, False, ((1, 1), padding, dilation), (kh, kw), pieces)
         if native is not None:
             return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
         chunk = K.batch_chunk(N, C * kh * kw * H * W * x.itemsize)
@@ -956,6 +993,12 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
             part = _groups_matmul_bt(dy_grid, col.reshape(C * kh * kw, -1), groups)
             dw = part if dw is None else dw + part
         return dw.reshape(weight_shape)
+    if _use_image_columns(x.shape, weight_shape, groups, (Ho, Wo)):
+        nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + dy.nbytes
+        native = _native_image_columns(x, dy, None, False, (stride, padding, dilation), (kh, kw),
+                                       backend.parallel_chunks(N, nbytes, x), strided=True)
+        if native is not None:
+            return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
     for n0 in range(0, N, chunk):
         xs = x[n0:n0 + chunk]

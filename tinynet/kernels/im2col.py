@@ -211,6 +211,11 @@ def sharing():
         _local.shared = outer
 
 
+def sharing_active() -> bool:
+    """Whether :func:`shared` keeps what it builds (inside :func:`sharing`)."""
+    return getattr(_local, "shared", None) is not None
+
+
 def _address(x):
     """(data address, dtype, shape, strides) of a NumPy or CuPy array, or None if unknown."""
     interface = getattr(x, "__array_interface__", None)         # NumPy

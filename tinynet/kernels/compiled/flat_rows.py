@@ -1,4 +1,4 @@
-"""Flat-row convolutions' forward, compiled, as a native job: columns and GEMM per image.
+"""Image-by-image columns and GEMMs as a native job: flat rows' and im2col's convolutions.
 
 Layout and notation are :mod:`tinynet.kernels.flat_rows`'s: a stride-1 "same"
 convolution of few input channels (a network's first layer) computes, image by image,
@@ -15,11 +15,21 @@ then multiplies them with NumPy's ``cblas_sgemm`` (:func:`.native.gemm`), withou
 The weight gradient likewise sums ``dWᵀ (C·kh·kw, C_out) += col[n] @ dY[n]ᵀ`` over its
 images into its own partial sum, as narrow products (:mod:`.narrow`) up to 32 output
 channels, GEMMs above.
+
+The same jobs run im2col's convolutions of any geometry (``strided``): the columns of
+one image are then :func:`.im2col.im2col`'s, ``col[n, (c, i, j), ho·Wo + wo] = x[n, c,
+ho·sh - ph + i·dh, wo·sw - pw + j·dw]``, (C·kh·kw, Ho·Wo). One thread's products of one
+image each ran at that thread's full GEMM rate where OpenBLAS's 2-thread GEMM of the
+batch did not (docs/kernels/convolution.md, "Image by image, as a native job"). Where
+``whole``, the columns are the batch's (N, C·kh·kw, Ho·Wo), each image's written by the
+piece that owns it, or already there (``ready``): a transposed conv's two gradients
+share dy's columns this way.
 """
 import numba
 import numpy as np
 
 from . import kernel
+from .im2col import im2col
 from .narrow import narrow_products
 from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, table_piece
 
@@ -55,50 +65,68 @@ def columns(x, n, col, kh, kw, ph, pw, dh, dw):
                             row[w] = 0
 
 
+@kernel
+def image_columns(x, n, col, strided, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """Image ``n``'s columns into the first ``C·kh·kw`` rows of ``col`` (·, Ho·Wo): the
+    flat-row copy above, or where ``strided`` (any geometry) :func:`.im2col.im2col` on the
+    one image."""
+    _, C, H, W = x.shape
+    if strided:
+        im2col(x[n:n + 1], col[:C * kh * kw].reshape((C, kh, kw, 1, Ho, Wo)), 0, C, sh, sw, ph, pw, dh, dw)
+    else:
+        columns(x, n, col, kh, kw, ph, pw, dh, dw)
+
+
 @table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces``: its images' columns and products. Table ``b``: the
     integer parameters ``N, C, H, W, C_out, kh, kw, ph, pw, dh, dw, K, ones, gemm,
-    ilp64`` (``K`` the columns' rows, with the ones row where ``ones``), then x (N, C, H,
-    W), w (C_out, K), out (N, C_out, H, W) and the pieces' column buffers (pieces, K,
-    H·W)."""
+    ilp64, sh, sw, Ho, Wo, strided, whole, ready`` (``K`` the columns' rows, with the
+    ones row where ``ones``), then x (N, C, H, W), w (C_out, K), out (N, C_out, Ho, Wo)
+    and the columns: the pieces' buffers (pieces, K, Ho·Wo), or where ``whole`` the
+    batch's (N, K, Ho·Wo), already built where ``ready``."""
     k = a // 8
-    p = numba.carray(address_to_pointer(b[0], numba.int64), (15,))
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (22,))
     N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     ph, pw, dh, dw, K, ones, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    sh, sw, Ho, Wo, strided, whole, ready = p[15], p[16], p[17], p[18], p[19], p[20], p[21]
     x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
-    cols = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, K, H * W))
-    col = cols[k]
-    if ones:
-        col[K - 1] = 1
+    cols = numba.carray(address_to_pointer(b[4], numba.float32), (N if whole else pieces, K, Ho * Wo))
+    if ones:                # (per-piece buffers only: the caller never shares a ones row)
+        cols[k, K - 1] = 1
     lo, hi = piece_range(k, pieces, N)
     for n in range(lo, hi):
-        columns(x, n, col, kh, kw, ph, pw, dh, dw)
-        gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, H * W, K, np.float32(1), b[2], K,
-             col.ctypes.data, H * W, np.float32(0), b[3] + 4 * n * C_out * H * W, H * W)
+        col = cols[n] if whole else cols[k]
+        if not ready:
+            image_columns(x, n, col, strided, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+        gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, Ho * Wo, K, np.float32(1), b[2], K,
+             col.ctypes.data, Ho * Wo, np.float32(0), b[3] + 4 * n * C_out * Ho * Wo, Ho * Wo)
 
 
 @table_piece
 def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces`` of the weight gradient: ``partial[k] (K, C_out) +=
     Σ_n col[n] @ dY[n]ᵀ`` over its images. Table ``b``: the integer parameters ``N, C, H,
-    W, C_out, kh, kw, ph, pw, dh, dw, K, gemm, ilp64, narrow_max_out``, then x (N, C, H, W),
-    dy (N, C_out, H, W), the pieces' partials (pieces, K, C_out) (zeros) and column
-    buffers (pieces, K, H·W)."""
+    W, C_out, kh, kw, ph, pw, dh, dw, K, gemm, ilp64, narrow_max_out, sh, sw, Ho, Wo,
+    strided, whole, ready``, then x (N, C, H, W), dy (N, C_out, Ho, Wo), the pieces'
+    partials (pieces, K, C_out) (zeros) and the columns (as :func:`forward_piece`'s)."""
     k = a // 8
-    p = numba.carray(address_to_pointer(b[0], numba.int64), (15,))
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (22,))
     N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     ph, pw, dh, dw, K, function, ilp64, narrow_max_out = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    sh, sw, Ho, Wo, strided, whole, ready = p[15], p[16], p[17], p[18], p[19], p[20], p[21]
     x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
-    dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, H * W))
+    dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, Ho * Wo))
     part = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, K, C_out))[k]
-    col = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, K, H * W))[k]
+    cols = numba.carray(address_to_pointer(b[4], numba.float32), (N if whole else pieces, K, Ho * Wo))
     lo, hi = piece_range(k, pieces, N)
     one = np.float32(1)
     for n in range(lo, hi):
-        columns(x, n, col, kh, kw, ph, pw, dh, dw)
+        col = cols[n] if whole else cols[k]
+        if not ready:
+            image_columns(x, n, col, strided, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
         if C_out <= narrow_max_out:
-            narrow_products(col, 0, dy[n], 0, H * W, part)
+            narrow_products(col, 0, dy[n], 0, Ho * Wo, part)
         else:
-            gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, H * W, one, col.ctypes.data, H * W,
-                 dy[n].ctypes.data, H * W, one, part.ctypes.data, C_out)
+            gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, Ho * Wo, one, col.ctypes.data, Ho * Wo,
+                 dy[n].ctypes.data, Ho * Wo, one, part.ctypes.data, C_out)

@@ -1,0 +1,103 @@
+"""im2col's convolutions image by image as a native job (tinynet/functional/conv.py's
+_native_image_columns with strided=True, running tinynet/kernels/compiled/flat_rows.py's
+forward_piece / weight_piece on im2col's columns of one image): against the same
+convolutions as Python chunks and PyTorch, over strides, paddings, dilations and
+non-square kernels; and the columns a transposed conv's two gradients share."""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from tinynet import backend                                # noqa: E402
+import tinynet as tn                                       # noqa: E402
+import tinynet.functional as F                             # noqa: E402
+from tinynet.functional import conv as conv_module         # noqa: E402
+
+pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
+
+
+@pytest.fixture
+def jobs(monkeypatch):
+    """The native jobs' parameter lists, in order; the route taken on small shapes."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)          # chunks however small the job
+    monkeypatch.setattr(conv_module, "_IMAGE_COLUMNS_MIN_PIXELS", 1)
+    monkeypatch.setattr(conv_module._phases, "_mode", "never")    # small strided maps: im2col's
+    calls = []
+    run = blas_threads.run_native_job
+    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: calls.append(list(a[2])) or run(*a))
+    return calls
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape, weight, stride, padding, dilation", [
+    ((5, 3, 11, 9), (40, 3, 3, 3), (2, 2), (1, 1), (1, 1)),      # GEMM weight products
+    ((4, 6, 10, 12), (6, 6, 4, 2), (2, 3), (1, 0), (1, 1)),      # narrow ones, non-square
+    ((3, 2, 13, 11), (33, 2, 3, 3), (1, 2), (2, 0), (2, 1)),     # dilated, padded rows only
+    ((3, 16, 9, 9), (8, 16, 5, 5), (1, 1), (2, 2), (1, 1)),      # stride 1, a 5x5 kernel
+])
+def test_native_job_equals_the_python_chunks_and_pytorch(jobs, monkeypatch, bias, shape, weight, stride,
+                                                         padding, dilation):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(weight).astype(np.float32)
+    b = rng.standard_normal(weight[0]).astype(np.float32) if bias else None
+    size = tuple((shape[2 + a] + 2 * padding[a] - dilation[a] * (weight[2 + a] - 1) - 1) // stride[a] + 1
+                 for a in range(2))
+    dy = rng.standard_normal((shape[0], weight[0]) + size).astype(np.float32)
+    geometry = (stride, padding, dilation, 1)
+
+    def both():
+        return (conv_module._conv2d_array(x, w, b, *geometry, size),
+                conv_module._conv2d_weight_array(x, dy, w.shape, *geometry))
+    native = both()
+    assert len(jobs) == 2, "both the forward and the weight gradient ran as native jobs"
+    assert [params[-3:] for params in jobs] == [[1, 0, 0]] * 2     # strided, per-piece buffers
+    with monkeypatch.context() as m:
+        m.setattr(conv_module, "_native_image_columns", lambda x, a, out, *rest, **kw: None if out is None else False)
+        chunks = both()
+    for got, expected in zip(native, chunks):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, requires_grad=True, dtype=torch.float64)
+    tw = torch.tensor(w, requires_grad=True, dtype=torch.float64)
+    y = torch.nn.functional.conv2d(tx, tw, None if b is None else torch.tensor(b, dtype=torch.float64),
+                                   stride=stride, padding=padding, dilation=dilation)
+    y.backward(torch.tensor(dy, dtype=torch.float64))
+    np.testing.assert_allclose(native[0], y.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(native[1], tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_float64_groups_and_one_image_keep_the_python_chunks(jobs):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((4, 4, 9, 9)), rng.standard_normal((8, 4, 3, 3))
+    conv_module._conv2d_array(x, w, None, (2, 2), (1, 1), (1, 1), 1, (5, 5))
+    conv_module._conv2d_array(x.astype(np.float32), w.reshape(16, 2, 3, 3).astype(np.float32), None,
+                              (2, 2), (1, 1), (1, 1), 2, (5, 5))
+    conv_module._conv2d_array(x[:1].astype(np.float32), w.astype(np.float32), None, (2, 2), (1, 1), (1, 1),
+                              1, (5, 5))
+    assert jobs == []
+
+
+def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
+    # its input gradient conv2d(dy, W) builds dy's columns, image by image, into the
+    # batch's buffer; its weight gradient conv2d_weight(dy, x) then reads them (ready)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 6, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 4, 4)).astype(np.float32)
+    dy = rng.standard_normal((4, 5, 10, 10)).astype(np.float32)
+    xt, wt = tn.tensor(x, requires_grad=True), tn.tensor(w, requires_grad=True)
+    y = F.conv_transpose2d(xt, wt, stride=2, padding=1)
+    jobs.clear()
+    y.backward(tn.tensor(dy))
+    assert [params[-3:] for params in jobs] == [[1, 1, 0], [1, 1, 1]]
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, requires_grad=True, dtype=torch.float64)
+    tw = torch.tensor(w, requires_grad=True, dtype=torch.float64)
+    torch.nn.functional.conv_transpose2d(tx, tw, stride=2, padding=1).backward(torch.tensor(dy, dtype=torch.float64))
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
