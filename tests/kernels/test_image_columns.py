@@ -33,6 +33,11 @@ def jobs(monkeypatch):
     return calls
 
 
+def _pieces():
+    from tinynet.kernels.compiled import flat_rows
+    return {flat_rows.forward_piece.address: "forward", flat_rows.weight_piece.address: "weight"}
+
+
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("shape, weight, stride, padding, dilation", [
     ((5, 3, 11, 9), (40, 3, 3, 3), (2, 2), (1, 1), (1, 1)),      # GEMM weight products
@@ -101,3 +106,43 @@ def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
     torch.nn.functional.conv_transpose2d(tx, tw, stride=2, padding=1).backward(torch.tensor(dy, dtype=torch.float64))
     np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("size, dtype, image_columns", [
+    (32, np.float32, True),             # row strips' small maps: image by image
+    (32, np.float64, False),            # no native job in float64: row strips
+    (56, np.float32, False),            # larger maps: row strips
+])
+def test_small_maps_go_image_by_image_before_row_strips(monkeypatch, size, dtype, image_columns):
+    from tinynet import blas_threads, cblas
+    from tinynet.kernels import winograd
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    monkeypatch.setattr(winograd, "_mode", "never")
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((4, 16, size, size)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((4, 16, size, size)).astype(dtype)
+    assert conv_module._use_row_strips(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1, (size, size))
+    strips = []
+    for name in ("_conv2d_row_strips", "_conv2d_weight_row_strips"):
+        real = getattr(conv_module, name)
+        monkeypatch.setattr(conv_module, name, lambda *a, _real=real: strips.append(1) or _real(*a))
+    addresses = []
+    run = blas_threads.run_native_job
+    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: addresses.append(a[1]) or run(*a))
+    y = conv_module._conv2d_array(x, w, None, (1, 1), (1, 1), (1, 1), 1, (size, size))
+    dw = conv_module._conv2d_weight_array(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    assert [_pieces().get(a) for a in addresses] == (["forward", "weight"] if image_columns else
+                                                      [None] * len(addresses))
+    assert len(strips) == (0 if image_columns else 2)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=1)
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-4, atol=1e-2)
