@@ -268,3 +268,46 @@ def test_hand_checkable_strips():
                 [0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0],
                 [0, 0, 0, 2, 3, 0, 5, 6, 0, 0, 0, 0]]
     np.testing.assert_array_equal(buffer[0], expected)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("x_shape, w_shape, padding, dilation", [
+    ((5, 16, 9, 8), (16, 3, 3, 3), (1, 1), (1, 1)),       # conv2's input gradient: 16 -> 3
+    ((3, 4, 7, 10), (4, 6, 3, 5), (2, 2), (2, 1)),        # dilated rows, a 3x5 kernel
+])
+def test_flat_row_input_gradient_native_job_equals_the_python_chunks(x_shape, w_shape, padding, dilation,
+                                                                    bias, monkeypatch):
+    """The flat-row transposed conv (the input gradient of a flat-row conv) as a native
+    job (flat_rows.input_piece: per image a GEMM with W read transposed, then the
+    compiled adjoint of the columns with the bias) against the same images as Python
+    chunks and PyTorch; float64 keeps the chunks."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    size = x_shape[2:]
+    assert conv_module._use_flat_rows((x_shape[0], w_shape[1]) + size, (w_shape[1], w_shape[0]) + w_shape[2:],
+                                      (1, 1), padding, dilation, 1, size)
+    rng = np.random.default_rng(x_shape[1])
+    jobs = []
+    run = blas_threads.run_native_job
+    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: jobs.append(a[1]) or run(*a))
+    from tinynet.kernels.compiled import flat_rows as compiled_flat
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(x_shape).astype(dtype)
+        w = rng.standard_normal(w_shape).astype(dtype)
+        b = rng.standard_normal(w_shape[1]).astype(dtype) if bias else None
+        jobs.clear()
+        native = conv_module._conv_transpose2d_array(x, w, b, (1, 1), padding, dilation, 1, size)
+        assert jobs == ([compiled_flat.input_piece.address] if dtype == np.float32 else [])
+        with monkeypatch.context() as m:
+            m.setattr(conv_module, "_native_flat_input_grad", lambda *a: False)
+            chunks = conv_module._conv_transpose2d_array(x, w, b, (1, 1), padding, dilation, 1, size)
+        np.testing.assert_allclose(native, chunks, rtol=1e-5, atol=1e-4)
+        torch = pytest.importorskip("torch")
+        expected = torch.nn.functional.conv_transpose2d(
+            torch.tensor(x), torch.tensor(w), None if b is None else torch.tensor(b), padding=padding,
+            dilation=dilation)
+        np.testing.assert_allclose(native, expected.numpy(), rtol=1e-4, atol=1e-4)

@@ -608,6 +608,31 @@ def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, strid
     return partials if ran else None
 
 
+def _native_flat_input_grad(x, w, b, out, padding, dilation, pieces):
+    """The flat-row transposed conv (a flat-row conv's input gradient) image by image as a
+    native job (:func:`tinynet.kernels.compiled.flat_rows.input_piece`): x (N, C_in, H,
+    W), w (C_in, C_out, kh, kw), one group, into ``out`` (N, C_out, H, W). True when it
+    ran; False, having run nothing, where it cannot (one chunk, not float32, no OpenBLAS
+    running native pieces)."""
+    from .. import blas_threads
+    import numpy
+    if pieces < 2 or not backend.use_compiled(x, w):     # (NumPy arrays only)
+        return False
+    C_out = out.shape[1]
+    bias = numpy.zeros(C_out, x.dtype) if b is None else numpy.ascontiguousarray(b)
+    blas = blas_threads.native_gemm(x, w, bias, out)
+    if blas is None:
+        return False
+    from ..kernels.compiled import flat_rows as _compiled_flat
+    N, C_in, H, W = x.shape
+    kh, kw = w.shape[2:]
+    rows = C_out * kh * kw
+    params = [N, C_out, H, W, C_in, kh, kw, padding[0], padding[1], dilation[0], dilation[1], rows, *blas]
+    cols = numpy.empty((pieces, rows, H * W), dtype=x.dtype)
+    return blas_threads.run_native_job(pieces, _compiled_flat.input_piece.address, params,
+                                       (x, w, bias, out, cols))
+
+
 def _native_strips(piece, x, pieces, blk, geometry, kh, kw, *arrays):
     """A row-strip convolution's image groups as a native job
     (:mod:`tinynet.kernels.compiled.row_strips`), in the ``pieces`` chunks ``parallel_for``
@@ -918,13 +943,16 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         # transposing copy; 3->16 32x32 N32 input gradient 2.2 -> 1.2 ms), then
         # contiguous adds per offset
         y = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
+        nbytes = kh * kw * y.nbytes + x.nbytes
+        if _native_flat_input_grad(x, w, b, y, padding, dilation, backend.parallel_chunks(N, nbytes, x)):
+            return y
 
         def images(lo, hi):     # independent: side by side, each product on one thread
             col = xp.matmul(wt, x[lo:hi].reshape(hi - lo, C_in, H * W)).reshape(hi - lo, C_out, kh, kw, H * W)
             _flat_rows.flat_col2im(col, (H, W), padding, dilation, image_major=True, out=y[lo:hi])
             if b is not None:
                 y[lo:hi] += b.reshape(-1, 1, 1)
-        backend.parallel_for(N, images, nbytes=kh * kw * y.nbytes + x.nbytes, like=x)
+        backend.parallel_for(N, images, nbytes=nbytes, like=x)
         return y
     phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W),
                          gather=False)

@@ -24,6 +24,9 @@ batch did not (docs/kernels/convolution.md, "Image by image, as a native job"). 
 ``whole``, the columns are the batch's (N, C·kh·kw, Ho·Wo), each image's written by the
 piece that owns it, or already there (``ready``): a transposed conv's two gradients
 share dy's columns this way.
+
+The flat-row input gradient (:func:`input_piece`) is the adjoint, image by image:
+``col = Wᵀ @ dY[n]``, then :func:`image_col2im` adds each column row back at its shift.
 """
 import numba
 import numpy as np
@@ -130,3 +133,50 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
         else:
             gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, Ho * Wo, one, col.ctypes.data, Ho * Wo,
                  dy[n].ctypes.data, Ho * Wo, one, part.ctypes.data, C_out)
+
+
+@kernel
+def image_col2im(col, out, bias, kh, kw, ph, pw, dh, dw):
+    """The adjoint of :func:`columns` for one image, plus a bias: ``out`` (C, H, W) =
+    ``bias[c]`` + the sum, over the offsets (i, j), of ``col[(c, i, j), h·W + w]`` added at
+    pixel ``(h + i·dh - ph, w + j·dw - pw)`` where that lies in the image."""
+    C, H, W = out.shape
+    for c in range(C):
+        plane = out[c]
+        for h in range(H):
+            for w in range(W):
+                plane[h, w] = bias[c]
+        for i in range(kh):
+            for j in range(kw):
+                source = col[(c * kh + i) * kw + j]
+                shift = j * dw - pw
+                lo, hi = max(0, -shift), min(W, W - shift)
+                for h in range(H):
+                    y = h + i * dh - ph
+                    if 0 <= y < H:
+                        row = plane[y, lo + shift:hi + shift]
+                        part = source[h * W + lo:h * W + hi]
+                        for w in range(hi - lo):
+                            row[w] += part[w]
+
+
+@table_piece
+def input_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of ``pieces`` of the input gradient (the flat-row transposed
+    conv): per image, ``col (K, H·W) = Wᵀ @ dY[n]`` (W (C_out, K) read transposed), then
+    :func:`image_col2im` into ``dX[n]`` with the bias. Table ``b``: the integer
+    parameters ``N, C, H, W, C_out, kh, kw, ph, pw, dh, dw, K, gemm, ilp64``, then dy
+    (N, C_out, H, W), w (C_out, K), bias (C,), dx (N, C, H, W) and the pieces' column
+    buffers (pieces, K, H·W)."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (14,))
+    N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    ph, pw, dh, dw, K, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13]
+    bias = numba.carray(address_to_pointer(b[3], numba.float32), (C,))
+    dx = numba.carray(address_to_pointer(b[4], numba.float32), (N, C, H, W))
+    col = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, K, H * W))[k]
+    lo, hi = piece_range(k, pieces, N)
+    for n in range(lo, hi):
+        gemm(function, ilp64, TRANS, NO_TRANS, K, H * W, C_out, np.float32(1), b[2], K,
+             b[1] + 4 * n * C_out * H * W, H * W, np.float32(0), col.ctypes.data, H * W)
+        image_col2im(col, dx[n], bias, kh, kw, ph, pw, dh, dw)
