@@ -212,6 +212,7 @@ def _load_compiled_runtime() -> None:
         for name in pieces.LAYOUTS:
             pieces.piece(name, "float32")
         for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,
+                      winograd.weight_piece,
                       flat_rows.forward_piece, flat_rows.weight_piece, flat_rows.input_piece,
                       transposed.forward_piece,
                       lstm_loop.forward_piece, lstm_loop.backward_piece):

@@ -681,3 +681,35 @@ def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatc
         assert not wide(2, 64, 32) and not wide(2, 128, 16)
     finally:
         W.set_winograd_mode(before)
+
+
+@needs_numba
+@pytest.mark.parametrize("shape, block_images", [((2, 16, 12, 10), None), ((5, 3, 9, 7), 2)])
+def test_native_weight_job_equals_the_python_chunks(shape, block_images, monkeypatch):
+    """The float32 weight gradient's image groups as a native job (one piece a chunk,
+    weight_piece: V, dM, the 16 products into each piece's partial dU), against the same
+    groups as Python chunks and direct sums: equal, for blocks of one or several images
+    and a last partial block; float64 keeps the Python chunks."""
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
+            or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
+    monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", block_images)
+    jobs = []
+    run_native = blas_threads.run_native
+    monkeypatch.setattr(blas_threads, "run_native", lambda *a: jobs.append(a[1]) or run_native(*a))
+    rng = np.random.default_rng(8)
+    C_out = 11
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(shape).astype(dtype)
+        dy = rng.standard_normal((shape[0], C_out) + shape[2:]).astype(dtype)
+        jobs.clear()
+        native = W.conv2d_weight_winograd(x, dy, (1, 1))
+        assert len(jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces in jobs)
+        with monkeypatch.context() as m:
+            m.setattr(W, "_native_weight", lambda *a: None)
+            chunks = W.conv2d_weight_winograd(x, dy, (1, 1))
+        np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(native, direct_weight_grad(x, dy, (1, 1)), rtol=1e-4, atol=1e-3)

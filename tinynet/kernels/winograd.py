@@ -454,6 +454,10 @@ def _weight_partials_compiled(x, dy, padding):
     _, (th, tw) = _tiles(H, W, padding)
     images, rows = _block_plan(x, th, tw, max(C, C_out), _COMPILED_BLOCK_IMAGES)
     blas = cblas.gemm_address(x.dtype)       # (address, integer bits) of NumPy's GEMM, or None
+    nbytes = 16 * (x.nbytes + dy.nbytes)
+    native = _native_weight(x, dy, images, rows, padding, backend.parallel_chunks(N, nbytes, x))
+    if native is not None:
+        return list(enumerate(native))
     partials = []
 
     def image_groups(lo, hi):       # independent: side by side, each its own partial dU
@@ -474,5 +478,29 @@ def _weight_partials_compiled(x, dy, padding):
                 else:
                     _add_products(du, dm3, v3.transpose(0, 2, 1))
         partials.append((lo, du))
-    backend.parallel_for(N, image_groups, nbytes=16 * (x.nbytes + dy.nbytes), like=x)
+    backend.parallel_for(N, image_groups, nbytes=nbytes, like=x)
     return partials
+
+
+def _native_weight(x, dy, images, rows, padding, pieces):
+    """:func:`_weight_partials_compiled`'s image groups as a native job (float32;
+    :func:`tinynet.kernels.compiled.winograd.weight_piece`), in the ``pieces`` chunks
+    ``parallel_for`` would use: the pieces' partial dU (pieces, 16, C_out, C_in), or None,
+    having run nothing, where it cannot run (one chunk, float64, no OpenBLAS that runs
+    native pieces)."""
+    import numpy
+    from tinynet import blas_threads
+    blas = blas_threads.native_gemm(x, dy)
+    if pieces < 2 or blas is None:
+        return None
+    from .compiled import winograd as compiled
+    N, C, H, W = x.shape
+    C_out, Ho, Wo = dy.shape[1:]
+    _, (th, tw) = _tiles(H, W, padding)
+    per_piece = images * min(rows, th) * tw
+    partials = numpy.zeros((pieces, 16, C_out, C), dtype=x.dtype)
+    v = numpy.empty(pieces * 16 * C * per_piece, dtype=x.dtype)
+    dm = numpy.empty(pieces * 16 * C_out * per_piece, dtype=x.dtype)
+    params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1]) + blas
+    ran = blas_threads.run_native_job(pieces, compiled.weight_piece.address, params, (x, dy, partials, v, dm))
+    return partials if ran else None

@@ -219,3 +219,35 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
                          b[2] + 4 * j * C * C_out, C, v[j].ctypes.data, P, zero,
                          m[j].ctypes.data, P)
             output_tiles(m.reshape(16, C_out, n, tb, tw), bias, has_bias, n0, t0, out)
+
+
+@table_piece
+def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of ``pieces`` of a float32 weight gradient
+    (:func:`tinynet.kernels.winograd._weight_partials_compiled`) as a native job: the
+    images ``parallel_for`` would give it, block by block V = Bᵀ d B, dM = A dY Aᵀ and
+    ``dU[k] += dM[k] @ V[k]ᵀ`` into its own partial dU, without the GIL. Table ``b``: the
+    integer parameters ``N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, ph, pw, gemm,
+    ilp64``, then x (N, C, H, W), dy (N, C_out, Ho, Wo), the pieces' partials (pieces, 16,
+    C_out, C) (zeros), and each piece's V and dM buffers."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (15,))
+    N, C, H, W, C_out, Ho, Wo = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    th, tw, images, rows, ph, pw, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, Ho, Wo))
+    du = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, 16, C_out, C))[k]
+    tiles = images * min(rows, th) * tw
+    v_buf = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * 16 * C * tiles,))
+    dm_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * 16 * C_out * tiles,))
+    v_mine = v_buf[k * 16 * C * tiles:(k + 1) * 16 * C * tiles]
+    dm_mine = dm_buf[k * 16 * C_out * tiles:(k + 1) * 16 * C_out * tiles]
+    lo, hi = piece_range(k, pieces, N)
+    for n0 in range(lo, hi, images):
+        n = min(hi, n0 + images) - n0
+        for t0 in range(0, th, rows):
+            tb = min(rows, th - t0)
+            P = n * tb * tw
+            v = input_tiles(x, n0, t0, ph, pw, v_mine[:16 * C * P].reshape(16, C, n, tb, tw))
+            dm = output_tiles_adjoint(dy, n0, t0, dm_mine[:16 * C_out * P].reshape(16, C_out, n, tb, tw))
+            add_products(function, ilp64, du, dm.reshape(16, C_out, P), v.reshape(16, C, P))
