@@ -523,8 +523,17 @@ def test_compiled_blocks_reuse_one_pair_of_tile_buffers(which, monkeypatch):
     the last pair was alive: 6 MB)."""
     import tracemalloc
     monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "_num_threads", backend._num_threads)
-    backend.set_num_threads(1)
+    before = backend._num_threads
+    backend.set_num_threads(1)          # (BLAS's too: put back at the end)
+    try:
+        _one_thread_peak(which)
+    finally:
+        backend.set_num_threads(before or backend._usable_cores())
+        backend._num_threads = before
+
+
+def _one_thread_peak(which):
+    import tracemalloc
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 64, 32, 32)).astype(np.float32)   # 16x16 tiles, 1 MB of V an image
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
