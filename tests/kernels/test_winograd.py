@@ -625,7 +625,8 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
     the input gradient take Winograd from 32 channels on maps of 32x32 and more, and on
     16x16 maps with 128+ input channels, whatever the batch; not on 8x8 maps, not with 16
     channels on either side. The weight gradient keeps the rule without that branch
-    (128+ channels from 256 tiles); without the compiled transforms, nothing changes."""
+    (128+ channels from 256 tiles) and has its own (64+ channels on maps of 56x56 and
+    more); without the compiled transforms, nothing changes."""
     before = W.get_winograd_mode()
     W.set_winograd_mode("auto")
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
@@ -654,8 +655,12 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
         assert conv(16, 256, 256, 8) and conv(16, 128, 128, 16)       # the rule for 128+ channels
         assert not grad(2, 64, 64, 32) and not grad(16, 64, 64, 32) and not grad(2, 128, 128, 16)
         assert grad(16, 256, 256, 8) and grad(16, 128, 128, 16)
+        # ... and its own branch: 64+ channels on maps of 56x56 and more
+        assert grad(8, 64, 64, 56) and grad(2, 64, 128, 56) and grad(2, 64, 64, 128)
+        assert not grad(8, 32, 64, 56) and not grad(2, 64, 64, 55) and not grad(4, 32, 32, 112)
         monkeypatch.setattr(backend, "_compiled", False)
         assert not conv(2, 64, 64, 32) and not conv(16, 64, 64, 32) and not conv(2, 128, 128, 16)
+        assert not grad(8, 64, 64, 56)
         assert conv(16, 256, 256, 8)
     finally:
         W.set_winograd_mode(before)

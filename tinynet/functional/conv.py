@@ -158,6 +158,9 @@ _WINOGRAD_MIN_CHANNEL_SIDE_AVX2 = 1024
 #: 128+ input channels (below that, :data:`_WINOGRAD_MIN_MAP`): on 8x8 maps it lost,
 #: and on 16x16 with 64 input channels (see :func:`_use_winograd`).
 _WINOGRAD_MIN_MAP_AVX512 = 16 * 16
+#: The weight gradient there: the smallest output map, given 64+ channels on both sides
+#: (see :func:`_use_winograd`).
+_WINOGRAD_MIN_MAP_WEIGHT_AVX512 = 56 * 56
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True,
@@ -254,6 +257,15 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       gradient only: 32+ channels on maps of :data:`_WINOGRAD_MIN_MAP` pixels and more,
       or of :data:`_WINOGRAD_MIN_MAP_AVX512` with 128+ input channels, whatever the
       tiles; the weight gradient (``weight_grad``) keeps the rule below.
+    - The same guest type (thirtieth session), with the weight gradient's native job,
+      ``conv2d_weight_winograd`` against the route otherwise taken (row strips, image by
+      image, flat rows), alternated, best of two medians of 20: 64+ channels on maps of
+      56x56 and more won or tied (N8 64->64 56x56 0.91x, N2 64->128 56x56 0.81x, N2
+      64->64 128x128 0.96x, N8 128->128 56x56 0.99x, N4 / N2 64->64 64x64 0.99 / 1.01x);
+      on smaller maps or with fewer channels it mostly lost (N2 32->32 64x64 1.27x, 16->16
+      128x128 1.65x, 256->256 8x8 1.77x, N4 32->32 112x112 1.09x; N16 64->64 32x32 1.01x;
+      N2 16->32 64x64 won, 0.65x). Hence, for the weight gradient there: 64+ channels
+      on maps of :data:`_WINOGRAD_MIN_MAP_WEIGHT_AVX512` pixels and more.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -279,6 +291,9 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
             and channels >= 32
             and Ho * Wo >= (_WINOGRAD_MIN_MAP if C < 128 else _WINOGRAD_MIN_MAP_AVX512)):
         return True                 # AVX-512 GEMMs and compiled transforms: fwd / input grad
+    if (weight_grad and on_cpu and jit and not avx2_only and backend.blas_has_avx512()
+            and channels >= 64 and Ho * Wo >= _WINOGRAD_MIN_MAP_WEIGHT_AVX512):
+        return True                 # ... and the weight gradient on large maps
     if avx2_only and jit:           # an AVX2 CPU with the compiled transforms
         side = min(Ho, Wo)
         if side < _WINOGRAD_MIN_SIDE_AVX2 or channels * side < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2:
