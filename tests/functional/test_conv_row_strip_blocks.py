@@ -203,6 +203,7 @@ def test_row_strip_temporaries_stay_within_the_block_budget(which, in_place, mon
     import tracemalloc
     monkeypatch.setattr(winograd, "_mode", "never")
     monkeypatch.setattr(conv_module, "_row_strips_in_place", lambda C_out: in_place)
+    monkeypatch.setattr(conv_module, "_image_columns_first", lambda *a: False)     # row strips
     budget = 64 << 10
     monkeypatch.setattr(conv_module, "_ROW_STRIP_BYTES", budget)
     rng = np.random.default_rng(0)

@@ -109,9 +109,9 @@ def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
 
 
 @pytest.mark.parametrize("size, dtype, image_columns", [
-    (32, np.float32, True),             # row strips' small maps: image by image
+    (32, np.float32, True),             # an image's columns of 0.6 MB: image by image
     (32, np.float64, False),            # no native job in float64: row strips
-    (56, np.float32, False),            # larger maps: row strips
+    (88, np.float32, False),            # 4.5 MB (over 4 MB): row strips
 ])
 def test_small_maps_go_image_by_image_before_row_strips(monkeypatch, size, dtype, image_columns):
     from tinynet import blas_threads, cblas

@@ -386,21 +386,27 @@ def _use_image_columns(x_shape, w_shape, groups, output_size):
                                     w_shape[0]))
 
 
-#: Largest output map (pixels) on which :func:`_image_columns_first` prefers the per-image
-#: route to row strips.
-_IMAGE_COLUMNS_MAX_STRIP_MAP = 48 * 48
+#: Largest columns of one image (bytes) for which :func:`_image_columns_first` prefers
+#: the per-image route to row strips.
+_IMAGE_COLUMNS_MAX_STRIP_BYTES = 4 << 20
 
 
 def _image_columns_first(x, w_shape, groups, output_size):
-    """Row strips' smaller maps (at most :data:`_IMAGE_COLUMNS_MAX_STRIP_MAP` pixels) go
-    image by image instead (:func:`_use_image_columns`), where that native job can run
-    (float32 NumPy arrays, NumPy's OpenBLAS running native pieces). Measured against row
-    strips' native jobs in one process, alternated, medians of 30, two threads (thirtieth
-    session), forward / weight gradient: N16 16->16 32x32 0.60 / 0.52x, N16 32->32 32x32
-    weight 0.52x, N16 64->64 32x32 weight 0.79x (its forward is Winograd), N8 64->64
-    32x32 weight 0.61x, N2 64->64 32x32 weight 0.67x, N2 16->32 64x64 forward 0.89x;
-    40x40 and 48x48 weights 0.89-0.92x; 56x56 and 64x64 ties or losses (0.99-1.09x)."""
-    if output_size[0] * output_size[1] > _IMAGE_COLUMNS_MAX_STRIP_MAP or not backend.use_compiled(x):
+    """Row strips' convolutions whose columns of one image (C·kh·kw x Ho·Wo) take at most
+    :data:`_IMAGE_COLUMNS_MAX_STRIP_BYTES` (about twice an L2 of these guests) go image by
+    image instead (:func:`_use_image_columns`), where that native job can run (float32
+    NumPy arrays, NumPy's OpenBLAS running native pieces). Measured against row strips'
+    native jobs in one process, alternated, medians of 20-30, two threads (thirtieth
+    session), forward / weight gradient, with each image's columns: N16 16->16 32x32
+    (0.6 MB) 0.60 / 0.52x, N16 32->32 32x32 (1.2 MB) weight 0.52x, N16 64->64 32x32 (2.4
+    MB) weight 0.79x (its forward is Winograd), N8 and N2 64->64 32x32 weights 0.61 /
+    0.67x, N2 16->32 64x64 (2.4 MB) 0.76 / 0.49x, N16 32->32 48x48 (2.7 MB) weight 0.89x,
+    N16 64->64 40x40 (3.7 MB) weight 0.92x; N2 32->32 64x64 (4.7 MB) 1.00 / 1.16x, N8
+    64->64 56x56 (7.2 MB) weight 1.0x, N2 64->32 64x64 and 16->16 128x128 (9.4 MB) 1.2-1.4x,
+    N2 32->16 128x128 (19 MB) 2.1x."""
+    C, kh, kw = w_shape[1:]
+    if (C * kh * kw * output_size[0] * output_size[1] * x.itemsize > _IMAGE_COLUMNS_MAX_STRIP_BYTES
+            or not backend.use_compiled(x)):
         return False
     from .. import blas_threads
     return (blas_threads.native_gemm(x) is not None
