@@ -727,3 +727,18 @@ def test_native_weight_job_equals_the_python_chunks(shape, block_images, monkeyp
             chunks = W.conv2d_weight_winograd(x, dy, (1, 1))
         np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-5)
         np.testing.assert_allclose(native, direct_weight_grad(x, dy, (1, 1)), rtol=1e-4, atol=1e-3)
+
+
+@needs_numba
+@pytest.mark.parametrize("channels, block_bytes", [(32, 3 << 18), (64, 3 << 18), (128, 1 << 20), (256, 2 << 20),
+                                                   (512, 2 << 20)])
+def test_compiled_forward_blocks_hold_768_kb_of_tiles_but_128_tiles_at_least(channels, block_bytes, monkeypatch):
+    """The compiled forward plans its blocks for 768 kB of V, at least 128 tiles of the
+    input's channels (16 positions x 4 bytes each), at most the 2 MB of the other routes."""
+    monkeypatch.setattr(backend, "_compiled", True)
+    plans = []
+    real = W._block_plan
+    monkeypatch.setattr(W, "_block_plan", lambda *a: plans.append(a[5:]) or real(*a))
+    x = np.zeros((1, channels, 8, 8), np.float32)
+    W.conv2d_winograd(x, np.zeros((4, channels, 3, 3), np.float32), None, (1, 1))
+    assert plans == [(block_bytes,)]

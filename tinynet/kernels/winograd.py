@@ -186,19 +186,28 @@ _BLOCK_BYTES = 2 << 20
 #: forward / weight gradient with one image per block against 16.9 / 17.5 ms with 4; a
 #: fixed single image made N16 512->512 4x4 2.1x slower, its GEMMs 4 tiles wide).
 _COMPILED_BLOCK_IMAGES = None
+#: The compiled forward's blocks: about this many bytes of V, but at least
+#: :data:`_COMPILED_FORWARD_MIN_TILES` tiles, and at most :data:`_BLOCK_BYTES`.
+#: Thirtieth session, against 2 MB, best of three medians of 15, two threads: 64
+#: channels 0.84-0.88x the time (N8 56x56, N16 and N2 32x32), N2 32->32 and 64->32
+#: 64x64 0.81-0.84x, 128 and more channels 0.98-1.01x; without the floor, 256 input
+#: channels lost 1.15-1.5x (their 16 GEMMs too narrow): 128 tiles keep their 2 MB.
+_COMPILED_FORWARD_BLOCK_BYTES = 3 << 18
+_COMPILED_FORWARD_MIN_TILES = 128
 
 
-def _block_plan(x, th, tw, channels, images=_BLOCK_IMAGES):
+def _block_plan(x, th, tw, channels, images=_BLOCK_IMAGES, block_bytes=None):
     """(images per group, tile rows per block) for the images x: ``images`` images (None:
-    as many whole images as fit in :data:`_BLOCK_BYTES`, at least one) and about
-    :data:`_BLOCK_BYTES` of 16-position tiles of ``channels`` values on the CPU; the
-    whole batch and all ``th`` tile rows on CuPy."""
+    as many whole images as fit in ``block_bytes``, at least one) and about
+    ``block_bytes`` (default :data:`_BLOCK_BYTES`) of 16-position tiles of ``channels``
+    values on the CPU; the whole batch and all ``th`` tile rows on CuPy."""
     if backend.device_of(x).type != "cpu":
         return x.shape[0], th
+    block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
     if images is None:
-        images = max(1, _BLOCK_BYTES // (16 * th * tw * channels * x.itemsize))
+        images = max(1, block_bytes // (16 * th * tw * channels * x.itemsize))
     images = min(x.shape[0], images)
-    return images, max(1, _BLOCK_BYTES // (16 * tw * images * channels * x.itemsize))
+    return images, max(1, block_bytes // (16 * tw * images * channels * x.itemsize))
 
 
 def _tile_blocks(xs, padding, th, tw, rows):
@@ -376,7 +385,9 @@ def _conv2d_compiled(x, w, bias, padding, transposed=False):
     has_bias = bias is not None
     b = xp.ascontiguousarray(bias) if has_bias else xp.zeros(1, dtype=x.dtype)
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
-    images, rows = _block_plan(x, th, tw, C, _COMPILED_BLOCK_IMAGES)
+    block_bytes = min(_BLOCK_BYTES, max(_COMPILED_FORWARD_BLOCK_BYTES,
+                                        _COMPILED_FORWARD_MIN_TILES * 16 * C * x.itemsize))
+    images, rows = _block_plan(x, th, tw, C, _COMPILED_BLOCK_IMAGES, block_bytes)
     nbytes = 16 * (x.nbytes + out.nbytes)
     if _native_forward(x, u, b, has_bias, out, images, rows, (th, tw), padding,
                        backend.parallel_chunks(N, nbytes, x)):
