@@ -247,3 +247,19 @@ def test_periodic_fill_is_the_window_of_images_and_zeros(k, C, P, gap, L, first)
     strip = np.full((C, L), np.nan)
     RS._periodic_fill(strip, images, first, period)
     np.testing.assert_array_equal(strip, expected)
+
+
+def test_native_blocks_take_the_smaller_budget(monkeypatch):
+    # float32 blocks that run as native jobs plan for 1 MB of strips; float64 (Python
+    # chunks) for 3 MB: a 16-channel 128-wide map holds 8x more rows per block at 3 MB
+    from tinynet import blas_threads
+    monkeypatch.setattr(backend, "_compiled", True)
+    shape, w_shape = (2, 16, 128, 128), (16, 16, 3, 3)
+    blocks = {dtype: conv_module._row_strip_blocks(np.empty(shape, dtype), w_shape, (1, 1), (1, 1))
+              for dtype in (np.float32, np.float64)}
+    native = blas_threads.native_gemm(np.empty(1, np.float32)) is not None
+    expected32 = RS.blocks(shape, (3, 3), (1, 1), (1, 1), ((1 if native else 3) << 20) // 4)
+    assert blocks[np.float32] == expected32
+    assert blocks[np.float64] == RS.blocks(shape, (3, 3), (1, 1), (1, 1), (3 << 20) // 8)
+    assert RS.blocks(shape, (3, 3), (1, 1), (1, 1), (1 << 20) // 4) != RS.blocks(shape, (3, 3), (1, 1), (1, 1),
+                                                                             (3 << 20) // 4)

@@ -455,6 +455,12 @@ def _use_subpixel(x_shape, w_shape, stride, padding, dilation, groups):
 #: Bytes of strips per block (see :mod:`tinynet.kernels.row_strips`): about 3 MB, the best
 #: measured on 16-, 32- and 64-channel maps.
 _ROW_STRIP_BYTES = 3 << 20
+#: ... and where the blocks run as native jobs (float32, NumPy's OpenBLAS): 1 MB.
+#: Thirtieth session, against 3 MB, best of two medians of 12, two threads, forward /
+#: weight gradient: N2 16->16 and 32->16 128x128 0.84 / 0.92x and 0.79 / 0.92x, N4 16->16
+#: 224x224 0.87 / 0.85x, N2 64->32 64x64 0.84 / 0.94x; N8 64->64 56x56 1.09 / 0.96x (a
+#: Winograd layer there); 6 MB 0.92-1.14x.
+_ROW_STRIP_NATIVE_BYTES = 1 << 20
 
 
 #: Most output channels for which a "same" row-strip conv on an AVX-512 CPU stacks its
@@ -481,7 +487,12 @@ def _row_strips_in_place(C_out):
 
 
 def _row_strip_blocks(x, w_shape, padding, dilation):
-    return RS.blocks(x.shape, tuple(w_shape[2:]), padding, dilation, _ROW_STRIP_BYTES // x.itemsize)
+    budget = _ROW_STRIP_BYTES
+    if _ROW_STRIP_NATIVE_BYTES < budget and backend.use_compiled(x):
+        from .. import blas_threads
+        if blas_threads.native_gemm(x) is not None:
+            budget = _ROW_STRIP_NATIVE_BYTES
+    return RS.blocks(x.shape, tuple(w_shape[2:]), padding, dilation, budget // x.itemsize)
 
 
 def _row_strip_sums(z, blk, C_out, k, rows, span, dh, W):
