@@ -200,3 +200,24 @@ def chunk_counts(monkeypatch):
         real(count, fn, nbytes, like, calls, native)
     monkeypatch.setattr(backend, "parallel_for", spy)
     return counts
+
+
+@pytest.fixture
+def native_jobs(monkeypatch):
+    """For a test of a native job (:func:`tinynet.blas_threads.run_native_job`): skips
+    unless one can run here (NumPy's OpenBLAS running native pieces on 2+ threads, its
+    ``cblas_sgemm`` found); turns the compiled kernels on and the parallel grain down to
+    one (chunks however small the job); returns the list that receives ``(pieces,
+    address, parameters)`` for every native job the test runs, in order."""
+    import numpy as np
+    from tinynet import blas_threads, cblas
+    if not blas_threads.available() or cblas.gemm_address(np.float32) is None or blas_threads.threads() < 2:
+        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(backend, "parallel_grain", 1)
+    jobs = []
+    run = blas_threads.run_native_job
+    monkeypatch.setattr(blas_threads, "run_native_job",
+                        lambda pieces, address, parameters, arrays:
+                        jobs.append((pieces, address, list(parameters))) or run(pieces, address, parameters, arrays))
+    return jobs

@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("numba")
 
-from tinynet import backend                                # noqa: E402
 import tinynet as tn                                       # noqa: E402
 import tinynet.functional as F                             # noqa: E402
 from tinynet.functional import conv as conv_module         # noqa: E402
@@ -17,20 +16,11 @@ pytestmark = pytest.mark.compiled_kernels      # CPU only (tests/conftest.py)
 
 
 @pytest.fixture
-def jobs(monkeypatch):
+def jobs(native_jobs, monkeypatch):
     """The native jobs' parameter lists, in order; the route taken on small shapes."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)          # chunks however small the job
     monkeypatch.setattr(conv_module, "_IMAGE_COLUMNS_MIN_PIXELS", 1)
     monkeypatch.setattr(conv_module._phases, "_mode", "never")    # small strided maps: im2col's
-    calls = []
-    run = blas_threads.run_native_job
-    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: calls.append(list(a[2])) or run(*a))
-    return calls
+    return native_jobs
 
 
 def _pieces():
@@ -61,7 +51,7 @@ def test_native_job_equals_the_python_chunks_and_pytorch(jobs, monkeypatch, bias
                 conv_module._conv2d_weight_array(x, dy, w.shape, *geometry))
     native = both()
     assert len(jobs) == 2, "both the forward and the weight gradient ran as native jobs"
-    assert [params[-3:] for params in jobs] == [[1, 0, 0]] * 2     # strided, per-piece buffers
+    assert [params[-3:] for *_, params in jobs] == [[1, 0, 0]] * 2     # strided, per-piece buffers
     with monkeypatch.context() as m:
         m.setattr(conv_module, "_native_image_columns", lambda x, a, out, *rest, **kw: None if out is None else False)
         chunks = both()
@@ -99,7 +89,7 @@ def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
     y = F.conv_transpose2d(xt, wt, stride=2, padding=1)
     jobs.clear()
     y.backward(tn.tensor(dy))
-    assert [params[-3:] for params in jobs] == [[1, 1, 0], [1, 1, 1]]
+    assert [params[-3:] for *_, params in jobs] == [[1, 1, 0], [1, 1, 1]]
     torch = pytest.importorskip("torch")
     tx = torch.tensor(x, requires_grad=True, dtype=torch.float64)
     tw = torch.tensor(w, requires_grad=True, dtype=torch.float64)
@@ -113,14 +103,8 @@ def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
     (32, np.float64, False),            # no native job in float64: row strips
     (88, np.float32, False),            # 4.5 MB (over 4 MB): row strips
 ])
-def test_small_maps_go_image_by_image_before_row_strips(monkeypatch, size, dtype, image_columns):
-    from tinynet import blas_threads, cblas
+def test_small_maps_go_image_by_image_before_row_strips(native_jobs, monkeypatch, size, dtype, image_columns):
     from tinynet.kernels import winograd
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)
     monkeypatch.setattr(winograd, "_mode", "never")
     rng = np.random.default_rng(size)
     x = rng.standard_normal((4, 16, size, size)).astype(dtype)
@@ -131,13 +115,10 @@ def test_small_maps_go_image_by_image_before_row_strips(monkeypatch, size, dtype
     for name in ("_conv2d_row_strips", "_conv2d_weight_row_strips"):
         real = getattr(conv_module, name)
         monkeypatch.setattr(conv_module, name, lambda *a, _real=real: strips.append(1) or _real(*a))
-    addresses = []
-    run = blas_threads.run_native_job
-    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: addresses.append(a[1]) or run(*a))
     y = conv_module._conv2d_array(x, w, None, (1, 1), (1, 1), (1, 1), 1, (size, size))
     dw = conv_module._conv2d_weight_array(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1)
-    assert [_pieces().get(a) for a in addresses] == (["forward", "weight"] if image_columns else
-                                                      [None] * len(addresses))
+    assert [_pieces().get(address) for _, address, _ in native_jobs] == (
+        ["forward", "weight"] if image_columns else [None] * len(native_jobs))
     assert len(strips) == (0 if image_columns else 2)
     torch = pytest.importorskip("torch")
     tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)

@@ -188,16 +188,10 @@ def test_flat_row_weight_gradient_takes_the_narrow_product(c_out, dtype, monkeyp
     ((3, 4, 11, 9), 4, (1, 0)),        # output rows narrower than the grid's (Wo < W)
 ])
 @pytest.mark.parametrize("c_out", [6, 40])
-def test_native_jobs_equal_the_python_chunks(shape, budget_rows, padding, c_out, monkeypatch):
+def test_native_jobs_equal_the_python_chunks(shape, budget_rows, padding, c_out, native_jobs, monkeypatch):
     """float32 forward and weight gradient as native jobs (stacked_piece, weight_piece:
     each of OpenBLAS's threads runs its image groups without the GIL) against the same
     groups as Python chunks; narrow products (6 output channels) and GEMMs (40)."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
     monkeypatch.setattr(conv_module, "_row_strips_in_place", lambda c: False)
     rng = np.random.default_rng(c_out)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -205,16 +199,13 @@ def test_native_jobs_equal_the_python_chunks(shape, budget_rows, padding, c_out,
     b = rng.standard_normal(c_out).astype(np.float32)
     blk = RS.blocks(x.shape, (3, 3), padding, (1, 1), shape[1] * 3 * shape[3] * (2 + budget_rows))
     monkeypatch.setattr(conv_module, "_row_strip_blocks", lambda *a: blk)
-    jobs = []
-    run = blas_threads.run_native_job
-    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: jobs.append(a[0]) or run(*a))
 
     def both():
         y = conv_module._conv2d_row_strips(x, w, b, padding, (1, 1))
         dy = np.ascontiguousarray(np.cos(y))
         return y, conv_module._conv2d_weight_row_strips(x, dy, w.shape, padding, (1, 1))
     native = both()
-    assert len(jobs) == 2 and min(jobs) >= 2
+    assert len(native_jobs) == 2 and min(pieces for pieces, *_ in native_jobs) >= 2
     monkeypatch.setattr(conv_module, "_native_strips",
                         lambda piece, *a: None if piece == "weight_piece" else False)
     chunks = both()
@@ -223,32 +214,23 @@ def test_native_jobs_equal_the_python_chunks(shape, budget_rows, padding, c_out,
 
 
 @pytest.mark.parametrize("c_out, bias", [(6, True), (6, False), (40, True)])
-def test_flat_row_native_jobs_equal_the_python_chunks(c_out, bias, monkeypatch):
+def test_flat_row_native_jobs_equal_the_python_chunks(c_out, bias, native_jobs, monkeypatch):
     """The flat-row forward and weight gradient (few input channels) as native jobs
     (tinynet/kernels/compiled/flat_rows.py: columns, GEMMs or narrow products per image)
     against the same images as Python chunks; 5 images over the pieces, the bias's ones
     row, narrow products (6 output channels) and GEMMs (40)."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)
     rng = np.random.default_rng(c_out)
     x = rng.standard_normal((5, 3, 9, 8)).astype(np.float32)
     w = rng.standard_normal((c_out, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32) if bias else None
     dy = rng.standard_normal((5, c_out, 9, 8)).astype(np.float32)
     assert conv_module._use_flat_rows(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1, (9, 8))
-    jobs = []
-    run = blas_threads.run_native_job
-    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: jobs.append(a[0]) or run(*a))
 
     def both():
         return (conv_module._conv2d_array(x, w, b, (1, 1), (1, 1), (1, 1), 1, (9, 8)),
                 conv_module._conv2d_weight_array(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1))
     native = both()
-    assert len(jobs) == 2 and min(jobs) >= 2
+    assert len(native_jobs) == 2 and min(pieces for pieces, *_ in native_jobs) >= 2
     monkeypatch.setattr(conv_module, "_native_image_columns",
                         lambda x, a, out, *rest, **kw: None if out is None else False)
     chunks = both()
@@ -276,32 +258,24 @@ def test_hand_checkable_strips():
     ((3, 4, 7, 10), (4, 6, 3, 5), (2, 2), (2, 1)),        # dilated rows, a 3x5 kernel
 ])
 def test_flat_row_input_gradient_native_job_equals_the_python_chunks(x_shape, w_shape, padding, dilation,
-                                                                    bias, monkeypatch):
+                                                                    bias, native_jobs, monkeypatch):
     """The flat-row transposed conv (the input gradient of a flat-row conv) as a native
     job (flat_rows.input_piece: per image a GEMM with W read transposed, then the
     compiled adjoint of the columns with the bias) against the same images as Python
     chunks and PyTorch; float64 keeps the chunks."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)
     size = x_shape[2:]
     assert conv_module._use_flat_rows((x_shape[0], w_shape[1]) + size, (w_shape[1], w_shape[0]) + w_shape[2:],
                                       (1, 1), padding, dilation, 1, size)
     rng = np.random.default_rng(x_shape[1])
-    jobs = []
-    run = blas_threads.run_native_job
-    monkeypatch.setattr(blas_threads, "run_native_job", lambda *a: jobs.append(a[1]) or run(*a))
     from tinynet.kernels.compiled import flat_rows as compiled_flat
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(x_shape).astype(dtype)
         w = rng.standard_normal(w_shape).astype(dtype)
         b = rng.standard_normal(w_shape[1]).astype(dtype) if bias else None
-        jobs.clear()
+        native_jobs.clear()
         native = conv_module._conv_transpose2d_array(x, w, b, (1, 1), padding, dilation, 1, size)
-        assert jobs == ([compiled_flat.input_piece.address] if dtype == np.float32 else [])
+        assert [address for _, address, _ in native_jobs] == (
+            [compiled_flat.input_piece.address] if dtype == np.float32 else [])
         with monkeypatch.context() as m:
             m.setattr(conv_module, "_native_flat_input_grad", lambda *a: False)
             chunks = conv_module._conv_transpose2d_array(x, w, b, (1, 1), padding, dilation, 1, size)

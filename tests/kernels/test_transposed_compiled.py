@@ -224,20 +224,11 @@ def test_float16_keeps_the_numpy_route_and_matches_float32():
     ((5, 6, 7, 6), (6, 9, 4, 4), dict(stride=2, padding=1)),
     ((3, 4, 5, 7), (4, 5, 3, 2), dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), dilation=(1, 2))),
 ])
-def test_native_job_equals_the_python_chunks(counted, monkeypatch, bias, shape, weight, kwargs):
+def test_native_job_equals_the_python_chunks(counted, native_jobs, monkeypatch, bias, shape, weight, kwargs):
     """The float32 images as a native job (one piece a chunk, forward_piece: each image's
     GEMM with x read transposed in place, then its scatter) against the same images as
     Python chunks: equal, for several geometries and an odd batch; float64 and groups > 1
     keep the Python chunks (col2im_bias)."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
-    jobs = []
-    run_native = blas_threads.run_native
-    monkeypatch.setattr(blas_threads, "run_native", lambda *a: jobs.append(a[1]) or run_native(*a))
     try:
         import torch
     except ImportError:
@@ -247,11 +238,11 @@ def test_native_job_equals_the_python_chunks(counted, monkeypatch, bias, shape, 
         x = rng.standard_normal((shape[0], shape[1] * groups) + shape[2:]).astype(dtype)
         w = rng.standard_normal((weight[0] * groups,) + weight[1:]).astype(dtype)
         b = rng.standard_normal(weight[1] * groups).astype(dtype) if bias else None
-        jobs.clear()
+        native_jobs.clear()
         counted.clear()
         native = _forward(x, w, b, dict(kwargs, groups=groups))
         ran = dtype == np.float32 and groups == 1
-        assert len(jobs) == ran and all(pieces >= 2 for pieces in jobs)
+        assert len(native_jobs) == ran and all(pieces >= 2 for pieces, *_ in native_jobs)
         assert bool(counted) != ran, "col2im_bias ran exactly where the native job did not"
         with monkeypatch.context() as m:
             m.setattr(conv_module, "_native_transposed", lambda *a: False)

@@ -409,31 +409,21 @@ def test_compiled_weight_products_call_the_blas_once_a_block(dtype, monkeypatch)
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("shape, block_images", [((2, 16, 12, 10), None), ((5, 3, 9, 7), 2)])
 def test_native_forward_job_equals_the_python_chunks(transposed, bias, shape, block_images,
-                                                     monkeypatch):
+                                                     native_jobs, monkeypatch):
     """The float32 forward's image groups as a native job (one piece a chunk,
     forward_piece: tiles, 16 GEMMs, output transform), against the same groups as
     Python chunks: equal, for the conv and the transposed conv, blocks of one or several
     images, a last partial block; float64 keeps the Python chunks."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
     monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", block_images)
-    jobs = []
-    run_native = blas_threads.run_native
-    monkeypatch.setattr(blas_threads, "run_native",
-                        lambda *a: jobs.append(a[1]) or run_native(*a))
     rng = np.random.default_rng(7)
     C_out = 11
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(shape).astype(dtype)
         w = rng.standard_normal((shape[1], C_out, 3, 3) if transposed else (C_out, shape[1], 3, 3)).astype(dtype)
         b = rng.standard_normal(C_out).astype(dtype) if bias else None
-        jobs.clear()
+        native_jobs.clear()
         native = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed)
-        assert len(jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces in jobs)
+        assert len(native_jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces, *_ in native_jobs)
         with monkeypatch.context() as m:
             m.setattr(W, "_native_forward", lambda *a: False)
             chunks = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed)
@@ -699,29 +689,20 @@ def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatc
 
 @needs_numba
 @pytest.mark.parametrize("shape, block_images", [((2, 16, 12, 10), None), ((5, 3, 9, 7), 2)])
-def test_native_weight_job_equals_the_python_chunks(shape, block_images, monkeypatch):
+def test_native_weight_job_equals_the_python_chunks(shape, block_images, native_jobs, monkeypatch):
     """The float32 weight gradient's image groups as a native job (one piece a chunk,
     weight_piece: V, dM, the 16 products into each piece's partial dU), against the same
     groups as Python chunks and direct sums: equal, for blocks of one or several images
     and a last partial block; float64 keeps the Python chunks."""
-    from tinynet import blas_threads, cblas
-    if not blas_threads.available() or cblas.gemm_address(np.float32) is None \
-            or blas_threads.threads() < 2:
-        pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
-    monkeypatch.setattr(backend, "_compiled", True)
-    monkeypatch.setattr(backend, "parallel_grain", 1)       # chunks however small the job
     monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", block_images)
-    jobs = []
-    run_native = blas_threads.run_native
-    monkeypatch.setattr(blas_threads, "run_native", lambda *a: jobs.append(a[1]) or run_native(*a))
     rng = np.random.default_rng(8)
     C_out = 11
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(shape).astype(dtype)
         dy = rng.standard_normal((shape[0], C_out) + shape[2:]).astype(dtype)
-        jobs.clear()
+        native_jobs.clear()
         native = W.conv2d_weight_winograd(x, dy, (1, 1))
-        assert len(jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces in jobs)
+        assert len(native_jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces, *_ in native_jobs)
         with monkeypatch.context() as m:
             m.setattr(W, "_native_weight", lambda *a: None)
             chunks = W.conv2d_weight_winograd(x, dy, (1, 1))
