@@ -620,24 +620,27 @@ def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, strid
     rows = C * kernel[0] * kernel[1] + (0 if weight else ones)
     params = [N, C, H, W, C_out, kernel[0], kernel[1], padding[0], padding[1], dilation[0],
               dilation[1], rows]
-    cols, ready = None, False
+    cols, filled = None, [False]
     if (strided and not ones and K.sharing_active()
             and N * rows * Ho * Wo * x.itemsize <= K.get_workspace_limit()):
-        built = []
-        cols = K.shared("image_columns", x, (kernel, geometry),
-                        lambda *_: built.append(1) or numpy.empty((N, rows, Ho * Wo), x.dtype))
-        ready = not built
-    layout = [sh, sw, Ho, Wo, int(strided), int(cols is not None), int(ready)]
+        # the batch's columns and whether a job has filled them yet
+        cols, filled = K.shared("image_columns", x, (kernel, geometry),
+                                lambda *_: (numpy.empty((N, rows, Ho * Wo), x.dtype), [False]))
+    layout = [sh, sw, Ho, Wo, int(strided), int(cols is not None), int(filled[0])]
     if cols is None:
         cols = numpy.empty((pieces, rows, Ho * Wo), dtype=x.dtype)
     if not weight:
-        return blas_threads.run_native_job(
+        ran = blas_threads.run_native_job(
             pieces, _compiled_flat.forward_piece.address, params + [ones, *blas] + layout, (x, a, out, cols))
-    partials = numpy.zeros((pieces, rows, C_out), dtype=x.dtype)
-    ran = blas_threads.run_native_job(
-        pieces, _compiled_flat.weight_piece.address,
-        params + [*blas, _narrow.NARROW_MAX_OUT] + layout, (x, a, partials, cols))
-    return partials if ran else None
+    else:
+        partials = numpy.zeros((pieces, rows, C_out), dtype=x.dtype)
+        ran = blas_threads.run_native_job(
+            pieces, _compiled_flat.weight_piece.address,
+            params + [*blas, _narrow.NARROW_MAX_OUT] + layout, (x, a, partials, cols))
+    filled[0] = filled[0] or ran
+    if weight:
+        return partials if ran else None
+    return ran
 
 
 def _native_flat_input_grad(x, w, b, out, padding, dilation, pieces):
@@ -1149,7 +1152,7 @@ class ConvTranspose2d(_Geometry):
     def backward(self, gy):
         x, w, b = self.inputs
         gx = gw = gb = None
-        with K.sharing():       # both read the same (phase) columns of gy: built once
+        with K.sharing():       # both read the same columns of gy (any route's): built once
             if self.needs_input_grad[0]:
                 gx = Conv2d.apply(gy, w, None, output_size=x.shape[2:], **self._geometry())
             if self.needs_input_grad[1]:
