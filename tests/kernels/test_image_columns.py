@@ -1,5 +1,5 @@
 """im2col's convolutions image by image as a native job (tinynet/functional/conv.py's
-_native_image_columns with strided=True, running tinynet/kernels/compiled/flat_rows.py's
+_native_image_columns, running tinynet/kernels/compiled/flat_rows.py's
 forward_piece / weight_piece on im2col's columns of one image): against the same
 convolutions as Python chunks and PyTorch, over strides, paddings, dilations and
 non-square kernels; and the columns a transposed conv's two gradients share."""
@@ -51,7 +51,8 @@ def test_native_job_equals_the_python_chunks_and_pytorch(jobs, monkeypatch, bias
                 conv_module._conv2d_weight_array(x, dy, w.shape, *geometry))
     native = both()
     assert len(jobs) == 2, "both the forward and the weight gradient ran as native jobs"
-    assert [params[-3:] for *_, params in jobs] == [[1, 0, 0]] * 2     # strided, per-piece buffers
+    assert [_pieces().get(address) for _, address, _ in jobs] == ["forward", "weight"]
+    assert [params[-2:] for *_, params in jobs] == [[0, 0]] * 2     # per-piece buffers
     with monkeypatch.context() as m:
         m.setattr(conv_module, "_native_image_columns", lambda x, a, out, *rest, **kw: None if out is None else False)
         chunks = both()
@@ -89,7 +90,7 @@ def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
     y = F.conv_transpose2d(xt, wt, stride=2, padding=1)
     jobs.clear()
     y.backward(tn.tensor(dy))
-    assert [params[-3:] for *_, params in jobs] == [[1, 1, 0], [1, 1, 1]]
+    assert [params[-2:] for *_, params in jobs] == [[1, 0], [1, 1]]
     torch = pytest.importorskip("torch")
     tx = torch.tensor(x, requires_grad=True, dtype=torch.float64)
     tw = torch.tensor(w, requires_grad=True, dtype=torch.float64)

@@ -590,18 +590,18 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
     return out
 
 
-def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, strided=False):
+def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces):
     """Image-by-image columns and products as a native job (float32, NumPy's OpenBLAS;
     :mod:`tinynet.kernels.compiled.flat_rows`), in the ``pieces`` chunks ``parallel_for``
-    would use: flat rows, or where ``strided`` im2col's columns of one image (any
-    ``geometry`` = (stride, padding, dilation)). The forward (``out`` given; ``w_or_dy``
-    the weights ``[W | b]`` (C_out, K), ``ones``: the columns' ones row) returns True
-    when it ran; the weight gradient (``out`` None; ``w_or_dy`` the output gradient)
-    returns the pieces' partial sums of ``dWᵀ`` (pieces, C·kh·kw, C_out). None / False,
-    having run nothing, where it cannot: one chunk, not float32, a non-contiguous input,
-    no OpenBLAS running native pieces. Inside :func:`tinynet.kernels.im2col.sharing` (a
+    would use: im2col's columns of one image, ``geometry`` = (stride, padding,
+    dilation) (flat rows: stride 1, "same"). The forward (``out`` given; ``w_or_dy`` the
+    weights ``[W | b]`` (C_out, K), ``ones``: the columns' ones row) returns True when
+    it ran; the weight gradient (``out`` None; ``w_or_dy`` the output gradient) returns
+    the pieces' partial sums of ``dWᵀ`` (pieces, C·kh·kw, C_out). None / False, having
+    run nothing, where it cannot: one chunk, not float32, a non-contiguous input, no
+    OpenBLAS running native pieces. Inside :func:`tinynet.kernels.im2col.sharing` (a
     transposed conv's backward, whose two gradients read the same columns of dy),
-    strided columns without a ones row are the whole batch's, built once and kept by
+    columns without a ones row are the whole batch's, built once and kept by
     :func:`tinynet.kernels.im2col.shared` where they fit the workspace limit."""
     from .. import blas_threads
     import numpy
@@ -621,12 +621,12 @@ def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, strid
     params = [N, C, H, W, C_out, kernel[0], kernel[1], padding[0], padding[1], dilation[0],
               dilation[1], rows]
     cols, filled = None, [False]
-    if (strided and not ones and K.sharing_active()
+    if (not ones and K.sharing_active()
             and N * rows * Ho * Wo * x.itemsize <= K.get_workspace_limit()):
         # the batch's columns and whether a job has filled them yet
         cols, filled = K.shared("image_columns", x, (kernel, geometry),
                                 lambda *_: (numpy.empty((N, rows, Ho * Wo), x.dtype), [False]))
-    layout = [sh, sw, Ho, Wo, int(strided), int(cols is not None), int(filled[0])]
+    layout = [sh, sw, Ho, Wo, int(cols is not None), int(filled[0])]
     if cols is None:
         cols = numpy.empty((pieces, rows, Ho * Wo), dtype=x.dtype)
     if not weight:
@@ -804,7 +804,7 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         w2b = w2 if b is None else xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + out.nbytes
         if _native_image_columns(x, w2b, out, b is not None, (stride, padding, dilation), (kh, kw),
-                                 backend.parallel_chunks(N, nbytes, x), strided=True):
+                                 backend.parallel_chunks(N, nbytes, x)):
             return out
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
     for n0 in range(0, N, chunk):
@@ -1082,7 +1082,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     if _use_image_columns(x.shape, weight_shape, groups, (Ho, Wo)):
         nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + dy.nbytes
         native = _native_image_columns(x, dy, None, False, (stride, padding, dilation), (kh, kw),
-                                       backend.parallel_chunks(N, nbytes, x), strided=True)
+                                       backend.parallel_chunks(N, nbytes, x))
         if native is not None:
             return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
