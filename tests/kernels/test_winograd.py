@@ -1,9 +1,11 @@
-"""Winograd F(2x2, 3x3) (tinynet/kernels/winograd.py): the transform matrices, the kernel
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (tinynet/kernels/winograd.py): the transform matrices, the kernel
 against a direct float64 reference, its float32 error, and conv2d / conv_transpose2d
 forced through it (gradcheck, gradgradcheck, PyTorch parity) and forced away from it; and
 the compiled transforms (tinynet/kernels/compiled/winograd.py, the jit extra) against the
 NumPy ones (both routes on the same draws), the defining sum and PyTorch, and the
 auto-mode rule that takes them."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -405,15 +407,16 @@ def test_compiled_weight_products_call_the_blas_once_a_block(dtype, monkeypatch)
 
 
 @needs_numba
+@pytest.mark.parametrize("tile", [2, 4])
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("shape, block_images", [((2, 16, 12, 10), None), ((5, 3, 9, 7), 2)])
-def test_native_forward_job_equals_the_python_chunks(transposed, bias, shape, block_images,
+def test_native_forward_job_equals_the_python_chunks(tile, transposed, bias, shape, block_images,
                                                      native_jobs, monkeypatch):
     """The float32 forward's image groups as a native job (one piece a chunk,
-    forward_piece: tiles, 16 GEMMs, output transform), against the same groups as
-    Python chunks: equal, for the conv and the transposed conv, blocks of one or several
-    images, a last partial block; float64 keeps the Python chunks."""
+    forward_piece: tiles, 16 or 36 GEMMs, output transform), against the same groups as
+    Python chunks: equal, for F(2x2) and F(4x4), the conv and the transposed conv, blocks
+    of one or several images, a last partial block; float64 keeps the Python chunks."""
     monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", block_images)
     rng = np.random.default_rng(7)
     C_out = 11
@@ -422,12 +425,16 @@ def test_native_forward_job_equals_the_python_chunks(transposed, bias, shape, bl
         w = rng.standard_normal((shape[1], C_out, 3, 3) if transposed else (C_out, shape[1], 3, 3)).astype(dtype)
         b = rng.standard_normal(C_out).astype(dtype) if bias else None
         native_jobs.clear()
-        native = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed)
+        native = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed, tile=tile)
         assert len(native_jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces, *_ in native_jobs)
+        assert all(params[-1] == tile for *_, params in native_jobs)
         with monkeypatch.context() as m:
             m.setattr(W, "_native_forward", lambda *a: False)
-            chunks = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed)
-        np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-6)
+            chunks = W.conv2d_winograd(x, w, b, (1, 1), transposed=transposed, tile=tile)
+        np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-5)
+        rotated = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)) if transposed else w
+        expected = direct_conv(x, rotated, (1, 1)) + (0 if b is None else b[:, None, None].astype(np.float64))
+        np.testing.assert_allclose(native, expected, rtol=1e-4, atol=1e-4)
 
 
 @settings(max_examples=25, deadline=None)
@@ -615,8 +622,9 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
     the input gradient take Winograd from 32 channels on maps of 32x32 and more, and on
     16x16 maps with 128+ input channels, whatever the batch; not on 8x8 maps, not with 16
     channels on either side. The weight gradient keeps the rule without that branch
-    (128+ channels from 256 tiles) and has its own (64+ channels on maps of 56x56 and
-    more); without the compiled transforms, nothing changes."""
+    (128+ channels from 256 tiles) and has its own: 32+ channels where F(4x4, 3x3)
+    applies (8x8 maps and more, 128+ tiles of 4x4); without the compiled transforms,
+    nothing changes."""
     before = W.get_winograd_mode()
     W.set_winograd_mode("auto")
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
@@ -643,11 +651,13 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
         assert not conv(4, 16, 16, 224)
         assert not conv(2, 64, 64, 32, on_cpu=False)
         assert conv(16, 256, 256, 8) and conv(16, 128, 128, 16)       # the rule for 128+ channels
-        assert not grad(2, 64, 64, 32) and not grad(16, 64, 64, 32) and not grad(2, 128, 128, 16)
+        assert not grad(2, 128, 128, 16) and not grad(1, 64, 64, 32)   # 32 and 64 tiles of 4x4
         assert grad(16, 256, 256, 8) and grad(16, 128, 128, 16)
-        # ... and its own branch: 64+ channels on maps of 56x56 and more
-        assert grad(8, 64, 64, 56) and grad(2, 64, 128, 56) and grad(2, 64, 64, 128)
-        assert not grad(8, 32, 64, 56) and not grad(2, 64, 64, 55) and not grad(4, 32, 32, 112)
+        # ... and its own branch: 32+ channels with 128+ tiles of 4x4 (maps of 8x8 and more)
+        assert grad(2, 64, 64, 32) and grad(16, 64, 64, 32) and grad(2, 32, 32, 64)
+        assert grad(1, 64, 64, 56) and grad(1, 64, 128, 60) and grad(32, 256, 256, 8)
+        assert grad(8, 32, 64, 56) and grad(4, 32, 32, 112)
+        assert not grad(2, 16, 16, 128) and not grad(2, 16, 32, 64)      # 16 channels
         monkeypatch.setattr(backend, "_compiled", False)
         assert not conv(2, 64, 64, 32) and not conv(16, 64, 64, 32) and not conv(2, 128, 128, 16)
         assert not grad(8, 64, 64, 56)
@@ -688,12 +698,13 @@ def test_auto_mode_with_compiled_transforms_takes_the_measured_shapes(monkeypatc
 
 
 @needs_numba
+@pytest.mark.parametrize("tile", [2, 4])
 @pytest.mark.parametrize("shape, block_images", [((2, 16, 12, 10), None), ((5, 3, 9, 7), 2)])
-def test_native_weight_job_equals_the_python_chunks(shape, block_images, native_jobs, monkeypatch):
+def test_native_weight_job_equals_the_python_chunks(tile, shape, block_images, native_jobs, monkeypatch):
     """The float32 weight gradient's image groups as a native job (one piece a chunk,
-    weight_piece: V, dM, the 16 products into each piece's partial dU), against the same
-    groups as Python chunks and direct sums: equal, for blocks of one or several images
-    and a last partial block; float64 keeps the Python chunks."""
+    weight_piece: V, dM, the 16 or 36 products into each piece's partial dU), against the
+    same groups as Python chunks and direct sums: equal, for F(2x2) and F(4x4), blocks of
+    one or several images and a last partial block; float64 keeps the Python chunks."""
     monkeypatch.setattr(W, "_COMPILED_BLOCK_IMAGES", block_images)
     rng = np.random.default_rng(8)
     C_out = 11
@@ -701,25 +712,138 @@ def test_native_weight_job_equals_the_python_chunks(shape, block_images, native_
         x = rng.standard_normal(shape).astype(dtype)
         dy = rng.standard_normal((shape[0], C_out) + shape[2:]).astype(dtype)
         native_jobs.clear()
-        native = W.conv2d_weight_winograd(x, dy, (1, 1))
+        native = W.conv2d_weight_winograd(x, dy, (1, 1), tile=tile)
         assert len(native_jobs) == (dtype == np.float32) and all(pieces >= 2 for pieces, *_ in native_jobs)
+        assert all(params[-1] == tile for *_, params in native_jobs)
         with monkeypatch.context() as m:
             m.setattr(W, "_native_weight", lambda *a: None)
-            chunks = W.conv2d_weight_winograd(x, dy, (1, 1))
+            chunks = W.conv2d_weight_winograd(x, dy, (1, 1), tile=tile)
         np.testing.assert_allclose(native, chunks, rtol=1e-6, atol=1e-5)
         np.testing.assert_allclose(native, direct_weight_grad(x, dy, (1, 1)), rtol=1e-4, atol=1e-3)
 
 
 @needs_numba
-@pytest.mark.parametrize("channels, block_bytes", [(32, 3 << 18), (64, 3 << 18), (128, 1 << 20), (256, 2 << 20),
-                                                   (512, 2 << 20)])
-def test_compiled_forward_blocks_hold_768_kb_of_tiles_but_128_tiles_at_least(channels, block_bytes, monkeypatch):
+@pytest.mark.parametrize("tile, channels, block_bytes", [
+    (2, 32, 3 << 18), (2, 64, 3 << 18), (2, 128, 1 << 20), (2, 256, 2 << 20), (2, 512, 2 << 20),
+    (4, 32, 3 << 18), (4, 64, 128 * 36 * 64 * 4), (4, 128, 2 << 20)])
+def test_compiled_forward_blocks_hold_768_kb_of_tiles_but_128_tiles_at_least(tile, channels, block_bytes,
+                                                                             monkeypatch):
     """The compiled forward plans its blocks for 768 kB of V, at least 128 tiles of the
-    input's channels (16 positions x 4 bytes each), at most the 2 MB of the other routes."""
+    input's channels (16 or 36 positions x 4 bytes each), at most the 2 MB of the other
+    routes."""
     monkeypatch.setattr(backend, "_compiled", True)
     plans = []
     real = W._block_plan
     monkeypatch.setattr(W, "_block_plan", lambda *a: plans.append(a[5:]) or real(*a))
     x = np.zeros((1, channels, 8, 8), np.float32)
-    W.conv2d_winograd(x, np.zeros((4, channels, 3, 3), np.float32), None, (1, 1))
-    assert plans == [(block_bytes,)]
+    W.conv2d_winograd(x, np.zeros((4, channels, 3, 3), np.float32), None, (1, 1), tile=tile)
+    assert plans == [(block_bytes, (tile + 2) ** 2)]
+
+
+# ------------------------------------------------------------------------ F(4x4, 3x3)
+@contextlib.contextmanager
+def compiled_route():
+    """The compiled kernels on (F(4x4, 3x3) runs there only), under TINYNET_JIT=0 too."""
+    before = backend._compiled
+    backend.set_compiled(True)
+    try:
+        yield
+    finally:
+        backend._compiled = before
+
+def test_f4_matrices_are_the_toom_cook_matrices_of_their_points():
+    """A_T4 and G4 from the formulas (points 0, 1, -1, 1/2, -2 and ∞): Aᵀ[i, j] = p_j^i,
+    G[j, k] = p_j^k / Π_{l≠j}(p_j - p_l); with B_T4 they give a 3-tap correlation's four
+    outputs from six samples."""
+    points = [0, 1, -1, 0.5, -2]
+    a_t = np.array([[p ** i for p in points] + [float(i == 3)] for i in range(4)])
+    g = np.array([[p ** k / np.prod([p - q for q in points if q != p]) for k in range(3)]
+                  for p in points] + [[0, 0, 1]])
+    np.testing.assert_array_equal(np.array(W.A_T4), a_t)
+    np.testing.assert_allclose(np.array(W.G4), g, rtol=1e-15, atol=0)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        d, taps = rng.standard_normal(6), rng.standard_normal(3)
+        y = a_t @ ((g @ taps) * (np.array(W.B_T4) @ d))
+        np.testing.assert_allclose(y, [d[i:i + 3] @ taps for i in range(4)], rtol=1e-12, atol=1e-14)
+
+
+def test_f4_weight_transform_is_g4_g_g4t_per_filter():
+    w = np.random.default_rng(1).standard_normal((3, 2, 3, 3))
+    g = np.array(W.G4)
+    u = W.transform_weight(w, tile=4)
+    assert u.shape == (36, 3, 2)
+    np.testing.assert_allclose(u[6 * 4 + 1, 2, 1], (g @ w[2, 1] @ g.T)[4, 1], rtol=1e-12)
+    np.testing.assert_allclose(W.transform_weight(w, flipped=True, tile=4),
+                               W.transform_weight(np.ascontiguousarray(w[:, :, ::-1, ::-1]), tile=4),
+                               rtol=1e-12, atol=1e-12)
+
+
+@needs_numba
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases(), transposed=st.booleans())
+def test_f4_kernels_match_the_direct_sums(case, transposed):
+    """F(4x4, 3x3)'s forward (the conv, and the stride-1 transposed conv) and weight
+    gradient on the compiled route against the defining sums: odd and even sizes (the last
+    tile row and column overhang the output by 1-3), padding 0-2, one tile or several."""
+    x, w, b, dy = arrays(case)
+    p = case["padding"]
+    if transposed:      # w (k, c, 3, 3) read as a transposed conv's (C_in, C_out, 3, 3)
+        x = np.random.default_rng(case["seed"]).standard_normal(
+            (case["n"], case["k"], case["h"], case["w"])).astype(case["dtype"])
+        b = None if b is None else np.random.default_rng(case["seed"]).standard_normal(case["c"]).astype(case["dtype"])
+        weight = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    else:
+        weight = w
+    with compiled_route():
+        y = W.conv2d_winograd(x, w, b, p, transposed=transposed, tile=4)
+        dw = None if transposed else W.conv2d_weight_winograd(x, dy, p, tile=4)
+    expected = direct_conv(x, weight, p) + (0 if b is None else b[:, None, None].astype(np.float64))
+    tol = dict(rtol=1e-4, atol=1e-4) if case["dtype"] == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert y.shape == expected.shape and y.dtype == case["dtype"]
+    np.testing.assert_allclose(y, expected, **tol)
+    if not transposed:
+        assert dw.shape == w.shape and dw.dtype == case["dtype"]
+        np.testing.assert_allclose(dw, direct_weight_grad(x, dy, p),
+                                   **(dict(rtol=1e-4, atol=1e-3) if case["dtype"] == np.float32 else tol))
+
+
+@needs_numba
+@pytest.mark.parametrize("n, c, k, size", [(2, 64, 32, 12), (2, 64, 64, 16), (1, 256, 32, 8), (4, 16, 16, 20)])
+def test_f4_float32_error_stays_within_32_eps_of_the_scale(n, c, k, size):
+    """F(4x4, 3x3) rounds more than F(2x2, 3x3) (powers of the points up to 8, thirds and
+    fifteenths in G4): measured 2-11 ε of each output's scale Σ|x||w| (F(2x2) about 1 ε);
+    the bound, 32 ε, for the forward and the weight gradient, and both F(4x4)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((n, c, size, size)).astype(np.float32)
+    w = (rng.standard_normal((k, c, 3, 3)) / 24).astype(np.float32)
+    dy = rng.standard_normal((n, k, size, size)).astype(np.float32)
+    with compiled_route():
+        y, dw = W.conv2d_winograd(x, w, None, (1, 1), tile=4), W.conv2d_weight_winograd(x, dy, (1, 1), tile=4)
+    eps = np.finfo(np.float32).eps
+    scale = direct_conv(np.abs(x), np.abs(w), (1, 1))
+    assert np.max(np.abs(y - direct_conv(x, w, (1, 1))) / scale) < 32 * eps
+    scale = direct_weight_grad(np.abs(x), np.abs(dy), (1, 1))
+    assert np.max(np.abs(dw - direct_weight_grad(x, dy, (1, 1))) / scale) < 32 * eps
+
+
+def test_default_tile_takes_f4_on_the_compiled_route_from_8x8_maps_and_128_tiles():
+    assert W.default_tile((2, 64, 32, 32), (1, 1)) == 4                      # 2 x 8 x 8 tiles
+    assert W.default_tile((8, 256, 8, 8), (1, 1)) == 2                       # 32 tiles
+    assert W.default_tile((32, 256, 8, 8), (1, 1)) == 4                      # 128 tiles
+    assert W.default_tile((128, 512, 4, 4), (1, 1)) == 2                     # 4x4 maps
+    assert W.default_tile((1, 8, 9, 2000), (0, 0)) == 2                      # 7 output rows
+    assert W.default_tile((1, 8, 10, 1000), (0, 0)) == 4                     # 8 x 998 outputs
+    assert W.default_tile((2, 64, 32, 32), (1, 1), compiled=False) == 2
+
+
+def test_f4_needs_the_compiled_route_and_other_tiles_are_refused(monkeypatch):
+    x, w = np.zeros((1, 2, 8, 8)), np.zeros((3, 2, 3, 3))
+    with pytest.raises(ValueError, match="conv2d_winograd: tile must be 2, or 4"):
+        W.conv2d_winograd(x, w, None, (1, 1), tile=3)
+    with pytest.raises(ValueError, match="conv2d_weight_winograd: tile must be 2, or 4"):
+        W.conv2d_weight_winograd(x, np.zeros((1, 3, 8, 8)), (1, 1), tile=8)
+    monkeypatch.setattr(backend, "_compiled", False)
+    with pytest.raises(ValueError, match="got 4"):
+        W.conv2d_winograd(x, w, None, (1, 1), tile=4)
+    assert W.conv2d_winograd(x, w, None, (1, 1)).shape == (1, 3, 8, 8)      # None: F(2x2) there

@@ -158,9 +158,6 @@ _WINOGRAD_MIN_CHANNEL_SIDE_AVX2 = 1024
 #: 128+ input channels (below that, :data:`_WINOGRAD_MIN_MAP`): on 8x8 maps it lost,
 #: and on 16x16 with 64 input channels (see :func:`_use_winograd`).
 _WINOGRAD_MIN_MAP_AVX512 = 16 * 16
-#: The weight gradient there: the smallest output map, given 64+ channels on both sides
-#: (see :func:`_use_winograd`).
-_WINOGRAD_MIN_MAP_WEIGHT_AVX512 = 56 * 56
 
 
 def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_size, on_cpu=True,
@@ -265,7 +262,15 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       on smaller maps or with fewer channels it mostly lost (N2 32->32 64x64 1.27x, 16->16
       128x128 1.65x, 256->256 8x8 1.77x, N4 32->32 112x112 1.09x; N16 64->64 32x32 1.01x;
       N2 16->32 64x64 won, 0.65x). Hence, for the weight gradient there: 64+ channels
-      on maps of :data:`_WINOGRAD_MIN_MAP_WEIGHT_AVX512` pixels and more.
+      on maps of 56x56 and more (until the next session's F(4x4, 3x3) rule, which
+      covers all of them).
+    - The same guest type (thirty-first session), with F(4x4, 3x3) where it applies
+      (:func:`tinynet.kernels.winograd.default_tile`: 8x8 maps and more, 128+ tiles of
+      4x4), the weight gradient against the route otherwise taken, medians of 7: N16
+      64->64 32x32 0.74x, N16 128->128 16x16 0.90x, N8 64->64 56x56 0.69x, N2 32->32
+      64x64 0.83x, 64->64 32x32 0.90x, 64->32 64x64 0.80x, 128->64 32x32 0.65x, 32->16
+      64x64 0.62x; 16 channels lost (N2 16->16 128x128 1.11x). Hence, for the weight
+      gradient there: 32+ channels wherever F(4x4, 3x3) applies.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -292,8 +297,8 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
             and Ho * Wo >= (_WINOGRAD_MIN_MAP if C < 128 else _WINOGRAD_MIN_MAP_AVX512)):
         return True                 # AVX-512 GEMMs and compiled transforms: fwd / input grad
     if (weight_grad and on_cpu and jit and not avx2_only and backend.blas_has_avx512()
-            and channels >= 64 and Ho * Wo >= _WINOGRAD_MIN_MAP_WEIGHT_AVX512):
-        return True                 # ... and the weight gradient on large maps
+            and channels >= 32 and _winograd.default_tile(x_shape, padding) == 4):
+        return True                 # ... and the weight gradient where F(4x4) applies
     if avx2_only and jit:           # an AVX2 CPU with the compiled transforms
         side = min(Ho, Wo)
         if side < _WINOGRAD_MIN_SIDE_AVX2 or channels * side < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2:

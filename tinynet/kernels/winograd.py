@@ -44,11 +44,29 @@ few roundings more than the direct sum: the float32 error bound grows from the d
 convolution's ~9·C_in·ε·Σ|x||w| to a small constant multiple of it (U entries are at most
 the sum of |g| over the filter, V entries at most 4·max|d|, and the output transform adds
 at most 9 products). Measured on random data it is about 1-2x the im2col error
-(``tests/kernels/test_winograd.py`` checks it against a float64 reference); F(4x4, 3x3)
-would save more (4x fewer multiplications) but its points ±2, ±1/2 amplify errors by an
-order of magnitude in float32 (a channels-last prototype measured 16-27x this kernel's
-error), and its six-term transforms made it 1.1-1.5x slower than this kernel in NumPy,
-so it is not used.
+(``tests/kernels/test_winograd.py`` checks it against a float64 reference).
+
+F(4x4, 3x3). Four outputs from a 6-sample tile, evaluating at the points 0, 1, -1, 1/2,
+-2 and ∞: 6 multiplications instead of 12 in one dimension, 36 instead of 144 in two
+(4x fewer; the 36 GEMMs are as tall as F(2x2)'s 16 but over a quarter of the tiles).
+The matrices follow from the Toom-Cook construction: with the five finite points p_j,
+
+    Aᵀ[i, j] = p_j^i  (and Aᵀ's last column (0, 0, 0, 1): the point ∞),
+    G[j, k]  = p_j^k / Π_{l≠j} (p_j - p_l)  (and G's last row (0, 0, 1)),
+
+and Bᵀ the unique matrix for which ``Aᵀ[(G g) ⊙ (Bᵀ d)]`` is the correlation for every d
+and g (a linear system in Bᵀ's 36 entries; :data:`B_T4`, whose every entry is a sum of
+at most two powers of two). Its transforms read and write less memory than F(2x2)'s:
+V holds 36 values per 16 outputs (2.25x the input; F(2x2) 4x) and M likewise. Error: the
+points' powers up to 8 and the weights' thirds and fifteenths amplify rounding; with
+0, ±1, ±2 (Lavin & Gray's choice) a float32 64-channel layer measured 2.3x the error of
+these points, which sit closer to the ones that give the least error (Barabasz et al.,
+"Error analysis and improving the accuracy of Winograd convolution", 2020). Measured on
+random data, 16-256 channels, relative to each output's scale Σ|x||w| in units of
+float32's ε: the forward 2-11 ε (F(2x2) 0.7-1.3 ε, im2col 0.4-2.3 ε), the weight
+gradient 1-11 ε (F(2x2) 0.3-2.3 ε), i.e. at most ~1.3·10⁻⁶ of the scale;
+``tests/kernels/test_winograd.py`` bounds both at 32 ε. It runs on the compiled route
+only (:func:`conv2d_winograd`'s ``tile``).
 """
 from __future__ import annotations
 
@@ -56,12 +74,18 @@ import math
 
 from tinynet import backend, cblas
 
-__all__ = ["B_T", "G", "A_T", "transform_weight", "conv2d_winograd", "conv2d_weight_winograd",
+__all__ = ["B_T", "G", "A_T", "B_T4", "G4", "A_T4", "transform_weight", "conv2d_winograd", "conv2d_weight_winograd",
            "set_winograd_mode", "get_winograd_mode"]
 
 B_T = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 A_T = ((1, 1, 1, 0), (0, 1, -1, -1))
+#: F(4x4, 3x3)'s matrices, points 0, 1, -1, 1/2, -2, ∞ (see the module docstring).
+B_T4 = ((1, -1.5, -2, 1.5, 1, 0), (0, -1, 0.5, 2.5, 1, 0), (0, 1, -2.5, 0.5, 1, 0),
+        (0, -2, -1, 2, 1, 0), (0, 0.5, -1, -0.5, 1, 0), (0, 1, -1.5, -2, 1.5, 1))
+G4 = ((1, 0, 0), (1 / 3, 1 / 3, 1 / 3), (-1 / 3, 1 / 3, -1 / 3), (-16 / 15, -8 / 15, -4 / 15),
+      (1 / 15, -2 / 15, 4 / 15), (0, 0, 1))
+A_T4 = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 0.5, -2, 0), (0, 1, 1, 0.25, 4, 0), (0, 1, -1, 0.125, -8, 1))
 
 _mode = "auto"
 
@@ -79,9 +103,10 @@ def get_winograd_mode() -> str:
     return _mode
 
 
-def transform_weight(w, flipped: bool = False):
+def transform_weight(w, flipped: bool = False, tile: int = 2):
     """U = G g Gᵀ for every filter: w (C_out, C_in, 3, 3) -> (16, C_out, C_in), position
-    (ξ, ν) of the 4x4 transformed filter first.
+    (ξ, ν) of the 4x4 transformed filter first; with ``tile`` 4, F(4x4, 3x3)'s
+    (36, C_out, C_in) by :data:`G4` (the same algebra with kron(G4, G4), (36, 9)).
 
     ``U[ξ, ν] = Σ_ab G[ξ, a] g[a, b] G[ν, b]`` is linear in the 9 filter taps with
     coefficients ``kron(G, G)[4ξ + ν, 3a + b]``, so all filters transform in one GEMM
@@ -95,22 +120,24 @@ def transform_weight(w, flipped: bool = False):
     is a conv with the rotated filters; see :func:`conv2d_winograd`'s ``transposed``.)
     """
     xp = backend.get_array_module(w)
-    g = xp.asarray(G, dtype=w.dtype)
-    taps = xp.kron(g, g)                                # (16, 9)
+    g = xp.asarray(G4 if tile == 4 else G, dtype=w.dtype)
+    taps = xp.kron(g, g)                                # (16, 9) or (36, 9)
     if flipped:
         taps = xp.ascontiguousarray(taps[:, ::-1])
-    u = taps @ w.reshape(-1, 9).T                       # (16, C_out·C_in)
-    return u.reshape(16, w.shape[0], w.shape[1])
+    u = taps @ w.reshape(-1, 9).T                       # (positions, C_out·C_in)
+    return u.reshape(taps.shape[0], w.shape[0], w.shape[1])
 
 
-def _filters(w, transposed):
+def _filters(w, transposed, tile=2):
     """(16, C_out, C_in): the transformed filters of the conv, or, with ``transposed``, of
     the stride-1 transposed conv whose weight ``w`` is (C_in, C_out, 3, 3): the conv with
     each filter ``w[c, o]`` rotated by 180 degrees. That conv's weight would be the copy
     ``w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)``, a gather of runs of one element
     (0.1-0.6 ms for the U-Net's 64- to 256-channel weights); transformed unrotated with
     the reversed taps and read transposed, no copy of it is made."""
-    return transform_weight(w, flipped=True).transpose(0, 2, 1) if transposed else transform_weight(w)
+    if transposed:
+        return transform_weight(w, flipped=True, tile=tile).transpose(0, 2, 1)
+    return transform_weight(w, tile=tile)
 
 
 def _input_transform(xpad, th, tw, out):
@@ -147,11 +174,11 @@ def _output_transform(m, out):
     return out
 
 
-def _tiles(H, W, padding):
-    """Output size and output tiles per axis (the tiles read a padded grid of
-    ``(2·th + 2, 2·tw + 2)``, :func:`_padded_grid`)."""
+def _tiles(H, W, padding, tile=2):
+    """Output size and output tiles per axis, of ``tile`` x ``tile`` outputs each (with
+    tile 2 the tiles read a padded grid of ``(2·th + 2, 2·tw + 2)``, :func:`_padded_grid`)."""
     Ho, Wo = H + 2 * padding[0] - 2, W + 2 * padding[1] - 2
-    return (Ho, Wo), (-(-Ho // 2), -(-Wo // 2))
+    return (Ho, Wo), (-(-Ho // tile), -(-Wo // tile))
 
 
 def _padded_grid(xs, padding, th, tw):
@@ -196,18 +223,20 @@ _COMPILED_FORWARD_BLOCK_BYTES = 3 << 18
 _COMPILED_FORWARD_MIN_TILES = 128
 
 
-def _block_plan(x, th, tw, channels, images=_BLOCK_IMAGES, block_bytes=None):
+def _block_plan(x, th, tw, channels, images=_BLOCK_IMAGES, block_bytes=None, positions=16):
     """(images per group, tile rows per block) for the images x: ``images`` images (None:
     as many whole images as fit in ``block_bytes``, at least one) and about
-    ``block_bytes`` (default :data:`_BLOCK_BYTES`) of 16-position tiles of ``channels``
-    values on the CPU; the whole batch and all ``th`` tile rows on CuPy."""
+    ``block_bytes`` (default :data:`_BLOCK_BYTES`) of transformed tiles (``positions``
+    planes of ``channels`` values) on the CPU; the whole batch and all ``th`` tile rows
+    on CuPy."""
     if backend.device_of(x).type != "cpu":
         return x.shape[0], th
     block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
+    tile_bytes = positions * channels * x.itemsize
     if images is None:
-        images = max(1, block_bytes // (16 * th * tw * channels * x.itemsize))
+        images = max(1, block_bytes // (th * tw * tile_bytes))
     images = min(x.shape[0], images)
-    return images, max(1, block_bytes // (16 * tw * images * channels * x.itemsize))
+    return images, max(1, block_bytes // (tw * images * tile_bytes))
 
 
 def _tile_blocks(xs, padding, th, tw, rows):
@@ -221,8 +250,31 @@ def _tile_blocks(xs, padding, th, tw, rows):
                                        xp.empty((4, 4, tb, tw, flat.shape[2]), dtype=xs.dtype))
 
 
-def conv2d_winograd(x, w, bias=None, padding=(0, 0), transposed: bool = False):
-    """3x3, stride-1, dilation-1, single-group convolution by F(2x2, 3x3).
+#: Where the compiled kernels take F(4x4, 3x3): output maps of at least
+#: :data:`_F4_MIN_SIDE` rows and columns and at least :data:`_F4_MIN_TILES` 4x4 tiles in
+#: the batch (its 36 GEMMs are that wide). Thirty-first session, native jobs on two
+#: threads, float32, against F(2x2, 3x3), forward / weight gradient: N16 64->64 32x32
+#: (1,024 tiles) 0.75x / 0.79x, N8 64->64 56x56 0.74x / 0.70x, N16 128->128 16x16 (256)
+#: 0.82x / 0.90x, N2 32->32 64x64 0.97x / 0.62x, N2 32->16 64x64 0.74x / 0.84x, N2
+#: 64->64 32x32 (128) 0.96x / 0.90x; N16 256->256 8x8 (64 tiles) 1.04x / 1.14x, N2
+#: 128->128 16x16 (32) 1.05x / 1.29x, N2 256->256 8x8 (8) 1.36x forward; 4x4 maps (one
+#: tile an image) 1.5x on one thread.
+_F4_MIN_SIDE = 8
+_F4_MIN_TILES = 128
+
+
+def default_tile(x_shape, padding, compiled=True) -> int:
+    """The output tile side :func:`conv2d_winograd` and :func:`conv2d_weight_winograd`
+    take by default: 4 (F(4x4, 3x3)) on the compiled route where :data:`_F4_MIN_SIDE`
+    and :data:`_F4_MIN_TILES` allow, else 2."""
+    N, _, H, W = x_shape
+    Ho, Wo = H + 2 * padding[0] - 2, W + 2 * padding[1] - 2
+    tiles = N * (-(-Ho // 4)) * (-(-Wo // 4))
+    return 4 if compiled and min(Ho, Wo) >= _F4_MIN_SIDE and tiles >= _F4_MIN_TILES else 2
+
+
+def conv2d_winograd(x, w, bias=None, padding=(0, 0), transposed: bool = False, tile=None):
+    """3x3, stride-1, dilation-1, single-group convolution by F(2x2, 3x3) or F(4x4, 3x3).
 
     Parameters
     ----------
@@ -232,6 +284,9 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), transposed: bool = False):
         degrees (``padding`` is then that conv's, ``2 - p``), without copying them
     bias : array (C_out,) or None
     padding : (ph, pw)
+    tile : 2, 4 or None
+        Output tile side: F(2x2, 3x3) or F(4x4, 3x3) (the compiled route only); None
+        chooses (:func:`default_tile`).
 
     Returns
     -------
@@ -251,8 +306,14 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), transposed: bool = False):
     transform, 16 products, output transform, while the block is in cache. On CuPy the
     whole batch is one block.
     """
-    if backend.use_compiled(x, w):
-        return _conv2d_compiled(x, w, bias, padding, transposed)
+    compiled = backend.use_compiled(x, w)
+    if tile is None:
+        tile = default_tile(x.shape, padding, compiled)
+    if tile not in (2, 4) or (tile == 4 and not compiled):
+        raise ValueError(f"conv2d_winograd: tile must be 2, or 4 where the compiled kernels run "
+                         f"(tinynet.backend.use_compiled), got {tile!r}")
+    if compiled:
+        return _conv2d_compiled(x, w, bias, padding, transposed, tile)
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     u_t = _filters(w, transposed).transpose(0, 2, 1)     # U[ξ, ν]ᵀ, (16, C_in, C_out)
@@ -294,10 +355,12 @@ def _output_transform_adjoint(dy_grid, out):
     return out
 
 
-def conv2d_weight_winograd(x, dy, padding=(0, 0)):
+def conv2d_weight_winograd(x, dy, padding=(0, 0), tile=None):
     """The weight gradient of :func:`conv2d_winograd`'s convolution, in the same algebra.
 
-    x (N, C_in, H, W), dy (N, C_out, Ho, Wo) -> dW (C_out, C_in, 3, 3).
+    x (N, C_in, H, W), dy (N, C_out, Ho, Wo) -> dW (C_out, C_in, 3, 3). ``tile``: 2 or 4
+    (F(4x4, 3x3), its 36 positions, the compiled route only), None to choose
+    (:func:`default_tile`).
 
     The forward is linear in U: ``M[ξ, ν] = V[ξ, ν] @ U[ξ, ν]ᵀ`` and ``Y = Aᵀ M A`` per
     tile, so by the chain rule
@@ -314,8 +377,14 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0)):
     threads, tile rows in blocks; each thread adds its blocks' products into its own
     partial dU, and the partials are summed in image order (the same sums every run).
     """
-    if backend.use_compiled(x, dy):
-        return _weight_from_partials(_weight_partials_compiled(x, dy, padding))
+    compiled = backend.use_compiled(x, dy)
+    if tile is None:
+        tile = default_tile(x.shape, padding, compiled)
+    if tile not in (2, 4) or (tile == 4 and not compiled):
+        raise ValueError(f"conv2d_weight_winograd: tile must be 2, or 4 where the compiled kernels "
+                         f"run (tinynet.backend.use_compiled), got {tile!r}")
+    if compiled:
+        return _weight_from_partials(_weight_partials_compiled(x, dy, padding, tile), tile)
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out = dy.shape[1]
@@ -353,15 +422,15 @@ def _add_products(du, a, b):
         backend.matmul_into(a[k], b[k], du[k], accumulate=True)
 
 
-def _weight_from_partials(partials):
-    """dW (C_out, C_in, 3, 3) from the threads' partial dU (16, C_out, C_in), ``(first
-    image, dU)`` pairs: their sum in image order (the same sums every run), then the
-    weight transform's adjoint ``dW = dUᵀ @ (G ⊗ G)``."""
+def _weight_from_partials(partials, tile=2):
+    """dW (C_out, C_in, 3, 3) from the threads' partial dU (positions, C_out, C_in),
+    ``(first image, dU)`` pairs: their sum in image order (the same sums every run), then
+    the weight transform's adjoint ``dW = dUᵀ @ (G ⊗ G)`` (G4 with ``tile`` 4)."""
     du = backend.sum_in_order(partials)
     xp = backend.get_array_module(du)
-    _, C_out, C = du.shape
-    g = xp.asarray(G, dtype=du.dtype)
-    dw = du.reshape(16, C_out * C).T @ xp.kron(g, g)      # (C_out·C_in, 9)
+    positions, C_out, C = du.shape
+    g = xp.asarray(G4 if tile == 4 else G, dtype=du.dtype)
+    dw = du.reshape(positions, C_out * C).T @ xp.kron(g, g)      # (C_out·C_in, 9)
     return dw.reshape(C_out, C, 3, 3)
 
 
@@ -371,43 +440,46 @@ def _weight_from_partials(partials):
 # write NCHW outputs, with the 16 GEMMs in BLAS between them; the layout is
 # channels-first, M[ξ, ν] (C_out, P) = U[ξ, ν] (C_out, C_in) @ V[ξ, ν] (C_in, P).
 
-def _conv2d_compiled(x, w, bias, padding, transposed=False):
+def _conv2d_compiled(x, w, bias, padding, transposed=False, tile=2):
     """:func:`conv2d_winograd` with compiled transforms: per block of images and tile
-    rows, V (16, C_in, n, tb, tw) from the images, 16 GEMMs ``U[k] @ V[k]``, and the
-    output transform with the bias straight into the NCHW output."""
-    from .compiled import winograd as compiled
+    rows, V (positions, C_in, n, tb, tw) from the images, a GEMM ``U[k] @ V[k]`` per
+    position (16 for F(2x2, 3x3), 36 for F(4x4, 3x3)), and the output transform with the
+    bias straight into the NCHW output."""
+    from .compiled import winograd as compiled, winograd4
     xp = backend.get_array_module(x)
     x = xp.ascontiguousarray(x)
     N, C, H, W = x.shape
-    u = _filters(w, transposed)                      # (16, C_out, C_in)
-    C_out = u.shape[1]
-    (Ho, Wo), (th, tw) = _tiles(H, W, padding)
+    u = _filters(w, transposed, tile)                # (positions, C_out, C_in)
+    positions, C_out = u.shape[0], u.shape[1]
+    (Ho, Wo), (th, tw) = _tiles(H, W, padding, tile)
     has_bias = bias is not None
     b = xp.ascontiguousarray(bias) if has_bias else xp.zeros(1, dtype=x.dtype)
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     block_bytes = min(_BLOCK_BYTES, max(_COMPILED_FORWARD_BLOCK_BYTES,
-                                        _COMPILED_FORWARD_MIN_TILES * 16 * C * x.itemsize))
-    images, rows = _block_plan(x, th, tw, C, _COMPILED_BLOCK_IMAGES, block_bytes)
+                                        _COMPILED_FORWARD_MIN_TILES * positions * C * x.itemsize))
+    images, rows = _block_plan(x, th, tw, C, _COMPILED_BLOCK_IMAGES, block_bytes, positions)
     nbytes = 16 * (x.nbytes + out.nbytes)
-    if _native_forward(x, u, b, has_bias, out, images, rows, (th, tw), padding,
+    if _native_forward(x, u, b, has_bias, out, images, rows, (th, tw), padding, tile,
                        backend.parallel_chunks(N, nbytes, x)):
         return out
+    transforms = winograd4 if tile == 4 else compiled
 
     def image_groups(lo, hi):       # independent: side by side, each product on one thread
-        v_buf, m_buf = _block_buffers(x, min(images, hi - lo), min(rows, th), tw, C, C_out)
+        v_buf, m_buf = _block_buffers(x, min(images, hi - lo), min(rows, th), tw, C, C_out, positions)
         for n0 in range(lo, hi, images):
             n = min(hi, n0 + images) - n0
             for t0 in range(0, th, rows):
                 tb = min(rows, th - t0)
-                v = compiled.input_tiles(x, n0, t0, padding[0], padding[1], _view(v_buf, (16, C, n, tb, tw)))
-                m = _view(m_buf, (16, C_out, n * tb * tw))
-                xp.matmul(u, v.reshape(16, C, n * tb * tw), out=m)     # 16 GEMMs (C_out, C_in) @ (C_in, P)
-                compiled.output_tiles(m.reshape(16, C_out, n, tb, tw), b, has_bias, n0, t0, out)
+                v = transforms.input_tiles(x, n0, t0, padding[0], padding[1],
+                                           _view(v_buf, (positions, C, n, tb, tw)))
+                m = _view(m_buf, (positions, C_out, n * tb * tw))
+                xp.matmul(u, v.reshape(positions, C, n * tb * tw), out=m)   # (C_out, C_in) @ (C_in, P) each
+                transforms.output_tiles(m.reshape(positions, C_out, n, tb, tw), b, has_bias, n0, t0, out)
     backend.parallel_for(N, image_groups, nbytes=nbytes, like=x)
     return out
 
 
-def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces) -> bool:
+def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, tile, pieces) -> bool:
     """:func:`_conv2d_compiled`'s image groups as a native job (float32, on OpenBLAS's
     workers without the GIL; :func:`tinynet.kernels.compiled.winograd.forward_piece`), in
     the ``pieces`` chunks ``parallel_for`` would use. A Python chunk takes the GIL on its
@@ -426,25 +498,26 @@ def _native_forward(x, u, b, has_bias, out, images, rows, tiles, padding, pieces
     th, tw = tiles
     transposed = not u.flags.c_contiguous and u.transpose(0, 2, 1).flags.c_contiguous
     base = u.transpose(0, 2, 1) if transposed else numpy.ascontiguousarray(u)
-    per_piece = images * min(rows, th) * tw
-    v = numpy.empty(pieces * 16 * C * per_piece, dtype=x.dtype)
-    m = numpy.empty(pieces * 16 * C_out * per_piece, dtype=x.dtype)
+    per_piece = images * min(rows, th) * tw * u.shape[0]
+    v = numpy.empty(pieces * C * per_piece, dtype=x.dtype)
+    m = numpy.empty(pieces * C_out * per_piece, dtype=x.dtype)
     params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1], has_bias)
-    params += blas + (transposed,)
+    params += blas + (transposed, tile)
     return blas_threads.run_native_job(pieces, compiled.forward_piece.address, params,
                                        (x, base, out, b, v, m))
 
 
-def _block_buffers(x, images, rows, tw, C, C_out):
+def _block_buffers(x, images, rows, tw, C, C_out, positions=16):
     """One thread's two flat buffers for its blocks' tiles, sized for its largest block
-    (``images`` images of ``rows`` tile rows): ``16·C`` and ``16·C_out`` values per tile.
+    (``images`` images of ``rows`` tile rows): ``positions·C`` and ``positions·C_out``
+    values per tile.
     Each block takes a view of the size it needs (:func:`_view`), so the blocks reuse
     them: a fresh pair per block kept the last block's pair alive while the next V was
     allocated (1.5x the memory; N16 64->64 32x32, one thread: 6.2 against 4.2 MB of
     temporaries for the weight gradient)."""
     xp = backend.get_array_module(x)
-    tiles = images * rows * tw
-    return xp.empty(16 * C * tiles, dtype=x.dtype), xp.empty(16 * C_out * tiles, dtype=x.dtype)
+    tiles = images * rows * tw * positions
+    return xp.empty(C * tiles, dtype=x.dtype), xp.empty(C_out * tiles, dtype=x.dtype)
 
 
 def _view(buffer, shape):
@@ -453,37 +526,40 @@ def _view(buffer, shape):
     return buffer[:math.prod(shape)].reshape(shape)
 
 
-def _weight_partials_compiled(x, dy, padding):
+def _weight_partials_compiled(x, dy, padding, tile=2):
     """The partial dU of :func:`conv2d_weight_winograd` with compiled transforms: per
-    block, V from the images, dM (16, C_out, n, tb, tw) = A dY Aᵀ from dy, and
+    block, V from the images, dM (positions, C_out, n, tb, tw) = A dY Aᵀ from dy, and
     ``dU[k] += dM[k] @ V[k]ᵀ``."""
-    from .compiled import winograd as compiled
+    from .compiled import winograd as compiled, winograd4
     xp = backend.get_array_module(x)
     x, dy = xp.ascontiguousarray(x), xp.ascontiguousarray(dy)
     N, C, H, W = x.shape
     C_out = dy.shape[1]
-    _, (th, tw) = _tiles(H, W, padding)
-    images, rows = _block_plan(x, th, tw, max(C, C_out), _COMPILED_BLOCK_IMAGES)
+    positions = (tile + 2) ** 2
+    _, (th, tw) = _tiles(H, W, padding, tile)
+    images, rows = _block_plan(x, th, tw, max(C, C_out), _COMPILED_BLOCK_IMAGES, None, positions)
     blas = cblas.gemm_address(x.dtype)       # (address, integer bits) of NumPy's GEMM, or None
     nbytes = 16 * (x.nbytes + dy.nbytes)
-    native = _native_weight(x, dy, images, rows, padding, backend.parallel_chunks(N, nbytes, x))
+    native = _native_weight(x, dy, images, rows, padding, tile, backend.parallel_chunks(N, nbytes, x))
     if native is not None:
         return list(enumerate(native))
     partials = []
+    transforms = winograd4 if tile == 4 else compiled
 
     def image_groups(lo, hi):       # independent: side by side, each its own partial dU
-        du = xp.zeros((16, C_out, C), dtype=x.dtype)
-        v_buf, dm_buf = _block_buffers(x, min(images, hi - lo), min(rows, th), tw, C, C_out)
+        du = xp.zeros((positions, C_out, C), dtype=x.dtype)
+        v_buf, dm_buf = _block_buffers(x, min(images, hi - lo), min(rows, th), tw, C, C_out, positions)
         for n0 in range(lo, hi, images):
             n = min(hi, n0 + images) - n0
             for t0 in range(0, th, rows):
                 tb = min(rows, th - t0)
                 P = n * tb * tw
-                v = compiled.input_tiles(x, n0, t0, padding[0], padding[1], _view(v_buf, (16, C, n, tb, tw)))
-                dm = compiled.output_tiles_adjoint(dy, n0, t0, _view(dm_buf, (16, C_out, n, tb, tw)))
-                # 16 GEMMs (C_out, P) @ (P, C_in), summed over the block's P tiles: one
-                # compiled call for all 16 where NumPy's BLAS can be called from it
-                dm3, v3 = dm.reshape(16, C_out, P), v.reshape(16, C, P)
+                v = transforms.input_tiles(x, n0, t0, padding[0], padding[1],
+                                           _view(v_buf, (positions, C, n, tb, tw)))
+                dm = transforms.output_tiles_adjoint(dy, n0, t0, _view(dm_buf, (positions, C_out, n, tb, tw)))
+                # a GEMM (C_out, P) @ (P, C_in) per position, summed over the block's P
+                # tiles: one compiled call for all where NumPy's BLAS can be called from it
+                dm3, v3 = dm.reshape(positions, C_out, P), v.reshape(positions, C, P)
                 if blas is not None:
                     compiled.add_products(blas[0], blas[1] == 64, du, dm3, v3)
                 else:
@@ -493,7 +569,7 @@ def _weight_partials_compiled(x, dy, padding):
     return partials
 
 
-def _native_weight(x, dy, images, rows, padding, pieces):
+def _native_weight(x, dy, images, rows, padding, tile, pieces):
     """:func:`_weight_partials_compiled`'s image groups as a native job (float32;
     :func:`tinynet.kernels.compiled.winograd.weight_piece`), in the ``pieces`` chunks
     ``parallel_for`` would use: the pieces' partial dU (pieces, 16, C_out, C_in), or None,
@@ -507,11 +583,12 @@ def _native_weight(x, dy, images, rows, padding, pieces):
     from .compiled import winograd as compiled
     N, C, H, W = x.shape
     C_out, Ho, Wo = dy.shape[1:]
-    _, (th, tw) = _tiles(H, W, padding)
-    per_piece = images * min(rows, th) * tw
-    partials = numpy.zeros((pieces, 16, C_out, C), dtype=x.dtype)
-    v = numpy.empty(pieces * 16 * C * per_piece, dtype=x.dtype)
-    dm = numpy.empty(pieces * 16 * C_out * per_piece, dtype=x.dtype)
-    params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1]) + blas
+    _, (th, tw) = _tiles(H, W, padding, tile)
+    positions = (tile + 2) ** 2
+    per_piece = images * min(rows, th) * tw * positions
+    partials = numpy.zeros((pieces, positions, C_out, C), dtype=x.dtype)
+    v = numpy.empty(pieces * C * per_piece, dtype=x.dtype)
+    dm = numpy.empty(pieces * C_out * per_piece, dtype=x.dtype)
+    params = (N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, padding[0], padding[1]) + blas + (tile,)
     ran = blas_threads.run_native_job(pieces, compiled.weight_piece.address, params, (x, dy, partials, v, dm))
     return partials if ran else None

@@ -39,6 +39,7 @@ import numba
 import numpy as np
 
 from . import kernel
+from . import winograd4
 from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, table_piece
 
 
@@ -163,8 +164,9 @@ def output_tiles_adjoint(dy, n0, t0, dm):
 
 @kernel
 def add_products(function, ilp64, du, dm, v):
-    """``du[k] += dm[k] @ v[k]ᵀ`` for the 16 positions k (the weight gradient's products,
-    ``dm`` (16, C_out, P), ``v`` (16, C, P), ``du`` (16, C_out, C), all C-contiguous), each
+    """``du[k] += dm[k] @ v[k]ᵀ`` for the positions k (16, or 36 for F(4x4, 3x3); the weight
+    gradient's products, ``dm`` (positions, C_out, P), ``v`` (positions, C, P), ``du``
+    (positions, C_out, C), all C-contiguous), each
     a GEMM of NumPy's BLAS that adds its product in (β = 1), called through the address
     ``function`` (:func:`tinynet.kernels.compiled.native.gemm`): one call, and the GIL
     released, for all 16 (from Python they were 16 calls, each taking the GIL back while
@@ -172,7 +174,7 @@ def add_products(function, ilp64, du, dm, v):
     C_out, P = dm.shape[1], dm.shape[2]
     C = v.shape[1]
     one = du.dtype.type(1)
-    for k in range(16):
+    for k in range(dm.shape[0]):
         gemm(function, ilp64, NO_TRANS, TRANS, C_out, C, P, one, dm[k].ctypes.data, P,
              v[k].ctypes.data, P, one, du[k].ctypes.data, C)
 
@@ -182,24 +184,27 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     """Piece ``a // 8`` of ``pieces`` of a float32 forward (:func:`tinynet.kernels.winograd.
     _conv2d_compiled`) as a native job (:mod:`tinynet.blas_threads`): the images
     ``parallel_for`` would give it (consecutive ranges, the larger first), block by block
-    V = Bᵀ d B, the 16 GEMMs ``M[k] = U[k] @ V[k]`` (NumPy's BLAS through ``gemm``) and
-    ``Y = Aᵀ M A + b``, without the GIL. Table ``b``: the integer parameters ``N, C, H, W,
-    C_out, Ho, Wo, th, tw, images, rows, ph, pw, has_bias, gemm, ilp64, u_transposed``,
-    then x (N, C, H, W), u (16, C_out, C) or, with ``u_transposed``, (16, C, C_out), out
-    (N, C_out, Ho, Wo), bias, and each piece's V and M buffers."""
+    V = Bᵀ d B, the GEMMs ``M[k] = U[k] @ V[k]`` (NumPy's BLAS through ``gemm``) and
+    ``Y = Aᵀ M A + b``, without the GIL; F(2x2, 3x3) (16 positions) or, with ``tile`` 4,
+    F(4x4, 3x3) (36, :mod:`.winograd4`). Table ``b``: the integer parameters ``N, C, H, W,
+    C_out, Ho, Wo, th, tw, images, rows, ph, pw, has_bias, gemm, ilp64, u_transposed,
+    tile``, then x (N, C, H, W), u (positions, C_out, C) or, with ``u_transposed``,
+    (positions, C, C_out), out (N, C_out, Ho, Wo), bias, and each piece's V and M
+    buffers."""
     k = a // 8
-    p = numba.carray(address_to_pointer(b[0], numba.int64), (17,))
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (18,))
     N, C, H, W, C_out, Ho, Wo = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     th, tw, images, rows, ph, pw = p[7], p[8], p[9], p[10], p[11], p[12]
-    has_bias, function, ilp64, u_transposed = p[13], p[14], p[15], p[16]
+    has_bias, function, ilp64, u_transposed, tile = p[13], p[14], p[15], p[16], p[17]
+    positions = (tile + 2) * (tile + 2)
     x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
     out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, Ho, Wo))
     bias = numba.carray(address_to_pointer(b[4], numba.float32), (max(C_out, 1),))
     tiles = images * min(rows, th) * tw
-    v_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * 16 * C * tiles,))
-    m_buf = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * 16 * C_out * tiles,))
-    v_mine = v_buf[k * 16 * C * tiles:(k + 1) * 16 * C * tiles]
-    m_mine = m_buf[k * 16 * C_out * tiles:(k + 1) * 16 * C_out * tiles]
+    v_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * positions * C * tiles,))
+    m_buf = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * positions * C_out * tiles,))
+    v_mine = v_buf[k * positions * C * tiles:(k + 1) * positions * C * tiles]
+    m_mine = m_buf[k * positions * C_out * tiles:(k + 1) * positions * C_out * tiles]
     lo, hi = piece_range(k, pieces, N)
     one, zero = np.float32(1), np.float32(0)
     for n0 in range(lo, hi, images):
@@ -207,9 +212,13 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
         for t0 in range(0, th, rows):
             tb = min(rows, th - t0)
             P = n * tb * tw
-            v = input_tiles(x, n0, t0, ph, pw, v_mine[:16 * C * P].reshape(16, C, n, tb, tw))
-            m = m_mine[:16 * C_out * P].reshape(16, C_out, P)
-            for j in range(16):     # M[j] (C_out, P) = U[j] (C_out, C) @ V[j] (C, P)
+            v = v_mine[:positions * C * P].reshape(positions, C, n, tb, tw)
+            if tile == 4:
+                winograd4.input_tiles(x, n0, t0, ph, pw, v)
+            else:
+                input_tiles(x, n0, t0, ph, pw, v)
+            m = m_mine[:positions * C_out * P].reshape(positions, C_out, P)
+            for j in range(positions):     # M[j] (C_out, P) = U[j] (C_out, C) @ V[j] (C, P)
                 if u_transposed:
                     gemm(function, ilp64, TRANS, NO_TRANS, C_out, P, C, one,
                          b[2] + 4 * j * C * C_out, C_out, v[j].ctypes.data, P, zero,
@@ -218,7 +227,10 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
                     gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, P, C, one,
                          b[2] + 4 * j * C * C_out, C, v[j].ctypes.data, P, zero,
                          m[j].ctypes.data, P)
-            output_tiles(m.reshape(16, C_out, n, tb, tw), bias, has_bias, n0, t0, out)
+            if tile == 4:
+                winograd4.output_tiles(m.reshape(positions, C_out, n, tb, tw), bias, has_bias, n0, t0, out)
+            else:
+                output_tiles(m.reshape(positions, C_out, n, tb, tw), bias, has_bias, n0, t0, out)
 
 
 @table_piece
@@ -226,28 +238,37 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
     """Piece ``a // 8`` of ``pieces`` of a float32 weight gradient
     (:func:`tinynet.kernels.winograd._weight_partials_compiled`) as a native job: the
     images ``parallel_for`` would give it, block by block V = Bᵀ d B, dM = A dY Aᵀ and
-    ``dU[k] += dM[k] @ V[k]ᵀ`` into its own partial dU, without the GIL. Table ``b``: the
-    integer parameters ``N, C, H, W, C_out, Ho, Wo, th, tw, images, rows, ph, pw, gemm,
-    ilp64``, then x (N, C, H, W), dy (N, C_out, Ho, Wo), the pieces' partials (pieces, 16,
-    C_out, C) (zeros), and each piece's V and dM buffers."""
+    ``dU[k] += dM[k] @ V[k]ᵀ`` into its own partial dU, without the GIL; F(2x2, 3x3) or,
+    with ``tile`` 4, F(4x4, 3x3). Table ``b``: the integer parameters ``N, C, H, W, C_out,
+    Ho, Wo, th, tw, images, rows, ph, pw, gemm, ilp64, tile``, then x (N, C, H, W), dy (N,
+    C_out, Ho, Wo), the pieces' partials (pieces, positions, C_out, C) (zeros), and each
+    piece's V and dM buffers."""
     k = a // 8
-    p = numba.carray(address_to_pointer(b[0], numba.int64), (15,))
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (16,))
     N, C, H, W, C_out, Ho, Wo = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     th, tw, images, rows, ph, pw, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    tile = p[15]
+    positions = (tile + 2) * (tile + 2)
     x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
     dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, Ho, Wo))
-    du = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, 16, C_out, C))[k]
+    du = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, positions, C_out, C))[k]
     tiles = images * min(rows, th) * tw
-    v_buf = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * 16 * C * tiles,))
-    dm_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * 16 * C_out * tiles,))
-    v_mine = v_buf[k * 16 * C * tiles:(k + 1) * 16 * C * tiles]
-    dm_mine = dm_buf[k * 16 * C_out * tiles:(k + 1) * 16 * C_out * tiles]
+    v_buf = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * positions * C * tiles,))
+    dm_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * positions * C_out * tiles,))
+    v_mine = v_buf[k * positions * C * tiles:(k + 1) * positions * C * tiles]
+    dm_mine = dm_buf[k * positions * C_out * tiles:(k + 1) * positions * C_out * tiles]
     lo, hi = piece_range(k, pieces, N)
     for n0 in range(lo, hi, images):
         n = min(hi, n0 + images) - n0
         for t0 in range(0, th, rows):
             tb = min(rows, th - t0)
             P = n * tb * tw
-            v = input_tiles(x, n0, t0, ph, pw, v_mine[:16 * C * P].reshape(16, C, n, tb, tw))
-            dm = output_tiles_adjoint(dy, n0, t0, dm_mine[:16 * C_out * P].reshape(16, C_out, n, tb, tw))
-            add_products(function, ilp64, du, dm.reshape(16, C_out, P), v.reshape(16, C, P))
+            v = v_mine[:positions * C * P].reshape(positions, C, n, tb, tw)
+            dm = dm_mine[:positions * C_out * P].reshape(positions, C_out, n, tb, tw)
+            if tile == 4:
+                winograd4.input_tiles(x, n0, t0, ph, pw, v)
+                winograd4.output_tiles_adjoint(dy, n0, t0, dm)
+            else:
+                input_tiles(x, n0, t0, ph, pw, v)
+                output_tiles_adjoint(dy, n0, t0, dm)
+            add_products(function, ilp64, du, dm.reshape(positions, C_out, P), v.reshape(positions, C, P))
