@@ -621,10 +621,10 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
     """Where the BLAS runs AVX-512 kernels and the transforms are compiled, the forward and
     the input gradient take Winograd from 32 channels on maps of 32x32 and more, and on
     16x16 maps with 128+ input channels, whatever the batch; not on 8x8 maps, not with 16
-    channels on either side. The weight gradient keeps the rule without that branch
-    (128+ channels from 256 tiles) and has its own: 32+ channels where F(4x4, 3x3)
-    applies (8x8 maps and more, 128+ tiles of 4x4); without the compiled transforms,
-    nothing changes."""
+    input channels. The weight gradient keeps the rule without that branch (128+
+    channels from 256 tiles). All three take Winograd from 32 input and 16 output
+    channels where F(4x4, 3x3) applies (8x8 maps and more, 128+ tiles of 4x4); without
+    the compiled transforms, nothing changes."""
     before = W.get_winograd_mode()
     W.set_winograd_mode("auto")
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
@@ -645,9 +645,13 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
         assert conv(8, 64, 64, 56) and conv(1, 32, 32, 32)
         assert conv(2, 128, 128, 16) and conv(2, 256, 128, 16) and conv(2, 128, 64, 16)
         assert conv(1, 128, 128, 16)                                    # 64 tiles
-        assert not conv(2, 64, 128, 16) and not conv(2, 32, 32, 31)    # < 128 inputs, < 32x32
+        assert not conv(2, 64, 128, 16) and not conv(1, 32, 32, 31)    # < 128 inputs, < 32x32
         assert not conv(2, 128, 256, 8) and not conv(2, 256, 256, 8)   # 8x8 maps
-        assert not conv(2, 16, 32, 64) and not conv(2, 32, 16, 128)    # 16 channels
+        assert not conv(2, 16, 32, 64) and not conv(2, 16, 16, 128)    # 16 input channels
+        # where F(4x4, 3x3) applies: from 32 input and 16 output channels, any map size
+        assert conv(2, 32, 16, 128) and conv(2, 32, 16, 64) and conv(2, 32, 32, 31)
+        assert not conv(2, 32, 15, 64) and not conv(1, 32, 16, 40)     # 15 outputs, 100 tiles
+        assert grad(2, 32, 16, 128) and not grad(2, 16, 32, 64)
         assert not conv(4, 16, 16, 224)
         assert not conv(2, 64, 64, 32, on_cpu=False)
         assert conv(16, 256, 256, 8) and conv(16, 128, 128, 16)       # the rule for 128+ channels

@@ -153,6 +153,10 @@ _WINOGRAD_MAX_MAP_AVX2 = 32 * 32
 #: with few channels (see :func:`_use_winograd`).
 _WINOGRAD_MIN_SIDE_AVX2 = 8
 _WINOGRAD_MIN_CHANNEL_SIDE_AVX2 = 1024
+#: Fewest output channels, given 32+ input channels, for which all three (forward, input
+#: gradient, weight gradient) take Winograd where F(4x4, 3x3) applies, on AVX-512 BLAS
+#: with the compiled transforms (see :func:`_use_winograd`).
+_WINOGRAD_F4_MIN_OUT = 16
 #: Smallest output map (pixels) for the forward and input gradient on Winograd from 32
 #: channels where the BLAS runs AVX-512 kernels and the transforms are compiled, given
 #: 128+ input channels (below that, :data:`_WINOGRAD_MIN_MAP`): on 8x8 maps it lost,
@@ -269,8 +273,14 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       4x4), the weight gradient against the route otherwise taken, medians of 7: N16
       64->64 32x32 0.74x, N16 128->128 16x16 0.90x, N8 64->64 56x56 0.69x, N2 32->32
       64x64 0.83x, 64->64 32x32 0.90x, 64->32 64x64 0.80x, 128->64 32x32 0.65x, 32->16
-      64x64 0.62x; 16 channels lost (N2 16->16 128x128 1.11x). Hence, for the weight
-      gradient there: 32+ channels wherever F(4x4, 3x3) applies.
+      64x64 0.62x; 16 channels lost (N2 16->16 128x128 1.11x). With 32 input and 16
+      output channels F(4x4, 3x3) won where the route taken was not Winograd (the U-Net's
+      N2 32->16 64x64, the 16->32 layer's input gradient, 0.65x; 32->16 128x128 weight
+      gradient 0.84x, forward 1.01x) and lost with 16 input channels (N2 16->32 64x64
+      forward 1.13x, weight gradient 1.06x; 16->16 128x128 1.12-1.35x; 3->16 1.2-2.3x);
+      the U-Net step with the branch from 16 output channels against 32: 0.978x (9 of 14
+      pairs). Hence, for all three there: 32+ input and :data:`_WINOGRAD_F4_MIN_OUT`
+      output channels wherever F(4x4, 3x3) applies.
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -296,9 +306,9 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
             and channels >= 32
             and Ho * Wo >= (_WINOGRAD_MIN_MAP if C < 128 else _WINOGRAD_MIN_MAP_AVX512)):
         return True                 # AVX-512 GEMMs and compiled transforms: fwd / input grad
-    if (weight_grad and on_cpu and jit and not avx2_only and backend.blas_has_avx512()
-            and channels >= 32 and _winograd.default_tile(x_shape, padding) == 4):
-        return True                 # ... and the weight gradient where F(4x4) applies
+    if (on_cpu and jit and not avx2_only and backend.blas_has_avx512() and C >= 32
+            and w_shape[0] >= _WINOGRAD_F4_MIN_OUT and _winograd.default_tile(x_shape, padding) == 4):
+        return True                 # ... and all three where F(4x4) applies
     if avx2_only and jit:           # an AVX2 CPU with the compiled transforms
         side = min(Ho, Wo)
         if side < _WINOGRAD_MIN_SIDE_AVX2 or channels * side < _WINOGRAD_MIN_CHANNEL_SIDE_AVX2:
