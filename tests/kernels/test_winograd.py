@@ -620,11 +620,12 @@ def test_weight_gradient_leaves_small_batches_to_the_next_route_on_avx2(monkeypa
 def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
     """Where the BLAS runs AVX-512 kernels and the transforms are compiled, the forward and
     the input gradient take Winograd from 32 channels on maps of 32x32 and more, and on
-    16x16 maps with 128+ input channels, whatever the batch; not on 8x8 maps, not with 16
-    input channels. The weight gradient keeps the rule without that branch (128+
-    channels from 256 tiles). All three take Winograd from 32 input and 16 output
-    channels where F(4x4, 3x3) applies (8x8 maps and more, 128+ tiles of 4x4); without
-    the compiled transforms, nothing changes."""
+    16x16 maps with 128+ input channels, whatever the batch; not on 8x8 maps. The weight
+    gradient keeps the rule without that branch (128+ channels from 256 tiles). All
+    three take Winograd where F(4x4, 3x3) applies (8x8 maps and more, 128+ tiles of 4x4)
+    from 8 input and 4 output channels; below 32 input channels only on maps of 48x48
+    and more (the weight gradient 96x96). Without the compiled transforms, nothing
+    changes."""
     before = W.get_winograd_mode()
     W.set_winograd_mode("auto")
     monkeypatch.setattr(backend, "cpu_has_avx512", lambda: True)
@@ -647,12 +648,15 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
         assert conv(1, 128, 128, 16)                                    # 64 tiles
         assert not conv(2, 64, 128, 16) and not conv(1, 32, 32, 31)    # < 128 inputs, < 32x32
         assert not conv(2, 128, 256, 8) and not conv(2, 256, 256, 8)   # 8x8 maps
-        assert not conv(2, 16, 32, 64) and not conv(2, 16, 16, 128)    # 16 input channels
-        # where F(4x4, 3x3) applies: from 32 input and 16 output channels, any map size
-        assert conv(2, 32, 16, 128) and conv(2, 32, 16, 64) and conv(2, 32, 32, 31)
-        assert not conv(2, 32, 15, 64) and not conv(1, 32, 16, 40)     # 15 outputs, 100 tiles
-        assert grad(2, 32, 16, 128) and not grad(2, 16, 32, 64)
-        assert not conv(4, 16, 16, 224)
+        # where F(4x4, 3x3) applies: from 32 input and 4 output channels, any map size
+        assert conv(2, 32, 16, 128) and conv(2, 32, 4, 64) and conv(2, 32, 32, 31)
+        assert not conv(2, 32, 3, 64) and not conv(1, 32, 16, 40)      # 3 outputs, 100 tiles
+        # ... from 8 input channels on maps of 48x48 and more (the weight gradient 96x96)
+        assert conv(2, 16, 32, 64) and conv(2, 16, 16, 128) and conv(4, 16, 16, 224)
+        assert conv(2, 8, 8, 48) and not conv(2, 8, 8, 47) and not conv(8, 16, 8, 32)
+        assert not conv(2, 7, 16, 128) and not conv(32, 3, 16, 32)     # 7 and 3 inputs
+        assert grad(2, 32, 16, 64) and grad(2, 16, 16, 96) and grad(4, 8, 8, 224)
+        assert not grad(2, 16, 32, 64) and not grad(2, 16, 16, 95) and not grad(2, 7, 16, 128)
         assert not conv(2, 64, 64, 32, on_cpu=False)
         assert conv(16, 256, 256, 8) and conv(16, 128, 128, 16)       # the rule for 128+ channels
         assert not grad(2, 128, 128, 16) and not grad(1, 64, 64, 32)   # 32 and 64 tiles of 4x4
@@ -661,7 +665,6 @@ def test_auto_mode_with_avx512_blas_and_compiled_transforms(monkeypatch):
         assert grad(2, 64, 64, 32) and grad(16, 64, 64, 32) and grad(2, 32, 32, 64)
         assert grad(1, 64, 64, 56) and grad(1, 64, 128, 60) and grad(32, 256, 256, 8)
         assert grad(8, 32, 64, 56) and grad(4, 32, 32, 112)
-        assert not grad(2, 16, 16, 128) and not grad(2, 16, 32, 64)      # 16 channels
         monkeypatch.setattr(backend, "_compiled", False)
         assert not conv(2, 64, 64, 32) and not conv(16, 64, 64, 32) and not conv(2, 128, 128, 16)
         assert not grad(8, 64, 64, 56)

@@ -153,10 +153,16 @@ _WINOGRAD_MAX_MAP_AVX2 = 32 * 32
 #: with few channels (see :func:`_use_winograd`).
 _WINOGRAD_MIN_SIDE_AVX2 = 8
 _WINOGRAD_MIN_CHANNEL_SIDE_AVX2 = 1024
-#: Fewest output channels, given 32+ input channels, for which all three (forward, input
-#: gradient, weight gradient) take Winograd where F(4x4, 3x3) applies, on AVX-512 BLAS
-#: with the compiled transforms (see :func:`_use_winograd`).
-_WINOGRAD_F4_MIN_OUT = 16
+#: Where F(4x4, 3x3) applies, on AVX-512 BLAS with the compiled transforms, all three
+#: (forward, input gradient, weight gradient) take Winograd from these input and output
+#: channels; with fewer than :data:`_WINOGRAD_F4_FEW_CHANNELS` input channels only on
+#: output maps of :data:`_WINOGRAD_F4_FEW_MIN_MAP` pixels and more (the weight gradient:
+#: :data:`_WINOGRAD_F4_FEW_MIN_MAP_WEIGHT`). See :func:`_use_winograd`.
+_WINOGRAD_F4_MIN_IN = 8
+_WINOGRAD_F4_MIN_OUT = 4
+_WINOGRAD_F4_FEW_CHANNELS = 32
+_WINOGRAD_F4_FEW_MIN_MAP = 48 * 48
+_WINOGRAD_F4_FEW_MIN_MAP_WEIGHT = 96 * 96
 #: Smallest output map (pixels) for the forward and input gradient on Winograd from 32
 #: channels where the BLAS runs AVX-512 kernels and the transforms are compiled, given
 #: 128+ input channels (below that, :data:`_WINOGRAD_MIN_MAP`): on 8x8 maps it lost,
@@ -273,14 +279,21 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
       4x4), the weight gradient against the route otherwise taken, medians of 7: N16
       64->64 32x32 0.74x, N16 128->128 16x16 0.90x, N8 64->64 56x56 0.69x, N2 32->32
       64x64 0.83x, 64->64 32x32 0.90x, 64->32 64x64 0.80x, 128->64 32x32 0.65x, 32->16
-      64x64 0.62x; 16 channels lost (N2 16->16 128x128 1.11x). With 32 input and 16
-      output channels F(4x4, 3x3) won where the route taken was not Winograd (the U-Net's
-      N2 32->16 64x64, the 16->32 layer's input gradient, 0.65x; 32->16 128x128 weight
-      gradient 0.84x, forward 1.01x) and lost with 16 input channels (N2 16->32 64x64
-      forward 1.13x, weight gradient 1.06x; 16->16 128x128 1.12-1.35x; 3->16 1.2-2.3x);
-      the U-Net step with the branch from 16 output channels against 32: 0.978x (9 of 14
-      pairs). Hence, for all three there: 32+ input and :data:`_WINOGRAD_F4_MIN_OUT`
-      output channels wherever F(4x4, 3x3) applies.
+      64x64 0.62x. Once its output transform ran a tile row at a time (0.26x the time on
+      128x128 maps), F(4x4, 3x3) also beat the routes taken with few channels (row
+      strips, flat rows, image by image), forward / input gradient / weight gradient: N4
+      16->16 224x224 (conv4) 0.70 / 0.75 / 0.99x, N2 16->16 128x128 0.81 / 0.80 / 1.03x,
+      16->32 64x64 0.62-0.71 / 0.95 / 0.85-0.97x, 32->16 128x128 0.98 / 0.65 / 1.00x,
+      16->8 128x128 0.48 / 0.65 / 0.72x, 12->12 128x128 0.52 / 0.55 / 0.74x, 8->16 128x128
+      0.63 / 0.39 / 0.91x, N4 8->8 224x224 0.42 / 0.43 / 0.88x, N8 16->16 56x56 0.71 / 0.69
+      / 0.82x, N2 8->8 64x64 0.83 / 0.89 / 1.56x; it lost on 32x32 maps with fewer than 32
+      input channels (N8 16->8 32x32 0.87 / 1.22 / 1.37x) and with 3 input channels (N32
+      3->16 32x32 2.3-2.7x). Hence, for all three there, wherever F(4x4, 3x3) applies:
+      :data:`_WINOGRAD_F4_MIN_IN` input and :data:`_WINOGRAD_F4_MIN_OUT` output channels,
+      and below :data:`_WINOGRAD_F4_FEW_CHANNELS` input channels, maps of
+      :data:`_WINOGRAD_F4_FEW_MIN_MAP` pixels and more (the weight gradient
+      :data:`_WINOGRAD_F4_FEW_MIN_MAP_WEIGHT`). The U-Net step from 8 input channels
+      against from 32: 0.986x (11 of 12 pairs).
     """
     mode = _winograd.get_winograd_mode()
     if mode == "never" or w_shape[2:] != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -306,8 +319,10 @@ def _use_winograd(x_shape, w_shape, stride, padding, dilation, groups, output_si
             and channels >= 32
             and Ho * Wo >= (_WINOGRAD_MIN_MAP if C < 128 else _WINOGRAD_MIN_MAP_AVX512)):
         return True                 # AVX-512 GEMMs and compiled transforms: fwd / input grad
-    if (on_cpu and jit and not avx2_only and backend.blas_has_avx512() and C >= 32
-            and w_shape[0] >= _WINOGRAD_F4_MIN_OUT and _winograd.default_tile(x_shape, padding) == 4):
+    if (on_cpu and jit and not avx2_only and backend.blas_has_avx512() and C >= _WINOGRAD_F4_MIN_IN
+            and w_shape[0] >= _WINOGRAD_F4_MIN_OUT and _winograd.default_tile(x_shape, padding) == 4
+            and (C >= _WINOGRAD_F4_FEW_CHANNELS
+                 or Ho * Wo >= (_WINOGRAD_F4_FEW_MIN_MAP_WEIGHT if weight_grad else _WINOGRAD_F4_FEW_MIN_MAP))):
         return True                 # ... and all three where F(4x4) applies
     if avx2_only and jit:           # an AVX2 CPU with the compiled transforms
         side = min(Ho, Wo)

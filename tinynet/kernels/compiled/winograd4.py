@@ -77,17 +77,20 @@ def input_tiles(x, n0, t0, ph, pw, v):
                         for col in range(W):
                             rows[r, pw + col] = 0
                 for col in range(wp):
-                    e = _b_t(rows[0, col], rows[1, col], rows[2, col], rows[3, col],
-                             rows[4, col], rows[5, col], half, two, one_half, two_half)
-                    for a in range(6):
-                        comb[a, col] = e[a]
+                    comb[0, col], comb[1, col], comb[2, col], comb[3, col], comb[4, col], comb[5, col] = _b_t(
+                        rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col],
+                        half, two, one_half, two_half)
                 for a in range(6):
                     for s in range(tw):
                         q = 4 * s
-                        e = _b_t(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
-                                 comb[a, q + 4], comb[a, q + 5], half, two, one_half, two_half)
-                        for b in range(6):
-                            v[6 * a + b, c, i, tl, s] = e[b]
+                        e0, e1, e2, e3, e4, e5 = _b_t(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
+                                                      comb[a, q + 4], comb[a, q + 5], half, two, one_half, two_half)
+                        v[6 * a, c, i, tl, s] = e0
+                        v[6 * a + 1, c, i, tl, s] = e1
+                        v[6 * a + 2, c, i, tl, s] = e2
+                        v[6 * a + 3, c, i, tl, s] = e3
+                        v[6 * a + 4, c, i, tl, s] = e4
+                        v[6 * a + 5, c, i, tl, s] = e5
     return v
 
 
@@ -110,28 +113,37 @@ def output_tiles(m, bias, has_bias, n0, t0, out):
     Ho, Wo = out.shape[2], out.shape[3]
     t = m.dtype.type
     half, quarter, eighth, two, four, eight = t(0.5), t(0.25), t(0.125), t(2), t(4), t(8)
-    q = np.empty((4, 6), dtype=m.dtype)          # Aᵀ M: Aᵀ's rows over ξ, per ν
+    q = np.empty((4, 6, tw), dtype=m.dtype)      # Aᵀ M of one tile row: Aᵀ's rows over ξ
+    whole = Wo // 4                               # tiles whose four columns are all inside
     for o in range(C_out):
         b = bias[o] if has_bias else t(0)
         for i in range(n):
             image = out[n0 + i, o]
             for tl in range(tb):
                 y = 4 * (t0 + tl)
-                for s in range(tw):
-                    for nu in range(6):
-                        r = _a_t(m[nu, o, i, tl, s], m[6 + nu, o, i, tl, s], m[12 + nu, o, i, tl, s],
-                                 m[18 + nu, o, i, tl, s], m[24 + nu, o, i, tl, s],
-                                 m[30 + nu, o, i, tl, s], half, quarter, eighth, two, four, eight)
-                        for a in range(4):
-                            q[a, nu] = r[a]
-                    x0 = 4 * s
-                    cols = min(4, Wo - x0)            # the last tile column may be cropped
-                    for a in range(min(4, Ho - y)):   # ... and the last tile row
-                        r = _a_t(q[a, 0], q[a, 1], q[a, 2], q[a, 3], q[a, 4], q[a, 5],
-                                 half, quarter, eighth, two, four, eight)
-                        row = image[y + a]
-                        for beta in range(cols):
-                            row[x0 + beta] = r[beta] + b
+                for nu in range(6):
+                    for s in range(tw):
+                        q[0, nu, s], q[1, nu, s], q[2, nu, s], q[3, nu, s] = _a_t(
+                            m[nu, o, i, tl, s], m[6 + nu, o, i, tl, s], m[12 + nu, o, i, tl, s],
+                            m[18 + nu, o, i, tl, s], m[24 + nu, o, i, tl, s], m[30 + nu, o, i, tl, s],
+                            half, quarter, eighth, two, four, eight)
+                for a in range(min(4, Ho - y)):       # the last tile row may be cropped
+                    row = image[y + a]
+                    for s in range(whole):
+                        r0, r1, r2, r3 = _a_t(q[a, 0, s], q[a, 1, s], q[a, 2, s], q[a, 3, s], q[a, 4, s],
+                                              q[a, 5, s], half, quarter, eighth, two, four, eight)
+                        x0 = 4 * s
+                        row[x0], row[x0 + 1], row[x0 + 2], row[x0 + 3] = r0 + b, r1 + b, r2 + b, r3 + b
+                    if whole < tw:                    # ... and the last tile column
+                        s = whole
+                        r0, r1, r2, r3 = _a_t(q[a, 0, s], q[a, 1, s], q[a, 2, s], q[a, 3, s], q[a, 4, s],
+                                              q[a, 5, s], half, quarter, eighth, two, four, eight)
+                        x0 = 4 * s
+                        row[x0] = r0 + b
+                        if x0 + 1 < Wo:
+                            row[x0 + 1] = r1 + b
+                        if x0 + 2 < Wo:
+                            row[x0 + 2] = r2 + b
     return out
 
 
@@ -167,15 +179,18 @@ def output_tiles_adjoint(dy, n0, t0, dm):
                         for col in range(Wo):
                             rows[r, col] = 0
                 for col in range(4 * tw):
-                    e = _a(rows[0, col], rows[1, col], rows[2, col], rows[3, col],
-                           half, quarter, eighth, two, four, eight)
-                    for a in range(6):
-                        comb[a, col] = e[a]
+                    comb[0, col], comb[1, col], comb[2, col], comb[3, col], comb[4, col], comb[5, col] = _a(
+                        rows[0, col], rows[1, col], rows[2, col], rows[3, col],
+                        half, quarter, eighth, two, four, eight)
                 for a in range(6):
                     for s in range(tw):
                         q = 4 * s
-                        e = _a(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
-                               half, quarter, eighth, two, four, eight)
-                        for b in range(6):
-                            dm[6 * a + b, o, i, tl, s] = e[b]
+                        e0, e1, e2, e3, e4, e5 = _a(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
+                                                    half, quarter, eighth, two, four, eight)
+                        dm[6 * a, o, i, tl, s] = e0
+                        dm[6 * a + 1, o, i, tl, s] = e1
+                        dm[6 * a + 2, o, i, tl, s] = e2
+                        dm[6 * a + 3, o, i, tl, s] = e3
+                        dm[6 * a + 4, o, i, tl, s] = e4
+                        dm[6 * a + 5, o, i, tl, s] = e5
     return dm
