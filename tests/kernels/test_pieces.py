@@ -1,7 +1,8 @@
 """Compiled kernels as native OpenBLAS pieces (tinynet/kernels/compiled/pieces.py,
 tinynet.blas_threads.run_native): the same values as the kernel run over the whole
 range, in every layout and dtype, on drawn lengths and piece counts; parallel_for takes
-them only where they can run, and the activations' chunked passes use them."""
+them only where they can run, and the activations' chunked passes and the large sums
+(Add) use them."""
 import ctypes
 
 import numpy as np
@@ -14,7 +15,8 @@ import tinynet as tn
 import tinynet.functional as F
 from tinynet import backend, blas_threads
 from tinynet.functional import activation
-from tinynet.kernels.compiled import activation as kernels, pieces
+from tinynet.functional import elementwise
+from tinynet.kernels.compiled import pieces
 
 pytestmark = [pytest.mark.compiled_kernels,
               pytest.mark.skipif(not blas_threads.available(),
@@ -48,8 +50,8 @@ def test_native_pieces_give_the_kernels_values(name, dtype, n, count, scalar, se
     arrays, operands = _operands(name, dtype, n, scalar, rng)
     expected = [a.copy() for a in arrays]
     by_kernel = iter(expected)
-    getattr(kernels, name)(*[next(by_kernel) if hasattr(o, "ndim") and o.ndim else o
-                             for o in operands], 0, n)
+    pieces.kernel(name)(*[next(by_kernel) if hasattr(o, "ndim") and o.ndim else o
+                          for o in operands], 0, n)
     pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
     assert blas_threads.run_native(n, min(count, blas_threads.threads()), pieces.piece(name, dtype),
                                    pointers, float(scalar))
@@ -75,6 +77,7 @@ def chunked(monkeypatch, restore_threads):
     monkeypatch.setattr(activation, "_COMPILED_MIN_SIZE", 0)
     monkeypatch.setattr(activation, "_COMPILED_ELU_FORWARD_MIN_SIZE", 0)
     monkeypatch.setattr(activation, "_COMPILED_SIGMOID_FORWARD_MIN_SIZE", 0)
+    monkeypatch.setattr(elementwise, "_ADD_COMPILED_MIN_SIZE", 0)
     tn.set_num_threads(2)
 
 
@@ -126,3 +129,43 @@ def test_a_job_inside_a_chunk_runs_in_place_not_as_native_pieces(chunked, monkey
     backend.parallel_for(2, outer, nbytes=2)
     assert calls == []
     np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_sum_of_two_arrays_runs_as_native_pieces_with_numpys_values(dtype, chunked, monkeypatch):
+    """Add of two float arrays of one shape: the compiled pass in two native pieces, the
+    values of NumPy's a + b bit for bit (NaN, ±0 and ±inf among them); a broadcast, an
+    integer dtype or a non-contiguous operand keep NumPy's a + b."""
+    if blas_threads.threads() < 2:
+        pytest.skip("OpenBLAS runs on one thread here: no job has a second piece")
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 5, 7, 11)).astype(dtype)
+    b = rng.standard_normal(a.shape).astype(dtype)
+    a.flat[:4] = [np.nan, -0.0, np.inf, np.inf]
+    b.flat[:4] = [1.0, -0.0, -np.inf, 1.0]
+    calls = _spy(monkeypatch)
+    y = (tn.tensor(a) + tn.tensor(b)).numpy()
+    assert calls == [(a.size, 2)]
+    np.testing.assert_array_equal(y, a + b)
+    assert np.signbit(y.flat[1])
+    calls.clear()
+    for x, z in [(a, b[0]), (a.astype(np.int64), b.astype(np.int64))]:
+        np.testing.assert_array_equal((tn.tensor(x) + tn.tensor(z)).numpy(), x + z)
+    turned = tn.tensor(a).permute(3, 2, 1, 0)
+    assert not turned.data.flags.c_contiguous
+    np.testing.assert_array_equal((turned + tn.tensor(b).permute(3, 2, 1, 0)).numpy(),
+                                  a.transpose(3, 2, 1, 0) + b.transpose(3, 2, 1, 0))
+    assert calls == []
+
+
+def test_small_sums_stay_on_numpys_route(monkeypatch):
+    """Below _ADD_COMPILED_MIN_SIZE values Add is NumPy's a + b (no compiled pass)."""
+    monkeypatch.setattr(backend, "_compiled", True)
+    passes = []
+    monkeypatch.setattr(activation, "_compiled_pass", lambda *a: passes.append(a[0]))
+    small = np.ones(elementwise._ADD_COMPILED_MIN_SIZE - 1, np.float32)
+    np.testing.assert_array_equal((tn.tensor(small) + tn.tensor(small)).numpy(), small * 2)
+    assert passes == []
+    large = np.ones(elementwise._ADD_COMPILED_MIN_SIZE, np.float32)
+    tn.tensor(large) + tn.tensor(large)
+    assert passes == ["add_forward"]

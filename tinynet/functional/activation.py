@@ -67,12 +67,12 @@ def _compiled_route(*arrays, min_size=None) -> bool:
 
 
 def _compiled_pass(name, *args):
-    """Runs the compiled kernel ``name`` of :mod:`tinynet.kernels.compiled.activation`
-    over all values of its flat array arguments, in ``backend.parallel_for`` chunks: as
-    native pieces where the job runs in chunks on OpenBLAS's workers (no GIL; see
-    :mod:`tinynet.kernels.compiled.pieces`)."""
-    from ..kernels.compiled import activation as _c
-    kernel = getattr(_c, name)
+    """Runs the compiled kernel ``name`` of :mod:`tinynet.kernels.compiled.activation` (or
+    of :mod:`~tinynet.kernels.compiled.elementwise`) over all values of its flat array
+    arguments, in ``backend.parallel_for`` chunks: as native pieces where the job runs in
+    chunks on OpenBLAS's workers (no GIL; see :mod:`tinynet.kernels.compiled.pieces`)."""
+    from ..kernels.compiled import pieces as _pieces
+    kernel = _pieces.kernel(name)
     arrays = [a for a in args if hasattr(a, "nbytes") and a.ndim]
     scalars = [float(a) for a in args if not (hasattr(a, "nbytes") and a.ndim)]
 

@@ -1,7 +1,7 @@
 """Compiled kernels as native pieces of an OpenBLAS job: chunks that run without the GIL.
 
-A kernel here is one of :mod:`.activation`'s passes, ``kernel(*operands, lo, hi)`` over
-the values ``lo..hi`` of flat arrays. :func:`tinynet.backend.parallel_for` normally hands
+A kernel here is one of :mod:`.activation`'s or :mod:`.elementwise`'s passes,
+``kernel(*operands, lo, hi)`` over the values ``lo..hi`` of flat arrays. :func:`tinynet.backend.parallel_for` normally hands
 its chunks to OpenBLAS's worker threads as Python callbacks (:mod:`tinynet.blas_threads`),
 and each such chunk takes the GIL on its worker: on a guest whose idle cores sleep, that
 hand-over costs tens of microseconds at each end of a job. :func:`piece` compiles the
@@ -26,10 +26,11 @@ across processes, as for every compiled kernel).
 import numba
 from numba import types
 
-from . import activation
+from . import activation, elementwise
 
 #: The layout of each kernel's operands (see the module docstring).
 LAYOUTS = {
+    "add_forward": "aaa",
     "relu_forward": "aa",
     "relu_backward": "aaa",
     "elu_forward": "asa",
@@ -75,12 +76,16 @@ def _compile(kernel, layout, dtype):
     return compile_piece(piece)
 
 
+def kernel(name: str):
+    """The compiled kernel ``name`` of :mod:`.activation` or :mod:`.elementwise`."""
+    return getattr(elementwise if hasattr(elementwise, name) else activation, name)
+
+
 def piece(name: str, dtype) -> int:
-    """The address of :mod:`.activation`'s kernel ``name`` compiled as a native piece for
+    """The address of the kernel ``name`` (:func:`kernel`) compiled as a native piece for
     arrays of ``dtype`` (float32 or float64)."""
     key = (name, str(dtype))
     found = _pieces.get(key)
     if found is None:
-        found = _pieces[key] = _compile(getattr(activation, name), LAYOUTS[name],
-                                        _DTYPES[str(dtype)])
+        found = _pieces[key] = _compile(kernel(name), LAYOUTS[name], _DTYPES[str(dtype)])
     return found.address
