@@ -29,9 +29,9 @@ class Add(Function):
     against 0.46 ms."""
 
     def forward(self, a, b):
-        if (getattr(a, "shape", None) == getattr(b, "shape", ()) and a.dtype == b.dtype
-                and a.dtype.name in ("float32", "float64")):
-            from .activation import _compiled_pass, _compiled_route
+        if (getattr(a, "size", 0) >= _ADD_COMPILED_MIN_SIZE and a.shape == getattr(b, "shape", ())
+                and a.dtype == b.dtype and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)):
+            from .activation import _compiled_pass, _compiled_route     # float32 or float64
             if _compiled_route(a, b, min_size=_ADD_COMPILED_MIN_SIZE):
                 y = backend.get_array_module(a).empty(a.shape, a.dtype)
                 _compiled_pass("add_forward", a.reshape(-1), b.reshape(-1), y.reshape(-1))
