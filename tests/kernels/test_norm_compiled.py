@@ -151,3 +151,32 @@ def test_channel_chunks_cover_every_channel(compiled_always, monkeypatch, restor
     for name, c, n in zip(("y", "running_mean", "running_var", "dx", "dweight", "dbias"),
                           compiled_out, numpy_out):
         assert_close(c, n, rtol=2e-4, atol=2e-4, msg=name)
+
+
+@pytest.mark.parametrize("want_x", [True, False])
+def test_float32_channels_run_as_native_jobs_with_the_python_chunks_values(native_jobs, monkeypatch, want_x):
+    """In float32 both directions' channel chunks run as native jobs (forward_piece,
+    backward_piece: the kernels on OpenBLAS's workers without the GIL), with the values
+    the same kernels give as Python chunks, bit for bit; float64 keeps the Python chunks."""
+    from tinynet.functional import normalization
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((4, 7, 5, 6)).astype(dtype)
+        g = rng.standard_normal(x.shape).astype(dtype)
+        weight, bias = (rng.standard_normal(7).astype(dtype) for _ in range(2))
+
+        def step():
+            xt = tn.tensor(x, requires_grad=want_x)
+            w, b = tn.tensor(weight, requires_grad=True), tn.tensor(bias, requires_grad=True)
+            y = F.batch_norm(xt, None, None, w, b, training=True)
+            y.backward(tn.tensor(g))
+            return [y.detach().numpy(), w.grad.numpy(), b.grad.numpy()] + ([xt.grad.numpy()] if want_x else [])
+        native_jobs.clear()
+        native = step()
+        assert len(native_jobs) == (2 if dtype == np.float32 else 0)
+        assert all(pieces >= 2 and params[:3] == [4, 7, 30] for pieces, _, params in native_jobs)
+        with monkeypatch.context() as m:
+            m.setattr(normalization, "_native", lambda *a: False)
+            chunks = step()
+        for a, b in zip(native, chunks):
+            np.testing.assert_array_equal(a, b)
