@@ -163,7 +163,7 @@ def test_stride_one_keeps_the_numpy_route(counted):
 
 
 def test_stamps_that_do_not_overlap_keep_the_numpy_route(counted):
-    # kernel == stride (the U-Net's 2x2 up-convolution): the sub-pixel route measured faster
+    # kernel == stride (the U-Net's 2x2 up-convolution) on one image: the sub-pixel route
     backend.set_compiled(True)
     _forward(np.ones((1, 2, 4, 4)), np.ones((2, 2, 2, 2)), None, dict(stride=2))
     assert not counted
@@ -172,7 +172,7 @@ def test_stamps_that_do_not_overlap_keep_the_numpy_route(counted):
 @pytest.mark.parametrize("shape, weight, stride, taken", [
     ((8, 128, 14, 14), (128, 64, 4, 4), (2, 2), True),      # the decoders' 4x4 stride 2
     ((16, 256, 8, 8), (256, 128, 3, 3), (2, 2), True),      # ResNet's stride-2 input gradient
-    ((8, 128, 14, 14), (128, 64, 2, 2), (2, 2), False),     # no overlap: sub-pixel
+    ((1, 128, 32, 32), (128, 64, 2, 2), (2, 2), False),     # no overlap, one image: sub-pixel
     ((8, 128, 14, 14), (128, 32, 4, 4), (2, 2), False),     # 32 output channels: short runs
     ((16, 512, 4, 4), (512, 256, 3, 3), (2, 2), False),     # a 4x4 map: 16-row GEMMs
     ((8, 128, 14, 14), (128, 64, 3, 3), (1, 1), False),     # stride 1: a conv
@@ -253,3 +253,43 @@ def test_native_job_equals_the_python_chunks(counted, native_jobs, monkeypatch, 
             expected = torch.nn.functional.conv_transpose2d(
                 torch.tensor(x), torch.tensor(w), None if b is None else torch.tensor(b), groups=groups, **kwargs)
             np.testing.assert_allclose(native, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_equal_to_stride_takes_the_native_job_from_1024_batch_pixels(monkeypatch):
+    """kernel == stride (no overlapping stamps) takes the compiled route only for its
+    native job: one group, 2+ images, 1,024+ input pixels in the batch, a native job
+    possible (blas_threads.native_gemm); otherwise the sub-pixel route."""
+    from tinynet import blas_threads
+    monkeypatch.setattr(backend, "_compiled", True)
+    monkeypatch.setattr(blas_threads, "native_gemm", lambda *a: (1, 0))    # as where it can run
+
+    def taken(shape, c_out=16, groups=1, k=2):
+        return conv_module._use_compiled_transposed(
+            np.empty(shape, np.float32), np.empty((shape[1], c_out, k, k), np.float32), (k, k), groups)
+    assert taken((8, 128, 14, 14)) and taken((2, 64, 32, 32)) and taken((2, 32, 16, 32))
+    assert not taken((2, 128, 16, 16)) and not taken((2, 32, 16, 31))      # 512 and 992 pixels
+    assert not taken((1, 64, 64, 64)) and not taken((2, 64, 32, 32), groups=2)
+    monkeypatch.setattr(blas_threads, "native_gemm", lambda *a: None)
+    assert not taken((8, 128, 14, 14))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_kernel_equal_to_stride_native_job_equals_the_sub_pixel_route(native_jobs, monkeypatch, bias):
+    """The U-Net's 2x2 stride-2 up-convolution as the native job (each image's GEMM, then
+    its scatter, every output pixel written once) against the sub-pixel route and PyTorch."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 6, 16, 24)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 2, 2)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32) if bias else None
+    native = _forward(x, w, b, dict(stride=2))
+    assert len(native_jobs) == 1 and native_jobs[0][0] >= 2
+    with monkeypatch.context() as m:
+        m.setattr(conv_module, "_COMPILED_TILES_MIN_PIXELS", 10 ** 9)
+        native_jobs.clear()
+        sub_pixel = _forward(x, w, b, dict(stride=2))
+        assert native_jobs == []
+    np.testing.assert_allclose(native, sub_pixel, rtol=1e-5, atol=1e-5)
+    torch = pytest.importorskip("torch")
+    expected = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w),
+                                                    None if b is None else torch.tensor(b), stride=2)
+    np.testing.assert_allclose(native, expected.numpy(), rtol=1e-4, atol=1e-4)

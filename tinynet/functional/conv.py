@@ -859,9 +859,12 @@ _COMPILED_COL_BYTES = 1 << 20
 #: transposed conv is taken (see :func:`_use_compiled_transposed`).
 _COMPILED_MIN_CHANNELS = 64
 _COMPILED_MIN_PIXELS = 64
+#: Kernel == stride (the U-Net's 2x2 up-convolutions): the fewest input pixels of the
+#: whole batch for which its native job is taken (see :func:`_use_compiled_transposed`).
+_COMPILED_TILES_MIN_PIXELS = 1024
 
 
-def _use_compiled_transposed(x, w, stride):
+def _use_compiled_transposed(x, w, stride, groups=1):
     """The compiled channels-last scatter (:mod:`tinynet.kernels.compiled.transposed`) for
     a strided transposed conv whose kernel stamps overlap (kernel > stride), with at least
     64 output channels per group (the run each add vectorises over) and 8x8 input maps.
@@ -871,10 +874,23 @@ def _use_compiled_transposed(x, w, stride):
     N16 256->128 8x8 0.80x, N8 256->128 14x14 0.86x, but 512->256 on 4x4 maps 1.00x;
     kernel == stride (the U-Net's 2x2 up-convs, no overlap: the sub-pixel route writes its
     phases with plain copies) 1.1-1.2x slower with 64-128 output channels and 1.6x with
-    16-32, so none of those is taken (benchmark command: docs/kernels/convolution.md)."""
+    16-32, so none of those was taken (benchmark command: docs/kernels/convolution.md).
+    Since its float32 forward runs as a native job (:func:`_native_transposed`), kernel
+    == stride is taken for that job: one group, 2+ images and
+    :data:`_COMPILED_TILES_MIN_PIXELS` input pixels in the batch (thirty-first session,
+    2 threads, against the sub-pixel route: the U-Net's N2 64->32 32x32 0.54x, 32->16
+    64x64 0.62x, the benchmark's N8 128->64 14x14 0.77x; N2 128->64 16x16 1.20x, 256->128
+    8x8 1.16x: a piece's one small image)."""
+    from tinynet import blas_threads
+    N, _, H, W = x.shape
     _, C_out_g, kh, kw = w.shape
-    return (stride != (1, 1) and (kh > stride[0] or kw > stride[1]) and C_out_g >= _COMPILED_MIN_CHANNELS
-            and x.shape[2] * x.shape[3] >= _COMPILED_MIN_PIXELS and backend.use_compiled(x, w))
+    if stride == (1, 1) or not backend.use_compiled(x, w):
+        return False
+    if (kh, kw) == tuple(stride):
+        return (groups == 1 and N >= 2 and N * H * W >= _COMPILED_TILES_MIN_PIXELS
+                and blas_threads.native_gemm(x, w) is not None)
+    return ((kh > stride[0] or kw > stride[1]) and C_out_g >= _COMPILED_MIN_CHANNELS
+            and H * W >= _COMPILED_MIN_PIXELS)
 
 
 def _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, output_size):
@@ -962,7 +978,7 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         return xp.empty((0, C_out) + tuple(output_size), dtype=x.dtype)
     if _use_pointwise(w.shape, padding, groups):
         return _pointwise.conv_transpose2d_pointwise(x, w, b, stride, output_size)
-    if _use_compiled_transposed(x, w, stride):
+    if _use_compiled_transposed(x, w, stride, groups):
         return _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, output_size)
     # Stride 1: the transposed conv is a conv with the flipped kernel and padding
     # d(k-1) - p, so it takes whichever path conv2d takes (Winograd, row strips, im2col).
