@@ -206,8 +206,8 @@ def chunk_counts(monkeypatch):
 def native_jobs(monkeypatch):
     """For a test of a native job (:func:`tinynet.blas_threads.run_native_job`): skips
     unless one can run here (NumPy's OpenBLAS running native pieces on 2+ threads, its
-    ``cblas_sgemm`` found); turns the compiled kernels on and the parallel grain down to
-    one (chunks however small the job); returns the list that receives ``(pieces,
+    ``cblas_sgemm`` found); turns the compiled kernels on and the parallel and native
+    grains down to one (chunks however small the job); returns the list that receives ``(pieces,
     address, parameters)`` for every native job the test runs, in order."""
     import numpy as np
     from tinynet import blas_threads, cblas
@@ -215,6 +215,7 @@ def native_jobs(monkeypatch):
         pytest.skip("needs NumPy's OpenBLAS with 2+ threads, running native pieces")
     monkeypatch.setattr(backend, "_compiled", True)
     monkeypatch.setattr(backend, "parallel_grain", 1)
+    monkeypatch.setattr(backend, "native_grain", 1)
     jobs = []
     run = blas_threads.run_native_job
     monkeypatch.setattr(blas_threads, "run_native_job",

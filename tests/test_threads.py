@@ -96,6 +96,18 @@ def test_parallel_for_runs_small_jobs_in_the_caller(restore_threads):
     assert calls == [(0, 100, threading.get_ident())]
 
 
+def test_a_native_job_splits_from_its_own_smaller_grain(monkeypatch, restore_threads):
+    """native_chunks: parallel_chunks with native_grain (a native piece pays no GIL
+    hand-over), so a job of 256 kB per piece splits where parallel_for's would not."""
+    tn.set_num_threads(4)
+    grain = backend.native_grain
+    assert grain < backend.parallel_grain
+    assert [backend.native_chunks(8, k * grain) for k in (1, 2, 3, 5)] == [1, 2, 3, 4]
+    assert backend.native_chunks(2, 5 * grain) == 2 and backend.parallel_chunks(8, 3 * grain) == 1
+    monkeypatch.setattr(backend, "native_grain", 100)
+    assert backend.native_chunks(8, 250) == 2
+
+
 def test_a_chunk_needs_a_grain_per_numpy_call(monkeypatch, restore_threads, chunk_counts):
     tn.set_num_threads(4)
     monkeypatch.setattr(backend, "parallel_grain", 100)

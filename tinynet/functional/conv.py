@@ -810,7 +810,7 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
             w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         nbytes = kh * kw * x.nbytes + out.nbytes
         if _native_image_columns(x, w2, out, b is not None, ((1, 1), padding, dilation), (kh, kw),
-                             backend.parallel_chunks(N, nbytes, x)):
+                             backend.native_chunks(N, nbytes, x)):
             return out
         chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
 
@@ -834,7 +834,7 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         w2b = w2 if b is None else xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + out.nbytes
         if _native_image_columns(x, w2b, out, b is not None, (stride, padding, dilation), (kh, kw),
-                                 backend.parallel_chunks(N, nbytes, x)):
+                                 backend.native_chunks(N, nbytes, x)):
             return out
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
     for n0 in range(0, N, chunk):
@@ -909,7 +909,7 @@ def _conv_transpose2d_compiled(x, w, b, stride, padding, dilation, groups, outpu
     out = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
     nbytes = x.nbytes + out.nbytes + kh * kw * C_out * N * H * W * x.itemsize
     if groups == 1 and _native_transposed(x, w_cl[0], bias, out, (kh, kw), stride, padding, dilation,
-                                          backend.parallel_chunks(N, nbytes, x)):
+                                          backend.native_chunks(N, nbytes, x)):
         return out
     step = max(1, _COMPILED_COL_BYTES // (C_out * kh * kw * H * W * x.itemsize))   # images per GEMM
 
@@ -1025,7 +1025,7 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
         # contiguous adds per offset
         y = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
         nbytes = kh * kw * y.nbytes + x.nbytes
-        if _native_flat_input_grad(x, w, b, y, padding, dilation, backend.parallel_chunks(N, nbytes, x)):
+        if _native_flat_input_grad(x, w, b, y, padding, dilation, backend.native_chunks(N, nbytes, x)):
             return y
 
         def images(lo, hi):     # independent: side by side, each product on one thread
@@ -1089,7 +1089,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         # over an inner dimension of only H·W: with C_out > H·W those partials outweigh the
         # columns (N2 256->256 8x8: 2.3 against 1.9 ms with im2col), so im2col keeps them.
         nbytes = kh * kw * x.nbytes + dy.nbytes
-        pieces = backend.parallel_chunks(N, nbytes, x)
+        pieces = backend.native_chunks(N, nbytes, x)
         native = _native_image_columns(x, dy, None, False, ((1, 1), padding, dilation), (kh, kw), pieces)
         if native is not None:
             return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
@@ -1128,7 +1128,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
     if _use_image_columns(x.shape, weight_shape, groups, (Ho, Wo)):
         nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + dy.nbytes
         native = _native_image_columns(x, dy, None, False, (stride, padding, dilation), (kh, kw),
-                                       backend.parallel_chunks(N, nbytes, x))
+                                       backend.native_chunks(N, nbytes, x))
         if native is not None:
             return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)

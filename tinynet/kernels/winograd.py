@@ -460,7 +460,7 @@ def _conv2d_compiled(x, w, bias, padding, transposed=False, tile=2):
     images, rows = _block_plan(x, th, tw, C, _COMPILED_BLOCK_IMAGES, block_bytes, positions)
     nbytes = 16 * (x.nbytes + out.nbytes)
     if _native_forward(x, u, b, has_bias, out, images, rows, (th, tw), padding, tile,
-                       backend.parallel_chunks(N, nbytes, x)):
+                       backend.native_chunks(N, nbytes, x)):
         return out
     transforms = winograd4 if tile == 4 else compiled
 
@@ -540,7 +540,7 @@ def _weight_partials_compiled(x, dy, padding, tile=2):
     images, rows = _block_plan(x, th, tw, max(C, C_out), _COMPILED_BLOCK_IMAGES, None, positions)
     blas = cblas.gemm_address(x.dtype)       # (address, integer bits) of NumPy's GEMM, or None
     nbytes = 16 * (x.nbytes + dy.nbytes)
-    native = _native_weight(x, dy, images, rows, padding, tile, backend.parallel_chunks(N, nbytes, x))
+    native = _native_weight(x, dy, images, rows, padding, tile, backend.native_chunks(N, nbytes, x))
     if native is not None:
         return list(enumerate(native))
     partials = []
