@@ -132,7 +132,7 @@ class BatchNormTrain(Function):
             from ..kernels.compiled import batch_norm as _c
             w, b = _affine(x3, weight, bias)
             nbytes = 2 * x.nbytes
-            if not _native(_c.forward_piece, backend.parallel_chunks(C, nbytes, x), x3.shape,
+            if not _native(_c.forward_piece, backend.native_chunks(C, nbytes, x), x3.shape,
                            (x3, w, b, xp.array([eps], dtype=xp.float64), y, mean, var, invstd)):
                 backend.parallel_for(C, lambda lo, hi: _c.forward(x3, w, b, float(eps), y, mean, var, invstd,
                                                                   lo, hi), nbytes=nbytes, like=x)
@@ -180,7 +180,7 @@ class BatchNormTrain(Function):
             sum_g, sum_gx = xp.empty(C, dtype=x3.dtype), xp.empty(C, dtype=x3.dtype)
             scratch = xp.empty((C, 3), dtype=x3.dtype)
             nbytes = 3 * x3.nbytes
-            if not _native(_c.backward_piece, backend.parallel_chunks(C, nbytes, x3), x3.shape + (want_x,),
+            if not _native(_c.backward_piece, backend.native_chunks(C, nbytes, x3), x3.shape + (want_x,),
                            (x3, g3, self.mean, self.invstd, w, gx, sum_g, sum_gx, scratch)):
                 backend.parallel_for(C, lambda lo, hi: _c.backward(x3, g3, self.mean, self.invstd, w, want_x,
                                                                    gx, sum_g, sum_gx, scratch, lo, hi),
