@@ -273,6 +273,17 @@ def default_tile(x_shape, padding, compiled=True) -> int:
     return 4 if compiled and min(Ho, Wo) >= _F4_MIN_SIDE and tiles >= _F4_MIN_TILES else 2
 
 
+def _checked_tile(op, tile, x_shape, padding, compiled) -> int:
+    """``tile`` if it is 2, or 4 on the compiled route; :func:`default_tile`'s where None;
+    else a ValueError naming ``op``."""
+    if tile is None:
+        return default_tile(x_shape, padding, compiled)
+    if tile not in (2, 4) or (tile == 4 and not compiled):
+        raise ValueError(f"{op}: tile must be 2, or 4 where the compiled kernels run "
+                         f"(tinynet.backend.use_compiled), got {tile!r}")
+    return tile
+
+
 def conv2d_winograd(x, w, bias=None, padding=(0, 0), transposed: bool = False, tile=None):
     """3x3, stride-1, dilation-1, single-group convolution by F(2x2, 3x3) or F(4x4, 3x3).
 
@@ -307,11 +318,7 @@ def conv2d_winograd(x, w, bias=None, padding=(0, 0), transposed: bool = False, t
     whole batch is one block.
     """
     compiled = backend.use_compiled(x, w)
-    if tile is None:
-        tile = default_tile(x.shape, padding, compiled)
-    if tile not in (2, 4) or (tile == 4 and not compiled):
-        raise ValueError(f"conv2d_winograd: tile must be 2, or 4 where the compiled kernels run "
-                         f"(tinynet.backend.use_compiled), got {tile!r}")
+    tile = _checked_tile("conv2d_winograd", tile, x.shape, padding, compiled)
     if compiled:
         return _conv2d_compiled(x, w, bias, padding, transposed, tile)
     xp = backend.get_array_module(x)
@@ -378,11 +385,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0), tile=None):
     partial dU, and the partials are summed in image order (the same sums every run).
     """
     compiled = backend.use_compiled(x, dy)
-    if tile is None:
-        tile = default_tile(x.shape, padding, compiled)
-    if tile not in (2, 4) or (tile == 4 and not compiled):
-        raise ValueError(f"conv2d_weight_winograd: tile must be 2, or 4 where the compiled kernels "
-                         f"run (tinynet.backend.use_compiled), got {tile!r}")
+    tile = _checked_tile("conv2d_weight_winograd", tile, x.shape, padding, compiled)
     if compiled:
         return _weight_from_partials(_weight_partials_compiled(x, dy, padding, tile), tile)
     xp = backend.get_array_module(x)

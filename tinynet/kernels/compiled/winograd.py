@@ -38,8 +38,8 @@ threads (one group's transform, GEMMs and output transform while its block is in
 import numba
 import numpy as np
 
-from . import kernel
-from . import winograd4
+from . import kernel, winograd4
+from .winograd4 import load_rows
 from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, table_piece
 
 
@@ -47,7 +47,7 @@ from .native import NO_TRANS, TRANS, address_to_pointer, gemm, piece_range, tabl
 def input_tiles(x, n0, t0, ph, pw, v):
     """v[4ξ + ν, c, i, tl, s] = (Bᵀ d B)[ξ, ν] for the tile d of image n0 + i, channel c,
     tile row t0 + tl, tile column s; x (N, C, H, W), v (16, C, n, tb, tw)."""
-    _, C, H, W = x.shape
+    C = x.shape[1]
     n, tb, tw = v.shape[2], v.shape[3], v.shape[4]
     wp = 2 * tw + 2                               # columns the tiles read, padding included
     rows = np.zeros((4, wp), dtype=x.dtype)       # d_0..d_3 of one tile row, zero outside
@@ -56,15 +56,7 @@ def input_tiles(x, n0, t0, ph, pw, v):
         for i in range(n):
             image = x[n0 + i, c]
             for tl in range(tb):
-                top = 2 * (t0 + tl) - ph
-                for r in range(4):
-                    y = top + r
-                    if 0 <= y < H:
-                        for col in range(W):
-                            rows[r, pw + col] = image[y, col]
-                    else:
-                        for col in range(W):
-                            rows[r, pw + col] = 0
+                load_rows(image, 2 * (t0 + tl) - ph, pw, rows)
                 for col in range(wp):
                     d0, d1, d2, d3 = rows[0, col], rows[1, col], rows[2, col], rows[3, col]
                     comb[0, col] = d0 - d2

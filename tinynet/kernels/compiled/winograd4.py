@@ -42,6 +42,22 @@ from . import kernel
 
 
 @kernel
+def load_rows(image, top, pw, rows):
+    """rows[r, pw:pw + W] = image[top + r] for each row r of ``rows``, zeros for the rows
+    outside the image (H, W); the columns outside stay as they are (zero: the padding).
+    The tile rows' loader of both Winograd variants (:mod:`.winograd` imports it)."""
+    H, W = image.shape
+    for r in range(rows.shape[0]):
+        y = top + r
+        if 0 <= y < H:
+            for col in range(W):
+                rows[r, pw + col] = image[y, col]
+        else:
+            for col in range(W):
+                rows[r, pw + col] = 0
+
+
+@kernel
 def _b_t(d0, d1, d2, d3, d4, d5, half, two, one_half, two_half):
     """Bᵀ applied to one column (d_0..d_5): its six values."""
     return (d0 - one_half * d1 - two * d2 + one_half * d3 + d4,
@@ -56,7 +72,7 @@ def _b_t(d0, d1, d2, d3, d4, d5, half, two, one_half, two_half):
 def input_tiles(x, n0, t0, ph, pw, v):
     """v[6ξ + ν, c, i, tl, s] = (Bᵀ d B)[ξ, ν] for the tile d of image n0 + i, channel c,
     tile row t0 + tl, tile column s; x (N, C, H, W), v (36, C, n, tb, tw)."""
-    _, C, H, W = x.shape
+    C = x.shape[1]
     n, tb, tw = v.shape[2], v.shape[3], v.shape[4]
     t = x.dtype.type
     half, two, one_half, two_half = t(0.5), t(2), t(1.5), t(2.5)
@@ -67,15 +83,7 @@ def input_tiles(x, n0, t0, ph, pw, v):
         for i in range(n):
             image = x[n0 + i, c]
             for tl in range(tb):
-                top = 4 * (t0 + tl) - ph
-                for r in range(6):
-                    y = top + r
-                    if 0 <= y < H:
-                        for col in range(W):
-                            rows[r, pw + col] = image[y, col]
-                    else:
-                        for col in range(W):
-                            rows[r, pw + col] = 0
+                load_rows(image, 4 * (t0 + tl) - ph, pw, rows)
                 for col in range(wp):
                     comb[0, col], comb[1, col], comb[2, col], comb[3, col], comb[4, col], comb[5, col] = _b_t(
                         rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col],
@@ -83,15 +91,20 @@ def input_tiles(x, n0, t0, ph, pw, v):
                 for a in range(6):
                     for s in range(tw):
                         q = 4 * s
-                        e0, e1, e2, e3, e4, e5 = _b_t(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
-                                                      comb[a, q + 4], comb[a, q + 5], half, two, one_half, two_half)
-                        v[6 * a, c, i, tl, s] = e0
-                        v[6 * a + 1, c, i, tl, s] = e1
-                        v[6 * a + 2, c, i, tl, s] = e2
-                        v[6 * a + 3, c, i, tl, s] = e3
-                        v[6 * a + 4, c, i, tl, s] = e4
-                        v[6 * a + 5, c, i, tl, s] = e5
+                        _put(v, a, c, i, tl, s, *_b_t(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
+                                                      comb[a, q + 4], comb[a, q + 5], half, two, one_half, two_half))
     return v
+
+
+@kernel
+def _put(planes, a, c, i, tl, s, e0, e1, e2, e3, e4, e5):
+    """planes[6a + b, c, i, tl, s] = e_b for b = 0..5: one row ξ = a of a transformed tile."""
+    planes[6 * a, c, i, tl, s] = e0
+    planes[6 * a + 1, c, i, tl, s] = e1
+    planes[6 * a + 2, c, i, tl, s] = e2
+    planes[6 * a + 3, c, i, tl, s] = e3
+    planes[6 * a + 4, c, i, tl, s] = e4
+    planes[6 * a + 5, c, i, tl, s] = e5
 
 
 @kernel
@@ -185,12 +198,6 @@ def output_tiles_adjoint(dy, n0, t0, dm):
                 for a in range(6):
                     for s in range(tw):
                         q = 4 * s
-                        e0, e1, e2, e3, e4, e5 = _a(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
-                                                    half, quarter, eighth, two, four, eight)
-                        dm[6 * a, o, i, tl, s] = e0
-                        dm[6 * a + 1, o, i, tl, s] = e1
-                        dm[6 * a + 2, o, i, tl, s] = e2
-                        dm[6 * a + 3, o, i, tl, s] = e3
-                        dm[6 * a + 4, o, i, tl, s] = e4
-                        dm[6 * a + 5, o, i, tl, s] = e5
+                        _put(dm, a, o, i, tl, s, *_a(comb[a, q], comb[a, q + 1], comb[a, q + 2], comb[a, q + 3],
+                                                     half, quarter, eighth, two, four, eight))
     return dm
