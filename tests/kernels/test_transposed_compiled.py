@@ -257,8 +257,9 @@ def test_native_job_equals_the_python_chunks(counted, native_jobs, monkeypatch, 
 
 def test_kernel_equal_to_stride_takes_the_native_job_from_1024_batch_pixels(monkeypatch):
     """kernel == stride (no overlapping stamps) takes the compiled route only for its
-    native job: one group, 2+ images, 1,024+ input pixels in the batch, a native job
-    possible (blas_threads.native_gemm); otherwise the sub-pixel route."""
+    native job: one group, 1,024+ input pixels in the batch, bytes for 2+ pieces of it
+    (backend.native_chunks), a native job possible (blas_threads.native_gemm); otherwise
+    the sub-pixel route."""
     from tinynet import blas_threads
     monkeypatch.setattr(backend, "_compiled", True)
     monkeypatch.setattr(blas_threads, "native_gemm", lambda *a: (1, 0))    # as where it can run
@@ -266,9 +267,10 @@ def test_kernel_equal_to_stride_takes_the_native_job_from_1024_batch_pixels(monk
     def taken(shape, c_out=16, groups=1, k=2):
         return conv_module._use_compiled_transposed(
             np.empty(shape, np.float32), np.empty((shape[1], c_out, k, k), np.float32), (k, k), groups)
-    assert taken((8, 128, 14, 14)) and taken((2, 64, 32, 32)) and taken((2, 32, 16, 32))
-    assert not taken((2, 128, 16, 16)) and not taken((2, 32, 16, 31))      # 512 and 992 pixels
+    assert taken((8, 128, 14, 14)) and taken((2, 64, 32, 32)) and taken((2, 32, 16, 32), c_out=64)
+    assert not taken((2, 128, 16, 16)) and not taken((2, 32, 16, 31), c_out=64)    # 512 and 992 pixels
     assert not taken((1, 64, 64, 64)) and not taken((2, 64, 32, 32), groups=2)
+    assert not taken((2, 4, 32, 32), c_out=4)                 # 0.2 MB: one native piece's worth
     monkeypatch.setattr(blas_threads, "native_gemm", lambda *a: None)
     assert not taken((8, 128, 14, 14))
 

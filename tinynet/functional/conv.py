@@ -876,7 +876,7 @@ def _use_compiled_transposed(x, w, stride, groups=1):
     phases with plain copies) 1.1-1.2x slower with 64-128 output channels and 1.6x with
     16-32, so none of those was taken (benchmark command: docs/kernels/convolution.md).
     Since its float32 forward runs as a native job (:func:`_native_transposed`), kernel
-    == stride is taken for that job: one group, 2+ images and
+    == stride is taken for that job: one group, 2+ pieces of it and
     :data:`_COMPILED_TILES_MIN_PIXELS` input pixels in the batch (thirty-first session,
     2 threads, against the sub-pixel route: the U-Net's N2 64->32 32x32 0.54x, 32->16
     64x64 0.62x, the benchmark's N8 128->64 14x14 0.77x; N2 128->64 16x16 1.20x, 256->128
@@ -887,8 +887,11 @@ def _use_compiled_transposed(x, w, stride, groups=1):
     if stride == (1, 1) or not backend.use_compiled(x, w):
         return False
     if (kh, kw) == tuple(stride):
-        return (groups == 1 and N >= 2 and N * H * W >= _COMPILED_TILES_MIN_PIXELS
-                and blas_threads.native_gemm(x, w) is not None)
+        # the job's bytes as _conv_transpose2d_compiled counts them: input, output and
+        # columns, the last two kh·kw values a pixel here
+        nbytes = x.nbytes + 2 * kh * kw * C_out_g * N * H * W * x.itemsize
+        return (groups == 1 and N * H * W >= _COMPILED_TILES_MIN_PIXELS
+                and backend.native_chunks(N, nbytes) >= 2 and blas_threads.native_gemm(x, w) is not None)
     return ((kh > stride[0] or kw > stride[1]) and C_out_g >= _COMPILED_MIN_CHANNELS
             and H * W >= _COMPILED_MIN_PIXELS)
 
