@@ -194,13 +194,11 @@ def stacked_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     w_rows = numba.carray(address_to_pointer(b[2], numba.float32), (kh * C_out, C * kw))
     out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, Ho, Wo))
     bias = numba.carray(address_to_pointer(b[4], numba.float32), (C_out,))
-    size = C * kw * strip_rows * W
-    buffer = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * size,))
-    z = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * kh * C_out * strip_rows * W,))
+    buffer = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, C, kw, strip_rows * W))[k]
+    z = numba.carray(address_to_pointer(b[6], numba.float32), (pieces, kh * C_out * strip_rows * W))[k]
     first, last = piece_range(k, pieces, groups)
     stacked_blocks(function, ilp64, x, w_rows, out, bias, first, last, images, band, Hp, reach,
-                   ph, pw, dh, dw, buffer[k * size:(k + 1) * size].reshape(C, kw, strip_rows * W),
-                   z[k * kh * C_out * strip_rows * W:(k + 1) * kh * C_out * strip_rows * W])
+                   ph, pw, dh, dw, buffer, z)
 
 
 @table_piece
@@ -220,10 +218,8 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
     x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
     dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, Ho, Wo))
     dw_t = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, kh, C * kw, C_out))
-    size = C * kw * strip_rows * W
-    buffer = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * size,))
-    grid = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * C_out * span * W,))
+    buffer = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, C, kw, strip_rows * W))[k]
+    grid = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, C_out * span * W))[k]
     first, last = piece_range(k, pieces, groups)
     weight_blocks(function, ilp64, x, dy, dw_t[k], first, last, images, band, Hp, reach, ph, pw,
-                  dh, dw, buffer[k * size:(k + 1) * size].reshape(C, kw, strip_rows * W),
-                  grid[k * C_out * span * W:(k + 1) * C_out * span * W], narrow_max_out)
+                  dh, dw, buffer, grid, narrow_max_out)

@@ -75,6 +75,15 @@ def input_tiles(x, n0, t0, ph, pw, v):
 
 
 @kernel
+def any_input_tiles(tile, x, n0, t0, ph, pw, v):
+    """:func:`input_tiles` (``tile`` 2) or F(4x4, 3x3)'s (``tile`` 4, v with 36 planes), for
+    the native pieces below, which take the tile as a parameter."""
+    if tile == 4:
+        return winograd4.input_tiles(x, n0, t0, ph, pw, v)
+    return input_tiles(x, n0, t0, ph, pw, v)
+
+
+@kernel
 def output_tiles(m, bias, has_bias, n0, t0, out):
     """out[n0 + i, o, 2(t0 + tl) + α, 2s + β] = (Aᵀ M A)[α, β] + bias[o] for every tile of
     m (16, C_out, n, tb, tw) (bias (C_out,) not read unless ``has_bias``; without, any
@@ -193,10 +202,8 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, Ho, Wo))
     bias = numba.carray(address_to_pointer(b[4], numba.float32), (max(C_out, 1),))
     tiles = images * min(rows, th) * tw
-    v_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * positions * C * tiles,))
-    m_buf = numba.carray(address_to_pointer(b[6], numba.float32), (pieces * positions * C_out * tiles,))
-    v_mine = v_buf[k * positions * C * tiles:(k + 1) * positions * C * tiles]
-    m_mine = m_buf[k * positions * C_out * tiles:(k + 1) * positions * C_out * tiles]
+    v_mine = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, positions * C * tiles))[k]
+    m_mine = numba.carray(address_to_pointer(b[6], numba.float32), (pieces, positions * C_out * tiles))[k]
     lo, hi = piece_range(k, pieces, N)
     one, zero = np.float32(1), np.float32(0)
     for n0 in range(lo, hi, images):
@@ -204,11 +211,7 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
         for t0 in range(0, th, rows):
             tb = min(rows, th - t0)
             P = n * tb * tw
-            v = v_mine[:positions * C * P].reshape(positions, C, n, tb, tw)
-            if tile == 4:
-                winograd4.input_tiles(x, n0, t0, ph, pw, v)
-            else:
-                input_tiles(x, n0, t0, ph, pw, v)
+            v = any_input_tiles(tile, x, n0, t0, ph, pw, v_mine[:positions * C * P].reshape(positions, C, n, tb, tw))
             m = m_mine[:positions * C_out * P].reshape(positions, C_out, P)
             for j in range(positions):     # M[j] (C_out, P) = U[j] (C_out, C) @ V[j] (C, P)
                 if u_transposed:
@@ -245,22 +248,18 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
     dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, Ho, Wo))
     du = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, positions, C_out, C))[k]
     tiles = images * min(rows, th) * tw
-    v_buf = numba.carray(address_to_pointer(b[4], numba.float32), (pieces * positions * C * tiles,))
-    dm_buf = numba.carray(address_to_pointer(b[5], numba.float32), (pieces * positions * C_out * tiles,))
-    v_mine = v_buf[k * positions * C * tiles:(k + 1) * positions * C * tiles]
-    dm_mine = dm_buf[k * positions * C_out * tiles:(k + 1) * positions * C_out * tiles]
+    v_mine = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, positions * C * tiles))[k]
+    dm_mine = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, positions * C_out * tiles))[k]
     lo, hi = piece_range(k, pieces, N)
     for n0 in range(lo, hi, images):
         n = min(hi, n0 + images) - n0
         for t0 in range(0, th, rows):
             tb = min(rows, th - t0)
             P = n * tb * tw
-            v = v_mine[:positions * C * P].reshape(positions, C, n, tb, tw)
+            v = any_input_tiles(tile, x, n0, t0, ph, pw, v_mine[:positions * C * P].reshape(positions, C, n, tb, tw))
             dm = dm_mine[:positions * C_out * P].reshape(positions, C_out, n, tb, tw)
             if tile == 4:
-                winograd4.input_tiles(x, n0, t0, ph, pw, v)
                 winograd4.output_tiles_adjoint(dy, n0, t0, dm)
             else:
-                input_tiles(x, n0, t0, ph, pw, v)
                 output_tiles_adjoint(dy, n0, t0, dm)
             add_products(function, ilp64, du, dm.reshape(positions, C_out, P), v.reshape(positions, C, P))
