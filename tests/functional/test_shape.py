@@ -104,6 +104,17 @@ def test_cat_and_stack_with_gradients():
     assert s.shape == (2, 2) and s.detach().numpy().tolist() == [[1.0, 3.0], [2.0, 4.0]]
 
 
+def test_cat_backward_hands_each_input_a_contiguous_gradient():
+    """Along dim 1 of a batch of 2 the gradient's slices are strided views; cat's backward
+    copies each C-contiguous (the convolutions and compiled passes that take them next need
+    C-contiguous operands), with the slices' values."""
+    a, b = _x(np.ones((2, 3, 4))), _x(np.ones((2, 5, 4)))
+    g = np.random.default_rng(0).standard_normal((2, 8, 4))
+    ga, gb = F.cat([a, b], 1).grad_fn.backward(tn.tensor(g))
+    assert ga.data.flags.c_contiguous and gb.data.flags.c_contiguous
+    assert np.array_equal(ga.data, g[:, :3]) and np.array_equal(gb.data, g[:, 3:])
+
+
 def test_cat_promotes_dtypes():
     c = tn.cat([tn.ones(1), tn.tensor(np.ones(1))])
     assert c.dtype == np.float64
