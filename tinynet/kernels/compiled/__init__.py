@@ -40,6 +40,14 @@ Compilation flags, the same for every kernel:
   data loader) keep running meanwhile.
 """
 import numba
+import numpy as np
 
 #: The decorator every compiled kernel uses (see the module docstring for the flags).
 kernel = numba.njit(fastmath={"contract", "reassoc"}, error_model="numpy", cache=True, nogil=True)
+
+#: An index cast to unsigned, ``x[_u(i)]``: Numba tests every signed index for a
+#: negative (Python's wraparound), a compare and select per access that can keep LLVM
+#: from vectorising a loop whose index is computed (``pw + col``); an unsigned index
+#: has no such test. Only for indices known to be in range (im2col's loops and the
+#: Winograd tile rows' loader use it).
+unsigned = np.uint64
