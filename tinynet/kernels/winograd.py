@@ -112,7 +112,10 @@ def transform_weight(w, flipped: bool = False, tile: int = 2):
     coefficients ``kron(G, G)[4ξ + ν, 3a + b]``, so all filters transform in one GEMM
     (16, 9) @ (9, C_out·C_in) instead of C_out·C_in tiny matrix products; the filters'
     taps enter as a transposed operand, so the result is (16, C_out·C_in) as it is
-    stored, with no transposing copy (512->512: 12 -> 1 ms).
+    stored, with no transposing copy (512->512: 12 -> 1 ms). Where compiled kernels run,
+    the same sums are one compiled pass on every core
+    (:func:`tinynet.kernels.compiled.winograd_filters.transform_filters`): a U-Net step's
+    29 transforms 3.3 -> 1.2 ms.
 
     ``flipped=True`` transforms every filter rotated by 180 degrees, ``g[2 - a, 2 - b]``,
     without making it: the rotation reverses the order of the 9 taps ``3a + b``, so it is
@@ -120,12 +123,52 @@ def transform_weight(w, flipped: bool = False, tile: int = 2):
     is a conv with the rotated filters; see :func:`conv2d_winograd`'s ``transposed``.)
     """
     xp = backend.get_array_module(w)
-    g = xp.asarray(G4 if tile == 4 else G, dtype=w.dtype)
-    taps = xp.kron(g, g)                                # (16, 9) or (36, 9)
-    if flipped:
-        taps = xp.ascontiguousarray(taps[:, ::-1])
-    u = taps @ w.reshape(-1, 9).T                       # (positions, C_out·C_in)
-    return u.reshape(taps.shape[0], w.shape[0], w.shape[1])
+    taps = _taps(xp, w.dtype, tile, flipped)            # (16, 9) or (36, 9)
+    C_out, C_in = w.shape[0], w.shape[1]
+    if backend.use_compiled(w):
+        from .compiled import winograd_filters as kernels
+        w9 = xp.ascontiguousarray(w).reshape(-1, 9)
+        u = xp.empty((taps.shape[0], w9.shape[0]), dtype=w.dtype)
+        _filters_job(kernels.transform_filters, kernels.transform_piece, (w9.shape[0], taps.shape[0]),
+                     (w9, taps, u), w9.shape[0], u.nbytes + w9.nbytes)
+    else:
+        u = taps @ w.reshape(-1, 9).T                   # (positions, C_out·C_in)
+    return u.reshape(taps.shape[0], C_out, C_in)
+
+
+_TAPS = {}
+
+
+def _taps(xp, dtype, tile, flipped=False):
+    """``kron(G, G)`` (16, 9), or ``kron(G4, G4)`` (36, 9) with ``tile`` 4, of ``dtype``,
+    its columns reversed if ``flipped``: the coefficients of U's positions in the 9
+    taps, made once per array module, dtype and tile (``kron`` and the conversion cost
+    more than a small layer's whole transform)."""
+    key = (xp.__name__, str(dtype), tile, flipped)
+    taps = _TAPS.get(key)
+    if taps is None:
+        g = xp.asarray(G4 if tile == 4 else G, dtype=dtype)
+        taps = xp.kron(g, g)
+        _TAPS[key] = taps = xp.ascontiguousarray(taps[:, ::-1]) if flipped else taps
+    return taps
+
+
+def _filters_job(kernel, piece, params, arrays, filters, nbytes):
+    """Runs a kernel of :mod:`tinynet.kernels.compiled.winograd_filters` over the
+    ``filters``: as a native job of its float32 ``piece`` (table: ``params``, then
+    ``arrays``) where one can run (:func:`_native_filters`), else in ``parallel_for``
+    chunks (or in place)."""
+    if not _native_filters(piece, backend.native_chunks(filters, nbytes, arrays[0]), params, arrays):
+        backend.parallel_for(filters, lambda lo, hi: kernel(*arrays, lo, hi), nbytes=nbytes, like=arrays[0])
+
+
+def _native_filters(piece, pieces, params, arrays) -> bool:
+    """``piece`` as a native job of ``pieces`` pieces (float32, 2+ pieces, OpenBLAS running
+    native pieces); False, having run nothing, elsewhere."""
+    from tinynet import blas_threads
+    if pieces < 2 or str(arrays[0].dtype) != "float32":
+        return False
+    return blas_threads.run_native_job(pieces, piece.address, params, arrays)
 
 
 def _filters(w, transposed, tile=2):
@@ -387,7 +430,7 @@ def conv2d_weight_winograd(x, dy, padding=(0, 0), tile=None):
     compiled = backend.use_compiled(x, dy)
     tile = _checked_tile("conv2d_weight_winograd", tile, x.shape, padding, compiled)
     if compiled:
-        return _weight_from_partials(_weight_partials_compiled(x, dy, padding, tile), tile)
+        return _weight_from_partials_compiled(_weight_partials_compiled(x, dy, padding, tile), tile)
     xp = backend.get_array_module(x)
     N, C, H, W = x.shape
     C_out = dy.shape[1]
@@ -428,12 +471,24 @@ def _add_products(du, a, b):
 def _weight_from_partials(partials, tile=2):
     """dW (C_out, C_in, 3, 3) from the threads' partial dU (positions, C_out, C_in),
     ``(first image, dU)`` pairs: their sum in image order (the same sums every run), then
-    the weight transform's adjoint ``dW = dUᵀ @ (G ⊗ G)`` (G4 with ``tile`` 4)."""
+    the weight transform's adjoint ``dW = dUᵀ @ (G ⊗ G)``."""
     du = backend.sum_in_order(partials)
-    xp = backend.get_array_module(du)
     positions, C_out, C = du.shape
+    dw = du.reshape(positions, C_out * C).T @ _taps(backend.get_array_module(du), du.dtype, tile)
+    return dw.reshape(C_out, C, 3, 3)                    # from (C_out·C_in, 9)
+
+
+def _weight_from_partials_compiled(du, tile):
+    """:func:`_weight_from_partials` for the compiled route's partials, stacked in image
+    order (S, positions, C_out, C_in): the sum and the adjoint in one compiled pass on
+    every core (:func:`tinynet.kernels.compiled.winograd_filters.adjoint_filters`)."""
+    from .compiled import winograd_filters as kernels
+    S, positions, C_out, C = du.shape
+    xp = backend.get_array_module(du)
+    dw = xp.empty((C_out * C, 9), dtype=du.dtype)
     g = xp.asarray(G4 if tile == 4 else G, dtype=du.dtype)
-    dw = du.reshape(positions, C_out * C).T @ xp.kron(g, g)      # (C_out·C_in, 9)
+    _filters_job(kernels.adjoint_filters, kernels.adjoint_piece, (S, tile + 2, C_out * C),
+                 (du.reshape(S, positions, C_out * C), g, dw), C_out * C, du.nbytes + dw.nbytes)
     return dw.reshape(C_out, C, 3, 3)
 
 
@@ -530,8 +585,9 @@ def _view(buffer, shape):
 
 
 def _weight_partials_compiled(x, dy, padding, tile=2):
-    """The partial dU of :func:`conv2d_weight_winograd` with compiled transforms: per
-    block, V from the images, dM (positions, C_out, n, tb, tw) = A dY Aᵀ from dy, and
+    """The partial dU of :func:`conv2d_weight_winograd` with compiled transforms, one per
+    chunk of images, stacked in image order (chunks, positions, C_out, C_in): per block,
+    V from the images, dM (positions, C_out, n, tb, tw) = A dY Aᵀ from dy, and
     ``dU[k] += dM[k] @ V[k]ᵀ``."""
     from .compiled import winograd as compiled, winograd4
     xp = backend.get_array_module(x)
@@ -545,7 +601,7 @@ def _weight_partials_compiled(x, dy, padding, tile=2):
     nbytes = 16 * (x.nbytes + dy.nbytes)
     native = _native_weight(x, dy, images, rows, padding, tile, backend.native_chunks(N, nbytes, x))
     if native is not None:
-        return list(enumerate(native))
+        return native
     partials = []
     transforms = winograd4 if tile == 4 else compiled
 
@@ -569,7 +625,8 @@ def _weight_partials_compiled(x, dy, padding, tile=2):
                     _add_products(du, dm3, v3.transpose(0, 2, 1))
         partials.append((lo, du))
     backend.parallel_for(N, image_groups, nbytes=nbytes, like=x)
-    return partials
+    partials.sort(key=lambda p: p[0])
+    return xp.stack([du for _, du in partials])
 
 
 def _native_weight(x, dy, images, rows, padding, tile, pieces):
