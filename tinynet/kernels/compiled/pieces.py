@@ -18,8 +18,9 @@ no Python object is touched, so the workers never wait for the GIL, nor the call
 them.
 
 Layouts (the order of a kernel's operands before ``lo, hi``): ``"aa"`` two arrays,
-``"aaa"`` three, ``"asa"`` array, scalar (float64, as the callers pass it), array, and
-``"aasa"`` two arrays, a scalar of the arrays' dtype, an array. One C function per
+``"aaa"`` three, ``"asa"`` array, scalar (float64, as the callers pass it), array,
+``"aasa"`` two arrays, a scalar of the arrays' dtype, an array, and ``"absa"`` an array,
+a boolean array, a scalar of the first array's dtype, an array. One C function per
 (kernel, dtype), compiled on first use and kept (``cache=True`` keeps the machine code
 across processes, as for every compiled kernel).
 """
@@ -31,6 +32,7 @@ from . import activation, elementwise
 #: The layout of each kernel's operands (see the module docstring).
 LAYOUTS = {
     "add_forward": "aaa",
+    "dropout_forward": "absa",
     "relu_forward": "aa",
     "relu_backward": "aaa",
     "elu_forward": "asa",
@@ -43,34 +45,41 @@ _DTYPES = {"float32": types.float32, "float64": types.float64}
 _pieces = {}            # (kernel name, dtype name) -> the compiled piece (keeps it alive)
 
 
-def _signature(dtype):
-    return types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
-                      types.CPointer(types.CPointer(dtype)), types.intp, types.voidptr, types.intp,
-                      types.voidptr)
+#: The C signature of every piece; ``b`` is the array of the operands' data pointers.
+_SIGNATURE = types.void(types.intp, types.intp, types.intp, types.float64, types.uintp, types.intp,
+                        types.CPointer(types.voidptr), types.intp, types.voidptr, types.intp,
+                        types.voidptr)
 
 
 def _compile(kernel, layout, dtype):
-    """The C piece of ``kernel`` for arrays of ``dtype`` (a Numba type)."""
-    compile_piece = numba.cfunc(_signature(dtype), nopython=True, nogil=True, cache=True,
+    """The C piece of ``kernel`` for arrays of ``dtype`` (a Numba type; ``keep``, the
+    boolean mask of layout ``"absa"``, is read as booleans)."""
+    compile_piece = numba.cfunc(_SIGNATURE, nopython=True, nogil=True, cache=True,
                                 fastmath={"contract", "reassoc"}, error_model="numpy")
+    boolean = types.boolean
     if layout == "aa":
         def piece(width, n, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
             lo = a // 8
-            kernel(numba.carray(b[0], (n,)), numba.carray(b[1], (n,)), lo, lo + width)
+            kernel(numba.carray(b[0], (n,), dtype), numba.carray(b[1], (n,), dtype), lo, lo + width)
     elif layout == "aaa":
         def piece(width, n, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
             lo = a // 8
-            kernel(numba.carray(b[0], (n,)), numba.carray(b[1], (n,)), numba.carray(b[2], (n,)),
-                   lo, lo + width)
+            kernel(numba.carray(b[0], (n,), dtype), numba.carray(b[1], (n,), dtype),
+                   numba.carray(b[2], (n,), dtype), lo, lo + width)
     elif layout == "asa":
         def piece(width, n, _k, alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
             lo = a // 8
-            kernel(numba.carray(b[0], (n,)), alpha, numba.carray(b[1], (n,)), lo, lo + width)
+            kernel(numba.carray(b[0], (n,), dtype), alpha, numba.carray(b[1], (n,), dtype), lo, lo + width)
     elif layout == "aasa":
         def piece(width, n, _k, alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
             lo = a // 8
-            kernel(numba.carray(b[0], (n,)), numba.carray(b[1], (n,)), dtype(alpha),
-                   numba.carray(b[2], (n,)), lo, lo + width)
+            kernel(numba.carray(b[0], (n,), dtype), numba.carray(b[1], (n,), dtype), dtype(alpha),
+                   numba.carray(b[2], (n,), dtype), lo, lo + width)
+    elif layout == "absa":
+        def piece(width, n, _k, alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+            lo = a // 8
+            kernel(numba.carray(b[0], (n,), dtype), numba.carray(b[1], (n,), boolean), dtype(alpha),
+                   numba.carray(b[2], (n,), dtype), lo, lo + width)
     else:
         raise ValueError(f"pieces: unknown layout {layout!r}")
     return compile_piece(piece)
