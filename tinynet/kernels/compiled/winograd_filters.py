@@ -7,21 +7,22 @@ F(4x4, 3x3)), ``taps = kron(G, G)`` (P, 9):
   ``u[p, f] = Σ_k taps[p, k] w[f, k]``;
 * :func:`adjoint_filters`: du (S, P, F) -> dw (F, 9), the weight gradient's last step:
   the S partial dU (one per piece of the job that made them) summed in order, then the
-  adjoint ``dw[f, k] = Σ_p taps[p, k] dU[p, f]``.
+  adjoint ``dw[f] = Gᵀ dU[f] G`` (the same as ``dw[f, k] = Σ_p taps[p, k] dU[p, f]``).
 
 Both were one GEMM with K = 9 or an N of 9 ((P, 9) @ (9, F), (F, P) @ (P, 9)), which
 OpenBLAS runs on one thread at a few tens of GFLOP/s, plus ``kron`` and the partials'
-sum as separate passes: 4.5 ms of a U-Net training step's 72 for its 29 transforms and
-10 weight gradients. The work is small (P·9 multiply-adds a filter) and the pass over
-memory is what costs, u being P/9 times the weight's size; here it is one pass on both
-cores.
+sum as separate passes: 4.6 ms of a U-Net training step for its 29 transforms and 10
+weight gradients (3.7 ms here). The work is small (P·9 multiply-adds a filter at most)
+and the pass over memory is what costs, u being P/9 times the weight's size; here it is
+one pass on both cores.
 
 Loop structure: a block of :data:`BLOCK` filters at a time, its taps first copied
 transposed into a small (9, BLOCK) buffer, so that the inner loop runs over the
 block's filters (contiguous in ``u``'s rows and in the buffer: it vectorises) with the 9
-coefficients of position p in registers. The adjoint runs the same loops the other
-way: the partials summed into a (P, BLOCK) buffer, then 9 rows of BLOCK values stored
-transposed into dw.
+coefficients of position p in registers. The adjoint sums the block's partials into a
+(P, BLOCK) buffer, applies G along ν and then along ξ (each a loop over the block's
+filters, G's zeros skipped: 126 multiply-adds a filter for F(4x4, 3x3) instead of 324),
+and stores the 9 rows transposed into dw.
 """
 import numba
 import numpy as np
