@@ -251,3 +251,14 @@ def run_native_job(pieces: int, address: int, parameters, arrays) -> bool:
     keep = [params] + list(arrays)
     table = (ctypes.c_ssize_t * len(keep))(*[a.ctypes.data for a in keep])
     return run_native(pieces, pieces, address, table)
+
+
+def run_float32_job(pieces: int, address: int, parameters, arrays) -> bool:
+    """:func:`run_native_job` for a piece compiled for float32 data that calls no BLAS
+    (batch norm's, the Winograd filter transforms'), where it is worth running: 2+ pieces,
+    and the job's first two arrays (its data) float32. False, having run nothing,
+    elsewhere (float64, one chunk, no OpenBLAS running native pieces): the caller then
+    runs the same kernel in ``parallel_for`` chunks, or in place."""
+    if pieces < 2 or not str(arrays[0].dtype) == str(arrays[1].dtype) == "float32":
+        return False
+    return run_native_job(pieces, address, parameters, arrays)

@@ -158,7 +158,7 @@ def test_float32_channels_run_as_native_jobs_with_the_python_chunks_values(nativ
     """In float32 both directions' channel chunks run as native jobs (forward_piece,
     backward_piece: the kernels on OpenBLAS's workers without the GIL), with the values
     the same kernels give as Python chunks, bit for bit; float64 keeps the Python chunks."""
-    from tinynet.functional import normalization
+    from tinynet import blas_threads
     rng = np.random.default_rng(4)
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal((4, 7, 5, 6)).astype(dtype)
@@ -176,7 +176,7 @@ def test_float32_channels_run_as_native_jobs_with_the_python_chunks_values(nativ
         assert len(native_jobs) == (2 if dtype == np.float32 else 0)
         assert all(pieces >= 2 and params[:3] == [4, 7, 30] for pieces, _, params in native_jobs)
         with monkeypatch.context() as m:
-            m.setattr(normalization, "_native", lambda *a: False)
+            m.setattr(blas_threads, "run_float32_job", lambda *a: False)
             chunks = step()
         for a, b in zip(native, chunks):
             np.testing.assert_array_equal(a, b)

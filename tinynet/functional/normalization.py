@@ -19,7 +19,7 @@ running statistics normalize, and y is an affine function of x.
 from __future__ import annotations
 
 from ..autograd import Function, is_grad_enabled, depends_on, anchor
-from .. import backend
+from .. import backend, blas_threads
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device
 from .reduction import sum as _sum, mean as _mean
@@ -83,18 +83,6 @@ def _compiled_route(*arrays) -> bool:
     return backend.use_compiled(*arrays)
 
 
-def _native(piece, pieces, params, arrays) -> bool:
-    """Runs ``piece`` (:mod:`tinynet.kernels.compiled.batch_norm`'s forward or backward
-    piece) as a native job of ``pieces`` pieces over the channels, where one can run:
-    float32, 2+ pieces, OpenBLAS running native pieces. False, having run nothing,
-    elsewhere (the caller's ``parallel_for`` then runs the same kernel in Python chunks,
-    or in place)."""
-    from .. import blas_threads
-    if pieces < 2 or arrays[0].dtype != arrays[1].dtype or str(arrays[0].dtype) != "float32":
-        return False
-    return blas_threads.run_native_job(pieces, piece.address, params, arrays)
-
-
 def _affine(x3, weight, bias):
     """γ and β as C-contiguous (C,) arrays of x's dtype: ones and zeros where absent, so
     one compiled signature serves every module (γ·invstd and + 0 are exact)."""
@@ -132,8 +120,9 @@ class BatchNormTrain(Function):
             from ..kernels.compiled import batch_norm as _c
             w, b = _affine(x3, weight, bias)
             nbytes = 2 * x.nbytes
-            if not _native(_c.forward_piece, backend.native_chunks(C, nbytes, x), x3.shape,
-                           (x3, w, b, xp.array([eps], dtype=xp.float64), y, mean, var, invstd)):
+            if not blas_threads.run_float32_job(backend.native_chunks(C, nbytes, x), _c.forward_piece.address,
+                                                x3.shape, (x3, w, b, xp.array([eps], dtype=xp.float64), y,
+                                                           mean, var, invstd)):
                 backend.parallel_for(C, lambda lo, hi: _c.forward(x3, w, b, float(eps), y, mean, var, invstd,
                                                                   lo, hi), nbytes=nbytes, like=x)
             return self._keep(mean, var, invstd, stats, y.reshape(x.shape))
@@ -180,8 +169,9 @@ class BatchNormTrain(Function):
             sum_g, sum_gx = xp.empty(C, dtype=x3.dtype), xp.empty(C, dtype=x3.dtype)
             scratch = xp.empty((C, 3), dtype=x3.dtype)
             nbytes = 3 * x3.nbytes
-            if not _native(_c.backward_piece, backend.native_chunks(C, nbytes, x3), x3.shape + (want_x,),
-                           (x3, g3, self.mean, self.invstd, w, gx, sum_g, sum_gx, scratch)):
+            if not blas_threads.run_float32_job(backend.native_chunks(C, nbytes, x3), _c.backward_piece.address,
+                                                x3.shape + (want_x,),
+                                                (x3, g3, self.mean, self.invstd, w, gx, sum_g, sum_gx, scratch)):
                 backend.parallel_for(C, lambda lo, hi: _c.backward(x3, g3, self.mean, self.invstd, w, want_x,
                                                                    gx, sum_g, sum_gx, scratch, lo, hi),
                                      nbytes=nbytes, like=x3)

@@ -136,7 +136,17 @@ def transform_weight(w, flipped: bool = False, tile: int = 2):
     return u.reshape(taps.shape[0], C_out, C_in)
 
 
-_TAPS = {}
+_TAPS = {}      # the arrays of _g and _taps, by array module, dtype, tile (and rotation)
+
+
+def _g(xp, dtype, tile):
+    """:data:`G` (4, 3), or :data:`G4` (6, 3) with ``tile`` 4, as an array of ``dtype``,
+    made once per array module, dtype and tile."""
+    key = (xp.__name__, str(dtype), tile)
+    g = _TAPS.get(key)
+    if g is None:
+        g = _TAPS[key] = xp.asarray(G4 if tile == 4 else G, dtype=dtype)
+    return g
 
 
 def _taps(xp, dtype, tile, flipped=False):
@@ -147,7 +157,7 @@ def _taps(xp, dtype, tile, flipped=False):
     key = (xp.__name__, str(dtype), tile, flipped)
     taps = _TAPS.get(key)
     if taps is None:
-        g = xp.asarray(G4 if tile == 4 else G, dtype=dtype)
+        g = _g(xp, dtype, tile)
         taps = xp.kron(g, g)
         _TAPS[key] = taps = xp.ascontiguousarray(taps[:, ::-1]) if flipped else taps
     return taps
@@ -156,19 +166,12 @@ def _taps(xp, dtype, tile, flipped=False):
 def _filters_job(kernel, piece, params, arrays, filters, nbytes):
     """Runs a kernel of :mod:`tinynet.kernels.compiled.winograd_filters` over the
     ``filters``: as a native job of its float32 ``piece`` (table: ``params``, then
-    ``arrays``) where one can run (:func:`_native_filters`), else in ``parallel_for``
-    chunks (or in place)."""
-    if not _native_filters(piece, backend.native_chunks(filters, nbytes, arrays[0]), params, arrays):
-        backend.parallel_for(filters, lambda lo, hi: kernel(*arrays, lo, hi), nbytes=nbytes, like=arrays[0])
-
-
-def _native_filters(piece, pieces, params, arrays) -> bool:
-    """``piece`` as a native job of ``pieces`` pieces (float32, 2+ pieces, OpenBLAS running
-    native pieces); False, having run nothing, elsewhere."""
+    ``arrays``) where one can run (:func:`tinynet.blas_threads.run_float32_job`), else in
+    ``parallel_for`` chunks (or in place)."""
     from tinynet import blas_threads
-    if pieces < 2 or str(arrays[0].dtype) != "float32":
-        return False
-    return blas_threads.run_native_job(pieces, piece.address, params, arrays)
+    if not blas_threads.run_float32_job(backend.native_chunks(filters, nbytes, arrays[0]), piece.address,
+                                        params, arrays):
+        backend.parallel_for(filters, lambda lo, hi: kernel(*arrays, lo, hi), nbytes=nbytes, like=arrays[0])
 
 
 def _filters(w, transposed, tile=2):
@@ -486,9 +489,9 @@ def _weight_from_partials_compiled(du, tile):
     S, positions, C_out, C = du.shape
     xp = backend.get_array_module(du)
     dw = xp.empty((C_out * C, 9), dtype=du.dtype)
-    g = xp.asarray(G4 if tile == 4 else G, dtype=du.dtype)
     _filters_job(kernels.adjoint_filters, kernels.adjoint_piece, (S, tile + 2, C_out * C),
-                 (du.reshape(S, positions, C_out * C), g, dw), C_out * C, du.nbytes + dw.nbytes)
+                 (du.reshape(S, positions, C_out * C), _g(xp, du.dtype, tile), dw), C_out * C,
+                 du.nbytes + dw.nbytes)
     return dw.reshape(C_out, C, 3, 3)
 
 
