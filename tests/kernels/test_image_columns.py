@@ -1,10 +1,12 @@
-"""im2col's convolutions image by image as a native job (tinynet/functional/conv.py's
-_native_image_columns, running tinynet/kernels/compiled/flat_rows.py's
-forward_piece / weight_piece on im2col's columns of one image): against the same
-convolutions as Python chunks and PyTorch, over strides, paddings, dilations and
-non-square kernels; and the columns a transposed conv's two gradients share."""
+"""im2col's convolutions image by image, or on small maps block by block, as native jobs
+(tinynet/functional/conv.py's _native_image_columns and _native_block_input_grad,
+running tinynet/kernels/compiled/flat_rows.py's forward_piece / weight_piece /
+block_input_piece): against the same convolutions as Python chunks and PyTorch, over
+strides, paddings, dilations and non-square kernels; and the columns a transposed
+conv's two gradients share."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 pytest.importorskip("numba")
 
@@ -52,7 +54,7 @@ def test_native_job_equals_the_python_chunks_and_pytorch(jobs, monkeypatch, bias
     native = both()
     assert len(jobs) == 2, "both the forward and the weight gradient ran as native jobs"
     assert [_pieces().get(address) for _, address, _ in jobs] == ["forward", "weight"]
-    assert [params[-2:] for *_, params in jobs] == [[0, 0]] * 2     # per-piece buffers
+    assert [params[-3:-1] for *_, params in jobs] == [[0, 0]] * 2     # per-piece buffers
     with monkeypatch.context() as m:
         m.setattr(conv_module, "_native_image_columns", lambda x, a, out, *rest, **kw: None if out is None else False)
         chunks = both()
@@ -90,7 +92,7 @@ def test_transposed_conv_gradients_share_the_columns_of_dy(jobs):
     y = F.conv_transpose2d(xt, wt, stride=2, padding=1)
     jobs.clear()
     y.backward(tn.tensor(dy))
-    assert [params[-2:] for *_, params in jobs] == [[1, 0], [1, 1]]
+    assert [params[-3:-1] for *_, params in jobs] == [[1, 0], [1, 1]]
     torch = pytest.importorskip("torch")
     tx = torch.tensor(x, requires_grad=True, dtype=torch.float64)
     tw = torch.tensor(w, requires_grad=True, dtype=torch.float64)
@@ -128,3 +130,114 @@ def test_small_maps_go_image_by_image_before_row_strips(native_jobs, monkeypatch
     ty.backward(torch.tensor(dy, dtype=torch.float64))
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-4, atol=1e-2)
+
+
+def _block_pieces():
+    from tinynet.kernels.compiled import flat_rows
+    return {flat_rows.forward_piece.address: "forward", flat_rows.weight_piece.address: "weight",
+            flat_rows.block_input_piece.address: "input"}
+
+
+def _python_route(monkeypatch, fn):
+    """``fn()`` with the image-block jobs off: the NumPy batch-last route."""
+    with monkeypatch.context() as m:
+        m.setattr(conv_module, "_IMAGE_BLOCKS", False)
+        return fn()
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.integers(9, 40), channels=st.integers(16, 20), out_channels=st.integers(1, 9),
+       size=st.integers(2, 6), kernel=st.sampled_from([(3, 3), (2, 3), (1, 3)]),
+       stride=st.sampled_from([(1, 1), (2, 1)]), padding=st.sampled_from([(1, 1), (0, 1), (2, 0)]),
+       dilation=st.sampled_from([(1, 1), (1, 2)]), bias=st.booleans(), block_bytes=st.sampled_from([4 << 20, 1]))
+def test_small_maps_go_block_by_block_like_the_python_route(
+        native_jobs, monkeypatch, batch, channels, out_channels, size, kernel, stride, padding, dilation,
+        bias, block_bytes):
+    # batch-last convolutions (a batch larger than the map's width, more column rows
+    # than output channels; 16+ input channels, else flat rows take stride-1 "same"
+    # convs): blocks of images per product, as many as a piece has or, with block_bytes
+    # 1, one image per product; the batch not a multiple of either
+    size_hw = (size, size + 1)
+    out_size = tuple((size_hw[a] + 2 * padding[a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
+                     for a in range(2))
+    assume(min(out_size) >= 1 and batch > out_size[1])
+    monkeypatch.setattr(conv_module, "_IMAGE_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_module._phases, "_mode", "never")
+    rng = np.random.default_rng(batch * size)
+    x = rng.standard_normal((batch, channels) + size_hw).astype(np.float32)
+    w = rng.standard_normal((out_channels, channels) + kernel).astype(np.float32)
+    b = rng.standard_normal(out_channels).astype(np.float32) if bias else None
+    dy = rng.standard_normal((batch, out_channels) + out_size).astype(np.float32)
+    geometry = (stride, padding, dilation, 1)
+    assert conv_module._use_image_blocks(batch, out_size[1], channels * kernel[0] * kernel[1], out_channels, 1)
+
+    def forward_and_weight():
+        return (conv_module._conv2d_array(x, w, b, *geometry, out_size),
+                conv_module._conv2d_weight_array(x, dy, w.shape, *geometry))
+    native_jobs.clear()
+    native = forward_and_weight()
+    assert [_block_pieces().get(address) for _, address, _ in native_jobs] == ["forward", "weight"]
+    per_piece = -(-batch // native_jobs[0][0])
+    assert [params[-1] for *_, params in native_jobs] == [1 if block_bytes == 1 else per_piece] * 2
+    for got, expected in zip(native, _python_route(monkeypatch, forward_and_weight)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, requires_grad=True, dtype=torch.float64)
+    tw = torch.tensor(w, requires_grad=True, dtype=torch.float64)
+    tb = None if b is None else torch.tensor(b, dtype=torch.float64)
+    y = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding, dilation=dilation)
+    y.backward(torch.tensor(dy, dtype=torch.float64))
+    np.testing.assert_allclose(native[0], y.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(native[1], tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.integers(9, 40), channels=st.integers(1, 9), out_channels=st.integers(16, 18),
+       size=st.integers(2, 6), stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]),
+       padding=st.sampled_from([(0, 0), (1, 1), (1, 0)]), dilation=st.sampled_from([(1, 1), (2, 1)]),
+       bias=st.booleans(), block_bytes=st.sampled_from([4 << 20, 1]))
+def test_transposed_conv_on_small_maps_goes_block_by_block(native_jobs, monkeypatch, batch, channels,
+                                                           out_channels, size, stride, padding, dilation,
+                                                           bias, block_bytes):
+    # a transposed conv whose columns (C_out·kh·kw rows) outnumber its input channels
+    # (16+ output channels, else flat rows take stride-1 "same" ones): an input block,
+    # Wᵀ @ block, the batch-last col2im, the bias
+    kernel = (3, 3)
+    monkeypatch.setattr(conv_module, "_IMAGE_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_module._phases, "_mode", "never")
+    monkeypatch.setattr(conv_module, "_small_map_col2im", lambda *a: True)    # not the flipped conv
+    rng = np.random.default_rng(batch + size)
+    x = rng.standard_normal((batch, channels, size, size + 1)).astype(np.float32)
+    w = rng.standard_normal((channels, out_channels) + kernel).astype(np.float32)
+    b = rng.standard_normal(out_channels).astype(np.float32) if bias else None
+    out_size = tuple(((size, size + 1)[a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * 2 + 1 for a in range(2))
+    assume(min(out_size) >= 1)
+
+    def transposed():
+        return conv_module._conv_transpose2d_array(x, w, b, stride, padding, dilation, 1, out_size)
+    native_jobs.clear()
+    got = transposed()
+    assert [_block_pieces().get(address) for _, address, _ in native_jobs] == ["input"]
+    per_piece = -(-batch // native_jobs[0][0])
+    assert native_jobs[0][2][-2:] == [1 if block_bytes == 1 else per_piece, int(bias)]
+    np.testing.assert_allclose(got, _python_route(monkeypatch, transposed), rtol=1e-5, atol=1e-4)
+    torch = pytest.importorskip("torch")
+    y = torch.nn.functional.conv_transpose2d(
+        torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
+        None if b is None else torch.tensor(b, dtype=torch.float64), stride=stride, padding=padding,
+        dilation=dilation)
+    np.testing.assert_allclose(got, y.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_large_weights_and_groups_keep_the_batched_gemm(native_jobs):
+    # ResNet-18's 4x4 and 8x8 stages (256-512 channels): OpenBLAS's two-thread product of
+    # the whole batch measured as fast or faster; grouped convs have no block job
+    assert not conv_module._use_image_blocks(16, 4, 512 * 9, 512, 1)
+    assert not conv_module._use_image_blocks(16, 8, 256 * 9, 256, 1)
+    assert not conv_module._use_image_blocks(64, 4, 16 * 9, 32, 2)
+    assert conv_module._use_image_blocks(64, 4, 16 * 9, 32, 1)          # SimpleCNN's second conv
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 4, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    conv_module._conv2d_array(x, w, None, (1, 1), (1, 1), (1, 1), 2, (4, 4))
+    assert native_jobs == []
