@@ -241,3 +241,16 @@ def test_large_weights_and_groups_keep_the_batched_gemm(native_jobs):
     w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
     conv_module._conv2d_array(x, w, None, (1, 1), (1, 1), (1, 1), 2, (4, 4))
     assert native_jobs == []
+
+
+@pytest.mark.parametrize("batch, pieces, most, block", [
+    (64, 2, 1000, 32),      # a piece's 32 images in one product
+    (64, 2, 28, 16),        # two equal blocks of 16, not 28 + 4
+    (66, 2, 10, 9),         # 33 images a piece: four blocks of at most 9 (9, 9, 9, 6)
+    (64, 2, 1, 1),          # image by image
+    (5, 2, 1000, 3),        # the larger piece's 3
+])
+def test_image_blocks_are_equal_and_within_the_byte_limit(monkeypatch, batch, pieces, most, block):
+    rows, pixels, itemsize = 145, 16, 4
+    monkeypatch.setattr(conv_module, "_IMAGE_BLOCK_BYTES", most * rows * pixels * itemsize + 7)
+    assert conv_module._image_block(batch, pieces, rows, pixels, itemsize) == block

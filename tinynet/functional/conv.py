@@ -621,8 +621,10 @@ def _conv2d_row_strips(x, w, b, padding, dilation):
 
 
 #: Most bytes of columns per product of :func:`_native_image_columns`'s image blocks
-#: (4 MB, about two L2s: against 256 kB, 1.1-1.4x faster on N16-N128 16-128-channel 4x4
-#: and 8x8 maps; as fast as unbounded blocks).
+#: (4 MB, about two L2s: against 256 kB, 1.03-1.3x faster alone on N16-N128 16-128-channel
+#: 4x4 and 8x8 maps; as fast as unbounded blocks). Inside the SimpleCNN step 256 kB (two
+#: blocks of 16 a piece) measured 0.976x (65 of 80 pairs), 64 kB 0.975-0.985x: not taken
+#: against the slower calls alone.
 _IMAGE_BLOCK_BYTES = 4 << 20
 #: Most weights (C·kh·kw·C_out) of a conv that goes block by block: up to 128->128
 #: channels measured 0.63-0.98x the batched route's time on N16-N64 4x4 and 8x8 maps
@@ -646,10 +648,13 @@ def _use_image_blocks(N, width, col_rows, channels, groups):
 
 def _image_block(N, pieces, rows, pixels, itemsize):
     """Images per product for :func:`_native_image_columns` on small maps: a piece's
-    images, or as many as keep its columns (``rows`` x block·``pixels``) within
-    :data:`_IMAGE_BLOCK_BYTES`."""
+    images, or, where their columns (``rows`` x block·``pixels``) would pass
+    :data:`_IMAGE_BLOCK_BYTES`, equal blocks within it (a last block of a few images made
+    a product too narrow: SimpleCNN's step 1.04x slower with blocks of 28 + 4 than with
+    32, 0.976x with 16 + 16)."""
     per_piece = -(-N // max(pieces, 1))
-    return max(1, min(per_piece, _IMAGE_BLOCK_BYTES // (rows * pixels * itemsize)))
+    most = max(1, _IMAGE_BLOCK_BYTES // (rows * pixels * itemsize))
+    return -(-per_piece // -(-per_piece // most))       # equal blocks, none larger
 
 
 def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, block=1):
