@@ -161,6 +161,17 @@ class Function:
     Tensors. Whatever forward stores on ``self`` lives until the node is released.
     """
 
+    #: Positions of ``forward``'s positional arguments whose arrays ``backward`` never
+    #: reads (only their shape, dtype and device; True: every position). There the node
+    #: keeps a stand-in for a Tensor that an op computed (:func:`_without_data`), so the
+    #: array can be freed once nothing else holds it, as PyTorch saves for backward only
+    #: what the formula needs: a ReLU after a batch norm or a convolution, a residual sum.
+    unread_inputs = ()
+    #: True where ``backward`` never reads ``self.outputs``: a consumer may then drop its
+    #: input array though it is this node's output (the node holds its outputs only
+    #: weakly, so an op that reads them needs its consumers to keep them).
+    outputs_unread = False
+
     def __init__(self):
         self.inputs = ()
         self.needs_input_grad = ()
@@ -189,7 +200,8 @@ class Function:
             if record:
                 if result.dtype.kind == "f":
                     out._ctx, out._requires_grad = node, True
-                node.inputs, node.needs_input_grad = args, needs
+                node.inputs = _without_data(args, cls.unread_inputs) if cls.unread_inputs else args
+                node.needs_input_grad = needs
                 node._outputs = (weakref.ref(out),)
                 node._output_meta = ((result.shape, result.dtype),)
             return out
@@ -202,7 +214,8 @@ class Function:
                 t._ctx, t._output_index, t._requires_grad = node, i, True
             outputs.append(t)
         if record:
-            node.inputs, node.needs_input_grad = args, needs
+            node.inputs = _without_data(args, cls.unread_inputs) if cls.unread_inputs else args
+            node.needs_input_grad = needs
             node._outputs = tuple(weakref.ref(t) for t in outputs)
             node._output_meta = tuple((r.shape, r.dtype) for r in result)
         return tuple(outputs)
@@ -224,6 +237,23 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+def _without_data(args, positions):
+    """``args`` with each Tensor at ``positions`` (True: all) that an op computed, and
+    whose op does not read its outputs in backward, replaced by a stand-in: a new Tensor
+    with the same ``_ctx``, output index and ``requires_grad`` (so the backward walk routes
+    its gradient to the same node) over :func:`tinynet.backend.shape_only` of its array.
+    Leaves stay themselves (their ``.grad`` is delivered to them)."""
+    out = list(args)
+    for i in (range(len(out)) if positions is True else positions):
+        a = out[i] if i < len(out) else None
+        if isinstance(a, Tensor) and a._ctx is not None and a._ctx.outputs_unread:
+            stand_in = Tensor(backend.shape_only(a.data))
+            stand_in._ctx, stand_in._output_index = a._ctx, a._output_index
+            stand_in._requires_grad = a._requires_grad
+            out[i] = stand_in
+    return tuple(out)
 
 
 class ZeroLink(Function):

@@ -242,6 +242,31 @@ def asnumpy(array) -> numpy.ndarray:
     return array.get() if _is_cupy_array(array) else numpy.asarray(array)
 
 
+_SHAPE_ONLY: dict = {}     # (namespace, device, dtype, shape) -> shape_only's view
+_SHAPE_ONLY_MAX = 1024     # views kept before the cache starts over
+
+
+def shape_only(a):
+    """A read-only array with ``a``'s shape and dtype on ``a``'s device that holds no
+    memory of its own: a zero broadcast to the shape (strides all 0), one per shape,
+    dtype and device, made once. For an op's input whose backward reads only the shape,
+    dtype and device (:attr:`tinynet.autograd.Function.unread_inputs`), so that the
+    graph does not keep the input's array alive."""
+    xp = _device_module(a)
+    key = (xp, None if xp is None else a.device.id, a.dtype, a.shape)
+    view = _SHAPE_ONLY.get(key)
+    if view is None:
+        if len(_SHAPE_ONLY) >= _SHAPE_ONLY_MAX:
+            _SHAPE_ONLY.clear()
+        if xp is None:
+            view = numpy.broadcast_to(numpy.zeros((), a.dtype), a.shape)
+        else:
+            with xp.cuda.Device(a.device.id):
+                view = xp.broadcast_to(xp.zeros((), a.dtype), a.shape)
+        _SHAPE_ONLY[key] = view
+    return view
+
+
 def as_strided(x, shape, strides):
     """A read-only view of ``x`` with the given shape and byte strides (no copy). A
     C-contiguous NumPy ``x`` is viewed through the ``ndarray`` constructor, which also

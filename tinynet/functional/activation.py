@@ -96,6 +96,8 @@ class ReLU(Function):
     a value) was 8 MB of a ResNet-18 CIFAR step at batch 16 (docs/kernels/selection.md).
     From :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's
     threads."""
+    unread_inputs = (0,)      # backward reads its own output y
+    outputs_unread = True
 
     def forward(self, x):
         xp = backend.get_array_module(x)
@@ -158,6 +160,7 @@ class ELU(Function):
     negative branch is positive, keeps the sign of x. Large arrays run in chunks on
     ``tinynet.get_num_threads()`` threads (NumPy releases the GIL in these loops).
     """
+    unread_inputs = (0,)      # backward reads the output (self.outputs), not x
 
     def forward(self, x, alpha=1.0):
         xp = backend.get_array_module(x)

@@ -1249,6 +1249,7 @@ def _bias_grad(gy: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- Functions
 class _Geometry(Function):
     """Stores the normalised stride, padding, dilation and groups."""
+    outputs_unread = True
 
     def _keep(self, stride, padding, dilation, groups):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups

@@ -23,6 +23,8 @@ class Dropout(Function):
     (:func:`tinynet.kernels.compiled.elementwise.dropout_forward`; the NumPy route's two
     passes on one thread took 5 ms of a U-Net training step, its 18 dropouts' forward and
     backward), with the same values."""
+    unread_inputs = (0,)      # backward reads the mask kept
+    outputs_unread = True
 
     def forward(self, x, keep=None, scale=1.0):
         self.keep, self.scale = keep, scale

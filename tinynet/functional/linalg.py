@@ -18,6 +18,7 @@ __all__ = ["matmul", "linear"]
 
 class MatMul(Function):
     """Both operands have at least 2 dims here; 1-D cases are reshaped by ``matmul``."""
+    outputs_unread = True
 
     def forward(self, a, b):
         return a @ b
@@ -39,6 +40,8 @@ def _swap_last(x: Tensor) -> Tensor:
 
 
 class Linear(Function):
+    outputs_unread = True
+
     def forward(self, x, w, b=None):
         y = x @ w.T
         if b is not None:

@@ -106,6 +106,7 @@ class BatchNormTrain(Function):
     first-order backward run :mod:`tinynet.kernels.compiled.batch_norm` instead (2 + 2
     passes); the double-backward path stays tinynet ops.
     """
+    outputs_unread = True
 
     def forward(self, x, weight, bias, eps=1e-5, stats=None):
         xp = backend.get_array_module(x)

@@ -32,6 +32,9 @@ __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool
 
 # --------------------------------------------------------------------------- Functions
 class MaxPool2d(Function):
+    unread_inputs = (0,)      # backward reads the argmax kept
+    outputs_unread = True
+
     def forward(self, x, *, geometry, return_indices):
         self.geometry, self.input_size = geometry, x.shape[2:]
         y, self.argmax = P.max_pool2d_forward(x, *geometry)
@@ -68,6 +71,9 @@ class MaxPool2dGather(Function):
 
 
 class AvgPool2d(Function):
+    unread_inputs = (0,)
+    outputs_unread = True
+
     def forward(self, x, *, geometry):
         self.geometry, self.input_size = geometry, x.shape[2:]
         return P.avg_pool2d_forward(x, *geometry)

@@ -71,6 +71,9 @@ class IndexAdd(Function):
 
 
 class Cat(Function):
+    unread_inputs = True       # backward slices g by the sizes kept
+    outputs_unread = True
+
     def forward(self, *xs, dim=0):
         xp = backend.get_array_module(*xs)
         self.dim, self.sizes = dim, [x.shape[dim] for x in xs]
