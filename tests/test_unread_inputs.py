@@ -1,5 +1,5 @@
 """Inputs a backward never reads (Function.unread_inputs, tinynet/autograd.py's
-_without_data): the graph keeps a data-free stand-in for an op-made tensor there, so its
+_without_data): the graph keeps a data-free placeholder for an op-made tensor there, so its
 array is freed once nothing else holds it, the gradients unchanged (first and second
 order); never for a leaf, nor for an output its own op reads back (self.outputs)."""
 import gc
@@ -102,7 +102,7 @@ def test_a_sum_of_two_op_made_tensors_frees_both():
 def test_leaves_are_kept_and_get_their_gradients():
     x = _rand(4, 3)
     y = F.relu(x) + x
-    assert y.grad_fn.inputs[1] is x          # the Add's leaf operand, not a stand-in
+    assert y.grad_fn.inputs[1] is x          # the Add's leaf operand, not a placeholder
     y.sum().backward()
     assert_close(x.grad, (x.detach().numpy() > 0) + 1.0)
 
@@ -142,8 +142,8 @@ def test_a_user_function_keeps_its_outputs_by_default():
 
 
 @pytest.mark.parametrize("name, op", _CONSUMERS[:4] + _CONSUMERS[5:7], ids=[c[0] for c in _CONSUMERS[:4] + _CONSUMERS[5:7]])
-def test_first_and_second_derivatives_through_stand_ins(name, op):
-    # the op's input is made by a Linear, so its node holds a stand-in: gradcheck and
+def test_first_and_second_derivatives_through_placeholders(name, op):
+    # the op's input is made by a Linear, so its node holds a placeholder: gradcheck and
     # gradgradcheck of the composition in float64
     x, w = _rand(2, 1, 4, 5, seed=6), _rand(6, 5, seed=7)
     fn = lambda x, w: op(F.linear(x, w))        # noqa: E731
@@ -172,7 +172,7 @@ class _TwoOutputs(Function):
         return 2.0 * g2 + 3.0 * g3
 
 
-def test_a_stand_in_carries_the_output_index():
+def test_a_placeholder_carries_the_output_index():
     x = _rand(4)
     _, three = _TwoOutputs.apply(x)
     y = F.relu(three)
@@ -182,7 +182,7 @@ def test_a_stand_in_carries_the_output_index():
     assert_close(x.grad, 3.0 * (x.detach().numpy() > 0))
 
 
-def test_a_gradient_through_a_stand_in_still_depends_on_it():
+def test_a_gradient_through_a_placeholder_still_depends_on_it():
     # PyTorch: relu's gradient reads its input, so gx = d(Σ relu(x wᵀ))/dx = [x wᵀ > 0] w,
     # built with create_graph, depends on x (with derivative 0: relu'' = 0) and on w
     x, w = _rand(3, 4, seed=8), _rand(5, 4, seed=9)
@@ -216,6 +216,6 @@ def test_the_model_layers_outputs_can_be_dropped(name, make):
     expected_x, expected_w = x.grad.numpy().copy(), w.grad.numpy().copy()
     x.grad = w.grad = None
     h = make(x, w)
-    F.relu(h).sum().backward()              # h held: no stand-in
+    F.relu(h).sum().backward()              # h held: no placeholder
     assert_close(x.grad, expected_x)
     assert_close(w.grad, expected_w)

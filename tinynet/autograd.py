@@ -157,13 +157,15 @@ class Function:
     Subclasses define ``forward(self, *args, **kwargs)`` on raw arrays and
     ``backward(self, *grad_outputs)`` on Tensors, returning one gradient (or None) per
     positional argument of ``forward``. During backward, ``self.inputs`` holds the
-    positional arguments as given (Tensors stay Tensors) and ``self.outputs`` the output
-    Tensors. Whatever forward stores on ``self`` lives until the node is released.
+    positional arguments as given (Tensors stay Tensors; at :attr:`unread_inputs`, an
+    op-made Tensor may be a placeholder with its shape, dtype and device but no values) and
+    ``self.outputs`` the output Tensors. Whatever forward stores on ``self`` lives until
+    the node is released.
     """
 
     #: Positions of ``forward``'s positional arguments whose arrays ``backward`` never
     #: reads (only their shape, dtype and device; True: every position). There the node
-    #: keeps a stand-in for a Tensor that an op computed (:func:`_without_data`), so the
+    #: keeps a placeholder for a Tensor that an op computed (:func:`_without_data`), so the
     #: array can be freed once nothing else holds it, as PyTorch saves for backward only
     #: what the formula needs: a ReLU after a batch norm or a convolution, a residual sum.
     unread_inputs = ()
@@ -241,7 +243,7 @@ class Function:
 
 def _without_data(args, positions):
     """``args`` with each Tensor at ``positions`` (True: all) that an op computed, and
-    whose op does not read its outputs in backward, replaced by a stand-in: a new Tensor
+    whose op does not read its outputs in backward, replaced by a placeholder: a new Tensor
     with the same ``_ctx``, output index and ``requires_grad`` (so the backward walk routes
     its gradient to the same node) over :func:`tinynet.backend.shape_only` of its array.
     Leaves stay themselves (their ``.grad`` is delivered to them)."""
@@ -249,10 +251,10 @@ def _without_data(args, positions):
     for i in (range(len(out)) if positions is True else positions):
         a = out[i] if i < len(out) else None
         if isinstance(a, Tensor) and a._ctx is not None and a._ctx.outputs_unread:
-            stand_in = Tensor(backend.shape_only(a.data))
-            stand_in._ctx, stand_in._output_index = a._ctx, a._output_index
-            stand_in._requires_grad = a._requires_grad
-            out[i] = stand_in
+            placeholder = Tensor(backend.shape_only(a.data))
+            placeholder._ctx, placeholder._output_index = a._ctx, a._output_index
+            placeholder._requires_grad = a._requires_grad
+            out[i] = placeholder
     return tuple(out)
 
 
