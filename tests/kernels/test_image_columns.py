@@ -141,7 +141,7 @@ def _block_pieces():
 def _python_route(monkeypatch, fn):
     """``fn()`` with the image-block jobs off: the NumPy batch-last route."""
     with monkeypatch.context() as m:
-        m.setattr(conv_module, "_IMAGE_BLOCKS", False)
+        m.setattr(conv_module, "_use_image_blocks", lambda *args: False)
         return fn()
 
 

@@ -630,8 +630,6 @@ _IMAGE_BLOCK_BYTES = 4 << 20
 #: channels measured 0.63-0.98x the batched route's time on N16-N64 4x4 and 8x8 maps
 #: (forward, weight and input gradients); ResNet-18's 256->256 4x4 weight gradient 1.07x.
 _IMAGE_BLOCKS_MAX_WEIGHTS = 1 << 18
-#: False: the batch-last convolutions keep the NumPy route (the tests compare the two).
-_IMAGE_BLOCKS = True
 
 
 def _use_image_blocks(N, width, col_rows, channels, groups):
@@ -642,7 +640,7 @@ def _use_image_blocks(N, width, col_rows, channels, groups):
     :func:`_native_block_input_grad`: each core builds the columns of its images, multiplies
     and scatters them on its own, where NumPy's route moves them between cores around a
     two-thread GEMM (:mod:`tinynet.kernels.compiled.flat_rows`)."""
-    return (_IMAGE_BLOCKS and groups == 1 and col_rows * channels <= _IMAGE_BLOCKS_MAX_WEIGHTS
+    return (groups == 1 and col_rows * channels <= _IMAGE_BLOCKS_MAX_WEIGHTS
             and _use_batch_last(N, width, col_rows, channels))
 
 
@@ -1112,14 +1110,12 @@ def _conv_transpose2d_array(x, w, b, stride, padding, dilation, groups, output_s
                 y[lo:hi] += b.reshape(-1, 1, 1)
         backend.parallel_for(N, images, nbytes=nbytes, like=x)
         return y
-    if (not tiles and _use_image_blocks(N, W, C_out * kh * kw, C_in, groups)
-            and not _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation,
-                                groups, (H, W), gather=False)):
+    phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W),
+                         gather=False)
+    if not (tiles or phases) and _use_image_blocks(N, W, C_out * kh * kw, C_in, groups):
         y = xp.empty((N, C_out) + tuple(output_size), dtype=x.dtype)
         if _native_block_input_grad(x, w, b, y, stride, padding, dilation):
             return y
-    phases = _use_phases((N, C_out) + tuple(output_size), w.shape, stride, padding, dilation, groups, (H, W),
-                         gather=False)
     if phases:
         grid = _phases.phase_grid_size(output_size, (kh, kw), stride, padding, dilation, (H, W))
         chunk = K.batch_chunk(N, C_out * kh * kw * grid[0] * grid[1] * x.itemsize)

@@ -114,6 +114,7 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
             y = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, C_out * block * P))[k]
             gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, M, K, np.float32(1), b[2], K,
                  col.ctypes.data, M, np.float32(0), y.ctypes.data, M)
+            # the bias came through the ones row: to_nchw adds none (y stands in as its array)
             to_nchw_batch_last(y[:C_out * M].reshape((C_out, Ho, Wo, n1 - n0)), out[n0:n1], y, False, 0, C_out)
 
 
