@@ -35,11 +35,14 @@ def _train(name, kw, dtype, grads):
 @settings(max_examples=60, deadline=None)
 @given(name=st.sampled_from(["Adam", "AdamW"]), dtype=st.sampled_from([np.float32, np.float64]),
        amsgrad=st.booleans(), maximize=st.booleans(), weight_decay=st.sampled_from([0.0, 0.1]),
-       chunk=st.sampled_from([3, 7, 1 << 17]), specials=st.booleans(), seed=st.integers(0, 2 ** 16))
+       chunk=st.sampled_from([3, 7, 1 << 17]), views=st.booleans(), specials=st.booleans(),
+       seed=st.integers(0, 2 ** 16))
 def test_compiled_adam_matches_the_numpy_route(name, dtype, amsgrad, maximize, weight_decay,
-                                               chunk, specials, seed):
+                                               chunk, views, specials, seed):
     """Same parameters after 3 steps on both routes (to rounding: the compiled one fuses
-    multiply-adds), NaN where NaN; chunks of 3 and 7 straddle the parameters."""
+    multiply-adds), NaN where NaN; chunks of 3 and 7 straddle the parameters, and the
+    compiled route takes a straddling chunk's gradients gathered or (``views``) piece by
+    piece."""
     rng = np.random.default_rng(seed)
     grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(3)]
     if specials:
@@ -48,6 +51,7 @@ def test_compiled_adam_matches_the_numpy_route(name, dtype, amsgrad, maximize, w
     kw = dict(lr=0.01, amsgrad=amsgrad, maximize=maximize, weight_decay=weight_decay)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_flat, "CHUNK", chunk)
+        mp.setattr(_flat, "VIEWS_MIN", 0 if views else 1 << 40)
         (numpy_p, _), (compiled_p, _) = on_both_routes(lambda: _train(name, kw, dtype, grads))
     tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
     for a, b in zip(numpy_p, compiled_p):
@@ -72,6 +76,12 @@ def test_the_compiled_update_runs_and_leaves_the_gradients_alone(monkeypatch):
     assert len(calls) == -(-total // 7)
     for g, h in zip(seen, grads[0]):
         np.testing.assert_array_equal(g, h)
+    # piece by piece: one call per (chunk, parameter) piece; sizes 12, 5, 6, 14 in chunks
+    # of 7 make the pieces 7 | 5 2 | 3 4 | 2 5 | 7 | 2
+    calls.clear()
+    monkeypatch.setattr(_flat, "VIEWS_MIN", 0)
+    _train("Adam", dict(lr=0.1), np.float32, grads)
+    assert len(calls) == 9
 
 
 def test_a_hand_computed_first_step(monkeypatch):

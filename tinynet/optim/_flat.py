@@ -21,6 +21,13 @@ from .. import backend
 __all__ = ["FlatGroup", "flat_group_for", "CHUNK"]
 
 CHUNK = 1 << 17     # elements per update chunk (512 KiB of float32)
+#: Fewest elements in a chunk for an update that only reads ``g`` to take the chunk's
+#: gradients piece by piece, as views, instead of gathering them into one array: the
+#: gather copies gradients that the backward left in memory, not in cache (Adam on the
+#: U-Net's 1.9 M parameters 1.23 -> 1.04 ms, ResNet-18's 11.2 M 6.2 -> 5.7 ms); below
+#: it, a few kernel calls cost more than gathering a cached chunk (SimpleCNN's 13,706
+#: parameters, one chunk of ten pieces: 22 -> 26 µs piece by piece).
+VIEWS_MIN = 1 << 15
 
 
 class FlatGroup:
@@ -79,8 +86,10 @@ class FlatGroup:
     def for_each_chunk(self, update, copy: bool = True) -> None:
         """Calls ``update(start, end, g)`` for every chunk of the flat index space, with
         ``g`` the gradients of positions [start, end) as a new array the caller may
-        overwrite (with ``copy=False``, a chunk within one gradient of the buffer's dtype is
-        passed as a view of it instead, for an ``update`` that only reads ``g``). Working
+        overwrite. With ``copy=False``, for an ``update`` that only reads ``g``, a chunk
+        within one gradient of the buffer's dtype is passed as a view of it instead, and a
+        chunk of several gradients of at least :data:`VIEWS_MIN` elements as one call per
+        gradient's piece (``update(lo, hi, view)`` over consecutive ranges). Working
         chunk by chunk keeps every temporary small (cache-resident, and below the
         allocator's mmap threshold: a full-size temporary would be page-faulted in afresh
         on every step). Chunks touch disjoint slices, so they run side by side on
@@ -93,13 +102,14 @@ class FlatGroup:
 
         def chunks(first, last):
             for start, end, pieces in plan[first:last]:
-                if len(pieces) == 1:
-                    i, lo, hi = pieces[0]
-                    g = grads[i][lo:hi].astype(self.dtype, copy=copy)
-                else:
-                    g = xp.concatenate([grads[i][lo:hi] for i, lo, hi in pieces])
-                    if g.dtype != self.dtype:
-                        g = g.astype(self.dtype)
+                if len(pieces) == 1 or (not copy and end - start >= VIEWS_MIN):
+                    for i, lo, hi in pieces:
+                        update(start, start + hi - lo, grads[i][lo:hi].astype(self.dtype, copy=copy))
+                        start += hi - lo
+                    continue
+                g = xp.concatenate([grads[i][lo:hi] for i, lo, hi in pieces])
+                if g.dtype != self.dtype:
+                    g = g.astype(self.dtype)
                 update(start, end, g)
         # the bytes an update touches: the gradient, the parameter and ~2 state buffers
         backend.parallel_for(len(plan), chunks, nbytes=4 * self.param.nbytes, like=self.param)
