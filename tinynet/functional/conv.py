@@ -655,19 +655,19 @@ def _image_block(N, pieces, rows, pixels, itemsize):
     return -(-per_piece // -(-per_piece // most))       # equal blocks, none larger
 
 
-def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, block=1):
+def _native_image_columns(x, w_or_dy, out, bias, geometry, kernel, pieces, block=1):
     """Image-by-image columns and products as a native job (float32, NumPy's OpenBLAS;
     :mod:`tinynet.kernels.compiled.flat_rows`), in the ``pieces`` chunks ``parallel_for``
     would use, ``block`` images per product (:func:`_use_image_blocks`; 1: each image's
     product written in place): im2col's columns of one image, ``geometry`` = (stride, padding,
     dilation) (flat rows: stride 1, "same"). The forward (``out`` given; ``w_or_dy`` the
-    weights ``[W | b]`` (C_out, K), ``ones``: the columns' ones row) returns True when
-    it ran; the weight gradient (``out`` None; ``w_or_dy`` the output gradient) returns
+    weights (C_out, K), ``bias`` (C_out,) or None) returns True when it ran; the weight
+    gradient (``out`` None; ``w_or_dy`` the output gradient) returns
     the pieces' partial sums of ``dWᵀ`` (pieces, C·kh·kw, C_out). None / False, having
     run nothing, where it cannot: one chunk, not float32, a non-contiguous input, no
     OpenBLAS running native pieces. Inside :func:`tinynet.kernels.im2col.sharing` (a
     transposed conv's backward, whose two gradients read the same columns of dy),
-    columns without a ones row are the whole batch's, built once and kept by
+    columns of one image a product are the whole batch's, built once and kept by
     :func:`tinynet.kernels.im2col.shared` where they fit the workspace limit."""
     from .. import blas_threads
     import numpy
@@ -675,7 +675,7 @@ def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, block
     if pieces < 2 or not backend.use_compiled(x, w_or_dy):     # (NumPy arrays only)
         return None if weight else False
     a = numpy.ascontiguousarray(w_or_dy)
-    blas = blas_threads.native_gemm(x, a)
+    blas = blas_threads.native_gemm(x, a, *(() if bias is None else (bias,)))
     if blas is None:
         return None if weight else False
     from ..kernels.compiled import flat_rows as _compiled_flat, narrow as _narrow
@@ -683,11 +683,11 @@ def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, block
     N, C, H, W = x.shape
     Ho, Wo = a.shape[2:] if weight else out.shape[2:]
     C_out = a.shape[1] if weight else a.shape[0]
-    rows = C * kernel[0] * kernel[1] + (0 if weight else ones)
+    rows = C * kernel[0] * kernel[1]
     params = [N, C, H, W, C_out, kernel[0], kernel[1], padding[0], padding[1], dilation[0],
               dilation[1], rows]
     cols, filled = None, [False]
-    if (block == 1 and not ones and K.sharing_active()
+    if (block == 1 and K.sharing_active()
             and N * rows * Ho * Wo * x.itemsize <= K.get_workspace_limit()):
         # the batch's columns and whether a job has filled them yet
         cols, filled = K.shared("image_columns", x, (kernel, geometry),
@@ -699,8 +699,8 @@ def _native_image_columns(x, w_or_dy, out, ones, geometry, kernel, pieces, block
     blocks = numpy.empty((pieces, C_out * block * Ho * Wo) if block > 1 else 0, dtype=x.dtype)
     if not weight:
         ran = blas_threads.run_native_job(
-            pieces, _compiled_flat.forward_piece.address, params + [ones, *blas] + layout,
-            (x, a, out, cols, blocks))
+            pieces, _compiled_flat.forward_piece.address,
+            params + [bias is not None, *blas] + layout, (x, a, out, cols, blocks, a if bias is None else bias))
     else:
         partials = numpy.zeros((pieces, rows, C_out), dtype=x.dtype)
         ran = blas_threads.run_native_job(
@@ -874,13 +874,13 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
     out = xp.empty((N, C_out, Ho, Wo), dtype=x.dtype)
     w2 = w.reshape(C_out, -1)
     if _use_flat_rows(x.shape, w.shape, stride, padding, dilation, groups, output_size):
-        # columns image by image: the batched GEMM writes NCHW, a ones row adds the bias
-        if b is not None:
-            w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
+        # columns image by image: the batched GEMM writes NCHW
         nbytes = kh * kw * x.nbytes + out.nbytes
-        if _native_image_columns(x, w2, out, b is not None, ((1, 1), padding, dilation), (kh, kw),
-                             backend.native_chunks(N, nbytes, x)):
+        if _native_image_columns(x, w2, out, b, ((1, 1), padding, dilation), (kh, kw),
+                                 backend.native_chunks(N, nbytes, x)):
             return out
+        if b is not None:       # here a ones row under the columns adds the bias
+            w2 = xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         chunk = K.batch_chunk(N, w2.shape[1] * H * W * x.itemsize)
 
         def images(lo, hi):     # independent: side by side, each product on one thread
@@ -901,11 +901,10 @@ def _conv2d_array(x, w, b, stride, padding, dilation, groups, output_size):
         return out
     blocks = _use_image_blocks(N, Wo, C * kh * kw, C_out, groups)
     if blocks or _use_image_columns(x.shape, w.shape, groups, output_size):
-        w2b = w2 if b is None else xp.concatenate([w2, b.reshape(C_out, 1)], axis=1)
         nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + out.nbytes
         pieces = backend.native_chunks(N, nbytes, x)
-        block = _image_block(N, pieces, w2b.shape[1], Ho * Wo, x.itemsize) if blocks else 1
-        if _native_image_columns(x, w2b, out, b is not None, (stride, padding, dilation), (kh, kw),
+        block = _image_block(N, pieces, w2.shape[1], Ho * Wo, x.itemsize) if blocks else 1
+        if _native_image_columns(x, w2, out, b, (stride, padding, dilation), (kh, kw),
                                  pieces, block):
             return out
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)
@@ -1169,7 +1168,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         # columns (N2 256->256 8x8: 2.3 against 1.9 ms with im2col), so im2col keeps them.
         nbytes = kh * kw * x.nbytes + dy.nbytes
         pieces = backend.native_chunks(N, nbytes, x)
-        native = _native_image_columns(x, dy, None, False, ((1, 1), padding, dilation), (kh, kw), pieces)
+        native = _native_image_columns(x, dy, None, None, ((1, 1), padding, dilation), (kh, kw), pieces)
         if native is not None:
             return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
         chunk = K.batch_chunk(N, C * kh * kw * H * W * x.itemsize)
@@ -1209,7 +1208,7 @@ def _conv2d_weight_array(x, dy, weight_shape, stride, padding, dilation, groups)
         nbytes = C * kh * kw * Ho * Wo * N * x.itemsize + dy.nbytes
         pieces = backend.native_chunks(N, nbytes, x)
         block = _image_block(N, pieces, C * kh * kw, Ho * Wo, x.itemsize) if blocks else 1
-        native = _native_image_columns(x, dy, None, False, (stride, padding, dilation), (kh, kw), pieces, block)
+        native = _native_image_columns(x, dy, None, None, (stride, padding, dilation), (kh, kw), pieces, block)
         if native is not None:
             return backend.sum_in_order(list(enumerate(native))).T.reshape(weight_shape)
     chunk = K.batch_chunk(N, C * kh * kw * Ho * Wo * x.itemsize)

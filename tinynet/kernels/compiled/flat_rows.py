@@ -2,7 +2,7 @@
 im2col's convolutions.
 
 A convolution (here: one group, float32) computes, image by image,
-``out[n] (C_out, Ho·Wo) = [W | b] @ [col[n]; 1]`` with im2col's columns of that image
+``out[n] (C_out, Ho·Wo) = W @ col[n] + b`` with im2col's columns of that image
 
     col[n, (c, i, j), ho·Wo + wo] = x[n, c, ho·sh - ph + i·dh, wo·sw - pw + j·dw]   (zero outside)
 
@@ -83,21 +83,25 @@ def images_to_block(dy, n0, n1, out):
 @table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces``: its images' columns and products, ``block`` images
-    at a time. Table ``b``: the integer parameters ``N, C, H, W, C_out, kh, kw, ph, pw,
-    dh, dw, K, ones, gemm, ilp64, sh, sw, Ho, Wo, whole, ready, block`` (``K`` the
-    columns' rows, with the ones row where ``ones``), then x (N, C, H, W), w (C_out, K),
-    out (N, C_out, Ho, Wo), the columns: the pieces' buffers (pieces, K·block·Ho·Wo), or
-    where ``whole`` (block 1) the batch's (N, K, Ho·Wo), already built where ``ready``;
-    and where ``block`` > 1 the pieces' products (pieces, C_out·block·Ho·Wo)."""
+    at a time, plus the bias. Table ``b``: the integer parameters ``N, C, H, W, C_out,
+    kh, kw, ph, pw, dh, dw, K, has_bias, gemm, ilp64, sh, sw, Ho, Wo, whole, ready,
+    block`` (``K`` = C·kh·kw, the columns' rows), then x (N, C, H, W), w (C_out, K), out
+    (N, C_out, Ho, Wo), the columns: the pieces' buffers (pieces, K·block·Ho·Wo), or where
+    ``whole`` (block 1) the batch's (N, K, Ho·Wo), already built where ``ready``; where
+    ``block`` > 1 the pieces' products (pieces, C_out·block·Ho·Wo); and the bias (C_out,)
+    (read where ``has_bias``). One image's product goes straight into its output planes,
+    filled with the bias first (the GEMM adds to them: ``beta`` 1)."""
     k = a // 8
     p = numba.carray(address_to_pointer(b[0], numba.int64), (22,))
     N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-    ph, pw, dh, dw, K, ones, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    ph, pw, dh, dw, K, has_bias, function, ilp64 = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
     sh, sw, Ho, Wo, whole, ready, block = p[15], p[16], p[17], p[18], p[19], p[20], p[21]
     P = Ho * Wo
     x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
-    out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, Ho, Wo))
+    out = numba.carray(address_to_pointer(b[3], numba.float32), (N, C_out, P))
     cols = numba.carray(address_to_pointer(b[4], numba.float32), (N if whole else pieces, K * block * P))
+    bias = numba.carray(address_to_pointer(b[6], numba.float32), (C_out,))
+    beta = np.float32(1 if has_bias else 0)
     lo, hi = piece_range(k, pieces, N)
     for n0 in range(lo, hi, block):
         n1 = min(hi, n0 + block)
@@ -105,17 +109,18 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
         col = (cols[n0] if whole else cols[k])[:K * M].reshape((K, M))
         if not ready:
             block_columns(x, n0, n1, col, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
-        if ones:            # (per-piece buffers only: the caller never shares a ones row)
-            col[K - 1] = 1
         if n1 - n0 == 1:    # the product is the image's output planes
+            if has_bias:
+                for c in range(C_out):
+                    out[n0, c, :] = bias[c]
             gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, P, K, np.float32(1), b[2], K,
-                 col.ctypes.data, P, np.float32(0), b[3] + 4 * n0 * C_out * P, P)
+                 col.ctypes.data, P, beta, b[3] + 4 * n0 * C_out * P, P)
         else:
             y = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, C_out * block * P))[k]
             gemm(function, ilp64, NO_TRANS, NO_TRANS, C_out, M, K, np.float32(1), b[2], K,
                  col.ctypes.data, M, np.float32(0), y.ctypes.data, M)
-            # the bias came through the ones row: to_nchw adds none (y stands in as its array)
-            to_nchw_batch_last(y[:C_out * M].reshape((C_out, Ho, Wo, n1 - n0)), out[n0:n1], y, False, 0, C_out)
+            to_nchw_batch_last(y[:C_out * M].reshape((C_out, Ho, Wo, n1 - n0)),
+                               out[n0:n1].reshape((n1 - n0, C_out, Ho, Wo)), bias, has_bias != 0, 0, C_out)
 
 
 @table_piece
