@@ -202,3 +202,18 @@ print(blas_threads.available(), sorted(n.startswith("tinynet") for n in names))
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "[False,", "True]"]
+
+
+def test_a_jobs_pointer_table_holds_each_arrays_data_address():
+    """The buffer-protocol address of a writable C-contiguous array, and ``a.ctypes.data``
+    for the arrays that lend no writable buffer (read-only, empty, strided): the same
+    address either way, in order."""
+    base = np.arange(24, dtype=np.float32)
+    read_only = np.arange(6, dtype=np.int64)
+    read_only.flags.writeable = False
+    arrays = [base[4:], base.reshape(4, 6)[:, 1:3], read_only, np.empty(0, np.float32),
+              np.zeros((2, 3), np.float64), np.asfortranarray(np.ones((3, 2), np.float32))]
+    table = blas_threads.pointers(arrays)
+    assert len(table) == len(arrays)
+    assert list(table) == [a.ctypes.data for a in arrays]
+    assert table[0] == base.ctypes.data + 16

@@ -13,7 +13,6 @@ from ..autograd import Function, depends_on, is_grad_enabled
 from .. import backend
 from ..tensor import Tensor, as_dtype
 from ._operands import check_tensor, check_floating, check_same_device, inplace_ignored, normalize_dim
-import ctypes
 import math
 import warnings
 
@@ -78,8 +77,8 @@ def _compiled_pass(name, *args):
 
     def native():
         from ..kernels.compiled import pieces
-        pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
-        return pieces.piece(name, arrays[0].dtype), pointers, scalars[0] if scalars else 0.0
+        from .. import blas_threads
+        return pieces.piece(name, arrays[0].dtype), blas_threads.pointers(arrays), scalars[0] if scalars else 0.0
     backend.parallel_for(arrays[0].size, lambda lo, hi: kernel(*args, lo, hi),
                          nbytes=sum(a.nbytes for a in arrays), like=arrays[0], native=native)
 
