@@ -140,7 +140,14 @@ def gemm_address(dtype):
     fn = _routines.get(numpy.dtype(dtype))
     if fn is None:
         return None
-    return ctypes.cast(fn, ctypes.c_void_p).value, 8 * ctypes.sizeof(_integer)
+    known = _addresses.get(id(fn))
+    if known is None or known[0] is not fn:     # a cast costs ~0.5 µs; every native job asks
+        known = _addresses[id(fn)] = (fn, (ctypes.cast(fn, ctypes.c_void_p).value,
+                                           8 * ctypes.sizeof(_integer)))
+    return known[1]
+
+
+_addresses: dict = {}       # id(routine) -> (routine, what gemm_address returns for it)
 
 
 def library():
