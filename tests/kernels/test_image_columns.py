@@ -229,6 +229,30 @@ def test_transposed_conv_on_small_maps_goes_block_by_block(native_jobs, monkeypa
     np.testing.assert_allclose(got, y.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_a_strided_transposed_conv_on_the_phase_grid_keeps_it(native_jobs):
+    """Where the phase grid takes a strided transposed conv (each output phase's columns
+    contiguous, no col2im scatter), the block job does not take it first: the same
+    shape goes block by block only with the grid off."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((24, 4, 4, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 16, 3, 3)).astype(np.float32)
+    out_size = (7, 9)                   # (H - 1)·2 - 2·1 + 3
+    geometry = ((2, 2), (1, 1), (1, 1), 1)
+    assert conv_module._use_phases((24, 16) + out_size, w.shape, *geometry, (4, 5), gather=False)
+    got = conv_module._conv_transpose2d_array(x, w, None, *geometry, out_size)
+    assert "input" not in [_block_pieces().get(address) for _, address, _ in native_jobs]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(conv_module._phases, "_mode", "never")
+        native_jobs.clear()
+        blocks = conv_module._conv_transpose2d_array(x, w, None, *geometry, out_size)
+        assert [_block_pieces().get(address) for _, address, _ in native_jobs] == ["input"]
+    np.testing.assert_allclose(got, blocks, rtol=1e-5, atol=1e-4)
+    torch = pytest.importorskip("torch")
+    y = torch.nn.functional.conv_transpose2d(torch.tensor(x, dtype=torch.float64),
+                                             torch.tensor(w, dtype=torch.float64), stride=2, padding=1)
+    np.testing.assert_allclose(got, y.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_large_weights_and_groups_keep_the_batched_gemm(native_jobs):
     # ResNet-18's 4x4 and 8x8 stages (256-512 channels): OpenBLAS's two-thread product of
     # the whole batch measured as fast or faster; grouped convs have no block job
