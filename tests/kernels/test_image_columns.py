@@ -1,7 +1,7 @@
 """im2col's convolutions image by image, or on small maps block by block, as native jobs
-(tinynet/functional/conv.py's _native_image_columns and _native_block_input_grad,
-running tinynet/kernels/compiled/flat_rows.py's forward_piece / weight_piece /
-block_input_piece): against the same convolutions as Python chunks and PyTorch, over
+(tinynet/functional/conv.py's _native_image_columns, _native_block_input_grad and
+_native_block_backward, running tinynet/kernels/compiled/flat_rows.py's forward_piece /
+weight_piece / block_input_piece / block_backward_piece): against the same convolutions as Python chunks and PyTorch, over
 strides, paddings, dilations and non-square kernels; and the columns a transposed
 conv's two gradients share."""
 import numpy as np
@@ -227,6 +227,73 @@ def test_transposed_conv_on_small_maps_goes_block_by_block(native_jobs, monkeypa
         None if b is None else torch.tensor(b, dtype=torch.float64), stride=stride, padding=padding,
         dilation=dilation)
     np.testing.assert_allclose(got, y.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.integers(9, 40), channels=st.integers(14, 24), out_channels=st.integers(1, 40),
+       size=st.integers(2, 7), kernel=st.sampled_from([(3, 3), (1, 3), (5, 3)]),
+       dilation=st.sampled_from([(1, 1), (2, 1)]), block_bytes=st.sampled_from([4 << 20, 1]))
+def test_a_small_map_convs_backward_runs_as_one_job_like_the_two(
+        native_jobs, monkeypatch, batch, channels, out_channels, size, kernel, dilation, block_bytes):
+    """Where _use_block_backward holds, each gradient alone takes its block job (the rule's
+    claim), and the one job gives both gradients as the two do, and as PyTorch's; its
+    blocks of images as the two jobs' (a piece's images, or one image a product)."""
+    padding = tuple(dilation[a] * (kernel[a] - 1) // 2 for a in range(2))
+    size_hw = (size, size + 1)
+    monkeypatch.setattr(conv_module, "_IMAGE_BLOCK_BYTES", block_bytes)
+    x_shape, w_shape = (batch, channels) + size_hw, (out_channels, channels) + kernel
+    geometry = ((1, 1), padding, dilation, 1)
+    assume(conv_module._use_block_backward(x_shape, w_shape, *geometry, size_hw))
+    rng = np.random.default_rng(batch * size + channels)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    dy = rng.standard_normal((batch, out_channels) + size_hw).astype(np.float32)
+    native_jobs.clear()
+    dx = conv_module._conv_transpose2d_array(dy, w, None, *geometry, size_hw)
+    dw = conv_module._conv2d_weight_array(x, dy, w_shape, *geometry)
+    assert [_block_pieces().get(address) for _, address, _ in native_jobs] == ["input", "weight"]
+    native_jobs.clear()
+    both = conv_module._native_block_backward(x, w, dy, padding, dilation)
+    assert [address for _, address, _ in native_jobs] == [_backward_piece()]
+    assert native_jobs[0][2][-1] == native_jobs[0][2][-1] == (
+        1 if block_bytes == 1 else -(-batch // native_jobs[0][0]))
+    np.testing.assert_allclose(both[0], dx, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(both[1], dw, rtol=1e-5, atol=1e-3)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.conv2d(tx, tw, padding=padding, dilation=dilation).backward(
+        torch.tensor(dy, dtype=torch.float64))
+    np.testing.assert_allclose(both[0], tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(both[1], tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def _backward_piece():
+    from tinynet.kernels.compiled import flat_rows
+    return flat_rows.block_backward_piece.address
+
+
+def test_a_plain_backward_takes_the_one_job_and_a_graph_building_one_the_ops(native_jobs):
+    """SimpleCNN's second conv (N64 16->32 4x4): ``loss.backward()`` runs the one job for
+    its input and weight gradients, with the bias gradient beside it; under
+    ``create_graph=True`` the gradients are ops of the graph (the two jobs), equal."""
+    rng = np.random.default_rng(3)
+    x = tn.tensor(rng.standard_normal((64, 16, 4, 4)).astype(np.float32), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((32, 16, 3, 3)).astype(np.float32), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(32).astype(np.float32), requires_grad=True)
+    g = tn.tensor(rng.standard_normal((64, 32, 4, 4)).astype(np.float32))
+    grads = []
+    for create_graph in (False, True):
+        x.grad = w.grad = b.grad = None
+        native_jobs.clear()
+        F.conv2d(x, w, b, padding=1).backward(g, create_graph=create_graph)
+        addresses = [address for _, address, _ in native_jobs]
+        assert (_backward_piece() in addresses) == (not create_graph)
+        gradients = [_block_pieces().get(a) for a in addresses if _block_pieces().get(a) != "forward"]
+        assert sorted(filter(None, gradients)) == (["input", "weight"] if create_graph else [])
+        grads.append([t.grad.detach().numpy().copy() for t in (x, w, b)])
+    for one, two in zip(*grads):
+        np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-4)
 
 
 def test_a_strided_transposed_conv_on_the_phase_grid_keeps_it(native_jobs):

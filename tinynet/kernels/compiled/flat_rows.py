@@ -30,7 +30,9 @@ first lays dY's block out the same way (:func:`images_to_block`). Each piece's c
 product and copies stay on its own core, where the NumPy route's single-threaded
 copies on either side of a 2-thread GEMM moved the data between cores (N64 16->32 4x4:
 forward 141 -> 114 µs, weight gradient 155 -> 105; the col2im route of the input
-gradient, :func:`block_input_piece`, 147 -> 103).
+gradient, :func:`block_input_piece`, 147 -> 103). A plain backward takes both gradients
+in one job (:func:`block_backward_piece`): each block of dY laid out once, the column
+buffer serving both products (185 -> 135 µs there).
 
 Where ``whole`` (one image per product), the columns are the batch's (N, C·kh·kw,
 Ho·Wo), each image's written by the piece that owns it, or already there (``ready``): a
@@ -248,3 +250,49 @@ def block_input_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _b
             for m in range(n1 - n0):
                 for c in range(C_out):
                     dst[m, c] += bias[c]
+
+
+@table_piece
+def block_backward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
+    """Piece ``a // 8`` of ``pieces`` of a small-map convolution's whole backward, ``block``
+    images at a time: the block of dY laid out batch-innermost once (:func:`images_to_block`),
+    then the weight gradient's partial ``partial[k] (K, C_out) += col @ dY blockᵀ`` on the
+    block's columns of x (:func:`block_columns`), then, in the same buffer, the input
+    gradient's ``col = Wᵀ @ dY block`` and its batch-last col2im into the block's ``dx``:
+    what :func:`weight_piece` and :func:`block_input_piece` do as two jobs, with one layout
+    of dY and one hand-over between the cores. Table ``b``: the integer parameters ``N, C,
+    H, W, C_out, kh, kw, ph, pw, dh, dw, K, gemm, ilp64, narrow_max_out, sh, sw, Ho, Wo,
+    block``, then x (N, C, H, W), dy (N, C_out, Ho, Wo), w (C_out, K), the pieces' partials
+    (pieces, K, C_out) (zeros), dx (N, C, H, W) and the pieces' buffers for the columns
+    (pieces, K·block·Ho·Wo) and the dY blocks (pieces, C_out·block·Ho·Wo)."""
+    k = a // 8
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (20,))
+    N, C, H, W, C_out, kh, kw = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    ph, pw, dh, dw, K, function, ilp64, narrow_max_out = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    sh, sw, Ho, Wo, block = p[15], p[16], p[17], p[18], p[19]
+    P = Ho * Wo
+    x = numba.carray(address_to_pointer(b[1], numba.float32), (N, C, H, W))
+    dy = numba.carray(address_to_pointer(b[2], numba.float32), (N, C_out, P))
+    part = numba.carray(address_to_pointer(b[4], numba.float32), (pieces, K, C_out))[k]
+    dx = numba.carray(address_to_pointer(b[5], numba.float32), (N, C, H, W))
+    cols = numba.carray(address_to_pointer(b[6], numba.float32), (pieces, K * block * P))[k]
+    gs = numba.carray(address_to_pointer(b[7], numba.float32), (pieces, C_out * block * P))[k]
+    lo, hi = piece_range(k, pieces, N)
+    one = np.float32(1)
+    for n0 in range(lo, hi, block):
+        n1 = min(hi, n0 + block)
+        M = (n1 - n0) * P
+        g = gs[:C_out * M].reshape((C_out, M))
+        images_to_block(dy, n0, n1, g)
+        col = cols[:K * M].reshape((K, M))
+        block_columns(x, n0, n1, col, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+        if C_out <= narrow_max_out:
+            narrow_products(col, 0, g, 0, M, part)
+        else:
+            gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, M, one, col.ctypes.data, M,
+                 g.ctypes.data, M, one, part.ctypes.data, C_out)
+        # the columns are read: the same buffer takes Wᵀ @ dY block (K rows again)
+        gemm(function, ilp64, TRANS, NO_TRANS, K, M, C_out, one, b[3], K,
+             g.ctypes.data, M, np.float32(0), col.ctypes.data, M)
+        col2im_batch_last(col.reshape((C, kh, kw, Ho, Wo, n1 - n0)), dx[n0:n1], 0, C,
+                          sh, sw, ph, pw, dh, dw)
