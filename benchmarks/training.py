@@ -214,7 +214,7 @@ def _load_compiled_runtime() -> None:
         for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,
                       winograd.weight_piece,
                       flat_rows.forward_piece, flat_rows.weight_piece, flat_rows.input_piece,
-                      flat_rows.block_input_piece,
+                      flat_rows.block_input_piece, flat_rows.block_backward_piece,
                       transposed.forward_piece,
                       lstm_loop.forward_piece, lstm_loop.backward_piece):
             piece.address           # loads the compiled code (cached) of the piece
