@@ -1,9 +1,9 @@
 """im2col's convolutions image by image, or on small maps block by block, as native jobs
 (tinynet/functional/conv.py's _native_image_columns, _native_block_input_grad and
 _native_block_backward, running tinynet/kernels/compiled/flat_rows.py's forward_piece /
-weight_piece / block_input_piece / block_backward_piece): against the same convolutions as Python chunks and PyTorch, over
-strides, paddings, dilations and non-square kernels; and the columns a transposed
-conv's two gradients share."""
+weight_piece / block_input_piece / block_backward_piece): against the same convolutions
+as Python chunks and PyTorch, over strides, paddings, dilations and non-square kernels;
+and the columns a transposed conv's two gradients share."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
@@ -255,8 +255,7 @@ def test_a_small_map_convs_backward_runs_as_one_job_like_the_two(
     native_jobs.clear()
     both = conv_module._native_block_backward(x, w, dy, padding, dilation)
     assert [address for _, address, _ in native_jobs] == [_backward_piece()]
-    assert native_jobs[0][2][-1] == native_jobs[0][2][-1] == (
-        1 if block_bytes == 1 else -(-batch // native_jobs[0][0]))
+    assert native_jobs[0][2][-1] == (1 if block_bytes == 1 else -(-batch // native_jobs[0][0]))
     np.testing.assert_allclose(both[0], dx, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(both[1], dw, rtol=1e-5, atol=1e-3)
     torch = pytest.importorskip("torch")
