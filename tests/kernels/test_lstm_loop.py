@@ -48,7 +48,8 @@ def jobs(monkeypatch):
 
 @st.composite
 def layers(draw):
-    """A float32 layer without a mask, its incoming gradients, and a piece count."""
+    """A float32 layer without a mask (its x C-contiguous or strided), its incoming
+    gradients, and a piece count."""
     T, B = draw(st.integers(1, 7)), draw(st.integers(1, 6))
     I, H = draw(st.integers(1, 6)), draw(st.integers(1, 9))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -58,7 +59,10 @@ def layers(draw):
 
     state = draw(st.booleans())
     bias = draw(st.booleans())
-    case = dict(x=arr(T, B, I), h0=arr(B, H) if state else np.zeros((B, H), np.float32),
+    x = arr(T, B, I)
+    if draw(st.booleans()):     # a strided x (batch-first data): the job makes no layouts
+        x = np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    case = dict(x=x, h0=arr(B, H) if state else np.zeros((B, H), np.float32),
                 c0=arr(B, H) if state else np.zeros((B, H), np.float32),
                 w_ih=arr(4 * H, I, scale=0.7), w_hh=arr(4 * H, H, scale=0.7),
                 b_ih=arr(4 * H) if bias else None, b_hh=arr(4 * H) if bias else None,
@@ -84,16 +88,18 @@ def test_native_loop_matches_the_python_loop(jobs, monkeypatch, case_grads_piece
     hidden unit) against the Python loop of the same compiled steps."""
     case, grads, pieces = case_grads_pieces
     H = case["w_hh"].shape[1]
-    with monkeypatch.context() as m:
-        m.setattr(lk, "_native_pieces", lambda H, *arrays: 0)
-        expected = layer(case, grads)
     jobs.clear()
     found = lk._native_pieces
-    expected_pieces = min(pieces, found(H, case["x"]))      # at most one a hidden unit, a core
+    expected_pieces = min(pieces, found(H, np.ascontiguousarray(case["x"])))   # one a hidden unit, a core at most
+    # the job first: its buffers must not be the Python loop's, freed and handed back
+    # with the same values in them
     with monkeypatch.context() as m:
         m.setattr(lk, "_native_pieces", lambda H, *arrays: min(pieces, found(H, *arrays)))
         got = layer(case, grads)
     assert jobs == [expected_pieces] * 2                # the forward's job and the backward's
+    with monkeypatch.context() as m:
+        m.setattr(lk, "_native_pieces", lambda H, *arrays: 0)
+        expected = layer(case, grads)
     for name, a, b in zip(NAMES, expected, got):
         assert b.dtype == np.float32 and b.shape == a.shape, name
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6, err_msg=name)

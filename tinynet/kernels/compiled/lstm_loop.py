@@ -43,7 +43,7 @@ import numba
 import numpy as np
 
 from .lstm import backward_step, forward_step
-from .native import NO_TRANS, address_to_pointer, barrier, gemm, table_piece
+from .native import NO_TRANS, address_to_pointer, barrier, gemm, piece_range, table_piece
 
 @numba.njit(nogil=True, cache=True)
 def _gemm(function, ilp64, m, n, k, a, lda, b, ldb, c, ldc):
@@ -55,19 +55,34 @@ def _gemm(function, ilp64, m, n, k, a, lda, b, ldb, c, ldc):
 @table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of the forward loop. Parameters ``T, B, H, rows, reverse, gemm,
-    ilp64, sched_yield``; arrays ``w (4H, rows)`` (rows [i; f; o; g]), ``zs (T+1, rows,
-    B)``, ``cs (T+1, H, B)``, ``acts (T, 4H, B)``, ``tanh_c (T, H, B)``, ``products (T,
-    2H, B)``, ``flags`` (:func:`.native.new_flags`)."""
+    ilp64, sched_yield, I, layouts``; arrays ``w (4H, rows)`` (rows [i; f; o; g]), ``zs
+    (T+1, rows, B)``, ``cs (T+1, H, B)``, ``acts (T, 4H, B)``, ``tanh_c (T, H, B)``,
+    ``products (T, 2H, B)``, ``x (T, B, I)``, ``zs_bm (T+1, B, rows)`` (both unread where
+    ``layouts`` is 0) and ``flags`` (:func:`.native.new_flags`). Where ``layouts`` is 1 the pieces also make the loop's two
+    transposing copies, each its own steps: before the loop ``x``'s steps into their
+    slots of ``zs`` (rows H..H+I, feature-major), after it ``zs`` batch-major into
+    ``zs_bm`` (what the backward's weight-gradient GEMM and the outputs read)."""
     k = a // 8
-    p = numba.carray(address_to_pointer(b[0], numba.int64), (8,))
+    p = numba.carray(address_to_pointer(b[0], numba.int64), (10,))
     T, B, H, rows, reverse, gemm, ilp64, yield_function = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+    I, layouts = p[8], p[9]
     zs = numba.carray(address_to_pointer(b[2], numba.float32), (T + 1, rows, B))
     cs = numba.carray(address_to_pointer(b[3], numba.float32), (T + 1, H, B))
     acts = numba.carray(address_to_pointer(b[4], numba.float32), (T, 4 * H, B))
     tanh_c = numba.carray(address_to_pointer(b[5], numba.float32), (T, H, B))
     products = numba.carray(address_to_pointer(b[6], numba.float32), (T, 2 * H, B))
-    flags = address_to_pointer(b[7], numba.int64)
+    flags = address_to_pointer(b[9], numba.int64)
     first, end = H * k // pieces, H * (k + 1) // pieces
+    if layouts:
+        x = numba.carray(address_to_pointer(b[7], numba.float32), (T, B, I))
+        lo, hi = piece_range(k, pieces, T)
+        for t in range(lo, hi):
+            slot = zs[t + 1 if reverse else t]
+            for i in range(I):
+                row = slot[H + i]
+                for n in range(B):
+                    row[n] = x[t, n, i]
+        barrier(flags, pieces, k, 1, yield_function)    # every slot filled before step 0
     for s in range(T):
         t = T - 1 - s if reverse else s
         z_in, z_out = (t + 1, t) if reverse else (t, t + 1)
@@ -78,7 +93,15 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
                       b[2] + 4 * z_in * rows * B, B, b[4] + 4 * (t * 4 * H + row) * B, B)
             forward_step(acts[t], cs[z_in], cs[z_out], tanh_c[t], products[t], zs[z_out, :H],
                          first, end)
-        barrier(flags, pieces, k, s + 1, yield_function)
+        barrier(flags, pieces, k, s + 1 + layouts, yield_function)
+    if layouts:                         # the last barrier: every step's h is in zs
+        zs_bm = numba.carray(address_to_pointer(b[8], numba.float32), (T + 1, B, rows))
+        lo, hi = piece_range(k, pieces, T + 1)
+        for t in range(lo, hi):
+            for n in range(B):
+                dst = zs_bm[t, n]
+                for r in range(rows):
+                    dst[r] = zs[t, r, n]
 
 
 @table_piece
