@@ -58,10 +58,11 @@ def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffe
     ilp64, sched_yield, I, layouts``; arrays ``w (4H, rows)`` (rows [i; f; o; g]), ``zs
     (T+1, rows, B)``, ``cs (T+1, H, B)``, ``acts (T, 4H, B)``, ``tanh_c (T, H, B)``,
     ``products (T, 2H, B)``, ``x (T, B, I)``, ``zs_bm (T+1, B, rows)`` (both unread where
-    ``layouts`` is 0) and ``flags`` (:func:`.native.new_flags`). Where ``layouts`` is 1 the pieces also make the loop's two
-    transposing copies, each its own steps: before the loop ``x``'s steps into their
-    slots of ``zs`` (rows H..H+I, feature-major), after it ``zs`` batch-major into
-    ``zs_bm`` (what the backward's weight-gradient GEMM and the outputs read)."""
+    ``layouts`` is 0) and ``flags`` (:func:`.native.new_flags`). Where ``layouts`` is 1
+    the pieces also make the loop's two transposing copies, each its share of the steps:
+    before the loop ``x``'s steps into their slots of ``zs`` (rows H..H+I,
+    feature-major), after it ``zs`` batch-major into ``zs_bm`` (what the outputs and the
+    backward's weight-gradient GEMM read)."""
     k = a // 8
     p = numba.carray(address_to_pointer(b[0], numba.int64), (10,))
     T, B, H, rows, reverse, gemm, ilp64, yield_function = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
