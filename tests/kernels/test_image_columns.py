@@ -243,11 +243,11 @@ def test_a_small_map_convs_backward_runs_as_one_job_like_the_two(
     monkeypatch.setattr(conv_module, "_IMAGE_BLOCK_BYTES", block_bytes)
     x_shape, w_shape = (batch, channels) + size_hw, (out_channels, channels) + kernel
     geometry = ((1, 1), padding, dilation, 1)
-    assume(conv_module._use_block_backward(x_shape, w_shape, *geometry, size_hw))
     rng = np.random.default_rng(batch * size + channels)
+    dy = rng.standard_normal((batch, out_channels) + size_hw).astype(np.float32)
+    assume(conv_module._use_block_backward(x_shape, w_shape, *geometry, dy))
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
-    dy = rng.standard_normal((batch, out_channels) + size_hw).astype(np.float32)
     native_jobs.clear()
     dx = conv_module._conv_transpose2d_array(dy, w, None, *geometry, size_hw)
     dw = conv_module._conv2d_weight_array(x, dy, w_shape, *geometry)

@@ -742,11 +742,11 @@ def _native_block_input_grad(x, w, b, out, stride, padding, dilation):
                                        (x, w, bias, out, blocks, cols))
 
 
-def _use_block_backward(x_shape, w_shape, stride, padding, dilation, groups, output_size):
+def _use_block_backward(x_shape, w_shape, stride, padding, dilation, groups, dy):
     """A stride-1 "same" convolution on maps narrower than the batch whose weight gradient
     and input gradient both go block by block (:func:`_use_image_blocks`, not flat rows:
     16+ input channels and 3+ images; the input gradient's col2im route,
-    :func:`_small_map_col2im`) does its plain backward as one native job
+    :func:`_small_map_col2im`, asked of ``dy``) does its plain backward as one native job
     (:func:`_native_block_backward`) instead of the two. Where the rule holds, each of the
     two would take its block job (tests/kernels/test_image_columns.py checks it over drawn
     shapes). Measured, the two against the one, medians of 9 x 200 alternated calls, two
@@ -755,14 +755,13 @@ def _use_block_backward(x_shape, w_shape, stride, padding, dilation, groups, out
     the SimpleCNN step 0.956x (40 of 40 alternated pairs)."""
     N, C, H, W = x_shape
     C_out, _, kh, kw = w_shape
-    if not (stride == (1, 1) and groups == 1 and tuple(output_size) == (H, W)
+    output_size = tuple(dy.shape[2:])
+    if not (stride == (1, 1) and groups == 1 and output_size == (H, W)
             and _use_image_blocks(N, W, C * kh * kw, C_out, groups)
             and not _use_flat_rows(x_shape, w_shape, stride, padding, dilation, groups, output_size)):
         return False
     flipped = tuple(dilation[a] * ((kh, kw)[a] - 1) - padding[a] for a in range(2))
-    return (N > W and H * W <= _COL2IM_MAX_MAP
-            and not _use_winograd((N, C_out, H, W), (C, C_out, kh, kw), (1, 1), flipped,
-                                  dilation, groups, (H, W), on_cpu=True)
+    return (_small_map_col2im(dy, (C, C_out, kh, kw), flipped, dilation, groups)
             and not _use_winograd_weight_grad(x_shape, w_shape, stride, padding, dilation, groups,
                                               output_size, on_cpu=True)
             and not _use_row_strips(x_shape, w_shape, stride, padding, dilation, groups, output_size))
@@ -1324,7 +1323,7 @@ class Conv2d(_Geometry):
         gx = gw = gb = None
         both = (not is_grad_enabled() and self.needs_input_grad[0] and self.needs_input_grad[1]
                 and _use_block_backward(x.shape, w.shape, self.stride, self.padding, self.dilation,
-                                        self.groups, gy.shape[2:]))
+                                        self.groups, gy.data))
         grads = both and _native_block_backward(x.data, w.data, gy.data, self.padding, self.dilation)
         if grads:       # a plain backward's two gradients in one job
             gx, gw = Tensor(grads[0]), Tensor(grads[1])
