@@ -82,6 +82,21 @@ def images_to_block(dy, n0, n1, out):
                 of[dst + q * _u(B)] = df[src + q]
 
 
+@kernel
+def weight_partial(col, g, part, narrow_max_out, function, ilp64):
+    """``part (K, C_out) += col (K, M) @ gᵀ`` for a block's columns and its dY block ``g``
+    (C_out, M): narrow products (:mod:`.narrow`) up to ``narrow_max_out`` output
+    channels, NumPy's ``cblas_sgemm`` above."""
+    K, M = col.shape
+    C_out = g.shape[0]
+    if C_out <= narrow_max_out:
+        narrow_products(col, 0, g, 0, M, part)
+    else:
+        one = np.float32(1)
+        gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, M, one, col.ctypes.data, M,
+             g.ctypes.data, M, one, part.ctypes.data, C_out)
+
+
 @table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces``: its images' columns and products, ``block`` images
@@ -145,7 +160,6 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
     part = numba.carray(address_to_pointer(b[3], numba.float32), (pieces, K, C_out))[k]
     cols = numba.carray(address_to_pointer(b[4], numba.float32), (N if whole else pieces, K * block * P))
     lo, hi = piece_range(k, pieces, N)
-    one = np.float32(1)
     for n0 in range(lo, hi, block):
         n1 = min(hi, n0 + block)
         M = (n1 - n0) * P
@@ -158,11 +172,7 @@ def weight_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer
             g = numba.carray(address_to_pointer(b[5], numba.float32), (pieces, C_out * block * P))[k]
             g = g[:C_out * M].reshape((C_out, M))
             images_to_block(dy, n0, n1, g)
-        if C_out <= narrow_max_out:
-            narrow_products(col, 0, g, 0, M, part)
-        else:
-            gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, M, one, col.ctypes.data, M,
-                 g.ctypes.data, M, one, part.ctypes.data, C_out)
+        weight_partial(col, g, part, narrow_max_out, function, ilp64)
 
 
 @kernel
@@ -286,11 +296,7 @@ def block_backward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc,
         images_to_block(dy, n0, n1, g)
         col = cols[:K * M].reshape((K, M))
         block_columns(x, n0, n1, col, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
-        if C_out <= narrow_max_out:
-            narrow_products(col, 0, g, 0, M, part)
-        else:
-            gemm(function, ilp64, NO_TRANS, TRANS, K, C_out, M, one, col.ctypes.data, M,
-                 g.ctypes.data, M, one, part.ctypes.data, C_out)
+        weight_partial(col, g, part, narrow_max_out, function, ilp64)
         # the columns are read: the same buffer takes Wᵀ @ dY block (K rows again)
         gemm(function, ilp64, TRANS, NO_TRANS, K, M, C_out, one, b[3], K,
              g.ctypes.data, M, np.float32(0), col.ctypes.data, M)
