@@ -97,6 +97,20 @@ def weight_partial(col, g, part, narrow_max_out, function, ilp64):
              g.ctypes.data, M, one, part.ctypes.data, C_out)
 
 
+@kernel
+def block_col2im(w, g, col, out, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, function, ilp64):
+    """A block's input gradient: ``col (R, M) = Wᵀ @ g``, with W (C_g, R) at the address
+    ``w`` read transposed and ``g`` (C_g, M) the block batch-innermost (M = Ho·Wo·B), then
+    the batch-last col2im of ``col`` as (C, kh, kw, Ho, Wo, B), R = C·kh·kw, into ``out``
+    (B, C, H, W)."""
+    C_g, M = g.shape
+    B, C = out.shape[0], out.shape[1]
+    R = C * kh * kw
+    gemm(function, ilp64, TRANS, NO_TRANS, R, M, C_g, np.float32(1), w, R,
+         g.ctypes.data, M, np.float32(0), col.ctypes.data, M)
+    col2im_batch_last(col.reshape((C, kh, kw, Ho, Wo, B)), out, 0, C, sh, sw, ph, pw, dh, dw)
+
+
 @table_piece
 def forward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _buffer):
     """Piece ``a // 8`` of ``pieces``: its images' columns and products, ``block`` images
@@ -251,11 +265,8 @@ def block_input_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc, _b
         g = xb[:C_in * M].reshape((C_in, M))
         images_to_block(x, n0, n1, g)
         col = cols[:R * M]
-        gemm(function, ilp64, TRANS, NO_TRANS, R, M, C_in, np.float32(1), b[2], R,
-             g.ctypes.data, M, np.float32(0), col.ctypes.data, M)
         dst = out[n0:n1]
-        col2im_batch_last(col.reshape((C_out, kh, kw, H, W, n1 - n0)), dst, 0, C_out,
-                          sh, sw, ph, pw, dh, dw)
+        block_col2im(b[2], g, col, dst, kh, kw, H, W, sh, sw, ph, pw, dh, dw, function, ilp64)
         if has_bias:
             for m in range(n1 - n0):
                 for c in range(C_out):
@@ -288,7 +299,6 @@ def block_backward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc,
     cols = numba.carray(address_to_pointer(b[6], numba.float32), (pieces, K * block * P))[k]
     gs = numba.carray(address_to_pointer(b[7], numba.float32), (pieces, C_out * block * P))[k]
     lo, hi = piece_range(k, pieces, N)
-    one = np.float32(1)
     for n0 in range(lo, hi, block):
         n1 = min(hi, n0 + block)
         M = (n1 - n0) * P
@@ -298,7 +308,4 @@ def block_backward_piece(_width, pieces, _k, _alpha, a, _lda, b, _ldb, _c, _ldc,
         block_columns(x, n0, n1, col, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
         weight_partial(col, g, part, narrow_max_out, function, ilp64)
         # the columns are read: the same buffer takes Wᵀ @ dY block (K rows again)
-        gemm(function, ilp64, TRANS, NO_TRANS, K, M, C_out, one, b[3], K,
-             g.ctypes.data, M, np.float32(0), col.ctypes.data, M)
-        col2im_batch_last(col.reshape((C, kh, kw, Ho, Wo, n1 - n0)), dx[n0:n1], 0, C,
-                          sh, sw, ph, pw, dh, dw)
+        block_col2im(b[3], g, col, dx[n0:n1], kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, function, ilp64)
