@@ -41,12 +41,16 @@ def _pool(x, g, transpose):
 
 
 @settings(deadline=None, max_examples=40)
-@given(n=st.integers(1, 3), c=st.integers(1, 70), h=st.integers(1, 5), w=st.integers(1, 9),
+@given(n=st.integers(1, 3), c=st.integers(1, 70), h=st.integers(1, 5),
+       w=st.one_of(st.integers(1, 9), st.sampled_from([31, 32])),
        dtype=st.sampled_from([np.float32, np.float64]), specials=st.booleans(),
        transpose=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_compiled_2x2_max_pool_matches_the_numpy_route(n, c, h, w, dtype, specials, transpose, seed):
     """Same values (NaN where NaN), same argmax, same gradients, on every drawn input;
-    c up to 70 with n up to 3 gives up to 210 planes, so large draws split over threads."""
+    c up to 70 with n up to 3 gives up to 210 planes, so large draws split over threads.
+    The widths reach each loop of the kernel: output rows 2 wide, 4 wide, other widths
+    below TWO_PASS_MAX_WIDTH (31; blocks of rows, several where the draw is large), and
+    from it up (32)."""
     rng = np.random.default_rng(seed)
     shape = (n, c, 2 * h, 2 * w)
     x = _values(rng, shape, dtype, specials)
@@ -79,9 +83,13 @@ def test_compiled_2x2_max_pool_hand_worked_tile(monkeypatch):
     np.testing.assert_array_equal(dx[0], expected)
 
 
-@pytest.mark.parametrize("shape", [(64, 16, 8, 8), (2, 16, 128, 128), (1, 1, 2, 2), (3, 5, 6, 10)])
+@pytest.mark.parametrize("shape", [(64, 16, 8, 8), (64, 32, 4, 4), (2, 16, 128, 128), (1, 1, 2, 2),
+                                   (3, 5, 6, 10), (2, 3, 6, 62), (2, 3, 4, 64)])
 def test_compiled_2x2_max_pool_matches_pytorch(shape, monkeypatch):
-    """Values, indices and the input gradient equal PyTorch's (float32, distinct values)."""
+    """Values, indices and the input gradient equal PyTorch's (float32, distinct values),
+    through each of the kernel's loops: output rows 4 wide (SimpleCNN's first pool, in
+    several blocks of rows), 2 wide (its second), 1, 5 and 31 wide (two passes), 32 and 64
+    wide (the row loop)."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32) / 7
