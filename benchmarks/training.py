@@ -205,10 +205,13 @@ def _load_compiled_runtime() -> None:
     code, like PyTorch's, so the memory child loads it before its baseline."""
     from tinynet import backend
     if backend.use_compiled(np.empty(0)):
-        from tinynet.kernels.compiled import (activation, flat_rows, lstm_loop, pieces,
+        from tinynet.kernels.compiled import (activation, flat_rows, lstm_loop, pieces, pool,
                                               row_strips, transposed, winograd)
         x = np.zeros(1, np.float32)
         activation.relu_forward(x, np.empty_like(x), 0, 1)
+        tile, one, where = np.zeros((1, 2, 2), np.float32), np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.int8)
+        pool.max_pool_2x2_forward(tile, one, where, 0, 1)
+        pool.max_pool_2x2_backward(one, where, np.float32(0), tile, 0, 1)
         for name in pieces.LAYOUTS:
             pieces.piece(name, "float32")
         for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,
