@@ -209,7 +209,8 @@ def _load_compiled_runtime() -> None:
                                               row_strips, transposed, winograd)
         x = np.zeros(1, np.float32)
         activation.relu_forward(x, np.empty_like(x), 0, 1)
-        tile, one, where = np.zeros((1, 2, 2), np.float32), np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.int8)
+        tile, one = np.zeros((1, 2, 2), np.float32), np.zeros((1, 1, 1), np.float32)
+        where = np.zeros((1, 1, 1), np.int8)
         pool.max_pool_2x2_forward(tile, one, where, 0, 1)
         pool.max_pool_2x2_backward(one, where, np.float32(0), tile, 0, 1)
         for name in pieces.LAYOUTS:

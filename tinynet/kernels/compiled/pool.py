@@ -38,11 +38,11 @@ this project's Intel guest):
 * ``Wo = 2``: one literal-width loop over rows; a row's two tiles are 8 consecutive
   values, so LLVM vectorises across rows (forward 29 -> 5.5 µs on SimpleCNN's 64x32x4x4,
   backward 26 -> 3.8 µs).
-* other widths below ``TWO_PASS_MAX_WIDTH`` (32): two passes over blocks of rows, first the maximum of
-  each horizontal pair (one long stride-2 sweep), then per tile its upper and lower pair
-  (a loop of ``Wo`` per row, given as a literal where ``Wo = 4``): the same tournament,
-  its first round done for a block at once (64x16x8x8 41 -> 15 µs, 64x16x16x16 150 -> 86,
-  16x64x32x32 596 -> 203).
+* other widths below ``TWO_PASS_MAX_WIDTH`` (32): two passes over blocks of rows,
+  first the maximum of each horizontal pair (one long stride-2 sweep), then per tile its
+  upper and lower pair (a loop of ``Wo`` per row, given as a literal where ``Wo = 4``):
+  the same tournament, its first round done for a block at once (64x16x8x8 41 -> 15 µs,
+  64x16x16x16 150 -> 86, 16x64x32x32 596 -> 203).
 * wider rows: planes, rows of tiles, tiles; the loop over a row's tiles is long enough to
   vectorise (the two passes measured slower there: 2x16x128x128 78 -> 108 µs).
 
