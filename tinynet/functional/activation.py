@@ -118,13 +118,14 @@ class ReLU(Function):
 
     def backward(self, g):
         gd, y = g.data, self.y
-        if not is_grad_enabled() and gd.shape == y.shape and _compiled_route(gd, y):
+        if is_grad_enabled():
+            return depends_on(g * Tensor((y > 0).astype(g.dtype)), self.inputs[0])
+        if gd.shape == y.shape and _compiled_route(gd, y):
             dx = backend.get_array_module(gd).empty(gd.shape, gd.dtype)
             _compiled_pass("relu_backward", _flat(gd), y.reshape(-1), dx.reshape(-1))
             return Tensor(dx)
-        if (not _relu_in_chunks(gd) or is_grad_enabled() or gd.shape != y.shape
-                or not gd.flags.c_contiguous):
-            return depends_on(g * Tensor((y > 0).astype(g.dtype)), self.inputs[0])
+        if not _relu_in_chunks(gd) or gd.shape != y.shape or not gd.flags.c_contiguous:
+            return Tensor(gd * (y > 0))     # the same products as the graph's g·[y > 0]
         xp = backend.get_array_module(gd)
         gx = xp.empty_like(gd)
         g_flat, y_flat, gx_flat = gd.reshape(-1), y.reshape(-1), gx.reshape(-1)
