@@ -1,7 +1,7 @@
 """Sequential's one reordering: a ReLU followed by a MaxPool2d runs as the pool, then the
 ReLU (tinynet/nn/containers.py, ``_pool_first``). The results must be those of the order
 as written, the rewrite must actually happen where it may, and must not where a hook, a
-subclass or ``return_indices`` could tell the difference."""
+subclass, ``return_indices`` or a dilated window could tell the difference."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
