@@ -14,6 +14,7 @@ from tinynet.functional import conv as conv_module
 from tinynet.kernels.flat_rows import applies, flat_im2col
 from tinynet.kernels.im2col import im2col
 from tinynet.testing import gradcheck, gradgradcheck
+from tinynet.testing.routes import on_both_routes
 
 
 def dev(a):
@@ -40,18 +41,22 @@ def same_geometry(draw):
 @settings(max_examples=150, deadline=None)
 @given(same_geometry(), st.booleans(), st.integers(0, 2**31 - 1))
 def test_flat_im2col_is_im2col_image_by_image(g, ones, seed):
-    # a wrong shift, or a wrap-around entry left non-zero, changes some window
+    # a wrong shift, or a wrap-around entry left non-zero, changes some window; on the
+    # NumPy route and on the compiled one (tinynet.kernels.compiled.flat_rows.flat_columns)
     shape, k, p, d = g
     assert applies(shape, k, (1, 1), p, d, shape[2:])
     N, C, H, W = shape
     x = np.random.default_rng(seed).standard_normal(shape)
-    col = host(flat_im2col(dev(x), k, p, d, ones=ones))
     rows = C * k[0] * k[1]
-    assert col.shape == (N, rows + int(ones), H * W)
     expected = host(im2col(dev(x), k, 1, p, d)).reshape(rows, N, H * W).transpose(1, 0, 2)
-    np.testing.assert_array_equal(col[:, :rows], expected)
-    if ones:
-        np.testing.assert_array_equal(col[:, rows], np.ones((N, H * W)))
+    for dtype in (np.float64, np.float32):
+        def columns():
+            return host(flat_im2col(dev(x.astype(dtype)), k, p, d, ones=ones))
+        for col in on_both_routes(columns) if backend.compiled_available() else (columns(),):
+            assert col.shape == (N, rows + int(ones), H * W) and col.dtype == dtype
+            np.testing.assert_array_equal(col[:, :rows], expected.astype(dtype))
+            if ones:
+                np.testing.assert_array_equal(col[:, rows], np.ones((N, H * W)))
 
 
 def test_wrapped_entries_are_zero_padding():

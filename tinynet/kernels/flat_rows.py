@@ -87,9 +87,14 @@ def flat_im2col(x, kernel_size, padding, dilation, ones=False):
     N, C, H, W = x.shape
     (kh, kw), (ph, pw), (dh, dw) = kernel_size, padding, dilation
     L = H * W
+    rows = C * kh * kw
+    if backend.use_compiled(x):     # one pass (tinynet.kernels.compiled.flat_rows)
+        from .compiled import flat_rows as _compiled
+        col = xp.empty((N, rows + int(ones), L), dtype=x.dtype)
+        _compiled.flat_columns(backend.ascontiguous(x), col, kh, kw, ph, pw, dh, dw, ones)
+        return col
     flat = xp.zeros((N, C, (H + 2 * ph) * W + 2 * pw), dtype=x.dtype)
     flat[:, :, pw + ph * W:pw + (ph + H) * W] = x.reshape(N, C, L)
-    rows = C * kh * kw
     col = xp.empty((N, rows + int(ones), L), dtype=x.dtype)
     if ones:
         col[:, rows] = 1
