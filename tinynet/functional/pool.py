@@ -18,7 +18,7 @@ flow through the same positions as the first.
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function, depends_on, anchor
+from ..autograd import Function, depends_on, anchor, is_grad_enabled
 from ..kernels import im2col as K
 from ..kernels import pool as P
 from ..tensor import Tensor
@@ -43,6 +43,8 @@ class MaxPool2d(Function):
         return y
 
     def backward(self, gy, *unused_index_grad):
+        if not is_grad_enabled():       # a plain backward: the scatter on the arrays, no node
+            return Tensor(P.max_pool2d_backward(gy.data, self.argmax, self.input_size, *self.geometry))
         return depends_on(MaxPool2dBackward.apply(gy, Tensor(self.argmax), input_size=self.input_size,
                                                   geometry=self.geometry), self.inputs[0])
 
