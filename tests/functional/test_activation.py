@@ -20,6 +20,34 @@ def test_relu_value_and_zero_gradient_at_zero():
     assert x.grad.numpy().tolist() == [0.0, 0.0, 1.0]
 
 
+@pytest.mark.parametrize("route", ["numpy", "numpy in chunks", "compiled"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_of_infinities_nan_and_signed_zeros_is_pytorchs(route, dtype, monkeypatch):
+    """PyTorch's relu is clamp_min(x, 0): -inf and negatives give +0, -0 stays -0, NaN
+    stays NaN (``x * [x > 0]`` gave NaN for -inf and -0 for negatives). The sign of each
+    zero is compared on the CPU, where NumPy's maximum keeps its second operand on a tie of
+    zeros (the route's stated rule); on a GPU the values."""
+    from tinynet import backend
+    from tinynet.functional import activation
+    if route == "compiled" and not backend.compiled_available():
+        pytest.skip("the compiled route needs Numba (the jit extra)")
+    monkeypatch.setattr(backend, "_compiled", route == "compiled")
+    monkeypatch.setattr(activation, "_RELU_CHUNKED_BYTES", 0 if route == "numpy in chunks" else 1 << 40)
+    monkeypatch.setattr(activation, "_COMPILED_MIN_SIZE", 1)
+    monkeypatch.setattr(backend, "parallel_grain", 1 << 12)      # chunks of the small array
+    x = np.tile(np.array([-np.inf, -3.5, -0.0, 0.0, 2.0, np.inf, np.nan], dtype), 3000)
+    y = F.relu(tn.tensor(x)).numpy()
+    expected = np.tile(np.array([0.0, 0.0, -0.0, 0.0, 2.0, np.inf, np.nan], dtype), 3000)
+    np.testing.assert_array_equal(y, expected)          # NaN where NaN
+    if tn.backend.get_default_device().type == "cpu":
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(expected))
+    torch = pytest.importorskip("torch")
+    reference = torch.relu(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(y, reference)
+    if tn.backend.get_default_device().type == "cpu":
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(reference))
+
+
 @pytest.mark.skipif(tn.backend.get_default_device().type != "cpu",
                     reason="tracemalloc sees host (NumPy) allocations only")
 @pytest.mark.parametrize("route", ["numpy", "numpy in chunks", "compiled"])
@@ -33,6 +61,7 @@ def test_relu_keeps_no_memory_beyond_its_output(route, monkeypatch):
         pytest.skip("the compiled route needs Numba (the jit extra)")
     monkeypatch.setattr(backend, "_compiled", route == "compiled")
     monkeypatch.setattr(activation, "_RELU_CHUNKED_BYTES", 0 if route == "numpy in chunks" else 1 << 40)
+    monkeypatch.setattr(backend, "parallel_grain", 1 << 16)      # 1 MB: several chunks
     x = tn.tensor(np.random.default_rng(0).standard_normal((256, 1024)).astype(np.float32),
                   requires_grad=True)
     F.relu(x).backward(tn.ones_like(x))     # first calls: a compiled kernel loads Numba

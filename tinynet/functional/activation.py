@@ -89,8 +89,10 @@ def _flat(a):
 
 
 class ReLU(Function):
-    """y = max(x, 0) as ``x * [x > 0]``; dy/dx = [x > 0] = [y > 0], read back from y in
-    the backward. y is what the next layer keeps anyway (a convolution's or a linear
+    """y = max(x, 0) as PyTorch's ``clamp_min(x, 0)``: 0 where x < 0, else x (NaN stays
+    NaN, -0 stays -0, -inf gives +0), written ``maximum(0, x)`` (NumPy's maximum keeps its
+    second operand on a tie of zeros, as PyTorch keeps x); dy/dx = [x > 0] = [y > 0], read
+    back from y in the backward (where x is NaN the gradient is 0; PyTorch's passes g). y is what the next layer keeps anyway (a convolution's or a linear
     layer's input), so the node holds no memory of its own: a kept bool mask (one byte
     a value) was 8 MB of a ResNet-18 CIFAR step at batch 16 (docs/kernels/selection.md).
     From :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's
@@ -104,14 +106,14 @@ class ReLU(Function):
             y = xp.empty(x.shape, x.dtype)
             _compiled_pass("relu_forward", _flat(x), y.reshape(-1))
         elif not _relu_in_chunks(x):
-            y = x * (x > 0)
+            y = xp.maximum(x.dtype.type(0), x)
         else:
             x = x if x.flags.c_contiguous else x.copy(order="C")
             y = xp.empty_like(x)
             x_flat, y_flat = x.reshape(-1), y.reshape(-1)
 
             def chunk(lo, hi):
-                xp.multiply(x_flat[lo:hi], x_flat[lo:hi] > 0, out=y_flat[lo:hi])
+                xp.maximum(x.dtype.type(0), x_flat[lo:hi], out=y_flat[lo:hi])
             backend.parallel_for(x.size, chunk, nbytes=x.nbytes, like=x)
         self.y = y
         return y

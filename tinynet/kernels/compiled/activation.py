@@ -3,7 +3,7 @@
 Shapes: every array is 1-D of n values (the caller passes ``reshape(-1)`` views of
 C-contiguous tensors), one dtype (float32 or float64).
 
-    relu:  y = x·[x > 0],                         dx = g·[y > 0]      (y kept: [y > 0] = [x > 0])
+    relu:  y = 0 (x < 0), x otherwise,            dx = g·[y > 0]      (y kept: [y > 0] = [x > 0])
     elu backward:                                dx = g (y > 0), g·(y + α) (y <= 0)
 
     elu forward (float32):                       y = x (x >= 0), α·expm1(x) (x < 0)
@@ -22,8 +22,8 @@ so it vectorises. The loop runs over slices from 0 (``x[lo:hi]``), not over ``ra
 hi)`` of the whole arrays: an index that might be negative makes Numba test it for
 Python's wraparound, which kept the loop scalar (ReLU's forward over 65,536 floats: 74
 µs that way, 3.8 µs sliced; NumPy's two passes 16 µs). The caller runs a kernel over ``backend.parallel_for`` chunks (in its own
-thread for small arrays, on OpenBLAS's workers for large ones). The NumPy route makes 2
-passes for each ReLU direction (the comparison, then the product; the mask cast, then the
+thread for small arrays, on OpenBLAS's workers for large ones). The NumPy route makes 1
+pass for ReLU's forward (a maximum) and 2 for its backward (the comparison, then the
 product) and 3-7 for ELU's (a minimum, expm1 or its tanh form, a scale, a maximum; the
 factor min(y, 0) + α, a fix-up, the product), each pass reading and writing whole arrays.
 """
@@ -33,10 +33,12 @@ from .transcendental import expm1_of_nonpositive, sigmoid
 
 @kernel
 def relu_forward(x, y, lo, hi):
-    """``y = x·[x > 0]`` on values ``lo..hi`` of flat ``x``."""
+    """``y = 0`` where ``x < 0``, else ``x`` (NaN and -0 kept, -inf to +0, as PyTorch's
+    ``clamp_min(x, 0)`` and the NumPy route's ``maximum(0, x)``), on values ``lo..hi``."""
     x, y = x[lo:hi], y[lo:hi]
+    zero = x.dtype.type(0)
     for i in range(x.shape[0]):
-        y[i] = x[i] * (x[i] > 0)        # NaN·0 stays NaN and -x·0 is -0, as NumPy's x * (x > 0)
+        y[i] = zero if x[i] < 0 else x[i]
 
 
 @kernel
