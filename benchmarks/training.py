@@ -211,8 +211,8 @@ def _load_compiled_runtime() -> None:
         activation.relu_forward(x, np.empty_like(x), 0, 1)
         tile, one = np.zeros((1, 2, 2), np.float32), np.zeros((1, 1, 1), np.float32)
         where = np.zeros((1, 1, 1), np.int8)
-        pool.max_pool_2x2_forward(tile, one, where, 0, 1)
-        pool.max_pool_2x2_backward(one, where, np.float32(0), tile, 0, 1)
+        pool.max_pool_2x2_forward(tile, one, where, 0, 1, False)
+        pool.max_pool_2x2_backward(one, where, np.float32(0), tile, 0, 1, one, False)
         for name in pieces.LAYOUTS:
             pieces.piece(name, "float32")
         for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,

@@ -1,5 +1,5 @@
-"""Sequential's one reordering: a ReLU followed by a MaxPool2d runs as the pool, then the
-ReLU (tinynet/nn/containers.py, ``_pool_first``). The results must be those of the order
+"""Sequential's one rewrite: a ReLU followed by a MaxPool2d runs as the pool, then the
+ReLU, in one op (tinynet/nn/containers.py, ``_pool_first``; tinynet.functional.pool.max_pool2d_relu). The results must be those of the order
 as written, the rewrite must actually happen where it may, and must not where a hook, a
 subclass, ``return_indices`` or a dilated window could tell the difference."""
 import numpy as np
@@ -82,12 +82,15 @@ def test_a_dilated_window_on_the_padding_keeps_the_written_order(monkeypatch):
     assert shapes == [(1, 1, 1, 1)]
 
 
-def test_the_relu_runs_on_the_pooled_map(monkeypatch):
-    """The reordering happens (the test above would pass without it): ReLU sees the
-    pool's output, a quarter of the map."""
-    shapes = _relu_input_shapes(monkeypatch)
+def test_the_relu_and_the_pool_run_as_one_op(monkeypatch):
+    """The rewrite happens (the test above would pass without it): one pool-then-ReLU op
+    on the conv's output (tinynet.functional.pool.max_pool2d_relu), no ReLU of its own."""
+    from tinynet.nn import pool as nn_pool
+    shapes, fused = _relu_input_shapes(monkeypatch), []
+    op = nn_pool.max_pool2d_relu
+    monkeypatch.setattr(nn_pool, "max_pool2d_relu", lambda x, *a: fused.append(tuple(x.shape)) or op(x, *a))
     nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))(tn.randn(3, 1, 8, 8))
-    assert shapes == [(3, 2, 4, 4)]
+    assert shapes == [] and fused == [(3, 2, 8, 8)]
 
 
 @pytest.mark.parametrize("where", ["relu", "pool"])

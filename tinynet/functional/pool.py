@@ -32,19 +32,27 @@ __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool
 
 # --------------------------------------------------------------------------- Functions
 class MaxPool2d(Function):
-    unread_inputs = (0,)      # backward reads the argmax kept
+    """Max pooling; with ``relu``, ReLU of the pool's output in the same node (and, on the
+    compiled 2x2 route, the same passes): ``nn.Sequential`` runs a ``ReLU`` next to a
+    ``MaxPool2d`` this way (:func:`max_pool2d_relu`). The backward then reads the output
+    y for ReLU's mask [y > 0], as ReLU's own node does."""
+    unread_inputs = (0,)      # backward reads the argmax kept (and y, kept, with relu)
     outputs_unread = True
 
-    def forward(self, x, *, geometry, return_indices):
+    def forward(self, x, *, geometry, return_indices, relu=False):
         self.geometry, self.input_size = geometry, x.shape[2:]
-        y, self.argmax = P.max_pool2d_forward(x, *geometry)
+        y, self.argmax = P.max_pool2d_forward(x, *geometry, relu=relu)
+        self.y = y if relu else None
         if return_indices:
             return y, P.flat_indices(self.argmax, self.input_size, *geometry[:4])
         return y
 
     def backward(self, gy, *unused_index_grad):
         if not is_grad_enabled():       # a plain backward: the scatter on the arrays, no node
-            return Tensor(P.max_pool2d_backward(gy.data, self.argmax, self.input_size, *self.geometry))
+            return Tensor(P.max_pool2d_backward(gy.data, self.argmax, self.input_size, *self.geometry,
+                                                relu_output=self.y))
+        if self.y is not None:          # ReLU's backward first, as its node builds it
+            gy = depends_on(gy * Tensor((self.y > 0).astype(gy.dtype)), self.inputs[0])
         return depends_on(MaxPool2dBackward.apply(gy, Tensor(self.argmax), input_size=self.input_size,
                                                   geometry=self.geometry), self.inputs[0])
 
@@ -182,6 +190,27 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     if was_3d:
         out = tuple(_squeeze(t, 0) for t in out) if return_indices else _squeeze(out, 0)
     return out
+
+
+def max_pool2d_relu(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                    ceil_mode: bool = False) -> Tensor:
+    """``relu(max_pool2d(input, ...))`` as one op: the pool's output goes through ReLU in
+    the same node, on the compiled 2x2 route in the same pass, forward and backward (the
+    same values and gradients as the two ops, bit for bit). What ``nn.Sequential`` runs
+    for a ``ReLU`` and a ``MaxPool2d`` next to each other (``tinynet/nn/containers.py``);
+    not part of the PyTorch API, so not exported by ``tinynet.functional``.
+
+    Example
+    -------
+    >>> import tinynet as tn
+    >>> from tinynet.functional.pool import max_pool2d_relu
+    >>> max_pool2d_relu(tn.tensor([[[[-1., -2.], [-4., -3.]]]]), 2).item()
+    0.0
+    """
+    x, was_3d, geometry = _pool_args("max_pool2d", input, kernel_size, stride, padding,
+                                     dilation, ceil_mode)
+    out = MaxPool2d.apply(x, geometry=geometry, return_indices=False, relu=True)
+    return _squeeze(out, 0) if was_3d else out
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,

@@ -80,12 +80,17 @@ def _tiles_exactly(input_size, k, s, p, d, out):
             and (out[0] * k[0], out[1] * k[1]) == tuple(input_size))
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       relu=False):
     """Max pooling with argmax.
 
     Parameters
     ----------
     x : array (N, C, H, W)
+    relu : bool
+        Apply ReLU to the output, ``y = 0 if y < 0 else y`` (as
+        :func:`tinynet.functional.relu`): the pool, then ReLU on its output, in the same
+        pass on the compiled 2x2 route (a ``maximum`` pass over ``y`` on the others).
 
     Returns
     -------
@@ -99,7 +104,15 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
                                        padding, dilation, ceil_mode)
     tiles_2x2 = k == (2, 2) and _tiles_exactly(x.shape[2:], k, s, p, d, out)
     if tiles_2x2 and backend.use_compiled(x):
-        return _max_pool_2x2_compiled(xp, x, out)
+        return _max_pool_2x2_compiled(xp, x, out, relu)
+    y, argmax = _max_pool_numpy(xp, x, k, s, p, d, out, tiles_2x2)
+    if relu:
+        xp.maximum(y.dtype.type(0), y, out=y)
+    return y, argmax
+
+
+def _max_pool_numpy(xp, x, k, s, p, d, out, tiles_2x2):
+    """:func:`max_pool2d_forward`'s NumPy routes (also CuPy's)."""
     buf = _padded(x, out, k, s, p, d, -xp.inf)
     index_dtype = xp.int8 if k[0] * k[1] <= 127 else xp.int32
     if tiles_2x2:
@@ -127,15 +140,15 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return _max_pool_offset_loop(xp, buf, k, s, d, out, index_dtype)
 
 
-def _max_pool_2x2_compiled(xp, x, out):
-    """The 2x2 tiles' max and argmax by the compiled kernel
+def _max_pool_2x2_compiled(xp, x, out, relu=False):
+    """The 2x2 tiles' max (ReLU of it where ``relu``) and argmax by the compiled kernel
     (:mod:`tinynet.kernels.compiled.pool`), planes split over tinynet's threads."""
     from .compiled import pool as _compiled
     N, C, H, W = x.shape
     planes = backend.ascontiguous(x).reshape(N * C, H, W)
     y = xp.empty((N * C,) + out, dtype=x.dtype)
     argmax = xp.empty((N * C,) + out, dtype=xp.int8)
-    backend.parallel_for(N * C, lambda lo, hi: _compiled.max_pool_2x2_forward(planes, y, argmax, lo, hi),
+    backend.parallel_for(N * C, lambda lo, hi: _compiled.max_pool_2x2_forward(planes, y, argmax, lo, hi, relu),
                          nbytes=x.nbytes + y.nbytes + argmax.nbytes, like=x)
     return y.reshape((N, C) + out), argmax.reshape((N, C) + out)
 
@@ -186,13 +199,15 @@ def flat_indices(argmax, input_size, kernel_size, stride=None, padding=0, dilati
 
 
 def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padding=0,
-                        dilation=1, ceil_mode=False):
+                        dilation=1, ceil_mode=False, relu_output=None):
     """Routes ``grad`` (N, C, Ho, Wo) to each window's argmax; returns (N, C, H, W).
 
     Windows that do not overlap write their sub-grid by assignment; overlapping windows
     (stride smaller than the dilated kernel) may share a winner, so they accumulate.
     Routing is ``grad * (argmax == offset)`` (one pass), so a NaN or infinite gradient
-    also turns the window's other positions into NaN.
+    also turns the window's other positions into NaN. With ``relu_output`` (the output of
+    ``max_pool2d_forward(..., relu=True)``), ``grad`` is first ReLU's gradient
+    ``grad·[y > 0]``: in the same pass on the compiled 2x2 route.
     """
     xp = backend.get_array_module(grad)
     N, C = grad.shape[:2]
@@ -200,8 +215,11 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
                                             padding, dilation, ceil_mode)
     overlapping = s[0] < (k[0] - 1) * d[0] + 1 or s[1] < (k[1] - 1) * d[1] + 1
     covered = _tiles_exactly(input_size, k, s, p, d, out)
-    if (k == (2, 2) and covered and argmax.dtype == xp.int8 and backend.use_compiled(grad)):
-        return _max_pool_2x2_backward_compiled(xp, grad, argmax, input_size)
+    if (k == (2, 2) and covered and argmax.dtype == xp.int8 and backend.use_compiled(grad)
+            and (relu_output is None or backend.use_compiled(grad, relu_output))):
+        return _max_pool_2x2_backward_compiled(xp, grad, argmax, input_size, relu_output)
+    if relu_output is not None:
+        grad = grad * (relu_output > 0)
     buf = (xp.empty if covered else xp.zeros)((N * C, 1) + padded, dtype=grad.dtype)
     grad = grad.reshape(N * C, 1, *out)
     argmax = argmax.reshape(N * C, 1, *out)
@@ -224,15 +242,17 @@ def max_pool2d_backward(grad, argmax, input_size, kernel_size, stride=None, padd
     return backend.ascontiguous(buf[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
 
 
-def _max_pool_2x2_backward_compiled(xp, grad, argmax, input_size):
+def _max_pool_2x2_backward_compiled(xp, grad, argmax, input_size, relu_output=None):
     """:func:`max_pool2d_backward` over 2x2 tiles by the compiled kernel."""
     from .compiled import pool as _compiled
     N, C, Ho, Wo = grad.shape
     g = backend.ascontiguous(grad).reshape(N * C, Ho, Wo)
     where = xp.ascontiguousarray(argmax).reshape(N * C, Ho, Wo)
+    relu = relu_output is not None
+    y = backend.ascontiguous(relu_output).reshape(N * C, Ho, Wo) if relu else g
     dx = xp.empty((N, C) + tuple(input_size), dtype=grad.dtype)
     planes, zero = dx.reshape(N * C, *input_size), grad.dtype.type(0)
-    backend.parallel_for(N * C, lambda lo, hi: _compiled.max_pool_2x2_backward(g, where, zero, planes, lo, hi),
+    backend.parallel_for(N * C, lambda lo, hi: _compiled.max_pool_2x2_backward(g, where, zero, planes, lo, hi, y, relu),
                          nbytes=dx.nbytes + g.nbytes + where.nbytes, like=grad)
     return dx
 

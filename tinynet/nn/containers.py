@@ -61,8 +61,9 @@ class Sequential(Module):
     or ``Sequential(OrderedDict(fc=Linear(4, 8), act=ReLU()))``.
 
     One reordering, for speed: a ``ReLU`` followed by a ``MaxPool2d`` runs as the pool,
-    then the ReLU, on the pool's smaller output (the same values, but for the sign of a
-    zero, and the same gradients; the conditions in ``_pool_first``)."""
+    then the ReLU, on the pool's smaller output, both in one op
+    (:func:`tinynet.functional.pool.max_pool2d_relu`; the same values, but for the sign of
+    a zero, and the same gradients; the conditions in ``_pool_first``)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -79,7 +80,7 @@ class Sequential(Module):
         while i < n:
             m = modules[i]
             if i + 1 < n and _pool_first(m, modules[i + 1]):
-                input = m(modules[i + 1](input))
+                input = modules[i + 1]._forward_relu(input)     # the pool, then the ReLU: one op
                 i += 2
             else:
                 input = m(input)

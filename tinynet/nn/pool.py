@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from ..functional.pool import max_pool2d_relu
 from ..tensor import Tensor
 from ._validate import int_pair, check_input
 from .module import Module
@@ -37,6 +38,13 @@ class MaxPool2d(Module):
         check_input(input, "MaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
                             self.ceil_mode, self.return_indices)
+
+    def _forward_relu(self, input: Tensor):
+        """``relu(self(input))`` as one op (:func:`tinynet.functional.pool.max_pool2d_relu`),
+        for ``Sequential``'s ReLU next to a pool (without ``return_indices``, without hooks)."""
+        check_input(input, "MaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        return max_pool2d_relu(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                               self.ceil_mode)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

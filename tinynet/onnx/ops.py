@@ -95,8 +95,11 @@ def max_pool2d(b, call):
         raise UnsupportedOperatorError("tinynet.onnx: max_pool2d with return_indices=True has no "
                                        f"ONNX export (in {call.scope or 'the model'})")
     k, s, p, d, ceil = call.kwargs["geometry"]
-    return b.node("MaxPool", [b.value(call.args[0])], kernel_shape=list(k), strides=list(s),
-                  pads=_pads(p), dilations=list(d), ceil_mode=int(ceil))
+    out = b.node("MaxPool", [b.value(call.args[0])], kernel_shape=list(k), strides=list(s),
+                 pads=_pads(p), dilations=list(d), ceil_mode=int(ceil))
+    if call.kwargs.get("relu"):     # Sequential's ReLU next to the pool, run in the same op
+        out = b.node("Relu", out)
+    return out
 
 
 def adaptive_max_pool2d(b, call):

@@ -16,6 +16,11 @@ the result is the NumPy route's pairwise tournament
     y      = maximum(top, bottom)
     dx[p, 2i + o // 2, 2j + o % 2] = g[p, i, j]·[argmax[p, i, j] == o],  o = 0..3
 
+and, with the ``relu`` flag (a ReLU after the pool, run in the same op:
+:func:`tinynet.functional.pool.max_pool2d_relu`), ``y = 0 if y < 0 else y`` before it is
+stored and each gradient ``g·[y > 0]`` before it is routed, as ReLU's own kernels compute
+them;
+
 so y, argmax and dx are the NumPy route's exactly, with NaN in a tile too (``maximum``
 is NumPy's, compiled; Python's ``max`` would not propagate NaN, and a select written out
 with NaN tests measured 4x slower on SimpleCNN's maps).
@@ -64,26 +69,37 @@ _TWO_PASS_BLOCK = 8192
 
 
 @kernel
-def max_pool_2x2_forward(x, y, argmax, lo, hi):
+def _relu_if(v, relu, zero):
+    """``v``, or where ``relu`` ReLU's ``0 if v < 0 else v`` (PyTorch's clamp_min: NaN and
+    -0 kept; :func:`tinynet.kernels.compiled.activation.relu_forward`'s select); ``zero``
+    a 0 of v's dtype."""
+    return zero if relu and v < 0 else v
+
+
+@kernel
+def max_pool_2x2_forward(x, y, argmax, lo, hi, relu):
     """Fills ``y`` and ``argmax`` (P, H/2, W/2) from ``x`` (P, H, W) on planes ``lo..hi``,
-    by the loop that suits the width of an output row (see the module docstring)."""
+    by the loop that suits the width of an output row (see the module docstring); where
+    ``relu``, ``y`` is ReLU of the maximum (the pool, then ReLU on its output, in one
+    pass; the argmax is the pool's)."""
     Ho, Wo = y.shape[1], y.shape[2]
     if Wo >= TWO_PASS_MAX_WIDTH:
-        _forward_rows(x, y, argmax, lo, hi)
+        _forward_rows(x, y, argmax, lo, hi, relu)
         return
     flat_x, flat_y, flat_argmax = x.reshape(x.size), y.reshape(y.size), argmax.reshape(argmax.size)
     # a literal width lets LLVM unroll a row and vectorise across rows
     if Wo == 2:
-        _forward_width_2(flat_x, flat_y, flat_argmax, lo * Ho, hi * Ho)
+        _forward_width_2(flat_x, flat_y, flat_argmax, lo * Ho, hi * Ho, relu)
     elif Wo == 4:
-        _forward_two_pass(flat_x, flat_y, flat_argmax, 4, lo * Ho, hi * Ho)
+        _forward_two_pass(flat_x, flat_y, flat_argmax, 4, lo * Ho, hi * Ho, relu)
     else:
-        _forward_two_pass(flat_x, flat_y, flat_argmax, Wo, lo * Ho, hi * Ho)
+        _forward_two_pass(flat_x, flat_y, flat_argmax, Wo, lo * Ho, hi * Ho, relu)
 
 
 @kernel
-def _forward_rows(x, y, argmax, lo, hi):
+def _forward_rows(x, y, argmax, lo, hi, relu):
     """The tile loop for wide rows: planes, rows of tiles, tiles."""
+    zero = y.dtype.type(0)
     Ho, Wo = y.shape[1], y.shape[2]
     for p in range(lo, hi):
         for i in range(Ho):
@@ -98,14 +114,15 @@ def _forward_rows(x, y, argmax, lo, hi):
                 bottom = np.maximum(c, e)
                 take_bottom = bottom > top
                 where[j] = np.int8(2 + right_bottom) if take_bottom else np.int8(right_top)
-                out[j] = np.maximum(top, bottom)
+                out[j] = _relu_if(np.maximum(top, bottom), relu, zero)
 
 
 @kernel
-def _forward_width_2(x, y, argmax, r0, r1):
+def _forward_width_2(x, y, argmax, r0, r1, relu):
     """Rows ``r0..r1`` of tiles two wide (flat arrays): a row's two tiles are 8 consecutive
     values of ``x`` (its upper input row, then its lower), so the loop over rows is one
     stride-8 sweep that LLVM vectorises across rows."""
+    zero = y.dtype.type(0)
     for r in range(r0, r1):
         for j in range(2):
             a, b = x[unsigned(8 * r + 2 * j)], x[unsigned(8 * r + 2 * j + 1)]
@@ -113,16 +130,17 @@ def _forward_width_2(x, y, argmax, r0, r1):
             top, bottom = np.maximum(a, b), np.maximum(c, e)
             where = np.int8(2 + (e > c)) if bottom > top else np.int8(b > a)
             argmax[unsigned(2 * r + j)] = where
-            y[unsigned(2 * r + j)] = np.maximum(top, bottom)
+            y[unsigned(2 * r + j)] = _relu_if(np.maximum(top, bottom), relu, zero)
 
 
 @kernel
-def _forward_two_pass(x, y, argmax, Wo, r0, r1):
+def _forward_two_pass(x, y, argmax, Wo, r0, r1, relu):
     """Rows ``r0..r1`` of tiles ``Wo`` wide (flat arrays), in blocks of rows, each in two
     passes: first every horizontal pair of the block's two input rows per tile row,
     ``half[s] = maximum(x[2s], x[2s + 1])`` and ``right[s] = [x[2s + 1] > x[2s]]`` (one
     long stride-2 sweep), then per tile the upper and lower halves, ``Wo`` apart:
     the tournament of the module docstring, its first round done for all tiles at once."""
+    zero = y.dtype.type(0)
     rows = max(1, _TWO_PASS_BLOCK // (2 * Wo))
     half = np.empty(rows * 2 * Wo, x.dtype)
     right = np.empty(rows * 2 * Wo, np.int8)
@@ -141,20 +159,23 @@ def _forward_two_pass(x, y, argmax, Wo, r0, r1):
                 first = right[upper]
                 out = unsigned((b0 + r) * Wo + j)
                 argmax[out] = first + take * (np.int8(2) + right[lower] - first)
-                y[out] = np.maximum(top, bottom)
+                y[out] = _relu_if(np.maximum(top, bottom), relu, zero)
 
 
 @kernel
-def max_pool_2x2_backward(g, argmax, zero, dx, lo, hi):
+def max_pool_2x2_backward(g, argmax, zero, dx, lo, hi, y, relu):
     """Fills ``dx`` (P, H, W) from ``g`` and ``argmax`` (P, H/2, W/2) on planes ``lo..hi``:
     each gradient to its tile's argmax, ``g·zero`` elsewhere (``zero`` a 0 of g's dtype:
     a NaN or infinite gradient leaves NaN on the tile's other positions, as the NumPy
-    route's product with the mask does). Each row of ``dx`` is written in order, its
-    values alternating between a tile's two columns."""
+    route's product with the mask does). Where ``relu``, ``g`` is first ReLU's gradient
+    ``g·[y > 0]`` with ``y`` (P, H/2, W/2) the pool-then-ReLU output, as
+    :func:`tinynet.kernels.compiled.activation.relu_backward` computes it (``y`` is not
+    read otherwise). Each row of ``dx`` is written in order, its values alternating
+    between a tile's two columns."""
     Ho, Wo = g.shape[1], g.shape[2]
     if Wo == 2:     # a literal width: LLVM unrolls a row and vectorises across rows
         _backward_width_2(g.reshape(g.size), argmax.reshape(argmax.size), zero,
-                          dx.reshape(dx.size), lo * Ho, hi * Ho)
+                          dx.reshape(dx.size), lo * Ho, hi * Ho, y.reshape(y.size), relu)
         return
     for p in range(lo, hi):
         for i in range(Ho):
@@ -163,21 +184,21 @@ def max_pool_2x2_backward(g, argmax, zero, dx, lo, hi):
                 row = dx[p, 2 * i + r]
                 for j in range(Wo):
                     o = where[j] - 2 * r
-                    v = grad[j]
+                    v = grad[j] * (y[p, i, j] > 0) if relu else grad[j]
                     other = v * zero
                     row[2 * j] = v if o == 0 else other
                     row[2 * j + 1] = v if o == 1 else other
 
 
 @kernel
-def _backward_width_2(g, argmax, zero, dx, r0, r1):
+def _backward_width_2(g, argmax, zero, dx, r0, r1, y, relu):
     """Rows ``r0..r1`` of tiles two wide (flat arrays): a row's tiles write 8 consecutive
     values of ``dx``."""
     for r in range(r0, r1):
         for i in range(2):              # the tiles' upper input row, then their lower
             for j in range(2):
                 o = argmax[unsigned(2 * r + j)] - np.int8(2 * i)
-                v = g[unsigned(2 * r + j)]
+                v = g[unsigned(2 * r + j)] * (y[unsigned(2 * r + j)] > 0) if relu else g[unsigned(2 * r + j)]
                 other = v * zero
                 dx[unsigned(8 * r + 4 * i + 2 * j)] = v if o == 0 else other
                 dx[unsigned(8 * r + 4 * i + 2 * j + 1)] = v if o == 1 else other
