@@ -20,6 +20,7 @@ def test_reshape_and_its_gradient():
     y = F.reshape(x, 3, -1)
     assert y.shape == (3, 2)
     (y * _x(np.arange(6.0).reshape(3, 2), requires_grad=False)).sum().backward()
+    assert x.grad.shape == (2, 3)
     assert_close(x.grad, np.arange(6.0).reshape(2, 3))
 
 

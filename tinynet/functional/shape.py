@@ -2,7 +2,7 @@
 cat, stack, pad. Each backward is the inverse movement of the gradient."""
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from .. import backend
 from ..tensor import Tensor
 from ._operands import check_tensor, normalize_dim, check_same_device, promote
@@ -28,6 +28,8 @@ class Reshape(Function):
         return x.reshape(shape)
 
     def backward(self, g):
+        if not is_grad_enabled():       # a plain backward: the array's own reshape, no node
+            return Tensor(g.data.reshape(self.in_shape))
         return reshape(g, self.in_shape)
 
 
@@ -37,6 +39,8 @@ class Permute(Function):
         return x.transpose(dims)
 
     def backward(self, g):
+        if not is_grad_enabled():       # a plain backward: the array's own transpose, no node
+            return Tensor(g.data.transpose(self.inverse))
         return permute(g, self.inverse)
 
 
