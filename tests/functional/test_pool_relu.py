@@ -13,28 +13,10 @@ import tinynet.nn as nn
 from tinynet import backend
 from tinynet.functional.pool import max_pool2d_relu
 from tinynet.testing import gradcheck, gradgradcheck
+from tinynet.testing import strategies as tst
 from tinynet.testing.routes import on_both_routes
 
 ON_CPU = backend.get_default_device().type == "cpu"
-
-
-@st.composite
-def _cases(draw, special=True):
-    k = draw(st.integers(1, 3))
-    dilation = draw(st.integers(1, 2))
-    padding = draw(st.integers(0, k // 2))
-    stride = draw(st.integers(1, 3))
-    reach = dilation * (k - 1) + 1
-    h = draw(st.integers(max(1, reach - 2 * padding), 8))
-    w = draw(st.integers(max(1, reach - 2 * padding), 8))
-    if draw(st.booleans()):             # the compiled 2x2 tiles: kernel 2, stride 2, even maps
-        k, stride, padding, dilation, h, w = 2, 2, 0, 1, 2 * draw(st.integers(1, 4)), 2 * draw(st.integers(1, 4))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
-    pool = [-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0] + ([-np.inf, np.inf, np.nan] if special else [])
-    values = draw(st.lists(st.sampled_from(pool), min_size=int(np.prod(shape)),
-                           max_size=int(np.prod(shape))))
-    return np.array(values).reshape(shape), dict(kernel_size=k, stride=stride, padding=padding,
-                                                 dilation=dilation, ceil_mode=draw(st.booleans()))
 
 
 def _values_and_gradient(op, x, g):
@@ -45,7 +27,8 @@ def _values_and_gradient(op, x, g):
 
 
 @settings(max_examples=80, deadline=None)
-@given(case=_cases(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 16))
+@given(case=tst.pooling(special=True), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2 ** 16))
 def test_equals_relu_of_max_pool_bit_for_bit_on_both_routes(case, dtype, seed):
     """Values (the sign of every zero and NaN where NaN included) and plain-backward input
     gradients bit for bit those of F.relu(F.max_pool2d(x)), on the NumPy route and on the
@@ -80,7 +63,7 @@ def test_known_values_and_gradient_by_hand():
 
 
 @settings(max_examples=25, deadline=None)
-@given(case=_cases(special=False), seed=st.integers(0, 2 ** 16))
+@given(case=tst.pooling(), seed=st.integers(0, 2 ** 16))
 def test_gradcheck_and_gradgradcheck(case, seed):
     """First and second derivatives against finite differences (float64), on distinct
     values away from 0 (no ties, no kink inside the difference step)."""

@@ -11,6 +11,7 @@ import tinynet.functional as F
 import tinynet.nn as nn
 from tinynet.models import SimpleCNN
 from tinynet.nn import containers
+from tinynet.testing import strategies as tst
 
 
 def _as_written(seq, x):
@@ -27,26 +28,8 @@ def _relu_input_shapes(monkeypatch):
     return shapes
 
 
-@st.composite
-def _pool_cases(draw):
-    k = draw(st.integers(1, 3))
-    dilation = draw(st.integers(1, 2))
-    padding = draw(st.integers(0, k // 2))
-    stride = draw(st.integers(1, 3))
-    reach = dilation * (k - 1) + 1
-    h = draw(st.integers(max(1, reach - 2 * padding), 7))
-    w = draw(st.integers(max(1, reach - 2 * padding), 7))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
-    # few distinct values: ties between positives, zeros and negatives in most windows
-    values = draw(st.lists(st.sampled_from([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0]),
-                           min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
-    return (np.array(values).reshape(shape), dict(kernel_size=k, stride=stride, padding=padding,
-                                                  dilation=dilation,
-                                                  ceil_mode=draw(st.booleans())))
-
-
 @settings(max_examples=60, deadline=None)
-@given(case=_pool_cases(), dtype=st.sampled_from([np.float32, np.float64]))
+@given(case=tst.pooling(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_relu_then_max_pool_gives_the_written_orders_values_and_gradients(case, dtype):
     """Same outputs (numerically: only a zero's sign may differ) and bit-identical input
     gradients as ReLU then pool, over every pooling argument, with ties in the windows."""

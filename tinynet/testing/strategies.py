@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from .registry import Sample
 
 __all__ = ["shapes", "arrays", "tie_free", "broadcastable_shapes", "dims", "positive",
-           "away_from", "Sample", "samples"]
+           "away_from", "pooling", "Sample", "samples"]
 
 
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4):
@@ -61,6 +61,31 @@ def tie_free(draw, shape=None, low: float = -3.0, high: float = 3.0, gap: float 
     perm = draw(st.permutations(range(n))) if n else []
     jitter = draw(hnp.arrays(np.float64, (n,), elements=st.floats(0, step * 0.3)))
     return (grid[list(perm)] + jitter).reshape(shape) if n else np.zeros(shape)
+
+
+@st.composite
+def pooling(draw, special: bool = False, max_side: int = 7):
+    """A max-pooling case ``(x, kwargs)``: ``kernel_size`` 1-3, ``stride`` 1-3, ``padding``
+    up to half the kernel, ``dilation`` 1-2 and ``ceil_mode`` (or, one case in two, 2x2
+    tiles: kernel 2, stride 2, even sides), and an (N, C, H, W) float64 input, N <= 2,
+    C <= 3, sides up to ``max_side`` and at least the padded window's reach, of a few
+    distinct values: ties between positives, zeros of both signs and negatives in most
+    windows, and with ``special`` -inf, inf and NaN among them."""
+    k = draw(st.integers(1, 3))
+    dilation = draw(st.integers(1, 2))
+    padding = draw(st.integers(0, k // 2))
+    stride = draw(st.integers(1, 3))
+    reach = dilation * (k - 1) + 1
+    h = draw(st.integers(max(1, reach - 2 * padding), max_side))
+    w = draw(st.integers(max(1, reach - 2 * padding), max_side))
+    if draw(st.booleans()):
+        k, stride, padding, dilation = 2, 2, 0, 1
+        h, w = 2 * draw(st.integers(1, max_side // 2)), 2 * draw(st.integers(1, max_side // 2))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
+    values = [-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0] + ([-np.inf, np.inf, np.nan] if special else [])
+    x = draw(st.lists(st.sampled_from(values), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    return np.array(x).reshape(shape), dict(kernel_size=k, stride=stride, padding=padding,
+                                            dilation=dilation, ceil_mode=draw(st.booleans()))
 
 
 def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3,
