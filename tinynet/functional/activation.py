@@ -92,7 +92,8 @@ class ReLU(Function):
     """y = max(x, 0) as PyTorch's ``clamp_min(x, 0)``: 0 where x < 0, else x (NaN stays
     NaN, -0 stays -0, -inf gives +0), written ``maximum(0, x)`` (NumPy's maximum keeps its
     second operand on a tie of zeros, as PyTorch keeps x); dy/dx = [x > 0] = [y > 0], read
-    back from y in the backward (where x is NaN the gradient is 0; PyTorch's passes g). y is what the next layer keeps anyway (a convolution's or a linear
+    back from y in the backward (where x is NaN the gradient is 0; PyTorch's passes g).
+    y is what the next layer keeps anyway (a convolution's or a linear
     layer's input), so the node holds no memory of its own: a kept bool mask (one byte
     a value) was 8 MB of a ResNet-18 CIFAR step at batch 16 (docs/kernels/selection.md).
     From :data:`_RELU_CHUNKED_BYTES` up, both directions run in chunks on tinynet's

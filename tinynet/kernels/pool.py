@@ -148,7 +148,8 @@ def _max_pool_2x2_compiled(xp, x, out, relu=False):
     planes = backend.ascontiguous(x).reshape(N * C, H, W)
     y = xp.empty((N * C,) + out, dtype=x.dtype)
     argmax = xp.empty((N * C,) + out, dtype=xp.int8)
-    backend.parallel_for(N * C, lambda lo, hi: _compiled.max_pool_2x2_forward(planes, y, argmax, lo, hi, relu),
+    backend.parallel_for(N * C,
+                         lambda lo, hi: _compiled.max_pool_2x2_forward(planes, y, argmax, lo, hi, relu),
                          nbytes=x.nbytes + y.nbytes + argmax.nbytes, like=x)
     return y.reshape((N, C) + out), argmax.reshape((N, C) + out)
 
@@ -252,7 +253,8 @@ def _max_pool_2x2_backward_compiled(xp, grad, argmax, input_size, relu_output=No
     y = backend.ascontiguous(relu_output).reshape(N * C, Ho, Wo) if relu else g
     dx = xp.empty((N, C) + tuple(input_size), dtype=grad.dtype)
     planes, zero = dx.reshape(N * C, *input_size), grad.dtype.type(0)
-    backend.parallel_for(N * C, lambda lo, hi: _compiled.max_pool_2x2_backward(g, where, zero, planes, lo, hi, y, relu),
+    backend.parallel_for(N * C,
+                         lambda lo, hi: _compiled.max_pool_2x2_backward(g, where, zero, planes, lo, hi, y, relu),
                          nbytes=dx.nbytes + g.nbytes + where.nbytes, like=grad)
     return dx
 

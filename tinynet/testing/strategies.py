@@ -83,7 +83,8 @@ def pooling(draw, special: bool = False, max_side: int = 7):
         h, w = 2 * draw(st.integers(1, max_side // 2)), 2 * draw(st.integers(1, max_side // 2))
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
     values = [-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0] + ([-np.inf, np.inf, np.nan] if special else [])
-    x = draw(st.lists(st.sampled_from(values), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    n = int(np.prod(shape))
+    x = draw(st.lists(st.sampled_from(values), min_size=n, max_size=n))
     return np.array(x).reshape(shape), dict(kernel_size=k, stride=stride, padding=padding,
                                             dilation=dilation, ceil_mode=draw(st.booleans()))
 

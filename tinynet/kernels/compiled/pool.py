@@ -197,8 +197,9 @@ def _backward_width_2(g, argmax, zero, dx, r0, r1, y, relu):
     for r in range(r0, r1):
         for i in range(2):              # the tiles' upper input row, then their lower
             for j in range(2):
-                o = argmax[unsigned(2 * r + j)] - np.int8(2 * i)
-                v = g[unsigned(2 * r + j)] * (y[unsigned(2 * r + j)] > 0) if relu else g[unsigned(2 * r + j)]
+                t = unsigned(2 * r + j)
+                o = argmax[t] - np.int8(2 * i)
+                v = g[t] * (y[t] > 0) if relu else g[t]
                 other = v * zero
                 dx[unsigned(8 * r + 4 * i + 2 * j)] = v if o == 0 else other
                 dx[unsigned(8 * r + 4 * i + 2 * j + 1)] = v if o == 1 else other
