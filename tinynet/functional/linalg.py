@@ -7,7 +7,8 @@ linear:  y = x @ Wᵀ + b,  x (..., in), W (out, in), b (out,)
 """
 from __future__ import annotations
 
-from ..autograd import Function, is_grad_enabled
+from .. import backend
+from ..autograd import Function, depends_on, is_grad_enabled
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device, binary_operands
 from .shape import Permute, reshape, transpose, unsqueeze, squeeze
@@ -40,18 +41,28 @@ def _swap_last(x: Tensor) -> Tensor:
 
 
 class Linear(Function):
+    """``x @ wᵀ + b``; with ``relu``, ReLU of it in the same node, in place on the product
+    (``nn.Sequential`` runs a ``Linear`` followed by a ``ReLU`` this way:
+    :func:`linear_relu`); the backward then reads the output y for ReLU's mask [y > 0],
+    as ReLU's own node does."""
     outputs_unread = True
 
-    def forward(self, x, w, b=None):
+    def forward(self, x, w, b=None, *, relu=False):
         y = x @ w.T
         if b is not None:
             y += b
+        if relu:            # ReLU's maximum(0, y), as its node computes it
+            backend.get_array_module(y).maximum(y.dtype.type(0), y, out=y)
+        self.relu, self.y = relu, (y if relu else None)
         return y
 
     def backward(self, g):
         x, w, b = self.inputs
         if not is_grad_enabled():
-            return self._backward_arrays(g.data, x.data, w.data, b is not None)
+            gd = g.data if self.y is None else g.data * (self.y > 0)
+            return self._backward_arrays(gd, x.data, w.data, b is not None)
+        if self.y is not None:      # ReLU's backward first, as its node builds it
+            g = depends_on(g * Tensor((self.y > 0).astype(g.dtype)), x, w)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             gx = g @ w
@@ -104,6 +115,26 @@ def matmul(input, other) -> Tensor:
 
 def linear(input, weight, bias=None) -> Tensor:
     """``input @ weight.T + bias``; input (..., in_features), weight (out, in)."""
+    return Linear.apply(*_linear_operands(input, weight, bias))
+
+
+def linear_relu(input, weight, bias=None) -> Tensor:
+    """``relu(linear(input, weight, bias))`` as one op: ReLU runs in place on the product
+    in the same node, and its mask before the backward's products (the same values and
+    gradients as the two ops, bit for bit). What ``nn.Sequential`` runs for a ``Linear``
+    followed by a ``ReLU`` (``tinynet/nn/containers.py``); not part of the PyTorch API,
+    so not exported by ``tinynet.functional``.
+
+    >>> import tinynet as tn
+    >>> from tinynet.functional.linalg import linear_relu
+    >>> linear_relu(tn.tensor([[1.0, -2.0]]), tn.tensor([[2.0, 0.0], [0.0, 1.0]])).numpy().tolist()
+    [[2.0, 0.0]]
+    """
+    return Linear.apply(*_linear_operands(input, weight, bias), relu=True)
+
+
+def _linear_operands(input, weight, bias):
+    """``linear``'s checks; returns the operands."""
     check_tensor(input, "linear", "input", floating=True)
     check_tensor(weight, "linear", "weight", ndim=2, floating=True)
     if bias is not None:
@@ -121,4 +152,4 @@ def linear(input, weight, bias=None) -> Tensor:
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:
             raise TypeError(f"linear: input is {input.dtype} but {name} is {t.dtype}")
-    return Linear.apply(input, weight, bias)
+    return input, weight, bias

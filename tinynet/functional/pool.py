@@ -42,7 +42,7 @@ class MaxPool2d(Function):
     def forward(self, x, *, geometry, return_indices, relu=False):
         self.geometry, self.input_size = geometry, x.shape[2:]
         y, self.argmax = P.max_pool2d_forward(x, *geometry, relu=relu)
-        self.y = y if relu else None
+        self.relu, self.y = relu, (y if relu else None)
         if return_indices:
             return y, P.flat_indices(self.argmax, self.input_size, *geometry[:4])
         return y

@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 from ._validate import int_pair
 from .activation import ReLU
+from .linear import Linear
 from .module import Module
 from .pool import MaxPool2d
 
@@ -56,14 +57,25 @@ def _pool_first(relu: Module, pool: Module) -> bool:
             and not _hooked(relu) and not _hooked(pool))
 
 
+def _relu_after(linear: Module, relu: Module) -> bool:
+    """Whether ``Sequential`` may run this ``Linear`` and the ``ReLU`` after it as one op
+    (:func:`tinynet.functional.linalg.linear_relu`: the same values and gradients, bit for
+    bit): these exact types (a subclass may compute something else) and no forward hook on
+    either (a hook would see the intermediate tensor)."""
+    return (type(linear) is Linear and type(relu) is ReLU
+            and not _hooked(linear) and not _hooked(relu))
+
+
 class Sequential(Module):
     """Runs its modules one after another: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``
     or ``Sequential(OrderedDict(fc=Linear(4, 8), act=ReLU()))``.
 
-    One reordering, for speed: a ``ReLU`` followed by a ``MaxPool2d`` runs as the pool,
+    Two rewrites, for speed: a ``ReLU`` followed by a ``MaxPool2d`` runs as the pool,
     then the ReLU, on the pool's smaller output, both in one op
     (:func:`tinynet.functional.pool.max_pool2d_relu`; the same values, but for the sign of
-    a zero, and the same gradients; the conditions in ``_pool_first``)."""
+    a zero, and the same gradients; the conditions in ``_pool_first``), and a ``Linear``
+    followed by a ``ReLU`` as one op (:func:`tinynet.functional.linalg.linear_relu`; the
+    same values and gradients; the conditions in ``_relu_after``)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -81,6 +93,9 @@ class Sequential(Module):
             m = modules[i]
             if i + 1 < n and _pool_first(m, modules[i + 1]):
                 input = modules[i + 1]._forward_relu(input)     # the pool, then the ReLU: one op
+                i += 2
+            elif i + 1 < n and _relu_after(m, modules[i + 1]):
+                input = m._forward_relu(input)                  # the product, then the ReLU: one op
                 i += 2
             else:
                 input = m(input)

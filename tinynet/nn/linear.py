@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..functional.embedding import check_options, lookup
+from ..functional.linalg import linear_relu
 from ..creation import empty
 from ..tensor import Tensor
 from . import init
@@ -36,12 +37,21 @@ class Linear(Module):
         init._default_layer_init(self.weight, self.bias, self.in_features)
 
     def forward(self, input: Tensor) -> Tensor:
+        self._check(input)
+        return F.linear(input, self.weight, self.bias)
+
+    def _forward_relu(self, input: Tensor) -> Tensor:
+        """``relu(self(input))`` as one op (:func:`tinynet.functional.linalg.linear_relu`),
+        for ``Sequential``'s Linear followed by a ReLU (without hooks)."""
+        self._check(input)
+        return linear_relu(input, self.weight, self.bias)
+
+    def _check(self, input) -> None:
         if not isinstance(input, Tensor):
             raise TypeError(f"Linear: expected a Tensor input, got {type(input).__name__}")
         if input.ndim == 0 or input.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input with {self.in_features} features in its "
                              f"last dimension (in_features), got input of shape {tuple(input.shape)}")
-        return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

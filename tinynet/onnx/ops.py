@@ -131,10 +131,15 @@ def avg_pool2d(b, call):
 def linear(b, call):
     x, w, bias = (list(call.args) + [None])[:3]
     if x.ndim == 2:
-        return b.node("Gemm", [b.value(x), b.value(w), b.value(bias)], transB=1)
-    (wt,) = b.node("Transpose", [b.value(w)], perm=[1, 0])
-    (y,) = b.node("MatMul", [b.value(x), wt])
-    return b.node("Add", [y, b.value(bias)]) if bias is not None else [y]
+        out = b.node("Gemm", [b.value(x), b.value(w), b.value(bias)], transB=1)
+    else:
+        (wt,) = b.node("Transpose", [b.value(w)], perm=[1, 0])
+        out = b.node("MatMul", [b.value(x), wt])
+        if bias is not None:
+            out = b.node("Add", [out[0], b.value(bias)])
+    if call.kwargs.get("relu"):     # Sequential's ReLU after the layer, run in the same op
+        out = b.node("Relu", out)
+    return out
 
 
 # ------------------------------------------------------------------ activations

@@ -1,6 +1,8 @@
 """``to_dot(tensor)``: the autograd graph behind a tensor in Graphviz DOT.
 
-Boxes are operations (``Function`` nodes, labelled with the class name); ellipses are the
+Boxes are operations (``Function`` nodes, labelled with the class name, and "+ReLU" where
+the node runs a ReLU of its own: ``nn.Sequential`` runs a ReLU after a ``Linear`` or next to
+a ``MaxPool2d`` inside that node, with ``relu`` set); ellipses are the
 leaf tensors that require grad (labelled with their name when ``params`` is given, and
 their shape). Edges point the way the forward pass ran (inputs -> op -> output). Render
 with ``dot -Tsvg graph.dot -o graph.svg``.
@@ -47,7 +49,8 @@ def to_dot(tensor: Tensor, params: dict | None = None, name: str = "tinynet") ->
         if getattr(node, "_released", False):
             lines.append(f"  f{id(node)} [label={_quote(type(node).__name__ + ' (freed)')}, shape=box];")
             continue
-        lines.append(f"  f{id(node)} [label={_quote(type(node).__name__)}, shape=box];")
+        name = type(node).__name__ + ("+ReLU" if node.__dict__.get("relu") else "")
+        lines.append(f"  f{id(node)} [label={_quote(name)}, shape=box];")
         for t in node.inputs:
             if not isinstance(t, Tensor):
                 continue
