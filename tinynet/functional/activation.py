@@ -102,41 +102,58 @@ class ReLU(Function):
     outputs_unread = True
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        if _compiled_route(x):
-            y = xp.empty(x.shape, x.dtype)
-            _compiled_pass("relu_forward", _flat(x), y.reshape(-1))
-        elif not _relu_in_chunks(x):
-            y = xp.maximum(x.dtype.type(0), x)
-        else:
-            x = x if x.flags.c_contiguous else x.copy(order="C")
-            y = xp.empty_like(x)
-            x_flat, y_flat = x.reshape(-1), y.reshape(-1)
-
-            def chunk(lo, hi):
-                xp.maximum(x.dtype.type(0), x_flat[lo:hi], out=y_flat[lo:hi])
-            backend.parallel_for(x.size, chunk, nbytes=x.nbytes, like=x)
-        self.y = y
-        return y
+        self.y = relu_array(x)
+        return self.y
 
     def backward(self, g):
-        gd, y = g.data, self.y
-        if is_grad_enabled():
-            return depends_on(g * Tensor((y > 0).astype(g.dtype)), self.inputs[0])
-        if gd.shape == y.shape and _compiled_route(gd, y):
-            dx = backend.get_array_module(gd).empty(gd.shape, gd.dtype)
-            _compiled_pass("relu_backward", _flat(gd), y.reshape(-1), dx.reshape(-1))
-            return Tensor(dx)
-        if not _relu_in_chunks(gd) or gd.shape != y.shape or not gd.flags.c_contiguous:
-            return Tensor(gd * (y > 0))     # the same products as the graph's g·[y > 0]
-        xp = backend.get_array_module(gd)
-        gx = xp.empty_like(gd)
-        g_flat, y_flat, gx_flat = gd.reshape(-1), y.reshape(-1), gx.reshape(-1)
+        return relu_gradient(g, self.y, self.inputs[0])
 
-        def chunk(lo, hi):      # the mask as the gradient's dtype, then the product
-            xp.multiply(g_flat[lo:hi], (y_flat[lo:hi] > 0).astype(gx.dtype), out=gx_flat[lo:hi])
-        backend.parallel_for(gx.size, chunk, nbytes=gx.nbytes, like=gx)
-        return Tensor(gx)
+
+def relu_array(x, out=None):
+    """ReLU's forward on an array, ``maximum(0, x)`` (:class:`ReLU`), by its routes:
+    compiled from :data:`_COMPILED_MIN_SIZE` values, NumPy's maximum, or in chunks from
+    :data:`_RELU_CHUNKED_BYTES`; into ``out`` where given (``x`` itself: in place). The
+    nodes that run a ReLU of their own (``Linear`` with ``relu``) call it too."""
+    xp = backend.get_array_module(x)
+    if _compiled_route(x) and (out is None or out.flags.c_contiguous):
+        y = xp.empty(x.shape, x.dtype) if out is None else out
+        _compiled_pass("relu_forward", _flat(x), y.reshape(-1))
+        return y
+    if not _relu_in_chunks(x):
+        return xp.maximum(x.dtype.type(0), x, out=out)
+    x = x if x.flags.c_contiguous else x.copy(order="C")
+    y = xp.empty_like(x) if out is None else out
+    x_flat, y_flat = x.reshape(-1), y.reshape(-1)
+
+    def chunk(lo, hi):
+        xp.maximum(x.dtype.type(0), x_flat[lo:hi], out=y_flat[lo:hi])
+    backend.parallel_for(x.size, chunk, nbytes=x.nbytes, like=x)
+    return y
+
+
+def relu_gradient(g, y, *anchors):
+    """ReLU's backward ``g·[y > 0]`` from its output ``y`` (:class:`ReLU`): in a graph
+    (create_graph) the differentiable product, recorded as depending on ``anchors``
+    (PyTorch's formula reads the input); otherwise on the arrays, by the forward's routes.
+    The nodes that run a ReLU of their own (``Linear`` and ``MaxPool2d`` with ``relu``)
+    call it too."""
+    gd = g.data
+    if is_grad_enabled():
+        return depends_on(g * Tensor((y > 0).astype(g.dtype)), *anchors)
+    if gd.shape == y.shape and _compiled_route(gd, y):
+        dx = backend.get_array_module(gd).empty(gd.shape, gd.dtype)
+        _compiled_pass("relu_backward", _flat(gd), y.reshape(-1), dx.reshape(-1))
+        return Tensor(dx)
+    if not _relu_in_chunks(gd) or gd.shape != y.shape or not gd.flags.c_contiguous:
+        return Tensor(gd * (y > 0))     # the same products as the graph's g·[y > 0]
+    xp = backend.get_array_module(gd)
+    gx = xp.empty_like(gd)
+    g_flat, y_flat, gx_flat = gd.reshape(-1), y.reshape(-1), gx.reshape(-1)
+
+    def chunk(lo, hi):      # the mask as the gradient's dtype, then the product
+        xp.multiply(g_flat[lo:hi], (y_flat[lo:hi] > 0).astype(gx.dtype), out=gx_flat[lo:hi])
+    backend.parallel_for(gx.size, chunk, nbytes=gx.nbytes, like=gx)
+    return Tensor(gx)
 
 
 class LeakyReLU(Function):

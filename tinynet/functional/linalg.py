@@ -7,10 +7,10 @@ linear:  y = x @ Wᵀ + b,  x (..., in), W (out, in), b (out,)
 """
 from __future__ import annotations
 
-from .. import backend
-from ..autograd import Function, depends_on, is_grad_enabled
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from ._operands import check_tensor, check_same_device, binary_operands
+from .activation import relu_array, relu_gradient
 from .shape import Permute, reshape, transpose, unsqueeze, squeeze
 from .reduction import sum as _sum
 
@@ -51,18 +51,17 @@ class Linear(Function):
         y = x @ w.T
         if b is not None:
             y += b
-        if relu:            # ReLU's maximum(0, y), as its node computes it
-            backend.get_array_module(y).maximum(y.dtype.type(0), y, out=y)
+        if relu:            # ReLU's forward in place on the product
+            relu_array(y, out=y)
         self.relu, self.y = relu, (y if relu else None)
         return y
 
     def backward(self, g):
         x, w, b = self.inputs
+        if self.y is not None:      # ReLU's backward first, as its node computes it
+            g = relu_gradient(g, self.y, x, w)
         if not is_grad_enabled():
-            gd = g.data if self.y is None else g.data * (self.y > 0)
-            return self._backward_arrays(gd, x.data, w.data, b is not None)
-        if self.y is not None:      # ReLU's backward first, as its node builds it
-            g = depends_on(g * Tensor((self.y > 0).astype(g.dtype)), x, w)
+            return self._backward_arrays(g.data, x.data, w.data, b is not None)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             gx = g @ w

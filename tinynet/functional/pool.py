@@ -23,6 +23,7 @@ from ..kernels import im2col as K
 from ..kernels import pool as P
 from ..tensor import Tensor
 from ._operands import check_tensor
+from .activation import relu_gradient
 from .linalg import matmul as _matmul
 from .reduction import mean as _mean
 from .shape import squeeze as _squeeze, unsqueeze as _unsqueeze
@@ -52,7 +53,7 @@ class MaxPool2d(Function):
             return Tensor(P.max_pool2d_backward(gy.data, self.argmax, self.input_size, *self.geometry,
                                                 relu_output=self.y))
         if self.y is not None:          # ReLU's backward first, as its node builds it
-            gy = depends_on(gy * Tensor((self.y > 0).astype(gy.dtype)), self.inputs[0])
+            gy = relu_gradient(gy, self.y, self.inputs[0])
         return depends_on(MaxPool2dBackward.apply(gy, Tensor(self.argmax), input_size=self.input_size,
                                                   geometry=self.geometry), self.inputs[0])
 

@@ -66,6 +66,17 @@ def _relu_after(linear: Module, relu: Module) -> bool:
             and not _hooked(linear) and not _hooked(relu))
 
 
+def _relu_in(m: Module, nxt: Module):
+    """The module that runs the pair ``m``, ``nxt`` with the ReLU in its own op
+    (``_forward_relu``), or None: the pool of a ReLU then a MaxPool2d (``_pool_first``),
+    the layer of a Linear then a ReLU (``_relu_after``)."""
+    if _pool_first(m, nxt):
+        return nxt
+    if _relu_after(m, nxt):
+        return m
+    return None
+
+
 class Sequential(Module):
     """Runs its modules one after another: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``
     or ``Sequential(OrderedDict(fc=Linear(4, 8), act=ReLU()))``.
@@ -91,11 +102,9 @@ class Sequential(Module):
         i, n = 0, len(modules)
         while i < n:
             m = modules[i]
-            if i + 1 < n and _pool_first(m, modules[i + 1]):
-                input = modules[i + 1]._forward_relu(input)     # the pool, then the ReLU: one op
-                i += 2
-            elif i + 1 < n and _relu_after(m, modules[i + 1]):
-                input = m._forward_relu(input)                  # the product, then the ReLU: one op
+            owner = _relu_in(m, modules[i + 1]) if i + 1 < n else None
+            if owner is not None:       # the pair as one op: the pool or the layer, then the ReLU
+                input = owner._forward_relu(input)
                 i += 2
             else:
                 input = m(input)

@@ -35,16 +35,20 @@ class MaxPool2d(Module):
         self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
 
     def forward(self, input: Tensor):
-        check_input(input, "MaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        self._check(input)
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
                             self.ceil_mode, self.return_indices)
 
     def _forward_relu(self, input: Tensor):
         """``relu(self(input))`` as one op (:func:`tinynet.functional.pool.max_pool2d_relu`),
         for ``Sequential``'s ReLU next to a pool (without ``return_indices``, without hooks)."""
-        check_input(input, "MaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
+        self._check(input)
         return max_pool2d_relu(input, self.kernel_size, self.stride, self.padding, self.dilation,
                                self.ceil_mode)
+
+    @staticmethod
+    def _check(input) -> None:
+        check_input(input, "MaxPool2d", (3, 4), "a 4-D input (N, C, H, W) or 3-D (C, H, W)")
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

@@ -90,6 +90,12 @@ def conv_transpose2d(b, call):
     return b.node("Add", [y, column])
 
 
+def _then_relu(b, call, out):
+    """``out``, through a Relu node where the op ran ``Sequential``'s ReLU in its own node
+    (``relu=True``: a max pool's or a linear layer's)."""
+    return b.node("Relu", out) if call.kwargs.get("relu") else out
+
+
 def max_pool2d(b, call):
     if call.kwargs.get("return_indices"):
         raise UnsupportedOperatorError("tinynet.onnx: max_pool2d with return_indices=True has no "
@@ -97,9 +103,7 @@ def max_pool2d(b, call):
     k, s, p, d, ceil = call.kwargs["geometry"]
     out = b.node("MaxPool", [b.value(call.args[0])], kernel_shape=list(k), strides=list(s),
                  pads=_pads(p), dilations=list(d), ceil_mode=int(ceil))
-    if call.kwargs.get("relu"):     # Sequential's ReLU next to the pool, run in the same op
-        out = b.node("Relu", out)
-    return out
+    return _then_relu(b, call, out)
 
 
 def adaptive_max_pool2d(b, call):
@@ -137,9 +141,7 @@ def linear(b, call):
         out = b.node("MatMul", [b.value(x), wt])
         if bias is not None:
             out = b.node("Add", [out[0], b.value(bias)])
-    if call.kwargs.get("relu"):     # Sequential's ReLU after the layer, run in the same op
-        out = b.node("Relu", out)
-    return out
+    return _then_relu(b, call, out)
 
 
 # ------------------------------------------------------------------ activations
