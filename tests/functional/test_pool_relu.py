@@ -97,7 +97,7 @@ def test_sequential_exports_max_pool_then_relu(tmp_path):
     both nodes, and ONNX Runtime (when installed) computes tinynet's output."""
     onnx = pytest.importorskip("onnx")
     from tinynet.onnx import export
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, stride=1))
     x = tn.tensor(np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32))
     path = tmp_path / "m.onnx"
     export(model, x, str(path))

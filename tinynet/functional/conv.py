@@ -1464,6 +1464,15 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     if input.ndim == 3:     # unbatched (C, H, W), as PyTorch accepts
         return _squeeze(conv2d(_unsqueeze(input, 0), weight, bias, stride, padding, dilation,
                                groups), 0)
+    input, geometry = _conv2d_geometry(op, input, weight, bias, stride, padding, dilation, groups)
+    return Conv2d.apply(input, weight, bias, **geometry)
+
+
+def _conv2d_geometry(op, input, weight, bias, stride, padding, dilation, groups):
+    """conv2d's checks of a batched input against the weight and its arguments, normalised:
+    ``(input, geometry)``, the input padded where ``padding='same'`` asks for an odd total,
+    ``geometry`` the keyword arguments of :class:`Conv2d` (stride, padding, dilation,
+    groups, output_size)."""
     stride = _positive_pair(stride, "stride", op)
     dilation = _positive_pair(dilation, "dilation", op)
     if isinstance(padding, str):
@@ -1487,8 +1496,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     _check_window(op, input, (kh, kw), padding, dilation)
     size = tuple(K.conv_output_size(input.shape[2 + a], (kh, kw)[a], stride[a], padding[a],
                                     dilation[a]) for a in range(2))
-    return Conv2d.apply(input, weight, bias, stride=stride, padding=padding, dilation=dilation,
-                        groups=groups, output_size=size)
+    return input, dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                       output_size=size)
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,

@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 from ._validate import int_pair
 from .activation import ReLU
+from .conv import Conv2d
 from .linear import Linear
 from .module import Module
 from .pool import MaxPool2d
@@ -66,6 +67,20 @@ def _relu_after(linear: Module, relu: Module) -> bool:
             and not _hooked(linear) and not _hooked(relu))
 
 
+def _conv_relu_pool(conv: Module, relu: Module, pool: Module) -> bool:
+    """Whether ``Sequential`` may run this ``Conv2d``, ``ReLU`` and ``MaxPool2d`` as one op
+    (:func:`tinynet.functional.conv_pool.conv2d_relu_max_pool2d`: the values of the conv,
+    then the pool and its ReLU, ``_pool_first``'s order, and their gradients): the ReLU
+    and pool as ``_pool_first`` asks, a 2x2 window of stride 2 without padding or
+    ``ceil_mode``, a ``Conv2d`` of this exact type padding with zeros, and no forward hook
+    on the conv (a hook would see its output)."""
+    return (type(conv) is Conv2d and conv.padding_mode == "zeros" and not _hooked(conv)
+            and _pool_first(relu, pool) and not pool.ceil_mode
+            and int_pair(pool.kernel_size, "kernel_size", "MaxPool2d") == (2, 2)
+            and int_pair(pool.stride, "stride", "MaxPool2d") == (2, 2)
+            and int_pair(pool.padding, "padding", "MaxPool2d", minimum=0) == (0, 0))
+
+
 def _relu_in(m: Module, nxt: Module):
     """The module that runs the pair ``m``, ``nxt`` with the ReLU in its own op
     (``_forward_relu``), or None: the pool of a ReLU then a MaxPool2d (``_pool_first``),
@@ -81,12 +96,16 @@ class Sequential(Module):
     """Runs its modules one after another: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``
     or ``Sequential(OrderedDict(fc=Linear(4, 8), act=ReLU()))``.
 
-    Two rewrites, for speed: a ``ReLU`` followed by a ``MaxPool2d`` runs as the pool,
+    Three rewrites, for speed: a ``ReLU`` followed by a ``MaxPool2d`` runs as the pool,
     then the ReLU, on the pool's smaller output, both in one op
     (:func:`tinynet.functional.pool.max_pool2d_relu`; the same values, but for the sign of
-    a zero, and the same gradients; the conditions in ``_pool_first``), and a ``Linear``
-    followed by a ``ReLU`` as one op (:func:`tinynet.functional.linalg.linear_relu`; the
-    same values and gradients; the conditions in ``_relu_after``)."""
+    a zero, and the same gradients; the conditions in ``_pool_first``); a ``Conv2d``
+    before them, with a 2x2 pool, joins that op
+    (:func:`tinynet.functional.conv_pool.conv2d_relu_max_pool2d`, where each core pools its
+    images' products while they are in its cache; the same values and gradients, to the
+    rounding of its sums; the conditions in ``_conv_relu_pool``); and a ``Linear`` followed
+    by a ``ReLU`` runs as one op (:func:`tinynet.functional.linalg.linear_relu`; the same
+    values and gradients; the conditions in ``_relu_after``)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -102,6 +121,10 @@ class Sequential(Module):
         i, n = 0, len(modules)
         while i < n:
             m = modules[i]
+            if i + 2 < n and _conv_relu_pool(m, modules[i + 1], modules[i + 2]):
+                input = m._forward_relu_pool(input)      # the three as one op
+                i += 3
+                continue
             owner = _relu_in(m, modules[i + 1]) if i + 1 < n else None
             if owner is not None:       # the pair as one op: the pool or the layer, then the ReLU
                 input = owner._forward_relu(input)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..creation import empty
+from ..functional.conv_pool import conv2d_relu_max_pool2d
 from ..tensor import Tensor
 from . import init
 from ._validate import positive_int, int_pair, check_input
@@ -124,6 +125,14 @@ class Conv2d(_ConvNd):
             return F.conv2d(input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
+
+    def _forward_relu_pool(self, input: Tensor) -> Tensor:
+        """``max_pool2d(relu(self(input)), 2)`` as one op
+        (:func:`tinynet.functional.conv_pool.conv2d_relu_max_pool2d`), for ``Sequential``'s
+        conv, ReLU and 2x2 pool in a row (zero padding, without hooks)."""
+        self._check(input)
+        return conv2d_relu_max_pool2d(input, self.weight, self.bias, self.stride, self.padding,
+                                      self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):

@@ -19,9 +19,9 @@ import importlib
 
 # The Function classes live in the submodules of tinynet.functional; importlib reaches the
 # submodule even where the package exports a function of the same name (``dropout``).
-A, C, D, E, I, L, P, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
-    "activation", "conv", "dropout", "elementwise", "interpolate", "linalg", "pool", "reduction",
-    "shape"))
+A, C, CP, D, E, I, L, P, R, S = (importlib.import_module(f"tinynet.functional.{name}") for name in (
+    "activation", "conv", "conv_pool", "dropout", "elementwise", "interpolate", "linalg", "pool",
+    "reduction", "shape"))
 from .graph import UnsupportedOperatorError
 
 __all__ = ["CONVERTERS"]
@@ -94,6 +94,13 @@ def _then_relu(b, call, out):
     """``out``, through a Relu node where the op ran ``Sequential``'s ReLU in its own node
     (``relu=True``: a max pool's or a linear layer's)."""
     return b.node("Relu", out) if call.kwargs.get("relu") else out
+
+
+def conv2d_relu_pool(b, call):
+    """Conv, then MaxPool 2x2 and Relu: ``Sequential``'s conv, ReLU and pool, run as one
+    node (the pool before the ReLU, as ``Sequential`` orders them)."""
+    (y,) = conv2d(b, call)
+    return b.node("Relu", b.node("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2]))
 
 
 def max_pool2d(b, call):
@@ -361,6 +368,7 @@ def dropout(b, call):
 CONVERTERS = {
     C.Conv2d: conv2d,
     C.ConvTranspose2d: conv_transpose2d,
+    CP.Conv2dReluPool: conv2d_relu_pool,
     P.MaxPool2d: max_pool2d,
     P.AvgPool2d: avg_pool2d,
     L.Linear: linear,

@@ -9,6 +9,8 @@ no defined count and show no GFLOP/s.
 
     conv2d             y (N, C_out, Ho, Wo), w (C_out, C_in/G, kh, kw):
                        2 · N·C_out·Ho·Wo · (C_in/G)·kh·kw
+    conv2d, ReLU and 2x2 max pool in one op (Conv2dReluPool): conv2d's count, with
+                       (Ho, Wo) the convolution's output size (its ``output_size``)
     conv_transpose2d   x (N, C_in, H, W),   w (C_in, C_out/G, kh, kw):
                        2 · N·C_in·H·W · (C_out/G)·kh·kw
     conv2d_weight      dy (N, C_out, Ho, Wo), weight_shape (C_out, C_in/G, kh, kw):
@@ -28,6 +30,12 @@ __all__ = ["FLOPS", "count_flops"]
 def _conv2d(shapes, kwargs, outs):
     w = shapes[1]
     return 2 * prod(outs[0]) * prod(w[1:])
+
+
+def _conv2d_relu_pool(shapes, kwargs, outs):
+    """The convolution's products: its output (N, C_out, Ho, Wo) is the pool's input."""
+    w = shapes[1]
+    return 2 * outs[0][0] * outs[0][1] * prod(kwargs["output_size"]) * prod(w[1:])
 
 
 def _conv_transpose2d(shapes, kwargs, outs):
@@ -59,6 +67,7 @@ def _recurrent_layer(first_weight):
 #: Function class name -> flop count from shapes.
 FLOPS = {
     "Conv2d": _conv2d,
+    "Conv2dReluPool": _conv2d_relu_pool,
     "ConvTranspose2d": _conv_transpose2d,
     "Conv2dWeight": _conv2d_weight,
     "MatMul": _matmul,
