@@ -102,6 +102,17 @@ def test_native_job_in_several_blocks_a_piece_and_without_the_input_gradient(mon
 
 
 @native_only
+def test_native_job_only_where_it_pays_and_applies():
+    """Maps up to 16x16 with even sides and up to 2^18 weights; not a larger map (the
+    conv's own routes win there), an odd side, too many weights, float64."""
+    x, w = np.zeros((2, 4, 16, 16), np.float32), np.zeros((8, 4, 3, 3), np.float32)
+    assert conv_pool._job(x, w, (16, 16), 0) is not None
+    assert conv_pool._job(x, w, (18, 16), 0) is None and conv_pool._job(x, w, (16, 15), 0) is None
+    assert conv_pool._job(x, np.zeros((512, 4, 16, 16), np.float32), (2, 2), 0) is None
+    assert conv_pool._job(x.astype(np.float64), w.astype(np.float64), (16, 16), 0) is None
+
+
+@native_only
 @pytest.mark.parametrize("bias", [None, 0.0])
 def test_native_pooling_and_routing_of_special_values(monkeypatch, bias):
     """A 1x1 convolution with weight 1 passes x through unchanged (every product is 1·x), so

@@ -4,17 +4,18 @@
     y = conv2d(x, w, b, ...)                 (N, C_out, Ho, Wo)
     z = relu(max_pool2d(y, 2))               (N, C_out, ⌊Ho/2⌋, ⌊Wo/2⌋)
 
-Where the native job runs (float32 NumPy arrays, compiled kernels and OpenBLAS's threads
-available, stride 1, one group, Ho and Wo even: :mod:`tinynet.kernels.compiled.conv_pool`),
-each core convolves a block of images and pools the product while it is still in its
-cache, and the backward builds the convolution's output gradient from z's gradient block
-by block, as the products want it: y and its gradient never exist as arrays. Elsewhere
-(float64, a GPU, odd maps, strides, groups) the node runs the two ops' array routines,
-the convolution then the pool-and-ReLU. Either way the values are those of
-``F.max_pool2d(F.relu(F.conv2d(...)), 2)`` but for the sign of a zero
-(``nn.Sequential``'s pool-then-ReLU order: ``tinynet/nn/containers.py``, ``_pool_first``),
-and so are the gradients, to the rounding of the native job's bias-gradient sums (each
-core's row sums, where the unfused op multiplies by a vector of ones). Not part of the
+Where the native job runs (small maps, at most :data:`MAX_PIXELS`; float32 NumPy arrays,
+compiled kernels and OpenBLAS's threads available, stride 1, one group, Ho and Wo even:
+:mod:`tinynet.kernels.compiled.conv_pool`), each core convolves a block of images and
+pools the product while it is still in its cache, and the backward builds the
+convolution's output gradient from z's gradient block by block, as the products want it:
+y and its gradient never exist as arrays. Elsewhere (larger maps, float64, a GPU, odd
+maps, strides, groups) the node runs the two ops' array routines, the convolution then
+the pool-and-ReLU. Either way the values are those of ``F.max_pool2d(F.relu(F.conv2d(...)),
+2)`` but for the sign of a zero (``nn.Sequential``'s pool-then-ReLU order:
+``tinynet/nn/containers.py``, ``_pool_first``), and so are the gradients, to the rounding
+of the native job's sums (its products blocked by images, its bias gradient each core's
+row sums where the separate ops multiply by a vector of ones). Not part of the
 PyTorch API, so not exported by ``tinynet.functional``.
 """
 from __future__ import annotations
@@ -24,12 +25,26 @@ from ..autograd import depends_on, is_grad_enabled
 from ..kernels import pool as P
 from ..tensor import Tensor
 from .activation import relu_gradient
-from .conv import Conv2d, _check_operands, _conv2d_array, _conv2d_geometry, _image_block
+from .conv import (Conv2d, _IMAGE_BLOCKS_MAX_WEIGHTS, _check_operands, _conv2d_array, _conv2d_geometry,
+                   _image_block)
 from .pool import MaxPool2dBackward, max_pool2d_relu
 from .shape import squeeze as _squeeze, unsqueeze as _unsqueeze
 
 #: max_pool2d's geometry for a 2x2 window: kernel, stride, padding, dilation, ceil_mode.
 POOL = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+
+#: Largest convolution output (pixels) the native job takes, and at most
+#: :data:`tinynet.functional.conv._IMAGE_BLOCKS_MAX_WEIGHTS` weights (each core keeps a
+#: partial weight gradient). Thirty-eighth session, 2-core Intel guest, forward + backward
+#: (3x3, "same", bias) against the two ops, medians of 7 alternated runs: on maps up to
+#: 16x16 0.68-0.99x (N64 1->16 8x8 0.68-0.71x, N64 16->32 4x4 0.77x, N128 16->32 8x8
+#: 0.69x, N64 16->16 16x16 0.81x, N64 3->16 16x16 0.94x, N2 64->64 16x16 0.91x, N32
+#: 32->64 16x16 0.99x, N16 128->128 8x8 0.91x, N1 8->8 16x16 0.89x); on larger maps,
+#: where the conv's own routes (row strips, Winograd, flat rows image by image) beat the
+#: job's blocks of columns, 1.08-2.3x (N8 3->16 32x32 1.08x, N4 16->16 32x32 1.61x, N64
+#: 3->32 32x32 1.65x, N16 32->32 24x24 1.55x, N2 3->16 128x128 1.35x, N16 64->64 32x32
+#: 2.3x), and with more weights (N2 256->256 8x8) 1.84x.
+MAX_PIXELS = 16 * 16
 
 
 class Conv2dReluPool(Conv2d):
@@ -77,15 +92,17 @@ class Conv2dReluPool(Conv2d):
 
 def _job(x, w, output_size, nbytes):
     """``(pieces, block, (gemm, ilp64))`` of a native job over x and w, or None where it
-    cannot run: Ho or Wo odd, not float32 NumPy arrays, compiled kernels off, no OpenBLAS
-    running native pieces. Its pieces: one per :data:`tinynet.backend.native_grain` of
+    does not pay (a map of more than :data:`MAX_PIXELS`, too many weights) or cannot run:
+    Ho or Wo odd, not float32 NumPy arrays, compiled kernels off, no OpenBLAS running
+    native pieces. Its pieces: one per :data:`tinynet.backend.native_grain` of
     ``nbytes`` besides the columns and the products (or dY's blocks), which each piece
     writes and then reads (twice their size: SimpleCNN's N64 1->16 8x8 layer in two pieces
     rather than one, whose 505 kB once over fall short of two grains, made the training
     step 0.88x)."""
     from .. import blas_threads
     Ho, Wo = output_size
-    if Ho % 2 or Wo % 2 or not backend.use_compiled(x, w):
+    if (Ho % 2 or Wo % 2 or Ho * Wo > MAX_PIXELS or w.size > _IMAGE_BLOCKS_MAX_WEIGHTS
+            or not backend.use_compiled(x, w)):
         return None
     blas = blas_threads.native_gemm(x, w)
     if blas is None:
