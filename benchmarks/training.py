@@ -201,12 +201,13 @@ def _load_compiled_runtime() -> None:
     Numba (~55 MB of RSS) and its LLVM JIT (~60 MB), once per process, whatever the model,
     the float32 native pieces of the activations' passes (7 MB for the first, 12.6 MB for
     all six: :mod:`tinynet.kernels.compiled.pieces`), and the native jobs' pieces of the
-    convolutions and the LSTM loop (4.5 MB for the first, the rest with it). Library
+    convolutions (with the conv-ReLU-pool's) and the LSTM loop (4.5 MB for the first, the
+    rest with it). Library
     code, like PyTorch's, so the memory child loads it before its baseline."""
     from tinynet import backend
     if backend.use_compiled(np.empty(0)):
-        from tinynet.kernels.compiled import (activation, flat_rows, lstm_loop, pieces, pool,
-                                              row_strips, transposed, winograd)
+        from tinynet.kernels.compiled import (activation, conv_pool, flat_rows, lstm_loop, pieces,
+                                              pool, row_strips, transposed, winograd)
         x = np.zeros(1, np.float32)
         activation.relu_forward(x, np.empty_like(x), 0, 1)
         tile, one = np.zeros((1, 2, 2), np.float32), np.zeros((1, 1, 1), np.float32)
@@ -219,7 +220,7 @@ def _load_compiled_runtime() -> None:
                       winograd.weight_piece,
                       flat_rows.forward_piece, flat_rows.weight_piece, flat_rows.input_piece,
                       flat_rows.block_input_piece, flat_rows.block_backward_piece,
-                      transposed.forward_piece,
+                      transposed.forward_piece, conv_pool.forward_piece, conv_pool.backward_piece,
                       lstm_loop.forward_piece, lstm_loop.backward_piece):
             piece.address           # loads the compiled code (cached) of the piece
 
