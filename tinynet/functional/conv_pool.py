@@ -146,7 +146,7 @@ def _native_backward(x, w, g, z, argmax, padding, dilation, output_size, input_g
     from .. import blas_threads
     import numpy
     job = _job(x, w, output_size, x.nbytes * (2 if input_grad else 1) + g.nbytes * 2 + argmax.nbytes)
-    if job is None or not backend.use_compiled(x, g, z):
+    if job is None or not backend.use_compiled(x, g, z) or argmax.dtype != numpy.int8:
         return None
     from ..kernels.compiled import conv_pool as _compiled, narrow as _narrow
     pieces, block, blas = job

@@ -14,24 +14,24 @@ As separate ops, y (four times z's size) is written to memory by the convolution
 read back by the pool, and dY written by the pool's backward and read back by the
 convolution's, the pool's passes on one core (in SimpleCNN's training step on the
 thirty-eighth session's 2-core Intel guest, its two pools' kernels took 41 µs forward and
-73 backward of a 1,240 µs step, and their nodes as much again). Here each piece of the job
-takes a block of images, as the small-map
-convolutions' pieces do (:mod:`.flat_rows`: columns batch-innermost, ``col[(c, i, j),
-(h·Wo + w)·B + m]``), and
+73 backward of a 1,240 µs step, and their nodes as much again). Here each piece of the
+job takes a block of images, as the small-map convolutions' pieces do (:mod:`.flat_rows`:
+columns batch-innermost, ``col[(c, i, j), (h·Wo + w)·B + m]``), and
 
-* forward: multiplies the block's columns into its product (C_out, Ho, Wo, B), still in
-  its core's cache, then pools it (:func:`pool_block`): the product is never written out;
+* forward: multiplies the block's columns into its product (C_out, Ho, Wo, B), then pools
+  it while it is in the core's cache (:func:`pool_block`): the product is never written
+  out;
 * backward: lays dY's block out from g and the argmax (:func:`pooled_grad_block`),
   batch-innermost as the products want it, adds its row sums to the bias gradient, then
   runs the small-map convolution's backward on it (weight gradient, and input gradient
   where asked).
 
-The pool's values and argmax, and dY, are those of the separate ops bit for bit: the
-bias is added before the compares (as the convolution's output holds it), the
-tournament is :mod:`.pool`'s, compare for compare (NaN and ties alike), and the gradient
-``v = g·[z > 0]`` goes to the argmax and ``v·0`` elsewhere, as :mod:`.pool`'s backward
-routes it. The loops run over the block's images innermost, contiguous in the product
-and in dY's block, so they vectorise.
+From the same products, the pool's values and argmax, and dY, are the separate ops' bit
+for bit: the bias is added before the compares (as the convolution's output holds it),
+the tournament is :mod:`.pool`'s, compare for compare (NaN and ties alike), and the
+gradient ``v = g·[z > 0]`` goes to the argmax and ``v·0`` elsewhere, as :mod:`.pool`'s
+backward routes it. The loops run over the block's images innermost, contiguous in the
+product and in dY's block, so they vectorise.
 
 Measured there (forward + backward of the layer against the two ops, medians of 7
 alternated runs): SimpleCNN's N64 1->16 8x8 layer 270 -> 190 µs, its N64 16->32 4x4 layer
@@ -41,7 +41,7 @@ routes win, hence :data:`tinynet.functional.conv_pool.MAX_PIXELS`.
 import numba
 import numpy as np
 
-from . import kernel, unsigned as _u
+from . import kernel
 from .flat_rows import block_col2im, block_columns, weight_partial
 from .native import address_to_pointer, gemm, NO_TRANS, piece_range, table_piece
 
