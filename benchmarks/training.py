@@ -200,14 +200,20 @@ def _load_compiled_runtime() -> None:
     """Loads what tinynet's compiled kernels (the jit extra) load on their first call:
     Numba (~55 MB of RSS) and its LLVM JIT (~60 MB), once per process, whatever the model,
     the float32 native pieces of the activations' passes (7 MB for the first, 12.6 MB for
-    all six: :mod:`tinynet.kernels.compiled.pieces`), and the native jobs' pieces of the
-    convolutions (with the conv-ReLU-pool's) and the LSTM loop (4.5 MB for the first, the
-    rest with it). Library
-    code, like PyTorch's, so the memory child loads it before its baseline."""
+    all six: :mod:`tinynet.kernels.compiled.pieces`), and the native jobs' pieces (the
+    convolutions', the conv-ReLU-pool's, the LSTM loop's: 4.5 MB for the first, ~2 MB for
+    a later one), which compile, from the cache, when their module is imported: so every
+    module of :mod:`tinynet.kernels.compiled` is (a list of pieces once missed a new job's,
+    whose code then counted as the SimpleCNN step's memory). Library code, like PyTorch's,
+    so the memory child loads it before its baseline."""
+    import importlib
+    import pkgutil
     from tinynet import backend
     if backend.use_compiled(np.empty(0)):
-        from tinynet.kernels.compiled import (activation, conv_pool, flat_rows, lstm_loop, pieces,
-                                              pool, row_strips, transposed, winograd)
+        import tinynet.kernels.compiled as compiled
+        for module in pkgutil.iter_modules(compiled.__path__):
+            importlib.import_module(f"{compiled.__name__}.{module.name}")
+        from tinynet.kernels.compiled import activation, pieces, pool
         x = np.zeros(1, np.float32)
         activation.relu_forward(x, np.empty_like(x), 0, 1)
         tile, one = np.zeros((1, 2, 2), np.float32), np.zeros((1, 1, 1), np.float32)
@@ -216,13 +222,6 @@ def _load_compiled_runtime() -> None:
         pool.max_pool_2x2_backward(one, where, np.float32(0), tile, 0, 1, one, False)
         for name in pieces.LAYOUTS:
             pieces.piece(name, "float32")
-        for piece in (row_strips.stacked_piece, row_strips.weight_piece, winograd.forward_piece,
-                      winograd.weight_piece,
-                      flat_rows.forward_piece, flat_rows.weight_piece, flat_rows.input_piece,
-                      flat_rows.block_input_piece, flat_rows.block_backward_piece,
-                      transposed.forward_piece, conv_pool.forward_piece, conv_pool.backward_piece,
-                      lstm_loop.forward_piece, lstm_loop.backward_piece):
-            piece.address           # loads the compiled code (cached) of the piece
 
 
 def _memory_child(library: str, name: str, shape, steps: int = 3) -> dict:
