@@ -56,7 +56,7 @@ class Conv2dReluPool(Conv2d):
     def forward(self, x, w, b, *, stride, padding, dilation, groups, output_size):
         self._keep(stride, padding, dilation, groups)
         self.conv_size = output_size
-        native = stride == (1, 1) and groups == 1 and _native_forward(x, w, b, padding, dilation, output_size)
+        native = self._job_geometry() and _native_forward(x, w, b, padding, dilation, output_size)
         if native:
             self.z, self.argmax = native
         else:
@@ -77,10 +77,13 @@ class Conv2dReluPool(Conv2d):
         return super().backward(Tensor(P.max_pool2d_backward(gz.data, self.argmax, self.conv_size, *POOL,
                                                              relu_output=self.z)))
 
+    def _job_geometry(self) -> bool:
+        """Stride 1 and one group: the convolutions the native job computes."""
+        return self.stride == (1, 1) and self.groups == 1
+
     def _native_backward(self, g):
         x, w, b = self.inputs
-        if not (self.stride == (1, 1) and self.groups == 1 and self.needs_input_grad[1]
-                and (b is None or self.needs_input_grad[2])):
+        if not (self._job_geometry() and self.needs_input_grad[1] and (b is None or self.needs_input_grad[2])):
             return None
         grads = _native_backward(x.data, w.data, g, self.z, self.argmax, self.padding, self.dilation,
                                  self.conv_size, self.needs_input_grad[0])

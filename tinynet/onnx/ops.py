@@ -100,7 +100,9 @@ def conv2d_relu_pool(b, call):
     """Conv, then MaxPool 2x2 and Relu: ``Sequential``'s conv, ReLU and pool, run as one
     node (the pool before the ReLU, as ``Sequential`` orders them)."""
     (y,) = conv2d(b, call)
-    return b.node("Relu", b.node("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2]))
+    k, s, p, d, ceil = CP.POOL
+    return b.node("Relu", b.node("MaxPool", [y], kernel_shape=list(k), strides=list(s), pads=_pads(p),
+                                 dilations=list(d), ceil_mode=int(ceil)))
 
 
 def max_pool2d(b, call):

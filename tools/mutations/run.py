@@ -117,7 +117,7 @@ MUTATIONS = [
              ["tests/kernels/test_pool_kernels.py"],
              "the 2x2 tournament taken by any four-offset tiling kernel ((1, 4), (4, 1))"),
     Mutation("pool-compiled-ties-go-down", "tinynet/kernels/compiled/pool.py",
-             "take_bottom = bottom > top", "take_bottom = bottom >= top",
+             "if bottom > top else np.int8(b > a)", "if bottom >= top else np.int8(b > a)",
              ["tests/kernels/test_pool_compiled.py"],
              "ties go to the bottom row in the compiled 2x2 max pool"),
     Mutation("pool-compiled-backward-wrong-column", "tinynet/kernels/compiled/pool.py",

@@ -44,6 +44,7 @@ import numpy as np
 from . import kernel
 from .flat_rows import block_col2im, block_columns, weight_partial
 from .native import address_to_pointer, gemm, NO_TRANS, piece_range, table_piece
+from .pool import relu_gradient_if, relu_if, tile_max
 
 
 @kernel
@@ -51,7 +52,7 @@ def pool_block(y, bias, has_bias, z, argmax, n0):
     """``y`` (C_out, Ho, Wo, B): a block's product, batch-innermost, without its bias;
     writes images n0..n0+B of ``z`` and ``argmax`` (N, C_out, Ho/2, Wo/2): ReLU of each
     2x2 tile's maximum of ``y + bias`` and the tile's argmax (0..3, row-major), by
-    :mod:`.pool`'s tournament."""
+    :mod:`.pool`'s tournament (:func:`.pool.tile_max`)."""
     C_out, Ho, Wo, B = y.shape
     zero = y.dtype.type(0)
     for c in range(C_out):
@@ -62,13 +63,11 @@ def pool_block(y, bias, has_bias, z, argmax, n0):
                 rc, re = y[c, 2 * i + 1, 2 * j], y[c, 2 * i + 1, 2 * j + 1]
                 out, where = z[n0:n0 + B, c, i, j], argmax[n0:n0 + B, c, i, j]
                 for m in range(B):
-                    a, bb, cc, e = ra[m], rb[m], rc[m], re[m]
-                    if has_bias:
-                        a, bb, cc, e = a + b, bb + b, cc + b, e + b
-                    top, bottom = np.maximum(a, bb), np.maximum(cc, e)
-                    where[m] = np.int8(2 + (e > cc)) if bottom > top else np.int8(bb > a)
-                    v = np.maximum(top, bottom)
-                    out[m] = zero if v < 0 else v
+                    if has_bias:        # (without one the values as they are: + 0 makes -0 +0)
+                        v, where[m] = tile_max(ra[m] + b, rb[m] + b, rc[m] + b, re[m] + b)
+                    else:
+                        v, where[m] = tile_max(ra[m], rb[m], rc[m], re[m])
+                    out[m] = relu_if(v, True, zero)
 
 
 @kernel
@@ -86,7 +85,7 @@ def pooled_grad_block(g, z, argmax, n0, dy):
                     for s in range(2):
                         row, o = dy[c, 2 * i + r, 2 * j + s], np.int8(2 * r + s)
                         for m in range(B):
-                            v = gs[m] * (zs[m] > 0)
+                            v = relu_gradient_if(gs[m], zs[m], True)
                             row[m] = v if where[m] == o else v * zero
 
 

@@ -69,11 +69,27 @@ _TWO_PASS_BLOCK = 8192
 
 
 @kernel
-def _relu_if(v, relu, zero):
+def tile_max(a, b, c, e):
+    """``(maximum, argmax)`` of one tile, ``a, b`` its upper row and ``c, e`` its lower, by
+    the tournament of the module docstring (also :mod:`.conv_pool`'s)."""
+    top, bottom = np.maximum(a, b), np.maximum(c, e)       # NaN if either is NaN
+    where = np.int8(2 + (e > c)) if bottom > top else np.int8(b > a)
+    return np.maximum(top, bottom), where
+
+
+@kernel
+def relu_if(v, relu, zero):
     """``v``, or where ``relu`` ReLU's ``0 if v < 0 else v`` (PyTorch's clamp_min: NaN and
     -0 kept; :func:`tinynet.kernels.compiled.activation.relu_forward`'s select); ``zero``
     a 0 of v's dtype."""
     return zero if relu and v < 0 else v
+
+
+@kernel
+def relu_gradient_if(g, y, relu):
+    """``g``, or where ``relu`` ReLU's gradient ``g·[y > 0]`` from its output ``y``
+    (:func:`tinynet.kernels.compiled.activation.relu_backward`'s product)."""
+    return g * (y > 0) if relu else g
 
 
 @kernel
@@ -106,15 +122,8 @@ def _forward_rows(x, y, argmax, lo, hi, relu):
             upper, lower = x[p, 2 * i], x[p, 2 * i + 1]
             out, where = y[p, i], argmax[p, i]
             for j in range(Wo):
-                a, b = upper[2 * j], upper[2 * j + 1]
-                c, e = lower[2 * j], lower[2 * j + 1]
-                right_top = b > a
-                right_bottom = e > c
-                top = np.maximum(a, b)          # NaN if either is NaN
-                bottom = np.maximum(c, e)
-                take_bottom = bottom > top
-                where[j] = np.int8(2 + right_bottom) if take_bottom else np.int8(right_top)
-                out[j] = _relu_if(np.maximum(top, bottom), relu, zero)
+                m, where[j] = tile_max(upper[2 * j], upper[2 * j + 1], lower[2 * j], lower[2 * j + 1])
+                out[j] = relu_if(m, relu, zero)
 
 
 @kernel
@@ -125,12 +134,10 @@ def _forward_width_2(x, y, argmax, r0, r1, relu):
     zero = y.dtype.type(0)
     for r in range(r0, r1):
         for j in range(2):
-            a, b = x[unsigned(8 * r + 2 * j)], x[unsigned(8 * r + 2 * j + 1)]
-            c, e = x[unsigned(8 * r + 4 + 2 * j)], x[unsigned(8 * r + 5 + 2 * j)]
-            top, bottom = np.maximum(a, b), np.maximum(c, e)
-            where = np.int8(2 + (e > c)) if bottom > top else np.int8(b > a)
-            argmax[unsigned(2 * r + j)] = where
-            y[unsigned(2 * r + j)] = _relu_if(np.maximum(top, bottom), relu, zero)
+            m, argmax[unsigned(2 * r + j)] = tile_max(
+                x[unsigned(8 * r + 2 * j)], x[unsigned(8 * r + 2 * j + 1)],
+                x[unsigned(8 * r + 4 + 2 * j)], x[unsigned(8 * r + 5 + 2 * j)])
+            y[unsigned(2 * r + j)] = relu_if(m, relu, zero)
 
 
 @kernel
@@ -159,7 +166,7 @@ def _forward_two_pass(x, y, argmax, Wo, r0, r1, relu):
                 first = right[upper]
                 out = unsigned((b0 + r) * Wo + j)
                 argmax[out] = first + take * (np.int8(2) + right[lower] - first)
-                y[out] = _relu_if(np.maximum(top, bottom), relu, zero)
+                y[out] = relu_if(np.maximum(top, bottom), relu, zero)
 
 
 @kernel
@@ -184,7 +191,7 @@ def max_pool_2x2_backward(g, argmax, zero, dx, lo, hi, y, relu):
                 row = dx[p, 2 * i + r]
                 for j in range(Wo):
                     o = where[j] - 2 * r
-                    v = grad[j] * (y[p, i, j] > 0) if relu else grad[j]
+                    v = relu_gradient_if(grad[j], y[p, i, j], relu)
                     other = v * zero
                     row[2 * j] = v if o == 0 else other
                     row[2 * j + 1] = v if o == 1 else other
@@ -199,7 +206,7 @@ def _backward_width_2(g, argmax, zero, dx, r0, r1, y, relu):
             for j in range(2):
                 t = unsigned(2 * r + j)
                 o = argmax[t] - np.int8(2 * i)
-                v = g[t] * (y[t] > 0) if relu else g[t]
+                v = relu_gradient_if(g[t], y[t], relu)
                 other = v * zero
                 dx[unsigned(8 * r + 4 * i + 2 * j)] = v if o == 0 else other
                 dx[unsigned(8 * r + 4 * i + 2 * j + 1)] = v if o == 1 else other
